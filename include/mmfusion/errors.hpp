@@ -1,0 +1,24 @@
+#pragma once
+// The error kinds the command line turns into exit codes. Each carries a one-line
+// message that names the culprit (a config path, a file, an epoch and step).
+#include <stdexcept>
+#include <string>
+
+namespace mmfusion {
+
+// A malformed or inconsistent configuration or command line: exit code 2.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Any other failure (I/O, corrupt file, divergence): exit code 1.
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Training stopped by SIGINT/SIGTERM after a clean save: exit code 130.
+struct Interrupted : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace mmfusion

@@ -1,0 +1,451 @@
+#include "mmfusion/config.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "mmfusion/errors.hpp"
+
+namespace mmfusion {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw ConfigError(path + ": " + what);
+}
+
+std::string describe(const json& j) {
+  std::string text = j.dump();
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  switch (j.type()) {
+    case json::value_t::string: return "a string " + text;
+    case json::value_t::boolean: return "a boolean " + text;
+    case json::value_t::null: return "null";
+    case json::value_t::object: return "an object";
+    case json::value_t::array: return "an array";
+    default: return text;
+  }
+}
+
+std::string join_path(const std::string& base, const std::string& key) {
+  return base.empty() ? key : base + "." + key;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// Reads one JSON object: each getter checks type and range and records the key as
+// known; finish() rejects whatever was not asked for, suggesting the nearest key.
+class ObjectReader {
+ public:
+  ObjectReader(const json* j, std::string path) : j_(j), path_(std::move(path)) {
+    if (j_ && !j_->is_object()) fail(path_, "expected an object, got " + describe(*j_));
+  }
+
+  const json* find(const std::string& key) {
+    known_.insert(key);
+    if (!j_) return nullptr;
+    auto it = j_->find(key);
+    return it == j_->end() ? nullptr : &*it;
+  }
+
+  std::string path(const std::string& key) const { return join_path(path_, key); }
+
+  int64_t integer(const std::string& key, int64_t def, int64_t min,
+                  int64_t max = INT64_MAX) {
+    const json* v = find(key);
+    if (!v) return def;
+    std::string expect = "expected an integer >= " + std::to_string(min);
+    if (max != INT64_MAX) expect += " and <= " + std::to_string(max);
+    if (!v->is_number_integer()) fail(path(key), expect + ", got " + describe(*v));
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+      fail(path(key), expect + ", got " + v->dump());
+    const int64_t x = v->get<int64_t>();
+    if (x < min || x > max) fail(path(key), expect + ", got " + v->dump());
+    return x;
+  }
+
+  // A number in [lo, hi] (or [lo, hi) when hi_open).
+  double number(const std::string& key, double def, double lo, double hi, bool hi_open = false) {
+    const json* v = find(key);
+    if (!v) return def;
+    std::ostringstream expect;
+    expect << "expected a number";
+    if (std::isfinite(hi)) expect << " in [" << lo << ", " << hi << (hi_open ? ")" : "]");
+    else expect << " >= " << lo;
+    if (!v->is_number()) fail(path(key), expect.str() + ", got " + describe(*v));
+    const double x = v->get<double>();
+    if (!std::isfinite(x) || x < lo || x > hi || (hi_open && x >= hi))
+      fail(path(key), expect.str() + ", got " + v->dump());
+    return x;
+  }
+
+  // A number > lo.
+  double positive(const std::string& key, double def) {
+    const json* v = find(key);
+    if (!v) return def;
+    if (!v->is_number() || !(v->get<double>() > 0) || !std::isfinite(v->get<double>()))
+      fail(path(key), "expected a number > 0, got " + describe(*v));
+    return v->get<double>();
+  }
+
+  std::string string(const std::string& key, const std::string& def) {
+    const json* v = find(key);
+    if (!v) return def;
+    if (!v->is_string()) fail(path(key), "expected a string, got " + describe(*v));
+    return v->get<std::string>();
+  }
+
+  std::string choice(const std::string& key, const std::string& def,
+                     const std::vector<std::string>& options) {
+    const json* v = find(key);
+    std::string allowed;
+    for (const auto& o : options) allowed += (allowed.empty() ? "\"" : ", \"") + o + "\"";
+    if (!v) return def;
+    if (!v->is_string() ||
+        std::find(options.begin(), options.end(), v->get<std::string>()) == options.end())
+      fail(path(key), "expected one of " + allowed + ", got " + describe(*v));
+    return v->get<std::string>();
+  }
+
+  // A list of integers >= 1 (may be empty).
+  std::vector<int64_t> sizes(const json& v, const std::string& at) {
+    if (!v.is_array()) fail(at, "expected a list of integers >= 1, got " + describe(v));
+    std::vector<int64_t> out;
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (!v[i].is_number_integer() || v[i].get<int64_t>() < 1)
+        fail(at + "[" + std::to_string(i) + "]",
+             "expected an integer >= 1, got " + describe(v[i]));
+      out.push_back(v[i].get<int64_t>());
+    }
+    return out;
+  }
+
+  void finish() const {
+    if (!j_) return;
+    for (const auto& item : j_->items()) {
+      if (known_.count(item.key())) continue;
+      std::string best;
+      size_t best_distance = SIZE_MAX;
+      for (const auto& k : known_) {
+        const size_t d = edit_distance(item.key(), k);
+        if (d < best_distance) best_distance = d, best = k;
+      }
+      const size_t limit = std::max<size_t>(2, item.key().size() / 3);
+      std::string hint;
+      if (best_distance <= limit) {
+        hint = " (did you mean " + path(best) + "?)";
+      } else {
+        for (const auto& k : known_) hint += (hint.empty() ? " (known keys: " : ", ") + k;
+        hint += ")";
+      }
+      fail(path(item.key()), "unknown key" + hint);
+    }
+  }
+
+ private:
+  const json* j_;
+  std::string path_;
+  std::set<std::string> known_;
+};
+
+const std::regex& identifier() {
+  static const std::regex re("[A-Za-z_][A-Za-z0-9_]*");
+  return re;
+}
+
+std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& path) {
+  if (!v) return DataConfig{}.modalities;
+  if (!v->is_array()) fail(path, "expected a list of {\"name\", \"dim\"} objects, got " + describe(*v));
+  if (v->size() < 2) fail(path, "expected at least 2 modalities, got " + std::to_string(v->size()));
+  std::vector<ModalityConfig> out;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < v->size(); ++i) {
+    const std::string at = path + "[" + std::to_string(i) + "]";
+    ObjectReader r(&(*v)[i], at);
+    ModalityConfig m;
+    const json* name = r.find("name");
+    if (!name) fail(r.path("name"), "required (a modality needs a name)");
+    m.name = r.string("name", "");
+    if (!std::regex_match(m.name, identifier()) || m.name == "target")
+      fail(r.path("name"), "expected an identifier (letters, digits, '_'; not \"target\"), got \"" +
+                               m.name + "\"");
+    if (!seen.insert(m.name).second) fail(r.path("name"), "duplicate modality name \"" + m.name + "\"");
+    if (!r.find("dim")) fail(r.path("dim"), "required (the modality's feature size)");
+    m.dim = r.integer("dim", 0, 1);
+    r.finish();
+    out.push_back(m);
+  }
+  return out;
+}
+
+DataConfig parse_data(const json* j) {
+  ObjectReader r(j, "data");
+  DataConfig d;
+  d.source = r.choice("source", d.source, {"synthetic", "file"});
+  d.modalities = parse_modalities(r.find("modalities"), "data.modalities");
+  d.train_size = r.integer("train_size", d.train_size, 1);
+  d.val_size = r.integer("val_size", d.val_size, 1);
+  d.test_size = r.integer("test_size", d.test_size, 1);
+  d.path = r.string("path", d.path);
+  d.val_path = r.string("val_path", d.val_path);
+  d.test_path = r.string("test_path", d.test_path);
+  d.val_fraction = r.number("val_fraction", d.val_fraction, 0.0, 1.0, true);
+  d.test_fraction = r.number("test_fraction", d.test_fraction, 0.0, 1.0, true);
+
+  ObjectReader s(r.find("synthetic"), "data.synthetic");
+  auto& sy = d.synthetic;
+  sy.latent_dim = s.integer("latent_dim", sy.latent_dim, 1, 4096);
+  sy.shared_latent_dim = s.integer("shared_latent_dim", sy.shared_latent_dim, 0, 4096);
+  sy.feature_noise = s.number("feature_noise", sy.feature_noise, 0.0, INFINITY);
+  sy.target_noise = s.number("target_noise", sy.target_noise, 0.0, INFINITY);
+  ObjectReader w(s.find("weights"), "data.synthetic.weights");
+  sy.weight_unimodal = w.number("unimodal", sy.weight_unimodal, 0.0, INFINITY);
+  sy.weight_bimodal = w.number("bimodal", sy.weight_bimodal, 0.0, INFINITY);
+  const bool trimodal_given = w.find("trimodal") != nullptr;
+  sy.weight_trimodal = w.number("trimodal", d.modalities.size() >= 3 ? sy.weight_trimodal : 0.0,
+                                0.0, INFINITY);
+  w.finish();
+  s.finish();
+  r.finish();
+
+  if (trimodal_given && sy.weight_trimodal > 0 && d.modalities.size() < 3)
+    fail("data.synthetic.weights.trimodal",
+         "needs at least 3 modalities, the config has " + std::to_string(d.modalities.size()) +
+             " (set it to 0)");
+  if (d.source == "synthetic" && sy.weight_unimodal + sy.weight_bimodal + sy.weight_trimodal == 0)
+    fail("data.synthetic.weights", "at least one weight must be > 0 (the target would be noise)");
+  if (d.source == "file") {
+    if (d.path.empty()) fail("data.path", "required when data.source is \"file\"");
+    if (d.val_path.empty() && d.val_fraction <= 0)
+      fail("data.val_fraction", "expected a number in (0, 1) when data.val_path is not given, got " +
+                                    json(d.val_fraction).dump());
+    if (d.test_path.empty() && d.test_fraction <= 0)
+      fail("data.test_fraction",
+           "expected a number in (0, 1) when data.test_path is not given, got " +
+               json(d.test_fraction).dump());
+    const double taken = (d.val_path.empty() ? d.val_fraction : 0) +
+                         (d.test_path.empty() ? d.test_fraction : 0);
+    if (taken >= 0.9)
+      fail("data.val_fraction", "val_fraction + test_fraction must leave at least 10% for "
+                                "training, got " + json(taken).dump());
+  }
+  return d;
+}
+
+ModelConfig parse_model(const json* j, const std::vector<ModalityConfig>& modalities) {
+  ObjectReader r(j, "model");
+  ModelConfig m;
+  m.type = r.choice("type", m.type, {"lmf"});
+  m.rank = r.integer("rank", m.rank, 1);
+  m.dropout = r.number("dropout", m.dropout, 0.0, 1.0, true);
+  m.fused_dim = r.integer("fused_dim", m.fused_dim, 1, 1 << 20);
+  m.output_dim = r.integer("output_dim", m.output_dim, 0, 1 << 20);
+  if (const json* v = r.find("encoder_hidden")) m.encoder_hidden = r.sizes(*v, r.path("encoder_hidden"));
+  if (const json* v = r.find("encoders")) {
+    if (!v->is_object())
+      fail(r.path("encoders"), "expected an object {modality: [hidden sizes]}, got " + describe(*v));
+    for (const auto& item : v->items()) {
+      const std::string at = r.path("encoders") + "." + item.key();
+      const bool exists = std::any_of(modalities.begin(), modalities.end(),
+                                      [&](const ModalityConfig& mc) { return mc.name == item.key(); });
+      if (!exists) {
+        std::string names;
+        for (const auto& mc : modalities) names += (names.empty() ? "" : ", ") + mc.name;
+        fail(at, "no modality named \"" + item.key() + "\" (modalities: " + names + ")");
+      }
+      m.encoders[item.key()] = r.sizes(item.value(), at);
+    }
+  }
+  r.finish();
+  return m;
+}
+
+TrainConfig parse_train(const json* j) {
+  ObjectReader r(j, "train");
+  TrainConfig t;
+  t.epochs = r.integer("epochs", t.epochs, 1, 1000000);
+  t.batch_size = r.integer("batch_size", t.batch_size, 1);
+  t.eval_batch_size = r.integer("eval_batch_size", t.eval_batch_size, 1);
+  t.optimizer = r.choice("optimizer", t.optimizer, {"adam", "adamw", "sgd"});
+  t.lr = r.positive("lr", t.lr);
+  t.factor_lr = r.number("factor_lr", t.factor_lr, 0.0, INFINITY);
+  t.weight_decay = r.number("weight_decay", t.weight_decay, 0.0, INFINITY);
+  t.momentum = r.number("momentum", t.momentum, 0.0, 1.0, true);
+  t.loss = r.choice("loss", t.loss, {"mse", "l1", "huber"});
+  t.huber_delta = r.positive("huber_delta", t.huber_delta);
+  t.grad_clip = r.number("grad_clip", t.grad_clip, 0.0, INFINITY);
+  t.patience = r.integer("patience", t.patience, 0);
+  r.finish();
+  return t;
+}
+
+}  // namespace
+
+ExperimentConfig parse_config(const json& doc) {
+  ObjectReader r(&doc, "");
+  ExperimentConfig c;
+  c.name = r.string("name", c.name);
+  if (c.name.empty() || c.name.find_first_of("/\\") != std::string::npos || c.name == "." ||
+      c.name == "..")
+    fail("name", "expected a non-empty name without '/' (it names the run folder), got \"" +
+                     c.name + "\"");
+  c.seed = static_cast<uint64_t>(r.integer("seed", static_cast<int64_t>(c.seed), 0));
+  c.device = r.string("device", c.device);
+  static const std::regex device_re("auto|cpu|cuda|cuda:[0-9]+");
+  if (!std::regex_match(c.device, device_re))
+    fail("device", "expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"" + c.device + "\"");
+  c.threads = r.integer("threads", c.threads, 0, 1024);
+  c.data = parse_data(r.find("data"));
+  c.model = parse_model(r.find("model"), c.data.modalities);
+  c.train = parse_train(r.find("train"));
+  r.finish();
+  if (c.train.factor_lr > 0 && c.model.type != "lmf")
+    fail("train.factor_lr", "only LMF has factors; model.type is \"" + c.model.type + "\"");
+  return c;
+}
+
+json to_json(const ExperimentConfig& c) {
+  json modalities = json::array();
+  for (const auto& m : c.data.modalities) modalities.push_back({{"name", m.name}, {"dim", m.dim}});
+  json data = {{"source", c.data.source}, {"modalities", modalities}};
+  if (c.data.source == "synthetic") {
+    const auto& s = c.data.synthetic;
+    data["train_size"] = c.data.train_size;
+    data["val_size"] = c.data.val_size;
+    data["test_size"] = c.data.test_size;
+    data["synthetic"] = {{"latent_dim", s.latent_dim},
+                         {"shared_latent_dim", s.shared_latent_dim},
+                         {"feature_noise", s.feature_noise},
+                         {"target_noise", s.target_noise},
+                         {"weights",
+                          {{"unimodal", s.weight_unimodal},
+                           {"bimodal", s.weight_bimodal},
+                           {"trimodal", s.weight_trimodal}}}};
+  } else {
+    data["path"] = c.data.path;
+    data["val_path"] = c.data.val_path;
+    data["test_path"] = c.data.test_path;
+    data["val_fraction"] = c.data.val_fraction;
+    data["test_fraction"] = c.data.test_fraction;
+  }
+  json encoders = json::object();
+  for (const auto& [name, hidden] : c.model.encoders) encoders[name] = hidden;
+  const auto& t = c.train;
+  return {{"name", c.name},
+          {"seed", c.seed},
+          {"device", c.device},
+          {"threads", c.threads},
+          {"data", data},
+          {"model",
+           {{"type", c.model.type},
+            {"rank", c.model.rank},
+            {"dropout", c.model.dropout},
+            {"fused_dim", c.model.fused_dim},
+            {"output_dim", c.model.output_dim},
+            {"encoder_hidden", c.model.encoder_hidden},
+            {"encoders", encoders}}},
+          {"train",
+           {{"epochs", t.epochs},
+            {"batch_size", t.batch_size},
+            {"eval_batch_size", t.eval_batch_size},
+            {"optimizer", t.optimizer},
+            {"lr", t.lr},
+            {"factor_lr", t.factor_lr},
+            {"weight_decay", t.weight_decay},
+            {"momentum", t.momentum},
+            {"loss", t.loss},
+            {"huber_delta", t.huber_delta},
+            {"grad_clip", t.grad_clip},
+            {"patience", t.patience}}}};
+}
+
+json read_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open the config file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    // e.byte is 1-based; turn it into a line and column for humans.
+    size_t line = 1, column = 1;
+    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      if (text[i] == '\n') ++line, column = 1;
+      else ++column;
+    }
+    std::string reason = e.what();
+    const auto colon = reason.rfind(": ");
+    if (colon != std::string::npos) reason = reason.substr(colon + 2);
+    throw ConfigError(path + ": malformed JSON at line " + std::to_string(line) + ", column " +
+                      std::to_string(column) + ": " + reason);
+  }
+}
+
+void apply_override(json& doc, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("--set " + assignment + ": expected KEY=VALUE (e.g. model.rank=8)");
+  const std::string key = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::parse_error&) {
+    value = text;  // not JSON: a plain string, so --set device=cpu works unquoted
+  }
+  json* node = &doc;
+  std::string walked;
+  size_t start = 0;
+  while (true) {
+    const auto dot = key.find('.', start);
+    const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (part.empty()) throw ConfigError("--set " + key + ": empty key segment");
+    if (!node->is_object())
+      throw ConfigError("--set " + key + ": " + walked + " is not an object, cannot set " + part);
+    walked = join_path(walked, part);
+    if (dot == std::string::npos) {
+      (*node)[part] = value;
+      return;
+    }
+    node = &(*node)[part];
+    if (node->is_null()) *node = json::object();
+    start = dot + 1;
+  }
+}
+
+ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  json doc = read_json_file(path);
+  for (const auto& o : overrides) apply_override(doc, o);
+  return parse_config(doc);
+}
+
+const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model, const std::string& modality) {
+  auto it = model.encoders.find(modality);
+  return it == model.encoders.end() ? model.encoder_hidden : it->second;
+}
+
+bool operator==(const ExperimentConfig& a, const ExperimentConfig& b) {
+  return to_json(a) == to_json(b);
+}
+
+}  // namespace mmfusion

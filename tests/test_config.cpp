@@ -1,0 +1,197 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "helpers.hpp"
+#include "mmfusion/config.hpp"
+#include "mmfusion/errors.hpp"
+
+using namespace mmfusion;
+using namespace mmfusion::testing;
+using nlohmann::json;
+
+namespace {
+
+std::string config_error(const json& doc) {
+  try {
+    parse_config(doc);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+json with(const std::string& assignment) {
+  json doc = json::object();
+  apply_override(doc, assignment);
+  return doc;
+}
+
+}  // namespace
+
+TEST(Config, DefaultsMatchTheDocumentedValues) {
+  const ExperimentConfig c = parse_config(json::object());
+  EXPECT_EQ(c.name, "default");
+  EXPECT_EQ(c.seed, 42u);
+  EXPECT_EQ(c.device, "auto");
+  ASSERT_EQ(c.data.modalities.size(), 3u);
+  EXPECT_EQ(c.data.modalities[0].name, "visual");
+  EXPECT_EQ(c.data.modalities[0].dim, 128);
+  EXPECT_EQ(c.data.modalities[1].dim, 64);
+  EXPECT_EQ(c.data.modalities[2].dim, 300);
+  EXPECT_EQ(c.model.type, "lmf");
+  EXPECT_EQ(c.model.rank, 4);
+  EXPECT_EQ(c.train.epochs, 20);
+  EXPECT_EQ(c.train.batch_size, 64);
+  EXPECT_EQ(c.train.optimizer, "adam");
+  EXPECT_DOUBLE_EQ(c.train.lr, 1e-3);
+  EXPECT_EQ(c.train.loss, "mse");
+}
+
+TEST(Config, EveryShippedConfigValidates) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(source_path("configs"))) {
+    if (entry.path().extension() != ".json") continue;
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_NO_THROW(load_config(entry.path().string(), {}));
+    ++count;
+  }
+  EXPECT_GE(count, 4);
+}
+
+TEST(Config, ResolvedConfigRoundTrips) {
+  const ExperimentConfig c = load_config(source_path("configs/default.json"), {"model.rank=8"});
+  const json resolved = to_json(c);
+  const ExperimentConfig again = parse_config(resolved);
+  EXPECT_TRUE(again == c);
+  EXPECT_EQ(again.model.rank, 8);
+  EXPECT_EQ(resolved["model"]["encoders"]["text"], json({64}));
+}
+
+struct BadConfig {
+  const char* assignment;  // applied to an empty document
+  const char* path;        // the JSON path the message must start with
+  const char* words;       // and words it must contain
+};
+
+void PrintTo(const BadConfig& bad, std::ostream* os) { *os << "--set " << bad.assignment; }
+
+class BadConfigs : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(BadConfigs, FailWithTheirPath) {
+  const BadConfig& bad = GetParam();
+  const std::string message = config_error(with(bad.assignment));
+  EXPECT_EQ(message.rfind(std::string(bad.path) + ": ", 0), 0u) << message;
+  EXPECT_NE(message.find(bad.words), std::string::npos) << message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Config, BadConfigs,
+    ::testing::Values(
+        BadConfig{"model.rank=0", "model.rank", "expected an integer >= 1, got 0"},
+        BadConfig{"model.rank=\"four\"", "model.rank", "got a string \"four\""},
+        BadConfig{"model.rank=2.5", "model.rank", "expected an integer"},
+        BadConfig{"model.rnak=4", "model.rnak", "unknown key (did you mean model.rank?)"},
+        BadConfig{"trian.epochs=3", "trian", "did you mean train?"},
+        BadConfig{"model.dropout=1.0", "model.dropout", "in [0, 1)"},
+        BadConfig{"model.dropout=-0.1", "model.dropout", "got -0.1"},
+        BadConfig{"model.type=\"rnn\"", "model.type", "expected one of \"lmf\""},
+        BadConfig{"train.lr=0", "train.lr", "expected a number > 0"},
+        BadConfig{"train.optimizer=rmsprop", "train.optimizer", "\"adam\", \"adamw\", \"sgd\""},
+        BadConfig{"train.loss=hinge", "train.loss", "\"mse\", \"l1\", \"huber\""},
+        BadConfig{"train.epochs=0", "train.epochs", "expected an integer >= 1"},
+        BadConfig{"train.batch_size=true", "train.batch_size", "got a boolean true"},
+        BadConfig{"train.momentum=1", "train.momentum", "in [0, 1)"},
+        BadConfig{"device=gpu", "device", "\"auto\", \"cpu\", \"cuda\" or \"cuda:N\""},
+        BadConfig{"threads=-1", "threads", "expected an integer >= 0"},
+        BadConfig{"seed=-5", "seed", "expected an integer >= 0"},
+        BadConfig{"name=a/b", "name", "without '/'"},
+        BadConfig{"data.source=csv", "data.source", "\"synthetic\", \"file\""},
+        BadConfig{"data.source=file", "data.path", "required when data.source is \"file\""},
+        BadConfig{"data.modalities=[{\"name\":\"a\",\"dim\":3},{\"name\":\"a\",\"dim\":4}]",
+                  "data.modalities[1].name", "duplicate modality name \"a\""},
+        BadConfig{"data.modalities=[{\"name\":\"a\",\"dim\":3}]", "data.modalities",
+                  "at least 2 modalities"},
+        BadConfig{"data.modalities=[{\"name\":\"a\",\"dim\":3},{\"name\":\"b\",\"dim\":0}]",
+                  "data.modalities[1].dim", "expected an integer >= 1, got 0"},
+        BadConfig{"data.modalities=[{\"name\":\"a b\",\"dim\":3},{\"name\":\"c\",\"dim\":1}]",
+                  "data.modalities[0].name", "expected an identifier"},
+        BadConfig{"data.modalities=[{\"name\":\"a\",\"dim\":3},{\"name\":\"b\",\"size\":1}]",
+                  "data.modalities[1].dim", "required"},
+        BadConfig{"data.train_size=0", "data.train_size", "expected an integer >= 1"},
+        BadConfig{"data.synthetic.feature_noise=-1", "data.synthetic.feature_noise", ">= 0"},
+        BadConfig{"data.synthetic.weights.cubic=1", "data.synthetic.weights.cubic", "unknown key"},
+        BadConfig{"model.encoders={\"speech\":[8]}", "model.encoders.speech",
+                  "no modality named \"speech\""},
+        BadConfig{"model.encoders={\"text\":[8,0]}", "model.encoders.text[1]",
+                  "expected an integer >= 1, got 0"},
+        BadConfig{"model.encoder_hidden=16", "model.encoder_hidden", "expected a list"},
+        BadConfig{"model=[]", "model", "expected an object"}),
+    [](const ::testing::TestParamInfo<BadConfig>& info) {
+      std::string name = std::to_string(info.index) + "_" + info.param.path;
+      for (char& c : name)
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      return name;
+    });
+
+TEST(Config, InconsistentCombinationsAreErrors) {
+  json two = with("data.modalities=[{\"name\":\"a\",\"dim\":3},{\"name\":\"b\",\"dim\":4}]");
+  EXPECT_NO_THROW(parse_config(two));  // trimodal weight defaults to 0 with two modalities
+  EXPECT_EQ(parse_config(two).data.synthetic.weight_trimodal, 0.0);
+  apply_override(two, "data.synthetic.weights.trimodal=1");
+  EXPECT_NE(config_error(two).find("data.synthetic.weights.trimodal: needs at least 3 modalities"),
+            std::string::npos);
+
+  json zero = with("data.synthetic.weights={\"unimodal\":0,\"bimodal\":0,\"trimodal\":0}");
+  EXPECT_EQ(config_error(zero).rfind("data.synthetic.weights: ", 0), 0u);
+
+  json fractions = with("data.source=file");
+  apply_override(fractions, "data.path=x.pt");
+  apply_override(fractions, "data.val_fraction=0.5");
+  apply_override(fractions, "data.test_fraction=0.45");
+  EXPECT_EQ(config_error(fractions).rfind("data.val_fraction: ", 0), 0u);
+}
+
+TEST(Config, MalformedJsonReportsLineAndColumn) {
+  TempDir dir;
+  write_text(dir.file("bad.json"), "{\n  \"name\": \"x\",\n  \"seed\": ,\n}\n");
+  try {
+    read_json_file(dir.file("bad.json"));
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("bad.json: malformed JSON at line 3, column 11"), std::string::npos) << m;
+  }
+  EXPECT_THROW(read_json_file(dir.file("missing.json")), ConfigError);
+}
+
+TEST(Config, SetParsesJsonValuesElseStrings) {
+  json doc = json::object();
+  apply_override(doc, "model.rank=8");
+  apply_override(doc, "device=cpu");
+  apply_override(doc, "train.lr=3e-4");
+  apply_override(doc, "name=\"quoted\"");
+  apply_override(doc, "data.modalities=[{\"name\":\"a\",\"dim\":2},{\"name\":\"b\",\"dim\":3}]");
+  apply_override(doc, "model.encoders.a=[4,4]");
+  EXPECT_EQ(doc["model"]["rank"], 8);
+  EXPECT_EQ(doc["device"], "cpu");
+  EXPECT_DOUBLE_EQ(doc["train"]["lr"].get<double>(), 3e-4);
+  EXPECT_EQ(doc["name"], "quoted");
+  const ExperimentConfig c = parse_config(doc);
+  EXPECT_EQ(c.data.modalities.size(), 2u);
+  EXPECT_EQ(encoder_hidden_for(c.model, "a"), (std::vector<int64_t>{4, 4}));
+  EXPECT_EQ(encoder_hidden_for(c.model, "b"), c.model.encoder_hidden);
+
+  EXPECT_THROW(apply_override(doc, "model.rank"), ConfigError);      // no '='
+  EXPECT_THROW(apply_override(doc, "=3"), ConfigError);              // no key
+  EXPECT_THROW(apply_override(doc, "model..rank=3"), ConfigError);   // empty segment
+  EXPECT_THROW(apply_override(doc, "model.rank.x=3"), ConfigError);  // through a number
+}
+
+TEST(Config, OverridesAreValidatedLikeTheFile) {
+  EXPECT_THROW(load_config(source_path("configs/default.json"), {"model.rank=0"}), ConfigError);
+  EXPECT_THROW(load_config(source_path("configs/default.json"), {"model.rnak=3"}), ConfigError);
+  EXPECT_EQ(load_config(source_path("configs/default.json"), {"train.epochs=3"}).train.epochs, 3);
+}
