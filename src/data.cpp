@@ -1,0 +1,296 @@
+#include "mmfusion/data.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <fstream>
+#include <set>
+
+#include "mmfusion/errors.hpp"
+#include "mmfusion/files.hpp"
+
+namespace mmfusion {
+namespace {
+
+// splitmix64: derives independent generator seeds for (seed, stream).
+uint64_t mix_seed(uint64_t seed, uint64_t stream) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+torch::Tensor unit_vector(int64_t n, at::Generator& gen) {
+  auto v = torch::randn({n}, gen, torch::kFloat64);
+  return v / v.norm();
+}
+
+// The fixed random structure of a synthetic task: depends on the seed alone.
+struct SyntheticStructure {
+  std::vector<torch::Tensor> mixing;        // per modality [dim, shared + latent]
+  std::vector<torch::Tensor> unimodal;      // per modality [latent]
+  torch::Tensor shared;                     // [shared] (undefined when shared = 0)
+  std::vector<std::array<torch::Tensor, 2>> bimodal;  // per pair m<n: ([latent], [latent])
+  std::vector<torch::Tensor> trimodal;      // per modality [latent]
+};
+
+SyntheticStructure make_structure(const DataConfig& d, uint64_t seed) {
+  const auto& s = d.synthetic;
+  at::Generator gen = at::detail::createCPUGenerator(mix_seed(seed, 0));
+  const int64_t z = s.shared_latent_dim + s.latent_dim;
+  const size_t M = d.modalities.size();
+  SyntheticStructure st;
+  for (const auto& m : d.modalities)
+    st.mixing.push_back(torch::randn({m.dim, z}, gen, torch::kFloat64) / std::sqrt(double(z)));
+  for (size_t m = 0; m < M; ++m) st.unimodal.push_back(unit_vector(s.latent_dim, gen));
+  if (s.shared_latent_dim > 0) st.shared = unit_vector(s.shared_latent_dim, gen);
+  for (size_t m = 0; m < M; ++m)
+    for (size_t n = m + 1; n < M; ++n)
+      st.bimodal.push_back({unit_vector(s.latent_dim, gen), unit_vector(s.latent_dim, gen)});
+  for (size_t m = 0; m < M; ++m) st.trimodal.push_back(unit_vector(s.latent_dim, gen));
+  return st;
+}
+
+int64_t split_size(const DataConfig& d, Split split) {
+  switch (split) {
+    case Split::Train: return d.train_size;
+    case Split::Val: return d.val_size;
+    default: return d.test_size;
+  }
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+torch::Tensor checked_float(const std::string& path, const std::string& key, const c10::IValue& v) {
+  if (!v.isTensor()) throw Error(path + ": entry \"" + key + "\" is not a tensor");
+  torch::Tensor t = v.toTensor();
+  if (!t.is_floating_point())
+    throw Error(path + ": entry \"" + key + "\" has dtype " + std::string(c10::toString(t.scalar_type())) +
+                ", expected a float tensor");
+  t = t.to(torch::kFloat32).contiguous();
+  const auto bad = torch::logical_not(torch::isfinite(t));
+  if (bad.any().item<bool>()) {
+    const int64_t row = bad.dim() == 0 ? 0 : bad.reshape({t.size(0), -1}).any(1).nonzero()[0][0].item<int64_t>();
+    throw Error(path + ": entry \"" + key + "\" has NaN or Inf values (first in row " +
+                std::to_string(row) + ")");
+  }
+  return t;
+}
+
+}  // namespace
+
+const char* split_name(Split split) {
+  switch (split) {
+    case Split::Train: return "train";
+    case Split::Val: return "val";
+    default: return "test";
+  }
+}
+
+Split parse_split(const std::string& name) {
+  if (name == "train") return Split::Train;
+  if (name == "val") return Split::Val;
+  if (name == "test") return Split::Test;
+  throw ConfigError("split: expected train, val or test, got \"" + name + "\"");
+}
+
+Dataset Dataset::to(const torch::Device& device) const {
+  Dataset out = *this;
+  for (auto& f : out.features) f = f.to(device);
+  if (target.defined()) out.target = target.to(device);
+  return out;
+}
+
+Dataset Dataset::rows(const torch::Tensor& index) const {
+  Dataset out;
+  out.names = names;
+  for (const auto& f : features) out.features.push_back(f.index_select(0, index));
+  if (target.defined()) out.target = target.index_select(0, index);
+  for (torch::Tensor Dataset::*part : {&Dataset::unimodal, &Dataset::bimodal, &Dataset::trimodal})
+    if ((this->*part).defined()) out.*part = (this->*part).index_select(0, index);
+  return out;
+}
+
+Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
+  const auto& s = d.synthetic;
+  const SyntheticStructure st = make_structure(d, seed);
+  at::Generator gen = at::detail::createCPUGenerator(mix_seed(seed, 1 + static_cast<uint64_t>(split)));
+  const int64_t n = split_size(d, split);
+  const size_t M = d.modalities.size();
+  const auto f64 = torch::kFloat64;
+
+  torch::Tensor shared = torch::randn({n, s.shared_latent_dim}, gen, f64);
+  std::vector<torch::Tensor> unique;
+  for (size_t m = 0; m < M; ++m) unique.push_back(torch::randn({n, s.latent_dim}, gen, f64));
+
+  Dataset out;
+  for (size_t m = 0; m < M; ++m) {
+    const auto latent = torch::cat({shared, unique[m]}, 1);
+    auto x = torch::matmul(latent, st.mixing[m].t());
+    x += s.feature_noise * torch::randn({n, d.modalities[m].dim}, gen, f64);
+    out.names.push_back(d.modalities[m].name);
+    out.features.push_back(x.to(torch::kFloat32));
+  }
+
+  // Each part is a sum of independent zero-mean unit-variance terms (unit coefficient
+  // vectors on independent N(0, I) latents), divided by sqrt(#terms): variance exactly 1.
+  torch::Tensor uni = torch::zeros({n}, f64);
+  for (size_t m = 0; m < M; ++m) uni += torch::mv(unique[m], st.unimodal[m]);
+  double uni_terms = double(M);
+  if (st.shared.defined()) uni += torch::mv(shared, st.shared), uni_terms += 1;
+  uni /= std::sqrt(uni_terms);
+
+  torch::Tensor bi = torch::zeros({n}, f64);
+  size_t pair = 0;
+  for (size_t m = 0; m < M; ++m)
+    for (size_t k = m + 1; k < M; ++k, ++pair)
+      bi += torch::mv(unique[m], st.bimodal[pair][0]) * torch::mv(unique[k], st.bimodal[pair][1]);
+  bi /= std::sqrt(double(pair));
+
+  torch::Tensor tri = torch::zeros({n}, f64);
+  if (M >= 3) {
+    tri = torch::ones({n}, f64);
+    for (size_t m = 0; m < M; ++m) tri *= torch::mv(unique[m], st.trimodal[m]);
+  }
+
+  auto y = s.weight_unimodal * uni + s.weight_bimodal * bi + s.weight_trimodal * tri;
+  y += s.target_noise * torch::randn({n}, gen, f64);
+  out.target = y.to(torch::kFloat32).unsqueeze(1);
+  out.unimodal = uni.to(torch::kFloat32);
+  out.bimodal = bi.to(torch::kFloat32);
+  out.trimodal = tri.to(torch::kFloat32);
+  return out;
+}
+
+Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig>& modalities,
+                       bool require_target) {
+  const std::vector<char> bytes = read_bytes(path);
+  c10::IValue value;
+  try {
+    value = torch::pickle_load(bytes);
+  } catch (const std::exception& e) {
+    throw Error(path + ": not a readable data file (expected what torch.save writes for a dict "
+                       "of tensors; the file is truncated, corrupt or of another kind)");
+  }
+  if (!value.isGenericDict())
+    throw Error(path + ": expected a dict of tensors, found " + value.tagKind());
+
+  std::vector<std::string> expected;
+  for (const auto& m : modalities) expected.push_back(m.name);
+  std::map<std::string, c10::IValue> entries;
+  for (const auto& item : value.toGenericDict()) {
+    if (!item.key().isString()) throw Error(path + ": dict keys must be strings");
+    entries[item.key().toStringRef()] = item.value();
+  }
+  for (const auto& [key, v] : entries) {
+    if (key != "target" && std::find(expected.begin(), expected.end(), key) == expected.end())
+      throw Error(path + ": unexpected entry \"" + key + "\" (the config's modalities are " +
+                  join(expected) + ", plus \"target\")");
+  }
+
+  Dataset out;
+  int64_t rows = -1;
+  std::string rows_from;
+  auto check_rows = [&](const std::string& key, int64_t n) {
+    if (rows < 0) rows = n, rows_from = key;
+    else if (n != rows)
+      throw Error(path + ": entry \"" + key + "\" has " + std::to_string(n) + " rows but \"" +
+                  rows_from + "\" has " + std::to_string(rows));
+  };
+  for (const auto& m : modalities) {
+    auto it = entries.find(m.name);
+    if (it == entries.end())
+      throw Error(path + ": missing entry \"" + m.name + "\" (the file has: " + [&] {
+        std::vector<std::string> keys;
+        for (const auto& e : entries) keys.push_back(e.first);
+        return join(keys);
+      }() + ")");
+    torch::Tensor t = checked_float(path, m.name, it->second);
+    if (t.dim() != 2 || t.size(1) != m.dim)
+      throw Error(path + ": entry \"" + m.name + "\" has shape " + c10::str(t.sizes()) +
+                  ", expected [N, " + std::to_string(m.dim) + "]");
+    check_rows(m.name, t.size(0));
+    out.names.push_back(m.name);
+    out.features.push_back(t);
+  }
+  auto target = entries.find("target");
+  if (target != entries.end()) {
+    torch::Tensor t = checked_float(path, "target", target->second);
+    if (t.dim() == 1) t = t.unsqueeze(1);
+    if (t.dim() != 2 || t.size(1) < 1)
+      throw Error(path + ": entry \"target\" has shape " + c10::str(t.sizes()) +
+                  ", expected [N] or [N, K]");
+    check_rows("target", t.size(0));
+    out.target = t;
+  } else if (require_target) {
+    throw Error(path + ": missing entry \"target\" (needed for training and evaluation)");
+  }
+  if (rows == 0) throw Error(path + ": the file holds no rows");
+  return out;
+}
+
+void write_data_file(const Dataset& data, const std::string& path) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (size_t m = 0; m < data.names.size(); ++m)
+    dict.insert(data.names[m], data.features[m].cpu().contiguous());
+  if (data.target.defined()) {
+    auto t = data.target.cpu().contiguous();
+    dict.insert("target", t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
+  }
+  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+  atomic_write(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw Error(path + ": cannot write the data file");
+  });
+}
+
+namespace {
+// Rows of `all` for one split, when val/test are fractions of one file: a permutation
+// seeded from the config's seed, val first, then test, the rest for training.
+Dataset fraction_split(const ExperimentConfig& config, const Dataset& all, Split split) {
+  const DataConfig& d = config.data;
+  const int64_t n = all.size();
+  const int64_t n_val = d.val_path.empty() ? static_cast<int64_t>(std::llround(n * d.val_fraction)) : 0;
+  const int64_t n_test = d.test_path.empty() ? static_cast<int64_t>(std::llround(n * d.test_fraction)) : 0;
+  if ((d.val_path.empty() && n_val < 1) || (d.test_path.empty() && n_test < 1) || n - n_val - n_test < 1)
+    throw Error(d.path + ": " + std::to_string(n) +
+                " rows are too few to split into train/val/test by the configured fractions");
+  at::Generator gen = at::detail::createCPUGenerator(mix_seed(config.seed, 100));
+  const auto perm = torch::randperm(n, gen, torch::kInt64);
+  switch (split) {
+    case Split::Val: return all.rows(perm.slice(0, 0, n_val));
+    case Split::Test: return all.rows(perm.slice(0, n_val, n_val + n_test));
+    default: return all.rows(perm.slice(0, n_val + n_test, n));
+  }
+}
+
+Dataset file_split(const ExperimentConfig& config, Split split, const Dataset* all) {
+  const DataConfig& d = config.data;
+  const std::string& own = split == Split::Val ? d.val_path : split == Split::Test ? d.test_path : "";
+  if (!own.empty()) return read_data_file(own, d.modalities, true);
+  if (all) return fraction_split(config, *all, split);
+  return fraction_split(config, read_data_file(d.path, d.modalities, true), split);
+}
+}  // namespace
+
+Dataset load_split(const ExperimentConfig& config, Split split) {
+  if (config.data.source == "synthetic") return generate_synthetic(config.data, config.seed, split);
+  return file_split(config, split, nullptr);
+}
+
+DataSplits load_splits(const ExperimentConfig& config) {
+  if (config.data.source == "synthetic")
+    return {load_split(config, Split::Train), load_split(config, Split::Val),
+            load_split(config, Split::Test)};
+  const Dataset all = read_data_file(config.data.path, config.data.modalities, true);
+  return {file_split(config, Split::Train, &all), file_split(config, Split::Val, &all),
+          file_split(config, Split::Test, &all)};
+}
+
+}  // namespace mmfusion

@@ -1,0 +1,62 @@
+#include "mmfusion/files.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "mmfusion/errors.hpp"
+
+namespace mmfusion {
+namespace fs = std::filesystem;
+
+namespace {
+void sync_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw Error(path + ": cannot reopen to flush: " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw Error(path + ": cannot flush to disk: " + std::strerror(errno));
+}
+}  // namespace
+
+void atomic_write(const std::string& path, const std::function<void(const std::string&)>& writer) {
+  const fs::path target(path);
+  const fs::path tmp = target.parent_path() /
+                       ("." + target.filename().string() + ".tmp" + std::to_string(::getpid()));
+  try {
+    writer(tmp.string());
+    sync_file(tmp.string());
+    std::error_code ec;
+    fs::rename(tmp, target, ec);
+    if (ec) throw Error(path + ": cannot move the new file into place: " + ec.message());
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw;
+  }
+}
+
+void atomic_write_text(const std::string& path, const std::string& text) {
+  atomic_write(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw Error(path + ": cannot write: " + std::strerror(errno));
+  });
+}
+
+std::vector<char> read_bytes(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw Error(path + ": no such file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error(path + ": read failed");
+  return bytes;
+}
+
+}  // namespace mmfusion
