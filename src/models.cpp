@@ -1,0 +1,120 @@
+#include "mmfusion/models.hpp"
+
+#include "mmfusion/errors.hpp"
+
+namespace mmfusion {
+
+MLPEncoderImpl::MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden, double dropout)
+    : output_dim_(input_dim) {
+  for (size_t i = 0; i < hidden.size(); ++i) {
+    layers_.push_back(register_module("fc" + std::to_string(i),
+                                      torch::nn::Linear(output_dim_, hidden[i])));
+    output_dim_ = hidden[i];
+  }
+  dropout_ = register_module("dropout", torch::nn::Dropout(dropout));
+}
+
+torch::Tensor MLPEncoderImpl::forward(torch::Tensor x) {
+  for (auto& layer : layers_) x = dropout_(torch::relu(layer(x)));
+  return x;
+}
+
+ModalityEncodersImpl::ModalityEncodersImpl(const std::vector<ModalityConfig>& modalities,
+                                           const ModelConfig& model) {
+  for (const auto& m : modalities)
+    encoders_.push_back(register_module(
+        m.name, MLPEncoder(m.dim, encoder_hidden_for(model, m.name), model.dropout)));
+}
+
+std::vector<torch::Tensor> ModalityEncodersImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  TORCH_CHECK(inputs.size() == encoders_.size(), "expected ", encoders_.size(),
+              " modality inputs, got ", inputs.size());
+  std::vector<torch::Tensor> h;
+  h.reserve(inputs.size());
+  for (size_t m = 0; m < inputs.size(); ++m) h.push_back(encoders_[m]->forward(inputs[m]));
+  return h;
+}
+
+std::vector<int64_t> ModalityEncodersImpl::output_dims() const {
+  std::vector<int64_t> dims;
+  for (const auto& e : encoders_) dims.push_back(e->output_dim());
+  return dims;
+}
+
+LowRankFusionImpl::LowRankFusionImpl(LowRankFusionOptions opts) : options(std::move(opts)) {
+  const auto& names = options.names();
+  const auto& dims = options.input_dims();
+  TORCH_CHECK(names.size() == dims.size() && names.size() >= 1, "one input dim per modality");
+  for (size_t m = 0; m < names.size(); ++m)
+    factors.push_back(register_parameter(
+        "factor_" + names[m], torch::empty({options.rank(), dims[m] + 1, options.output_dim()})));
+  rank_weights = register_parameter("rank_weights", torch::empty({1, options.rank()}));
+  bias = register_parameter("bias", torch::empty({1, options.output_dim()}));
+  reset_parameters();
+}
+
+void LowRankFusionImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  for (auto& f : factors) torch::nn::init::xavier_normal_(f);
+  torch::nn::init::xavier_normal_(rank_weights);
+  bias.zero_();
+}
+
+torch::Tensor LowRankFusionImpl::forward(const std::vector<torch::Tensor>& h) {
+  TORCH_CHECK(h.size() == factors.size(), "expected ", factors.size(), " inputs, got ", h.size());
+  const int64_t batch = h.front().size(0);
+  const int64_t rank = options.rank();
+  const int64_t out = options.output_dim();
+  // [1; h] . W[r] for all r at once: the constant 1 picks row 0 of every factor, so it is
+  // a bias row of one addmm over the (d_m, rank * out) matrix of the other rows.
+  torch::Tensor product;
+  for (size_t m = 0; m < h.size(); ++m) {
+    const auto& w = factors[m];                                      // (rank, d+1, out)
+    const auto flat = w.permute({1, 0, 2}).reshape({w.size(1), rank * out});  // (d+1, rank*out)
+    auto f = torch::addmm(flat[0], h[m], flat.slice(0, 1));           // (B, rank*out)
+    product = m == 0 ? f : product * f;
+  }
+  // sum_r w_r * product[:, r, :]  as one (1 x rank) x (rank x out) product per sample.
+  auto fused = torch::matmul(rank_weights, product.view({batch, rank, out})).view({batch, out});
+  return fused + bias;
+}
+
+LMFImpl::LMFImpl(LMFOptions opts) : options(std::move(opts)) {
+  const auto& model = options.model();
+  encoders = register_module("encoders", ModalityEncoders(options.modalities(), model));
+  std::vector<std::string> names;
+  for (const auto& m : options.modalities()) names.push_back(m.name);
+  fusion = register_module(
+      "fusion", LowRankFusion(LowRankFusionOptions(names, encoders->output_dims())
+                                  .rank(model.rank)
+                                  .output_dim(model.fused_dim)));
+  if (model.fused_dim != options.output_dim())
+    head = register_module("head", torch::nn::Linear(model.fused_dim, options.output_dim()));
+}
+
+torch::Tensor LMFImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  auto y = fusion->forward(encoders->forward(inputs));
+  return head ? head(y) : y;
+}
+
+ModelPtr make_model(const ModelConfig& model, const std::vector<ModalityConfig>& modalities,
+                    int64_t output_dim) {
+  if (output_dim < 1) throw ConfigError("model.output_dim: expected an integer >= 1, got " +
+                                        std::to_string(output_dim));
+  if (model.type == "lmf")
+    return LMF(LMFOptions(modalities, output_dim).model(model)).ptr();
+  throw ConfigError("model.type: unknown model type \"" + model.type + "\"");
+}
+
+std::vector<std::pair<std::string, int64_t>> parameter_counts(torch::nn::Module& module) {
+  std::vector<std::pair<std::string, int64_t>> counts{{"total", 0}};
+  for (const auto& p : module.named_parameters()) counts[0].second += p.value().numel();
+  for (const auto& child : module.named_children()) {
+    int64_t n = 0;
+    for (const auto& p : child.value()->parameters()) n += p.numel();
+    counts.emplace_back(child.key(), n);
+  }
+  return counts;
+}
+
+}  // namespace mmfusion
