@@ -1,0 +1,59 @@
+#pragma once
+// One function per subcommand. The executable parses the command line into these
+// argument structs and calls them; tests call them in-process. They throw ConfigError
+// (exit 2), Error (exit 1) or Interrupted (exit 130).
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace mmfusion {
+
+struct TrainArgs {
+  std::string config;                  // --config FILE (fresh run)
+  std::string resume;                  // --resume CHECKPOINT
+  std::vector<std::string> overrides;  // --set KEY=VALUE
+  std::string out;                     // --out DIR ("" = runs/<name>-<timestamp>)
+};
+struct TrainOutcome {
+  std::string run_dir;
+  nlohmann::json results;  // results.json
+};
+TrainOutcome run_train(const TrainArgs& args);
+
+struct EvalArgs {
+  std::string checkpoint;
+  std::string split = "test";  // when no data file is given
+  std::string data;            // a data file (with targets)
+  std::string device = "auto";
+};
+nlohmann::json run_eval(const EvalArgs& args);
+
+struct PredictArgs {
+  std::string checkpoint;
+  std::string data;
+  std::string output;  // CSV
+  std::string device = "auto";
+  bool force = false;  // overwrite an existing output file
+};
+// Returns the number of rows written.
+int64_t run_predict(const PredictArgs& args);
+
+nlohmann::json run_inspect(const std::string& checkpoint);
+
+struct SynthArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string split = "train";
+  std::string output;
+  bool force = false;
+};
+int64_t run_synth(const SynthArgs& args);
+
+// The resolved config (all defaults filled) of a config file plus overrides.
+nlohmann::json run_validate(const std::string& config, const std::vector<std::string>& overrides);
+
+// Console logging for commands that do not train (stderr, no colours when not a TTY).
+void setup_console_logging();
+
+}  // namespace mmfusion

@@ -1,0 +1,104 @@
+#pragma once
+// The training loop. It knows MultimodalModel only, never which model it trains.
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "mmfusion/checkpoint.hpp"
+#include "mmfusion/config.hpp"
+#include "mmfusion/data.hpp"
+#include "mmfusion/metrics.hpp"
+#include "mmfusion/models.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace mmfusion {
+
+// "auto" | "cpu" | "cuda" | "cuda:N" -> a device that exists; ConfigError otherwise.
+torch::Device resolve_device(const std::string& spec);
+// threads: 0 = all hardware threads. Returns the count in force.
+int64_t apply_threads(int64_t threads);
+
+// Builds the optimizer named by train.optimizer, with the model's factor parameters in
+// their own group when train.factor_lr > 0.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& train,
+                                                        MultimodalModelImpl& model);
+// The configured loss, mean over elements.
+torch::Tensor compute_loss(const TrainConfig& train, const torch::Tensor& prediction,
+                           const torch::Tensor& target);
+
+// Predictions for a whole dataset in evaluation mode, batch by batch: [N, output_dim].
+torch::Tensor predict(MultimodalModelImpl& model, const Dataset& data, int64_t batch_size,
+                      const torch::Device& device);
+
+struct EpochRecord {
+  int64_t epoch = 0;
+  double train_loss = 0;
+  double val_loss = 0;
+  RegressionMetrics val;
+  double lr = 0;
+  double seconds = 0;
+  double samples_per_s = 0;
+  int64_t global_step = 0;
+};
+nlohmann::json to_json(const EpochRecord& r);
+
+// Files of a run folder.
+struct RunPaths {
+  explicit RunPaths(std::string dir);
+  std::string dir, config, log, metrics, results, checkpoints, last, best;
+};
+
+class Trainer {
+ public:
+  // config.model.output_dim must be resolved (>= 1). `data` is on the CPU; the trainer
+  // moves it to `device` once.
+  Trainer(ExperimentConfig config, const DataSplits& data, torch::Device device, RunPaths paths,
+          std::shared_ptr<spdlog::logger> logger);
+
+  // Continue from a checkpoint of the same config (model, optimizer, generators, progress).
+  void restore(Checkpoint& checkpoint);
+
+  // Trains up to config.train.epochs, writing checkpoints and metrics. Stops cleanly
+  // (last.pt saved, Interrupted thrown) when *stop becomes non-zero between steps;
+  // throws Error on divergence without touching the checkpoints.
+  void fit(const std::atomic<int>* stop = nullptr);
+
+  // Evaluates best.pt on val and test; writes results.json and returns it.
+  nlohmann::json write_results();
+
+  const TrainProgress& progress() const { return progress_; }
+  MultimodalModelImpl& model() { return *model_; }
+  // Per-epoch records of this process (also appended to metrics.jsonl).
+  const std::vector<EpochRecord>& history() const { return history_; }
+  // Called after every epoch (tests use it to stop a run in the middle).
+  std::function<void(const EpochRecord&)> on_epoch;
+
+ private:
+  void train_epoch(const std::atomic<int>* stop);
+  EpochRecord finish_epoch(double seconds);
+  void save(const std::string& path);
+
+  ExperimentConfig config_;
+  torch::Device device_;
+  RunPaths paths_;
+  std::shared_ptr<spdlog::logger> log_;
+  Dataset train_, val_, test_;
+  std::vector<torch::Tensor> shuffled_;  // reused per-epoch gather buffers
+  torch::Tensor shuffled_target_;
+  ModelPtr model_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  at::Generator shuffle_gen_;
+  torch::Tensor shuffle_epoch_start_;
+  TrainProgress progress_;
+  std::vector<EpochRecord> history_;
+};
+
+}  // namespace mmfusion

@@ -1,0 +1,215 @@
+#include "mmfusion/checkpoint.hpp"
+
+#include <cmath>
+#include <filesystem>
+
+#include "mmfusion/errors.hpp"
+#include "mmfusion/files.hpp"
+#include "mmfusion/version.hpp"
+
+namespace mmfusion {
+
+using nlohmann::json;
+
+namespace {
+
+// FNV-1a over every parameter and buffer (names and bytes): a damaged tensor payload
+// is otherwise read back silently, since the archive does not verify its contents.
+std::string model_digest(torch::nn::Module& model) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  auto mix = [&h](const void* data, size_t n) {
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < n; ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
+  };
+  auto add = [&](const std::string& name, const torch::Tensor& t) {
+    mix(name.data(), name.size());
+    const auto c = t.detach().to(torch::kCPU).contiguous();
+    mix(c.data_ptr(), c.numel() * c.element_size());
+  };
+  for (const auto& p : model.named_parameters()) add(p.key(), p.value());
+  for (const auto& b : model.named_buffers()) add(b.key(), b.value());
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+}  // namespace
+
+json to_json(const TrainProgress& p) {
+  return {{"epoch", p.epoch},
+          {"epoch_step", p.epoch_step},
+          {"global_step", p.global_step},
+          {"best_val_loss", std::isfinite(p.best_val_loss) ? json(p.best_val_loss) : json(nullptr)},
+          {"best_epoch", p.best_epoch},
+          {"bad_epochs", p.bad_epochs},
+          {"epoch_loss_sum", p.epoch_loss_sum},
+          {"epoch_samples", p.epoch_samples},
+          {"train_seconds", p.train_seconds},
+          {"stopped_early", p.stopped_early}};
+}
+
+TrainProgress progress_from_json(const json& j) {
+  TrainProgress p;
+  p.epoch = j.at("epoch").get<int64_t>();
+  p.epoch_step = j.at("epoch_step").get<int64_t>();
+  p.global_step = j.at("global_step").get<int64_t>();
+  const auto& best = j.at("best_val_loss");
+  p.best_val_loss = best.is_null() ? std::numeric_limits<double>::infinity() : best.get<double>();
+  p.best_epoch = j.at("best_epoch").get<int64_t>();
+  p.bad_epochs = j.at("bad_epochs").get<int64_t>();
+  p.epoch_loss_sum = j.at("epoch_loss_sum").get<double>();
+  p.epoch_samples = j.at("epoch_samples").get<int64_t>();
+  p.train_seconds = j.at("train_seconds").get<double>();
+  p.stopped_early = j.at("stopped_early").get<bool>();
+  return p;
+}
+
+RngStates capture_default_rng(const torch::Device& device, torch::Tensor shuffle_state) {
+  RngStates s;
+  s.shuffle = std::move(shuffle_state);
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    s.cpu = gen.get_state();
+  }
+  if (device.is_cuda()) {
+    auto gen = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    s.cuda = gen.get_state();
+  }
+  return s;
+}
+
+void restore_default_rng(const RngStates& states, const torch::Device& device) {
+  if (states.cpu.defined()) {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(states.cpu);
+  }
+  // A CPU checkpoint resumed on CUDA (or the reverse) has no matching state: dropout
+  // then continues from the seeded generator, which is all that can be done.
+  if (device.is_cuda() && states.cuda.defined()) {
+    auto gen = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(states.cuda);
+  }
+}
+
+void save_checkpoint(const std::string& path, const ExperimentConfig& config,
+                     const TrainProgress& progress, torch::nn::Module& model,
+                     const torch::optim::Optimizer* optimizer, const RngStates& rng) {
+  json meta = {{"format", kCheckpointFormat},
+               {"format_version", kCheckpointFormatVersion},
+               {"mmfusion_version", kVersion},
+               {"progress", to_json(progress)},
+               {"config", to_json(config)},
+               {"model_digest", model_digest(model)}};
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive;
+  model.save(model_archive);
+  archive.write("model", model_archive);
+  if (optimizer) {
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer->save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+  }
+  // Generator states are byte tensors on the CPU.
+  if (rng.shuffle.defined()) archive.write("rng_shuffle", rng.shuffle, /*is_buffer=*/true);
+  if (rng.cpu.defined()) archive.write("rng_cpu", rng.cpu, /*is_buffer=*/true);
+  if (rng.cuda.defined()) archive.write("rng_cuda", rng.cuda.cpu(), /*is_buffer=*/true);
+  archive.write("meta", c10::IValue(meta.dump()));
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  atomic_write(path, [&](const std::string& tmp) {
+    try {
+      archive.save_to(tmp);
+    } catch (const c10::Error& e) {
+      throw Error(path + ": cannot write the checkpoint: " + e.what_without_backtrace());
+    }
+  });
+}
+
+Checkpoint open_checkpoint(const std::string& path, const torch::Device& device) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw Error(path + ": no such checkpoint file");
+  Checkpoint c;
+  c.path = path;
+  try {
+    c.archive.load_from(path, device);
+  } catch (const std::exception&) {
+    throw Error(path + ": not a readable checkpoint (the file is truncated, corrupt or not "
+                       "an mmfusion checkpoint)");
+  }
+  c10::IValue meta;
+  if (!c.archive.try_read("meta", meta) || !meta.isString())
+    throw Error(path + ": not an mmfusion checkpoint (no metadata)");
+  try {
+    c.meta = json::parse(meta.toStringRef());
+  } catch (const json::exception&) {
+    throw Error(path + ": not an mmfusion checkpoint (unreadable metadata)");
+  }
+  if (!c.meta.is_object() || c.meta.value("format", "") != kCheckpointFormat)
+    throw Error(path + ": not an mmfusion checkpoint (unknown format)");
+  const int version = c.meta.value("format_version", 0);
+  if (version > kCheckpointFormatVersion)
+    throw Error(path + ": checkpoint format version " + std::to_string(version) +
+                " is newer than this mmfusion (" + kVersion + ") reads (version " +
+                std::to_string(kCheckpointFormatVersion) + "); upgrade mmfusion");
+  if (version < 1) throw Error(path + ": invalid checkpoint format version");
+  try {
+    c.progress = progress_from_json(c.meta.at("progress"));
+  } catch (const json::exception& e) {
+    throw Error(path + ": damaged checkpoint metadata: " + e.what());
+  }
+  try {
+    c.config = parse_config(c.meta.at("config"));
+  } catch (const ConfigError& e) {
+    throw Error(path + ": the checkpoint's config is invalid: " + e.what());
+  } catch (const json::exception& e) {
+    throw Error(path + ": damaged checkpoint metadata: " + e.what());
+  }
+  return c;
+}
+
+void Checkpoint::load_model(torch::nn::Module& model) {
+  torch::serialize::InputArchive model_archive;
+  if (!archive.try_read("model", model_archive)) throw Error(path + ": the checkpoint holds no model");
+  try {
+    model.load(model_archive);
+  } catch (const c10::Error& e) {
+    throw Error(path + ": the model in the checkpoint does not match its config: " +
+                e.what_without_backtrace());
+  }
+  if (meta.contains("model_digest") && meta["model_digest"] != model_digest(model))
+    throw Error(path + ": corrupt checkpoint: the model's checksum does not match (the file was "
+                       "damaged after it was written)");
+}
+
+bool Checkpoint::has_optimizer() {
+  torch::serialize::InputArchive optimizer_archive;
+  return archive.try_read("optimizer", optimizer_archive);
+}
+
+void Checkpoint::load_optimizer(torch::optim::Optimizer& optimizer) {
+  torch::serialize::InputArchive optimizer_archive;
+  if (!archive.try_read("optimizer", optimizer_archive))
+    throw Error(path + ": the checkpoint holds no optimizer state (cannot resume from it)");
+  try {
+    optimizer.load(optimizer_archive);
+  } catch (const c10::Error& e) {
+    throw Error(path + ": the optimizer state does not match (" + e.what_without_backtrace() + ")");
+  }
+}
+
+RngStates Checkpoint::rng() {
+  RngStates s;
+  archive.try_read("rng_shuffle", s.shuffle, /*is_buffer=*/true);
+  archive.try_read("rng_cpu", s.cpu, /*is_buffer=*/true);
+  archive.try_read("rng_cuda", s.cuda, /*is_buffer=*/true);
+  // Generator states must be CPU byte tensors, whatever device the archive was mapped to.
+  for (auto* t : {&s.shuffle, &s.cpu, &s.cuda})
+    if (t->defined()) *t = t->cpu();
+  return s;
+}
+
+}  // namespace mmfusion

@@ -1,0 +1,320 @@
+#include "mmfusion/commands.hpp"
+
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <optional>
+#include <sstream>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "mmfusion/checkpoint.hpp"
+#include "mmfusion/config.hpp"
+#include "mmfusion/data.hpp"
+#include "mmfusion/errors.hpp"
+#include "mmfusion/files.hpp"
+#include "mmfusion/models.hpp"
+#include "mmfusion/trainer.hpp"
+#include "mmfusion/version.hpp"
+
+namespace mmfusion {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kLogPattern = "[%Y-%m-%d %H:%M:%S] [%^%l%$] %v";
+
+std::shared_ptr<spdlog::logger> make_logger(const std::string& log_file) {
+  std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
+  if (!log_file.empty())
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, /*truncate=*/false));
+  auto logger = std::make_shared<spdlog::logger>("mmfusion", sinks.begin(), sinks.end());
+  logger->set_pattern(kLogPattern);
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+  return logger;
+}
+
+// SIGINT/SIGTERM ask the trainer to stop after the current step; a second signal
+// falls back to the default action (immediate exit).
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int signal) {
+  g_stop_signal.store(signal);
+  std::signal(signal, SIG_DFL);
+}
+
+struct SignalScope {
+  SignalScope() {
+    g_stop_signal.store(0);
+    previous_int = std::signal(SIGINT, on_stop_signal);
+    previous_term = std::signal(SIGTERM, on_stop_signal);
+  }
+  ~SignalScope() {
+    std::signal(SIGINT, previous_int);
+    std::signal(SIGTERM, previous_term);
+  }
+  void (*previous_int)(int);
+  void (*previous_term)(int);
+};
+
+std::string timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  std::ostringstream out;
+  out << std::put_time(&tm, "%Y%m%d-%H%M%S");
+  return out.str();
+}
+
+bool is_empty_or_missing(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return true;
+  return fs::is_directory(dir, ec) && fs::is_empty(dir, ec);
+}
+
+// A fresh run folder: --out must be new or empty; the default name gets a suffix
+// rather than reuse a folder.
+std::string fresh_run_dir(const std::string& out, const std::string& name) {
+  if (!out.empty()) {
+    if (!is_empty_or_missing(out))
+      throw ConfigError("--out " + out + ": the folder exists and is not empty; an earlier run "
+                        "is never overwritten (choose another folder, or continue that run with "
+                        "--resume " + (fs::path(out) / "checkpoints" / "last.pt").string() + ")");
+    return out;
+  }
+  const std::string base = (fs::path("runs") / (name + "-" + timestamp())).string();
+  std::string dir = base;
+  for (int i = 2; !is_empty_or_missing(dir); ++i) dir = base + "-" + std::to_string(i);
+  return dir;
+}
+
+void create_run_dir(const RunPaths& paths) {
+  std::error_code ec;
+  fs::create_directories(paths.checkpoints, ec);
+  if (ec) throw Error(paths.dir + ": cannot create the run folder: " + ec.message());
+}
+
+// Resolves model.output_dim against the data and checks the splits agree.
+void resolve_output_dim(ExperimentConfig& config, const DataSplits& data) {
+  const int64_t k = data.train.target_dim();
+  for (const Dataset* d : {&data.val, &data.test})
+    if (d->target_dim() != k)
+      throw Error("data: the splits' targets differ in columns (" + std::to_string(k) + " vs " +
+                  std::to_string(d->target_dim()) + ")");
+  if (config.model.output_dim == 0) config.model.output_dim = k;
+  else if (config.model.output_dim != k)
+    throw ConfigError("model.output_dim: " + std::to_string(config.model.output_dim) +
+                      " but the target has " + std::to_string(k) + " column(s)");
+}
+
+// Keys a resumed run may change: they alter neither the model nor the data.
+void check_resume_overrides(const std::vector<std::string>& overrides) {
+  static const std::vector<std::string> allowed{"train.epochs", "train.patience", "device",
+                                                "threads"};
+  for (const auto& o : overrides) {
+    const std::string key = o.substr(0, o.find('='));
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+      throw ConfigError("--set " + key + ": cannot be changed when resuming (it would change the "
+                        "model, data or optimizer); allowed: train.epochs, train.patience, device, "
+                        "threads");
+  }
+}
+
+std::string resume_run_dir(const std::string& checkpoint) {
+  const fs::path parent = fs::absolute(checkpoint).parent_path();
+  if (parent.filename() == "checkpoints" && fs::exists(parent.parent_path() / "config.json"))
+    return parent.parent_path().lexically_relative(fs::current_path()).string();
+  throw ConfigError("--resume " + checkpoint + ": cannot find its run folder (expected "
+                    "DIR/checkpoints/NAME.pt beside DIR/config.json); pass --out DIR to "
+                    "continue in a new folder");
+}
+
+ModelPtr load_model(Checkpoint& checkpoint, const torch::Device& device) {
+  const auto& c = checkpoint.config;
+  ModelPtr model = make_model(c.model, c.data.modalities, c.model.output_dim);
+  checkpoint.load_model(*model);
+  model->to(device);
+  model->eval();
+  return model;
+}
+
+void refuse_existing(const std::string& path, bool force) {
+  std::error_code ec;
+  if (!force && fs::exists(path, ec))
+    throw ConfigError("--output " + path + ": the file exists (pass --force to overwrite it)");
+}
+
+std::string format_number(double x) {
+  std::ostringstream out;
+  out << std::setprecision(9) << x;
+  return out.str();
+}
+
+}  // namespace
+
+void setup_console_logging() { make_logger(""); }
+
+TrainOutcome run_train(const TrainArgs& args) {
+  ExperimentConfig config;
+  std::optional<Checkpoint> checkpoint;
+  if (!args.resume.empty()) {
+    check_resume_overrides(args.overrides);
+    Checkpoint probe = open_checkpoint(args.resume);
+    json doc = to_json(probe.config);
+    for (const auto& o : args.overrides) apply_override(doc, o);
+    config = parse_config(doc);
+  } else {
+    config = load_config(args.config, args.overrides);
+  }
+  const torch::Device device = resolve_device(config.device);
+  apply_threads(config.threads);
+
+  std::string dir;
+  if (!args.resume.empty()) {
+    checkpoint = open_checkpoint(args.resume, device);
+    dir = args.out.empty() ? resume_run_dir(args.resume) : fresh_run_dir(args.out, config.name);
+    if (args.out.empty()) {
+      // Resuming from an older checkpoint in place would overwrite newer ones.
+      const RunPaths existing(dir);
+      if (fs::exists(existing.last) && !fs::equivalent(existing.last, args.resume) &&
+          open_checkpoint(existing.last).progress.global_step > checkpoint->progress.global_step)
+        throw ConfigError("--resume " + args.resume + ": " + existing.last +
+                          " is newer; resuming in place would overwrite it (resume from it, or "
+                          "pass --out DIR to branch into a new folder)");
+    }
+  } else {
+    dir = fresh_run_dir(args.out, config.name);
+  }
+
+  const DataSplits data = load_splits(config);  // before creating anything on disk
+  resolve_output_dim(config, data);
+  const RunPaths paths(dir);
+  create_run_dir(paths);
+  atomic_write_text(paths.config, to_json(config).dump(2) + "\n");
+  auto log = make_logger(paths.log);
+  if (checkpoint)
+    log->info("mmfusion {}: resuming {} at epoch {} (step {}) into {}", kVersion, args.resume,
+              checkpoint->progress.epoch, checkpoint->progress.global_step, dir);
+  else
+    log->info("mmfusion {}: run {} in {}", kVersion, config.name, dir);
+
+  torch::manual_seed(config.seed);  // model initialisation and dropout
+  Trainer trainer(config, data, device, paths, log);
+  if (checkpoint) trainer.restore(*checkpoint);
+  {
+    SignalScope signals;
+    trainer.fit(&g_stop_signal);
+  }
+  TrainOutcome outcome{dir, trainer.write_results()};
+  const auto& test = outcome.results["test"];
+  log->info("best epoch {}: test mse {:.6f}  mae {:.4f}  pearson {:.4f}  r2 {:.4f}  -> {}",
+            outcome.results["best_epoch"].get<int64_t>(), test["mse"].get<double>(),
+            test["mae"].get<double>(), test["pearson"].get<double>(), test["r2"].get<double>(),
+            paths.results);
+  return outcome;
+}
+
+json run_eval(const EvalArgs& args) {
+  const torch::Device device = resolve_device(args.device);
+  Checkpoint checkpoint = open_checkpoint(args.checkpoint, device);
+  const auto& config = checkpoint.config;
+  apply_threads(config.threads);
+  ModelPtr model = load_model(checkpoint, device);
+  const Dataset data = args.data.empty()
+                           ? load_split(config, parse_split(args.split))
+                           : read_data_file(args.data, config.data.modalities, /*require_target=*/true);
+  if (data.target_dim() != config.model.output_dim)
+    throw Error((args.data.empty() ? std::string("data") : args.data) + ": the target has " +
+                std::to_string(data.target_dim()) + " column(s), the model predicts " +
+                std::to_string(config.model.output_dim));
+  const auto prediction = predict(*model, data, config.train.eval_batch_size, device);
+  const auto target = data.target.to(device);
+  json out = to_json(regression_metrics(prediction, target));
+  out["loss"] = compute_loss(config.train, prediction, target).item<double>();
+  out["loss_name"] = config.train.loss;
+  out["data"] = args.data.empty() ? json(args.split) : json(args.data);
+  out["checkpoint"] = args.checkpoint;
+  out["epoch"] = checkpoint.progress.epoch;
+  return out;
+}
+
+int64_t run_predict(const PredictArgs& args) {
+  refuse_existing(args.output, args.force);
+  const torch::Device device = resolve_device(args.device);
+  Checkpoint checkpoint = open_checkpoint(args.checkpoint, device);
+  const auto& config = checkpoint.config;
+  apply_threads(config.threads);
+  ModelPtr model = load_model(checkpoint, device);
+  const Dataset data = read_data_file(args.data, config.data.modalities, /*require_target=*/false);
+  const auto prediction = predict(*model, data, config.train.eval_batch_size, device).cpu();
+  const int64_t k = prediction.size(1);
+  const bool with_target = data.target.defined();
+
+  std::ostringstream csv;
+  csv << "index";
+  for (int64_t j = 0; j < k; ++j) csv << (k == 1 ? ",prediction" : ",prediction_" + std::to_string(j));
+  if (with_target)
+    for (int64_t j = 0; j < data.target_dim(); ++j)
+      csv << (data.target_dim() == 1 ? ",target" : ",target_" + std::to_string(j));
+  csv << "\n";
+  const auto p = prediction.to(torch::kFloat64).contiguous();
+  const auto t = with_target ? data.target.to(torch::kFloat64).contiguous() : torch::Tensor();
+  const double* pp = p.data_ptr<double>();
+  const double* tp = with_target ? t.data_ptr<double>() : nullptr;
+  for (int64_t i = 0; i < data.size(); ++i) {
+    csv << i;
+    for (int64_t j = 0; j < k; ++j) csv << ',' << format_number(pp[i * k + j]);
+    if (with_target)
+      for (int64_t j = 0; j < data.target_dim(); ++j)
+        csv << ',' << format_number(tp[i * data.target_dim() + j]);
+    csv << "\n";
+  }
+  atomic_write_text(args.output, csv.str());
+  return data.size();
+}
+
+json run_inspect(const std::string& path) {
+  Checkpoint checkpoint = open_checkpoint(path);
+  const auto& config = checkpoint.config;
+  ModelPtr model = make_model(config.model, config.data.modalities, config.model.output_dim);
+  checkpoint.load_model(*model);
+  json params = json::object();
+  for (const auto& [name, count] : parameter_counts(*model)) params[name] = count;
+  json shapes = json::object();
+  for (const auto& p : model->named_parameters()) shapes[p.key()] = p.value().sizes().vec();
+  const auto& p = checkpoint.progress;
+  return {{"file", path},
+          {"format", checkpoint.meta["format"]},
+          {"format_version", checkpoint.meta["format_version"]},
+          {"mmfusion_version", checkpoint.meta["mmfusion_version"]},
+          {"epoch", p.epoch},
+          {"epoch_step", p.epoch_step},
+          {"global_step", p.global_step},
+          {"best_val_loss", std::isfinite(p.best_val_loss) ? json(p.best_val_loss) : json(nullptr)},
+          {"best_epoch", p.best_epoch},
+          {"has_optimizer_state", checkpoint.has_optimizer()},
+          {"parameters", params},
+          {"parameter_shapes", shapes},
+          {"config", to_json(config)}};
+}
+
+int64_t run_synth(const SynthArgs& args) {
+  refuse_existing(args.output, args.force);
+  const ExperimentConfig config = load_config(args.config, args.overrides);
+  if (config.data.source != "synthetic")
+    throw ConfigError("data.source: synth needs \"synthetic\", got \"" + config.data.source + "\"");
+  const Dataset data = generate_synthetic(config.data, config.seed, parse_split(args.split));
+  write_data_file(data, args.output);
+  return data.size();
+}
+
+json run_validate(const std::string& config, const std::vector<std::string>& overrides) {
+  return to_json(load_config(config, overrides));
+}
+
+}  // namespace mmfusion

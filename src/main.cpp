@@ -1,0 +1,118 @@
+// mmfusion command line: parses arguments and hands them to the library.
+// Exit codes: 0 success, 2 usage or config error, 1 other failure, 130 interrupted.
+#include <algorithm>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "mmfusion/commands.hpp"
+#include "mmfusion/errors.hpp"
+#include "mmfusion/version.hpp"
+
+namespace {
+
+// Errors are reported on one line, whatever the exception text holds.
+int fail(const std::string& kind, std::string message, int code) {
+  std::replace(message.begin(), message.end(), '\n', ' ');
+  std::cerr << "mmfusion: " << kind << message << "\n";
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace mmfusion;
+  CLI::App app{"mmfusion: multimodal fusion experiments (LMF) with LibTorch"};
+  app.set_version_flag("--version", std::string("mmfusion ") + kVersion);
+  app.require_subcommand(1);
+
+  TrainArgs train;
+  auto* train_cmd = app.add_subcommand("train", "Train a model from a JSON config, or resume a run");
+  auto* config_opt = train_cmd->add_option("--config", train.config, "Experiment config (JSON)")
+                         ->check(CLI::ExistingFile);
+  auto* resume_opt = train_cmd->add_option("--resume", train.resume,
+                                           "Checkpoint to continue from (its run folder is reused)");
+  config_opt->excludes(resume_opt);
+  train_cmd->add_option("--set", train.overrides, "Override a config key: KEY=VALUE (repeatable)")
+      ->take_all();
+  train_cmd->add_option("--out", train.out, "Run folder (default runs/<name>-<timestamp>)");
+
+  EvalArgs eval;
+  auto* eval_cmd = app.add_subcommand("eval", "Evaluate a checkpoint; prints metrics as JSON");
+  eval_cmd->add_option("--checkpoint", eval.checkpoint, "Checkpoint file")->required();
+  eval_cmd->add_option("--split", eval.split, "Split of the checkpoint's data config")
+      ->check(CLI::IsMember({"train", "val", "test"}));
+  eval_cmd->add_option("--data", eval.data, "Data file to evaluate on instead of a split");
+  eval_cmd->add_option("--device", eval.device, "auto, cpu, cuda or cuda:N");
+
+  PredictArgs predict;
+  auto* predict_cmd = app.add_subcommand("predict", "Write a checkpoint's predictions on a data file as CSV");
+  predict_cmd->add_option("--checkpoint", predict.checkpoint, "Checkpoint file")->required();
+  predict_cmd->add_option("--data", predict.data, "Data file (torch.save dict of tensors)")->required();
+  predict_cmd->add_option("--output", predict.output, "CSV file to write")->required();
+  predict_cmd->add_option("--device", predict.device, "auto, cpu, cuda or cuda:N");
+  predict_cmd->add_flag("--force", predict.force, "Overwrite an existing output file");
+
+  std::string inspect_path;
+  auto* inspect_cmd = app.add_subcommand("inspect", "Print what a checkpoint holds as JSON");
+  inspect_cmd->add_option("--checkpoint", inspect_path, "Checkpoint file")->required();
+
+  SynthArgs synth;
+  auto* synth_cmd = app.add_subcommand("synth", "Write a config's synthetic split as a data file");
+  synth_cmd->add_option("--config", synth.config, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
+  synth_cmd->add_option("--set", synth.overrides, "Override a config key: KEY=VALUE")->take_all();
+  synth_cmd->add_option("--split", synth.split, "train, val or test")
+      ->check(CLI::IsMember({"train", "val", "test"}));
+  synth_cmd->add_option("--output", synth.output, "Data file to write (.pt)")->required();
+  synth_cmd->add_flag("--force", synth.force, "Overwrite an existing output file");
+
+  std::string validate_path;
+  std::vector<std::string> validate_overrides;
+  auto* validate_cmd = app.add_subcommand("validate", "Check a config and print it resolved (JSON)");
+  validate_cmd->add_option("--config", validate_path, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
+  validate_cmd->add_option("--set", validate_overrides, "Override a config key: KEY=VALUE")->take_all();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    return fail("usage error: ", e.what() + std::string(" (see --help)"), 2);
+  }
+
+  try {
+    if (*train_cmd) {
+      if (train.config.empty() && train.resume.empty())
+        return fail("usage error: ", "train needs --config FILE or --resume CHECKPOINT", 2);
+      const auto outcome = run_train(train);
+      std::cout << outcome.run_dir << "\n";
+    } else {
+      setup_console_logging();
+      if (*eval_cmd) {
+        std::cout << run_eval(eval).dump(2) << "\n";
+      } else if (*predict_cmd) {
+        const int64_t rows = run_predict(predict);
+        spdlog::info("wrote {} predictions to {}", rows, predict.output);
+      } else if (*inspect_cmd) {
+        std::cout << run_inspect(inspect_path).dump(2) << "\n";
+      } else if (*synth_cmd) {
+        const int64_t rows = run_synth(synth);
+        spdlog::info("wrote {} {} samples to {}", rows, synth.split, synth.output);
+      } else if (*validate_cmd) {
+        std::cout << run_validate(validate_path, validate_overrides).dump(2) << "\n";
+      }
+    }
+  } catch (const ConfigError& e) {
+    return fail("config error: ", e.what(), 2);
+  } catch (const Interrupted& e) {
+    spdlog::warn("{}", e.what());
+    return 130;
+  } catch (const Error& e) {
+    return fail("error: ", e.what(), 1);
+  } catch (const c10::Error& e) {
+    return fail("error: ", e.what_without_backtrace(), 1);
+  } catch (const std::exception& e) {
+    return fail("error: ", e.what(), 1);
+  }
+  return 0;
+}

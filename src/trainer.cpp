@@ -1,0 +1,342 @@
+#include "mmfusion/trainer.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "mmfusion/errors.hpp"
+#include "mmfusion/files.hpp"
+#include "mmfusion/version.hpp"
+
+namespace mmfusion {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+torch::Device resolve_device(const std::string& spec) {
+  if (spec == "cpu") return torch::kCPU;
+  const bool have_cuda = torch::cuda::is_available();
+  if (spec == "auto") return have_cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (!have_cuda)
+    throw ConfigError("device: \"" + spec +
+                      "\" requested but no CUDA device is available (this LibTorch build or "
+                      "machine has none); use \"cpu\" or \"auto\"");
+  const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+  const int64_t index = spec == "cuda" ? 0 : std::stoll(spec.substr(5));
+  if (index >= count)
+    throw ConfigError("device: \"" + spec + "\" requested but this machine has " +
+                      std::to_string(count) + " CUDA device(s) (cuda:0 to cuda:" +
+                      std::to_string(count - 1) + ")");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+int64_t apply_threads(int64_t threads) {
+  // LibTorch counts physical cores and may start below what the machine offers.
+  const int64_t n = threads > 0 ? threads
+                                : std::max<int64_t>(1, std::thread::hardware_concurrency());
+  torch::set_num_threads(static_cast<int>(n));
+  return n;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& t,
+                                                        MultimodalModelImpl& model) {
+  // Split the parameters into the factor group (own lr) and the rest.
+  std::vector<torch::Tensor> factors = t.factor_lr > 0 ? model.factor_parameters()
+                                                       : std::vector<torch::Tensor>{};
+  std::vector<torch::Tensor> others;
+  for (const auto& p : model.parameters()) {
+    const bool is_factor = std::any_of(factors.begin(), factors.end(), [&](const torch::Tensor& f) {
+      return f.unsafeGetTensorImpl() == p.unsafeGetTensorImpl();
+    });
+    if (!is_factor) others.push_back(p);
+  }
+  auto groups_for = [&](auto make_options) {
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(others, make_options(t.lr));
+    if (!factors.empty()) groups.emplace_back(factors, make_options(t.factor_lr));
+    return groups;
+  };
+  if (t.optimizer == "adam") {
+    auto opts = [&](double lr) {
+      return std::make_unique<torch::optim::AdamOptions>(
+          torch::optim::AdamOptions(lr).weight_decay(t.weight_decay));
+    };
+    return std::make_unique<torch::optim::Adam>(groups_for(opts), *opts(t.lr));
+  }
+  if (t.optimizer == "adamw") {
+    auto opts = [&](double lr) {
+      return std::make_unique<torch::optim::AdamWOptions>(
+          torch::optim::AdamWOptions(lr).weight_decay(t.weight_decay));
+    };
+    return std::make_unique<torch::optim::AdamW>(groups_for(opts), *opts(t.lr));
+  }
+  auto opts = [&](double lr) {
+    return std::make_unique<torch::optim::SGDOptions>(
+        torch::optim::SGDOptions(lr).momentum(t.momentum).weight_decay(t.weight_decay));
+  };
+  return std::make_unique<torch::optim::SGD>(groups_for(opts), *opts(t.lr));
+}
+
+torch::Tensor compute_loss(const TrainConfig& t, const torch::Tensor& prediction,
+                           const torch::Tensor& target) {
+  namespace F = torch::nn::functional;
+  if (t.loss == "l1") return F::l1_loss(prediction, target);
+  if (t.loss == "huber")
+    return F::huber_loss(prediction, target, F::HuberLossFuncOptions().delta(t.huber_delta));
+  return F::mse_loss(prediction, target);
+}
+
+torch::Tensor predict(MultimodalModelImpl& model, const Dataset& data, int64_t batch_size,
+                      const torch::Device& device) {
+  torch::InferenceMode guard;
+  const bool was_training = model.is_training();
+  model.eval();
+  std::vector<torch::Tensor> outputs;
+  const int64_t n = data.size();
+  for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
+    const int64_t b1 = std::min(n, b0 + batch_size);
+    std::vector<torch::Tensor> inputs;
+    for (const auto& f : data.features) inputs.push_back(f.slice(0, b0, b1).to(device));
+    outputs.push_back(model.forward(inputs));
+  }
+  model.train(was_training);
+  return torch::cat(outputs, 0);
+}
+
+json to_json(const EpochRecord& r) {
+  return {{"epoch", r.epoch},
+          {"train_loss", r.train_loss},
+          {"val_loss", r.val_loss},
+          {"val_mse", r.val.mse},
+          {"val_mae", r.val.mae},
+          {"val_pearson", r.val.pearson},
+          {"val_r2", r.val.r2},
+          {"lr", r.lr},
+          {"seconds", r.seconds},
+          {"samples_per_s", r.samples_per_s},
+          {"global_step", r.global_step}};
+}
+
+RunPaths::RunPaths(std::string d) : dir(std::move(d)) {
+  const fs::path p(dir);
+  config = (p / "config.json").string();
+  log = (p / "train.log").string();
+  metrics = (p / "metrics.jsonl").string();
+  results = (p / "results.json").string();
+  checkpoints = (p / "checkpoints").string();
+  last = (p / "checkpoints" / "last.pt").string();
+  best = (p / "checkpoints" / "best.pt").string();
+}
+
+Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device device,
+                 RunPaths paths, std::shared_ptr<spdlog::logger> logger)
+    : config_(std::move(config)),
+      device_(device),
+      paths_(std::move(paths)),
+      log_(std::move(logger)),
+      shuffle_gen_(at::detail::createCPUGenerator(config_.seed ^ 0x5851F42D4C957F2DULL)) {
+  train_ = data.train.to(device_);
+  val_ = data.val.to(device_);
+  test_ = data.test.to(device_);
+  for (const auto& f : train_.features) shuffled_.push_back(torch::empty_like(f));
+  shuffled_target_ = torch::empty_like(train_.target);
+  model_ = make_model(config_.model, config_.data.modalities, config_.model.output_dim);
+  model_->to(device_);
+  optimizer_ = make_optimizer(config_.train, *model_);
+}
+
+void Trainer::restore(Checkpoint& checkpoint) {
+  checkpoint.load_model(*model_);
+  model_->to(device_);
+  checkpoint.load_optimizer(*optimizer_);
+  progress_ = checkpoint.progress;
+  const RngStates rng = checkpoint.rng();
+  if (rng.shuffle.defined()) {
+    std::lock_guard<std::mutex> lock(shuffle_gen_.mutex());
+    shuffle_gen_.set_state(rng.shuffle);
+  }
+  restore_default_rng(rng, device_);
+}
+
+void Trainer::save(const std::string& path) {
+  save_checkpoint(path, config_, progress_, *model_, optimizer_.get(),
+                  capture_default_rng(device_, shuffle_epoch_start_));
+}
+
+void Trainer::train_epoch(const std::atomic<int>* stop) {
+  const auto& t = config_.train;
+  const int64_t n = train_.size();
+  const int64_t steps = (n + t.batch_size - 1) / t.batch_size;
+  {
+    std::lock_guard<std::mutex> lock(shuffle_gen_.mutex());
+    shuffle_epoch_start_ = shuffle_gen_.get_state();
+  }
+  // One permutation per epoch, gathered into reused buffers: every batch is then a
+  // contiguous slice, with no per-step copy of the dataset.
+  const auto perm = torch::randperm(n, shuffle_gen_, torch::kInt64).to(device_);
+  for (size_t m = 0; m < shuffled_.size(); ++m)
+    torch::index_select_out(shuffled_[m], train_.features[m], 0, perm);
+  torch::index_select_out(shuffled_target_, train_.target, 0, perm);
+
+  const bool show_progress = ::isatty(STDERR_FILENO) && steps > 1;
+  auto last_draw = Clock::now();
+  model_->train();
+  std::vector<torch::Tensor> inputs(shuffled_.size());
+  for (int64_t step = progress_.epoch_step; step < steps; ++step) {
+    const int64_t b0 = step * t.batch_size, b1 = std::min(n, b0 + t.batch_size);
+    for (size_t m = 0; m < shuffled_.size(); ++m) inputs[m] = shuffled_[m].slice(0, b0, b1);
+    const auto prediction = model_->forward(inputs);
+    auto loss = compute_loss(t, prediction, shuffled_target_.slice(0, b0, b1));
+    optimizer_->zero_grad();
+    loss.backward();
+    double grad_norm = 0;
+    if (t.grad_clip > 0)
+      grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), t.grad_clip);
+    const double value = loss.item<double>();
+    if (!std::isfinite(value) || !std::isfinite(grad_norm)) {
+      if (show_progress) std::fputs("\r\033[K", stderr);
+      throw Error("training diverged at epoch " + std::to_string(progress_.epoch + 1) + ", step " +
+                  std::to_string(step + 1) + " (global step " +
+                  std::to_string(progress_.global_step + 1) + "): " +
+                  (std::isfinite(value) ? "gradient norm" : "loss") + " is not finite; " +
+                  "the last good checkpoint is " + paths_.last + " (try a lower train.lr or "
+                  "train.grad_clip)");
+    }
+    optimizer_->step();
+    progress_.epoch_loss_sum += value * static_cast<double>(b1 - b0);
+    progress_.epoch_samples += b1 - b0;
+    progress_.epoch_step = step + 1;
+    progress_.global_step += 1;
+
+    if (stop && stop->load() != 0 && step + 1 < steps) {
+      if (show_progress) std::fputs("\r\033[K", stderr);
+      save(paths_.last);
+      throw Interrupted("interrupted at epoch " + std::to_string(progress_.epoch + 1) + ", step " +
+                        std::to_string(step + 1) + "; saved " + paths_.last +
+                        " (continue with: mmfusion train --resume " + paths_.last + ")");
+    }
+    if (show_progress && Clock::now() - last_draw > std::chrono::milliseconds(200)) {
+      last_draw = Clock::now();
+      std::fprintf(stderr, "\r\033[Kepoch %lld: step %lld/%lld  loss %.5g",
+                   static_cast<long long>(progress_.epoch + 1), static_cast<long long>(step + 1),
+                   static_cast<long long>(steps), progress_.epoch_loss_sum / progress_.epoch_samples);
+      std::fflush(stderr);
+    }
+  }
+  if (show_progress) std::fputs("\r\033[K", stderr);
+}
+
+EpochRecord Trainer::finish_epoch(double seconds) {
+  EpochRecord r;
+  r.epoch = progress_.epoch + 1;
+  r.train_loss = progress_.epoch_loss_sum / std::max<int64_t>(1, progress_.epoch_samples);
+  const auto prediction = predict(*model_, val_, config_.train.eval_batch_size, device_);
+  r.val_loss = compute_loss(config_.train, prediction, val_.target).item<double>();
+  r.val = regression_metrics(prediction, val_.target);
+  r.lr = config_.train.lr;
+  r.seconds = seconds;
+  r.samples_per_s = seconds > 0 ? progress_.epoch_samples / seconds : 0;
+  r.global_step = progress_.global_step;
+
+  progress_.epoch = r.epoch;
+  progress_.epoch_step = 0;
+  progress_.epoch_loss_sum = 0;
+  progress_.epoch_samples = 0;
+  progress_.train_seconds += seconds;
+  const bool improved = r.val_loss < progress_.best_val_loss;
+  if (improved) {
+    progress_.best_val_loss = r.val_loss;
+    progress_.best_epoch = r.epoch;
+    progress_.bad_epochs = 0;
+  } else {
+    progress_.bad_epochs += 1;
+  }
+  const int64_t patience = config_.train.patience;
+  progress_.stopped_early = patience > 0 && progress_.bad_epochs >= patience;
+  {
+    std::lock_guard<std::mutex> lock(shuffle_gen_.mutex());
+    shuffle_epoch_start_ = shuffle_gen_.get_state();  // where the next epoch starts
+  }
+  // Checkpoint first, then the metrics line: a metrics line never names an epoch that
+  // no checkpoint holds.
+  save(paths_.last);
+  if (improved) {
+    atomic_write(paths_.best, [&](const std::string& tmp) {
+      fs::copy_file(paths_.last, tmp, fs::copy_options::overwrite_existing);
+    });
+  }
+  std::ofstream metrics(paths_.metrics, std::ios::app);
+  metrics << to_json(r).dump() << "\n";
+  metrics.flush();
+  if (!metrics) throw Error(paths_.metrics + ": cannot append the epoch's metrics");
+  return r;
+}
+
+void Trainer::fit(const std::atomic<int>* stop) {
+  const auto& t = config_.train;
+  if (progress_.epoch >= t.epochs || progress_.stopped_early) {
+    log_->info("nothing to train: {} of {} epochs done{}", progress_.epoch, t.epochs,
+               progress_.stopped_early ? " (stopped early)" : "");
+    return;
+  }
+  log_->info("training {} on {}: {} train / {} val / {} test samples, {} parameters, {} threads",
+             config_.model.type, device_.str(), train_.size(), val_.size(), test_.size(),
+             parameter_counts(*model_)[0].second, torch::get_num_threads());
+  while (progress_.epoch < t.epochs) {
+    const auto start = Clock::now();
+    train_epoch(stop);
+    if (device_.is_cuda()) torch::cuda::synchronize();
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const EpochRecord r = finish_epoch(seconds);
+    history_.push_back(r);
+    log_->info("epoch {:>3}/{}  train_loss {:.6f}  val_loss {:.6f}  val_mae {:.4f}  val_r {:.4f}  "
+               "lr {:.3g}  {:.2f}s  {:.0f} samples/s{}",
+               r.epoch, t.epochs, r.train_loss, r.val_loss, r.val.mae, r.val.pearson, r.lr,
+               r.seconds, r.samples_per_s, r.epoch == progress_.best_epoch ? "  *best" : "");
+    if (on_epoch) on_epoch(r);
+    if (progress_.stopped_early) {
+      log_->info("early stopping: val_loss has not improved for {} epochs (best {:.6f} at epoch {})",
+                 progress_.bad_epochs, progress_.best_val_loss, progress_.best_epoch);
+      break;
+    }
+    if (stop && stop->load() != 0 && progress_.epoch < t.epochs)
+      throw Interrupted("interrupted after epoch " + std::to_string(progress_.epoch) + "; saved " +
+                        paths_.last + " (continue with: mmfusion train --resume " + paths_.last + ")");
+  }
+}
+
+json Trainer::write_results() {
+  Checkpoint best = open_checkpoint(paths_.best, device_);
+  ModelPtr model = make_model(config_.model, config_.data.modalities, config_.model.output_dim);
+  best.load_model(*model);
+  model->to(device_);
+  auto evaluate = [&](const Dataset& d) {
+    const auto p = predict(*model, d, config_.train.eval_batch_size, device_);
+    json m = to_json(regression_metrics(p, d.target));
+    m["loss"] = compute_loss(config_.train, p, d.target).item<double>();
+    return m;
+  };
+  json params = json::object();
+  for (const auto& [name, count] : parameter_counts(*model)) params[name] = count;
+  json results = {{"mmfusion_version", kVersion},
+                  {"checkpoint", paths_.best},
+                  {"best_epoch", best.progress.best_epoch},
+                  {"epochs", progress_.epoch},
+                  {"stopped_early", progress_.stopped_early},
+                  {"train_seconds", progress_.train_seconds},
+                  {"parameters", params},
+                  {"val", evaluate(val_)},
+                  {"test", evaluate(test_)}};
+  atomic_write_text(paths_.results, results.dump(2) + "\n");
+  return results;
+}
+
+}  // namespace mmfusion

@@ -1,0 +1,182 @@
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+#include <torch/torch.h>
+
+#include "helpers.hpp"
+#include "mmfusion/checkpoint.hpp"
+#include "mmfusion/errors.hpp"
+#include "mmfusion/trainer.hpp"
+
+using namespace mmfusion;
+using namespace mmfusion::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TestRun {
+  RunPaths paths;
+  std::unique_ptr<Trainer> trainer;
+};
+
+// A trainer over a fresh run folder, set up the way `mmfusion train` does it.
+TestRun make_run(const ExperimentConfig& base, const std::string& dir) {
+  ExperimentConfig config = base;
+  config.model.output_dim = 1;
+  RunPaths paths(dir);
+  fs::create_directories(paths.checkpoints);
+  torch::manual_seed(config.seed);
+  auto trainer = std::make_unique<Trainer>(config, load_splits(config), torch::kCPU, paths, quiet_logger());
+  return {paths, std::move(trainer)};
+}
+
+void expect_error(const std::function<void()>& f, const std::string& words) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one containing: " << words;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+  }
+}
+
+const std::vector<std::string> kResumable = {"threads=1", "model.dropout=0.2",
+                                             "train.epochs=4", "train.batch_size=48"};
+
+void expect_same_history(const std::vector<EpochRecord>& a, const std::vector<EpochRecord>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    SCOPED_TRACE("epoch " + std::to_string(a[i].epoch));
+    EXPECT_EQ(a[i].epoch, b[i].epoch);
+    EXPECT_NEAR(a[i].train_loss, b[i].train_loss, 1e-6 * std::abs(a[i].train_loss));
+    EXPECT_NEAR(a[i].val_loss, b[i].val_loss, 1e-6 * std::abs(a[i].val_loss));
+  }
+}
+
+}  // namespace
+
+TEST(Checkpoint, RoundTripGivesIdenticalOutputs) {
+  TempDir dir;
+  TestRun run = make_run(tiny_config(), dir.file("run"));
+  run.trainer->fit();
+  Checkpoint c = open_checkpoint(run.paths.last);
+  EXPECT_EQ(c.progress.epoch, 2);
+  EXPECT_EQ(c.progress.global_step, 16);
+  EXPECT_EQ(c.meta["format_version"], kCheckpointFormatVersion);
+  EXPECT_TRUE(c.config == tiny_config({"model.output_dim=1"}));
+
+  ModelPtr loaded = make_model(c.config.model, c.config.data.modalities, 1);
+  c.load_model(*loaded);
+  const Dataset test = load_split(c.config, Split::Test);
+  const auto a = predict(run.trainer->model(), test, 16, torch::kCPU);
+  const auto b = predict(*loaded, test, 64, torch::kCPU);
+  EXPECT_TRUE(torch::equal(a, b));
+}
+
+TEST(Checkpoint, BestIsTheEpochWithTheLowestValidationLoss) {
+  TempDir dir;
+  TestRun run = make_run(tiny_config({"train.epochs=5", "train.lr=0.01"}), dir.file("run"));
+  run.trainer->fit();
+  const auto& h = run.trainer->history();
+  const auto best = std::min_element(h.begin(), h.end(), [](const auto& a, const auto& b) {
+    return a.val_loss < b.val_loss;
+  });
+  Checkpoint c = open_checkpoint(run.paths.best);
+  EXPECT_EQ(c.progress.epoch, best->epoch);
+  EXPECT_DOUBLE_EQ(c.progress.best_val_loss, best->val_loss);
+}
+
+TEST(Checkpoint, ResumeAfterAnEpochMatchesAnUninterruptedRun) {
+  TempDir dir;
+  TestRun straight = make_run(tiny_config(kResumable), dir.file("straight"));
+  straight.trainer->fit();
+
+  // Stop after epoch 2 through the stop flag, then continue from last.pt.
+  TestRun first = make_run(tiny_config(kResumable), dir.file("resumed"));
+  std::atomic<int> stop{0};
+  first.trainer->on_epoch = [&](const EpochRecord& r) {
+    if (r.epoch == 2) stop = SIGINT;
+  };
+  EXPECT_THROW(first.trainer->fit(&stop), Interrupted);
+  std::vector<EpochRecord> history = first.trainer->history();
+  ASSERT_EQ(history.size(), 2u);
+
+  torch::manual_seed(999);  // the resumed run must not depend on the process's generators
+  Checkpoint c = open_checkpoint(first.paths.last);
+  Trainer second(c.config, load_splits(c.config), torch::kCPU, first.paths, quiet_logger());
+  second.restore(c);
+  second.fit();
+  history.insert(history.end(), second.history().begin(), second.history().end());
+  expect_same_history(straight.trainer->history(), history);
+}
+
+TEST(Checkpoint, ResumeInTheMiddleOfAnEpochMatchesAnUninterruptedRun) {
+  TempDir dir;
+  TestRun straight = make_run(tiny_config(kResumable), dir.file("straight"));
+  straight.trainer->fit();
+
+  // A stop flag raised before training stops after the first step of epoch 1.
+  TestRun first = make_run(tiny_config(kResumable), dir.file("resumed"));
+  std::atomic<int> stop{SIGTERM};
+  EXPECT_THROW(first.trainer->fit(&stop), Interrupted);
+  Checkpoint c = open_checkpoint(first.paths.last);
+  EXPECT_EQ(c.progress.epoch, 0);
+  EXPECT_EQ(c.progress.epoch_step, 1);
+  EXPECT_EQ(c.progress.global_step, 1);
+
+  Trainer second(c.config, load_splits(c.config), torch::kCPU, first.paths, quiet_logger());
+  second.restore(c);
+  second.fit();
+  expect_same_history(straight.trainer->history(), second.history());
+
+  // And the final parameters agree.
+  for (const auto& p : straight.trainer->model().named_parameters()) {
+    const auto q = second.model().named_parameters()[p.key()];
+    EXPECT_TRUE(torch::allclose(p.value(), q, 1e-6, 1e-7)) << p.key();
+  }
+}
+
+TEST(Checkpoint, DamagedOrForeignFilesAreRejectedCleanly) {
+  TempDir dir;
+  TestRun run = make_run(tiny_config(), dir.file("run"));
+  run.trainer->fit();
+  const std::string whole = read_text(run.paths.last);
+
+  for (size_t keep : {whole.size() - 100, whole.size() / 2, size_t(10), size_t(0)}) {
+    write_text(dir.file("cut.pt"), whole.substr(0, keep));
+    expect_error([&] { open_checkpoint(dir.file("cut.pt")); }, "cut.pt: not a readable checkpoint");
+  }
+  // Damage inside a parameter's stored bytes: the archive itself reads back fine, the
+  // checksum must catch it.
+  const auto factor = run.trainer->model().named_parameters()["fusion.factor_audio"].contiguous();
+  const std::string needle(static_cast<const char*>(factor.data_ptr()), 32);
+  const size_t at = whole.find(needle);
+  ASSERT_NE(at, std::string::npos);
+  std::string flipped = whole;
+  flipped[at + 5] ^= 0x10;
+  write_text(dir.file("flipped.pt"), flipped);
+  expect_error(
+      [&] {
+        Checkpoint c = open_checkpoint(dir.file("flipped.pt"));
+        ModelPtr m = make_model(c.config.model, c.config.data.modalities, 1);
+        c.load_model(*m);
+      },
+      "flipped.pt: corrupt checkpoint");
+
+  expect_error([&] { open_checkpoint(dir.file("absent.pt")); }, "no such checkpoint file");
+
+  // A LibTorch archive that is not ours.
+  torch::serialize::OutputArchive foreign;
+  foreign.write("weights", torch::ones({3}));
+  foreign.save_to(dir.file("foreign.pt"));
+  expect_error([&] { open_checkpoint(dir.file("foreign.pt")); }, "not an mmfusion checkpoint");
+
+  // A checkpoint from a newer mmfusion.
+  Checkpoint c = open_checkpoint(run.paths.last);
+  auto meta = c.meta;
+  meta["format_version"] = kCheckpointFormatVersion + 1;
+  torch::serialize::OutputArchive newer;
+  newer.write("meta", c10::IValue(meta.dump()));
+  newer.save_to(dir.file("newer.pt"));
+  expect_error([&] { open_checkpoint(dir.file("newer.pt")); }, "is newer than this mmfusion");
+}

@@ -1,0 +1,216 @@
+// End to end: the built binary, as a user runs it.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "helpers.hpp"
+
+using namespace mmfusion::testing;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result run(const std::string& args, const TempDir& dir) {
+  const std::string err_file = dir.file("stderr.txt");
+  const std::string cmd = std::string(MMFUSION_BINARY) + " " + args + " 2>" + err_file;
+  Result r{-1, "", ""};
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return r;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) r.out.append(buffer, n);
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.err = read_text(err_file);
+  return r;
+}
+
+int count_lines(const std::string& text) {
+  return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+}
+
+std::string tiny() { return source_path("configs/tiny.json"); }
+
+bool python_has_torch() {
+  const std::string py = MMFUSION_PYTHON;
+  return !py.empty() && std::system((py + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0;
+}
+
+}  // namespace
+
+TEST(Cli, TrainEvalPredictInspectOnATinyConfig) {
+  TempDir dir;
+  const std::string out = dir.file("run");
+  Result r = run("train --config " + tiny() + " --out " + out, dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* f : {"config.json", "train.log", "metrics.jsonl", "results.json",
+                        "checkpoints/last.pt", "checkpoints/best.pt"})
+    EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
+  EXPECT_EQ(count_lines(read_text(out + "/metrics.jsonl")), 2);
+  EXPECT_NE(r.err.find("epoch   2/2"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\033'), std::string::npos) << "control characters on a non-terminal";
+  const json results = json::parse(read_text(out + "/results.json"));
+  for (const char* k : {"mse", "mae", "pearson", "r2"}) EXPECT_TRUE(results["test"].contains(k)) << k;
+  const json config = json::parse(read_text(out + "/config.json"));
+  EXPECT_EQ(config["model"]["output_dim"], 1);  // resolved from the data
+
+  r = run("eval --checkpoint " + out + "/checkpoints/best.pt --split test", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json metrics = json::parse(r.out);
+  EXPECT_NEAR(metrics["mse"].get<double>(), results["test"]["mse"].get<double>(), 1e-9);
+
+  r = run("synth --config " + tiny() + " --split test --output " + dir.file("test.pt"), dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run("eval --checkpoint " + out + "/checkpoints/best.pt --data " + dir.file("test.pt"), dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NEAR(json::parse(r.out)["mse"].get<double>(), metrics["mse"].get<double>(), 1e-9);
+
+  r = run("predict --checkpoint " + out + "/checkpoints/best.pt --data " + dir.file("test.pt") +
+              " --output " + dir.file("pred.csv"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string csv = read_text(dir.file("pred.csv"));
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "index,prediction,target");
+  EXPECT_EQ(count_lines(csv), 1 + 64);
+  // The CSV's squared errors give the same MSE as eval.
+  std::istringstream lines(csv.substr(csv.find('\n') + 1));
+  std::string line;
+  double sse = 0;
+  while (std::getline(lines, line)) {
+    double idx, p, t;
+    char c1, c2;
+    std::istringstream(line) >> idx >> c1 >> p >> c2 >> t;
+    sse += (p - t) * (p - t);
+  }
+  EXPECT_NEAR(sse / 64, metrics["mse"].get<double>(), 1e-5);
+  // An existing output is not overwritten by surprise.
+  r = run("predict --checkpoint " + out + "/checkpoints/best.pt --data " + dir.file("test.pt") +
+              " --output " + dir.file("pred.csv"),
+          dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--force"), std::string::npos);
+
+  r = run("inspect --checkpoint " + out + "/checkpoints/last.pt", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json info = json::parse(r.out);
+  EXPECT_EQ(info["epoch"], 2);
+  EXPECT_EQ(info["global_step"], 16);
+  EXPECT_EQ(info["format_version"], 1);
+  EXPECT_EQ(info["config"]["name"], "tiny");
+  EXPECT_EQ(info["parameters"]["total"].get<int64_t>(),
+            info["parameters"]["encoders"].get<int64_t>() + info["parameters"]["fusion"].get<int64_t>() +
+                info["parameters"]["head"].get<int64_t>());
+
+  r = run("validate --config " + tiny() + " --set model.rank=3", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["model"]["rank"], 3);
+  EXPECT_EQ(json::parse(r.out)["train"]["optimizer"], "adam");  // a default, filled in
+}
+
+TEST(Cli, ResumeRaisesEpochsAndAppendsToTheRun) {
+  TempDir dir;
+  const std::string out = dir.file("run");
+  ASSERT_EQ(run("train --config " + tiny() + " --out " + out, dir).code, 0);
+  Result r = run("train --resume " + out + "/checkpoints/last.pt --set train.epochs=3", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(count_lines(read_text(out + "/metrics.jsonl")), 3);
+  EXPECT_NE(read_text(out + "/train.log").find("resuming"), std::string::npos);
+  // Changing the model on resume is refused.
+  r = run("train --resume " + out + "/checkpoints/last.pt --set model.rank=8", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--set model.rank: cannot be changed when resuming"), std::string::npos) << r.err;
+}
+
+TEST(Cli, BadInputGetsOneLineAndTheRightExitCode) {
+  TempDir dir;
+  write_text(dir.file("bad.json"), R"({"model": {"rank": 0}})");
+  Result r = run("train --config " + dir.file("bad.json") + " --out " + dir.file("r"), dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "mmfusion: config error: model.rank: expected an integer >= 1, got 0\n");
+  EXPECT_FALSE(fs::exists(dir.file("r"))) << "a failed start must not leave a run folder";
+
+  r = run("validate --config " + tiny() + " --set model.rnak=2", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("did you mean model.rank?"), std::string::npos) << r.err;
+
+  r = run("train --config " + tiny() + " --set device=cuda:7 --out " + dir.file("r"), dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("device: \"cuda:7\" requested but"), std::string::npos) << r.err;
+
+  r = run("train --config " + tiny() + " --bogus", dir);
+  EXPECT_EQ(r.code, 2);
+  r = run("train", dir);
+  EXPECT_EQ(r.code, 2);
+
+  // A non-empty --out is refused: an earlier run is never overwritten.
+  fs::create_directories(dir.file("taken"));
+  write_text(dir.file("taken/metrics.jsonl"), "precious\n");
+  r = run("train --config " + tiny() + " --out " + dir.file("taken"), dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(read_text(dir.file("taken/metrics.jsonl")), "precious\n");
+
+  write_text(dir.file("junk.pt"), "this is not a checkpoint");
+  r = run("eval --checkpoint " + dir.file("junk.pt"), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("junk.pt: not a readable checkpoint"), std::string::npos) << r.err;
+  r = run("inspect --checkpoint " + dir.file("missing.pt"), dir);
+  EXPECT_EQ(r.code, 1);
+}
+
+TEST(Cli, InterruptSavesLastAndExits130) {
+  TempDir dir;
+  const std::string out = dir.file("run");
+  // Long enough to be interrupted mid-training; SIGINT after one second.
+  const std::string cmd = "timeout --preserve-status -s INT 1 " + std::string(MMFUSION_BINARY) +
+                          " train --config " + tiny() +
+                          " --set train.epochs=100000 --set train.batch_size=4 --out " + out +
+                          " 2>" + dir.file("err.txt");
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130) << read_text(dir.file("err.txt"));
+  EXPECT_TRUE(fs::exists(out + "/checkpoints/last.pt"));
+  EXPECT_NE(read_text(dir.file("err.txt")).find("--resume"), std::string::npos);
+  // The saved state resumes.
+  Result r = run("inspect --checkpoint " + out + "/checkpoints/last.pt", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_GT(json::parse(r.out)["global_step"].get<int64_t>(), 0);
+}
+
+TEST(PythonInterop, CheckpointsAndDataFilesCrossTheBoundary) {
+  if (!python_has_torch()) GTEST_SKIP() << "no Python with torch at " << MMFUSION_PYTHON;
+  TempDir dir;
+  const std::string out = dir.file("run");
+  ASSERT_EQ(run("train --config " + tiny() + " --out " + out, dir).code, 0);
+  ASSERT_EQ(run("synth --config " + tiny() + " --split val --output " + dir.file("val.pt"), dir).code, 0);
+  // Python reads both, recomputes nothing itself but checks what it sees, and writes a
+  // data file of its own for mmfusion to read.
+  const std::string script = source_path("tests/python_interop.py");
+  const std::string cmd = std::string(MMFUSION_PYTHON) + " " + script + " " + out +
+                          "/checkpoints/best.pt " + dir.file("val.pt") + " " + dir.file("py.pt") +
+                          " > " + dir.file("py.txt") + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << read_text(dir.file("py.txt"));
+  // Python's own LMF forward pass on the checkpoint's weights agrees with mmfusion's eval.
+  const json py = json::parse(read_text(dir.file("py.txt")));
+  Result r = run("eval --checkpoint " + out + "/checkpoints/best.pt --data " + dir.file("val.pt"), dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NEAR(py["mse"].get<double>(), json::parse(r.out)["mse"].get<double>(),
+              1e-5 * py["mse"].get<double>());
+  r = run("predict --checkpoint " + out + "/checkpoints/best.pt --data " + dir.file("py.pt") +
+                     " --output " + dir.file("py.csv"),
+                 dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(count_lines(read_text(dir.file("py.csv"))), 1 + 10);
+  EXPECT_EQ(read_text(dir.file("py.csv")).substr(0, 17), "index,prediction\n");
+}
