@@ -1,6 +1,8 @@
 #include "mmfusion/data.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 
 #include <cmath>
 #include <fstream>
@@ -233,15 +235,46 @@ Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig
   return out;
 }
 
+namespace {
+// torch::pickle_save tags dicts with their TorchScript type (a restore_type_tag global),
+// which Python's torch.load refuses under weights_only=True, the default since PyTorch
+// 2.6. This writes the same zip layout as torch.save (data.pkl plus one data/<key>
+// record per storage) with an untagged dict, so a plain torch.load(path) reads it.
+std::vector<char> torch_save_bytes(const c10::IValue& value) {
+  std::vector<char> pickled;
+  torch::jit::Pickler pickler(
+      [&](const char* bytes, size_t n) { pickled.insert(pickled.end(), bytes, bytes + n); },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+      /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(value);
+  pickler.stop();
+
+  std::vector<char> out;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t n) {
+    out.insert(out.end(), static_cast<const char*>(bytes), static_cast<const char*>(bytes) + n);
+    return n;
+  });
+  writer.writeRecord("data.pkl", pickled.data(), pickled.size());
+  const auto& tensors = pickler.tensorData();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto data = torch::jit::getWriteableTensorData(tensors[i]);
+    writer.writeRecord("data/" + std::to_string(i), data.data(), data.sizeInBytes());
+  }
+  writer.writeEndOfFile();
+  return out;
+}
+}  // namespace
+
 void write_data_file(const Dataset& data, const std::string& path) {
-  c10::Dict<std::string, torch::Tensor> dict;
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
   for (size_t m = 0; m < data.names.size(); ++m)
     dict.insert(data.names[m], data.features[m].cpu().contiguous());
   if (data.target.defined()) {
     auto t = data.target.cpu().contiguous();
     dict.insert("target", t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
   }
-  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+  const std::vector<char> bytes = torch_save_bytes(c10::IValue(dict));
   atomic_write(path, [&](const std::string& tmp) {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

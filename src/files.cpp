@@ -34,8 +34,7 @@ void atomic_write(const std::string& path, const std::function<void(const std::s
     fs::rename(tmp, target, ec);
     if (ec) throw Error(path + ": cannot move the new file into place: " + ec.message());
   } catch (...) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
+    ::unlink(tmp.c_str());
     throw;
   }
 }

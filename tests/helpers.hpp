@@ -1,10 +1,13 @@
 #pragma once
 // Shared test fixtures: temporary folders, small configs, quiet loggers.
 #include <gtest/gtest.h>
+#include <ftw.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <random>
+#include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -19,14 +22,17 @@ namespace mmfusion::testing {
 class TempDir {
  public:
   TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("mmfusion-test-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/mmfusion-test-XXXXXX";
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
+    path_ = pattern;
   }
+  // Removed with nftw, not std::filesystem::remove_all: PyTorch 2.11's libtorch.so
+  // exports a copy of remove_all that crashes when it wins symbol resolution.
   ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    ::nftw(path_.c_str(),
+           [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+           FTW_DEPTH | FTW_PHYS);
   }
   std::string file(const std::string& name) const { return (path_ / name).string(); }
   const std::filesystem::path& path() const { return path_; }

@@ -41,7 +41,8 @@ def main():
     hidden = config["model"]["encoder_hidden"][-1]
     assert tuple(sd["model.fusion.factor_visual"].shape) == (rank, hidden + 1, fused)
 
-    data = torch.load(data_file)
+    # weights_only=True is torch.load's default from PyTorch 2.6: the file must pass it.
+    data = torch.load(data_file, weights_only=True)
     names = [mod["name"] for mod in config["data"]["modalities"]]
     assert sorted(data) == sorted(names + ["target"]), sorted(data)
     inputs = [data[n].double() for n in names]

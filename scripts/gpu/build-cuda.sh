@@ -21,14 +21,11 @@ lib="$prefix/usr/lib/x86_64-linux-gnu/cmake"
 share="$prefix/usr/share/cmake"
 # Each package's config folder is named explicitly: CMake finds the multiarch folders
 # under a prefix only when the compiler reports the Debian architecture triplet.
-# PyTorch bundles a newer fmt in its include folder, which comes first on the include path
-# and breaks spdlog 1.10 (built for fmt 9): -I puts Debian's headers before -isystem ones.
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 cmake -S "$src" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$torch_prefix;$prefix/usr" \
   -Dfmt_DIR="$lib/fmt" -Dspdlog_DIR="$lib/spdlog" -DGTest_DIR="$lib/GTest" \
-  -DCLI11_DIR="$share/CLI11" -Dnlohmann_json_DIR="$share/nlohmann_json" \
-  -DCMAKE_CXX_FLAGS="-I$prefix/usr/include" "$@"
+  -DCLI11_DIR="$share/CLI11" -Dnlohmann_json_DIR="$share/nlohmann_json" "$@"
 cmake --build "$build" -j "$(nproc)"
 echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
