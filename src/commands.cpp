@@ -160,6 +160,7 @@ std::string format_number(double x) {
 void setup_console_logging() { make_logger(""); }
 
 TrainOutcome run_train(const TrainArgs& args) {
+  SignalScope signals;  // from the start: a signal during setup stops at the first step
   ExperimentConfig config;
   std::optional<Checkpoint> checkpoint;
   if (!args.resume.empty()) {
@@ -206,10 +207,7 @@ TrainOutcome run_train(const TrainArgs& args) {
   torch::manual_seed(config.seed);  // model initialisation and dropout
   Trainer trainer(config, data, device, paths, log);
   if (checkpoint) trainer.restore(*checkpoint);
-  {
-    SignalScope signals;
-    trainer.fit(&g_stop_signal);
-  }
+  trainer.fit(&g_stop_signal);
   TrainOutcome outcome{dir, trainer.write_results()};
   const auto& test = outcome.results["test"];
   log->info("best epoch {}: test mse {:.6f}  mae {:.4f}  pearson {:.4f}  r2 {:.4f}  -> {}",
