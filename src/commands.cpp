@@ -101,6 +101,10 @@ void create_run_dir(const RunPaths& paths) {
 
 // Resolves model.output_dim against the data and checks the splits agree.
 void resolve_output_dim(ExperimentConfig& config, const DataSplits& data) {
+  if (config.task == "classification") {
+    config.model.output_dim = config.num_classes;  // labels were range-checked on load
+    return;
+  }
   const int64_t k = data.train.target_dim();
   for (const Dataset* d : {&data.val, &data.test})
     if (d->target_dim() != k)
@@ -209,10 +213,11 @@ TrainOutcome run_train(const TrainArgs& args) {
   if (checkpoint) trainer.restore(*checkpoint);
   trainer.fit(&g_stop_signal);
   TrainOutcome outcome{dir, trainer.write_results()};
-  const auto& test = outcome.results["test"];
-  log->info("best epoch {}: test mse {:.6f}  mae {:.4f}  pearson {:.4f}  r2 {:.4f}  -> {}",
-            outcome.results["best_epoch"].get<int64_t>(), test["mse"].get<double>(),
-            test["mae"].get<double>(), test["pearson"].get<double>(), test["r2"].get<double>(),
+  std::string summary;
+  for (const auto& item : outcome.results["test"].items())
+    if (item.key() != "count" && item.value().is_number_float())
+      summary += fmt::format("  {} {:.4f}", item.key(), item.value().get<double>());
+  log->info("best epoch {}: test{} -> {}", outcome.results["best_epoch"].get<int64_t>(), summary,
             paths.results);
   return outcome;
 }
@@ -223,16 +228,17 @@ json run_eval(const EvalArgs& args) {
   const auto& config = checkpoint.config;
   apply_threads(config.threads);
   ModelPtr model = load_model(checkpoint, device);
-  const Dataset data = args.data.empty()
-                           ? load_split(config, parse_split(args.split))
-                           : read_data_file(args.data, config.data.modalities, /*require_target=*/true);
-  if (data.target_dim() != config.model.output_dim)
+  const bool classification = config.task == "classification";
+  const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))
+                                         : read_data_file(args.data, config.data.modalities,
+                                                          /*require_target=*/true, config.num_classes);
+  if (!classification && data.target_dim() != config.model.output_dim)
     throw Error((args.data.empty() ? std::string("data") : args.data) + ": the target has " +
                 std::to_string(data.target_dim()) + " column(s), the model predicts " +
                 std::to_string(config.model.output_dim));
   const auto prediction = predict(*model, data, config.train.eval_batch_size, device);
   const auto target = data.target.to(device);
-  json out = to_json(regression_metrics(prediction, target));
+  json out = task_metrics(config.task, prediction, target);
   out["loss"] = compute_loss(config.train, prediction, target).item<double>();
   out["loss_name"] = config.train.loss;
   out["data"] = args.data.empty() ? json(args.split) : json(args.data);
@@ -248,12 +254,30 @@ int64_t run_predict(const PredictArgs& args) {
   const auto& config = checkpoint.config;
   apply_threads(config.threads);
   ModelPtr model = load_model(checkpoint, device);
-  const Dataset data = read_data_file(args.data, config.data.modalities, /*require_target=*/false);
+  const Dataset data =
+      read_data_file(args.data, config.data.modalities, /*require_target=*/false, config.num_classes);
   const auto prediction = predict(*model, data, config.train.eval_batch_size, device).cpu();
-  const int64_t k = prediction.size(1);
   const bool with_target = data.target.defined();
-
   std::ostringstream csv;
+  if (config.task == "classification") {
+    // index, predicted class, [target,] one probability per class.
+    const auto probs = torch::softmax(prediction.to(torch::kFloat64), 1).contiguous();
+    const auto labels = prediction.argmax(1);
+    const int64_t k = probs.size(1);
+    csv << "index,prediction" << (with_target ? ",target" : "");
+    for (int64_t j = 0; j < k; ++j) csv << ",p_" << j;
+    csv << "\n";
+    for (int64_t i = 0; i < data.size(); ++i) {
+      csv << i << ',' << labels[i].item<int64_t>();
+      if (with_target) csv << ',' << data.target[i].item<int64_t>();
+      for (int64_t j = 0; j < k; ++j) csv << ',' << format_number(probs[i][j].item<double>());
+      csv << "\n";
+    }
+    atomic_write_text(args.output, csv.str());
+    return data.size();
+  }
+  const int64_t k = prediction.size(1);
+
   csv << "index";
   for (int64_t j = 0; j < k; ++j) csv << (k == 1 ? ",prediction" : ",prediction_" + std::to_string(j));
   if (with_target)
@@ -306,7 +330,7 @@ int64_t run_synth(const SynthArgs& args) {
   const ExperimentConfig config = load_config(args.config, args.overrides);
   if (config.data.source != "synthetic")
     throw ConfigError("data.source: synth needs \"synthetic\", got \"" + config.data.source + "\"");
-  const Dataset data = generate_synthetic(config.data, config.seed, parse_split(args.split));
+  const Dataset data = load_split(config, parse_split(args.split));  // labels for classification
   write_data_file(data, args.output);
   return data.size();
 }

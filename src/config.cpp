@@ -254,12 +254,16 @@ DataConfig parse_data(const json* j) {
 ModelConfig parse_model(const json* j, const std::vector<ModalityConfig>& modalities) {
   ObjectReader r(j, "model");
   ModelConfig m;
-  m.type = r.choice("type", m.type, {"lmf"});
+  m.type = r.choice("type", m.type, {"lmf", "tfn", "concat", "late"});
   m.rank = r.integer("rank", m.rank, 1);
+  m.rank_weighting = r.choice("rank_weighting", m.rank_weighting, {"learned", "sum"});
   m.dropout = r.number("dropout", m.dropout, 0.0, 1.0, true);
   m.fused_dim = r.integer("fused_dim", m.fused_dim, 1, 1 << 20);
   m.output_dim = r.integer("output_dim", m.output_dim, 0, 1 << 20);
   if (const json* v = r.find("encoder_hidden")) m.encoder_hidden = r.sizes(*v, r.path("encoder_hidden"));
+  if (const json* v = r.find("post_hidden")) m.post_hidden = r.sizes(*v, r.path("post_hidden"));
+  m.late_combine = r.choice("late_combine", m.late_combine, {"sum", "mean"});
+  m.max_fused_size = r.integer("max_fused_size", m.max_fused_size, 1);
   if (const json* v = r.find("encoders")) {
     if (!v->is_object())
       fail(r.path("encoders"), "expected an object {modality: [hidden sizes]}, got " + describe(*v));
@@ -279,9 +283,10 @@ ModelConfig parse_model(const json* j, const std::vector<ModalityConfig>& modali
   return m;
 }
 
-TrainConfig parse_train(const json* j) {
+TrainConfig parse_train(const json* j, bool classification) {
   ObjectReader r(j, "train");
   TrainConfig t;
+  if (classification) t.loss = "cross_entropy";
   t.epochs = r.integer("epochs", t.epochs, 1, 1000000);
   t.batch_size = r.integer("batch_size", t.batch_size, 1);
   t.eval_batch_size = r.integer("eval_batch_size", t.eval_batch_size, 1);
@@ -290,7 +295,7 @@ TrainConfig parse_train(const json* j) {
   t.factor_lr = r.number("factor_lr", t.factor_lr, 0.0, INFINITY);
   t.weight_decay = r.number("weight_decay", t.weight_decay, 0.0, INFINITY);
   t.momentum = r.number("momentum", t.momentum, 0.0, 1.0, true);
-  t.loss = r.choice("loss", t.loss, {"mse", "l1", "huber"});
+  t.loss = r.choice("loss", t.loss, {"mse", "l1", "huber", "cross_entropy"});
   t.huber_delta = r.positive("huber_delta", t.huber_delta);
   t.grad_clip = r.number("grad_clip", t.grad_clip, 0.0, INFINITY);
   t.patience = r.integer("patience", t.patience, 0);
@@ -304,6 +309,14 @@ ExperimentConfig parse_config(const json& doc) {
   ObjectReader r(&doc, "");
   ExperimentConfig c;
   c.name = r.string("name", c.name);
+  c.task = r.choice("task", c.task, {"regression", "classification"});
+  const bool classification = c.task == "classification";
+  c.num_classes = r.integer("num_classes", classification ? 0 : c.num_classes, 0, 1 << 20);
+  if (classification && c.num_classes < 2)
+    fail("num_classes", "expected an integer >= 2 when task is \"classification\", got " +
+                            std::to_string(c.num_classes));
+  if (!classification && c.num_classes != 0)
+    fail("num_classes", "only used when task is \"classification\" (task is \"regression\")");
   if (c.name.empty() || c.name.find_first_of("/\\") != std::string::npos || c.name == "." ||
       c.name == "..")
     fail("name", "expected a non-empty name without '/' (it names the run folder), got \"" +
@@ -316,8 +329,32 @@ ExperimentConfig parse_config(const json& doc) {
   c.threads = r.integer("threads", c.threads, 0, 1024);
   c.data = parse_data(r.find("data"));
   c.model = parse_model(r.find("model"), c.data.modalities);
-  c.train = parse_train(r.find("train"));
+  c.train = parse_train(r.find("train"), classification);
   r.finish();
+  if (classification != (c.train.loss == "cross_entropy"))
+    fail("train.loss", classification ? "classification trains with \"cross_entropy\", got \"" + c.train.loss + "\""
+                                      : "\"cross_entropy\" needs task \"classification\"");
+  if (classification && c.model.output_dim != 0 && c.model.output_dim != c.num_classes)
+    fail("model.output_dim", "must equal num_classes (" + std::to_string(c.num_classes) +
+                                 ") for classification, got " + std::to_string(c.model.output_dim));
+  if (c.model.type == "tfn") {
+    // The outer product's size is prod(d_m + 1): refuse what cannot be held.
+    double fused = 1;
+    for (const auto& m : c.data.modalities) {
+      const auto& hidden = encoder_hidden_for(c.model, m.name);
+      fused *= double(hidden.empty() ? m.dim : hidden.back()) + 1;
+    }
+    if (fused > double(c.model.max_fused_size)) {
+      std::ostringstream msg;
+      msg << "TFN's fused size prod(d_m + 1) would be " << std::llround(fused) << " values per sample ("
+          << fused * 4 * c.train.batch_size / (1 << 20) << " MiB per training batch of "
+          << c.train.batch_size << ", and a first post-fusion layer of "
+          << std::llround(fused * (c.model.post_hidden.empty() ? 1 : c.model.post_hidden[0]))
+          << " weights), above model.max_fused_size = " << c.model.max_fused_size
+          << "; use smaller encoder outputs, or lmf";
+      fail("model.encoders", msg.str());
+    }
+  }
   if (c.train.factor_lr > 0 && c.model.type != "lmf")
     fail("train.factor_lr", "only LMF has factors; model.type is \"" + c.model.type + "\"");
   return c;
@@ -350,7 +387,8 @@ json to_json(const ExperimentConfig& c) {
   json encoders = json::object();
   for (const auto& [name, hidden] : c.model.encoders) encoders[name] = hidden;
   const auto& t = c.train;
-  return {{"name", c.name},
+  json out = {{"name", c.name},
+          {"task", c.task},
           {"seed", c.seed},
           {"device", c.device},
           {"threads", c.threads},
@@ -358,11 +396,15 @@ json to_json(const ExperimentConfig& c) {
           {"model",
            {{"type", c.model.type},
             {"rank", c.model.rank},
+            {"rank_weighting", c.model.rank_weighting},
             {"dropout", c.model.dropout},
             {"fused_dim", c.model.fused_dim},
             {"output_dim", c.model.output_dim},
             {"encoder_hidden", c.model.encoder_hidden},
-            {"encoders", encoders}}},
+            {"encoders", encoders},
+            {"post_hidden", c.model.post_hidden},
+            {"late_combine", c.model.late_combine},
+            {"max_fused_size", c.model.max_fused_size}}},
           {"train",
            {{"epochs", t.epochs},
             {"batch_size", t.batch_size},
@@ -376,6 +418,8 @@ json to_json(const ExperimentConfig& c) {
             {"huber_delta", t.huber_delta},
             {"grad_clip", t.grad_clip},
             {"patience", t.patience}}}};
+  if (c.task == "classification") out["num_classes"] = c.num_classes;
+  return out;
 }
 
 json read_json_file(const std::string& path) {

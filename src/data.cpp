@@ -117,11 +117,14 @@ Dataset Dataset::rows(const torch::Tensor& index) const {
   return out;
 }
 
-Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
+namespace {
+// n samples from generator stream `stream`; without features when only the target's
+// distribution is wanted.
+Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int64_t n,
+                        bool with_features) {
   const auto& s = d.synthetic;
   const SyntheticStructure st = make_structure(d, seed);
-  at::Generator gen = at::detail::createCPUGenerator(mix_seed(seed, 1 + static_cast<uint64_t>(split)));
-  const int64_t n = split_size(d, split);
+  at::Generator gen = at::detail::createCPUGenerator(mix_seed(seed, stream));
   const size_t M = d.modalities.size();
   const auto f64 = torch::kFloat64;
 
@@ -130,7 +133,7 @@ Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
   for (size_t m = 0; m < M; ++m) unique.push_back(torch::randn({n, s.latent_dim}, gen, f64));
 
   Dataset out;
-  for (size_t m = 0; m < M; ++m) {
+  for (size_t m = 0; m < M && with_features; ++m) {
     const auto latent = torch::cat({shared, unique[m]}, 1);
     auto x = torch::matmul(latent, st.mixing[m].t());
     x += s.feature_noise * torch::randn({n, d.modalities[m].dim}, gen, f64);
@@ -168,8 +171,24 @@ Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
   return out;
 }
 
+constexpr uint64_t kCalibrationStream = 50;
+constexpr int64_t kCalibrationSize = 1 << 16;
+}  // namespace
+
+Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
+  return generate_stream(d, seed, 1 + static_cast<uint64_t>(split), split_size(d, split), true);
+}
+
+torch::Tensor class_thresholds(const ExperimentConfig& config) {
+  const auto y = generate_stream(config.data, config.seed, kCalibrationStream, kCalibrationSize, false)
+                     .target.squeeze(1).to(torch::kFloat64);
+  const int64_t k = config.num_classes;
+  const auto q = torch::arange(1, k, torch::kFloat64) / static_cast<double>(k);
+  return torch::quantile(y, q).to(torch::kFloat32);
+}
+
 Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig>& modalities,
-                       bool require_target) {
+                       bool require_target, int64_t num_classes) {
   const std::vector<char> bytes = read_bytes(path);
   c10::IValue value;
   try {
@@ -220,7 +239,25 @@ Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig
     out.features.push_back(t);
   }
   auto target = entries.find("target");
-  if (target != entries.end()) {
+  if (target != entries.end() && num_classes > 0) {
+    if (!target->second.isTensor()) throw Error(path + ": entry \"target\" is not a tensor");
+    torch::Tensor t = target->second.toTensor();
+    if (t.is_floating_point() || t.is_complex() || t.scalar_type() == torch::kBool)
+      throw Error(path + ": entry \"target\" has dtype " + std::string(c10::toString(t.scalar_type())) +
+                  ", expected integer class labels for classification");
+    if (t.dim() == 2 && t.size(1) == 1) t = t.squeeze(1);
+    if (t.dim() != 1)
+      throw Error(path + ": entry \"target\" has shape " + c10::str(t.sizes()) + ", expected [N] class labels");
+    t = t.to(torch::kInt64).contiguous();
+    const auto bad = (t < 0) | (t >= num_classes);
+    if (t.numel() > 0 && bad.any().item<bool>()) {
+      const int64_t row = bad.nonzero()[0][0].item<int64_t>();
+      throw Error(path + ": entry \"target\" holds label " + std::to_string(t[row].item<int64_t>()) +
+                  " in row " + std::to_string(row) + ", outside [0, " + std::to_string(num_classes) + ")");
+    }
+    check_rows("target", t.size(0));
+    out.target = t;
+  } else if (target != entries.end()) {
     torch::Tensor t = checked_float(path, "target", target->second);
     if (t.dim() == 1) t = t.unsqueeze(1);
     if (t.dim() != 2 || t.size(1) < 1)
@@ -272,7 +309,7 @@ void write_data_file(const Dataset& data, const std::string& path) {
     dict.insert(data.names[m], data.features[m].cpu().contiguous());
   if (data.target.defined()) {
     auto t = data.target.cpu().contiguous();
-    dict.insert("target", t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
+    dict.insert("target", t.dim() == 2 && t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
   }
   const std::vector<char> bytes = torch_save_bytes(c10::IValue(dict));
   atomic_write(path, [&](const std::string& tmp) {
@@ -306,22 +343,34 @@ Dataset fraction_split(const ExperimentConfig& config, const Dataset& all, Split
 Dataset file_split(const ExperimentConfig& config, Split split, const Dataset* all) {
   const DataConfig& d = config.data;
   const std::string& own = split == Split::Val ? d.val_path : split == Split::Test ? d.test_path : "";
-  if (!own.empty()) return read_data_file(own, d.modalities, true);
+  if (!own.empty()) return read_data_file(own, d.modalities, true, config.num_classes);
   if (all) return fraction_split(config, *all, split);
-  return fraction_split(config, read_data_file(d.path, d.modalities, true), split);
+  return fraction_split(config, read_data_file(d.path, d.modalities, true, config.num_classes), split);
+}
+}  // namespace
+
+namespace {
+Dataset synthetic_split(const ExperimentConfig& config, Split split, const torch::Tensor& thresholds) {
+  Dataset d = generate_synthetic(config.data, config.seed, split);
+  if (thresholds.defined()) d.target = torch::bucketize(d.target.squeeze(1), thresholds).to(torch::kInt64);
+  return d;
 }
 }  // namespace
 
 Dataset load_split(const ExperimentConfig& config, Split split) {
-  if (config.data.source == "synthetic") return generate_synthetic(config.data, config.seed, split);
+  if (config.data.source == "synthetic")
+    return synthetic_split(config, split,
+                           config.task == "classification" ? class_thresholds(config) : torch::Tensor());
   return file_split(config, split, nullptr);
 }
 
 DataSplits load_splits(const ExperimentConfig& config) {
-  if (config.data.source == "synthetic")
-    return {load_split(config, Split::Train), load_split(config, Split::Val),
-            load_split(config, Split::Test)};
-  const Dataset all = read_data_file(config.data.path, config.data.modalities, true);
+  if (config.data.source == "synthetic") {
+    const auto thresholds = config.task == "classification" ? class_thresholds(config) : torch::Tensor();
+    return {synthetic_split(config, Split::Train, thresholds), synthetic_split(config, Split::Val, thresholds),
+            synthetic_split(config, Split::Test, thresholds)};
+  }
+  const Dataset all = read_data_file(config.data.path, config.data.modalities, true, config.num_classes);
   return {file_split(config, Split::Train, &all), file_split(config, Split::Val, &all),
           file_split(config, Split::Test, &all)};
 }

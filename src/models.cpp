@@ -48,7 +48,9 @@ LowRankFusionImpl::LowRankFusionImpl(LowRankFusionOptions opts) : options(std::m
   for (size_t m = 0; m < names.size(); ++m)
     factors.push_back(register_parameter(
         "factor_" + names[m], torch::empty({options.rank(), dims[m] + 1, options.output_dim()})));
-  rank_weights = register_parameter("rank_weights", torch::empty({1, options.rank()}));
+  rank_weights = options.learned_rank_weights()
+                     ? register_parameter("rank_weights", torch::empty({1, options.rank()}))
+                     : register_buffer("rank_weights", torch::ones({1, options.rank()}));
   bias = register_parameter("bias", torch::empty({1, options.output_dim()}));
   reset_parameters();
 }
@@ -56,7 +58,7 @@ LowRankFusionImpl::LowRankFusionImpl(LowRankFusionOptions opts) : options(std::m
 void LowRankFusionImpl::reset_parameters() {
   torch::NoGradGuard no_grad;
   for (auto& f : factors) torch::nn::init::xavier_normal_(f);
-  torch::nn::init::xavier_normal_(rank_weights);
+  if (options.learned_rank_weights()) torch::nn::init::xavier_normal_(rank_weights);
   bias.zero_();
 }
 
@@ -87,7 +89,8 @@ LMFImpl::LMFImpl(LMFOptions opts) : options(std::move(opts)) {
   fusion = register_module(
       "fusion", LowRankFusion(LowRankFusionOptions(names, encoders->output_dims())
                                   .rank(model.rank)
-                                  .output_dim(model.fused_dim)));
+                                  .output_dim(model.fused_dim)
+                                  .learned_rank_weights(model.rank_weighting == "learned")));
   if (model.fused_dim != options.output_dim())
     head = register_module("head", torch::nn::Linear(model.fused_dim, options.output_dim()));
 }
@@ -97,12 +100,82 @@ torch::Tensor LMFImpl::forward(const std::vector<torch::Tensor>& inputs) {
   return head ? head(y) : y;
 }
 
+PostFusionImpl::PostFusionImpl(int64_t input_dim, const std::vector<int64_t>& hidden,
+                               int64_t output_dim, double p) {
+  dropout = register_module("dropout", torch::nn::Dropout(p));
+  post = register_module("post", MLPEncoder(input_dim, hidden, p));
+  out = register_module("out", torch::nn::Linear(post->output_dim(), output_dim));
+}
+
+torch::Tensor PostFusionImpl::forward(torch::Tensor x) { return out(post(dropout(x))); }
+
+namespace {
+int64_t sum_dims(const std::vector<int64_t>& dims) {
+  int64_t total = 0;
+  for (int64_t d : dims) total += d;
+  return total;
+}
+}  // namespace
+
+TFNImpl::TFNImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model,
+                 int64_t output_dim) {
+  encoders = register_module("encoders", ModalityEncoders(modalities, model));
+  for (int64_t d : encoders->output_dims()) fused_size_ *= d + 1;
+  post = register_module("post", PostFusion(fused_size_, model.post_hidden, output_dim, model.dropout));
+}
+
+torch::Tensor TFNImpl::fuse(const std::vector<torch::Tensor>& h) const {
+  // Built one modality at a time into a (B, prod so far) matrix: the only buffers are
+  // the running product, never a (B, d1+1, d2+1, ...) tensor of temporaries.
+  const int64_t batch = h.front().size(0);
+  torch::Tensor z;
+  for (const auto& hm : h) {
+    const auto zm = torch::nn::functional::pad(hm, torch::nn::functional::PadFuncOptions({1, 0}).value(1.0));
+    z = z.defined() ? (z.unsqueeze(2) * zm.unsqueeze(1)).view({batch, -1}) : zm;
+  }
+  return z;
+}
+
+torch::Tensor TFNImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  return post(fuse(encoders->forward(inputs)));
+}
+
+ConcatFusionImpl::ConcatFusionImpl(const std::vector<ModalityConfig>& modalities,
+                                   const ModelConfig& model, int64_t output_dim) {
+  encoders = register_module("encoders", ModalityEncoders(modalities, model));
+  post = register_module(
+      "post", PostFusion(sum_dims(encoders->output_dims()), model.post_hidden, output_dim, model.dropout));
+}
+
+torch::Tensor ConcatFusionImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  return post(torch::cat(encoders->forward(inputs), 1));
+}
+
+LateFusionImpl::LateFusionImpl(const std::vector<ModalityConfig>& modalities,
+                               const ModelConfig& model, int64_t output_dim)
+    : mean_(model.late_combine == "mean") {
+  encoders = register_module("encoders", ModalityEncoders(modalities, model));
+  auto holder = register_module("heads", std::make_shared<torch::nn::Module>());
+  const auto dims = encoders->output_dims();
+  for (size_t m = 0; m < modalities.size(); ++m)
+    heads.push_back(holder->register_module(modalities[m].name, torch::nn::Linear(dims[m], output_dim)));
+}
+
+torch::Tensor LateFusionImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  const auto h = encoders->forward(inputs);
+  torch::Tensor y = heads[0](h[0]);
+  for (size_t m = 1; m < h.size(); ++m) y = y + heads[m](h[m]);
+  return mean_ ? y / static_cast<double>(h.size()) : y;
+}
+
 ModelPtr make_model(const ModelConfig& model, const std::vector<ModalityConfig>& modalities,
                     int64_t output_dim) {
   if (output_dim < 1) throw ConfigError("model.output_dim: expected an integer >= 1, got " +
                                         std::to_string(output_dim));
-  if (model.type == "lmf")
-    return LMF(LMFOptions(modalities, output_dim).model(model)).ptr();
+  if (model.type == "lmf") return LMF(LMFOptions(modalities, output_dim).model(model)).ptr();
+  if (model.type == "tfn") return TFN(modalities, model, output_dim).ptr();
+  if (model.type == "concat") return ConcatFusion(modalities, model, output_dim).ptr();
+  if (model.type == "late") return LateFusion(modalities, model, output_dim).ptr();
   throw ConfigError("model.type: unknown model type \"" + model.type + "\"");
 }
 

@@ -88,6 +88,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& t,
 torch::Tensor compute_loss(const TrainConfig& t, const torch::Tensor& prediction,
                            const torch::Tensor& target) {
   namespace F = torch::nn::functional;
+  if (t.loss == "cross_entropy") return F::cross_entropy(prediction, target);
   if (t.loss == "l1") return F::l1_loss(prediction, target);
   if (t.loss == "huber")
     return F::huber_loss(prediction, target, F::HuberLossFuncOptions().delta(t.huber_delta));
@@ -112,17 +113,16 @@ torch::Tensor predict(MultimodalModelImpl& model, const Dataset& data, int64_t b
 }
 
 json to_json(const EpochRecord& r) {
-  return {{"epoch", r.epoch},
-          {"train_loss", r.train_loss},
-          {"val_loss", r.val_loss},
-          {"val_mse", r.val.mse},
-          {"val_mae", r.val.mae},
-          {"val_pearson", r.val.pearson},
-          {"val_r2", r.val.r2},
-          {"lr", r.lr},
-          {"seconds", r.seconds},
-          {"samples_per_s", r.samples_per_s},
-          {"global_step", r.global_step}};
+  json out = {{"epoch", r.epoch},
+              {"train_loss", r.train_loss},
+              {"val_loss", r.val_loss},
+              {"lr", r.lr},
+              {"seconds", r.seconds},
+              {"samples_per_s", r.samples_per_s},
+              {"global_step", r.global_step}};
+  for (const auto& item : r.val.items())
+    if (item.key() != "count") out["val_" + item.key()] = item.value();
+  return out;
 }
 
 RunPaths::RunPaths(std::string d) : dir(std::move(d)) {
@@ -240,7 +240,7 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   r.train_loss = progress_.epoch_loss_sum / std::max<int64_t>(1, progress_.epoch_samples);
   const auto prediction = predict(*model_, val_, config_.train.eval_batch_size, device_);
   r.val_loss = compute_loss(config_.train, prediction, val_.target).item<double>();
-  r.val = regression_metrics(prediction, val_.target);
+  r.val = task_metrics(config_.task, prediction, val_.target);
   r.lr = config_.train.lr;
   r.seconds = seconds;
   r.samples_per_s = seconds > 0 ? progress_.epoch_samples / seconds : 0;
@@ -297,10 +297,13 @@ void Trainer::fit(const std::atomic<int>* stop) {
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     const EpochRecord r = finish_epoch(seconds);
     history_.push_back(r);
-    log_->info("epoch {:>3}/{}  train_loss {:.6f}  val_loss {:.6f}  val_mae {:.4f}  val_r {:.4f}  "
+    const bool classification = config_.task == "classification";
+    log_->info("epoch {:>3}/{}  train_loss {:.6f}  val_loss {:.6f}  {} {:.4f}  {} {:.4f}  "
                "lr {:.3g}  {:.2f}s  {:.0f} samples/s{}",
-               r.epoch, t.epochs, r.train_loss, r.val_loss, r.val.mae, r.val.pearson, r.lr,
-               r.seconds, r.samples_per_s, r.epoch == progress_.best_epoch ? "  *best" : "");
+               r.epoch, t.epochs, r.train_loss, r.val_loss, classification ? "val_acc" : "val_mae",
+               r.val[classification ? "accuracy" : "mae"].get<double>(),
+               classification ? "val_f1" : "val_r", r.val[classification ? "macro_f1" : "pearson"].get<double>(),
+               r.lr, r.seconds, r.samples_per_s, r.epoch == progress_.best_epoch ? "  *best" : "");
     if (on_epoch) on_epoch(r);
     if (progress_.stopped_early) {
       log_->info("early stopping: val_loss has not improved for {} epochs (best {:.6f} at epoch {})",
@@ -320,7 +323,7 @@ json Trainer::write_results() {
   model->to(device_);
   auto evaluate = [&](const Dataset& d) {
     const auto p = predict(*model, d, config_.train.eval_batch_size, device_);
-    json m = to_json(regression_metrics(p, d.target));
+    json m = task_metrics(config_.task, p, d.target);
     m["loss"] = compute_loss(config_.train, p, d.target).item<double>();
     return m;
   };

@@ -44,13 +44,17 @@ struct DataConfig {
 };
 
 struct ModelConfig {
-  std::string type = "lmf";
-  int64_t rank = 4;
+  std::string type = "lmf";        // "lmf" | "tfn" | "concat" | "late"
+  int64_t rank = 4;                // lmf
+  std::string rank_weighting = "learned";  // lmf: "learned" (1, rank) weights | "sum"
   double dropout = 0.1;
   int64_t fused_dim = 32;    // LMF's d_out: size of the fused vector
   int64_t output_dim = 0;    // 0: the target's number of columns
   std::vector<int64_t> encoder_hidden = {32};                // every modality's MLP
   std::map<std::string, std::vector<int64_t>> encoders;    // per-modality override
+  std::vector<int64_t> post_hidden = {64, 64};  // tfn, concat: post-fusion MLP hidden sizes
+  std::string late_combine = "sum";             // late: "sum" | "mean" of per-modality heads
+  int64_t max_fused_size = 1 << 22;             // tfn: refuse larger outer products
 };
 
 struct TrainConfig {
@@ -62,7 +66,7 @@ struct TrainConfig {
   double factor_lr = 0.0;          // 0: same as lr; else the LMF factors' own lr
   double weight_decay = 0.0;
   double momentum = 0.9;           // sgd only
-  std::string loss = "mse";        // "mse" | "l1" | "huber"
+  std::string loss = "mse";        // "mse" | "l1" | "huber" | "cross_entropy" (classification)
   double huber_delta = 1.0;
   double grad_clip = 0.0;          // max global gradient norm; 0: off
   int64_t patience = 0;            // early stopping on val loss; 0: off
@@ -70,6 +74,8 @@ struct TrainConfig {
 
 struct ExperimentConfig {
   std::string name = "default";
+  std::string task = "regression";  // "regression" | "classification"
+  int64_t num_classes = 0;          // classification: >= 2
   uint64_t seed = 42;
   std::string device = "auto";  // "auto" | "cpu" | "cuda" | "cuda:N"
   int64_t threads = 0;          // 0: all hardware threads

@@ -9,6 +9,8 @@
 //   fusion.rank_weights                        (1, rank)
 //   fusion.bias                                (1, fused_dim)
 //   head.{weight,bias}                         present when fused_dim != output_dim
+// TFN and concat: encoders.*, post.fc<i>.{weight,bias}, out.{weight,bias};
+// late: encoders.*, heads.<modality>.{weight,bias}.
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,6 +64,8 @@ struct LowRankFusionOptions {
   TORCH_ARG(std::vector<int64_t>, input_dims);  // d_m, without the constant 1
   TORCH_ARG(int64_t, rank) = 4;
   TORCH_ARG(int64_t, output_dim) = 32;
+  // false: the paper's plain sum over rank (rank_weights is then a buffer of ones).
+  TORCH_ARG(bool, learned_rank_weights) = true;
 };
 
 struct LowRankFusionImpl : torch::nn::Module {
@@ -96,6 +100,61 @@ class LMFImpl : public MultimodalModelImpl {
   torch::nn::Linear head{nullptr};
 };
 TORCH_MODULE(LMF);
+
+// Post-fusion network of TFN and concat: dropout on the fused vector, then
+// (Linear -> ReLU -> Dropout) per hidden size, then a linear output layer.
+struct PostFusionImpl : torch::nn::Module {
+  PostFusionImpl(int64_t input_dim, const std::vector<int64_t>& hidden, int64_t output_dim,
+                 double dropout);
+  torch::Tensor forward(torch::Tensor x);
+  torch::nn::Dropout dropout{nullptr};
+  MLPEncoder post{nullptr};
+  torch::nn::Linear out{nullptr};
+};
+TORCH_MODULE(PostFusion);
+
+// Tensor Fusion Network (Zadeh et al., 2017): the flattened outer product of the
+// [1; h_m] over all modalities, size prod(d_m + 1), then the post-fusion network.
+class TFNImpl : public MultimodalModelImpl {
+ public:
+  TFNImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model, int64_t output_dim);
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+  // The fused representation itself, [B, prod(d_m + 1)] (tests check it).
+  torch::Tensor fuse(const std::vector<torch::Tensor>& h) const;
+  int64_t fused_size() const { return fused_size_; }
+  ModalityEncoders encoders{nullptr};
+  PostFusion post{nullptr};
+
+ private:
+  int64_t fused_size_ = 1;
+};
+TORCH_MODULE(TFN);
+
+// Early fusion: concatenated encodings, then the post-fusion network.
+class ConcatFusionImpl : public MultimodalModelImpl {
+ public:
+  ConcatFusionImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model,
+                   int64_t output_dim);
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+  ModalityEncoders encoders{nullptr};
+  PostFusion post{nullptr};
+};
+TORCH_MODULE(ConcatFusion);
+
+// Late fusion: one linear head per modality, outputs summed (or averaged). It can only
+// represent functions additive over modalities, which makes it the control.
+class LateFusionImpl : public MultimodalModelImpl {
+ public:
+  LateFusionImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model,
+                 int64_t output_dim);
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+  ModalityEncoders encoders{nullptr};
+  std::vector<torch::nn::Linear> heads;
+
+ private:
+  bool mean_ = false;
+};
+TORCH_MODULE(LateFusion);
 
 // Builds the model named by model.type. output_dim: the target's columns.
 ModelPtr make_model(const ModelConfig& model, const std::vector<ModalityConfig>& modalities,

@@ -30,7 +30,7 @@ int64_t apply_threads(int64_t threads);
 // their own group when train.factor_lr > 0.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& train,
                                                         MultimodalModelImpl& model);
-// The configured loss, mean over elements.
+// The configured loss, mean over elements (cross-entropy: logits [B, K], labels [B]).
 torch::Tensor compute_loss(const TrainConfig& train, const torch::Tensor& prediction,
                            const torch::Tensor& target);
 
@@ -42,7 +42,7 @@ struct EpochRecord {
   int64_t epoch = 0;
   double train_loss = 0;
   double val_loss = 0;
-  RegressionMetrics val;
+  nlohmann::json val;  // the task's metrics (task_metrics)
   double lr = 0;
   double seconds = 0;
   double samples_per_s = 0;
