@@ -173,6 +173,10 @@ TrainOutcome run_train(const TrainArgs& args) {
     json doc = to_json(probe.config);
     for (const auto& o : args.overrides) apply_override(doc, o);
     config = parse_config(doc);
+  } else if (!args.config_doc.is_null()) {
+    json doc = args.config_doc;
+    for (const auto& o : args.overrides) apply_override(doc, o);
+    config = parse_config(doc);
   } else {
     config = load_config(args.config, args.overrides);
   }

@@ -8,6 +8,7 @@
 
 #include "mmfusion/commands.hpp"
 #include "mmfusion/errors.hpp"
+#include "mmfusion/sweep.hpp"
 #include "mmfusion/version.hpp"
 
 namespace {
@@ -73,6 +74,22 @@ int main(int argc, char** argv) {
   validate_cmd->add_option("--config", validate_path, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
   validate_cmd->add_option("--set", validate_overrides, "Override a config key: KEY=VALUE")->take_all();
 
+  SweepArgs sweep;
+  auto* sweep_cmd = app.add_subcommand("sweep", "Train one run per combination of a grid; tabulate and chart them");
+  auto* sweep_config = sweep_cmd->add_option("--config", sweep.config, "Base experiment config (JSON)")
+                           ->check(CLI::ExistingFile);
+  auto* sweep_file = sweep_cmd->add_option("--sweep", sweep.sweep_file,
+                                           "Sweep file: {\"name\", \"base\", \"set\", \"grid\"}")
+                         ->check(CLI::ExistingFile);
+  sweep_cmd->add_option("--grid", sweep.grid, "KEY=V1,V2,... (repeatable; values are JSON or strings)")
+      ->take_all();
+  sweep_cmd->add_option("--set", sweep.overrides, "Override a base config key: KEY=VALUE")->take_all();
+  sweep_cmd->add_option("--out", sweep.out, "Sweep folder (default runs/sweep-<name>; rerun to continue)");
+  sweep_cmd->callback([&] {
+    if (sweep_config->count() == 0 && sweep_file->count() == 0)
+      throw CLI::RequiredError("sweep needs --config BASE or --sweep FILE");
+  });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -98,6 +115,11 @@ int main(int argc, char** argv) {
       } else if (*synth_cmd) {
         const int64_t rows = run_synth(synth);
         spdlog::info("wrote {} {} samples to {}", rows, synth.split, synth.output);
+      } else if (*sweep_cmd) {
+        const auto outcome = run_sweep(sweep);
+        std::cout << outcome.dir << "\n";
+        if (outcome.failed > 0) return fail("error: ", std::to_string(outcome.failed) + " sweep run(s) failed; see " +
+                                                           outcome.dir + "/results.csv", 1);
       } else if (*validate_cmd) {
         std::cout << run_validate(validate_path, validate_overrides).dump(2) << "\n";
       }

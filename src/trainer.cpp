@@ -14,6 +14,7 @@
 
 #include "mmfusion/errors.hpp"
 #include "mmfusion/files.hpp"
+#include "mmfusion/svg.hpp"
 #include "mmfusion/version.hpp"
 
 namespace mmfusion {
@@ -131,9 +132,28 @@ RunPaths::RunPaths(std::string d) : dir(std::move(d)) {
   log = (p / "train.log").string();
   metrics = (p / "metrics.jsonl").string();
   results = (p / "results.json").string();
+  loss_svg = (p / "loss.svg").string();
   checkpoints = (p / "checkpoints").string();
   last = (p / "checkpoints" / "last.pt").string();
   best = (p / "checkpoints" / "best.pt").string();
+}
+
+void write_loss_chart(const RunPaths& paths, const std::string& run_name) {
+  ChartSeries train{"train loss", {}, {}, {}}, val{"validation loss", {}, {}, {}};
+  std::ifstream in(paths.metrics);
+  std::string line;
+  while (std::getline(in, line)) {
+    const json r = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!r.is_object() || !r.contains("epoch")) continue;
+    const double epoch = r["epoch"].get<double>();
+    train.x.push_back(epoch), train.y.push_back(r.value("train_loss", NAN));
+    val.x.push_back(epoch), val.y.push_back(r.value("val_loss", NAN));
+  }
+  ChartOptions options;
+  options.title = "Loss per epoch: " + run_name;
+  options.x_label = "epoch";
+  options.y_label = "loss";
+  atomic_write_text(paths.loss_svg, line_chart(options, {train, val}));
 }
 
 Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device device,
@@ -277,6 +297,8 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   metrics << to_json(r).dump() << "\n";
   metrics.flush();
   if (!metrics) throw Error(paths_.metrics + ": cannot append the epoch's metrics");
+  metrics.close();
+  write_loss_chart(paths_, config_.name);
   return r;
 }
 
@@ -335,6 +357,9 @@ json Trainer::write_results() {
                   {"epochs", progress_.epoch},
                   {"stopped_early", progress_.stopped_early},
                   {"train_seconds", progress_.train_seconds},
+                  {"samples_per_s", progress_.train_seconds > 0
+                                        ? double(progress_.epoch) * double(train_.size()) / progress_.train_seconds
+                                        : 0.0},
                   {"parameters", params},
                   {"val", evaluate(val_)},
                   {"test", evaluate(test_)}};

@@ -11,6 +11,7 @@ namespace mmfusion {
 
 struct TrainArgs {
   std::string config;                  // --config FILE (fresh run)
+  nlohmann::json config_doc;           // or the config itself (sweeps); null: use `config`
   std::string resume;                  // --resume CHECKPOINT
   std::vector<std::string> overrides;  // --set KEY=VALUE
   std::string out;                     // --out DIR ("" = runs/<name>-<timestamp>)

@@ -53,8 +53,11 @@ nlohmann::json to_json(const EpochRecord& r);
 // Files of a run folder.
 struct RunPaths {
   explicit RunPaths(std::string dir);
-  std::string dir, config, log, metrics, results, checkpoints, last, best;
+  std::string dir, config, log, metrics, results, loss_svg, checkpoints, last, best;
 };
+
+// Redraws RUN/loss.svg (train and validation loss per epoch) from metrics.jsonl.
+void write_loss_chart(const RunPaths& paths, const std::string& run_name);
 
 class Trainer {
  public:

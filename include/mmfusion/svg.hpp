@@ -1,0 +1,29 @@
+#pragma once
+// Self-contained SVG line charts (no runtime dependency): axes with "nice" ticks, axis
+// labels, a legend, optional error bars and categorical x positions.
+#include <string>
+#include <vector>
+
+namespace mmfusion {
+
+struct ChartSeries {
+  std::string name;
+  std::vector<double> x, y;
+  std::vector<double> error;  // optional: +- error bar per point
+};
+
+struct ChartOptions {
+  std::string title, x_label, y_label;
+  // Non-empty: x values are indices into these labels (a categorical axis).
+  std::vector<std::string> x_categories;
+  int width = 640, height = 400;
+};
+
+std::string line_chart(const ChartOptions& options, const std::vector<ChartSeries>& series);
+
+// "Nice" tick positions (steps of 1, 2 or 5 times a power of ten) covering [lo, hi].
+std::vector<double> nice_ticks(double lo, double hi, int target_count = 5);
+
+std::string xml_escape(const std::string& text);
+
+}  // namespace mmfusion
