@@ -1,0 +1,224 @@
+// The comparison models (TFN, concat, late), LMF's rank weighting, and classification.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "helpers.hpp"
+#include "mmfusion/checkpoint.hpp"
+#include "mmfusion/errors.hpp"
+#include "mmfusion/metrics.hpp"
+#include "mmfusion/trainer.hpp"
+
+using namespace mmfusion;
+using namespace mmfusion::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<torch::Tensor> random_inputs(const std::vector<ModalityConfig>& mods, int64_t batch) {
+  std::vector<torch::Tensor> x;
+  for (const auto& m : mods) x.push_back(torch::randn({batch, m.dim}));
+  return x;
+}
+
+const char* kSmall =
+    "data.modalities=[{\"name\":\"a\",\"dim\":2},{\"name\":\"b\",\"dim\":3},{\"name\":\"c\",\"dim\":2}]";
+
+}  // namespace
+
+class EveryModel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryModel, ShapesGradientsAndBatchOfOne) {
+  torch::manual_seed(0);
+  const auto c = tiny_config({"model.type=" + GetParam(), "model.post_hidden=[8]"});
+  ModelPtr model = make_model(c.model, c.data.modalities, 3);
+  for (int64_t batch : {1, 5}) EXPECT_EQ(model->forward(random_inputs(c.data.modalities, batch)).sizes(),
+                                         (std::vector<int64_t>{batch, 3}));
+  model->forward(random_inputs(c.data.modalities, 6)).pow(2).sum().backward();
+  for (const auto& p : model->named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+  }
+}
+
+TEST_P(EveryModel, CheckpointRoundTripGivesIdenticalOutputs) {
+  TempDir dir;
+  torch::manual_seed(1);
+  auto c = tiny_config({"model.type=" + GetParam(), "model.output_dim=1"});
+  ModelPtr model = make_model(c.model, c.data.modalities, 1);
+  save_checkpoint(dir.file("m.pt"), c, TrainProgress{}, *model, nullptr, RngStates{});
+  Checkpoint ckpt = open_checkpoint(dir.file("m.pt"));
+  ModelPtr loaded = make_model(ckpt.config.model, ckpt.config.data.modalities, 1);
+  ckpt.load_model(*loaded);
+  model->eval(), loaded->eval();
+  const auto x = random_inputs(c.data.modalities, 9);
+  EXPECT_TRUE(torch::equal(model->forward(x), loaded->forward(x)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Fusion, EveryModel, ::testing::Values("lmf", "tfn", "concat", "late"),
+                         [](const auto& info) { return info.param; });
+
+TEST(TFN, FusedVectorIsTheOuterProductComputedByHand) {
+  torch::manual_seed(2);
+  const auto c = tiny_config({kSmall, "model.type=tfn", "model.encoder_hidden=[]", "model.dropout=0"});
+  TFN model(c.data.modalities, c.model, 1);
+  EXPECT_EQ(model->fused_size(), 3 * 4 * 3);
+  const auto x = random_inputs(c.data.modalities, 4);
+  const auto z = model->fuse(x);
+  ASSERT_EQ(z.sizes(), (std::vector<int64_t>{4, 36}));
+  for (int64_t b = 0; b < 4; ++b) {
+    const std::vector<double> z1{1, x[0][b][0].item<double>(), x[0][b][1].item<double>()};
+    const std::vector<double> z2{1, x[1][b][0].item<double>(), x[1][b][1].item<double>(), x[1][b][2].item<double>()};
+    const std::vector<double> z3{1, x[2][b][0].item<double>(), x[2][b][1].item<double>()};
+    int64_t k = 0;
+    for (double v1 : z1)
+      for (double v2 : z2)
+        for (double v3 : z3) EXPECT_NEAR(z[b][k++].item<double>(), v1 * v2 * v3, 1e-5);
+  }
+}
+
+TEST(TFN, RefusesAnOuterProductTooLargeToHold) {
+  try {
+    tiny_config({"model.type=tfn", "model.encoders={\"visual\":[512],\"audio\":[512],\"text\":[512]}"});
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("TFN's fused size prod(d_m + 1) would be 135005697"), std::string::npos) << m;
+  }
+}
+
+TEST(LateFusion, IsExactlyAdditiveOverModalities) {
+  // f(x_a, x_b) - f(x_a', x_b) - f(x_a, x_b') + f(x_a', x_b') = 0 for an additive f.
+  torch::manual_seed(3);
+  const auto c = tiny_config({"model.type=late", "model.dropout=0"});
+  ModelPtr model = make_model(c.model, c.data.modalities, 1);
+  const auto x = random_inputs(c.data.modalities, 16), y = random_inputs(c.data.modalities, 16);
+  auto mix = [&](bool first_from_y, bool second_from_y) {
+    return model->forward({first_from_y ? y[0] : x[0], second_from_y ? y[1] : x[1], x[2]});
+  };
+  const auto interaction = mix(false, false) - mix(true, false) - mix(false, true) + mix(true, true);
+  EXPECT_LT(interaction.abs().max().item<double>(), 1e-5);
+  // LMF is not additive: the same contrast is far from zero.
+  ModelPtr lmf = make_model(tiny_config({"model.dropout=0"}).model, c.data.modalities, 1);
+  auto lmf_mix = [&](bool a, bool b) { return lmf->forward({a ? y[0] : x[0], b ? y[1] : x[1], x[2]}); };
+  EXPECT_GT((lmf_mix(false, false) - lmf_mix(true, false) - lmf_mix(false, true) + lmf_mix(true, true))
+                .abs().max().item<double>(), 1e-3);
+}
+
+TEST(LateFusion, CannotFitAPureProductWhileLMFCan) {
+  // Target: the product of the two modalities' first features. Late fusion's best is the
+  // mean (R^2 ~ 0); LMF represents it exactly.
+  TempDir dir;
+  auto c = tiny_config({"data.modalities=[{\"name\":\"a\",\"dim\":2},{\"name\":\"b\",\"dim\":2}]",
+                        "model.dropout=0", "model.encoder_hidden=[16]", "train.epochs=40",
+                        "train.lr=0.01", "model.output_dim=1"});
+  torch::manual_seed(4);
+  DataSplits data;
+  for (auto* d : {&data.train, &data.val, &data.test}) {
+    const int64_t n = d == &data.train ? 2048 : 512;
+    d->names = {"a", "b"};
+    d->features = {torch::randn({n, 2}), torch::randn({n, 2})};
+    d->target = (d->features[0].select(1, 0) * d->features[1].select(1, 0)).unsqueeze(1);
+  }
+  double r2[2];
+  int i = 0;
+  for (const char* type : {"late", "lmf"}) {
+    c.model.type = type;
+    RunPaths paths(dir.file(type));
+    fs::create_directories(paths.checkpoints);
+    Trainer trainer(c, data, torch::kCPU, paths, quiet_logger());
+    trainer.fit();
+    r2[i++] = trainer.write_results()["test"]["r2"].get<double>();
+  }
+  EXPECT_LT(r2[0], 0.05) << "late fusion fitted a product";
+  EXPECT_GT(r2[1], 0.9) << "LMF failed to fit a product";
+}
+
+TEST(LMF, SumRankWeightingIsThePapersPlainSum) {
+  torch::manual_seed(5);
+  const auto c = tiny_config({"model.rank_weighting=sum"});
+  LMF model(LMFOptions(c.data.modalities, 1).model(c.model));
+  EXPECT_EQ(model->named_parameters().find("fusion.rank_weights"), nullptr);
+  ASSERT_NE(model->named_buffers().find("fusion.rank_weights"), nullptr);
+  EXPECT_TRUE(torch::equal(model->fusion->rank_weights, torch::ones({1, c.model.rank})));
+  // Equal to the learned variant with its weights set to one.
+  const auto learned = tiny_config();
+  LMF other(LMFOptions(c.data.modalities, 1).model(learned.model));
+  {
+    torch::NoGradGuard g;
+    auto src = model->named_parameters();
+    for (auto& p : other->named_parameters())
+      p.value().copy_(p.key() == "fusion.rank_weights" ? torch::ones_like(p.value()) : src[p.key()]);
+  }
+  model->eval(), other->eval();
+  const auto x = random_inputs(c.data.modalities, 7);
+  EXPECT_TRUE(torch::allclose(model->forward(x), other->forward(x), 1e-6, 1e-6));
+}
+
+TEST(Classification, SyntheticClassesAreEquallyLikely) {
+  auto c = tiny_config({"task=classification", "num_classes=4", "data.train_size=20000"});
+  const Dataset d = load_split(c, Split::Train);
+  ASSERT_EQ(d.target.dtype(), torch::kInt64);
+  ASSERT_EQ(d.target.dim(), 1);
+  const auto counts = torch::bincount(d.target, {}, 4).to(torch::kFloat64) / 20000.0;
+  for (int k = 0; k < 4; ++k) EXPECT_NEAR(counts[k].item<double>(), 0.25, 0.02) << "class " << k;
+  // The classes order the continuous target: class means increase.
+  const Dataset r = generate_synthetic(c.data, c.seed, Split::Train);
+  double previous = -1e9;
+  for (int k = 0; k < 4; ++k) {
+    const double mean = r.target.squeeze(1).index({d.target == k}).mean().item<double>();
+    EXPECT_GT(mean, previous);
+    previous = mean;
+  }
+}
+
+TEST(Classification, TrainsEndToEndAndReportsAccuracyAndF1) {
+  TempDir dir;
+  auto c = tiny_config({"task=classification", "num_classes=3", "data.train_size=2048",
+                        "train.epochs=15", "train.lr=0.005", "data.synthetic.target_noise=0"});
+  c.model.output_dim = 3;
+  RunPaths paths(dir.file("run"));
+  fs::create_directories(paths.checkpoints);
+  torch::manual_seed(c.seed);
+  Trainer trainer(c, load_splits(c), torch::kCPU, paths, quiet_logger());
+  trainer.fit();
+  const auto results = trainer.write_results();
+  EXPECT_GT(results["test"]["accuracy"].get<double>(), 0.5) << results.dump(2);  // chance: 1/3
+  EXPECT_TRUE(results["test"].contains("macro_f1"));
+  EXPECT_NE(read_text(paths.metrics).find("val_accuracy"), std::string::npos);
+}
+
+TEST(Classification, LabelFilesAreChecked) {
+  TempDir dir;
+  auto c = tiny_config({"task=classification", "num_classes=3"});
+  Dataset d = load_split(c, Split::Val);
+  write_data_file(d, dir.file("ok.pt"));
+  EXPECT_TRUE(torch::equal(read_data_file(dir.file("ok.pt"), c.data.modalities, true, 3).target, d.target));
+  d.target[3] = 7;
+  write_data_file(d, dir.file("bad.pt"));
+  try {
+    read_data_file(dir.file("bad.pt"), c.data.modalities, true, 3);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds label 7 in row 3, outside [0, 3)"), std::string::npos) << e.what();
+  }
+  d.target = d.target.to(torch::kFloat32);
+  write_data_file(d, dir.file("float.pt"));
+  EXPECT_THROW(read_data_file(dir.file("float.pt"), c.data.modalities, true, 3), Error);
+  EXPECT_THROW(tiny_config({"task=classification"}), ConfigError);                       // no num_classes
+  EXPECT_THROW(tiny_config({"task=classification", "num_classes=3", "train.loss=mse"}), ConfigError);
+  EXPECT_THROW(tiny_config({"num_classes=3"}), ConfigError);                            // regression
+}
+
+TEST(Metrics, ClassificationAndSignMetricsMatchClosedForms) {
+  // Predictions 0,1,1,2 for labels 0,1,2,2: accuracy 3/4; F1: class0 1, class1 2/3, class2 2/3.
+  const auto logits = torch::tensor({{5.0, 0.0, 0.0}, {0.0, 5.0, 0.0}, {0.0, 5.0, 0.0}, {0.0, 0.0, 5.0}});
+  const auto m = classification_metrics(logits, torch::tensor({0, 1, 2, 2}, torch::kInt64));
+  EXPECT_DOUBLE_EQ(m.accuracy, 0.75);
+  EXPECT_NEAR(m.macro_f1, (1.0 + 2.0 / 3 + 2.0 / 3) / 3, 1e-12);
+  // Signs: predicted + + - -, truth + - - +: accuracy 1/2; positive-class F1 = 2*1/(2+2).
+  const auto r = regression_metrics(torch::tensor({{1.0}, {2.0}, {-1.0}, {-2.0}}),
+                                    torch::tensor({{3.0}, {-1.0}, {-2.0}, {0.5}}));
+  EXPECT_DOUBLE_EQ(r.sign_accuracy, 0.5);
+  EXPECT_DOUBLE_EQ(r.sign_f1, 0.5);
+}

@@ -1,0 +1,181 @@
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "helpers.hpp"
+#include "mmfusion/errors.hpp"
+#include "mmfusion/files.hpp"
+#include "mmfusion/svg.hpp"
+#include "mmfusion/sweep.hpp"
+
+using namespace mmfusion;
+using namespace mmfusion::testing;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(read_text(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> row;
+    std::string cell;
+    std::istringstream cells(line);
+    while (std::getline(cells, cell, ',')) row.push_back(cell);
+    if (!line.empty() && line.back() == ',') row.push_back("");
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+size_t column(const std::vector<std::string>& header, const std::string& name) {
+  return std::find(header.begin(), header.end(), name) - header.begin();
+}
+
+// Well-formed XML, checked by Python's standard-library parser (independent of ours).
+bool well_formed_xml(const std::string& path) {
+  const std::string cmd = std::string(MMFUSION_PYTHON) + " -c 'import sys, xml.dom.minidom; "
+                          "xml.dom.minidom.parse(sys.argv[1])' " + path + " 2>/dev/null";
+  return std::system(cmd.c_str()) == 0;
+}
+
+}  // namespace
+
+TEST(Sweep, GridValuesSplitAtTopLevelCommas) {
+  const GridAxis a = parse_grid_axis("model.encoder_hidden=[8,8],[16],[]");
+  ASSERT_EQ(a.key, "model.encoder_hidden");
+  ASSERT_EQ(a.values.size(), 3u);
+  EXPECT_EQ(a.values[0], json({8, 8}));
+  EXPECT_EQ(a.values[2], json::array());
+  const GridAxis b = parse_grid_axis("model.type=lmf,tfn,\"late\"");
+  EXPECT_EQ(b.values, (std::vector<json>{"lmf", "tfn", "late"}));
+  EXPECT_EQ(parse_grid_axis("train.lr=0.1,1e-3").values[1], json(1e-3));
+  EXPECT_THROW(parse_grid_axis("model.rank"), ConfigError);
+  EXPECT_THROW(parse_grid_axis("model.rank=1,,2"), ConfigError);
+}
+
+TEST(Sweep, CombinationsAndNames) {
+  const auto combos = grid_combinations({parse_grid_axis("model.type=lmf,late"), parse_grid_axis("seed=1,2,3")});
+  ASSERT_EQ(combos.size(), 6u);
+  EXPECT_EQ(combination_name(combos[0]), "type-lmf_seed-1");
+  EXPECT_EQ(combination_name(combos[5]), "type-late_seed-3");
+  // Keys with the same last segment keep their full path.
+  EXPECT_EQ(combination_name({{"model.dropout", 0.1}, {"other.dropout", 0.2}}),
+            "model.dropout-0.1_other.dropout-0.2");
+}
+
+TEST(Sweep, RunsEveryCombinationThenSkipsCompleteOnesAndRetriesFailures) {
+  TempDir dir;
+  SweepArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.grid = {"model.type=lmf,late", "seed=1,2"};
+  args.out = dir.file("sweep");
+  SweepOutcome first = run_sweep(args);
+  EXPECT_EQ(first.completed, 4);
+  EXPECT_EQ(first.failed, 0);
+
+  const auto rows = read_csv(dir.file("sweep/results.csv"));
+  ASSERT_EQ(rows.size(), 5u);
+  const auto& h = rows[0];
+  for (const char* col : {"run", "model.type", "seed", "status", "test_mse", "test_r2", "parameters",
+                          "train_seconds", "samples_per_s"})
+    EXPECT_LT(column(h, col), h.size()) << col;
+  for (size_t i = 1; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i][column(h, "status")], "ok");
+    // Each row's metrics are those of its own run's results.json.
+    const json results = json::parse(read_text(dir.file("sweep/" + rows[i][0] + "/results.json")));
+    EXPECT_NEAR(std::stod(rows[i][column(h, "test_mse")]), results["test"]["mse"].get<double>(), 1e-12);
+    EXPECT_EQ(std::stoll(rows[i][column(h, "parameters")]), results["parameters"]["total"].get<int64_t>());
+  }
+  EXPECT_EQ(rows[1][column(h, "model.type")], "lmf");
+  EXPECT_EQ(rows[4][column(h, "seed")], "2");
+
+  // Summary: one line per model type with the mean of its two seeds.
+  const std::string summary = read_text(dir.file("sweep/summary.md"));
+  EXPECT_NE(summary.find("| lmf | 2 |"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("| late | 2 |"), std::string::npos) << summary;
+  EXPECT_TRUE(well_formed_xml(dir.file("sweep/chart.svg")));
+
+  // Again: everything is skipped. Remove one run's results: only it is trained again
+  // (resumed from its last checkpoint).
+  SweepOutcome second = run_sweep(args);
+  EXPECT_EQ(second.skipped, 4);
+  EXPECT_EQ(second.completed, 0);
+  fs::remove(dir.file("sweep/type-late_seed-1/results.json"));
+  SweepOutcome third = run_sweep(args);
+  EXPECT_EQ(third.skipped, 3);
+  EXPECT_EQ(third.completed, 1);
+}
+
+TEST(Sweep, AFailingCombinationIsReportedAndTheSweepGoesOn) {
+  TempDir dir;
+  SweepArgs args;
+  args.config = source_path("configs/tiny.json");
+  // The file source names a file that does not exist: that combination fails when it
+  // loads its data, the synthetic one trains.
+  args.overrides = {"data.path=" + dir.file("missing.pt")};
+  args.grid = {"data.source=synthetic,file"};
+  args.out = dir.file("sweep");
+  const SweepOutcome outcome = run_sweep(args);
+  EXPECT_EQ(outcome.completed, 1);
+  EXPECT_EQ(outcome.failed, 1);
+  const auto rows = read_csv(dir.file("sweep/results.csv"));
+  const auto& h = rows[0];
+  EXPECT_EQ(rows[1][column(h, "status")], "ok");
+  EXPECT_EQ(rows[2][column(h, "status")], "failed");
+  EXPECT_NE(rows[2].back().find("missing.pt: no such file"), std::string::npos);
+}
+
+TEST(Sweep, BadCombinationsStopBeforeAnythingRuns) {
+  TempDir dir;
+  SweepArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.grid = {"model.rank=2,0"};
+  args.out = dir.file("sweep");
+  try {
+    run_sweep(args);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("sweep combination rank-0: model.rank:"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir.file("sweep/rank-2")));
+}
+
+TEST(Svg, ChartsAreWellFormedAndEscapeText) {
+  TempDir dir;
+  ChartOptions o;
+  o.title = "a <title> & \"quotes\"";
+  o.x_label = "rank";
+  o.y_label = "mse";
+  ChartSeries s{"lmf & co", {1, 2, 4}, {0.5, 0.25, 0.2}, {0.1, 0.0, 0.05}};
+  atomic_write_text(dir.file("c.svg"), line_chart(o, {s, {"empty", {}, {}, {}}}));
+  EXPECT_TRUE(well_formed_xml(dir.file("c.svg")));
+  const std::string text = read_text(dir.file("c.svg"));
+  EXPECT_NE(text.find("a &lt;title&gt; &amp; &quot;quotes&quot;"), std::string::npos);
+  EXPECT_NE(text.find("<polyline"), std::string::npos);
+  // The checker itself rejects broken XML.
+  write_text(dir.file("bad.svg"), "<svg><g></svg>");
+  EXPECT_FALSE(well_formed_xml(dir.file("bad.svg")));
+}
+
+TEST(Svg, NiceTicksCoverTheRangeInRoundSteps) {
+  const auto t = nice_ticks(0.13, 0.87);
+  EXPECT_LE(t.front(), 0.13);
+  EXPECT_GE(t.back(), 0.87);
+  const double step = t[1] - t[0];
+  EXPECT_NEAR(step, 0.2, 1e-12);
+  for (size_t i = 1; i < t.size(); ++i) EXPECT_NEAR(t[i] - t[i - 1], step, 1e-12);
+  EXPECT_GE(nice_ticks(3, 3).size(), 2u);  // a flat range still gets an axis
+}
+
+TEST(Cli, EveryRunWritesAWellFormedLossChart) {
+  TempDir dir;
+  const std::string cmd = std::string(MMFUSION_BINARY) + " train --config " +
+                          source_path("configs/tiny.json") + " --out " + dir.file("run") + " 2>/dev/null >/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  ASSERT_TRUE(fs::exists(dir.file("run/loss.svg")));
+  EXPECT_TRUE(well_formed_xml(dir.file("run/loss.svg")));
+  EXPECT_NE(read_text(dir.file("run/loss.svg")).find("validation loss"), std::string::npos);
+}
