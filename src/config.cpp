@@ -303,7 +303,46 @@ TrainConfig parse_train(const json* j, bool classification) {
   return t;
 }
 
+KernelConfig parse_kernel(const json* j, const std::string& path, const KernelConfig& def) {
+  ObjectReader r(j, path);
+  KernelConfig k = def;
+  k.type = r.choice("type", k.type, {"linear", "polynomial", "rbf"});
+  k.gamma = r.number("gamma", k.gamma, 0.0, INFINITY);
+  k.degree = r.integer("degree", k.degree, 1, 10);
+  k.coef0 = r.number("coef0", k.coef0, 0.0, INFINITY);
+  k.normalize = r.choice("normalize", k.normalize, {"none", "unit_diagonal", "unit_trace"});
+  r.finish();
+  return k;
+}
+
+MKLConfig parse_mkl(const json* j, const std::vector<ModalityConfig>& modalities) {
+  ObjectReader r(j, "mkl");
+  MKLConfig m;
+  m.solver = r.choice("solver", m.solver, {"average", "lp", "simple"});
+  m.p = r.number("p", m.p, 1.0, INFINITY);
+  m.lambda = r.positive("lambda", m.lambda);
+  m.max_iter = r.integer("max_iter", m.max_iter, 1, 1000000);
+  m.tol = r.positive("tol", m.tol);
+  m.train_size = r.integer("train_size", m.train_size, 0);
+  m.max_memory_gb = r.positive("max_memory_gb", m.max_memory_gb);
+  if (const json* v = r.find("kernels")) {
+    ObjectReader k(v, "mkl.kernels");
+    m.default_kernel = parse_kernel(k.find("default"), "mkl.kernels.default", m.default_kernel);
+    for (const auto& mc : modalities)
+      if (const json* own = k.find(mc.name))
+        m.kernels[mc.name] = parse_kernel(own, "mkl.kernels." + mc.name, m.default_kernel);
+    k.finish();
+  }
+  r.finish();
+  return m;
+}
+
 }  // namespace
+
+const KernelConfig& kernel_for(const MKLConfig& mkl, const std::string& modality) {
+  auto it = mkl.kernels.find(modality);
+  return it == mkl.kernels.end() ? mkl.default_kernel : it->second;
+}
 
 ExperimentConfig parse_config(const json& doc) {
   ObjectReader r(&doc, "");
@@ -330,6 +369,7 @@ ExperimentConfig parse_config(const json& doc) {
   c.data = parse_data(r.find("data"));
   c.model = parse_model(r.find("model"), c.data.modalities);
   c.train = parse_train(r.find("train"), classification);
+  c.mkl = parse_mkl(r.find("mkl"), c.data.modalities);
   r.finish();
   if (classification != (c.train.loss == "cross_entropy"))
     fail("train.loss", classification ? "classification trains with \"cross_entropy\", got \"" + c.train.loss + "\""
@@ -419,6 +459,16 @@ json to_json(const ExperimentConfig& c) {
             {"grad_clip", t.grad_clip},
             {"patience", t.patience}}}};
   if (c.task == "classification") out["num_classes"] = c.num_classes;
+  auto kernel_json = [](const KernelConfig& k) {
+    return json{{"type", k.type}, {"gamma", k.gamma}, {"degree", k.degree}, {"coef0", k.coef0},
+                {"normalize", k.normalize}};
+  };
+  json kernels = {{"default", kernel_json(c.mkl.default_kernel)}};
+  for (const auto& [name, k] : c.mkl.kernels) kernels[name] = kernel_json(k);
+  out["mkl"] = {{"solver", c.mkl.solver},       {"p", c.mkl.p},
+                {"lambda", c.mkl.lambda},       {"max_iter", c.mkl.max_iter},
+                {"tol", c.mkl.tol},             {"train_size", c.mkl.train_size},
+                {"max_memory_gb", c.mkl.max_memory_gb}, {"kernels", kernels}};
   return out;
 }
 

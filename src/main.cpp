@@ -74,6 +74,12 @@ int main(int argc, char** argv) {
   validate_cmd->add_option("--config", validate_path, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
   validate_cmd->add_option("--set", validate_overrides, "Override a config key: KEY=VALUE")->take_all();
 
+  MKLArgs mkl;
+  auto* mkl_cmd = app.add_subcommand("mkl", "Multiple kernel learning on a config's data, with kernel PCA pictures");
+  mkl_cmd->add_option("--config", mkl.config, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
+  mkl_cmd->add_option("--set", mkl.overrides, "Override a config key: KEY=VALUE")->take_all();
+  mkl_cmd->add_option("--out", mkl.out, "Run folder (default runs/<name>-mkl-<timestamp>)");
+
   SweepArgs sweep;
   auto* sweep_cmd = app.add_subcommand("sweep", "Train one run per combination of a grid; tabulate and chart them");
   auto* sweep_config = sweep_cmd->add_option("--config", sweep.config, "Base experiment config (JSON)")
@@ -85,6 +91,7 @@ int main(int argc, char** argv) {
       ->take_all();
   sweep_cmd->add_option("--set", sweep.overrides, "Override a base config key: KEY=VALUE")->take_all();
   sweep_cmd->add_option("--out", sweep.out, "Sweep folder (default runs/sweep-<name>; rerun to continue)");
+  sweep_cmd->add_flag("--dry-run", sweep.dry_run, "Validate every combination and list them; train nothing");
   sweep_cmd->callback([&] {
     if (sweep_config->count() == 0 && sweep_file->count() == 0)
       throw CLI::RequiredError("sweep needs --config BASE or --sweep FILE");
@@ -115,9 +122,14 @@ int main(int argc, char** argv) {
       } else if (*synth_cmd) {
         const int64_t rows = run_synth(synth);
         spdlog::info("wrote {} {} samples to {}", rows, synth.split, synth.output);
+      } else if (*mkl_cmd) {
+        std::cout << run_mkl(mkl)["run_dir"].get<std::string>() << "\n";
       } else if (*sweep_cmd) {
         const auto outcome = run_sweep(sweep);
-        std::cout << outcome.dir << "\n";
+        if (sweep.dry_run)
+          for (const auto& run : outcome.runs) std::cout << outcome.dir << "/" << run << "\n";
+        else
+          std::cout << outcome.dir << "\n";
         if (outcome.failed > 0) return fail("error: ", std::to_string(outcome.failed) + " sweep run(s) failed; see " +
                                                            outcome.dir + "/results.csv", 1);
       } else if (*validate_cmd) {

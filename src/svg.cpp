@@ -134,4 +134,63 @@ std::string line_chart(const ChartOptions& o, const std::vector<ChartSeries>& se
   return svg.str();
 }
 
+std::string scatter_panels(const std::string& title, const std::vector<ScatterPanel>& panels,
+                           bool categorical, const std::string& value_label) {
+  const double size = 260, gap = 30, top = 60, left = 20;
+  const double width = left + panels.size() * (size + gap), height = top + size + 60;
+  double vmin = INFINITY, vmax = -INFINITY;
+  for (const auto& p : panels)
+    for (double v : p.value) vmin = std::min(vmin, v), vmax = std::max(vmax, v);
+  auto color = [&](double v) {
+    if (categorical) return std::string(kColors[static_cast<int64_t>(v) % 10]);
+    const double t = vmax > vmin ? (v - vmin) / (vmax - vmin) : 0.5;
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "#%02x%02x%02x", int(40 + 200 * t), 60, int(240 - 200 * t));
+    return std::string(buf);
+  };
+  std::ostringstream svg;
+  svg << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
+      << "\" viewBox=\"0 0 " << width << " " << height << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      << "<text x=\"" << width / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << xml_escape(title)
+      << "</text>\n";
+  for (size_t k = 0; k < panels.size(); ++k) {
+    const auto& p = panels[k];
+    const double x0 = left + k * (size + gap);
+    double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+    for (size_t i = 0; i < p.x.size(); ++i)
+      xmin = std::min(xmin, p.x[i]), xmax = std::max(xmax, p.x[i]), ymin = std::min(ymin, p.y[i]),
+      ymax = std::max(ymax, p.y[i]);
+    if (!(xmax > xmin)) xmin -= 1, xmax += 1;
+    if (!(ymax > ymin)) ymin -= 1, ymax += 1;
+    svg << "<text x=\"" << x0 + size / 2 << "\" y=\"" << top - 10 << "\" text-anchor=\"middle\">"
+        << xml_escape(p.title) << "</text>\n<rect x=\"" << x0 << "\" y=\"" << top << "\" width=\"" << size
+        << "\" height=\"" << size << "\" fill=\"none\" stroke=\"black\"/>\n";
+    for (size_t i = 0; i < p.x.size(); ++i) {
+      const double px = x0 + 5 + (p.x[i] - xmin) / (xmax - xmin) * (size - 10);
+      const double py = top + size - 5 - (p.y[i] - ymin) / (ymax - ymin) * (size - 10);
+      svg << "<circle cx=\"" << px << "\" cy=\"" << py << "\" r=\"2.2\" fill=\""
+          << color(i < p.value.size() ? p.value[i] : 0) << "\" fill-opacity=\"0.7\"/>\n";
+    }
+    svg << "<text x=\"" << x0 + size / 2 << "\" y=\"" << top + size + 18
+        << "\" text-anchor=\"middle\">component 1 (vertical: component 2)</text>\n";
+  }
+  // Legend: classes, or the ends of the colour scale.
+  if (categorical && std::isfinite(vmax)) {
+    for (int64_t c = 0; c <= static_cast<int64_t>(vmax); ++c)
+      svg << "<circle cx=\"" << left + 10 + 90 * c << "\" cy=\"" << height - 18 << "\" r=\"5\" fill=\""
+          << color(double(c)) << "\"/>\n<text x=\"" << left + 20 + 90 * c << "\" y=\"" << height - 14 << "\">"
+          << xml_escape(value_label) << " " << c << "</text>\n";
+  } else if (std::isfinite(vmin)) {
+    svg << "<circle cx=\"" << left + 10 << "\" cy=\"" << height - 18 << "\" r=\"5\" fill=\"" << color(vmin)
+        << "\"/>\n<text x=\"" << left + 20 << "\" y=\"" << height - 14 << "\">" << xml_escape(value_label)
+        << " " << fmt_number(vmin) << "</text>\n<circle cx=\"" << left + 170 << "\" cy=\"" << height - 18
+        << "\" r=\"5\" fill=\"" << color(vmax) << "\"/>\n<text x=\"" << left + 180 << "\" y=\"" << height - 14
+        << "\">" << xml_escape(value_label) << " " << fmt_number(vmax) << "</text>\n";
+  }
+  svg << "</svg>\n";
+  return svg.str();
+}
+
 }  // namespace mmfusion

@@ -212,6 +212,9 @@ SweepOutcome run_sweep(const SweepArgs& args) {
     runs.emplace_back(run_name, doc);
   }
 
+  SweepOutcome outcome{dir};
+  for (const auto& run : runs) outcome.runs.push_back(run.first);
+  if (args.dry_run) return outcome;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir + ": cannot create the sweep folder: " + ec.message());
@@ -222,7 +225,6 @@ SweepOutcome run_sweep(const SweepArgs& args) {
   auto log = sweep_logger(dir);
   log->info("{} combinations in {}", runs.size(), dir);
 
-  SweepOutcome outcome{dir};
   for (size_t i = 0; i < runs.size(); ++i) {
     const auto& [run_name, doc] = runs[i];
     const fs::path run_dir = fs::path(dir) / run_name;

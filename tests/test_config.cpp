@@ -7,6 +7,7 @@
 #include "helpers.hpp"
 #include "mmfusion/config.hpp"
 #include "mmfusion/errors.hpp"
+#include "mmfusion/sweep.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;
@@ -52,10 +53,25 @@ TEST(Config, DefaultsMatchTheDocumentedValues) {
 
 TEST(Config, EveryShippedConfigValidates) {
   int count = 0;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(source_path("configs"))) {
+  for (const auto& entry : std::filesystem::directory_iterator(source_path("configs"))) {
     if (entry.path().extension() != ".json") continue;
     SCOPED_TRACE(entry.path().string());
     EXPECT_NO_THROW(load_config(entry.path().string(), {}));
+    ++count;
+  }
+  EXPECT_GE(count, 4);
+}
+
+TEST(Config, EveryCombinationOfEveryShippedSweepValidates) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(source_path("configs/sweeps"))) {
+    SCOPED_TRACE(entry.path().string());
+    SweepArgs args;
+    args.sweep_file = entry.path().string();
+    args.dry_run = true;
+    SweepOutcome outcome;
+    EXPECT_NO_THROW(outcome = run_sweep(args));
+    EXPECT_GE(outcome.runs.size(), 2u);
     ++count;
   }
   EXPECT_GE(count, 4);

@@ -51,6 +51,15 @@ struct SynthArgs {
 };
 int64_t run_synth(const SynthArgs& args);
 
+// Multiple kernel learning on a config's data: writes mkl.json, kpca.csv, kpca.svg and
+// predictions.csv into a run folder (docs/mkl.md). Returns mkl.json's content.
+struct MKLArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string out;  // "" = runs/<name>-mkl-<timestamp>
+};
+nlohmann::json run_mkl(const MKLArgs& args);
+
 // The resolved config (all defaults filled) of a config file plus overrides.
 nlohmann::json run_validate(const std::string& config, const std::vector<std::string>& overrides);
 

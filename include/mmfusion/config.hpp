@@ -72,6 +72,27 @@ struct TrainConfig {
   int64_t patience = 0;            // early stopping on val loss; 0: off
 };
 
+// One modality's kernel for multiple kernel learning (docs/mkl.md).
+struct KernelConfig {
+  std::string type = "rbf";             // "linear" | "polynomial" | "rbf"
+  double gamma = 0;                     // rbf: exp(-gamma |x - z|^2); 0 = median heuristic
+  int64_t degree = 2;                   // polynomial: (x.z / dim + coef0)^degree
+  double coef0 = 1;                     // polynomial
+  std::string normalize = "unit_diagonal";  // "none" | "unit_diagonal" | "unit_trace"
+};
+
+struct MKLConfig {
+  std::string solver = "simple";  // "average" | "lp" | "simple" (SimpleMKL)
+  double p = 1.0;                 // lp: the norm of the weight constraint, >= 1
+  double lambda = 0.1;            // kernel ridge regularisation
+  int64_t max_iter = 200;
+  double tol = 1e-6;              // relative objective change / KKT gap to stop at
+  int64_t train_size = 2000;      // training points used (the first ones); 0 = all
+  double max_memory_gb = 8;       // refuse problems whose kernel matrices need more
+  KernelConfig default_kernel;    // for every modality without its own entry
+  std::map<std::string, KernelConfig> kernels;
+};
+
 struct ExperimentConfig {
   std::string name = "default";
   std::string task = "regression";  // "regression" | "classification"
@@ -82,6 +103,7 @@ struct ExperimentConfig {
   DataConfig data;
   ModelConfig model;
   TrainConfig train;
+  MKLConfig mkl;
 };
 
 // Parses and validates a JSON document. Throws ConfigError naming the JSON path.
@@ -97,6 +119,7 @@ void apply_override(nlohmann::json& doc, const std::string& assignment);
 ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides);
 
 // The hidden sizes of one modality's encoder (per-modality override or the default).
+const KernelConfig& kernel_for(const MKLConfig& mkl, const std::string& modality);
 const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model,
                                                const std::string& modality);
 

@@ -21,6 +21,15 @@ struct ChartOptions {
 
 std::string line_chart(const ChartOptions& options, const std::vector<ChartSeries>& series);
 
+// Scatter plots side by side. Points are coloured by class (categorical) or by value
+// (a blue-to-red scale between the values' min and max).
+struct ScatterPanel {
+  std::string title;
+  std::vector<double> x, y, value;
+};
+std::string scatter_panels(const std::string& title, const std::vector<ScatterPanel>& panels,
+                           bool categorical, const std::string& value_label);
+
 // "Nice" tick positions (steps of 1, 2 or 5 times a power of ten) covering [lo, hi].
 std::vector<double> nice_ticks(double lo, double hi, int target_count = 5);
 

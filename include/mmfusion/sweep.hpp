@@ -16,6 +16,7 @@ struct SweepArgs {
   std::vector<std::string> grid;       // --grid KEY=V1,V2,...
   std::vector<std::string> overrides;  // --set KEY=VALUE, applied to the base
   std::string out;                     // default runs/sweep-<name>
+  bool dry_run = false;                // validate every combination, train nothing
 };
 
 struct GridAxis {
@@ -37,6 +38,7 @@ std::string combination_name(const std::vector<std::pair<std::string, nlohmann::
 struct SweepOutcome {
   std::string dir;
   int completed = 0, skipped = 0, failed = 0;
+  std::vector<std::string> runs;  // combination names, in order
 };
 SweepOutcome run_sweep(const SweepArgs& args);
 

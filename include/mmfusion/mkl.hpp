@@ -1,0 +1,87 @@
+#pragma once
+// Multiple kernel learning (docs/mkl.md): one kernel per modality, kernel ridge
+// regression on their weighted sum, and learners for the weights (uniform, lp-norm MKL,
+// SimpleMKL), plus kernel PCA for pictures of separability. All in double precision,
+// on the device of the inputs.
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "mmfusion/config.hpp"
+
+namespace mmfusion {
+
+// A kernel fitted to training points: the gamma the median heuristic chose and the
+// normalisation statistics, so train and test kernels are computed consistently.
+class FittedKernel {
+ public:
+  FittedKernel(const KernelConfig& config, const torch::Tensor& train);
+  // K(a, b) with the configured normalisation; a, b: [n, dim].
+  torch::Tensor operator()(const torch::Tensor& a, const torch::Tensor& b) const;
+  double gamma() const { return gamma_; }
+  const KernelConfig& config() const { return config_; }
+
+ private:
+  torch::Tensor raw(const torch::Tensor& a, const torch::Tensor& b) const;
+  torch::Tensor self_similarity(const torch::Tensor& a) const;  // raw K(x, x) per row
+  KernelConfig config_;
+  double gamma_ = 0;
+  double trace_scale_ = 1;  // unit_trace: mean of the training diagonal
+};
+
+// Kernel ridge regression with a Cholesky factorisation:
+//   alpha = (K + lambda I)^-1 Y,  J = lambda * sum_c y_c' alpha_c.
+struct KRRSolution {
+  torch::Tensor alpha;  // [n, C]
+  double objective = 0;
+};
+KRRSolution krr_solve(const torch::Tensor& K, const torch::Tensor& Y, double lambda);
+// dJ/dtheta_m = -lambda * sum_c alpha_c' K_m alpha_c
+std::vector<double> krr_gradient(const std::vector<torch::Tensor>& kernels, const torch::Tensor& alpha,
+                                 double lambda);
+torch::Tensor combine(const std::vector<torch::Tensor>& kernels, const std::vector<double>& theta);
+
+struct MKLResult {
+  std::vector<double> theta;
+  std::vector<double> objective;  // per iteration (the first is at the starting weights)
+  std::vector<double> gradient;   // at the final weights
+  int64_t iterations = 0;
+  bool converged = false;
+  std::string stop_reason;
+};
+// Learns the weights on training kernels (n x n each) for targets Y [n, C].
+MKLResult learn_weights(const MKLConfig& config, const std::vector<torch::Tensor>& kernels,
+                        const torch::Tensor& Y);
+MKLResult lp_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y, double lambda,
+                 double p, int64_t max_iter, double tol);
+MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y, double lambda,
+                     int64_t max_iter, double tol);
+
+// Kernel PCA fitted on a training kernel.
+struct KernelPCA {
+  torch::Tensor train_kernel_col_mean;  // 1'K: [n]
+  double train_kernel_mean = 0;         // 1'K1
+  torch::Tensor eigenvectors;           // [n, k], columns V[:, j]
+  torch::Tensor eigenvalues;            // [k], of the centred kernel
+  // Coordinates of the training points: sqrt(lambda_j) V[i, j].
+  torch::Tensor train_coordinates() const;
+  // Coordinates of new points from their kernel rows against the training set [m, n]:
+  // centred as K_t - 1'K - K_t 1 + 1'K1, projected with V[:, j] / sqrt(lambda_j).
+  torch::Tensor project(const torch::Tensor& test_kernel) const;
+};
+KernelPCA fit_kernel_pca(const torch::Tensor& K, int64_t components = 2);
+// The centring of a test kernel on its own (exposed for tests).
+torch::Tensor centre_test_kernel(const torch::Tensor& test_kernel, const torch::Tensor& train_kernel);
+
+// Separability of 2-D coordinates: classification, accuracy of the nearest class mean
+// (means from the training coordinates); regression, R^2 of a least-squares linear fit
+// (fitted on the training coordinates). Scored on the test coordinates.
+double separability(const std::string& task, const torch::Tensor& train_xy, const torch::Tensor& train_y,
+                    const torch::Tensor& test_xy, const torch::Tensor& test_y);
+
+// Bytes the kernel matrices of an MKL problem take (M modality kernels, the combined one
+// and its factor, n x n doubles each).
+double mkl_memory_bytes(int64_t n, int64_t modalities);
+
+}  // namespace mmfusion

@@ -1,0 +1,228 @@
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "helpers.hpp"
+#include "mmfusion/commands.hpp"
+#include "mmfusion/errors.hpp"
+#include "mmfusion/mkl.hpp"
+
+using namespace mmfusion;
+using namespace mmfusion::testing;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const auto f64 = torch::kFloat64;
+
+// Three kernels on n points: the target depends on the first modality only; the other
+// two are noise.
+struct Problem {
+  std::vector<torch::Tensor> kernels;
+  torch::Tensor y;
+};
+Problem one_informative_modality(int64_t n, uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto a = torch::randn({n, 3}, f64), b = torch::randn({n, 3}, f64), c = torch::randn({n, 3}, f64);
+  Problem p;
+  KernelConfig rbf;
+  for (const auto& x : {a, b, c}) p.kernels.push_back(FittedKernel(rbf, x)(x, x));
+  p.y = (torch::sin(a.select(1, 0)) + 0.5 * a.select(1, 1)).unsqueeze(1);
+  p.y -= p.y.mean();
+  return p;
+}
+
+}  // namespace
+
+TEST(Kernels, MatchTheirDefinitions) {
+  torch::manual_seed(0);
+  const auto x = torch::randn({6, 4}, f64), z = torch::randn({5, 4}, f64);
+  KernelConfig rbf;
+  rbf.gamma = 0.3;
+  const auto k = FittedKernel(rbf, x)(x, z);
+  EXPECT_NEAR(k[2][3].item<double>(), std::exp(-0.3 * (x[2] - z[3]).pow(2).sum().item<double>()), 1e-12);
+  // The median heuristic: gamma = 1 / median of the pairwise squared distances.
+  KernelConfig median;
+  std::vector<double> d;
+  for (int i = 0; i < 6; ++i)
+    for (int j = i + 1; j < 6; ++j) d.push_back((x[i] - x[j]).pow(2).sum().item<double>());
+  std::sort(d.begin(), d.end());
+  EXPECT_NEAR(FittedKernel(median, x).gamma(), 1.0 / d[(d.size() - 1) / 2], 1e-12);  // torch: lower median
+  // Polynomial, normalised to a unit diagonal.
+  KernelConfig poly;
+  poly.type = "polynomial";
+  poly.degree = 3;
+  poly.coef0 = 1;
+  const auto kp = FittedKernel(poly, x)(x, z);
+  auto raw = [&](const torch::Tensor& u, const torch::Tensor& v) {
+    return std::pow(u.dot(v).item<double>() / 4 + 1, 3);
+  };
+  EXPECT_NEAR(kp[1][2].item<double>(), raw(x[1], z[2]) / std::sqrt(raw(x[1], x[1]) * raw(z[2], z[2])), 1e-12);
+  // unit_trace: the training kernel's mean diagonal is 1.
+  KernelConfig linear;
+  linear.type = "linear";
+  linear.normalize = "unit_trace";
+  EXPECT_NEAR(FittedKernel(linear, x)(x, x).diagonal().mean().item<double>(), 1.0, 1e-12);
+}
+
+TEST(KernelRidge, DualSolutionEqualsThePrimalRidgeSolution) {
+  // Linear kernel: K_t (K + lambda I)^-1 y = X_t (X'X + lambda I)^-1 X' y.
+  torch::manual_seed(1);
+  const auto X = torch::randn({30, 5}, f64), Xt = torch::randn({7, 5}, f64), y = torch::randn({30, 2}, f64);
+  const double lambda = 0.7;
+  const auto alpha = krr_solve(X.mm(X.t()), y, lambda).alpha;
+  const auto dual = Xt.mm(X.t()).mm(alpha);
+  const auto w = torch::linalg_solve(X.t().mm(X) + lambda * torch::eye(5, f64), X.t().mm(y));
+  EXPECT_TRUE(torch::allclose(dual, Xt.mm(w), 1e-9, 1e-9));
+  // The objective is lambda y' alpha, and its gradient is -lambda a' K a (finite differences).
+  Problem p = one_informative_modality(40, 2);
+  const std::vector<double> theta{0.5, 0.3, 0.2};
+  const auto s = krr_solve(combine(p.kernels, theta), p.y, 0.1);
+  const auto g = krr_gradient(p.kernels, s.alpha, 0.1);
+  for (size_t m = 0; m < 3; ++m) {
+    auto up = theta;
+    up[m] += 1e-6;
+    const double numeric = (krr_solve(combine(p.kernels, up), p.y, 0.1).objective - s.objective) / 1e-6;
+    EXPECT_NEAR(g[m], numeric, 1e-4 * std::abs(numeric) + 1e-8) << m;
+  }
+}
+
+TEST(LpMKL, WeightsHaveUnitPNormAndTheObjectiveNeverIncreases) {
+  Problem p = one_informative_modality(80, 3);
+  for (double norm : {1.0, 2.0, 4.0}) {
+    SCOPED_TRACE("p = " + std::to_string(norm));
+    const MKLResult r = lp_mkl(p.kernels, p.y, 0.1, norm, 200, 1e-12);
+    double pnorm = 0;
+    for (double t : r.theta) {
+      EXPECT_GE(t, 0.0);
+      pnorm += std::pow(t, norm);
+    }
+    EXPECT_NEAR(std::pow(pnorm, 1.0 / norm), 1.0, 1e-9);
+    for (size_t i = 1; i < r.objective.size(); ++i)
+      EXPECT_LE(r.objective[i], r.objective[i - 1] * (1 + 1e-12)) << "iteration " << i;
+  }
+}
+
+TEST(SimpleMKL, ReachesTheSameOptimumAsLpMKLWithPOneAndSatisfiesKKT) {
+  Problem p = one_informative_modality(60, 4);
+  // A less lopsided problem, so that more than one weight stays positive.
+  p.kernels[1] = 0.5 * p.kernels[0] + 0.5 * p.kernels[1];
+  const MKLResult simple = simple_mkl(p.kernels, p.y, 0.05, 500, 1e-8);
+  const MKLResult lp = lp_mkl(p.kernels, p.y, 0.05, 1.0, 20000, 1e-14);
+  EXPECT_TRUE(simple.converged) << simple.stop_reason;
+  EXPECT_NEAR(simple.objective.back(), lp.objective.back(), 1e-6 * lp.objective.back());
+  for (size_t m = 0; m < 3; ++m) EXPECT_NEAR(simple.theta[m], lp.theta[m], 2e-3) << m;
+  double sum = 0;
+  for (double t : simple.theta) sum += t;
+  EXPECT_NEAR(sum, 1.0, 1e-12);
+  for (size_t i = 1; i < simple.objective.size(); ++i) EXPECT_LE(simple.objective[i], simple.objective[i - 1]);
+  // KKT: equal gradients on the support, no smaller gradient off it.
+  double g_support = NAN;
+  for (size_t m = 0; m < 3; ++m)
+    if (simple.theta[m] > 0) {
+      if (std::isnan(g_support)) g_support = simple.gradient[m];
+      EXPECT_NEAR(simple.gradient[m], g_support, 1e-5 * std::abs(g_support));
+    }
+  for (size_t m = 0; m < 3; ++m)
+    if (simple.theta[m] == 0) EXPECT_GE(simple.gradient[m], g_support * (1 + 1e-5));
+}
+
+TEST(SimpleMKL, WeightConcentratesOnTheOnlyInformativeModality) {
+  Problem p = one_informative_modality(150, 5);
+  const MKLResult r = simple_mkl(p.kernels, p.y, 0.1, 500, 1e-8);
+  EXPECT_GT(r.theta[0], 0.9);
+  EXPECT_LT(r.theta[1], 0.05);
+  EXPECT_LT(r.theta[2], 0.05);
+  const MKLResult lp = lp_mkl(p.kernels, p.y, 0.1, 1.0, 2000, 1e-12);
+  EXPECT_GT(lp.theta[0], 0.9);
+}
+
+TEST(KernelPCA, LinearKernelGivesThePrincipalComponentScores) {
+  torch::manual_seed(6);
+  const auto X = torch::randn({50, 4}, f64) * torch::tensor({3.0, 2.0, 1.0, 0.5}, f64);
+  const auto pca = fit_kernel_pca(X.mm(X.t()), 2);
+  const auto Xc = X - X.mean(0, true);
+  const auto [U, S, Vh] = torch::linalg_svd(Xc, false);
+  const auto scores = Xc.mm(Vh.slice(0, 0, 2).t());  // ordinary PCA, independent of kPCA
+  const auto coords = pca.train_coordinates();
+  for (int k = 0; k < 2; ++k) {
+    const double sign = (coords.select(1, k) * scores.select(1, k)).sum().item<double>() > 0 ? 1 : -1;
+    EXPECT_TRUE(torch::allclose(coords.select(1, k), sign * scores.select(1, k), 1e-8, 1e-8)) << k;
+  }
+  // Projecting the training points as if they were new gives the same coordinates.
+  EXPECT_TRUE(torch::allclose(pca.project(X.mm(X.t())), coords, 1e-8, 1e-8));
+}
+
+TEST(KernelPCA, TestKernelCentringComputedByHand) {
+  // Training kernel K (2x2) and one test row k_t = [1, 3]:
+  // 1'K column means = [2, 3]; row mean of k_t = 2; mean of K = 2.5.
+  // centred = k_t - [2, 3] - 2 + 2.5 = [-0.5, 0.5].
+  const auto K = torch::tensor({{1.0, 2.0}, {3.0, 4.0}}, f64);
+  const auto centred = centre_test_kernel(torch::tensor({{1.0, 3.0}}, f64), K);
+  EXPECT_TRUE(torch::allclose(centred, torch::tensor({{-0.5, 0.5}}, f64)));
+}
+
+TEST(KernelPCA, SubspaceIterationMatchesTheFullEigendecomposition) {
+  // Above 1500 points the leading pairs come from subspace iteration.
+  torch::manual_seed(7);
+  const auto X = torch::randn({1600, 3}, f64) * torch::tensor({4.0, 2.0, 1.0}, f64);
+  KernelConfig rbf;
+  const auto K = FittedKernel(rbf, X)(X, X);
+  const auto fast = fit_kernel_pca(K, 2);
+  const auto H = torch::eye(1600, f64) - 1.0 / 1600;
+  const auto [values, vectors] = torch::linalg_eigh(H.mm(K).mm(H));
+  EXPECT_NEAR(fast.eigenvalues[0].item<double>(), values[-1].item<double>(), 1e-6 * values[-1].item<double>());
+  EXPECT_NEAR(fast.eigenvalues[1].item<double>(), values[-2].item<double>(), 1e-6 * values[-2].item<double>());
+  EXPECT_NEAR(std::abs(fast.eigenvectors.select(1, 0).dot(vectors.select(1, -1)).item<double>()), 1.0, 1e-6);
+}
+
+TEST(KernelPCA, SeparabilityScoresWhatIsSeparable) {
+  const auto xy = torch::tensor({{0.0, 0.0}, {0.1, 0.0}, {5.0, 5.0}, {5.1, 5.0}}, f64);
+  const auto labels = torch::tensor({0, 0, 1, 1}, torch::kInt64);
+  EXPECT_DOUBLE_EQ(separability("classification", xy, labels, xy, labels), 1.0);
+  const auto target = torch::tensor({{1.0}, {1.2}, {11.0}, {11.2}}, f64);  // = 2 x + 1
+  EXPECT_NEAR(separability("regression", xy, target, xy, target), 1.0, 1e-9);
+}
+
+TEST(MKLCommand, WritesEveryOutputAndRefusesWhatWouldNotFit) {
+  TempDir dir;
+  MKLArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.overrides = {"task=classification", "num_classes=2", "train.loss=cross_entropy"};
+  args.out = dir.file("mkl");
+  const json out = run_mkl(args);
+  for (const char* f : {"mkl.json", "kpca.csv", "kpca.svg", "predictions.csv", "config.json"})
+    EXPECT_TRUE(fs::exists(dir.file(std::string("mkl/") + f))) << f;
+  double sum = 0;
+  for (const auto& item : out["weights"].items()) sum += item.value().get<double>();
+  EXPECT_NEAR(sum, 1.0, 1e-9);
+  for (const char* k : {"visual", "audio", "text", "uniform", "learned"})
+    EXPECT_TRUE(out["metrics"].contains(k)) << k;
+  EXPECT_GT(out["kernels"]["visual"]["gamma"].get<double>(), 0.0);  // resolved by the heuristic
+  // 64 test points for each of 3 single kernels and the learned one.
+  const std::string csv = read_text(dir.file("mkl/kpca.csv"));
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 4 * 64);
+
+  args.overrides = {"mkl.train_size=100000", "data.train_size=100000", "mkl.max_memory_gb=1"};
+  args.out = dir.file("too-big");
+  try {
+    run_mkl(args);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("100000 training points need 447.0 GiB"), std::string::npos) << e.what();
+  }
+}
+
+TEST(MKLCommand, LearnedWeightsDoNoWorseThanUniformOnTheDefaultData) {
+  TempDir dir;
+  MKLArgs args;
+  args.config = source_path("configs/default.json");
+  args.overrides = {"mkl.train_size=1500"};
+  args.out = dir.file("mkl");
+  const json out = run_mkl(args);
+  EXPECT_LE(out["metrics"]["learned"]["test"]["mse"].get<double>(),
+            out["metrics"]["uniform"]["test"]["mse"].get<double>() * (1 + 1e-3));
+  const auto& objective = out["objective"];
+  for (size_t i = 1; i < objective.size(); ++i) EXPECT_LE(objective[i].get<double>(), objective[i - 1].get<double>());
+}
