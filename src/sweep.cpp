@@ -374,12 +374,11 @@ void write_sweep_reports(const std::string& dir, const std::vector<GridAxis>& ax
   // chart.svg: the main metric against one axis, one line per other combination.
   const std::string metric = main_metrics.front();
   const GridAxis* x_axis = nullptr;
-  for (const auto& a : axes)  // prefer a numeric axis
+  for (const auto& a : axes)  // prefer the numeric axis with the most values
     if (a.key != "seed" && a.values.size() > 1 &&
-        std::all_of(a.values.begin(), a.values.end(), [](const json& v) { return v.is_number(); })) {
+        std::all_of(a.values.begin(), a.values.end(), [](const json& v) { return v.is_number(); }) &&
+        (!x_axis || a.values.size() > x_axis->values.size()))
       x_axis = &a;
-      break;
-    }
   for (const auto& a : axes)
     if (!x_axis && a.key != "seed" && a.values.size() > 1) x_axis = &a;
   ChartOptions options;

@@ -14,7 +14,10 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <torch/torch.h>
+
 #include "mmfusion/config.hpp"
+#include "mmfusion/errors.hpp"
 
 namespace mmfusion::testing {
 
@@ -58,6 +61,24 @@ inline void write_text(const std::string& path, const std::string& text) {
 inline std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Runs f and expects an mmfusion::Error whose message contains `words`.
+template <typename F>
+void expect_error(F&& f, const std::string& words) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one containing: " << words;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+  }
+}
+
+// One random [batch, dim] input per modality.
+inline std::vector<torch::Tensor> random_inputs(const std::vector<ModalityConfig>& mods, int64_t batch) {
+  std::vector<torch::Tensor> x;
+  for (const auto& m : mods) x.push_back(torch::randn({batch, m.dim}));
+  return x;
 }
 
 inline std::shared_ptr<spdlog::logger> quiet_logger() {

@@ -31,14 +31,6 @@ TestRun make_run(const ExperimentConfig& base, const std::string& dir) {
   return {paths, std::move(trainer)};
 }
 
-void expect_error(const std::function<void()>& f, const std::string& words) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one containing: " << words;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
-  }
-}
 
 const std::vector<std::string> kResumable = {"threads=1", "model.dropout=0.2",
                                              "train.epochs=4", "train.batch_size=48"};

@@ -19,14 +19,6 @@ bool same(const Dataset& a, const Dataset& b) {
   return torch::equal(a.target, b.target);
 }
 
-void expect_error(const std::function<void()>& f, const std::string& words) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one containing: " << words;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
-  }
-}
 
 }  // namespace
 

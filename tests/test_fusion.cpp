@@ -15,11 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<torch::Tensor> random_inputs(const std::vector<ModalityConfig>& mods, int64_t batch) {
-  std::vector<torch::Tensor> x;
-  for (const auto& m : mods) x.push_back(torch::randn({batch, m.dim}));
-  return x;
-}
 
 const char* kSmall =
     "data.modalities=[{\"name\":\"a\",\"dim\":2},{\"name\":\"b\",\"dim\":3},{\"name\":\"c\",\"dim\":2}]";

@@ -9,16 +9,6 @@
 using namespace mmfusion;
 using namespace mmfusion::testing;
 
-namespace {
-
-std::vector<torch::Tensor> random_inputs(const std::vector<ModalityConfig>& mods, int64_t batch) {
-  std::vector<torch::Tensor> x;
-  for (const auto& m : mods) x.push_back(torch::randn({batch, m.dim}));
-  return x;
-}
-
-}  // namespace
-
 TEST(LMF, OutputShapesIncludingBatchOfOne) {
   torch::manual_seed(0);
   const auto c = tiny_config();
