@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "mmfusion/bench.hpp"
 #include "mmfusion/commands.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/sweep.hpp"
@@ -74,6 +75,17 @@ int main(int argc, char** argv) {
   validate_cmd->add_option("--config", validate_path, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
   validate_cmd->add_option("--set", validate_overrides, "Override a config key: KEY=VALUE")->take_all();
 
+  BenchArgs bench;
+  bool bench_json = false;
+  auto* bench_cmd = app.add_subcommand("bench", "Time training and evaluation steps of a config's model");
+  bench_cmd->add_option("--config", bench.config, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
+  bench_cmd->add_option("--set", bench.overrides, "Override a config key: KEY=VALUE")->take_all();
+  bench_cmd->add_option("--batch-sizes", bench.batch_sizes, "Comma-separated batch sizes")->delimiter(',');
+  bench_cmd->add_option("--steps", bench.steps, "Timed steps per repeat");
+  bench_cmd->add_option("--warmup", bench.warmup, "Untimed steps first");
+  bench_cmd->add_option("--repeats", bench.repeats, "Repeats (median, min and max are reported)");
+  bench_cmd->add_flag("--json", bench_json, "Print one JSON object instead of a table");
+
   MKLArgs mkl;
   auto* mkl_cmd = app.add_subcommand("mkl", "Multiple kernel learning on a config's data, with kernel PCA pictures");
   mkl_cmd->add_option("--config", mkl.config, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
@@ -122,6 +134,9 @@ int main(int argc, char** argv) {
       } else if (*synth_cmd) {
         const int64_t rows = run_synth(synth);
         spdlog::info("wrote {} {} samples to {}", rows, synth.split, synth.output);
+      } else if (*bench_cmd) {
+        const auto result = run_bench(bench);
+        std::cout << (bench_json ? result.dump(2) + "\n" : bench_table(result));
       } else if (*mkl_cmd) {
         std::cout << run_mkl(mkl)["run_dir"].get<std::string>() << "\n";
       } else if (*sweep_cmd) {

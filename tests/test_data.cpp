@@ -137,7 +137,7 @@ TEST(DataFile, BadFilesAreClearErrors) {
   expect_error([&] { read_data_file(write_dict("rows.pt", rows), mods, true); }, "has 63 rows");
 
   auto missing = base();
-  missing.erase("visual");
+  (void)missing.erase("visual");
   expect_error([&] { read_data_file(write_dict("missing.pt", missing), mods, true); },
                "missing entry \"visual\"");
 
@@ -152,7 +152,7 @@ TEST(DataFile, BadFilesAreClearErrors) {
                "expected a float tensor");
 
   auto no_target = base();
-  no_target.erase("target");
+  (void)no_target.erase("target");
   const std::string no_target_path = write_dict("no_target.pt", no_target);
   expect_error([&] { read_data_file(no_target_path, mods, true); }, "missing entry \"target\"");
   EXPECT_FALSE(read_data_file(no_target_path, mods, false).target.defined());

@@ -1,0 +1,163 @@
+#!/usr/bin/python3
+"""PyTorch/Python reference of mmfusion's LMF and TFN, for the performance comparison.
+
+Written the way a PyTorch user writes these models (after the LMF reference code,
+Justin1904/Low-rank-Multimodal-Fusion, and the usual TFN port): the same architecture,
+initialisation scheme, optimizer, loss, batch handling, thread count and timing method
+as `mmfusion bench`. It reads a *resolved* config (`mmfusion validate --config FILE`).
+
+usage: reference.py --config RESOLVED.json [--batch-sizes 32,256,2048] [--steps N]
+                    [--warmup N] [--repeats N]        prints one JSON object
+"""
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def hidden_for(model_cfg, name):
+    return model_cfg["encoders"].get(name, model_cfg["encoder_hidden"])
+
+
+class Encoder(nn.Module):
+    """(Linear -> ReLU -> Dropout) per hidden size, as in mmfusion."""
+
+    def __init__(self, in_dim, hidden, dropout):
+        super().__init__()
+        layers, d = [], in_dim
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
+            d = h
+        self.net = nn.Sequential(*layers)
+        self.out_dim = d
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class LMF(nn.Module):
+    def __init__(self, mods, mc, out_dim):
+        super().__init__()
+        self.encoders = nn.ModuleList(Encoder(m["dim"], hidden_for(mc, m["name"]), mc["dropout"]) for m in mods)
+        r, o = mc["rank"], mc["fused_dim"]
+        self.factors = nn.ParameterList(nn.Parameter(torch.empty(r, e.out_dim + 1, o)) for e in self.encoders)
+        self.rank_weights = nn.Parameter(torch.empty(1, r))
+        self.bias = nn.Parameter(torch.zeros(1, o))
+        for f in self.factors:
+            nn.init.xavier_normal_(f)
+        nn.init.xavier_normal_(self.rank_weights)
+        self.head = nn.Linear(o, out_dim) if o != out_dim else None
+
+    def forward(self, xs):
+        product = None
+        for enc, factor, x in zip(self.encoders, self.factors, xs):
+            h = enc(x)
+            z = torch.cat([torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device), h], dim=1)
+            f = torch.matmul(z, factor)                      # (rank, B, out)
+            product = f if product is None else product * f
+        y = torch.matmul(self.rank_weights, product.permute(1, 0, 2)).squeeze(1) + self.bias
+        return self.head(y) if self.head is not None else y
+
+
+class TFN(nn.Module):
+    def __init__(self, mods, mc, out_dim):
+        super().__init__()
+        self.encoders = nn.ModuleList(Encoder(m["dim"], hidden_for(mc, m["name"]), mc["dropout"]) for m in mods)
+        size = 1
+        for e in self.encoders:
+            size *= e.out_dim + 1
+        layers, d = [nn.Dropout(mc["dropout"])], size
+        for h in mc["post_hidden"]:
+            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(mc["dropout"])]
+            d = h
+        layers.append(nn.Linear(d, out_dim))
+        self.post = nn.Sequential(*layers)
+
+    def forward(self, xs):
+        z = None
+        for enc, x in zip(self.encoders, xs):
+            h = enc(x)
+            hm = torch.cat([torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device), h], dim=1)
+            z = hm if z is None else torch.bmm(z.unsqueeze(2), hm.unsqueeze(1)).view(h.shape[0], -1)
+        return self.post(z)
+
+
+def make_optimizer(model, tc):
+    if tc["optimizer"] == "adam":
+        return torch.optim.Adam(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+    if tc["optimizer"] == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+    return torch.optim.SGD(model.parameters(), lr=tc["lr"], momentum=tc["momentum"], weight_decay=tc["weight_decay"])
+
+
+def loss_fn(tc):
+    return {"mse": F.mse_loss, "l1": F.l1_loss, "cross_entropy": F.cross_entropy,
+            "huber": lambda p, y: F.huber_loss(p, y, delta=tc["huber_delta"])}[tc["loss"]]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--batch-sizes", default="32,256,2048")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=5)
+    a = ap.parse_args()
+    cfg = json.load(open(a.config))
+    threads = cfg["threads"] or os.cpu_count()
+    torch.set_num_threads(threads)
+    mods, mc, tc = cfg["data"]["modalities"], cfg["model"], cfg["train"]
+    classification = cfg.get("task") == "classification"
+    out = mc["output_dim"] or (cfg["num_classes"] if classification else 1)
+    cls = {"lmf": LMF, "tfn": TFN}[mc["type"]]
+    lossf = loss_fn(tc)
+    results = []
+    for batch in [int(b) for b in a.batch_sizes.split(",")]:
+        torch.manual_seed(cfg["seed"])
+        model = cls(mods, mc, out)
+        opt = make_optimizer(model, tc)
+        xs = [torch.randn(batch, m["dim"]) for m in mods]
+        y = torch.randint(out, (batch,)) if classification else torch.randn(batch, out)
+        model.train()
+
+        def step():
+            loss = lossf(model(xs), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        for _ in range(a.warmup):
+            step()
+        train = []
+        for _ in range(a.repeats):
+            t0 = time.perf_counter()
+            for _ in range(a.steps):
+                step()
+            train.append(batch * a.steps / (time.perf_counter() - t0))
+        model.eval()
+        evals = []
+        with torch.inference_mode():
+            for _ in range(a.warmup):
+                model(xs)
+            for _ in range(a.repeats):
+                t0 = time.perf_counter()
+                for _ in range(a.steps):
+                    model(xs)
+                evals.append(batch * a.steps / (time.perf_counter() - t0))
+        results.append({"batch_size": batch,
+                        "train": {"samples_per_s": statistics.median(train), "samples_per_s_min": min(train),
+                                  "samples_per_s_max": max(train)},
+                        "eval": {"samples_per_s": statistics.median(evals)}})
+    print(json.dumps({"implementation": "pytorch-python", "torch": torch.__version__, "model": mc["type"],
+                      "threads": threads, "parameters": sum(p.numel() for p in model.parameters()),
+                      "results": results}))
+
+
+if __name__ == "__main__":
+    main()

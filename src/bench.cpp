@@ -1,0 +1,177 @@
+#include "mmfusion/bench.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <sstream>
+
+#include "mmfusion/config.hpp"
+#include "mmfusion/errors.hpp"
+#include "mmfusion/trainer.hpp"
+
+namespace mmfusion {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+void sync(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;  // Linux reports KiB
+}
+
+json summarise(std::vector<double> samples_per_s, int64_t batch, double flops_per_sample) {
+  std::sort(samples_per_s.begin(), samples_per_s.end());
+  const double median = samples_per_s[samples_per_s.size() / 2];
+  return {{"samples_per_s", median},
+          {"samples_per_s_min", samples_per_s.front()},
+          {"samples_per_s_max", samples_per_s.back()},
+          {"ms_per_step", 1000.0 * batch / median},
+          {"gflops", median * flops_per_sample / 1e9}};
+}
+
+}  // namespace
+
+double forward_flops_per_sample(MultimodalModelImpl& model) {
+  double flops = 0;
+  for (const auto& module : model.modules(/*include_self=*/false))
+    if (const auto* linear = module->as<torch::nn::LinearImpl>())
+      flops += 2.0 * linear->options.in_features() * linear->options.out_features() +
+               (linear->options.bias() ? linear->options.out_features() : 0);
+  if (auto* lmf = dynamic_cast<LMFImpl*>(&model)) {
+    const auto& factors = lmf->fusion->factors;
+    const double ro = double(factors.front().size(0) * factors.front().size(2));  // rank * out
+    for (const auto& f : factors) flops += 2.0 * double(f.size(1) - 1) * ro + ro;  // addmm with a bias row
+    flops += double(factors.size() - 1) * ro;                                      // product over modalities
+    flops += 2.0 * ro + double(factors.front().size(2));                           // rank sum and bias
+  }
+  if (auto* tfn = dynamic_cast<TFNImpl*>(&model)) {
+    double partial = 1;
+    for (int64_t d : tfn->encoders->output_dims()) {
+      if (partial > 1) flops += partial * double(d + 1);  // one multiply per new entry
+      partial *= double(d + 1);
+    }
+  }
+  return flops;
+}
+
+double matmul_gflops(int64_t n, int repeats) {
+  const auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  auto c = torch::mm(a, b);  // warm-up
+  const auto start = Clock::now();
+  for (int i = 0; i < repeats; ++i) torch::mm_out(c, a, b);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return 2.0 * double(n) * n * n * repeats / seconds / 1e9;
+}
+
+json run_bench(const BenchArgs& args) {
+  ExperimentConfig config = load_config(args.config, args.overrides);
+  const torch::Device device = resolve_device(config.device);
+  const int64_t threads = apply_threads(config.threads);
+  if (args.steps < 1 || args.repeats < 1 || args.warmup < 0)
+    throw ConfigError("bench: --steps and --repeats must be >= 1, --warmup >= 0");
+  const bool classification = config.task == "classification";
+  const int64_t out = config.model.output_dim > 0 ? config.model.output_dim
+                                                  : classification ? config.num_classes : 1;
+  config.model.output_dim = out;
+
+  json results = json::array();
+  double forward_flops = 0;
+  int64_t parameters = 0;
+  for (int64_t batch : args.batch_sizes) {
+    if (batch < 1) throw ConfigError("--batch-sizes: expected integers >= 1, got " + std::to_string(batch));
+    torch::manual_seed(config.seed);
+    ModelPtr model = make_model(config.model, config.data.modalities, out);
+    model->to(device);
+    auto optimizer = make_optimizer(config.train, *model);
+    forward_flops = forward_flops_per_sample(*model);
+    parameters = parameter_counts(*model)[0].second;
+    std::vector<torch::Tensor> x;
+    for (const auto& m : config.data.modalities) x.push_back(torch::randn({batch, m.dim}).to(device));
+    const auto y = classification ? torch::randint(out, {batch}, torch::kInt64).to(device)
+                                  : torch::randn({batch, out}).to(device);
+
+    // A training step as the trainer runs it, including reading the loss back.
+    model->train();
+    auto train_step = [&] {
+      const auto loss = compute_loss(config.train, model->forward(x), y);
+      optimizer->zero_grad();
+      loss.backward();
+      optimizer->step();
+      return loss.item<double>();
+    };
+    for (int64_t i = 0; i < args.warmup; ++i) train_step();
+    sync(device);
+    std::vector<double> train_rates;
+    for (int64_t r = 0; r < args.repeats; ++r) {
+      const auto start = Clock::now();
+      for (int64_t i = 0; i < args.steps; ++i) train_step();
+      sync(device);
+      train_rates.push_back(double(batch * args.steps) /
+                            std::chrono::duration<double>(Clock::now() - start).count());
+    }
+
+    model->eval();
+    std::vector<double> eval_rates;
+    {
+      torch::InferenceMode guard;
+      for (int64_t i = 0; i < args.warmup; ++i) model->forward(x);
+      sync(device);
+      for (int64_t r = 0; r < args.repeats; ++r) {
+        const auto start = Clock::now();
+        for (int64_t i = 0; i < args.steps; ++i) model->forward(x);
+        sync(device);
+        eval_rates.push_back(double(batch * args.steps) /
+                             std::chrono::duration<double>(Clock::now() - start).count());
+      }
+    }
+    results.push_back({{"batch_size", batch},
+                       {"train", summarise(train_rates, batch, 3 * forward_flops)},
+                       {"eval", summarise(eval_rates, batch, forward_flops)}});
+  }
+  return {{"config", args.config},
+          {"model", config.model.type},
+          {"device", device.str()},
+          {"threads", threads},
+          {"parameters", parameters},
+          {"forward_flops_per_sample", forward_flops},
+          {"train_flops_per_sample", 3 * forward_flops},
+          {"matmul_gflops", device.is_cpu() ? matmul_gflops() : 0.0},
+          {"steps", args.steps},
+          {"warmup", args.warmup},
+          {"repeats", args.repeats},
+          {"peak_rss_mb", peak_rss_mb()},
+          {"results", results}};
+}
+
+std::string bench_table(const json& r) {
+  std::ostringstream out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%s on %s, %lld threads, %lld parameters, %.0f train FLOPs/sample, "
+                "matmul ceiling %.1f GFLOP/s, peak RSS %.0f MiB\n",
+                r["model"].get<std::string>().c_str(), r["device"].get<std::string>().c_str(),
+                static_cast<long long>(r["threads"].get<int64_t>()),
+                static_cast<long long>(r["parameters"].get<int64_t>()),
+                r["train_flops_per_sample"].get<double>(), r["matmul_gflops"].get<double>(),
+                r["peak_rss_mb"].get<double>());
+  out << line;
+  std::snprintf(line, sizeof line, "%8s %16s %10s %10s %16s %10s\n", "batch", "train samples/s", "ms/step",
+                "GFLOP/s", "eval samples/s", "GFLOP/s");
+  out << line;
+  for (const auto& b : r["results"]) {
+    std::snprintf(line, sizeof line, "%8lld %16.0f %10.3f %10.2f %16.0f %10.2f\n",
+                  static_cast<long long>(b["batch_size"].get<int64_t>()), b["train"]["samples_per_s"].get<double>(),
+                  b["train"]["ms_per_step"].get<double>(), b["train"]["gflops"].get<double>(),
+                  b["eval"]["samples_per_s"].get<double>(), b["eval"]["gflops"].get<double>());
+    out << line;
+  }
+  return out.str();
+}
+
+}  // namespace mmfusion
