@@ -8,6 +8,7 @@
 
 #include "mmfusion/config.hpp"
 #include "mmfusion/errors.hpp"
+#include "mmfusion/flat_adam.hpp"
 #include "mmfusion/trainer.hpp"
 
 namespace mmfusion {
@@ -101,7 +102,7 @@ json run_bench(const BenchArgs& args) {
     model->train();
     auto train_step = [&] {
       const auto loss = compute_loss(config.train, model->forward(x), y);
-      optimizer->zero_grad();
+      clear_gradients(*optimizer);
       loss.backward();
       optimizer->step();
       return loss.item<double>();

@@ -299,6 +299,10 @@ TrainConfig parse_train(const json* j, bool classification) {
   t.huber_delta = r.positive("huber_delta", t.huber_delta);
   t.grad_clip = r.number("grad_clip", t.grad_clip, 0.0, INFINITY);
   t.patience = r.integer("patience", t.patience, 0);
+  if (const json* v = r.find("fused_optimizer")) {
+    if (!v->is_boolean()) fail(r.path("fused_optimizer"), "expected true or false, got " + describe(*v));
+    t.fused_optimizer = v->get<bool>();
+  }
   r.finish();
   return t;
 }
@@ -457,7 +461,8 @@ json to_json(const ExperimentConfig& c) {
             {"loss", t.loss},
             {"huber_delta", t.huber_delta},
             {"grad_clip", t.grad_clip},
-            {"patience", t.patience}}}};
+            {"patience", t.patience},
+            {"fused_optimizer", t.fused_optimizer}}}};
   if (c.task == "classification") out["num_classes"] = c.num_classes;
   auto kernel_json = [](const KernelConfig& k) {
     return json{{"type", k.type}, {"gamma", k.gamma}, {"degree", k.degree}, {"coef0", k.coef0},

@@ -1,21 +1,21 @@
 #include "mmfusion/models.hpp"
 
+#include "mmfusion/dropout.hpp"
 #include "mmfusion/errors.hpp"
 
 namespace mmfusion {
 
 MLPEncoderImpl::MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden, double dropout)
-    : output_dim_(input_dim) {
+    : dropout_(dropout), output_dim_(input_dim) {
   for (size_t i = 0; i < hidden.size(); ++i) {
     layers_.push_back(register_module("fc" + std::to_string(i),
                                       torch::nn::Linear(output_dim_, hidden[i])));
     output_dim_ = hidden[i];
   }
-  dropout_ = register_module("dropout", torch::nn::Dropout(dropout));
 }
 
 torch::Tensor MLPEncoderImpl::forward(torch::Tensor x) {
-  for (auto& layer : layers_) x = dropout_(torch::relu(layer(x)));
+  for (auto& layer : layers_) x = fast_dropout(torch::relu(layer(x)), dropout_, is_training());
   return x;
 }
 
@@ -101,13 +101,15 @@ torch::Tensor LMFImpl::forward(const std::vector<torch::Tensor>& inputs) {
 }
 
 PostFusionImpl::PostFusionImpl(int64_t input_dim, const std::vector<int64_t>& hidden,
-                               int64_t output_dim, double p) {
-  dropout = register_module("dropout", torch::nn::Dropout(p));
+                               int64_t output_dim, double p)
+    : dropout(p) {
   post = register_module("post", MLPEncoder(input_dim, hidden, p));
   out = register_module("out", torch::nn::Linear(post->output_dim(), output_dim));
 }
 
-torch::Tensor PostFusionImpl::forward(torch::Tensor x) { return out(post(dropout(x))); }
+torch::Tensor PostFusionImpl::forward(torch::Tensor x) {
+  return out(post(fast_dropout(x, dropout, is_training())));
+}
 
 namespace {
 int64_t sum_dims(const std::vector<int64_t>& dims) {

@@ -14,6 +14,7 @@
 
 #include "mmfusion/errors.hpp"
 #include "mmfusion/files.hpp"
+#include "mmfusion/flat_adam.hpp"
 #include "mmfusion/svg.hpp"
 #include "mmfusion/version.hpp"
 
@@ -65,6 +66,11 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& t,
     if (!factors.empty()) groups.emplace_back(factors, make_options(t.factor_lr));
     return groups;
   };
+  if (t.fused_optimizer && (t.optimizer == "adam" || t.optimizer == "adamw")) {
+    std::vector<FlatAdam::Group> groups{{others, t.lr}};
+    if (!factors.empty()) groups.push_back({factors, t.factor_lr});
+    return std::make_unique<FlatAdam>(groups, t.weight_decay, /*decoupled=*/t.optimizer == "adamw");
+  }
   if (t.optimizer == "adam") {
     auto opts = [&](double lr) {
       return std::make_unique<torch::optim::AdamOptions>(
@@ -176,6 +182,9 @@ Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device 
 void Trainer::restore(Checkpoint& checkpoint) {
   checkpoint.load_model(*model_);
   model_->to(device_);
+  // Loading replaced the parameters' storage: build the optimizer again over the loaded
+  // values (a fused optimizer views them in its own buffer), then restore its state.
+  optimizer_ = make_optimizer(config_.train, *model_);
   checkpoint.load_optimizer(*optimizer_);
   progress_ = checkpoint.progress;
   const RngStates rng = checkpoint.rng();
@@ -215,7 +224,7 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
     for (size_t m = 0; m < shuffled_.size(); ++m) inputs[m] = shuffled_[m].slice(0, b0, b1);
     const auto prediction = model_->forward(inputs);
     auto loss = compute_loss(t, prediction, shuffled_target_.slice(0, b0, b1));
-    optimizer_->zero_grad();
+    clear_gradients(*optimizer_);
     loss.backward();
     double grad_norm = 0;
     if (t.grad_clip > 0)

@@ -70,6 +70,7 @@ struct TrainConfig {
   double huber_delta = 1.0;
   double grad_clip = 0.0;          // max global gradient norm; 0: off
   int64_t patience = 0;            // early stopping on val loss; 0: off
+  bool fused_optimizer = true;     // adam/adamw over one flat buffer (flat_adam.hpp)
 };
 
 // One modality's kernel for multiple kernel learning (docs/mkl.md).

@@ -39,7 +39,7 @@ struct MLPEncoderImpl : torch::nn::Module {
 
  private:
   std::vector<torch::nn::Linear> layers_;
-  torch::nn::Dropout dropout_{nullptr};
+  double dropout_;
   int64_t output_dim_;
 };
 TORCH_MODULE(MLPEncoder);
@@ -107,7 +107,7 @@ struct PostFusionImpl : torch::nn::Module {
   PostFusionImpl(int64_t input_dim, const std::vector<int64_t>& hidden, int64_t output_dim,
                  double dropout);
   torch::Tensor forward(torch::Tensor x);
-  torch::nn::Dropout dropout{nullptr};
+  double dropout;
   MLPEncoder post{nullptr};
   torch::nn::Linear out{nullptr};
 };

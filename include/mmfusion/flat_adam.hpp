@@ -1,0 +1,45 @@
+#pragma once
+// Adam / AdamW over one flat buffer. Every parameter becomes a view into a single
+// contiguous tensor, and every gradient a view into a second one, so an update is a
+// handful of element-wise operations over the whole model (one group per learning rate)
+// instead of about ten per parameter tensor, and clearing the gradients is one fill.
+// The arithmetic is torch::optim::Adam's / AdamW's, operation for operation.
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace mmfusion {
+
+class FlatAdam : public torch::optim::Optimizer {
+ public:
+  struct Group {
+    std::vector<torch::Tensor> params;
+    double lr;
+  };
+  // decoupled: AdamW's weight decay (p *= 1 - lr wd) instead of Adam's L2 term.
+  FlatAdam(const std::vector<Group>& groups, double weight_decay, bool decoupled,
+           double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8);
+
+  torch::Tensor step(LossClosure closure = nullptr) override;
+  void zero_flat_grad() { grad_.zero_(); }
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
+  int64_t steps() const { return step_; }
+
+ private:
+  struct Segment {
+    int64_t begin, end;
+    double lr;
+  };
+  torch::Tensor flat_, grad_, exp_avg_, exp_avg_sq_;
+  std::vector<Segment> segments_;
+  double weight_decay_, beta1_, beta2_, eps_;
+  bool decoupled_;
+  int64_t step_ = 0;
+};
+
+// Clears the gradients the way the optimizer needs: one fill for FlatAdam (its
+// gradients are views that must stay), the optimizer's own zero_grad otherwise.
+void clear_gradients(torch::optim::Optimizer& optimizer);
+
+}  // namespace mmfusion

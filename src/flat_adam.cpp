@@ -1,0 +1,108 @@
+#include "mmfusion/flat_adam.hpp"
+
+#include <cmath>
+
+#include "mmfusion/errors.hpp"
+
+namespace mmfusion {
+namespace {
+
+std::vector<torch::optim::OptimizerParamGroup> base_groups(const std::vector<FlatAdam::Group>& groups,
+                                                           double weight_decay) {
+  std::vector<torch::optim::OptimizerParamGroup> out;
+  for (const auto& g : groups)
+    out.emplace_back(g.params, std::make_unique<torch::optim::AdamOptions>(
+                                   torch::optim::AdamOptions(g.lr).weight_decay(weight_decay)));
+  return out;
+}
+
+}  // namespace
+
+FlatAdam::FlatAdam(const std::vector<Group>& groups, double weight_decay, bool decoupled, double beta1,
+                   double beta2, double eps)
+    : Optimizer(base_groups(groups, weight_decay),
+                std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions().weight_decay(weight_decay))),
+      weight_decay_(weight_decay),
+      beta1_(beta1),
+      beta2_(beta2),
+      eps_(eps),
+      decoupled_(decoupled) {
+  int64_t total = 0;
+  torch::TensorOptions options;
+  for (const auto& g : groups)
+    for (const auto& p : g.params) total += p.numel(), options = p.options();
+  TORCH_CHECK(total > 0, "FlatAdam needs parameters");
+  flat_ = torch::empty({total}, options.requires_grad(false));
+  grad_ = torch::zeros({total}, options.requires_grad(false));
+  torch::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (const auto& g : groups) {
+    const int64_t begin = offset;
+    for (auto p : g.params) {
+      const int64_t n = p.numel();
+      auto slot = flat_.slice(0, offset, offset + n);
+      slot.copy_(p.detach().reshape({-1}));
+      p.set_data(slot.view(p.sizes()));
+      p.mutable_grad() = grad_.slice(0, offset, offset + n).view(p.sizes());
+      offset += n;
+    }
+    if (offset > begin) segments_.push_back({begin, offset, g.lr});
+  }
+  exp_avg_ = torch::zeros_like(flat_);
+  exp_avg_sq_ = torch::zeros_like(flat_);
+}
+
+torch::Tensor FlatAdam::step(LossClosure closure) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  ++step_;
+  const double bias_correction1 = 1 - std::pow(beta1_, double(step_));
+  const double bias_correction2 = 1 - std::pow(beta2_, double(step_));
+  for (const auto& s : segments_) {
+    auto p = flat_.slice(0, s.begin, s.end);
+    auto g = grad_.slice(0, s.begin, s.end);
+    auto m = exp_avg_.slice(0, s.begin, s.end);
+    auto v = exp_avg_sq_.slice(0, s.begin, s.end);
+    if (weight_decay_ != 0) {
+      if (decoupled_) p.mul_(1 - s.lr * weight_decay_);
+      else g = g.add(p, weight_decay_);
+    }
+    m.mul_(beta1_).add_(g, 1 - beta1_);
+    v.mul_(beta2_).addcmul_(g, g, 1 - beta2_);
+    const auto denom = (v.sqrt() / std::sqrt(bias_correction2)).add_(eps_);
+    p.addcdiv_(m, denom, -s.lr / bias_correction1);
+  }
+  return loss;
+}
+
+void FlatAdam::save(torch::serialize::OutputArchive& archive) const {
+  archive.write("flat_adam_step", torch::tensor(step_, torch::kInt64), /*is_buffer=*/true);
+  archive.write("flat_adam_exp_avg", exp_avg_, /*is_buffer=*/true);
+  archive.write("flat_adam_exp_avg_sq", exp_avg_sq_, /*is_buffer=*/true);
+}
+
+void FlatAdam::load(torch::serialize::InputArchive& archive) {
+  torch::Tensor step, m, v;
+  if (!archive.try_read("flat_adam_step", step, true) || !archive.try_read("flat_adam_exp_avg", m, true) ||
+      !archive.try_read("flat_adam_exp_avg_sq", v, true))
+    throw Error("the optimizer state is not a fused Adam state (was the run trained with "
+                "train.fused_optimizer false?)");
+  if (m.numel() != exp_avg_.numel() || v.numel() != exp_avg_sq_.numel())
+    throw Error("the optimizer state holds " + std::to_string(m.numel()) + " values, the model " +
+                std::to_string(exp_avg_.numel()));
+  torch::NoGradGuard no_grad;
+  exp_avg_.copy_(m);
+  exp_avg_sq_.copy_(v);
+  step_ = step.item<int64_t>();
+}
+
+void clear_gradients(torch::optim::Optimizer& optimizer) {
+  if (auto* flat = dynamic_cast<FlatAdam*>(&optimizer)) flat->zero_flat_grad();
+  else optimizer.zero_grad();
+}
+
+}  // namespace mmfusion
