@@ -64,7 +64,6 @@ void LowRankFusionImpl::reset_parameters() {
 
 torch::Tensor LowRankFusionImpl::forward(const std::vector<torch::Tensor>& h) {
   TORCH_CHECK(h.size() == factors.size(), "expected ", factors.size(), " inputs, got ", h.size());
-  const int64_t batch = h.front().size(0);
   const int64_t rank = options.rank();
   const int64_t out = options.output_dim();
   // [1; h] . W[r] for all r at once: the constant 1 picks row 0 of every factor, so it is
@@ -76,9 +75,12 @@ torch::Tensor LowRankFusionImpl::forward(const std::vector<torch::Tensor>& h) {
     auto f = torch::addmm(flat[0], h[m], flat.slice(0, 1));           // (B, rank*out)
     product = m == 0 ? f : product * f;
   }
-  // sum_r w_r * product[:, r, :]  as one (1 x rank) x (rank x out) product per sample.
-  auto fused = torch::matmul(rank_weights, product.view({batch, rank, out})).view({batch, out});
-  return fused + bias;
+  // sum_r w_r * product[:, r, :] + b as one addmm: product (B, rank*out) times the
+  // (rank*out, out) matrix w (x) I_out, whose row r*out + j holds w_r in column j.
+  if (!identity_.defined() || identity_.device() != product.device())
+    identity_ = torch::eye(out, product.options().requires_grad(false));
+  const auto rank_sum = (rank_weights.view({rank, 1, 1}) * identity_).view({rank * out, out});
+  return torch::addmm(bias, product, rank_sum);
 }
 
 LMFImpl::LMFImpl(LMFOptions opts) : options(std::move(opts)) {

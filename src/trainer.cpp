@@ -1,6 +1,7 @@
 #include "mmfusion/trainer.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -119,6 +120,21 @@ torch::Tensor predict(MultimodalModelImpl& model, const Dataset& data, int64_t b
   return torch::cat(outputs, 0);
 }
 
+namespace {
+// Resident memory now and at its peak, in MiB (Linux).
+std::pair<double, double> memory_mb() {
+  double current = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    long pages = 0, resident = 0;
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) == 2) current = resident * (sysconf(_SC_PAGESIZE) / 1048576.0);
+    std::fclose(f);
+  }
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return {current, usage.ru_maxrss / 1024.0};
+}
+}  // namespace
+
 json to_json(const EpochRecord& r) {
   json out = {{"epoch", r.epoch},
               {"train_loss", r.train_loss},
@@ -126,7 +142,9 @@ json to_json(const EpochRecord& r) {
               {"lr", r.lr},
               {"seconds", r.seconds},
               {"samples_per_s", r.samples_per_s},
-              {"global_step", r.global_step}};
+              {"global_step", r.global_step},
+              {"rss_mb", r.rss_mb},
+              {"peak_rss_mb", r.peak_rss_mb}};
   for (const auto& item : r.val.items())
     if (item.key() != "count") out["val_" + item.key()] = item.value();
   return out;
@@ -274,6 +292,7 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   r.seconds = seconds;
   r.samples_per_s = seconds > 0 ? progress_.epoch_samples / seconds : 0;
   r.global_step = progress_.global_step;
+  std::tie(r.rss_mb, r.peak_rss_mb) = memory_mb();
 
   progress_.epoch = r.epoch;
   progress_.epoch_step = 0;

@@ -76,6 +76,9 @@ struct LowRankFusionImpl : torch::nn::Module {
   std::vector<torch::Tensor> factors;  // (rank, d_m + 1, output_dim) each
   torch::Tensor rank_weights;          // (1, rank)
   torch::Tensor bias;                  // (1, output_dim)
+
+ private:
+  torch::Tensor identity_;  // I_out on the inputs' device (not part of the state)
 };
 TORCH_MODULE(LowRankFusion);
 

@@ -47,6 +47,7 @@ struct EpochRecord {
   double seconds = 0;
   double samples_per_s = 0;
   int64_t global_step = 0;
+  double rss_mb = 0, peak_rss_mb = 0;  // resident memory after the epoch, now and at peak
 };
 nlohmann::json to_json(const EpochRecord& r);
 
