@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU check: on a machine with an NVIDIA GPU and a CUDA build of PyTorch (no package
 # access needed), builds mmfusion against PyTorch's LibTorch, runs the whole test suite
-# (the CUDA tests included), trains the default config on cuda, and measures training
-# throughput over batch sizes. Ends with a short table.
+# (the CUDA tests included), trains the default config on cuda, and runs `mmfusion bench`
+# on cuda (default LMF over batch sizes 32 to 8192; LMF against TFN). Ends with a table.
+# Writes at most 8 files into RESULTS_DIR.
 #   usage: scripts/gpu-check.sh [DEBS_DIR] [RESULTS_DIR]
 #   DEBS_DIR     .deb files from scripts/gpu/fetch-deps.sh (default .gpu/debs)
 #   RESULTS_DIR  where logs and the table go (default $OUT, else gpu-check-results)
@@ -43,18 +44,22 @@ log "default config on cuda: rc $?"
 cp "$run/metrics.jsonl" "$results/default-metrics.jsonl" 2>/dev/null
 tail -3 "$results/train-default.log" | tee -a "$results/summary.txt"
 
-# Throughput: 65536 training samples so every batch size has many steps; the last of
-# 3 epochs is reported (the first includes CUDA warm-up).
-printf "%-8s %14s %10s\n" batch samples/s ms/step | tee "$results/throughput.txt"
-for bs in 32 256 2048 8192; do
-  dir=$(mktemp -d)
-  $bin train --config configs/default.json --set device=cuda --set train.epochs=3 \
-    --set data.train_size=65536 --set train.batch_size=$bs --out "$dir/run" > /dev/null 2>&1
-  tail -1 "$dir/run/metrics.jsonl" | python3 -c "
+# Throughput with the bench command: the default LMF over batch sizes, and LMF against
+# TFN at hidden sizes (32, 32, 64), rank 4, output 1.
+$bin bench --config configs/default.json --set device=cuda --batch-sizes 32,256,2048,8192 \
+  --json > "$results/bench-lmf.json" 2>> "$results/summary.txt"
+$bin bench --config configs/default.json --set device=cuda --set model.type=tfn \
+  --set 'model.encoders={"visual":[32],"audio":[32],"text":[64]}' --set 'model.post_hidden=[128,128]' \
+  --set model.output_dim=1 --batch-sizes 32,256,2048 --steps 20 --json > "$results/bench-tfn.json" \
+  2>> "$results/summary.txt"
+python3 - "$results" <<'PY' | tee -a "$results/summary.txt"
 import json, sys
-r = json.loads(sys.stdin.read()); steps = -(-65536 // $bs)
-print('%-8d %14.0f %10.3f' % ($bs, r['samples_per_s'], 1000 * r['seconds'] / steps))" | tee -a "$results/throughput.txt"
-  rm -rf "$dir"
-done
-cat "$results/throughput.txt" >> "$results/summary.txt"
+for name in ("lmf", "tfn"):
+    r = json.load(open(f"{sys.argv[1]}/bench-{name}.json"))
+    print(f"{name} ({r['parameters']} parameters) on {r['device']}")
+    print(f"{'batch':>8} {'train samples/s':>16} {'ms/step':>9} {'eval samples/s':>15}")
+    for b in r["results"]:
+        print(f"{b['batch_size']:>8} {b['train']['samples_per_s']:>16.0f} {b['train']['ms_per_step']:>9.3f} "
+              f"{b['eval']['samples_per_s']:>15.0f}")
+PY
 exit $tests_rc
