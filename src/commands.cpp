@@ -8,6 +8,7 @@
 #include <iomanip>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -15,6 +16,7 @@
 
 #include "mmfusion/checkpoint.hpp"
 #include "mmfusion/config.hpp"
+#include "mmfusion/distributed.hpp"
 #include "mmfusion/data.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/files.hpp"
@@ -166,6 +168,23 @@ std::string format_number(double x) {
 
 void setup_console_logging() { make_logger(""); }
 
+namespace {
+int env_number(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  try {
+    return std::max(0, std::stoi(v));
+  } catch (const std::exception&) {
+    return fallback;
+  }
+}
+}  // namespace
+
+int local_rank() { return env_number("LOCAL_RANK", 0); }
+int processes_on_this_machine() {
+  return std::max(1, env_number("LOCAL_WORLD_SIZE", env_number("WORLD_SIZE", 1)));
+}
+
 TrainOutcome run_train(const TrainArgs& args) {
   SignalScope signals;  // from the start: a signal during setup stops at the first step
   ExperimentConfig config;
@@ -183,12 +202,20 @@ TrainOutcome run_train(const TrainArgs& args) {
   } else {
     config = load_config(args.config, args.overrides);
   }
-  const torch::Device device = resolve_device(config.device);
-  apply_threads(config.threads);
+  torch::Device device = resolve_device(config.device);
+  // Several processes (torchrun): join the group; rank 0 alone writes the run folder.
+  const auto comm = join_process_group(config.distributed, device);
+  const bool leader = !comm || comm->rank() == 0;
+  if (comm && device.is_cuda() && (config.device == "auto" || config.device == "cuda"))
+    device = resolve_device("cuda:" + std::to_string(local_rank()));  // one GPU per process
+  // threads 0 = all hardware threads, shared among the processes on this machine.
+  apply_threads(config.threads > 0 || !comm ? config.threads
+                                            : std::max<int64_t>(1, std::thread::hardware_concurrency() /
+                                                                       processes_on_this_machine()));
 
   std::string dir;
-  if (!args.resume.empty()) {
-    checkpoint = open_checkpoint(args.resume, device);
+  if (!args.resume.empty()) checkpoint = open_checkpoint(args.resume, device);
+  if (leader && !args.resume.empty()) {
     dir = args.out.empty() ? resume_run_dir(args.resume) : fresh_run_dir(args.out, config.name);
     if (args.out.empty()) {
       // Resuming from an older checkpoint in place would overwrite newer ones.
@@ -199,16 +226,27 @@ TrainOutcome run_train(const TrainArgs& args) {
                           " is newer; resuming in place would overwrite it (resume from it, or "
                           "pass --out DIR to branch into a new folder)");
     }
-  } else {
+  } else if (leader) {
     dir = fresh_run_dir(args.out, config.name);
   }
+  if (comm) dir = comm->share("run_dir", dir);
 
   const DataSplits data = load_splits(config);  // before creating anything on disk
   resolve_output_dim(config, data);
   const RunPaths paths(dir);
-  create_run_dir(paths);
-  atomic_write_text(paths.config, to_json(config).dump(2) + "\n");
-  auto log = make_logger(paths.log);
+  std::shared_ptr<spdlog::logger> log;
+  if (leader) {
+    create_run_dir(paths);
+    atomic_write_text(paths.config, to_json(config).dump(2) + "\n");
+    log = make_logger(paths.log);
+  } else {
+    log = make_logger("");  // the other ranks report warnings and errors only
+    log->set_level(spdlog::level::warn);
+    log->set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S] [%^%l%$] [rank {}] %v", comm->rank()));
+  }
+  if (comm)
+    log->info("distributed: rank {} of {} ({}), {} threads each", comm->rank(), comm->world_size(),
+              comm->backend(), torch::get_num_threads());
   if (checkpoint)
     log->info("mmfusion {}: resuming {} at epoch {} (step {}) into {}", kVersion, args.resume,
               checkpoint->progress.epoch, checkpoint->progress.global_step, dir);
@@ -217,8 +255,10 @@ TrainOutcome run_train(const TrainArgs& args) {
 
   torch::manual_seed(config.seed);  // model initialisation and dropout
   Trainer trainer(config, data, device, paths, log);
+  trainer.set_communicator(comm);
   if (checkpoint) trainer.restore(*checkpoint);
   trainer.fit(&g_stop_signal);
+  if (!leader) return {dir, json::object()};
   TrainOutcome outcome{dir, trainer.write_results()};
   std::string summary;
   for (const auto& item : outcome.results["test"].items())

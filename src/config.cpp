@@ -374,6 +374,12 @@ ExperimentConfig parse_config(const json& doc) {
   c.model = parse_model(r.find("model"), c.data.modalities);
   c.train = parse_train(r.find("train"), classification);
   c.mkl = parse_mkl(r.find("mkl"), c.data.modalities);
+  {
+    ObjectReader d(r.find("distributed"), "distributed");
+    c.distributed.backend = d.choice("backend", c.distributed.backend, {"auto", "gloo", "nccl"});
+    c.distributed.timeout_s = d.positive("timeout_s", c.distributed.timeout_s);
+    d.finish();
+  }
   r.finish();
   if (classification != (c.train.loss == "cross_entropy"))
     fail("train.loss", classification ? "classification trains with \"cross_entropy\", got \"" + c.train.loss + "\""
@@ -474,6 +480,7 @@ json to_json(const ExperimentConfig& c) {
                 {"lambda", c.mkl.lambda},       {"max_iter", c.mkl.max_iter},
                 {"tol", c.mkl.tol},             {"train_size", c.mkl.train_size},
                 {"max_memory_gb", c.mkl.max_memory_gb}, {"kernels", kernels}};
+  out["distributed"] = {{"backend", c.distributed.backend}, {"timeout_s", c.distributed.timeout_s}};
   return out;
 }
 

@@ -15,6 +15,7 @@
 
 #include "mmfusion/errors.hpp"
 #include "mmfusion/files.hpp"
+#include "mmfusion/distributed.hpp"
 #include "mmfusion/flat_adam.hpp"
 #include "mmfusion/svg.hpp"
 #include "mmfusion/version.hpp"
@@ -214,6 +215,7 @@ void Trainer::restore(Checkpoint& checkpoint) {
 }
 
 void Trainer::save(const std::string& path) {
+  if (!is_leader()) return;  // rank 0 alone writes the run folder
   save_checkpoint(path, config_, progress_, *model_, optimizer_.get(),
                   capture_default_rng(device_, shuffle_epoch_start_));
 }
@@ -237,17 +239,33 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
   auto last_draw = Clock::now();
   model_->train();
   std::vector<torch::Tensor> inputs(shuffled_.size());
+  const int rank = comm_ ? comm_->rank() : 0, world = comm_ ? comm_->world_size() : 1;
   for (int64_t step = progress_.epoch_step; step < steps; ++step) {
     const int64_t b0 = step * t.batch_size, b1 = std::min(n, b0 + t.batch_size);
-    for (size_t m = 0; m < shuffled_.size(); ++m) inputs[m] = shuffled_[m].slice(0, b0, b1);
-    const auto prediction = model_->forward(inputs);
-    auto loss = compute_loss(t, prediction, shuffled_target_.slice(0, b0, b1));
+    // Data parallel: this rank's contiguous shard of the global batch; its mean loss is
+    // weighted by its share, and the summed gradients are those of the global mean.
+    const auto [s0, s1] = shard_of(b0, b1, rank, world);
     clear_gradients(*optimizer_);
-    loss.backward();
+    double value = 0;
+    if (s1 > s0) {
+      for (size_t m = 0; m < shuffled_.size(); ++m) inputs[m] = shuffled_[m].slice(0, s0, s1);
+      auto loss = compute_loss(t, model_->forward(inputs), shuffled_target_.slice(0, s0, s1));
+      if (comm_) loss = loss * (double(s1 - s0) / double(b1 - b0));
+      loss.backward();
+      value = loss.item<double>();
+    }
+    bool stop_now = stop && stop->load() != 0;
+    if (comm_) {
+      all_reduce_gradients();
+      // The global loss and any rank's stop request, so that every rank decides alike.
+      auto shared = torch::tensor({value, stop_now ? 1.0 : 0.0}, torch::kFloat64);
+      comm_->allreduce_sum(shared);
+      value = shared[0].item<double>();
+      stop_now = shared[1].item<double>() > 0;
+    }
     double grad_norm = 0;
     if (t.grad_clip > 0)
       grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), t.grad_clip);
-    const double value = loss.item<double>();
     if (!std::isfinite(value) || !std::isfinite(grad_norm)) {
       if (show_progress) std::fputs("\r\033[K", stderr);
       throw Error("training diverged at epoch " + std::to_string(progress_.epoch + 1) + ", step " +
@@ -263,7 +281,7 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
     progress_.epoch_step = step + 1;
     progress_.global_step += 1;
 
-    if (stop && stop->load() != 0 && step + 1 < steps) {
+    if (stop_now && step + 1 < steps) {
       if (show_progress) std::fputs("\r\033[K", stderr);
       save(paths_.last);
       throw Interrupted("interrupted at epoch " + std::to_string(progress_.epoch + 1) + ", step " +
@@ -285,7 +303,7 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   EpochRecord r;
   r.epoch = progress_.epoch + 1;
   r.train_loss = progress_.epoch_loss_sum / std::max<int64_t>(1, progress_.epoch_samples);
-  const auto prediction = predict(*model_, val_, config_.train.eval_batch_size, device_);
+  const auto prediction = predict_sharded(val_);
   r.val_loss = compute_loss(config_.train, prediction, val_.target).item<double>();
   r.val = task_metrics(config_.task, prediction, val_.target);
   r.lr = config_.train.lr;
@@ -316,6 +334,7 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   // Checkpoint first, then the metrics line: a metrics line never names an epoch that
   // no checkpoint holds.
   save(paths_.last);
+  if (!is_leader()) return r;
   if (improved) {
     atomic_write(paths_.best, [&](const std::string& tmp) {
       fs::copy_file(paths_.last, tmp, fs::copy_options::overwrite_existing);
@@ -330,8 +349,71 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   return r;
 }
 
+void Trainer::set_communicator(std::shared_ptr<Communicator> comm) { comm_ = std::move(comm); }
+
+bool Trainer::is_leader() const { return !comm_ || comm_->rank() == 0; }
+
+bool Trainer::stop_requested(const std::atomic<int>* stop) {
+  bool local = stop && stop->load() != 0;
+  if (!comm_) return local;
+  auto flag = torch::tensor({local ? 1.0 : 0.0}, torch::kFloat64);
+  comm_->allreduce_sum(flag);
+  return flag.item<double>() > 0;
+}
+
+void Trainer::all_reduce_gradients() {
+  // FlatAdam's gradients already live in one buffer: one all-reduce for the whole model.
+  if (auto* flat = dynamic_cast<FlatAdam*>(optimizer_.get())) {
+    auto grad = flat->flat_gradients();
+    comm_->allreduce_sum(grad);
+    return;
+  }
+  std::vector<torch::Tensor> grads;
+  for (auto& p : model_->parameters()) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    grads.push_back(p.grad().reshape({-1}));
+  }
+  auto bucket = torch::cat(grads);
+  comm_->allreduce_sum(bucket);
+  int64_t offset = 0;
+  for (auto& p : model_->parameters()) {
+    const int64_t k = p.numel();
+    p.mutable_grad().copy_(bucket.slice(0, offset, offset + k).view(p.sizes()));
+    offset += k;
+  }
+}
+
+void Trainer::broadcast_parameters() {
+  torch::NoGradGuard no_grad;
+  if (auto* flat = dynamic_cast<FlatAdam*>(optimizer_.get())) {
+    auto params = flat->flat_parameters();
+    comm_->broadcast(params, 0);
+    return;
+  }
+  for (auto& p : model_->parameters()) {
+    auto data = p.detach();
+    comm_->broadcast(data, 0);
+  }
+}
+
+torch::Tensor Trainer::predict_sharded(const Dataset& data) {
+  if (!comm_) return predict(*model_, data, config_.train.eval_batch_size, device_);
+  // Each rank predicts its shard; a sum of zero-padded copies gives every rank all rows.
+  const auto [s0, s1] = shard_of(0, data.size(), comm_->rank(), comm_->world_size());
+  torch::Tensor all;
+  {
+    const auto part = predict(*model_, data.rows(torch::arange(s0, s1, torch::TensorOptions(torch::kInt64).device(device_))),
+                              config_.train.eval_batch_size, device_);
+    all = torch::zeros({data.size(), part.size(1)}, part.options());
+    all.slice(0, s0, s1).copy_(part);
+  }
+  comm_->allreduce_sum(all);
+  return all;
+}
+
 void Trainer::fit(const std::atomic<int>* stop) {
   const auto& t = config_.train;
+  if (comm_) broadcast_parameters();  // identical starting point on every rank
   if (progress_.epoch >= t.epochs || progress_.stopped_early) {
     log_->info("nothing to train: {} of {} epochs done{}", progress_.epoch, t.epochs,
                progress_.stopped_early ? " (stopped early)" : "");
@@ -360,7 +442,7 @@ void Trainer::fit(const std::atomic<int>* stop) {
                  progress_.bad_epochs, progress_.best_val_loss, progress_.best_epoch);
       break;
     }
-    if (stop && stop->load() != 0 && progress_.epoch < t.epochs)
+    if (stop_requested(stop) && progress_.epoch < t.epochs)
       throw Interrupted("interrupted after epoch " + std::to_string(progress_.epoch) + "; saved " +
                         paths_.last + " (continue with: mmfusion train --resume " + paths_.last + ")");
   }

@@ -63,6 +63,11 @@ nlohmann::json run_mkl(const MKLArgs& args);
 // The resolved config (all defaults filled) of a config file plus overrides.
 nlohmann::json run_validate(const std::string& config, const std::vector<std::string>& overrides);
 
+// torchrun's LOCAL_RANK (0 without it), and how many processes share this machine
+// (LOCAL_WORLD_SIZE, else WORLD_SIZE, else 1).
+int local_rank();
+int processes_on_this_machine();
+
 // Console logging for commands that do not train (stderr, no colours when not a TTY).
 void setup_console_logging();
 

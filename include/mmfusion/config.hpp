@@ -94,6 +94,12 @@ struct MKLConfig {
   std::map<std::string, KernelConfig> kernels;
 };
 
+// Multi-process training (docs/distributed.md); used only when WORLD_SIZE > 1.
+struct DistributedConfig {
+  std::string backend = "auto";  // "auto" (nccl on CUDA when built in, else gloo) | "gloo" | "nccl"
+  double timeout_s = 300;        // a peer that stops answering fails the others after this
+};
+
 struct ExperimentConfig {
   std::string name = "default";
   std::string task = "regression";  // "regression" | "classification"
@@ -105,6 +111,7 @@ struct ExperimentConfig {
   ModelConfig model;
   TrainConfig train;
   MKLConfig mkl;
+  DistributedConfig distributed;
 };
 
 // Parses and validates a JSON document. Throws ConfigError naming the JSON path.

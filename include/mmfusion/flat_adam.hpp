@@ -25,6 +25,8 @@ class FlatAdam : public torch::optim::Optimizer {
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
   int64_t steps() const { return step_; }
+  torch::Tensor flat_parameters() const { return flat_; }
+  torch::Tensor flat_gradients() const { return grad_; }
 
  private:
   struct Segment {

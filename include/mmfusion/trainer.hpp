@@ -21,6 +21,8 @@ class logger;
 
 namespace mmfusion {
 
+class Communicator;  // distributed.hpp
+
 // "auto" | "cpu" | "cuda" | "cuda:N" -> a device that exists; ConfigError otherwise.
 torch::Device resolve_device(const std::string& spec);
 // threads: 0 = all hardware threads. Returns the count in force.
@@ -67,6 +69,11 @@ class Trainer {
   Trainer(ExperimentConfig config, const DataSplits& data, torch::Device device, RunPaths paths,
           std::shared_ptr<spdlog::logger> logger);
 
+  // Data-parallel training with these peers (nullptr: single process). Rank 0 alone
+  // writes checkpoints, metrics and charts.
+  void set_communicator(std::shared_ptr<Communicator> comm);
+  bool is_leader() const;
+
   // Continue from a checkpoint of the same config (model, optimizer, generators, progress).
   void restore(Checkpoint& checkpoint);
 
@@ -89,6 +96,12 @@ class Trainer {
   void train_epoch(const std::atomic<int>* stop);
   EpochRecord finish_epoch(double seconds);
   void save(const std::string& path);
+  bool stop_requested(const std::atomic<int>* stop);
+  void all_reduce_gradients();
+  void broadcast_parameters();
+  torch::Tensor predict_sharded(const Dataset& data);
+
+  std::shared_ptr<Communicator> comm_;
 
   ExperimentConfig config_;
   torch::Device device_;
