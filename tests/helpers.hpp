@@ -63,13 +63,14 @@ inline std::string read_text(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-// Runs f and expects an mmfusion::Error whose message contains `words`.
-template <typename F>
+// Runs f and expects an exception of type E (mmfusion::Error by default) whose message
+// contains `words`.
+template <typename E = Error, typename F>
 void expect_error(F&& f, const std::string& words) {
   try {
     f();
     ADD_FAILURE() << "no error; expected one containing: " << words;
-  } catch (const Error& e) {
+  } catch (const E& e) {
     EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
   }
 }

@@ -206,12 +206,7 @@ TEST(MKLCommand, WritesEveryOutputAndRefusesWhatWouldNotFit) {
 
   args.overrides = {"mkl.train_size=100000", "data.train_size=100000", "mkl.max_memory_gb=1"};
   args.out = dir.file("too-big");
-  try {
-    run_mkl(args);
-    FAIL() << "no error";
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("100000 training points need 447.0 GiB"), std::string::npos) << e.what();
-  }
+  expect_error<ConfigError>([&] { run_mkl(args); }, "100000 training points need 447.0 GiB");
 }
 
 TEST(MKLCommand, LearnedWeightsDoNoWorseThanUniformOnTheDefaultData) {

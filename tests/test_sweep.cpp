@@ -134,12 +134,7 @@ TEST(Sweep, BadCombinationsStopBeforeAnythingRuns) {
   args.config = source_path("configs/tiny.json");
   args.grid = {"model.rank=2,0"};
   args.out = dir.file("sweep");
-  try {
-    run_sweep(args);
-    FAIL() << "no error";
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("sweep combination rank-0: model.rank:"), std::string::npos) << e.what();
-  }
+  expect_error<ConfigError>([&] { run_sweep(args); }, "sweep combination rank-0: model.rank:");
   EXPECT_FALSE(fs::exists(dir.file("sweep/rank-2")));
 }
 
