@@ -67,15 +67,6 @@ struct SignalScope {
   void (*previous_term)(int);
 };
 
-std::string timestamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  std::ostringstream out;
-  out << std::put_time(&tm, "%Y%m%d-%H%M%S");
-  return out.str();
-}
-
 bool is_empty_or_missing(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return true;

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
@@ -46,6 +47,15 @@ void atomic_write_text(const std::string& path, const std::string& text) {
     out.flush();
     if (!out) throw Error(path + ": cannot write: " + std::strerror(errno));
   });
+}
+
+std::string timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  return buf;
 }
 
 std::vector<char> read_bytes(const std::string& path) {

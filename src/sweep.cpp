@@ -47,15 +47,6 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
-std::string timestamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-  return buf;
-}
-
 struct Stats {
   double mean = NAN, std = NAN;
   size_t n = 0;

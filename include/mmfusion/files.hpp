@@ -12,6 +12,9 @@ namespace mmfusion {
 void atomic_write(const std::string& path, const std::function<void(const std::string&)>& writer);
 void atomic_write_text(const std::string& path, const std::string& text);
 
+// Local time as YYYYmmdd-HHMMSS, for run and folder names.
+std::string timestamp();
+
 // Whole-file read; Error naming the path when it cannot be read.
 std::vector<char> read_bytes(const std::string& path);
 
