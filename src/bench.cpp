@@ -9,6 +9,7 @@
 #include "mmfusion/config.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/flat_adam.hpp"
+#include "mmfusion/train_step.hpp"
 #include "mmfusion/trainer.hpp"
 
 namespace mmfusion {
@@ -85,6 +86,7 @@ json run_bench(const BenchArgs& args) {
   json results = json::array();
   double forward_flops = 0;
   int64_t parameters = 0;
+  bool fused_step = false;
   for (int64_t batch : args.batch_sizes) {
     if (batch < 1) throw ConfigError("--batch-sizes: expected integers >= 1, got " + std::to_string(batch));
     torch::manual_seed(config.seed);
@@ -100,12 +102,13 @@ json run_bench(const BenchArgs& args) {
 
     // A training step as the trainer runs it, including reading the loss back.
     model->train();
+    TrainStep step(model, config.train);
+    fused_step = step.fused();
     auto train_step = [&] {
-      const auto loss = compute_loss(config.train, model->forward(x), y);
       clear_gradients(*optimizer);
-      loss.backward();
+      const double loss = step.forward_backward(x, y);
       optimizer->step();
-      return loss.item<double>();
+      return loss;
     };
     for (int64_t i = 0; i < args.warmup; ++i) train_step();
     sync(device);
@@ -140,6 +143,7 @@ json run_bench(const BenchArgs& args) {
           {"model", config.model.type},
           {"device", device.str()},
           {"threads", threads},
+          {"fused_step", fused_step},
           {"parameters", parameters},
           {"forward_flops_per_sample", forward_flops},
           {"train_flops_per_sample", 3 * forward_flops},
@@ -154,9 +158,10 @@ json run_bench(const BenchArgs& args) {
 std::string bench_table(const json& r) {
   std::ostringstream out;
   char line[256];
-  std::snprintf(line, sizeof line, "%s on %s, %lld threads, %lld parameters, %.0f train FLOPs/sample, "
+  std::snprintf(line, sizeof line, "%s%s on %s, %lld threads, %lld parameters, %.0f train FLOPs/sample, "
                 "matmul ceiling %.1f GFLOP/s, peak RSS %.0f MiB\n",
-                r["model"].get<std::string>().c_str(), r["device"].get<std::string>().c_str(),
+                r["model"].get<std::string>().c_str(), r["fused_step"].get<bool>() ? " (fused step)" : "",
+                r["device"].get<std::string>().c_str(),
                 static_cast<long long>(r["threads"].get<int64_t>()),
                 static_cast<long long>(r["parameters"].get<int64_t>()),
                 r["train_flops_per_sample"].get<double>(), r["matmul_gflops"].get<double>(),

@@ -107,6 +107,13 @@ class ObjectReader {
     return v->get<double>();
   }
 
+  bool boolean(const std::string& key, bool def) {
+    const json* v = find(key);
+    if (!v) return def;
+    if (!v->is_boolean()) fail(path(key), "expected true or false, got " + describe(*v));
+    return v->get<bool>();
+  }
+
   std::string string(const std::string& key, const std::string& def) {
     const json* v = find(key);
     if (!v) return def;
@@ -299,10 +306,8 @@ TrainConfig parse_train(const json* j, bool classification) {
   t.huber_delta = r.positive("huber_delta", t.huber_delta);
   t.grad_clip = r.number("grad_clip", t.grad_clip, 0.0, INFINITY);
   t.patience = r.integer("patience", t.patience, 0);
-  if (const json* v = r.find("fused_optimizer")) {
-    if (!v->is_boolean()) fail(r.path("fused_optimizer"), "expected true or false, got " + describe(*v));
-    t.fused_optimizer = v->get<bool>();
-  }
+  t.fused_optimizer = r.boolean("fused_optimizer", t.fused_optimizer);
+  t.fused_step = r.boolean("fused_step", t.fused_step);
   r.finish();
   return t;
 }
@@ -468,7 +473,8 @@ json to_json(const ExperimentConfig& c) {
             {"huber_delta", t.huber_delta},
             {"grad_clip", t.grad_clip},
             {"patience", t.patience},
-            {"fused_optimizer", t.fused_optimizer}}}};
+            {"fused_optimizer", t.fused_optimizer},
+            {"fused_step", t.fused_step}}}};
   if (c.task == "classification") out["num_classes"] = c.num_classes;
   auto kernel_json = [](const KernelConfig& k) {
     return json{{"type", k.type}, {"gamma", k.gamma}, {"degree", k.degree}, {"coef0", k.coef0},

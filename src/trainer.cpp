@@ -18,6 +18,7 @@
 #include "mmfusion/distributed.hpp"
 #include "mmfusion/flat_adam.hpp"
 #include "mmfusion/svg.hpp"
+#include "mmfusion/train_step.hpp"
 #include "mmfusion/version.hpp"
 
 namespace mmfusion {
@@ -196,7 +197,10 @@ Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device 
   model_ = make_model(config_.model, config_.data.modalities, config_.model.output_dim);
   model_->to(device_);
   optimizer_ = make_optimizer(config_.train, *model_);
+  step_ = std::make_unique<TrainStep>(model_, config_.train);
 }
+
+Trainer::~Trainer() = default;
 
 void Trainer::restore(Checkpoint& checkpoint) {
   checkpoint.load_model(*model_);
@@ -204,6 +208,7 @@ void Trainer::restore(Checkpoint& checkpoint) {
   // Loading replaced the parameters' storage: build the optimizer again over the loaded
   // values (a fused optimizer views them in its own buffer), then restore its state.
   optimizer_ = make_optimizer(config_.train, *model_);
+  step_ = std::make_unique<TrainStep>(model_, config_.train);
   checkpoint.load_optimizer(*optimizer_);
   progress_ = checkpoint.progress;
   const RngStates rng = checkpoint.rng();
@@ -249,10 +254,8 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
     double value = 0;
     if (s1 > s0) {
       for (size_t m = 0; m < shuffled_.size(); ++m) inputs[m] = shuffled_[m].slice(0, s0, s1);
-      auto loss = compute_loss(t, model_->forward(inputs), shuffled_target_.slice(0, s0, s1));
-      if (comm_) loss = loss * (double(s1 - s0) / double(b1 - b0));
-      loss.backward();
-      value = loss.item<double>();
+      value = step_->forward_backward(inputs, shuffled_target_.slice(0, s0, s1),
+                                      comm_ ? double(s1 - s0) / double(b1 - b0) : 1.0);
     }
     bool stop_now = stop && stop->load() != 0;
     if (comm_) {

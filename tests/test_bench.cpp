@@ -39,7 +39,7 @@ TEST(Bench, CommandPrintsWellFormedJsonWithEveryField) {
                           " 2>/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const json r = json::parse(read_text(dir.file("out.json")));
-  for (const char* k : {"model", "device", "threads", "parameters", "forward_flops_per_sample",
+  for (const char* k : {"model", "device", "threads", "fused_step", "parameters", "forward_flops_per_sample",
                         "train_flops_per_sample", "matmul_gflops", "peak_rss_mb", "results"})
     EXPECT_TRUE(r.contains(k)) << k;
   ASSERT_EQ(r["results"].size(), 2u);

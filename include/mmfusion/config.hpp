@@ -71,6 +71,7 @@ struct TrainConfig {
   double grad_clip = 0.0;          // max global gradient norm; 0: off
   int64_t patience = 0;            // early stopping on val loss; 0: off
   bool fused_optimizer = true;     // adam/adamw over one flat buffer (flat_adam.hpp)
+  bool fused_step = true;          // LMF on the CPU: hand-written forward/backward (train_step.hpp)
 };
 
 // One modality's kernel for multiple kernel learning (docs/mkl.md).

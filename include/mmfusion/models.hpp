@@ -36,6 +36,8 @@ struct MLPEncoderImpl : torch::nn::Module {
   MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden, double dropout);
   torch::Tensor forward(torch::Tensor x);
   int64_t output_dim() const { return output_dim_; }
+  const std::vector<torch::nn::Linear>& layers() const { return layers_; }
+  double dropout() const { return dropout_; }
 
  private:
   std::vector<torch::nn::Linear> layers_;
@@ -49,6 +51,7 @@ struct ModalityEncodersImpl : torch::nn::Module {
   ModalityEncodersImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model);
   std::vector<torch::Tensor> forward(const std::vector<torch::Tensor>& inputs);
   std::vector<int64_t> output_dims() const;
+  const std::vector<MLPEncoder>& encoders() const { return encoders_; }
 
  private:
   std::vector<MLPEncoder> encoders_;

@@ -22,6 +22,7 @@ class logger;
 namespace mmfusion {
 
 class Communicator;  // distributed.hpp
+class TrainStep;     // train_step.hpp
 
 // "auto" | "cpu" | "cuda" | "cuda:N" -> a device that exists; ConfigError otherwise.
 torch::Device resolve_device(const std::string& spec);
@@ -68,6 +69,7 @@ class Trainer {
   // moves it to `device` once.
   Trainer(ExperimentConfig config, const DataSplits& data, torch::Device device, RunPaths paths,
           std::shared_ptr<spdlog::logger> logger);
+  ~Trainer();
 
   // Data-parallel training with these peers (nullptr: single process). Rank 0 alone
   // writes checkpoints, metrics and charts.
@@ -112,6 +114,7 @@ class Trainer {
   torch::Tensor shuffled_target_;
   ModelPtr model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<TrainStep> step_;  // forward and backward; after optimizer_, which it follows
   at::Generator shuffle_gen_;
   torch::Tensor shuffle_epoch_start_;
   TrainProgress progress_;
