@@ -16,8 +16,7 @@ torch::Tensor scaled_mask(const torch::Tensor& like, double p) {
   const float scale = static_cast<float>(1.0 / (1.0 - p));
   float* out = mask.data_ptr<float>();
   at::parallel_for(0, mask.numel(), kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      out[i] = dropout_keep(seed, static_cast<uint64_t>(i), threshold) ? scale : 0.0f;
+    fill_dropout_mask(out, begin, end, seed, threshold, scale);
   });
   return mask;
 }
@@ -35,6 +34,26 @@ struct DropoutFunction : public torch::autograd::Function<DropoutFunction> {
 };
 
 }  // namespace
+
+void fill_dropout_mask(float* mask, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold,
+                       float scale) {
+  auto hash = [seed](int64_t i) {
+    uint64_t z = seed + (static_cast<uint64_t>(i) >> 1) + 0x9E3779B97F4A7C15ULL;  // splitmix64
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  };
+  // Branch-free: a kept element costs no more than a dropped one.
+  auto decide = [&](uint64_t bits) { return scale * static_cast<float>(bits >= threshold); };
+  int64_t i = begin;
+  if (i < end && (i & 1)) mask[i] = decide(hash(i) & 0xFFFFFFFFULL), ++i;
+  for (; i + 1 < end; i += 2) {
+    const uint64_t h = hash(i);
+    mask[i] = decide(h >> 32);
+    mask[i + 1] = decide(h & 0xFFFFFFFFULL);
+  }
+  if (i < end) mask[i] = decide(hash(i) >> 32);
+}
 
 uint64_t draw_dropout_seed() {
   auto gen = at::detail::getDefaultCPUGenerator();

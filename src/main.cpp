@@ -10,6 +10,7 @@
 #include "mmfusion/commands.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/sweep.hpp"
+#include "mmfusion/trainer.hpp"
 #include "mmfusion/version.hpp"
 
 namespace {
@@ -25,6 +26,7 @@ int fail(const std::string& kind, std::string message, int code) {
 
 int main(int argc, char** argv) {
   using namespace mmfusion;
+  keep_freed_memory();
   CLI::App app{"mmfusion: multimodal fusion experiments (LMF) with LibTorch"};
   app.set_version_flag("--version", std::string("mmfusion ") + kVersion);
   app.require_subcommand(1);

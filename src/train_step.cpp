@@ -22,11 +22,33 @@ void for_rows(int64_t rows, int64_t cols, const F& f) {
   at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, cols)), f);
 }
 
-// out[j] += sum_b g[b, j] over a contiguous [rows, cols] matrix (a bias gradient).
+// out[j] += sum_b g[b, j] over a contiguous [rows, cols] matrix (a bias gradient); large
+// ones in parallel, one block of rows per thread, then the blocks' sums.
 void add_column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
-  for (int64_t b = 0; b < rows; ++b) {
-    const float* row = g + b * cols;
-    for (int64_t j = 0; j < cols; ++j) out[j] += row[j];
+  auto sum_rows = [&](int64_t b0, int64_t b1, float* dst) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* row = g + b * cols;
+      for (int64_t j = 0; j < cols; ++j) dst[j] += row[j];
+    }
+  };
+  const int64_t blocks = rows * cols >= 65536 ? std::min<int64_t>(at::get_num_threads(), rows) : 1;
+  if (blocks <= 1) return sum_rows(0, rows, out);
+  std::vector<float> partial(blocks * cols, 0.0f);
+  at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) sum_rows(rows * k / blocks, rows * (k + 1) / blocks, &partial[k * cols]);
+  });
+  for (int64_t k = 0; k < blocks; ++k)
+    for (int64_t j = 0; j < cols; ++j) out[j] += partial[k * cols + j];
+}
+
+// One row of an encoder layer: h = relu(z + bias) * mask in place of z, and mask becomes
+// dh/dz (the mask where z + bias > 0, else 0). Branch-free so that it vectorises.
+void bias_relu_mask(float* __restrict h, float* __restrict mask, const float* __restrict bias, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float z = h[j] + bias[j];
+    const float on = z > 0.0f ? 1.0f : 0.0f;
+    h[j] = z * on * mask[j];
+    mask[j] *= on;
   }
 }
 
@@ -98,7 +120,7 @@ class FusedLMFStep {
     std::vector<std::vector<Tensor>> h, mult, grad;  // per modality, per layer: (B, out)
     std::vector<std::vector<Tensor>> grad_t, h_t;     // their transposes (views)
     std::vector<Tensor> f, gf;                        // F_m and dL/dF_m, (B, R*O)
-    Tensor product, gproduct, y, gy, out, gout, gout_t;
+    Tensor product, y, gy, out, gout, gout_t;
   };
 
   // Views of parameters must follow the parameters if their storage is replaced.
@@ -133,7 +155,6 @@ class FusedLMFStep {
       buf->gf.push_back(torch::empty({batch, ro}));
     }
     buf->product = torch::empty({batch, ro});
-    buf->gproduct = torch::empty({batch, ro});
     buf->y = torch::empty({batch, fused_});
     buf->gy = torch::empty({batch, fused_});
     buf->out = model_.head ? torch::empty({batch, output_}) : buf->y;
@@ -156,22 +177,18 @@ class FusedLMFStep {
         const bool drop = training && mod.dropout > 0;
         const uint64_t seed = drop ? draw_dropout_seed() : 0;
         const uint64_t threshold = drop ? dropout_threshold(mod.dropout) : 0;
-        const float scale = drop && mod.dropout < 1 ? static_cast<float>(1.0 / (1.0 - mod.dropout)) : 1.0f;
-        const bool all_dropped = drop && mod.dropout >= 1;
+        const float scale = drop && mod.dropout < 1 ? static_cast<float>(1.0 / (1.0 - mod.dropout)) : 0.0f;
         float* hp = h.data_ptr<float>();
         float* mp = buf.mult[m][l].data_ptr<float>();
         const float* bp = layer.bias.data_ptr<float>();
         const int64_t n = layer.out;
         for_rows(batch, n, [&](int64_t b0, int64_t b1) {
-          for (int64_t b = b0; b < b1; ++b)
-            for (int64_t j = 0; j < n; ++j) {
-              const int64_t i = b * n + j;
-              const float a = std::max(hp[i] + bp[j], 0.0f);
-              float keep = scale;
-              if (drop) keep = !all_dropped && dropout_keep(seed, static_cast<uint64_t>(i), threshold) ? scale : 0.0f;
-              hp[i] = a * keep;
-              mp[i] = a > 0 ? keep : 0.0f;
-            }
+          if (drop) {
+            fill_dropout_mask(mp, b0 * n, b1 * n, seed, threshold, scale);
+          } else {
+            std::fill(mp + b0 * n, mp + b1 * n, 1.0f);
+          }
+          for (int64_t b = b0; b < b1; ++b) bias_relu_mask(hp + b * n, mp + b * n, bp, n);
         });
         in = h;
       }
@@ -283,43 +300,36 @@ class FusedLMFStep {
                       grad_of(model_.head->bias).data_ptr<float>());
       at::mm_out(buf.gy, buf.gout, model_.head->weight);
     }
-    // Rank-weighted sum: dbias, dw_r = sum gy . P[:, r], dP[:, r] = w_r gy.
+    // Rank-weighted sum: dbias = sum_b gy, dP[:, r] = w_r gy and dw_r = sum_b gy . P[:, r];
+    // then dF_m = dP * prod_{n != m} F_n. One pass over the rows, in parallel; dP lives in
+    // a row-sized scratch, and dw's per-column partial sums in one slot per thread.
     const float* gy = buf.gy.data_ptr<float>();
     const float* pp = buf.product.data_ptr<float>();
-    float* gp = buf.gproduct.data_ptr<float>();
     const float* wr = fusion.rank_weights.data_ptr<float>();
     add_column_sums(gy, batch, out, grad_of(fusion.bias).data_ptr<float>());
-    if (fusion.rank_weights.requires_grad()) {
-      // Per-column partial sums first (a loop that vectorises), then over the columns.
-      std::vector<float> partial(ro, 0.0f);
-      for (int64_t b = 0; b < batch; ++b)
-        for (int64_t r = 0; r < rank; ++r) {
-          const float* prow = pp + b * ro + r * out;
-          float* acc = partial.data() + r * out;
-          for (int64_t j = 0; j < out; ++j) acc[j] += gy[b * out + j] * prow[j];
-        }
-      float* gw = grad_of(fusion.rank_weights).data_ptr<float>();
-      for (int64_t r = 0; r < rank; ++r) {
-        double sum = 0;
-        for (int64_t j = 0; j < out; ++j) sum += partial[r * out + j];
-        gw[r] += static_cast<float>(sum);
-      }
-    }
-    // dF_m = dP * prod_{n != m} F_n.
+    const bool learned = fusion.rank_weights.requires_grad();
     std::vector<const float*> fp;
     std::vector<float*> gfp;
     for (size_t m = 0; m < modalities_.size(); ++m) {
       fp.push_back(buf.f[m].data_ptr<float>());
       gfp.push_back(buf.gf[m].data_ptr<float>());
     }
+    const int threads = at::get_num_threads();
+    std::vector<float> partial(static_cast<size_t>(threads) * ro, 0.0f);
     for_rows(batch, ro, [&](int64_t b0, int64_t b1) {
+      std::vector<float> gp(ro);
+      float* acc = partial.data() + std::min(at::get_thread_num(), threads - 1) * ro;
       for (int64_t b = b0; b < b1; ++b) {
         const float* gyrow = gy + b * out;
+        const float* prow = pp + b * ro;
         for (int64_t r = 0; r < rank; ++r)
-          for (int64_t j = 0; j < out; ++j) gp[b * ro + r * out + j] = wr[r] * gyrow[j];
+          for (int64_t j = 0; j < out; ++j) {
+            gp[r * out + j] = wr[r] * gyrow[j];
+            acc[r * out + j] += gyrow[j] * prow[r * out + j];
+          }
         for (size_t m = 0; m < fp.size(); ++m) {
           float* grow = gfp[m] + b * ro;
-          std::copy(gp + b * ro, gp + (b + 1) * ro, grow);
+          std::copy(gp.begin(), gp.end(), grow);
           for (size_t n = 0; n < fp.size(); ++n) {
             if (n == m) continue;
             const float* frow = fp[n] + b * ro;
@@ -328,6 +338,15 @@ class FusedLMFStep {
         }
       }
     });
+    if (learned) {
+      float* gw = grad_of(fusion.rank_weights).data_ptr<float>();
+      for (int64_t r = 0; r < rank; ++r) {
+        double sum = 0;
+        for (int t = 0; t < threads; ++t)
+          for (int64_t j = 0; j < out; ++j) sum += partial[t * ro + r * out + j];
+        gw[r] += static_cast<float>(sum);
+      }
+    }
     for (size_t m = 0; m < modalities_.size(); ++m) {
       auto& mod = modalities_[m];
       const size_t layers = mod.layers.size();

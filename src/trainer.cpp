@@ -2,6 +2,9 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <sys/resource.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 #include <chrono>
@@ -41,6 +44,13 @@ torch::Device resolve_device(const std::string& spec) {
                       std::to_string(count) + " CUDA device(s) (cuda:0 to cuda:" +
                       std::to_string(count - 1) + ")");
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
 }
 
 int64_t apply_threads(int64_t threads) {

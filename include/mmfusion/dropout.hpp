@@ -12,17 +12,15 @@ namespace mmfusion {
 // by 1 / (1 - p); outside training (or p = 0) the input is returned unchanged.
 torch::Tensor fast_dropout(const torch::Tensor& x, double p, bool training);
 
-// The mask itself, for code that applies dropout without autograd (lmf_step.hpp): element
-// i of a dropout call is kept iff dropout_keep(seed, i, dropout_threshold(p)), where the
-// call's seed is draw_dropout_seed(). fast_dropout draws one seed per call, so the same
-// generator state gives the same masks on both paths.
+// The mask itself, for code that applies dropout without autograd (train_step.cpp):
+// mask[i] for the elements i in [begin, end) of one dropout call: scale where kept, 0
+// where dropped. Element i is decided by 32 bits of splitmix64(seed + i / 2) (the high
+// half for even i, the low half for odd i): kept when they are >= p * 2^32. The call's
+// seed is draw_dropout_seed(); fast_dropout draws one per call, so the same generator
+// state gives the same masks on both paths, whatever the split into parallel chunks.
 uint64_t draw_dropout_seed();
 inline uint64_t dropout_threshold(double p) { return static_cast<uint64_t>(p * 4294967296.0); }
-inline bool dropout_keep(uint64_t seed, uint64_t index, uint64_t threshold) {
-  uint64_t z = seed + index + 0x9E3779B97F4A7C15ULL;  // splitmix64(seed + index)
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return ((z ^ (z >> 31)) >> 32) >= threshold;  // keep when the top 32 bits >= p * 2^32
-}
+void fill_dropout_mask(float* mask, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold,
+                       float scale);
 
 }  // namespace mmfusion
