@@ -120,6 +120,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"train.epochs=0", "train.epochs", "expected an integer >= 1"},
         BadConfig{"train.batch_size=true", "train.batch_size", "got a boolean true"},
         BadConfig{"train.momentum=1", "train.momentum", "in [0, 1)"},
+        BadConfig{"train.fused_step=1", "train.fused_step", "expected true or false"},
+        BadConfig{"train.fused_optimizer=\"no\"", "train.fused_optimizer", "expected true or false"},
         BadConfig{"device=gpu", "device", "\"auto\", \"cpu\", \"cuda\" or \"cuda:N\""},
         BadConfig{"threads=-1", "threads", "expected an integer >= 0"},
         BadConfig{"seed=-5", "seed", "expected an integer >= 0"},
