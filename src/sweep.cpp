@@ -203,7 +203,8 @@ SweepOutcome run_sweep(const SweepArgs& args) {
     runs.emplace_back(run_name, doc);
   }
 
-  SweepOutcome outcome{dir};
+  SweepOutcome outcome;
+  outcome.dir = dir;
   for (const auto& run : runs) outcome.runs.push_back(run.first);
   if (args.dry_run) return outcome;
   std::error_code ec;
