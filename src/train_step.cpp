@@ -90,8 +90,13 @@ class FusedLMFStep {
 
   double run(const std::vector<Tensor>& inputs, const Tensor& target, double weight) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;  // plain kernels, no graph
-    refresh_views();
+    TORCH_CHECK(inputs.size() == modalities_.size(), "expected ", modalities_.size(), " modality inputs, got ",
+                inputs.size());
     const int64_t batch = inputs.front().size(0);
+    for (size_t m = 0; m < inputs.size(); ++m)
+      TORCH_CHECK(inputs[m].dim() == 2 && inputs[m].size(0) == batch, "modality input ", m,
+                  ": expected [", batch, ", dim], got ", inputs[m].sizes());
+    refresh_views();
     Buffers& buf = buffers_for(batch);
     const bool training = model_.is_training();
     forward(inputs, buf, training);
@@ -254,7 +259,10 @@ class FusedLMFStep {
     double total = 0;
     if (train_.loss == "cross_entropy") {
       const auto labels = target.to(torch::kInt64).contiguous();
+      TORCH_CHECK(labels.numel() == batch, "expected ", batch, " class labels, got ", labels.numel());
       const int64_t* t = labels.data_ptr<int64_t>();
+      for (int64_t b = 0; b < batch; ++b)
+        TORCH_CHECK(t[b] >= 0 && t[b] < k, "class label ", t[b], " is out of range [0, ", k, ")");
       const float scale = static_cast<float>(weight / batch);
       for (int64_t b = 0; b < batch; ++b) {
         const float* row = o + b * k;
@@ -269,9 +277,10 @@ class FusedLMFStep {
       }
       return weight * total / batch;
     }
-    const auto y = target.contiguous();
-    const float* t = y.data_ptr<float>();
+    const auto y = target.to(torch::kFloat32).contiguous();
     const int64_t n = batch * k;
+    TORCH_CHECK(y.numel() == n, "expected a target of ", batch, " x ", k, " values, got ", y.sizes());
+    const float* t = y.data_ptr<float>();
     const double delta = train_.huber_delta;
     const float scale = static_cast<float>(weight / n);
     for (int64_t i = 0; i < n; ++i) {

@@ -155,3 +155,19 @@ TEST(FusedLMFStep, TrainsTheSameParametersAsAutogradOverManySteps) {
   for (const auto& p : fused.model->named_parameters())
     EXPECT_TRUE(torch::allclose(p.value(), plain_params[p.key()], 1e-4, 1e-5)) << p.key();
 }
+
+TEST(FusedLMFStep, RejectsInputsAndTargetsOfTheWrongShapeOrRange) {
+  auto config = tiny_config();
+  Side side = make_side(config, 2, true, true);
+  auto x = random_inputs(config.data.modalities, 8);
+  auto expect_rejected = [&](const std::vector<torch::Tensor>& inputs, const torch::Tensor& y,
+                             const std::string& words) {
+    expect_error<c10::Error>([&] { side.step->forward_backward(inputs, y); }, words);
+  };
+  expect_rejected({x[0], x[1]}, torch::randn({8, 2}), "expected 3 modality inputs, got 2");
+  expect_rejected({x[0], x[1], torch::randn({7, 24})}, torch::randn({8, 2}), "modality input 2");
+  expect_rejected(x, torch::randn({8, 3}), "expected a target of 8 x 2 values");
+  auto classes = make_side(tiny_config({"task=classification", "num_classes=3"}), 3, true, true);
+  expect_error<c10::Error>([&] { classes.step->forward_backward(x, torch::tensor({0, 1, 2, 3, 0, 1, 2, 0})); },
+                           "class label 3 is out of range [0, 3)");
+}
