@@ -2,7 +2,10 @@
 
 #include <cmath>
 
+#include <ATen/Parallel.h>
+
 #include "mmfusion/errors.hpp"
+#include "mmfusion/kernels.hpp"
 
 namespace mmfusion {
 namespace {
@@ -62,6 +65,26 @@ torch::Tensor FlatAdam::step(LossClosure closure) {
   ++step_;
   const double bias_correction1 = 1 - std::pow(beta1_, double(step_));
   const double bias_correction2 = 1 - std::pow(beta2_, double(step_));
+  if (flat_.device().is_cpu() && flat_.scalar_type() == torch::kFloat32) {
+    // The same arithmetic in one pass over memory instead of six.
+    const float b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_);
+    const float c1 = static_cast<float>(1 - beta1_), c2 = static_cast<float>(1 - beta2_);
+    const float sqrt_bc2 = static_cast<float>(std::sqrt(bias_correction2)), eps = static_cast<float>(eps_);
+    float* p = flat_.data_ptr<float>();
+    const float* g = grad_.data_ptr<float>();
+    float* m = exp_avg_.data_ptr<float>();
+    float* v = exp_avg_sq_.data_ptr<float>();
+    for (const auto& s : segments_) {
+      const float step_size = static_cast<float>(-s.lr / bias_correction1);
+      const float l2 = decoupled_ ? 0.0f : static_cast<float>(weight_decay_);
+      const float shrink = decoupled_ ? static_cast<float>(1 - s.lr * weight_decay_) : 1.0f;
+      at::parallel_for(s.begin, s.end, 16384, [&](int64_t i0, int64_t i1) {
+        kernels::adam_update(p + i0, g + i0, m + i0, v + i0, i1 - i0, b1, c1, b2, c2, sqrt_bc2, eps, step_size,
+                             l2, shrink);
+      });
+    }
+    return loss;
+  }
   for (const auto& s : segments_) {
     auto p = flat_.slice(0, s.begin, s.end);
     auto g = grad_.slice(0, s.begin, s.end);

@@ -7,6 +7,7 @@
 #include <ATen/core/LegacyTypeDispatch.h>
 
 #include "mmfusion/dropout.hpp"
+#include "mmfusion/kernels.hpp"
 #include "mmfusion/trainer.hpp"
 
 namespace mmfusion {
@@ -28,7 +29,7 @@ void add_column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
   auto sum_rows = [&](int64_t b0, int64_t b1, float* dst) {
     for (int64_t b = b0; b < b1; ++b) {
       const float* row = g + b * cols;
-      for (int64_t j = 0; j < cols; ++j) dst[j] += row[j];
+      kernels::add_to(dst, row, cols);
     }
   };
   const int64_t blocks = rows * cols >= 65536 ? std::min<int64_t>(at::get_num_threads(), rows) : 1;
@@ -39,17 +40,6 @@ void add_column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
   });
   for (int64_t k = 0; k < blocks; ++k)
     for (int64_t j = 0; j < cols; ++j) out[j] += partial[k * cols + j];
-}
-
-// One row of an encoder layer: h = relu(z + bias) * mask in place of z, and mask becomes
-// dh/dz (the mask where z + bias > 0, else 0). Branch-free so that it vectorises.
-void bias_relu_mask(float* __restrict h, float* __restrict mask, const float* __restrict bias, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) {
-    const float z = h[j] + bias[j];
-    const float on = z > 0.0f ? 1.0f : 0.0f;
-    h[j] = z * on * mask[j];
-    mask[j] *= on;
-  }
 }
 
 // The gradient slot of a parameter, created as zeros if the optimizer left it empty.
@@ -193,7 +183,7 @@ class FusedLMFStep {
           } else {
             std::fill(mp + b0 * n, mp + b1 * n, 1.0f);
           }
-          for (int64_t b = b0; b < b1; ++b) bias_relu_mask(hp + b * n, mp + b * n, bp, n);
+          for (int64_t b = b0; b < b1; ++b) kernels::bias_relu_mask(hp + b * n, mp + b * n, bp, n);
         });
         in = h;
       }
@@ -220,10 +210,10 @@ class FusedLMFStep {
         for (size_t m = 0; m < fp.size(); ++m) {
           float* frow = fp[m] + b * ro;
           const float* row0 = v0[m];
-          for (int64_t k = 0; k < ro; ++k) frow[k] += row0[k];
+          kernels::add_to(frow, row0, ro);
           if (m == 0) std::copy(frow, frow + ro, prow);
           else
-            for (int64_t k = 0; k < ro; ++k) prow[k] *= frow[k];
+            kernels::mul_by(prow, frow, ro);
         }
       }
     });
@@ -238,7 +228,7 @@ class FusedLMFStep {
         std::copy(bias, bias + out, yrow);
         for (int64_t r = 0; r < rank; ++r) {
           const float* prow = pp + b * ro + r * out;
-          for (int64_t j = 0; j < out; ++j) yrow[j] += wr[r] * prow[j];
+          kernels::add_scaled(yrow, wr[r], prow, out);
         }
       }
     });
@@ -342,7 +332,7 @@ class FusedLMFStep {
           for (size_t n = 0; n < fp.size(); ++n) {
             if (n == m) continue;
             const float* frow = fp[n] + b * ro;
-            for (int64_t k = 0; k < ro; ++k) grow[k] *= frow[k];
+            kernels::mul_by(grow, frow, ro);
           }
         }
       }
@@ -377,7 +367,7 @@ class FusedLMFStep {
         const float* mult = buf.mult[m][l].data_ptr<float>();
         const int64_t n = layer.out;
         for_rows(batch, n, [&](int64_t b0, int64_t b1) {
-          for (int64_t i = b0 * n; i < b1 * n; ++i) gz[i] *= mult[i];
+          kernels::mul_by(gz + b0 * n, mult + b0 * n, (b1 - b0) * n);
         });
         grad_of(layer.weight).addmm_(buf.grad_t[m][l], l ? buf.h[m][l - 1] : inputs[m]);
         add_column_sums(gz, batch, n, grad_of(layer.bias).data_ptr<float>());
