@@ -1,8 +1,9 @@
 #pragma once
 // Adam / AdamW over one flat buffer. Every parameter becomes a view into a single
-// contiguous tensor, and every gradient a view into a second one, so an update is a
-// handful of element-wise operations over the whole model (one group per learning rate)
-// instead of about ten per parameter tensor, and clearing the gradients is one fill.
+// contiguous tensor, and every gradient a view into a second one, so an update is one
+// loop over the whole model on the CPU (kernels.hpp), or a handful of element-wise
+// operations on other devices, per learning-rate group, instead of about ten per
+// parameter tensor; clearing the gradients is one fill.
 // The arithmetic is torch::optim::Adam's / AdamW's, operation for operation.
 #include <vector>
 
