@@ -2,6 +2,7 @@
 
 #include "mmfusion/dropout.hpp"
 #include "mmfusion/errors.hpp"
+#include "mmfusion/lmf_pass.hpp"
 
 namespace mmfusion {
 
@@ -98,6 +99,17 @@ LMFImpl::LMFImpl(LMFOptions opts) : options(std::move(opts)) {
 }
 
 torch::Tensor LMFImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  const auto& b = fusion->bias;
+  if (!is_training() && !torch::GradMode::is_enabled() && b.device().is_cpu() &&
+      b.scalar_type() == torch::kFloat32 && LMFPass::accepts(inputs)) {
+    std::shared_ptr<LMFPass> pass;
+    {
+      std::lock_guard<std::mutex> lock(inference_mutex_);
+      if (!inference_ && LMFPass::supports(*this)) inference_ = std::make_shared<LMFPass>(*this, TrainConfig{});
+      pass = inference_;
+    }
+    if (pass) return pass->infer(inputs);
+  }
   auto y = fusion->forward(encoders->forward(inputs));
   return head ? head(y) : y;
 }

@@ -171,3 +171,61 @@ TEST(FusedLMFStep, RejectsInputsAndTargetsOfTheWrongShapeOrRange) {
   expect_error<c10::Error>([&] { classes.step->forward_backward(x, torch::tensor({0, 1, 2, 3, 0, 1, 2, 0})); },
                            "class label 3 is out of range [0, 3)");
 }
+
+namespace {
+
+// LMF's forward in eval mode under InferenceMode (the hand-written pass) against the
+// same forward with gradients enabled (the module graph).
+void expect_same_inference(const std::vector<std::string>& overrides, int64_t batch) {
+  SCOPED_TRACE("batch " + std::to_string(batch));
+  auto config = tiny_config(overrides);
+  torch::manual_seed(2);
+  ModelPtr model = make_model(config.model, config.data.modalities, 3);
+  model->eval();
+  const auto x = random_inputs(config.data.modalities, batch);
+  const auto plain = model->forward(x).detach();
+  ASSERT_TRUE(plain.requires_grad() == false);
+  torch::Tensor fast;
+  {
+    torch::InferenceMode guard;
+    fast = model->forward(x);
+  }
+  ASSERT_EQ(fast.sizes(), plain.sizes());
+  EXPECT_TRUE(torch::allclose(fast, plain, 1e-5, 1e-6)) << (fast - plain).abs().max().item<double>();
+}
+
+}  // namespace
+
+TEST(FusedLMFInference, MatchesTheModuleGraphInEvalMode) {
+  for (int64_t batch : {1, 5, 1200}) expect_same_inference({"model.dropout=0.4"}, batch);
+  expect_same_inference({"model.encoder_hidden=[8,6]", "model.encoders={\"audio\":[]}"}, 9);
+  expect_same_inference({"model.fused_dim=3"}, 9);  // no head
+  expect_same_inference({"model.rank_weighting=sum"}, 9);
+}
+
+TEST(FusedLMFInference, ReturnsANewTensorEachCallAndFollowsParameterUpdates) {
+  auto config = tiny_config();
+  ModelPtr model = make_model(config.model, config.data.modalities, 1);
+  model->eval();
+  const auto x = random_inputs(config.data.modalities, 6);
+  torch::InferenceMode guard;
+  const auto first = model->forward(x);
+  const auto again = model->forward(x);
+  EXPECT_NE(first.data_ptr(), again.data_ptr());  // not a view of a reused buffer
+  EXPECT_TRUE(torch::equal(first, again));
+  for (auto& p : model->parameters()) p.add_(0.01);  // the pass reads the current values
+  const auto moved = model->forward(x);
+  EXPECT_FALSE(torch::allclose(first, moved));
+  {
+    // Under NoGradGuard (not InferenceMode) the pass is used as well.
+    torch::InferenceMode off(false);
+    torch::Tensor no_grad;
+    {
+      torch::NoGradGuard guard;
+      no_grad = model->forward(x);
+    }
+    const auto graph = model->forward(x);  // gradients enabled: the module graph
+    EXPECT_TRUE(graph.requires_grad());
+    EXPECT_TRUE(torch::allclose(no_grad, graph.detach(), 1e-5, 1e-6));
+  }
+}

@@ -12,6 +12,7 @@
 // TFN and concat: encoders.*, post.fc<i>.{weight,bias}, out.{weight,bias};
 // late: encoders.*, heads.<modality>.{weight,bias}.
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -94,9 +95,14 @@ struct LMFOptions {
   TORCH_ARG(ModelConfig, model);  // rank, dropout, fused_dim, encoder sizes
 };
 
+class LMFPass;  // lmf_pass.hpp
+
 class LMFImpl : public MultimodalModelImpl {
  public:
   explicit LMFImpl(LMFOptions options);
+  // In eval mode without gradients (InferenceMode, NoGradGuard) on CPU float32 tensors,
+  // this runs the hand-written pass of lmf_pass.hpp, which computes the same function
+  // with fewer operations; otherwise the module graph below.
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
   std::vector<torch::Tensor> factor_parameters() override { return fusion->factors; }
 
@@ -104,6 +110,10 @@ class LMFImpl : public MultimodalModelImpl {
   ModalityEncoders encoders{nullptr};
   LowRankFusion fusion{nullptr};
   torch::nn::Linear head{nullptr};
+
+ private:
+  std::shared_ptr<LMFPass> inference_;  // made on the first forward that can use it
+  std::mutex inference_mutex_;
 };
 TORCH_MODULE(LMF);
 

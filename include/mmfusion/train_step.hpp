@@ -2,14 +2,9 @@
 // The forward and backward pass of one training step, shared by the trainer and the
 // benchmark so that what `mmfusion bench` times is what training runs.
 //
-// For LMF on the CPU in float32 (and train.fused_step, the default) the whole model's
-// forward and backward are written out by hand (src/train_step.cpp, derivation in
-// docs/performance.md): every matrix product is one BLAS call into buffers reused from
-// step to step, and everything else (biases, ReLU, dropout, the product over modalities,
-// the rank-weighted sum, the loss and their derivatives) is a plain loop that writes its
-// result once, with no autograd graph. It computes the same function and the same
-// gradients as the autograd path; the tests compare the two. Any other model, device or
-// dtype uses LibTorch's autograd.
+// For LMF on the CPU in float32 (and train.fused_step, the default) the pass is the
+// hand-written one of lmf_pass.hpp; any other model, device or dtype uses LibTorch's
+// autograd.
 #include <memory>
 #include <vector>
 
@@ -20,7 +15,7 @@
 
 namespace mmfusion {
 
-class FusedLMFStep;
+class LMFPass;
 
 class TrainStep {
  public:
@@ -43,7 +38,7 @@ class TrainStep {
  private:
   ModelPtr model_;
   TrainConfig train_;
-  std::unique_ptr<FusedLMFStep> fused_;
+  std::unique_ptr<LMFPass> fused_;
 };
 
 }  // namespace mmfusion
