@@ -12,7 +12,7 @@ namespace mmfusion {
 // by 1 / (1 - p); outside training (or p = 0) the input is returned unchanged.
 torch::Tensor fast_dropout(const torch::Tensor& x, double p, bool training);
 
-// The mask itself, for code that applies dropout without autograd (train_step.cpp):
+// The mask itself, for code that applies dropout without autograd (lmf_pass.cpp):
 // mask[i] for the elements i in [begin, end) of one dropout call: scale where kept, 0
 // where dropped. Element i is decided by 32 bits of splitmix64(seed + i / 2) (the high
 // half for even i, the low half for odd i): kept when they are >= p * 2^32. The call's
