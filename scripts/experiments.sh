@@ -2,7 +2,7 @@
 # Regenerates the experiment report's numbers: runs the committed sweeps in
 # configs/sweeps/ (a rerun skips what is already complete) and writes their tables, the
 # machine and the date into OUT/tables.md, with the charts beside it.
-#   usage: scripts/experiments.sh [OUT]      (default runs/report; ~15 min on 2 cores)
+#   usage: scripts/experiments.sh [OUT]      (default runs/report; ~6 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/report}
