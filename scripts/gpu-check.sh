@@ -2,7 +2,8 @@
 # GPU check: on a machine with an NVIDIA GPU and a CUDA build of PyTorch (no package
 # access needed), builds mmfusion against PyTorch's LibTorch, runs the whole test suite
 # (the CUDA tests included), trains the default config on cuda, and runs `mmfusion bench`
-# on cuda (default LMF over batch sizes 32 to 8192; LMF against TFN). Ends with a table.
+# on cuda (default LMF over batch sizes 32 to 8192; LMF against TFN at the same hidden
+# sizes). Ends with a table.
 # Writes at most 8 files into RESULTS_DIR.
 #   usage: scripts/gpu-check.sh [DEBS_DIR] [RESULTS_DIR]
 #   DEBS_DIR     .deb files from scripts/gpu/fetch-deps.sh (default .gpu/debs)
@@ -15,8 +16,8 @@ build=build-cuda
 mkdir -p "$results"
 log() { echo "== $*" | tee -a "$results/summary.txt"; }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$results/gpu.txt"
-python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cxx11_abi", torch.compiled_with_cxx11_abi())' | tee -a "$results/gpu.txt"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$results/summary.txt"
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cxx11_abi", torch.compiled_with_cxx11_abi())' | tee -a "$results/summary.txt"
 
 start=$(date +%s)
 if ! scripts/gpu/build-cuda.sh "$debs" . "$build" -DMMFUSION_PYTHON="$(command -v python3)" \
@@ -48,18 +49,23 @@ tail -3 "$results/train-default.log" | tee -a "$results/summary.txt"
 # TFN at hidden sizes (32, 32, 64), rank 4, output 1.
 $bin bench --config configs/default.json --set device=cuda --batch-sizes 32,256,2048,8192 \
   --json > "$results/bench-lmf.json" 2>> "$results/summary.txt"
-$bin bench --config configs/default.json --set device=cuda --set model.type=tfn \
-  --set 'model.encoders={"visual":[32],"audio":[32],"text":[64]}' --set 'model.post_hidden=[128,128]' \
-  --set model.output_dim=1 --batch-sizes 32,256,2048 --steps 20 --json > "$results/bench-tfn.json" \
-  2>> "$results/summary.txt"
+small=(--set device=cuda --set 'model.encoders={"visual":[32],"audio":[32],"text":[64]}'
+       --set 'model.post_hidden=[128,128]' --set model.output_dim=1 --batch-sizes 32,256,2048)
+$bin bench --config configs/default.json "${small[@]}" --set model.type=lmf --json \
+  > "$results/bench-lmf-small.json" 2>> "$results/summary.txt"
+$bin bench --config configs/default.json "${small[@]}" --set model.type=tfn --steps 20 --json \
+  > "$results/bench-tfn.json" 2>> "$results/summary.txt"
 python3 - "$results" <<'PY' | tee -a "$results/summary.txt"
 import json, sys
-for name in ("lmf", "tfn"):
-    r = json.load(open(f"{sys.argv[1]}/bench-{name}.json"))
+runs = {n: json.load(open(f"{sys.argv[1]}/bench-{n}.json")) for n in ("lmf", "lmf-small", "tfn")}
+for name, r in runs.items():
     print(f"{name} ({r['parameters']} parameters) on {r['device']}")
     print(f"{'batch':>8} {'train samples/s':>16} {'ms/step':>9} {'eval samples/s':>15}")
     for b in r["results"]:
         print(f"{b['batch_size']:>8} {b['train']['samples_per_s']:>16.0f} {b['train']['ms_per_step']:>9.3f} "
               f"{b['eval']['samples_per_s']:>15.0f}")
+print("LMF / TFN training throughput at hidden sizes (32, 32, 64), rank 4:")
+for a, b in zip(runs["lmf-small"]["results"], runs["tfn"]["results"]):
+    print(f"{a['batch_size']:>8} {a['train']['samples_per_s'] / b['train']['samples_per_s']:>8.1f}x")
 PY
 exit $tests_rc
