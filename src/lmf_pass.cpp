@@ -38,8 +38,7 @@ void add_column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
   at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) sum_rows(rows * k / blocks, rows * (k + 1) / blocks, &partial[k * cols]);
   });
-  for (int64_t k = 0; k < blocks; ++k)
-    for (int64_t j = 0; j < cols; ++j) out[j] += partial[k * cols + j];
+  for (int64_t k = 0; k < blocks; ++k) kernels::add_to(out, &partial[k * cols], cols);
 }
 
 // The gradient slot of a parameter, created as zeros if the optimizer left it empty.
@@ -254,8 +253,7 @@ class LMFPass::Impl {
       at::mm_out(buf.out, buf.y, head_t_);
       float* op = buf.out.data_ptr<float>();
       const float* hb = model_.head->bias.data_ptr<float>();
-      for (int64_t b = 0; b < batch; ++b)
-        for (int64_t j = 0; j < output_; ++j) op[b * output_ + j] += hb[j];
+      for (int64_t b = 0; b < batch; ++b) kernels::add_to(op + b * output_, hb, output_);
     }
   }
 
@@ -332,7 +330,8 @@ class LMFPass::Impl {
       gfp.push_back(buf.gf[m].data_ptr<float>());
     }
     const int threads = at::get_num_threads();
-    std::vector<float> partial(static_cast<size_t>(threads) * ro, 0.0f);
+    std::vector<float>& partial = rank_partial_;
+    partial.assign(static_cast<size_t>(threads) * ro, 0.0f);  // reuses its capacity
     for_rows(batch, ro, [&](int64_t b0, int64_t b1) {
       std::vector<float> gp(ro);
       float* acc = partial.data() + std::min(at::get_thread_num(), threads - 1) * ro;
@@ -400,6 +399,7 @@ class LMFPass::Impl {
   std::vector<Modality> modalities_;
   Tensor head_t_;
   std::vector<std::unique_ptr<Buffers>> cache_;
+  std::vector<float> rank_partial_;  // backward's per-thread sums for dw, kept between steps
   std::mutex mutex_;  // infer() may be called from several threads, like a module's forward
 };
 
