@@ -3,9 +3,11 @@
 # on the same config, batch sizes and thread count, and prints the throughput ratio per
 # batch size (median of the rounds). Timings are only compared within this one run.
 #   usage: bench/compare.sh [CONFIG] [--set KEY=VALUE]...
-#   env:   BATCH_SIZES (default 32,256,2048), ROUNDS (default 2), STEPS (default 50)
+#   env:   BATCH_SIZES (default 32,256,2048), ROUNDS (default 2), STEPS (default 50),
+#          MMFUSION (the binary; default ./build/mmfusion)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bin=${MMFUSION:-./build/mmfusion}
 config=${1:-configs/default.json}
 shift || true
 batches=${BATCH_SIZES:-32,256,2048}
@@ -13,9 +15,9 @@ rounds=${ROUNDS:-2}
 steps=${STEPS:-50}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-./build/mmfusion validate --config "$config" "$@" > "$tmp/resolved.json"
+"$bin" validate --config "$config" "$@" > "$tmp/resolved.json"
 for r in $(seq "$rounds"); do
-  ./build/mmfusion bench --config "$config" "$@" --batch-sizes "$batches" --steps "$steps" --json \
+  "$bin" bench --config "$config" "$@" --batch-sizes "$batches" --steps "$steps" --json \
     > "$tmp/cpp-$r.json" 2>/dev/null
   /usr/bin/python3 bench/reference.py --config "$tmp/resolved.json" --batch-sizes "$batches" \
     --steps "$steps" > "$tmp/py-$r.json"

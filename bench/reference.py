@@ -24,14 +24,17 @@ def hidden_for(model_cfg, name):
     return model_cfg["encoders"].get(name, model_cfg["encoder_hidden"])
 
 
-class Encoder(nn.Module):
-    """(Linear -> ReLU -> Dropout) per hidden size, as in mmfusion."""
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
-    def __init__(self, in_dim, hidden, dropout):
+
+class Encoder(nn.Module):
+    """(Linear -> activation -> Dropout) per hidden size, as in mmfusion."""
+
+    def __init__(self, in_dim, hidden, dropout, activation="relu"):
         super().__init__()
         layers, d = [], in_dim
         for h in hidden:
-            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(d, h), ACTIVATIONS[activation](), nn.Dropout(dropout)]
             d = h
         self.net = nn.Sequential(*layers)
         self.out_dim = d
@@ -43,7 +46,7 @@ class Encoder(nn.Module):
 class LMF(nn.Module):
     def __init__(self, mods, mc, out_dim):
         super().__init__()
-        self.encoders = nn.ModuleList(Encoder(m["dim"], hidden_for(mc, m["name"]), mc["dropout"]) for m in mods)
+        self.encoders = nn.ModuleList(Encoder(m["dim"], hidden_for(mc, m["name"]), mc["dropout"], mc.get("activation", "relu")) for m in mods)
         r, o = mc["rank"], mc["fused_dim"]
         self.factors = nn.ParameterList(nn.Parameter(torch.empty(r, e.out_dim + 1, o)) for e in self.encoders)
         self.rank_weights = nn.Parameter(torch.empty(1, r))
@@ -67,13 +70,13 @@ class LMF(nn.Module):
 class TFN(nn.Module):
     def __init__(self, mods, mc, out_dim):
         super().__init__()
-        self.encoders = nn.ModuleList(Encoder(m["dim"], hidden_for(mc, m["name"]), mc["dropout"]) for m in mods)
+        self.encoders = nn.ModuleList(Encoder(m["dim"], hidden_for(mc, m["name"]), mc["dropout"], mc.get("activation", "relu")) for m in mods)
         size = 1
         for e in self.encoders:
             size *= e.out_dim + 1
         layers, d = [nn.Dropout(mc["dropout"])], size
         for h in mc["post_hidden"]:
-            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(mc["dropout"])]
+            layers += [nn.Linear(d, h), ACTIVATIONS[mc.get("activation", "relu")](), nn.Dropout(mc["dropout"])]
             d = h
         layers.append(nn.Linear(d, out_dim))
         self.post = nn.Sequential(*layers)

@@ -1,16 +1,14 @@
 #include "mmfusion/bench.hpp"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <sstream>
 
 #include "mmfusion/config.hpp"
 #include "mmfusion/errors.hpp"
-#include "mmfusion/flat_adam.hpp"
-#include "mmfusion/train_step.hpp"
-#include "mmfusion/trainer.hpp"
+#include "mmfusion/optim.hpp"
+#include "mmfusion/runtime.hpp"
+#include "mmfusion/step.hpp"
 
 namespace mmfusion {
 namespace {
@@ -20,12 +18,6 @@ using nlohmann::json;
 
 void sync(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
-}
-
-double peak_rss_mb() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_maxrss / 1024.0;  // Linux reports KiB
 }
 
 json summarise(std::vector<double> samples_per_s, int64_t batch, double flops_per_sample) {
@@ -47,11 +39,11 @@ double forward_flops_per_sample(MultimodalModelImpl& model) {
       flops += 2.0 * linear->options.in_features() * linear->options.out_features() +
                (linear->options.bias() ? linear->options.out_features() : 0);
   if (auto* lmf = dynamic_cast<LMFImpl*>(&model)) {
-    const auto& factors = lmf->fusion->factors;
-    const double ro = double(factors.front().size(0) * factors.front().size(2));  // rank * out
-    for (const auto& f : factors) flops += 2.0 * double(f.size(1) - 1) * ro + ro;  // addmm with a bias row
-    flops += double(factors.size() - 1) * ro;                                      // product over modalities
-    flops += 2.0 * ro + double(factors.front().size(2));                           // rank sum and bias
+    const LMFDescription d = lmf->describe();
+    const double ro = double(d.rank * d.fused_dim);
+    for (const auto& layout : d.factor_layouts) flops += 2.0 * double(layout.rows - 1) * ro + ro;  // addmm, bias row
+    flops += double(d.factor_layouts.size() - 1) * ro;  // product over modalities
+    flops += 2.0 * ro + double(d.fused_dim);            // rank sum and bias
   }
   if (auto* tfn = dynamic_cast<TFNImpl*>(&model)) {
     double partial = 1;
@@ -78,15 +70,15 @@ json run_bench(const BenchArgs& args) {
   const int64_t threads = apply_threads(config.threads);
   if (args.steps < 1 || args.repeats < 1 || args.warmup < 0)
     throw ConfigError("bench: --steps and --repeats must be >= 1, --warmup >= 0");
-  const bool classification = config.task == "classification";
-  const int64_t out = config.model.output_dim > 0 ? config.model.output_dim
-                                                  : classification ? config.num_classes : 1;
+  const bool classification = config.task == Task::Classification;
+  // Random targets stand in for data: model.output_dim columns when given, else one.
+  const int64_t out = resolve_output_dim(config, config.model.output_dim > 0 ? config.model.output_dim : 1);
   config.model.output_dim = out;
 
   json results = json::array();
   double forward_flops = 0;
   int64_t parameters = 0;
-  bool fused_step = false;
+  std::string train_path, eval_path;
   for (int64_t batch : args.batch_sizes) {
     if (batch < 1) throw ConfigError("--batch-sizes: expected integers >= 1, got " + std::to_string(batch));
     torch::manual_seed(config.seed);
@@ -102,8 +94,7 @@ json run_bench(const BenchArgs& args) {
 
     // A training step as the trainer runs it, including reading the loss back.
     model->train();
-    TrainStep step(model, config.train);
-    fused_step = step.fused();
+    StepRunner step(model, config.train);
     auto train_step = [&] {
       clear_gradients(*optimizer);
       const double loss = step.forward_backward(x, y);
@@ -125,25 +116,32 @@ json run_bench(const BenchArgs& args) {
     std::vector<double> eval_rates;
     {
       torch::InferenceMode guard;
-      for (int64_t i = 0; i < args.warmup; ++i) model->forward(x);
+      for (int64_t i = 0; i < args.warmup; ++i) step.infer(x);
       sync(device);
       for (int64_t r = 0; r < args.repeats; ++r) {
         const auto start = Clock::now();
-        for (int64_t i = 0; i < args.steps; ++i) model->forward(x);
+        for (int64_t i = 0; i < args.steps; ++i) step.infer(x);
         sync(device);
         eval_rates.push_back(double(batch * args.steps) /
                              std::chrono::duration<double>(Clock::now() - start).count());
       }
     }
+    // Which path the timed steps took (all of them, or "mixed").
+    auto path_of = [](const StepRunner::Counts& c) {
+      return c.autograd == 0 ? to_string(StepPath::HandWritten) : c.handwritten == 0 ? to_string(StepPath::Autograd) : "mixed";
+    };
+    train_path = path_of(step.train_counts());
+    eval_path = path_of(step.infer_counts());
     results.push_back({{"batch_size", batch},
                        {"train", summarise(train_rates, batch, 3 * forward_flops)},
                        {"eval", summarise(eval_rates, batch, forward_flops)}});
   }
   return {{"config", args.config},
-          {"model", config.model.type},
+          {"model", to_string(config.model.type)},
           {"device", device.str()},
           {"threads", threads},
-          {"fused_step", fused_step},
+          {"train_path", train_path},
+          {"eval_path", eval_path},
           {"parameters", parameters},
           {"forward_flops_per_sample", forward_flops},
           {"train_flops_per_sample", 3 * forward_flops},
@@ -151,16 +149,17 @@ json run_bench(const BenchArgs& args) {
           {"steps", args.steps},
           {"warmup", args.warmup},
           {"repeats", args.repeats},
-          {"peak_rss_mb", peak_rss_mb()},
+          {"peak_rss_mb", memory_usage().peak_rss_mb},
           {"results", results}};
 }
 
 std::string bench_table(const json& r) {
   std::ostringstream out;
   char line[256];
-  std::snprintf(line, sizeof line, "%s%s on %s, %lld threads, %lld parameters, %.0f train FLOPs/sample, "
+  std::snprintf(line, sizeof line, "%s (train %s, eval %s) on %s, %lld threads, %lld parameters, %.0f train FLOPs/sample, "
                 "matmul ceiling %.1f GFLOP/s, peak RSS %.0f MiB\n",
-                r["model"].get<std::string>().c_str(), r["fused_step"].get<bool>() ? " (fused step)" : "",
+                r["model"].get<std::string>().c_str(), r["train_path"].get<std::string>().c_str(),
+                r["eval_path"].get<std::string>().c_str(),
                 r["device"].get<std::string>().c_str(),
                 static_cast<long long>(r["threads"].get<int64_t>()),
                 static_cast<long long>(r["parameters"].get<int64_t>()),

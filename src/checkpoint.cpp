@@ -185,6 +185,14 @@ void Checkpoint::load_model(torch::nn::Module& model) {
                        "damaged after it was written)");
 }
 
+ModelPtr Checkpoint::build_model(const torch::Device& device) {
+  ModelPtr model = make_model(config.model, config.data.modalities, config.model.output_dim);
+  load_model(*model);
+  model->to(device);
+  model->eval();
+  return model;
+}
+
 bool Checkpoint::has_optimizer() {
   torch::serialize::InputArchive optimizer_archive;
   return archive.try_read("optimizer", optimizer_archive);

@@ -8,10 +8,115 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "mmfusion/errors.hpp"
 
 namespace mmfusion {
+
+const char* to_string(Task v) {
+  switch (v) {
+    case Task::Regression: return "regression";
+    case Task::Classification: return "classification";
+  }
+  return "?";
+}
+const char* to_string(Loss v) {
+  switch (v) {
+    case Loss::MSE: return "mse";
+    case Loss::L1: return "l1";
+    case Loss::Huber: return "huber";
+    case Loss::CrossEntropy: return "cross_entropy";
+  }
+  return "?";
+}
+const char* to_string(ModelType v) {
+  switch (v) {
+    case ModelType::LMF: return "lmf";
+    case ModelType::TFN: return "tfn";
+    case ModelType::Concat: return "concat";
+    case ModelType::Late: return "late";
+  }
+  return "?";
+}
+const char* to_string(OptimizerType v) {
+  switch (v) {
+    case OptimizerType::Adam: return "adam";
+    case OptimizerType::AdamW: return "adamw";
+    case OptimizerType::SGD: return "sgd";
+  }
+  return "?";
+}
+const char* to_string(Activation v) {
+  switch (v) {
+    case Activation::ReLU: return "relu";
+    case Activation::Tanh: return "tanh";
+  }
+  return "?";
+}
+const char* to_string(RankWeighting v) {
+  switch (v) {
+    case RankWeighting::Learned: return "learned";
+    case RankWeighting::Sum: return "sum";
+  }
+  return "?";
+}
+const char* to_string(LateCombine v) {
+  switch (v) {
+    case LateCombine::Sum: return "sum";
+    case LateCombine::Mean: return "mean";
+  }
+  return "?";
+}
+const char* to_string(DataSource v) {
+  switch (v) {
+    case DataSource::Synthetic: return "synthetic";
+    case DataSource::File: return "file";
+  }
+  return "?";
+}
+
+template <>
+const std::vector<Task>& all_values() {
+  static const std::vector<Task> v{Task::Regression, Task::Classification};
+  return v;
+}
+template <>
+const std::vector<Loss>& all_values() {
+  static const std::vector<Loss> v{Loss::MSE, Loss::L1, Loss::Huber, Loss::CrossEntropy};
+  return v;
+}
+template <>
+const std::vector<ModelType>& all_values() {
+  static const std::vector<ModelType> v{ModelType::LMF, ModelType::TFN, ModelType::Concat, ModelType::Late};
+  return v;
+}
+template <>
+const std::vector<OptimizerType>& all_values() {
+  static const std::vector<OptimizerType> v{OptimizerType::Adam, OptimizerType::AdamW, OptimizerType::SGD};
+  return v;
+}
+template <>
+const std::vector<Activation>& all_values() {
+  static const std::vector<Activation> v{Activation::ReLU, Activation::Tanh};
+  return v;
+}
+template <>
+const std::vector<RankWeighting>& all_values() {
+  static const std::vector<RankWeighting> v{RankWeighting::Learned, RankWeighting::Sum};
+  return v;
+}
+template <>
+const std::vector<LateCombine>& all_values() {
+  static const std::vector<LateCombine> v{LateCombine::Sum, LateCombine::Mean};
+  return v;
+}
+template <>
+const std::vector<DataSource>& all_values() {
+  static const std::vector<DataSource> v{DataSource::Synthetic, DataSource::File};
+  return v;
+}
+
 namespace {
 
 using nlohmann::json;
@@ -107,8 +212,9 @@ class ObjectReader {
     return v->get<double>();
   }
 
-  bool boolean(const std::string& key, bool def) {
-    const json* v = find(key);
+  bool boolean(const std::string& key, bool def) { return boolean_at(find(key), key, def); }
+
+  bool boolean_at(const json* v, const std::string& key, bool def) {
     if (!v) return def;
     if (!v->is_boolean()) fail(path(key), "expected true or false, got " + describe(*v));
     return v->get<bool>();
@@ -119,6 +225,28 @@ class ObjectReader {
     if (!v) return def;
     if (!v->is_string()) fail(path(key), "expected a string, got " + describe(*v));
     return v->get<std::string>();
+  }
+
+  // One of an enum's values, spelt as to_string spells it.
+  template <typename E>
+  E choice(const std::string& key, E def) {
+    std::vector<std::string> options;
+    for (E v : all_values<E>()) options.push_back(to_string(v));
+    const std::string chosen = choice(key, to_string(def), options);
+    for (E v : all_values<E>())
+      if (chosen == to_string(v)) return v;
+    return def;
+  }
+
+  // A key that was renamed: the old spelling still works, noted in *deprecations.
+  const json* find_renamed(const std::string& key, const std::string& old_key,
+                           std::vector<std::string>* deprecations) {
+    const json* now = find(key);
+    const json* old = find(old_key);
+    if (old && now) fail(path(old_key), "is the old name of " + path(key) + "; give only " + path(key));
+    if (old && deprecations)
+      deprecations->push_back(path(old_key) + " is deprecated; it is now " + path(key));
+    return now ? now : old;
   }
 
   std::string choice(const std::string& key, const std::string& def,
@@ -207,7 +335,7 @@ std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& p
 DataConfig parse_data(const json* j) {
   ObjectReader r(j, "data");
   DataConfig d;
-  d.source = r.choice("source", d.source, {"synthetic", "file"});
+  d.source = r.choice("source", d.source);
   d.modalities = parse_modalities(r.find("modalities"), "data.modalities");
   d.train_size = r.integer("train_size", d.train_size, 1);
   d.val_size = r.integer("val_size", d.val_size, 1);
@@ -238,9 +366,9 @@ DataConfig parse_data(const json* j) {
     fail("data.synthetic.weights.trimodal",
          "needs at least 3 modalities, the config has " + std::to_string(d.modalities.size()) +
              " (set it to 0)");
-  if (d.source == "synthetic" && sy.weight_unimodal + sy.weight_bimodal + sy.weight_trimodal == 0)
+  if (d.source == DataSource::Synthetic && sy.weight_unimodal + sy.weight_bimodal + sy.weight_trimodal == 0)
     fail("data.synthetic.weights", "at least one weight must be > 0 (the target would be noise)");
-  if (d.source == "file") {
+  if (d.source == DataSource::File) {
     if (d.path.empty()) fail("data.path", "required when data.source is \"file\"");
     if (d.val_path.empty() && d.val_fraction <= 0)
       fail("data.val_fraction", "expected a number in (0, 1) when data.val_path is not given, got " +
@@ -261,15 +389,16 @@ DataConfig parse_data(const json* j) {
 ModelConfig parse_model(const json* j, const std::vector<ModalityConfig>& modalities) {
   ObjectReader r(j, "model");
   ModelConfig m;
-  m.type = r.choice("type", m.type, {"lmf", "tfn", "concat", "late"});
+  m.type = r.choice("type", m.type);
   m.rank = r.integer("rank", m.rank, 1);
-  m.rank_weighting = r.choice("rank_weighting", m.rank_weighting, {"learned", "sum"});
+  m.rank_weighting = r.choice("rank_weighting", m.rank_weighting);
   m.dropout = r.number("dropout", m.dropout, 0.0, 1.0, true);
+  m.activation = r.choice("activation", m.activation);
   m.fused_dim = r.integer("fused_dim", m.fused_dim, 1, 1 << 20);
   m.output_dim = r.integer("output_dim", m.output_dim, 0, 1 << 20);
   if (const json* v = r.find("encoder_hidden")) m.encoder_hidden = r.sizes(*v, r.path("encoder_hidden"));
   if (const json* v = r.find("post_hidden")) m.post_hidden = r.sizes(*v, r.path("post_hidden"));
-  m.late_combine = r.choice("late_combine", m.late_combine, {"sum", "mean"});
+  m.late_combine = r.choice("late_combine", m.late_combine);
   m.max_fused_size = r.integer("max_fused_size", m.max_fused_size, 1);
   if (const json* v = r.find("encoders")) {
     if (!v->is_object())
@@ -290,24 +419,26 @@ ModelConfig parse_model(const json* j, const std::vector<ModalityConfig>& modali
   return m;
 }
 
-TrainConfig parse_train(const json* j, bool classification) {
+TrainConfig parse_train(const json* j, bool classification, std::vector<std::string>* deprecations) {
   ObjectReader r(j, "train");
   TrainConfig t;
-  if (classification) t.loss = "cross_entropy";
+  if (classification) t.loss = Loss::CrossEntropy;
   t.epochs = r.integer("epochs", t.epochs, 1, 1000000);
   t.batch_size = r.integer("batch_size", t.batch_size, 1);
   t.eval_batch_size = r.integer("eval_batch_size", t.eval_batch_size, 1);
-  t.optimizer = r.choice("optimizer", t.optimizer, {"adam", "adamw", "sgd"});
+  t.optimizer = r.choice("optimizer", t.optimizer);
   t.lr = r.positive("lr", t.lr);
   t.factor_lr = r.number("factor_lr", t.factor_lr, 0.0, INFINITY);
   t.weight_decay = r.number("weight_decay", t.weight_decay, 0.0, INFINITY);
   t.momentum = r.number("momentum", t.momentum, 0.0, 1.0, true);
-  t.loss = r.choice("loss", t.loss, {"mse", "l1", "huber", "cross_entropy"});
+  t.loss = r.choice("loss", t.loss);
   t.huber_delta = r.positive("huber_delta", t.huber_delta);
   t.grad_clip = r.number("grad_clip", t.grad_clip, 0.0, INFINITY);
   t.patience = r.integer("patience", t.patience, 0);
-  t.fused_optimizer = r.boolean("fused_optimizer", t.fused_optimizer);
-  t.fused_step = r.boolean("fused_step", t.fused_step);
+  t.flat_optimizer =
+      r.boolean_at(r.find_renamed("flat_optimizer", "fused_optimizer", deprecations), "flat_optimizer", t.flat_optimizer);
+  t.handwritten_step = r.boolean_at(r.find_renamed("handwritten_step", "fused_step", deprecations),
+                                    "handwritten_step", t.handwritten_step);
   r.finish();
   return t;
 }
@@ -353,12 +484,12 @@ const KernelConfig& kernel_for(const MKLConfig& mkl, const std::string& modality
   return it == mkl.kernels.end() ? mkl.default_kernel : it->second;
 }
 
-ExperimentConfig parse_config(const json& doc) {
+ExperimentConfig parse_config(const json& doc, std::vector<std::string>* deprecations) {
   ObjectReader r(&doc, "");
   ExperimentConfig c;
   c.name = r.string("name", c.name);
-  c.task = r.choice("task", c.task, {"regression", "classification"});
-  const bool classification = c.task == "classification";
+  c.task = r.choice("task", c.task);
+  const bool classification = c.task == Task::Classification;
   c.num_classes = r.integer("num_classes", classification ? 0 : c.num_classes, 0, 1 << 20);
   if (classification && c.num_classes < 2)
     fail("num_classes", "expected an integer >= 2 when task is \"classification\", got " +
@@ -377,7 +508,7 @@ ExperimentConfig parse_config(const json& doc) {
   c.threads = r.integer("threads", c.threads, 0, 1024);
   c.data = parse_data(r.find("data"));
   c.model = parse_model(r.find("model"), c.data.modalities);
-  c.train = parse_train(r.find("train"), classification);
+  c.train = parse_train(r.find("train"), classification, deprecations);
   c.mkl = parse_mkl(r.find("mkl"), c.data.modalities);
   {
     ObjectReader d(r.find("distributed"), "distributed");
@@ -386,19 +517,16 @@ ExperimentConfig parse_config(const json& doc) {
     d.finish();
   }
   r.finish();
-  if (classification != (c.train.loss == "cross_entropy"))
-    fail("train.loss", classification ? "classification trains with \"cross_entropy\", got \"" + c.train.loss + "\""
+  if (classification != (c.train.loss == Loss::CrossEntropy))
+    fail("train.loss", classification ? "classification trains with \"cross_entropy\", got \"" +
+                                            std::string(to_string(c.train.loss)) + "\""
                                       : "\"cross_entropy\" needs task \"classification\"");
   if (classification && c.model.output_dim != 0 && c.model.output_dim != c.num_classes)
     fail("model.output_dim", "must equal num_classes (" + std::to_string(c.num_classes) +
                                  ") for classification, got " + std::to_string(c.model.output_dim));
-  if (c.model.type == "tfn") {
+  if (c.model.type == ModelType::TFN) {
     // The outer product's size is prod(d_m + 1): refuse what cannot be held.
-    double fused = 1;
-    for (const auto& m : c.data.modalities) {
-      const auto& hidden = encoder_hidden_for(c.model, m.name);
-      fused *= double(hidden.empty() ? m.dim : hidden.back()) + 1;
-    }
+    const double fused = tfn_fused_size(encoder_output_dims(c.model, c.data.modalities));
     if (fused > double(c.model.max_fused_size)) {
       std::ostringstream msg;
       msg << "TFN's fused size prod(d_m + 1) would be " << std::llround(fused) << " values per sample ("
@@ -410,16 +538,16 @@ ExperimentConfig parse_config(const json& doc) {
       fail("model.encoders", msg.str());
     }
   }
-  if (c.train.factor_lr > 0 && c.model.type != "lmf")
-    fail("train.factor_lr", "only LMF has factors; model.type is \"" + c.model.type + "\"");
+  if (c.train.factor_lr > 0 && c.model.type != ModelType::LMF)
+    fail("train.factor_lr", "only LMF has factors; model.type is \"" + std::string(to_string(c.model.type)) + "\"");
   return c;
 }
 
 json to_json(const ExperimentConfig& c) {
   json modalities = json::array();
   for (const auto& m : c.data.modalities) modalities.push_back({{"name", m.name}, {"dim", m.dim}});
-  json data = {{"source", c.data.source}, {"modalities", modalities}};
-  if (c.data.source == "synthetic") {
+  json data = {{"source", to_string(c.data.source)}, {"modalities", modalities}};
+  if (c.data.source == DataSource::Synthetic) {
     const auto& s = c.data.synthetic;
     data["train_size"] = c.data.train_size;
     data["val_size"] = c.data.val_size;
@@ -443,39 +571,40 @@ json to_json(const ExperimentConfig& c) {
   for (const auto& [name, hidden] : c.model.encoders) encoders[name] = hidden;
   const auto& t = c.train;
   json out = {{"name", c.name},
-          {"task", c.task},
+          {"task", to_string(c.task)},
           {"seed", c.seed},
           {"device", c.device},
           {"threads", c.threads},
           {"data", data},
           {"model",
-           {{"type", c.model.type},
+           {{"type", to_string(c.model.type)},
             {"rank", c.model.rank},
-            {"rank_weighting", c.model.rank_weighting},
+            {"rank_weighting", to_string(c.model.rank_weighting)},
             {"dropout", c.model.dropout},
+            {"activation", to_string(c.model.activation)},
             {"fused_dim", c.model.fused_dim},
             {"output_dim", c.model.output_dim},
             {"encoder_hidden", c.model.encoder_hidden},
             {"encoders", encoders},
             {"post_hidden", c.model.post_hidden},
-            {"late_combine", c.model.late_combine},
+            {"late_combine", to_string(c.model.late_combine)},
             {"max_fused_size", c.model.max_fused_size}}},
           {"train",
            {{"epochs", t.epochs},
             {"batch_size", t.batch_size},
             {"eval_batch_size", t.eval_batch_size},
-            {"optimizer", t.optimizer},
+            {"optimizer", to_string(t.optimizer)},
             {"lr", t.lr},
             {"factor_lr", t.factor_lr},
             {"weight_decay", t.weight_decay},
             {"momentum", t.momentum},
-            {"loss", t.loss},
+            {"loss", to_string(t.loss)},
             {"huber_delta", t.huber_delta},
             {"grad_clip", t.grad_clip},
             {"patience", t.patience},
-            {"fused_optimizer", t.fused_optimizer},
-            {"fused_step", t.fused_step}}}};
-  if (c.task == "classification") out["num_classes"] = c.num_classes;
+            {"flat_optimizer", t.flat_optimizer},
+            {"handwritten_step", t.handwritten_step}}}};
+  if (c.task == Task::Classification) out["num_classes"] = c.num_classes;
   auto kernel_json = [](const KernelConfig& k) {
     return json{{"type", k.type}, {"gamma", k.gamma}, {"degree", k.degree}, {"coef0", k.coef0},
                 {"normalize", k.normalize}};
@@ -513,18 +642,20 @@ json read_json_file(const std::string& path) {
   }
 }
 
+json parse_value(const std::string& text) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error&) {
+    return text;
+  }
+}
+
 void apply_override(json& doc, const std::string& assignment) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
     throw ConfigError("--set " + assignment + ": expected KEY=VALUE (e.g. model.rank=8)");
   const std::string key = assignment.substr(0, eq);
-  const std::string text = assignment.substr(eq + 1);
-  json value;
-  try {
-    value = json::parse(text);
-  } catch (const json::parse_error&) {
-    value = text;  // not JSON: a plain string, so --set device=cpu works unquoted
-  }
+  const json value = parse_value(assignment.substr(eq + 1));
   json* node = &doc;
   std::string walked;
   size_t start = 0;
@@ -545,10 +676,44 @@ void apply_override(json& doc, const std::string& assignment) {
   }
 }
 
+ExperimentConfig parse_config_logged(const json& doc) {
+  std::vector<std::string> deprecations;
+  ExperimentConfig config = parse_config(doc, &deprecations);
+  for (const auto& d : deprecations) spdlog::warn("config: {}", d);
+  return config;
+}
+
 ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
   json doc = read_json_file(path);
   for (const auto& o : overrides) apply_override(doc, o);
-  return parse_config(doc);
+  return parse_config_logged(doc);
+}
+
+std::vector<int64_t> encoder_output_dims(const ModelConfig& model, const std::vector<ModalityConfig>& modalities) {
+  std::vector<int64_t> dims;
+  for (const auto& m : modalities) {
+    const auto& hidden = encoder_hidden_for(model, m.name);
+    dims.push_back(hidden.empty() ? m.dim : hidden.back());
+  }
+  return dims;
+}
+
+double tfn_fused_size(const std::vector<int64_t>& encoder_output_dims) {
+  double fused = 1;
+  for (int64_t d : encoder_output_dims) fused *= double(d) + 1;
+  return fused;
+}
+
+int64_t resolve_output_dim(const ExperimentConfig& config, int64_t target_columns) {
+  switch (config.task) {
+    case Task::Classification: return config.num_classes;
+    case Task::Regression: break;
+  }
+  if (config.model.output_dim == 0) return target_columns;
+  if (config.model.output_dim != target_columns)
+    throw ConfigError("model.output_dim: " + std::to_string(config.model.output_dim) + " but the target has " +
+                      std::to_string(target_columns) + " column(s)");
+  return config.model.output_dim;
 }
 
 const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model, const std::string& modality) {

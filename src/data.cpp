@@ -358,15 +358,15 @@ Dataset synthetic_split(const ExperimentConfig& config, Split split, const torch
 }  // namespace
 
 Dataset load_split(const ExperimentConfig& config, Split split) {
-  if (config.data.source == "synthetic")
+  if (config.data.source == DataSource::Synthetic)
     return synthetic_split(config, split,
-                           config.task == "classification" ? class_thresholds(config) : torch::Tensor());
+                           config.task == Task::Classification ? class_thresholds(config) : torch::Tensor());
   return file_split(config, split, nullptr);
 }
 
 DataSplits load_splits(const ExperimentConfig& config) {
-  if (config.data.source == "synthetic") {
-    const auto thresholds = config.task == "classification" ? class_thresholds(config) : torch::Tensor();
+  if (config.data.source == DataSource::Synthetic) {
+    const auto thresholds = config.task == Task::Classification ? class_thresholds(config) : torch::Tensor();
     return {synthetic_split(config, Split::Train, thresholds), synthetic_split(config, Split::Val, thresholds),
             synthetic_split(config, Split::Test, thresholds)};
   }

@@ -10,27 +10,10 @@
 #endif
 
 #include "mmfusion/errors.hpp"
+#include "mmfusion/runtime.hpp"
 
 namespace mmfusion {
 namespace {
-
-std::string env(const char* name, const std::string& fallback = "") {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
-}
-
-int env_int(const char* name, int fallback) {
-  const std::string v = env(name);
-  if (v.empty()) return fallback;
-  try {
-    size_t used = 0;
-    const int x = std::stoi(v, &used);
-    if (used != v.size() || x < 0) throw std::invalid_argument(v);
-    return x;
-  } catch (const std::exception&) {
-    throw ConfigError(std::string(name) + ": expected a non-negative integer, got \"" + v + "\"");
-  }
-}
 
 class C10dCommunicator : public Communicator {
  public:
@@ -101,8 +84,8 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
   const int rank = env_int("RANK", -1);
   if (rank < 0 || rank >= world)
     throw ConfigError("RANK: expected an integer in [0, " + std::to_string(world) + ") with WORLD_SIZE=" +
-                      std::to_string(world) + ", got \"" + env("RANK") + "\"");
-  const std::string addr = env("MASTER_ADDR", "127.0.0.1");
+                      std::to_string(world) + ", got \"" + env_string("RANK") + "\"");
+  const std::string addr = env_string("MASTER_ADDR", "127.0.0.1");
   const int port = env_int("MASTER_PORT", 29500);
   if (port == 0 || port > 65535) throw ConfigError("MASTER_PORT: expected a port number, got " + std::to_string(port));
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(settings.timeout_s * 1000));
@@ -122,7 +105,7 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
     c10d::TCPStoreOptions options;
     options.port = static_cast<uint16_t>(port);
     // Under torchrun the launcher already serves the store: every rank is a client.
-    options.isServer = rank == 0 && env("TORCHELASTIC_USE_AGENT_STORE") != "True";
+    options.isServer = rank == 0 && env_string("TORCHELASTIC_USE_AGENT_STORE") != "True";
     options.numWorkers = world;
     options.waitWorkers = false;
     options.timeout = timeout;
@@ -144,7 +127,7 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
 #endif
     if (!group) {
       auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-      const std::string iface = env("GLOO_SOCKET_IFNAME");
+      const std::string iface = env_string("GLOO_SOCKET_IFNAME");
       if (!iface.empty()) options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
       else if (addr == "127.0.0.1" || addr == "localhost")
         options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));

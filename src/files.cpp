@@ -8,6 +8,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
+#include <sstream>
 
 #include "mmfusion/errors.hpp"
 
@@ -56,6 +58,25 @@ std::string timestamp() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
   return buf;
+}
+
+std::string format_number(double x) {
+  std::ostringstream out;
+  out << std::setprecision(9) << x;
+  return out.str();
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+void refuse_overwrite(const std::string& path, bool force, const std::string& option) {
+  std::error_code ec;
+  if (!force && fs::exists(path, ec))
+    throw ConfigError(option + " " + path + ": the file exists (pass --force to overwrite it)");
 }
 
 std::vector<char> read_bytes(const std::string& path) {

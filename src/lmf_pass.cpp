@@ -8,7 +8,7 @@
 #include <ATen/core/LegacyTypeDispatch.h>
 
 #include "mmfusion/dropout.hpp"
-#include "mmfusion/kernels.hpp"
+#include "mmfusion/simd.hpp"
 
 namespace mmfusion {
 
@@ -29,7 +29,7 @@ void add_column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
   auto sum_rows = [&](int64_t b0, int64_t b1, float* dst) {
     for (int64_t b = b0; b < b1; ++b) {
       const float* row = g + b * cols;
-      kernels::add_to(dst, row, cols);
+      simd::add_to(dst, row, cols);
     }
   };
   const int64_t blocks = rows * cols >= 65536 ? std::min<int64_t>(at::get_num_threads(), rows) : 1;
@@ -38,7 +38,7 @@ void add_column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
   at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) sum_rows(rows * k / blocks, rows * (k + 1) / blocks, &partial[k * cols]);
   });
-  for (int64_t k = 0; k < blocks; ++k) kernels::add_to(out, &partial[k * cols], cols);
+  for (int64_t k = 0; k < blocks; ++k) simd::add_to(out, &partial[k * cols], cols);
 }
 
 // The gradient slot of a parameter, created as zeros if the optimizer left it empty.
@@ -58,16 +58,17 @@ class LMFPass::Impl {
   struct Buffers;
 
  public:
-  Impl(LMFImpl& model, const TrainConfig& train) : model_(model), train_(train) {
-    rank_ = model.fusion->options.rank();
-    fused_ = model.fusion->options.output_dim();
-    const auto& encoders = model.encoders->encoders();
-    for (size_t m = 0; m < encoders.size(); ++m) {
+  Impl(LMFDescription description, const LossSpec& loss) : desc_(std::move(description)), loss_(loss) {
+    rank_ = desc_.rank;
+    fused_ = desc_.fused_dim;
+    for (size_t m = 0; m < desc_.encoders.size(); ++m) {
+      const auto& encoder = desc_.encoders[m];
       Modality mod;
-      mod.dropout = encoders[m]->dropout();
-      for (const auto& layer : encoders[m]->layers())
-        mod.layers.push_back({layer->weight, layer->bias, {}, layer->weight.size(1), layer->weight.size(0)});
-      mod.factor = model.fusion->factors[m];
+      mod.dropout = encoder.dropout;
+      for (const auto& layer : encoder.layers)
+        mod.layers.push_back({layer.weight, layer.bias, {}, layer.weight.size(1), layer.weight.size(0)});
+      mod.factor = desc_.factors[m];
+      mod.layout = desc_.factor_layouts[m];
       mod.d = mod.factor.size(1) - 1;
       mod.flat = torch::empty({mod.d + 1, rank_ * fused_});
       mod.dflat = torch::empty({mod.d + 1, rank_ * fused_});
@@ -76,13 +77,13 @@ class LMFPass::Impl {
       mod.dflat_rows = mod.dflat.slice(0, 1);
       modalities_.push_back(std::move(mod));
     }
-    output_ = model.head ? model.head->weight.size(0) : fused_;
+    output_ = desc_.output_dim;
   }
 
-  double train_step(const std::vector<Tensor>& inputs, const Tensor& target, double weight) {
+  double train_step(const std::vector<Tensor>& inputs, const Tensor& target, double weight, bool training) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;  // plain kernels, no graph
     Buffers& buf = prepare(inputs);
-    forward(inputs, buf, model_.is_training());
+    forward(inputs, buf, training);
     const double loss = loss_and_gradient(buf, target, weight);
     backward(inputs, buf);
     return loss;
@@ -122,6 +123,7 @@ class LMFPass::Impl {
     std::vector<Layer> layers;
     double dropout = 0;
     Tensor factor;                     // parameter (R, d+1, O)
+    FactorLayout layout;               // how it is read as V_m
     int64_t d = 0;
     Tensor flat, flat_rows, flat_rows_t;  // V_m (d+1, R*O), V_m[1:], V_m[1:]^T
     Tensor dflat, dflat_rows;          // dL/dV_m and its rows 1..d
@@ -141,8 +143,8 @@ class LMFPass::Impl {
       for (auto& layer : mod.layers)
         if (!layer.weight_t.defined() || layer.weight_t.data_ptr() != layer.weight.data_ptr())
           layer.weight_t = layer.weight.t();
-    if (model_.head && (!head_t_.defined() || head_t_.data_ptr() != model_.head->weight.data_ptr()))
-      head_t_ = model_.head->weight.t();
+    if (desc_.has_head() && (!head_t_.defined() || head_t_.data_ptr() != desc_.head_weight.data_ptr()))
+      head_t_ = desc_.head_weight.t();
   }
 
   Buffers& buffers_for(int64_t batch) {
@@ -169,8 +171,8 @@ class LMFPass::Impl {
     buf->product = torch::empty({batch, ro});
     buf->y = torch::empty({batch, fused_});
     buf->gy = torch::empty({batch, fused_});
-    buf->out = model_.head ? torch::empty({batch, output_}) : buf->y;
-    buf->gout = model_.head ? torch::empty({batch, output_}) : buf->gy;
+    buf->out = desc_.has_head() ? torch::empty({batch, output_}) : buf->y;
+    buf->gout = desc_.has_head() ? torch::empty({batch, output_}) : buf->gy;
     buf->gout_t = buf->gout.t();
     cache_.push_back(std::move(buf));
     return *cache_.back();
@@ -200,17 +202,12 @@ class LMFPass::Impl {
           } else {
             std::fill(mp + b0 * n, mp + b1 * n, 1.0f);
           }
-          for (int64_t b = b0; b < b1; ++b) kernels::bias_relu_mask(hp + b * n, mp + b * n, bp, n);
+          for (int64_t b = b0; b < b1; ++b) simd::bias_relu_mask(hp + b * n, mp + b * n, bp, n);
         });
         in = h;
       }
       // V_m from the (R, d+1, O) factor, then F_m = h_m V_m[1:] (+ V_m[0] in the product pass).
-      const float* w = mod.factor.data_ptr<float>();
-      float* v = mod.flat.data_ptr<float>();
-      for (int64_t r = 0; r < rank_; ++r)
-        for (int64_t i = 0; i <= mod.d; ++i)
-          std::copy(w + (r * (mod.d + 1) + i) * fused_, w + (r * (mod.d + 1) + i + 1) * fused_,
-                    v + i * ro + r * fused_);
+      mod.layout.flatten_into(mod.factor.data_ptr<float>(), mod.flat.data_ptr<float>());
       at::mm_out(buf.f[m], in, mod.flat_rows);
     }
     // P = prod_m (F_m + V_m[0]), storing each F_m with its bias row for the backward.
@@ -227,16 +224,16 @@ class LMFPass::Impl {
         for (size_t m = 0; m < fp.size(); ++m) {
           float* frow = fp[m] + b * ro;
           const float* row0 = v0[m];
-          kernels::add_to(frow, row0, ro);
+          simd::add_to(frow, row0, ro);
           if (m == 0) std::copy(frow, frow + ro, prow);
           else
-            kernels::mul_by(prow, frow, ro);
+            simd::mul_by(prow, frow, ro);
         }
       }
     });
     // y = sum_r w_r P[:, r] + bias.
-    const float* wr = model_.fusion->rank_weights.data_ptr<float>();
-    const float* bias = model_.fusion->bias.data_ptr<float>();
+    const float* wr = desc_.rank_weights.data_ptr<float>();
+    const float* bias = desc_.bias.data_ptr<float>();
     float* yp = buf.y.data_ptr<float>();
     const int64_t rank = rank_, out = fused_;
     for_rows(batch, ro, [&](int64_t b0, int64_t b1) {
@@ -245,84 +242,39 @@ class LMFPass::Impl {
         std::copy(bias, bias + out, yrow);
         for (int64_t r = 0; r < rank; ++r) {
           const float* prow = pp + b * ro + r * out;
-          kernels::add_scaled(yrow, wr[r], prow, out);
+          simd::add_scaled(yrow, wr[r], prow, out);
         }
       }
     });
-    if (model_.head) {
+    if (desc_.has_head()) {
       at::mm_out(buf.out, buf.y, head_t_);
       float* op = buf.out.data_ptr<float>();
-      const float* hb = model_.head->bias.data_ptr<float>();
-      for (int64_t b = 0; b < batch; ++b) kernels::add_to(op + b * output_, hb, output_);
+      const float* hb = desc_.head_bias.data_ptr<float>();
+      for (int64_t b = 0; b < batch; ++b) simd::add_to(op + b * output_, hb, output_);
     }
   }
 
   // The loss of buf.out against target, and weight * dloss/dout into buf.gout.
   double loss_and_gradient(Buffers& buf, const Tensor& target, double weight) {
-    const int64_t batch = buf.batch, k = output_;
-    const float* o = buf.out.data_ptr<float>();
-    float* g = buf.gout.data_ptr<float>();
-    double total = 0;
-    if (train_.loss == "cross_entropy") {
-      const auto labels = target.to(torch::kInt64).contiguous();
-      TORCH_CHECK(labels.numel() == batch, "expected ", batch, " class labels, got ", labels.numel());
-      const int64_t* t = labels.data_ptr<int64_t>();
-      for (int64_t b = 0; b < batch; ++b)
-        TORCH_CHECK(t[b] >= 0 && t[b] < k, "class label ", t[b], " is out of range [0, ", k, ")");
-      const float scale = static_cast<float>(weight / batch);
-      for (int64_t b = 0; b < batch; ++b) {
-        const float* row = o + b * k;
-        float* grow = g + b * k;
-        const float top = *std::max_element(row, row + k);
-        double sum = 0;
-        for (int64_t j = 0; j < k; ++j) sum += std::exp(double(row[j]) - top);
-        total += std::log(sum) + top - row[t[b]];
-        for (int64_t j = 0; j < k; ++j)
-          grow[j] = static_cast<float>(std::exp(double(row[j]) - top) / sum) * scale;
-        grow[t[b]] -= scale;
-      }
-      return weight * total / batch;
-    }
-    const auto y = target.to(torch::kFloat32).contiguous();
-    const int64_t n = batch * k;
-    TORCH_CHECK(y.numel() == n, "expected a target of ", batch, " x ", k, " values, got ", y.sizes());
-    const float* t = y.data_ptr<float>();
-    const double delta = train_.huber_delta;
-    const float scale = static_cast<float>(weight / n);
-    for (int64_t i = 0; i < n; ++i) {
-      const float d = o[i] - t[i];
-      if (train_.loss == "l1") {
-        total += std::abs(d);
-        g[i] = d > 0 ? scale : d < 0 ? -scale : 0.0f;
-      } else if (train_.loss == "huber") {
-        const double ad = std::abs(d);
-        total += ad < delta ? 0.5 * ad * ad : delta * (ad - 0.5 * delta);
-        g[i] = std::clamp(d, static_cast<float>(-delta), static_cast<float>(delta)) * scale;
-      } else {
-        total += double(d) * d;
-        g[i] = 2 * d * scale;
-      }
-    }
-    return weight * total / n;
+    return mmfusion::loss_and_gradient(loss_, buf.out.data_ptr<float>(), buf.batch, output_, target, weight,
+                                       buf.gout.data_ptr<float>());
   }
 
   void backward(const std::vector<Tensor>& inputs, Buffers& buf) {
     const int64_t batch = buf.batch, ro = rank_ * fused_, rank = rank_, out = fused_;
-    auto& fusion = *model_.fusion;
-    if (model_.head) {
-      grad_of(model_.head->weight).addmm_(buf.gout_t, buf.y);
-      add_column_sums(buf.gout.data_ptr<float>(), batch, output_,
-                      grad_of(model_.head->bias).data_ptr<float>());
-      at::mm_out(buf.gy, buf.gout, model_.head->weight);
+    if (desc_.has_head()) {
+      grad_of(desc_.head_weight).addmm_(buf.gout_t, buf.y);
+      add_column_sums(buf.gout.data_ptr<float>(), batch, output_, grad_of(desc_.head_bias).data_ptr<float>());
+      at::mm_out(buf.gy, buf.gout, desc_.head_weight);
     }
     // Rank-weighted sum: dbias = sum_b gy, dP[:, r] = w_r gy and dw_r = sum_b gy . P[:, r];
     // then dF_m = dP * prod_{n != m} F_n. One pass over the rows, in parallel; dP lives in
     // a row-sized scratch, and dw's per-column partial sums in one slot per thread.
     const float* gy = buf.gy.data_ptr<float>();
     const float* pp = buf.product.data_ptr<float>();
-    const float* wr = fusion.rank_weights.data_ptr<float>();
-    add_column_sums(gy, batch, out, grad_of(fusion.bias).data_ptr<float>());
-    const bool learned = fusion.rank_weights.requires_grad();
+    const float* wr = desc_.rank_weights.data_ptr<float>();
+    add_column_sums(gy, batch, out, grad_of(desc_.bias).data_ptr<float>());
+    const bool learned = desc_.rank_weighting == RankWeighting::Learned;
     std::vector<const float*> fp;
     std::vector<float*> gfp;
     for (size_t m = 0; m < modalities_.size(); ++m) {
@@ -349,13 +301,13 @@ class LMFPass::Impl {
           for (size_t n = 0; n < fp.size(); ++n) {
             if (n == m) continue;
             const float* frow = fp[n] + b * ro;
-            kernels::mul_by(grow, frow, ro);
+            simd::mul_by(grow, frow, ro);
           }
         }
       }
     });
     if (learned) {
-      float* gw = grad_of(fusion.rank_weights).data_ptr<float>();
+      float* gw = grad_of(desc_.rank_weights).data_ptr<float>();
       for (int64_t r = 0; r < rank; ++r) {
         double sum = 0;
         for (int t = 0; t < threads; ++t)
@@ -371,10 +323,7 @@ class LMFPass::Impl {
       std::fill(dv, dv + ro, 0.0f);
       add_column_sums(gfp[m], batch, ro, dv);
       at::mm_out(mod.dflat_rows, layers ? buf.h_t[m].back() : inputs[m].t(), buf.gf[m]);
-      float* gw = grad_of(mod.factor).data_ptr<float>();
-      for (int64_t r = 0; r < rank; ++r)
-        for (int64_t i = 0; i <= mod.d; ++i)
-          for (int64_t j = 0; j < out; ++j) gw[(r * (mod.d + 1) + i) * out + j] += dv[i * ro + r * out + j];
+      mod.layout.add_unflattened(dv, grad_of(mod.factor).data_ptr<float>());
       if (!layers) continue;
       // dh_m = dF_m V_m[1:]^T, then the encoder from its last layer down.
       at::mm_out(buf.grad[m].back(), buf.gf[m], mod.flat_rows_t);
@@ -384,7 +333,7 @@ class LMFPass::Impl {
         const float* mult = buf.mult[m][l].data_ptr<float>();
         const int64_t n = layer.out;
         for_rows(batch, n, [&](int64_t b0, int64_t b1) {
-          kernels::mul_by(gz + b0 * n, mult + b0 * n, (b1 - b0) * n);
+          simd::mul_by(gz + b0 * n, mult + b0 * n, (b1 - b0) * n);
         });
         grad_of(layer.weight).addmm_(buf.grad_t[m][l], l ? buf.h[m][l - 1] : inputs[m]);
         add_column_sums(gz, batch, n, grad_of(layer.bias).data_ptr<float>());
@@ -393,8 +342,8 @@ class LMFPass::Impl {
     }
   }
 
-  LMFImpl& model_;
-  TrainConfig train_;
+  LMFDescription desc_;
+  LossSpec loss_;
   int64_t rank_ = 0, fused_ = 0, output_ = 0;
   std::vector<Modality> modalities_;
   Tensor head_t_;
@@ -403,7 +352,8 @@ class LMFPass::Impl {
   std::mutex mutex_;  // infer() may be called from several threads, like a module's forward
 };
 
-LMFPass::LMFPass(LMFImpl& model, const TrainConfig& train) : impl_(std::make_unique<Impl>(model, train)) {}
+LMFPass::LMFPass(LMFDescription description, const LossSpec& loss)
+    : impl_(std::make_unique<Impl>(std::move(description), loss)) {}
 
 LMFPass::~LMFPass() = default;
 
@@ -411,10 +361,27 @@ namespace {
 bool cpu_float(const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; }
 }  // namespace
 
-bool LMFPass::supports(const torch::nn::Module& model) {
-  if (!dynamic_cast<const LMFImpl*>(&model)) return false;
-  const auto params = model.parameters(), buffers = model.buffers();
-  return std::all_of(params.begin(), params.end(), cpu_float) && std::all_of(buffers.begin(), buffers.end(), cpu_float);
+std::string LMFPass::unsupported(const LMFDescription& d) {
+  if (!d.complete())
+    return "the model has parameters its description does not name (" + std::to_string(d.module_parameters) +
+           " values, " + std::to_string(d.described_parameters) + " described)";
+  if (d.encoders.size() != d.factors.size() || d.factors.size() != d.factor_layouts.size())
+    return "one encoder, factor and layout per modality expected";
+  std::vector<torch::Tensor> tensors{d.rank_weights, d.bias};
+  if (d.has_head()) tensors.push_back(d.head_weight), tensors.push_back(d.head_bias);
+  for (size_t m = 0; m < d.encoders.size(); ++m) {
+    const auto& e = d.encoders[m];
+    switch (e.activation) {
+      case Activation::ReLU: break;
+      case Activation::Tanh: return std::string("encoder activation \"") + to_string(e.activation) + "\"";
+    }
+    if (e.layers.size() != e.hidden.size()) return "encoder layers and hidden sizes differ";
+    for (const auto& layer : e.layers) tensors.push_back(layer.weight), tensors.push_back(layer.bias);
+    tensors.push_back(d.factors[m]);
+  }
+  for (const auto& t : tensors)
+    if (!t.defined() || !cpu_float(t) || !t.is_contiguous()) return "tensors that are not contiguous CPU float32";
+  return "";
 }
 
 bool LMFPass::accepts(const std::vector<torch::Tensor>& inputs) {
@@ -422,8 +389,9 @@ bool LMFPass::accepts(const std::vector<torch::Tensor>& inputs) {
                      [](const torch::Tensor& t) { return cpu_float(t) && t.is_contiguous(); });
 }
 
-double LMFPass::train_step(const std::vector<torch::Tensor>& inputs, const torch::Tensor& target, double weight) {
-  return impl_->train_step(inputs, target, weight);
+double LMFPass::train_step(const std::vector<torch::Tensor>& inputs, const torch::Tensor& target, double weight,
+                           bool training) {
+  return impl_->train_step(inputs, target, weight, training);
 }
 
 torch::Tensor LMFPass::infer(const std::vector<torch::Tensor>& inputs) { return impl_->infer(inputs); }

@@ -9,8 +9,10 @@
 #include "mmfusion/bench.hpp"
 #include "mmfusion/commands.hpp"
 #include "mmfusion/errors.hpp"
+#include "mmfusion/mkl_experiment.hpp"
+#include "mmfusion/run_folder.hpp"
+#include "mmfusion/runtime.hpp"
 #include "mmfusion/sweep.hpp"
-#include "mmfusion/trainer.hpp"
 #include "mmfusion/version.hpp"
 
 namespace {
@@ -125,7 +127,7 @@ int main(int argc, char** argv) {
       const auto outcome = run_train(train);
       std::cout << outcome.run_dir << "\n";
     } else {
-      setup_console_logging();
+      make_logger("");  // console only
       if (*eval_cmd) {
         std::cout << run_eval(eval).dump(2) << "\n";
       } else if (*predict_cmd) {

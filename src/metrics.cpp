@@ -62,10 +62,12 @@ nlohmann::json to_json(const ClassificationMetrics& m) {
   return {{"accuracy", m.accuracy}, {"macro_f1", m.macro_f1}, {"count", m.count}};
 }
 
-nlohmann::json task_metrics(const std::string& task, const torch::Tensor& prediction,
-                            const torch::Tensor& target) {
-  if (task == "classification") return to_json(classification_metrics(prediction, target));
-  return to_json(regression_metrics(prediction, target));
+nlohmann::json task_metrics(Task task, const torch::Tensor& prediction, const torch::Tensor& target) {
+  switch (task) {
+    case Task::Classification: return to_json(classification_metrics(prediction, target));
+    case Task::Regression: return to_json(regression_metrics(prediction, target));
+  }
+  return nullptr;
 }
 
 }  // namespace mmfusion

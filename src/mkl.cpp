@@ -262,9 +262,9 @@ torch::Tensor KernelPCA::project(const torch::Tensor& Kt) const {
   return centred.mm(eigenvectors) / eigenvalues.sqrt().unsqueeze(0);
 }
 
-double separability(const std::string& task, const torch::Tensor& train_xy, const torch::Tensor& train_y,
+double separability(Task task, const torch::Tensor& train_xy, const torch::Tensor& train_y,
                     const torch::Tensor& test_xy, const torch::Tensor& test_y) {
-  if (task == "classification") {
+  if (task == Task::Classification) {
     const int64_t classes = std::max(train_y.max().item<int64_t>(), test_y.max().item<int64_t>()) + 1;
     auto means = torch::full({classes, train_xy.size(1)}, INFINITY, train_xy.options());
     for (int64_t c = 0; c < classes; ++c) {

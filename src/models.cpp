@@ -2,12 +2,20 @@
 
 #include "mmfusion/dropout.hpp"
 #include "mmfusion/errors.hpp"
-#include "mmfusion/lmf_pass.hpp"
 
 namespace mmfusion {
 
-MLPEncoderImpl::MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden, double dropout)
-    : dropout_(dropout), output_dim_(input_dim) {
+torch::Tensor activate(Activation activation, const torch::Tensor& x) {
+  switch (activation) {
+    case Activation::ReLU: return torch::relu(x);
+    case Activation::Tanh: return torch::tanh(x);
+  }
+  TORCH_CHECK(false, "unknown activation");
+}
+
+MLPEncoderImpl::MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden, double dropout,
+                               Activation activation)
+    : input_dim_(input_dim), dropout_(dropout), activation_(activation), output_dim_(input_dim) {
   for (size_t i = 0; i < hidden.size(); ++i) {
     layers_.push_back(register_module("fc" + std::to_string(i),
                                       torch::nn::Linear(output_dim_, hidden[i])));
@@ -16,15 +24,27 @@ MLPEncoderImpl::MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hi
 }
 
 torch::Tensor MLPEncoderImpl::forward(torch::Tensor x) {
-  for (auto& layer : layers_) x = fast_dropout(torch::relu(layer(x)), dropout_, is_training());
+  for (auto& layer : layers_) x = fast_dropout(activate(activation_, layer(x)), dropout_, is_training());
   return x;
+}
+
+EncoderDescription MLPEncoderImpl::describe() const {
+  EncoderDescription d;
+  d.input_dim = input_dim_;
+  d.activation = activation_;
+  d.dropout = dropout_;
+  for (const auto& layer : layers_) {
+    d.hidden.push_back(layer->weight.size(0));
+    d.layers.push_back({layer->weight, layer->bias});
+  }
+  return d;
 }
 
 ModalityEncodersImpl::ModalityEncodersImpl(const std::vector<ModalityConfig>& modalities,
                                            const ModelConfig& model) {
   for (const auto& m : modalities)
     encoders_.push_back(register_module(
-        m.name, MLPEncoder(m.dim, encoder_hidden_for(model, m.name), model.dropout)));
+        m.name, MLPEncoder(m.dim, encoder_hidden_for(model, m.name), model.dropout, model.activation)));
 }
 
 std::vector<torch::Tensor> ModalityEncodersImpl::forward(const std::vector<torch::Tensor>& inputs) {
@@ -42,17 +62,32 @@ std::vector<int64_t> ModalityEncodersImpl::output_dims() const {
   return dims;
 }
 
+torch::Tensor FactorLayout::flatten(const torch::Tensor& w) const {
+  return w.permute({1, 0, 2}).reshape({rows, rank * out});
+}
+
+void FactorLayout::flatten_into(const float* w, float* v) const {
+  for (int64_t r = 0; r < rank; ++r)
+    for (int64_t i = 0; i < rows; ++i) std::copy(w + (r * rows + i) * out, w + (r * rows + i + 1) * out, v + (i * rank + r) * out);
+}
+
+void FactorLayout::add_unflattened(const float* v, float* w) const {
+  for (int64_t r = 0; r < rank; ++r)
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < out; ++j) w[(r * rows + i) * out + j] += v[(i * rank + r) * out + j];
+}
+
 LowRankFusionImpl::LowRankFusionImpl(LowRankFusionOptions opts) : options(std::move(opts)) {
   const auto& names = options.names();
   const auto& dims = options.input_dims();
   TORCH_CHECK(names.size() == dims.size() && names.size() >= 1, "one input dim per modality");
   for (size_t m = 0; m < names.size(); ++m)
     factors.push_back(register_parameter(
-        "factor_" + names[m], torch::empty({options.rank(), dims[m] + 1, options.output_dim()})));
+        "factor_" + names[m], torch::empty({options.rank(), dims[m] + 1, options.fused_dim()})));
   rank_weights = options.learned_rank_weights()
                      ? register_parameter("rank_weights", torch::empty({1, options.rank()}))
                      : register_buffer("rank_weights", torch::ones({1, options.rank()}));
-  bias = register_parameter("bias", torch::empty({1, options.output_dim()}));
+  bias = register_parameter("bias", torch::empty({1, options.fused_dim()}));
   reset_parameters();
 }
 
@@ -63,16 +98,19 @@ void LowRankFusionImpl::reset_parameters() {
   bias.zero_();
 }
 
+FactorLayout LowRankFusionImpl::factor_layout(size_t m) const {
+  return {options.rank(), factors[m].size(1), options.fused_dim()};
+}
+
 torch::Tensor LowRankFusionImpl::forward(const std::vector<torch::Tensor>& h) {
   TORCH_CHECK(h.size() == factors.size(), "expected ", factors.size(), " inputs, got ", h.size());
   const int64_t rank = options.rank();
-  const int64_t out = options.output_dim();
+  const int64_t out = options.fused_dim();
   // [1; h] . W[r] for all r at once: the constant 1 picks row 0 of every factor, so it is
   // a bias row of one addmm over the (d_m, rank * out) matrix of the other rows.
   torch::Tensor product;
   for (size_t m = 0; m < h.size(); ++m) {
-    const auto& w = factors[m];                                      // (rank, d+1, out)
-    const auto flat = w.permute({1, 0, 2}).reshape({w.size(1), rank * out});  // (d+1, rank*out)
+    const auto flat = factor_layout(m).flatten(factors[m]);           // (d+1, rank*out)
     auto f = torch::addmm(flat[0], h[m], flat.slice(0, 1));           // (B, rank*out)
     product = m == 0 ? f : product * f;
   }
@@ -92,32 +130,44 @@ LMFImpl::LMFImpl(LMFOptions opts) : options(std::move(opts)) {
   fusion = register_module(
       "fusion", LowRankFusion(LowRankFusionOptions(names, encoders->output_dims())
                                   .rank(model.rank)
-                                  .output_dim(model.fused_dim)
-                                  .learned_rank_weights(model.rank_weighting == "learned")));
+                                  .fused_dim(model.fused_dim)
+                                  .learned_rank_weights(model.rank_weighting == RankWeighting::Learned)));
   if (model.fused_dim != options.output_dim())
     head = register_module("head", torch::nn::Linear(model.fused_dim, options.output_dim()));
 }
 
 torch::Tensor LMFImpl::forward(const std::vector<torch::Tensor>& inputs) {
-  const auto& b = fusion->bias;
-  if (!is_training() && !torch::GradMode::is_enabled() && b.device().is_cpu() &&
-      b.scalar_type() == torch::kFloat32 && LMFPass::accepts(inputs)) {
-    std::shared_ptr<LMFPass> pass;
-    {
-      std::lock_guard<std::mutex> lock(inference_mutex_);
-      if (!inference_ && LMFPass::supports(*this)) inference_ = std::make_shared<LMFPass>(*this, TrainConfig{});
-      pass = inference_;
-    }
-    if (pass) return pass->infer(inputs);
-  }
   auto y = fusion->forward(encoders->forward(inputs));
   return head ? head(y) : y;
 }
 
+LMFDescription LMFImpl::describe() const {
+  LMFDescription d;
+  for (const auto& e : encoders->encoders()) d.encoders.push_back(e->describe());
+  d.rank = fusion->options.rank();
+  d.fused_dim = fusion->options.fused_dim();
+  d.output_dim = options.output_dim();
+  d.rank_weighting = fusion->options.learned_rank_weights() ? RankWeighting::Learned : RankWeighting::Sum;
+  d.factors = fusion->factors;
+  for (size_t m = 0; m < fusion->factors.size(); ++m) d.factor_layouts.push_back(fusion->factor_layout(m));
+  d.rank_weights = fusion->rank_weights;
+  d.bias = fusion->bias;
+  if (head) d.head_weight = head->weight, d.head_bias = head->bias;
+  std::vector<torch::Tensor> named{d.bias};
+  if (d.rank_weighting == RankWeighting::Learned) named.push_back(d.rank_weights);
+  if (d.has_head()) named.push_back(d.head_weight), named.push_back(d.head_bias);
+  named.insert(named.end(), d.factors.begin(), d.factors.end());
+  for (const auto& e : d.encoders)
+    for (const auto& layer : e.layers) named.push_back(layer.weight), named.push_back(layer.bias);
+  for (const auto& t : named) d.described_parameters += t.numel();
+  for (const auto& p : parameters()) d.module_parameters += p.numel();
+  return d;
+}
+
 PostFusionImpl::PostFusionImpl(int64_t input_dim, const std::vector<int64_t>& hidden,
-                               int64_t output_dim, double p)
+                               int64_t output_dim, double p, Activation activation)
     : dropout(p) {
-  post = register_module("post", MLPEncoder(input_dim, hidden, p));
+  post = register_module("post", MLPEncoder(input_dim, hidden, p, activation));
   out = register_module("out", torch::nn::Linear(post->output_dim(), output_dim));
 }
 
@@ -136,8 +186,9 @@ int64_t sum_dims(const std::vector<int64_t>& dims) {
 TFNImpl::TFNImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model,
                  int64_t output_dim) {
   encoders = register_module("encoders", ModalityEncoders(modalities, model));
-  for (int64_t d : encoders->output_dims()) fused_size_ *= d + 1;
-  post = register_module("post", PostFusion(fused_size_, model.post_hidden, output_dim, model.dropout));
+  fused_size_ = static_cast<int64_t>(tfn_fused_size(encoders->output_dims()));
+  post = register_module("post",
+                         PostFusion(fused_size_, model.post_hidden, output_dim, model.dropout, model.activation));
 }
 
 torch::Tensor TFNImpl::fuse(const std::vector<torch::Tensor>& h) const {
@@ -160,7 +211,8 @@ ConcatFusionImpl::ConcatFusionImpl(const std::vector<ModalityConfig>& modalities
                                    const ModelConfig& model, int64_t output_dim) {
   encoders = register_module("encoders", ModalityEncoders(modalities, model));
   post = register_module(
-      "post", PostFusion(sum_dims(encoders->output_dims()), model.post_hidden, output_dim, model.dropout));
+      "post", PostFusion(sum_dims(encoders->output_dims()), model.post_hidden, output_dim, model.dropout,
+                         model.activation));
 }
 
 torch::Tensor ConcatFusionImpl::forward(const std::vector<torch::Tensor>& inputs) {
@@ -169,7 +221,7 @@ torch::Tensor ConcatFusionImpl::forward(const std::vector<torch::Tensor>& inputs
 
 LateFusionImpl::LateFusionImpl(const std::vector<ModalityConfig>& modalities,
                                const ModelConfig& model, int64_t output_dim)
-    : mean_(model.late_combine == "mean") {
+    : combine_(model.late_combine) {
   encoders = register_module("encoders", ModalityEncoders(modalities, model));
   auto holder = register_module("heads", std::make_shared<torch::nn::Module>());
   const auto dims = encoders->output_dims();
@@ -181,18 +233,24 @@ torch::Tensor LateFusionImpl::forward(const std::vector<torch::Tensor>& inputs) 
   const auto h = encoders->forward(inputs);
   torch::Tensor y = heads[0](h[0]);
   for (size_t m = 1; m < h.size(); ++m) y = y + heads[m](h[m]);
-  return mean_ ? y / static_cast<double>(h.size()) : y;
+  switch (combine_) {
+    case LateCombine::Sum: return y;
+    case LateCombine::Mean: return y / static_cast<double>(h.size());
+  }
+  return y;
 }
 
 ModelPtr make_model(const ModelConfig& model, const std::vector<ModalityConfig>& modalities,
                     int64_t output_dim) {
   if (output_dim < 1) throw ConfigError("model.output_dim: expected an integer >= 1, got " +
                                         std::to_string(output_dim));
-  if (model.type == "lmf") return LMF(LMFOptions(modalities, output_dim).model(model)).ptr();
-  if (model.type == "tfn") return TFN(modalities, model, output_dim).ptr();
-  if (model.type == "concat") return ConcatFusion(modalities, model, output_dim).ptr();
-  if (model.type == "late") return LateFusion(modalities, model, output_dim).ptr();
-  throw ConfigError("model.type: unknown model type \"" + model.type + "\"");
+  switch (model.type) {
+    case ModelType::LMF: return LMF(LMFOptions(modalities, output_dim).model(model)).ptr();
+    case ModelType::TFN: return TFN(modalities, model, output_dim).ptr();
+    case ModelType::Concat: return ConcatFusion(modalities, model, output_dim).ptr();
+    case ModelType::Late: return LateFusion(modalities, model, output_dim).ptr();
+  }
+  throw ConfigError("model.type: unknown model type");
 }
 
 std::vector<std::pair<std::string, int64_t>> parameter_counts(torch::nn::Module& module) {

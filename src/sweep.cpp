@@ -8,14 +8,13 @@
 #include <set>
 #include <sstream>
 
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "mmfusion/commands.hpp"
 #include "mmfusion/config.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/files.hpp"
+#include "mmfusion/run_folder.hpp"
 #include "mmfusion/svg.hpp"
 
 namespace mmfusion {
@@ -25,26 +24,11 @@ using Combination = std::vector<std::pair<std::string, json>>;
 
 namespace {
 
-json parse_value(const std::string& text) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error&) {
-    return text;
-  }
-}
-
 std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
 std::string last_segment(const std::string& key) {
   const auto dot = key.rfind('.');
   return dot == std::string::npos ? key : key.substr(dot + 1);
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
 }
 
 struct Stats {
@@ -69,16 +53,6 @@ std::string format_stat(const Stats& s) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.4g ± %.2g", s.mean, s.std);
   return buf;
-}
-
-std::shared_ptr<spdlog::logger> sweep_logger(const std::string& dir) {
-  std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>(),
-                                      std::make_shared<spdlog::sinks::basic_file_sink_mt>(
-                                          (fs::path(dir) / "sweep.log").string(), false)};
-  auto log = std::make_shared<spdlog::logger>("sweep", sinks.begin(), sinks.end());
-  log->set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] sweep: %v");
-  log->flush_on(spdlog::level::info);
-  return log;
 }
 
 }  // namespace
@@ -188,7 +162,7 @@ SweepOutcome run_sweep(const SweepArgs& args) {
   // Every combination's config is built and validated before anything runs.
   const auto combinations = grid_combinations(axes);
   std::vector<std::pair<std::string, json>> runs;
-  std::string task = "regression";
+  Task task = Task::Regression;
   for (const auto& combination : combinations) {
     json doc = base;
     for (const auto& s : sets) apply_override(doc, s);
@@ -214,7 +188,7 @@ SweepOutcome run_sweep(const SweepArgs& args) {
   for (const auto& a : axes) grid[a.key] = a.values;
   atomic_write_text((fs::path(dir) / "sweep.json").string(),
                     json{{"name", name}, {"base", base}, {"set", sets}, {"grid", grid}}.dump(2) + "\n");
-  auto log = sweep_logger(dir);
+  auto log = make_logger((fs::path(dir) / "sweep.log").string(), "sweep: ");
   log->info("{} combinations in {}", runs.size(), dir);
 
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -261,8 +235,8 @@ SweepOutcome run_sweep(const SweepArgs& args) {
   return outcome;
 }
 
-void write_sweep_reports(const std::string& dir, const std::vector<GridAxis>& axes, const std::string& task) {
-  const bool classification = task == "classification";
+void write_sweep_reports(const std::string& dir, const std::vector<GridAxis>& axes, Task task) {
+  const bool classification = task == Task::Classification;
   const std::vector<std::string> main_metrics =
       classification ? std::vector<std::string>{"accuracy", "macro_f1", "loss"}
                      : std::vector<std::string>{"mse", "r2", "pearson", "mae"};

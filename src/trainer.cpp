@@ -1,10 +1,6 @@
 #include "mmfusion/trainer.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <sys/resource.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 #include <unistd.h>
 
 #include <chrono>
@@ -12,140 +8,22 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
+#include "mmfusion/distributed.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/files.hpp"
-#include "mmfusion/distributed.hpp"
-#include "mmfusion/flat_adam.hpp"
-#include "mmfusion/svg.hpp"
-#include "mmfusion/train_step.hpp"
+#include "mmfusion/losses.hpp"
+#include "mmfusion/optim.hpp"
+#include "mmfusion/runtime.hpp"
+#include "mmfusion/step.hpp"
 #include "mmfusion/version.hpp"
 
 namespace mmfusion {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-torch::Device resolve_device(const std::string& spec) {
-  if (spec == "cpu") return torch::kCPU;
-  const bool have_cuda = torch::cuda::is_available();
-  if (spec == "auto") return have_cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  if (!have_cuda)
-    throw ConfigError("device: \"" + spec +
-                      "\" requested but no CUDA device is available (this LibTorch build or "
-                      "machine has none); use \"cpu\" or \"auto\"");
-  const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
-  const int64_t index = spec == "cuda" ? 0 : std::stoll(spec.substr(5));
-  if (index >= count)
-    throw ConfigError("device: \"" + spec + "\" requested but this machine has " +
-                      std::to_string(count) + " CUDA device(s) (cuda:0 to cuda:" +
-                      std::to_string(count - 1) + ")");
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-}
-
-void keep_freed_memory() {
-#if defined(__GLIBC__)
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  mallopt(M_TRIM_THRESHOLD, 512 << 20);
-#endif
-}
-
-int64_t apply_threads(int64_t threads) {
-  // LibTorch counts physical cores and may start below what the machine offers.
-  const int64_t n = threads > 0 ? threads
-                                : std::max<int64_t>(1, std::thread::hardware_concurrency());
-  torch::set_num_threads(static_cast<int>(n));
-  return n;
-}
-
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& t,
-                                                        MultimodalModelImpl& model) {
-  // Split the parameters into the factor group (own lr) and the rest.
-  std::vector<torch::Tensor> factors = t.factor_lr > 0 ? model.factor_parameters()
-                                                       : std::vector<torch::Tensor>{};
-  std::vector<torch::Tensor> others;
-  for (const auto& p : model.parameters()) {
-    const bool is_factor = std::any_of(factors.begin(), factors.end(), [&](const torch::Tensor& f) {
-      return f.unsafeGetTensorImpl() == p.unsafeGetTensorImpl();
-    });
-    if (!is_factor) others.push_back(p);
-  }
-  auto groups_for = [&](auto make_options) {
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(others, make_options(t.lr));
-    if (!factors.empty()) groups.emplace_back(factors, make_options(t.factor_lr));
-    return groups;
-  };
-  if (t.fused_optimizer && (t.optimizer == "adam" || t.optimizer == "adamw")) {
-    std::vector<FlatAdam::Group> groups{{others, t.lr}};
-    if (!factors.empty()) groups.push_back({factors, t.factor_lr});
-    return std::make_unique<FlatAdam>(groups, t.weight_decay, /*decoupled=*/t.optimizer == "adamw");
-  }
-  if (t.optimizer == "adam") {
-    auto opts = [&](double lr) {
-      return std::make_unique<torch::optim::AdamOptions>(
-          torch::optim::AdamOptions(lr).weight_decay(t.weight_decay));
-    };
-    return std::make_unique<torch::optim::Adam>(groups_for(opts), *opts(t.lr));
-  }
-  if (t.optimizer == "adamw") {
-    auto opts = [&](double lr) {
-      return std::make_unique<torch::optim::AdamWOptions>(
-          torch::optim::AdamWOptions(lr).weight_decay(t.weight_decay));
-    };
-    return std::make_unique<torch::optim::AdamW>(groups_for(opts), *opts(t.lr));
-  }
-  auto opts = [&](double lr) {
-    return std::make_unique<torch::optim::SGDOptions>(
-        torch::optim::SGDOptions(lr).momentum(t.momentum).weight_decay(t.weight_decay));
-  };
-  return std::make_unique<torch::optim::SGD>(groups_for(opts), *opts(t.lr));
-}
-
-torch::Tensor compute_loss(const TrainConfig& t, const torch::Tensor& prediction,
-                           const torch::Tensor& target) {
-  namespace F = torch::nn::functional;
-  if (t.loss == "cross_entropy") return F::cross_entropy(prediction, target);
-  if (t.loss == "l1") return F::l1_loss(prediction, target);
-  if (t.loss == "huber")
-    return F::huber_loss(prediction, target, F::HuberLossFuncOptions().delta(t.huber_delta));
-  return F::mse_loss(prediction, target);
-}
-
-torch::Tensor predict(MultimodalModelImpl& model, const Dataset& data, int64_t batch_size,
-                      const torch::Device& device) {
-  torch::InferenceMode guard;
-  const bool was_training = model.is_training();
-  model.eval();
-  std::vector<torch::Tensor> outputs;
-  const int64_t n = data.size();
-  for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
-    const int64_t b1 = std::min(n, b0 + batch_size);
-    std::vector<torch::Tensor> inputs;
-    for (const auto& f : data.features) inputs.push_back(f.slice(0, b0, b1).to(device));
-    outputs.push_back(model.forward(inputs));
-  }
-  model.train(was_training);
-  return torch::cat(outputs, 0);
-}
-
-namespace {
-// Resident memory now and at its peak, in MiB (Linux).
-std::pair<double, double> memory_mb() {
-  double current = 0;
-  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-    long pages = 0, resident = 0;
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) == 2) current = resident * (sysconf(_SC_PAGESIZE) / 1048576.0);
-    std::fclose(f);
-  }
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return {current, usage.ru_maxrss / 1024.0};
-}
-}  // namespace
 
 json to_json(const EpochRecord& r) {
   json out = {{"epoch", r.epoch},
@@ -160,36 +38,6 @@ json to_json(const EpochRecord& r) {
   for (const auto& item : r.val.items())
     if (item.key() != "count") out["val_" + item.key()] = item.value();
   return out;
-}
-
-RunPaths::RunPaths(std::string d) : dir(std::move(d)) {
-  const fs::path p(dir);
-  config = (p / "config.json").string();
-  log = (p / "train.log").string();
-  metrics = (p / "metrics.jsonl").string();
-  results = (p / "results.json").string();
-  loss_svg = (p / "loss.svg").string();
-  checkpoints = (p / "checkpoints").string();
-  last = (p / "checkpoints" / "last.pt").string();
-  best = (p / "checkpoints" / "best.pt").string();
-}
-
-void write_loss_chart(const RunPaths& paths, const std::string& run_name) {
-  ChartSeries train{"train loss", {}, {}, {}}, val{"validation loss", {}, {}, {}};
-  std::ifstream in(paths.metrics);
-  std::string line;
-  while (std::getline(in, line)) {
-    const json r = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!r.is_object() || !r.contains("epoch")) continue;
-    const double epoch = r["epoch"].get<double>();
-    train.x.push_back(epoch), train.y.push_back(r.value("train_loss", NAN));
-    val.x.push_back(epoch), val.y.push_back(r.value("val_loss", NAN));
-  }
-  ChartOptions options;
-  options.title = "Loss per epoch: " + run_name;
-  options.x_label = "epoch";
-  options.y_label = "loss";
-  atomic_write_text(paths.loss_svg, line_chart(options, {train, val}));
 }
 
 Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device device,
@@ -207,7 +55,7 @@ Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device 
   model_ = make_model(config_.model, config_.data.modalities, config_.model.output_dim);
   model_->to(device_);
   optimizer_ = make_optimizer(config_.train, *model_);
-  step_ = std::make_unique<TrainStep>(model_, config_.train);
+  step_ = std::make_unique<StepRunner>(model_, config_.train);
 }
 
 Trainer::~Trainer() = default;
@@ -218,7 +66,7 @@ void Trainer::restore(Checkpoint& checkpoint) {
   // Loading replaced the parameters' storage: build the optimizer again over the loaded
   // values (a fused optimizer views them in its own buffer), then restore its state.
   optimizer_ = make_optimizer(config_.train, *model_);
-  step_ = std::make_unique<TrainStep>(model_, config_.train);
+  step_ = std::make_unique<StepRunner>(model_, config_.train);
   checkpoint.load_optimizer(*optimizer_);
   progress_ = checkpoint.progress;
   const RngStates rng = checkpoint.rng();
@@ -317,13 +165,15 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   r.epoch = progress_.epoch + 1;
   r.train_loss = progress_.epoch_loss_sum / std::max<int64_t>(1, progress_.epoch_samples);
   const auto prediction = predict_sharded(val_);
-  r.val_loss = compute_loss(config_.train, prediction, val_.target).item<double>();
+  r.val_loss = loss_value(step_->loss(), prediction, val_.target).item<double>();
   r.val = task_metrics(config_.task, prediction, val_.target);
   r.lr = config_.train.lr;
   r.seconds = seconds;
   r.samples_per_s = seconds > 0 ? progress_.epoch_samples / seconds : 0;
   r.global_step = progress_.global_step;
-  std::tie(r.rss_mb, r.peak_rss_mb) = memory_mb();
+  const MemoryUsage memory = memory_usage();
+  r.rss_mb = memory.rss_mb;
+  r.peak_rss_mb = memory.peak_rss_mb;
 
   progress_.epoch = r.epoch;
   progress_.epoch_step = 0;
@@ -410,12 +260,12 @@ void Trainer::broadcast_parameters() {
 }
 
 torch::Tensor Trainer::predict_sharded(const Dataset& data) {
-  if (!comm_) return predict(*model_, data, config_.train.eval_batch_size, device_);
+  if (!comm_) return predict(*step_, data, config_.train.eval_batch_size, device_);
   // Each rank predicts its shard; a sum of zero-padded copies gives every rank all rows.
   const auto [s0, s1] = shard_of(0, data.size(), comm_->rank(), comm_->world_size());
   torch::Tensor all;
   {
-    const auto part = predict(*model_, data.rows(torch::arange(s0, s1, torch::TensorOptions(torch::kInt64).device(device_))),
+    const auto part = predict(*step_, data.rows(torch::arange(s0, s1, torch::TensorOptions(torch::kInt64).device(device_))),
                               config_.train.eval_batch_size, device_);
     all = torch::zeros({data.size(), part.size(1)}, part.options());
     all.slice(0, s0, s1).copy_(part);
@@ -433,7 +283,7 @@ void Trainer::fit(const std::atomic<int>* stop) {
     return;
   }
   log_->info("training {} on {}: {} train / {} val / {} test samples, {} parameters, {} threads",
-             config_.model.type, device_.str(), train_.size(), val_.size(), test_.size(),
+             to_string(config_.model.type), device_.str(), train_.size(), val_.size(), test_.size(),
              parameter_counts(*model_)[0].second, torch::get_num_threads());
   while (progress_.epoch < t.epochs) {
     const auto start = Clock::now();
@@ -442,7 +292,7 @@ void Trainer::fit(const std::atomic<int>* stop) {
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     const EpochRecord r = finish_epoch(seconds);
     history_.push_back(r);
-    const bool classification = config_.task == "classification";
+    const bool classification = config_.task == Task::Classification;
     log_->info("epoch {:>3}/{}  train_loss {:.6f}  val_loss {:.6f}  {} {:.4f}  {} {:.4f}  "
                "lr {:.3g}  {:.2f}s  {:.0f} samples/s{}",
                r.epoch, t.epochs, r.train_loss, r.val_loss, classification ? "val_acc" : "val_mae",
@@ -463,14 +313,10 @@ void Trainer::fit(const std::atomic<int>* stop) {
 
 json Trainer::write_results() {
   Checkpoint best = open_checkpoint(paths_.best, device_);
-  ModelPtr model = make_model(config_.model, config_.data.modalities, config_.model.output_dim);
-  best.load_model(*model);
-  model->to(device_);
-  auto evaluate = [&](const Dataset& d) {
-    const auto p = predict(*model, d, config_.train.eval_batch_size, device_);
-    json m = task_metrics(config_.task, p, d.target);
-    m["loss"] = compute_loss(config_.train, p, d.target).item<double>();
-    return m;
+  ModelPtr model = best.build_model(device_);
+  StepRunner runner(model, config_.train);
+  auto evaluate_on = [&](const Dataset& d) {
+    return evaluate(runner, config_.task, d, config_.train.eval_batch_size, device_);
   };
   json params = json::object();
   for (const auto& [name, count] : parameter_counts(*model)) params[name] = count;
@@ -484,8 +330,8 @@ json Trainer::write_results() {
                                         ? double(progress_.epoch) * double(train_.size()) / progress_.train_seconds
                                         : 0.0},
                   {"parameters", params},
-                  {"val", evaluate(val_)},
-                  {"test", evaluate(test_)}};
+                  {"val", evaluate_on(val_)},
+                  {"test", evaluate_on(test_)}};
   atomic_write_text(paths_.results, results.dump(2) + "\n");
   return results;
 }

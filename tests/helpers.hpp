@@ -82,6 +82,13 @@ inline std::vector<torch::Tensor> random_inputs(const std::vector<ModalityConfig
   return x;
 }
 
+// Well-formed XML, checked by Python's standard-library parser (independent of ours).
+inline bool well_formed_xml(const std::string& path) {
+  const std::string cmd = std::string(MMFUSION_PYTHON) + " -c 'import sys, xml.dom.minidom; "
+                          "xml.dom.minidom.parse(sys.argv[1])' " + path + " 2>/dev/null";
+  return std::system(cmd.c_str()) == 0;
+}
+
 inline std::shared_ptr<spdlog::logger> quiet_logger() {
   return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
 }

@@ -39,7 +39,7 @@ TEST(Bench, CommandPrintsWellFormedJsonWithEveryField) {
                           " 2>/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const json r = json::parse(read_text(dir.file("out.json")));
-  for (const char* k : {"model", "device", "threads", "fused_step", "parameters", "forward_flops_per_sample",
+  for (const char* k : {"model", "device", "threads", "train_path", "eval_path", "parameters", "forward_flops_per_sample",
                         "train_flops_per_sample", "matmul_gflops", "peak_rss_mb", "results"})
     EXPECT_TRUE(r.contains(k)) << k;
   ASSERT_EQ(r["results"].size(), 2u);
@@ -53,4 +53,7 @@ TEST(Bench, CommandPrintsWellFormedJsonWithEveryField) {
   EXPECT_LE(r["results"][0]["train"]["samples_per_s_min"].get<double>(),
             r["results"][0]["train"]["samples_per_s"].get<double>());
   EXPECT_GT(r["matmul_gflops"].get<double>(), 0.0);
+  // tiny is an LMF on the CPU: both phases ran the hand-written pass.
+  EXPECT_EQ(r["train_path"], "hand-written");
+  EXPECT_EQ(r["eval_path"], "hand-written");
 }

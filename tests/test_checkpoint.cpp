@@ -7,6 +7,7 @@
 #include "helpers.hpp"
 #include "mmfusion/checkpoint.hpp"
 #include "mmfusion/errors.hpp"
+#include "mmfusion/step.hpp"
 #include "mmfusion/trainer.hpp"
 
 using namespace mmfusion;
@@ -57,11 +58,12 @@ TEST(Checkpoint, RoundTripGivesIdenticalOutputs) {
   EXPECT_EQ(c.meta["format_version"], kCheckpointFormatVersion);
   EXPECT_TRUE(c.config == tiny_config({"model.output_dim=1"}));
 
-  ModelPtr loaded = make_model(c.config.model, c.config.data.modalities, 1);
-  c.load_model(*loaded);
   const Dataset test = load_split(c.config, Split::Test);
-  const auto a = predict(run.trainer->model(), test, 16, torch::kCPU);
-  const auto b = predict(*loaded, test, 64, torch::kCPU);
+  StepRunner trained(std::dynamic_pointer_cast<MultimodalModelImpl>(run.trainer->model().shared_from_this()),
+                     c.config.train);
+  StepRunner loaded(c.build_model(torch::kCPU), c.config.train);
+  const auto a = predict(trained, test, 16, torch::kCPU);
+  const auto b = predict(loaded, test, 64, torch::kCPU);
   EXPECT_TRUE(torch::equal(a, b));
 }
 

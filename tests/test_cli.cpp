@@ -216,3 +216,13 @@ TEST(PythonInterop, CheckpointsAndDataFilesCrossTheBoundary) {
   EXPECT_EQ(count_lines(read_text(dir.file("py.csv"))), 1 + 10);
   EXPECT_EQ(read_text(dir.file("py.csv")).substr(0, 17), "index,prediction\n");
 }
+
+TEST(Cli, EveryRunWritesAWellFormedLossChart) {
+  TempDir dir;
+  const std::string cmd = std::string(MMFUSION_BINARY) + " train --config " +
+                          source_path("configs/tiny.json") + " --out " + dir.file("run") + " 2>/dev/null >/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  ASSERT_TRUE(fs::exists(dir.file("run/loss.svg")));
+  EXPECT_TRUE(well_formed_xml(dir.file("run/loss.svg")));
+  EXPECT_NE(read_text(dir.file("run/loss.svg")).find("validation loss"), std::string::npos);
+}

@@ -6,6 +6,8 @@
 #include "helpers.hpp"
 #include "mmfusion/commands.hpp"
 #include "mmfusion/errors.hpp"
+#include "mmfusion/runtime.hpp"
+#include "mmfusion/step.hpp"
 #include "mmfusion/trainer.hpp"
 
 using namespace mmfusion;

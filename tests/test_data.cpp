@@ -180,20 +180,3 @@ TEST(DataFile, FileSourceSplitsByFractionsWithoutOverlap) {
   EXPECT_TRUE(same(load_split(f, Split::Test), s.test));
 }
 
-TEST(Files, AtomicWriteLeavesTheOldFileWhenWritingFails) {
-  TempDir dir;
-  const std::string path = dir.file("state.txt");
-  atomic_write_text(path, "old contents");
-  EXPECT_THROW(atomic_write(path,
-                            [](const std::string& tmp) {
-                              write_text(tmp, "half of the new");
-                              throw Error("disk full (simulated)");
-                            }),
-               Error);
-  EXPECT_EQ(read_text(path), "old contents");
-  int files = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++files;
-  EXPECT_EQ(files, 1) << "the temporary file was not removed";
-  atomic_write_text(path, "new contents");
-  EXPECT_EQ(read_text(path), "new contents");
-}

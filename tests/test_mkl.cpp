@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/commands.hpp"
+#include "mmfusion/mkl_experiment.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/mkl.hpp"
 
@@ -180,9 +180,9 @@ TEST(KernelPCA, SubspaceIterationMatchesTheFullEigendecomposition) {
 TEST(KernelPCA, SeparabilityScoresWhatIsSeparable) {
   const auto xy = torch::tensor({{0.0, 0.0}, {0.1, 0.0}, {5.0, 5.0}, {5.1, 5.0}}, f64);
   const auto labels = torch::tensor({0, 0, 1, 1}, torch::kInt64);
-  EXPECT_DOUBLE_EQ(separability("classification", xy, labels, xy, labels), 1.0);
+  EXPECT_DOUBLE_EQ(separability(Task::Classification, xy, labels, xy, labels), 1.0);
   const auto target = torch::tensor({{1.0}, {1.2}, {11.0}, {11.2}}, f64);  // = 2 x + 1
-  EXPECT_NEAR(separability("regression", xy, target, xy, target), 1.0, 1e-9);
+  EXPECT_NEAR(separability(Task::Regression, xy, target, xy, target), 1.0, 1e-9);
 }
 
 TEST(MKLCommand, WritesEveryOutputAndRefusesWhatWouldNotFit) {

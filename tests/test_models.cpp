@@ -121,9 +121,6 @@ TEST(LMF, EvalModeIsDeterministicAndDropoutActsInTraining) {
 TEST(Models, FactoryRejectsWhatItCannotBuild) {
   const auto c = tiny_config();
   EXPECT_THROW(make_model(c.model, c.data.modalities, 0), ConfigError);
-  auto bad = c.model;
-  bad.type = "transformer";
-  EXPECT_THROW(make_model(bad, c.data.modalities, 1), ConfigError);
 }
 
 TEST(Models, ParameterCountsAddUp) {
@@ -138,4 +135,63 @@ TEST(Models, ParameterCountsAddUp) {
   EXPECT_EQ(counts[1], (std::pair<std::string, int64_t>{"encoders", encoders}));
   EXPECT_EQ(counts[2], (std::pair<std::string, int64_t>{"fusion", fusion}));
   EXPECT_EQ(counts[3], (std::pair<std::string, int64_t>{"head", head}));
+}
+
+TEST(LMF, DescriptionNamesEveryParameterAndTheStructure) {
+  const auto c = tiny_config({"model.rank=3", "model.fused_dim=5", "model.encoders={\"text\":[6,7]}",
+                              "model.dropout=0.25"});
+  auto model = LMF(LMFOptions(c.data.modalities, 2).model(c.model));
+  const LMFDescription d = model->describe();
+  EXPECT_TRUE(d.complete());
+  int64_t total = 0;
+  for (const auto& p : model->parameters()) total += p.numel();
+  EXPECT_EQ(d.module_parameters, total);
+  ASSERT_EQ(d.encoders.size(), 3u);
+  EXPECT_EQ(d.encoders[2].hidden, (std::vector<int64_t>{6, 7}));
+  EXPECT_EQ(d.encoders[2].output_dim(), 7);
+  EXPECT_EQ(d.encoders[0].input_dim, 16);
+  EXPECT_EQ(d.encoders[0].activation, Activation::ReLU);
+  EXPECT_DOUBLE_EQ(d.encoders[1].dropout, 0.25);
+  EXPECT_EQ(d.rank, 3);
+  EXPECT_EQ(d.fused_dim, 5);
+  EXPECT_EQ(d.output_dim, 2);
+  EXPECT_TRUE(d.has_head());
+  // The description holds the module's own tensors, not copies.
+  EXPECT_TRUE(d.factors[2].is_same(model->fusion->factors[2]));
+  EXPECT_TRUE(d.head_weight.is_same(model->head->weight));
+  EXPECT_EQ(d.factor_layouts[2].rows, 8);  // d + 1 with d = 7
+  // Summed rank weights are a buffer, not a parameter; no head when fused_dim == output.
+  const auto s = tiny_config({"model.rank_weighting=sum", "model.fused_dim=2"});
+  const auto plain = LMF(LMFOptions(s.data.modalities, 2).model(s.model))->describe();
+  EXPECT_TRUE(plain.complete());
+  EXPECT_EQ(plain.rank_weighting, RankWeighting::Sum);
+  EXPECT_FALSE(plain.has_head());
+}
+
+TEST(LMF, FactorLayoutsFlatViewIsTheSameInEveryForm) {
+  // V[i, r * out + j] = W[r, i, j], written out by hand, against the layout's three forms.
+  const FactorLayout layout{3, 4, 2};
+  const auto w = torch::randn({3, 4, 2});
+  auto expected = torch::empty({4, 6});
+  for (int64_t r = 0; r < 3; ++r)
+    for (int64_t i = 0; i < 4; ++i)
+      for (int64_t j = 0; j < 2; ++j) expected[i][r * 2 + j] = w[r][i][j];
+  EXPECT_TRUE(torch::equal(layout.flatten(w), expected));
+  auto v = torch::empty({4, 6});
+  layout.flatten_into(w.data_ptr<float>(), v.data_ptr<float>());
+  EXPECT_TRUE(torch::equal(v, expected));
+  auto back = torch::ones({3, 4, 2});
+  layout.add_unflattened(expected.data_ptr<float>(), back.data_ptr<float>());
+  EXPECT_TRUE(torch::equal(back, w + 1));
+}
+
+TEST(LMF, TanhEncodersComputeTanh) {
+  const auto c = tiny_config({"model.activation=tanh", "model.encoder_hidden=[3]"});
+  auto encoder = MLPEncoder(16, std::vector<int64_t>{3}, 0.0, Activation::Tanh);
+  const auto x = torch::randn({4, 16});
+  const auto description = encoder->describe();
+  const auto& layer = description.layers[0];
+  EXPECT_TRUE(torch::allclose(encoder->forward(x), torch::tanh(x.mm(layer.weight.t()) + layer.bias)));
+  EXPECT_EQ(make_model(c.model, c.data.modalities, 1)->as<LMFImpl>()->describe().encoders[0].activation,
+            Activation::Tanh);
 }

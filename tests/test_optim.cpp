@@ -1,13 +1,11 @@
-// The optimised paths against the plain ones: FlatAdam against torch::optim::Adam/AdamW,
-// fast_dropout against its definition.
+// Optimizers (optim.hpp): the factory builds what the config names, with the factor
+// group; FlatAdam against torch::optim::Adam/AdamW.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/dropout.hpp"
-#include "mmfusion/flat_adam.hpp"
-#include "mmfusion/trainer.hpp"
+#include "mmfusion/optim.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;
@@ -26,10 +24,10 @@ void expect_same_training(const std::vector<std::string>& overrides) {
     for (auto& p : plain->named_parameters()) p.value().copy_(src[p.key()]);
   }
   auto t = config.train;
-  t.fused_optimizer = true;
+  t.flat_optimizer = true;
   auto fused_opt = make_optimizer(t, *fused);
   ASSERT_NE(dynamic_cast<FlatAdam*>(fused_opt.get()), nullptr);
-  t.fused_optimizer = false;
+  t.flat_optimizer = false;
   auto plain_opt = make_optimizer(t, *plain);
   ASSERT_EQ(dynamic_cast<FlatAdam*>(plain_opt.get()), nullptr);
   fused->eval(), plain->eval();  // no dropout: the same function on both sides
@@ -72,29 +70,49 @@ TEST(FlatAdam, ParametersAndGradientsAreViewsOfOneBuffer) {
   for (const auto& p : params) EXPECT_EQ(p.grad().abs().sum().item<double>(), 0.0);
 }
 
-TEST(FastDropout, KeepsTheRightFractionScaledAndPassesGradientsThroughTheMask) {
-  torch::manual_seed(1);
-  const auto x = torch::ones({1000, 1000}, torch::requires_grad());
-  const auto y = fast_dropout(x, 0.3, true);
-  const double kept = (y > 0).to(torch::kFloat64).mean().item<double>();
-  EXPECT_NEAR(kept, 0.7, 0.002);
-  EXPECT_NEAR(y.max().item<double>(), 1 / 0.7, 1e-6);
-  EXPECT_NEAR(y.to(torch::kFloat64).mean().item<double>(), 1.0, 0.005);  // expectation preserved
-  y.sum().backward();
-  EXPECT_TRUE(torch::equal(x.grad(), y.detach()));  // d(x * m)/dx = m, here m = y
-  // Outside training, and with p = 0, it is the identity.
-  EXPECT_TRUE(torch::equal(fast_dropout(x, 0.3, false), x));
-  EXPECT_TRUE(torch::equal(fast_dropout(x, 0.0, true), x));
+TEST(Optimizers, FactorLearningRateGetsItsOwnParameterGroup) {
+  auto config = tiny_config({"train.factor_lr=0.01", "train.lr=0.002"});
+  ModelPtr model = make_model(config.model, config.data.modalities, 1);
+  auto optimizer = make_optimizer(config.train, *model);
+  const auto& groups = optimizer->param_groups();
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_DOUBLE_EQ(groups[0].options().get_lr(), 0.002);
+  EXPECT_DOUBLE_EQ(groups[1].options().get_lr(), 0.01);
+  EXPECT_EQ(groups[1].params().size(), 3u);  // one factor per modality
+  EXPECT_EQ(groups[0].params().size() + groups[1].params().size(), model->parameters().size());
+  // Without factor_lr: one group holding everything.
+  config.train.factor_lr = 0;
+  EXPECT_EQ(make_optimizer(config.train, *model)->param_groups().size(), 1u);
 }
 
-TEST(FastDropout, MaskDependsOnTheSeedNotOnTheThreadCount) {
-  const auto x = torch::randn({300, 700});
-  torch::set_num_threads(1);
-  torch::manual_seed(5);
-  const auto a = fast_dropout(x, 0.5, true);
-  torch::set_num_threads(2);
-  torch::manual_seed(5);
-  const auto b = fast_dropout(x, 0.5, true);
-  EXPECT_TRUE(torch::equal(a, b));
-  EXPECT_FALSE(torch::equal(a, fast_dropout(x, 0.5, true)));  // the generator moved on
+TEST(Optimizers, TheFactoryBuildsTheOptimizerTheConfigNames) {
+  auto config = tiny_config();
+  ModelPtr model = make_model(config.model, config.data.modalities, 1);
+  auto built = [&](const std::vector<std::string>& overrides) {
+    return make_optimizer(tiny_config(overrides).train, *model);
+  };
+  EXPECT_NE(dynamic_cast<FlatAdam*>(built({}).get()), nullptr);
+  EXPECT_NE(dynamic_cast<FlatAdam*>(built({"train.optimizer=adamw"}).get()), nullptr);
+  EXPECT_NE(dynamic_cast<torch::optim::Adam*>(built({"train.flat_optimizer=false"}).get()), nullptr);
+  EXPECT_NE(dynamic_cast<torch::optim::AdamW*>(built({"train.optimizer=adamw", "train.flat_optimizer=false"}).get()),
+            nullptr);
+  auto sgd = built({"train.optimizer=sgd", "train.momentum=0.5", "train.lr=0.2"});
+  auto* as_sgd = dynamic_cast<torch::optim::SGD*>(sgd.get());
+  ASSERT_NE(as_sgd, nullptr);
+  const auto& options = static_cast<const torch::optim::SGDOptions&>(as_sgd->param_groups()[0].options());
+  EXPECT_DOUBLE_EQ(options.momentum(), 0.5);
+  EXPECT_DOUBLE_EQ(options.lr(), 0.2);
+  // AdamW's decoupled decay differs from Adam's L2 term: one step from the same state.
+  auto step_with = [&](const std::vector<std::string>& overrides) {
+    auto c = tiny_config(overrides);
+    torch::manual_seed(0);
+    ModelPtr m = make_model(c.model, c.data.modalities, 1);
+    auto opt = make_optimizer(c.train, *m);
+    clear_gradients(*opt);
+    m->forward(random_inputs(c.data.modalities, 4)).sum().backward();
+    opt->step();
+    return m->parameters()[0].detach().clone();
+  };
+  EXPECT_FALSE(torch::allclose(step_with({"train.weight_decay=0.5"}),
+                               step_with({"train.optimizer=adamw", "train.weight_decay=0.5"})));
 }

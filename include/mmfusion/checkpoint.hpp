@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mmfusion/config.hpp"
+#include "mmfusion/models.hpp"
 
 namespace mmfusion {
 
@@ -59,6 +60,8 @@ struct Checkpoint {
   torch::serialize::InputArchive archive;
 
   void load_model(torch::nn::Module& model);
+  // The model of the checkpoint's config with its saved parameters, on `device`, in eval mode.
+  ModelPtr build_model(const torch::Device& device);
   bool has_optimizer();
   void load_optimizer(torch::optim::Optimizer& optimizer);
   RngStates rng();

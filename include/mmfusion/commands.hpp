@@ -1,7 +1,8 @@
 #pragma once
-// One function per subcommand. The executable parses the command line into these
-// argument structs and calls them; tests call them in-process. They throw ConfigError
-// (exit 2), Error (exit 1) or Interrupted (exit 130).
+// One function per subcommand that runs or reads a model (train, eval, predict, inspect,
+// synth, validate); mkl, sweep and bench have their own modules. The executable parses
+// the command line into these argument structs and calls them; tests call them
+// in-process. They throw ConfigError (exit 2), Error (exit 1) or Interrupted (exit 130).
 #include <string>
 #include <vector>
 
@@ -51,24 +52,7 @@ struct SynthArgs {
 };
 int64_t run_synth(const SynthArgs& args);
 
-// Multiple kernel learning on a config's data: writes mkl.json, kpca.csv, kpca.svg and
-// predictions.csv into a run folder (docs/mkl.md). Returns mkl.json's content.
-struct MKLArgs {
-  std::string config;
-  std::vector<std::string> overrides;
-  std::string out;  // "" = runs/<name>-mkl-<timestamp>
-};
-nlohmann::json run_mkl(const MKLArgs& args);
-
 // The resolved config (all defaults filled) of a config file plus overrides.
 nlohmann::json run_validate(const std::string& config, const std::vector<std::string>& overrides);
-
-// torchrun's LOCAL_RANK (0 without it), and how many processes share this machine
-// (LOCAL_WORLD_SIZE, else WORLD_SIZE, else 1).
-int local_rank();
-int processes_on_this_machine();
-
-// Console logging for commands that do not train (stderr, no colours when not a TTY).
-void setup_console_logging();
 
 }  // namespace mmfusion

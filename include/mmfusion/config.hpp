@@ -11,6 +11,47 @@
 
 namespace mmfusion {
 
+// The choices a config makes, as enums: each is parsed once from its string here, and code
+// that acts on one uses a switch with no default, so the compiler names every switch a
+// new value must be handled in. to_string gives the config's spelling.
+enum class Task { Regression, Classification };
+enum class Loss { MSE, L1, Huber, CrossEntropy };
+enum class ModelType { LMF, TFN, Concat, Late };
+enum class OptimizerType { Adam, AdamW, SGD };
+enum class Activation { ReLU, Tanh };           // after each encoder Linear layer
+enum class RankWeighting { Learned, Sum };      // LMF: learned (1, rank) weights or a plain sum
+enum class LateCombine { Sum, Mean };           // late fusion: how the heads' outputs combine
+enum class DataSource { Synthetic, File };
+
+const char* to_string(Task v);
+const char* to_string(Loss v);
+const char* to_string(ModelType v);
+const char* to_string(OptimizerType v);
+const char* to_string(Activation v);
+const char* to_string(RankWeighting v);
+const char* to_string(LateCombine v);
+const char* to_string(DataSource v);
+
+// Every value of an enum above, in declaration order (parsing and the docs use them).
+template <typename E>
+const std::vector<E>& all_values();
+template <>
+const std::vector<Task>& all_values<Task>();
+template <>
+const std::vector<Loss>& all_values<Loss>();
+template <>
+const std::vector<ModelType>& all_values<ModelType>();
+template <>
+const std::vector<OptimizerType>& all_values<OptimizerType>();
+template <>
+const std::vector<Activation>& all_values<Activation>();
+template <>
+const std::vector<RankWeighting>& all_values<RankWeighting>();
+template <>
+const std::vector<LateCombine>& all_values<LateCombine>();
+template <>
+const std::vector<DataSource>& all_values<DataSource>();
+
 struct ModalityConfig {
   std::string name;  // an identifier: letters, digits, '_' (used in parameter names)
   int64_t dim = 0;   // feature size
@@ -28,7 +69,7 @@ struct SyntheticConfig {
 };
 
 struct DataConfig {
-  std::string source = "synthetic";  // "synthetic" | "file"
+  DataSource source = DataSource::Synthetic;
   std::vector<ModalityConfig> modalities = {{"visual", 128}, {"audio", 64}, {"text", 300}};
   // synthetic source
   int64_t train_size = 8192;
@@ -44,16 +85,17 @@ struct DataConfig {
 };
 
 struct ModelConfig {
-  std::string type = "lmf";        // "lmf" | "tfn" | "concat" | "late"
-  int64_t rank = 4;                // lmf
-  std::string rank_weighting = "learned";  // lmf: "learned" (1, rank) weights | "sum"
+  ModelType type = ModelType::LMF;
+  int64_t rank = 4;                                    // lmf
+  RankWeighting rank_weighting = RankWeighting::Learned;  // lmf
   double dropout = 0.1;
+  Activation activation = Activation::ReLU;  // every encoder and post-fusion layer
   int64_t fused_dim = 32;    // LMF's d_out: size of the fused vector
   int64_t output_dim = 0;    // 0: the target's number of columns
   std::vector<int64_t> encoder_hidden = {32};                // every modality's MLP
   std::map<std::string, std::vector<int64_t>> encoders;    // per-modality override
   std::vector<int64_t> post_hidden = {64, 64};  // tfn, concat: post-fusion MLP hidden sizes
-  std::string late_combine = "sum";             // late: "sum" | "mean" of per-modality heads
+  LateCombine late_combine = LateCombine::Sum;  // late: sum or mean of per-modality heads
   int64_t max_fused_size = 1 << 22;             // tfn: refuse larger outer products
 };
 
@@ -61,17 +103,20 @@ struct TrainConfig {
   int64_t epochs = 20;
   int64_t batch_size = 64;
   int64_t eval_batch_size = 1024;
-  std::string optimizer = "adam";  // "adam" | "adamw" | "sgd"
+  OptimizerType optimizer = OptimizerType::Adam;
   double lr = 1e-3;
   double factor_lr = 0.0;          // 0: same as lr; else the LMF factors' own lr
   double weight_decay = 0.0;
   double momentum = 0.9;           // sgd only
-  std::string loss = "mse";        // "mse" | "l1" | "huber" | "cross_entropy" (classification)
+  Loss loss = Loss::MSE;           // classification: cross_entropy (the default there)
   double huber_delta = 1.0;
   double grad_clip = 0.0;          // max global gradient norm; 0: off
   int64_t patience = 0;            // early stopping on val loss; 0: off
-  bool fused_optimizer = true;     // adam/adamw over one flat buffer (flat_adam.hpp)
-  bool fused_step = true;          // LMF on the CPU: hand-written forward/backward (train_step.hpp)
+  // adam/adamw over one flat buffer (optim.hpp). Was train.fused_optimizer.
+  bool flat_optimizer = true;
+  // LMF on the CPU: the hand-written forward/backward (lmf_pass.hpp) wherever it applies,
+  // in training and evaluation. Was train.fused_step.
+  bool handwritten_step = true;
 };
 
 // One modality's kernel for multiple kernel learning (docs/mkl.md).
@@ -103,7 +148,7 @@ struct DistributedConfig {
 
 struct ExperimentConfig {
   std::string name = "default";
-  std::string task = "regression";  // "regression" | "classification"
+  Task task = Task::Regression;
   int64_t num_classes = 0;          // classification: >= 2
   uint64_t seed = 42;
   std::string device = "auto";  // "auto" | "cpu" | "cuda" | "cuda:N"
@@ -115,22 +160,39 @@ struct ExperimentConfig {
   DistributedConfig distributed;
 };
 
-// Parses and validates a JSON document. Throws ConfigError naming the JSON path.
-ExperimentConfig parse_config(const nlohmann::json& doc);
+// Parses and validates a JSON document. Throws ConfigError naming the JSON path. Keys that
+// still work under an old name add a line to *deprecations (when given).
+ExperimentConfig parse_config(const nlohmann::json& doc,
+                              std::vector<std::string>* deprecations = nullptr);
 // The resolved config (every default filled). parse_config(to_json(c)) == c.
 nlohmann::json to_json(const ExperimentConfig& config);
 
 // Reads a JSON file; malformed JSON is a ConfigError with line and column.
 nlohmann::json read_json_file(const std::string& path);
-// Applies one "a.b.c=VALUE" override: VALUE is JSON when it parses, else a string.
+// A value typed on the command line: JSON when it parses, else the text as a string (so
+// --set device=cpu works unquoted).
+nlohmann::json parse_value(const std::string& text);
+// Applies one "a.b.c=VALUE" override (VALUE as parse_value reads it).
 void apply_override(nlohmann::json& doc, const std::string& assignment);
-// read_json_file + every override + parse_config.
+// parse_config of a document, with its deprecation notes logged as warnings.
+ExperimentConfig parse_config_logged(const nlohmann::json& doc);
+// read_json_file + every override + parse_config_logged.
 ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides);
 
-// The hidden sizes of one modality's encoder (per-modality override or the default).
+// One modality's MKL kernel (its own entry, or the default).
 const KernelConfig& kernel_for(const MKLConfig& mkl, const std::string& modality);
+// The hidden sizes of one modality's encoder (per-modality override or the default).
 const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model,
                                                const std::string& modality);
+// Every modality's encoding size: its last hidden size, or its input size without any.
+std::vector<int64_t> encoder_output_dims(const ModelConfig& model,
+                                         const std::vector<ModalityConfig>& modalities);
+// TFN's fused size prod_m (d_m + 1), as a double (it may not fit an integer).
+double tfn_fused_size(const std::vector<int64_t>& encoder_output_dims);
+// The model's output width for a target of `target_columns` columns: num_classes for
+// classification, else model.output_dim or (when 0) the target's columns. ConfigError
+// when model.output_dim disagrees with the target.
+int64_t resolve_output_dim(const ExperimentConfig& config, int64_t target_columns);
 
 bool operator==(const ExperimentConfig& a, const ExperimentConfig& b);
 

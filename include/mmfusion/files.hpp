@@ -1,5 +1,5 @@
 #pragma once
-// Small file helpers shared by checkpoints, data files and run folders.
+// Small file and text helpers shared by checkpoints, data files, run folders and reports.
 #include <functional>
 #include <string>
 #include <vector>
@@ -14,6 +14,15 @@ void atomic_write_text(const std::string& path, const std::string& text);
 
 // Local time as YYYYmmdd-HHMMSS, for run and folder names.
 std::string timestamp();
+
+// A number as CSV and logs write it: up to 9 significant digits, no trailing zeros.
+std::string format_number(double x);
+// A CSV field, quoted when it holds a comma, a quote or a newline.
+std::string csv_field(const std::string& s);
+
+// ConfigError "OPTION PATH: the file exists (pass --force ...)" unless `force` or the
+// file is new: an output file is never overwritten by surprise.
+void refuse_overwrite(const std::string& path, bool force, const std::string& option = "--output");
 
 // Whole-file read; Error naming the path when it cannot be read.
 std::vector<char> read_bytes(const std::string& path);

@@ -3,36 +3,42 @@
 // (derivation in docs/performance.md). Every matrix product is one BLAS call into buffers
 // kept between calls; everything else (biases, ReLU, dropout, the product over
 // modalities, the rank-weighted sum, the loss and their derivatives) is a plain loop
-// (kernels.hpp) that writes its result once, with no autograd graph. It computes the same
-// function and gradients as autograd of LMFImpl::forward; tests/test_train_step.cpp
-// compares the two.
+// (simd.hpp) that writes its result once, with no autograd graph. It works from the
+// model's description (LMFDescription), not from the module, and implements exactly one
+// structure: encoders of Linear -> ReLU -> dropout layers, the low-rank fusion with
+// learned or summed rank weights, and an optional linear head. unsupported() says when a
+// description is anything else; step.hpp then runs autograd instead.
+// tests/test_lmf_pass.cpp compares it with autograd of LMFImpl::forward.
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
 
-#include "mmfusion/config.hpp"
+#include "mmfusion/losses.hpp"
 #include "mmfusion/models.hpp"
 
 namespace mmfusion {
 
 class LMFPass {
  public:
-  // Holds references to the model's parameters (it follows them if their storage is
-  // replaced); the model must outlive it. train.loss and train.huber_delta pick the loss.
-  LMFPass(LMFImpl& model, const TrainConfig& train);
-  ~LMFPass();
-
-  // An LMF whose parameters and buffers are CPU float32.
-  static bool supports(const torch::nn::Module& model);
+  // "" when the pass implements this description exactly (structure, and contiguous CPU
+  // float32 tensors); otherwise what it does not implement.
+  static std::string unsupported(const LMFDescription& description);
   // Inputs it can read directly: CPU float32, contiguous.
   static bool accepts(const std::vector<torch::Tensor>& inputs);
 
-  // Adds the gradients of weight * loss(model(inputs), target) to the parameters' .grad
-  // and returns that weighted loss. Dropout follows the model's train/eval mode.
-  double train_step(const std::vector<torch::Tensor>& inputs, const torch::Tensor& target, double weight);
+  // Holds the description's tensor handles (it follows them if their storage is
+  // replaced); the model must outlive it. `loss` is the training loss.
+  LMFPass(LMFDescription description, const LossSpec& loss);
+  ~LMFPass();
 
-  // The model's output in eval mode (no dropout), as a new tensor. Thread-safe.
+  // Adds the gradients of weight * loss(model(inputs), target) to the parameters' .grad
+  // and returns that weighted loss. Dropout is applied when `training`.
+  double train_step(const std::vector<torch::Tensor>& inputs, const torch::Tensor& target, double weight,
+                    bool training);
+
+  // The model's output without dropout, as a new tensor. Thread-safe.
   torch::Tensor infer(const std::vector<torch::Tensor>& inputs);
 
  private:

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mmfusion/config.hpp"  // Task
+
 namespace mmfusion {
 
 struct RegressionMetrics {
@@ -32,8 +34,7 @@ nlohmann::json to_json(const RegressionMetrics& m);
 ClassificationMetrics classification_metrics(const torch::Tensor& logits, const torch::Tensor& labels);
 nlohmann::json to_json(const ClassificationMetrics& m);
 
-// The metrics of a task ("regression" | "classification") as JSON.
-nlohmann::json task_metrics(const std::string& task, const torch::Tensor& prediction,
-                            const torch::Tensor& target);
+// The metrics of a task as JSON.
+nlohmann::json task_metrics(Task task, const torch::Tensor& prediction, const torch::Tensor& target);
 
 }  // namespace mmfusion

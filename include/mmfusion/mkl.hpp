@@ -77,7 +77,7 @@ torch::Tensor centre_test_kernel(const torch::Tensor& test_kernel, const torch::
 // Separability of 2-D coordinates: classification, accuracy of the nearest class mean
 // (means from the training coordinates); regression, R^2 of a least-squares linear fit
 // (fitted on the training coordinates). Scored on the test coordinates.
-double separability(const std::string& task, const torch::Tensor& train_xy, const torch::Tensor& train_y,
+double separability(Task task, const torch::Tensor& train_xy, const torch::Tensor& train_y,
                     const torch::Tensor& test_xy, const torch::Tensor& test_y);
 
 // Bytes the kernel matrices of an MKL problem take (M modality kernels, the combined one

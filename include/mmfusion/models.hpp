@@ -1,7 +1,9 @@
 #pragma once
 // Fusion models. Every model maps one [B, dim_m] tensor per modality (config order) to
 // a [B, output_dim] prediction. The trainer only sees MultimodalModel; which model it is
-// comes from the factory, keyed by model.type.
+// comes from the factory, keyed by model.type. Models know nothing of how they are run:
+// the hand-written LMF pass (lmf_pass.hpp) works from the description LMF gives of itself,
+// and whoever runs a step (step.hpp) chooses it.
 //
 // Parameter names are the checkpoint schema:
 //   encoders.<modality>.fc<i>.{weight,bias}   per-modality MLP layers
@@ -12,7 +14,6 @@
 // TFN and concat: encoders.*, post.fc<i>.{weight,bias}, out.{weight,bias};
 // late: encoders.*, heads.<modality>.{weight,bias}.
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,18 +32,37 @@ class MultimodalModelImpl : public torch::nn::Module {
 };
 using ModelPtr = std::shared_ptr<MultimodalModelImpl>;
 
-// A modality encoder: (Linear -> ReLU -> Dropout) per hidden size. With no hidden sizes
-// it is the identity and h_m = x_m.
+// y = activation(x) element-wise.
+torch::Tensor activate(Activation activation, const torch::Tensor& x);
+
+// What a modality encoder computes, with handles to its parameters: per hidden size,
+// Linear -> activation -> dropout. No hidden sizes: the identity.
+struct EncoderDescription {
+  struct Layer {
+    torch::Tensor weight, bias;  // (out, in), (out)
+  };
+  int64_t input_dim = 0;
+  std::vector<int64_t> hidden;
+  Activation activation = Activation::ReLU;
+  double dropout = 0;
+  std::vector<Layer> layers;  // one per hidden size
+  int64_t output_dim() const { return hidden.empty() ? input_dim : hidden.back(); }
+};
+
+// A modality encoder: (Linear -> activation -> Dropout) per hidden size. With no hidden
+// sizes it is the identity and h_m = x_m.
 struct MLPEncoderImpl : torch::nn::Module {
-  MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden, double dropout);
+  MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden, double dropout,
+                 Activation activation = Activation::ReLU);
   torch::Tensor forward(torch::Tensor x);
   int64_t output_dim() const { return output_dim_; }
-  const std::vector<torch::nn::Linear>& layers() const { return layers_; }
-  double dropout() const { return dropout_; }
+  EncoderDescription describe() const;
 
  private:
   std::vector<torch::nn::Linear> layers_;
+  int64_t input_dim_;
   double dropout_;
+  Activation activation_;
   int64_t output_dim_;
 };
 TORCH_MODULE(MLPEncoder);
@@ -59,7 +79,20 @@ struct ModalityEncodersImpl : torch::nn::Module {
 };
 TORCH_MODULE(ModalityEncoders);
 
-// The low-rank fusion layer of Liu et al. (2018), METHODS.md section 1:
+// The layout of one LMF factor: W_m of shape (rank, d+1, out) read as the matrix V_m of
+// shape (d+1, rank * out), V_m[i, r * out + j] = W_m[r, i, j], so that [1; h_m] V_m gives
+// every rank component at once. Row 0 multiplies the constant 1 (a bias row).
+struct FactorLayout {
+  int64_t rank = 0, rows = 0, out = 0;  // rows = d + 1
+  // V from W, differentiable (a copy: W's memory is rank-major).
+  torch::Tensor flatten(const torch::Tensor& w) const;
+  // V from W and W += V-shaped values, as plain loops over contiguous float32 memory (the
+  // hand-written pass; its gradient of V goes back into W's layout this way).
+  void flatten_into(const float* w, float* v) const;
+  void add_unflattened(const float* v, float* w) const;
+};
+
+// The low-rank fusion layer of Liu et al. (2018), docs/methods.md:
 //   y = sum_r w_r * prod_m ([1; h_m] . W_m[r]) + b
 struct LowRankFusionOptions {
   LowRankFusionOptions(std::vector<std::string> names, std::vector<int64_t> input_dims)
@@ -67,7 +100,7 @@ struct LowRankFusionOptions {
   TORCH_ARG(std::vector<std::string>, names);
   TORCH_ARG(std::vector<int64_t>, input_dims);  // d_m, without the constant 1
   TORCH_ARG(int64_t, rank) = 4;
-  TORCH_ARG(int64_t, output_dim) = 32;
+  TORCH_ARG(int64_t, fused_dim) = 32;  // d_out, the width of y
   // false: the paper's plain sum over rank (rank_weights is then a buffer of ones).
   TORCH_ARG(bool, learned_rank_weights) = true;
 };
@@ -76,15 +109,36 @@ struct LowRankFusionImpl : torch::nn::Module {
   explicit LowRankFusionImpl(LowRankFusionOptions options);
   void reset_parameters();  // xavier-normal factors and rank weights, zero bias
   torch::Tensor forward(const std::vector<torch::Tensor>& h);
+  FactorLayout factor_layout(size_t m) const;
   LowRankFusionOptions options;
-  std::vector<torch::Tensor> factors;  // (rank, d_m + 1, output_dim) each
+  std::vector<torch::Tensor> factors;  // (rank, d_m + 1, fused_dim) each
   torch::Tensor rank_weights;          // (1, rank)
-  torch::Tensor bias;                  // (1, output_dim)
+  torch::Tensor bias;                  // (1, fused_dim)
 
  private:
   torch::Tensor identity_;  // I_out on the inputs' device (not part of the state)
 };
 TORCH_MODULE(LowRankFusion);
+
+// What an LMF computes, with handles to its parameters: everything a second
+// implementation of its forward and backward (lmf_pass.hpp) or a FLOP count needs.
+//   h_m = encoder_m(x_m); F_m = [1; h_m] V_m (V_m: factor m in FactorLayout);
+//   y = sum_r w_r prod_m F_m[:, r] + bias; out = head(y) when there is a head.
+struct LMFDescription {
+  std::vector<EncoderDescription> encoders;  // one per modality, config order
+  int64_t rank = 0, fused_dim = 0, output_dim = 0;
+  RankWeighting rank_weighting = RankWeighting::Learned;  // Sum: rank_weights is a buffer of ones
+  std::vector<torch::Tensor> factors;        // (rank, d_m + 1, fused_dim)
+  std::vector<FactorLayout> factor_layouts;  // how each is read as V_m
+  torch::Tensor rank_weights, bias;          // (1, rank), (1, fused_dim)
+  torch::Tensor head_weight, head_bias;      // (output_dim, fused_dim), (output_dim); undefined without a head
+  // Parameter values this description accounts for, and the module's own count: a module
+  // with anything the description does not name (a new layer) has more.
+  int64_t described_parameters = 0, module_parameters = 0;
+
+  bool has_head() const { return head_weight.defined(); }
+  bool complete() const { return described_parameters == module_parameters; }
+};
 
 // LMF: encoders -> low-rank fusion -> linear head (when fused_dim != output_dim).
 struct LMFOptions {
@@ -92,28 +146,20 @@ struct LMFOptions {
       : modalities_(std::move(modalities)), output_dim_(output_dim) {}
   TORCH_ARG(std::vector<ModalityConfig>, modalities);
   TORCH_ARG(int64_t, output_dim);
-  TORCH_ARG(ModelConfig, model);  // rank, dropout, fused_dim, encoder sizes
+  TORCH_ARG(ModelConfig, model);  // rank, dropout, activation, fused_dim, encoder sizes
 };
-
-class LMFPass;  // lmf_pass.hpp
 
 class LMFImpl : public MultimodalModelImpl {
  public:
   explicit LMFImpl(LMFOptions options);
-  // In eval mode without gradients (InferenceMode, NoGradGuard) on CPU float32 tensors,
-  // this runs the hand-written pass of lmf_pass.hpp, which computes the same function
-  // with fewer operations; otherwise the module graph below.
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
   std::vector<torch::Tensor> factor_parameters() override { return fusion->factors; }
+  LMFDescription describe() const;
 
   LMFOptions options;
   ModalityEncoders encoders{nullptr};
   LowRankFusion fusion{nullptr};
   torch::nn::Linear head{nullptr};
-
- private:
-  std::shared_ptr<LMFPass> inference_;  // made on the first forward that can use it
-  std::mutex inference_mutex_;
 };
 TORCH_MODULE(LMF);
 
@@ -121,7 +167,7 @@ TORCH_MODULE(LMF);
 // (Linear -> ReLU -> Dropout) per hidden size, then a linear output layer.
 struct PostFusionImpl : torch::nn::Module {
   PostFusionImpl(int64_t input_dim, const std::vector<int64_t>& hidden, int64_t output_dim,
-                 double dropout);
+                 double dropout, Activation activation);
   torch::Tensor forward(torch::Tensor x);
   double dropout;
   MLPEncoder post{nullptr};
@@ -168,7 +214,7 @@ class LateFusionImpl : public MultimodalModelImpl {
   std::vector<torch::nn::Linear> heads;
 
  private:
-  bool mean_ = false;
+  LateCombine combine_;
 };
 TORCH_MODULE(LateFusion);
 

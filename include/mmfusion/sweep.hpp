@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mmfusion/config.hpp"
+
 namespace mmfusion {
 
 struct SweepArgs {
@@ -43,7 +45,6 @@ struct SweepOutcome {
 SweepOutcome run_sweep(const SweepArgs& args);
 
 // Writes DIR/results.csv, DIR/summary.md and DIR/chart.svg from the runs' results.json.
-void write_sweep_reports(const std::string& dir, const std::vector<GridAxis>& axes,
-                         const std::string& task);
+void write_sweep_reports(const std::string& dir, const std::vector<GridAxis>& axes, Task task);
 
 }  // namespace mmfusion

@@ -14,6 +14,7 @@
 #include "mmfusion/data.hpp"
 #include "mmfusion/metrics.hpp"
 #include "mmfusion/models.hpp"
+#include "mmfusion/run_folder.hpp"
 
 namespace spdlog {
 class logger;
@@ -22,29 +23,7 @@ class logger;
 namespace mmfusion {
 
 class Communicator;  // distributed.hpp
-class TrainStep;     // train_step.hpp
-
-// "auto" | "cpu" | "cuda" | "cuda:N" -> a device that exists; ConfigError otherwise.
-torch::Device resolve_device(const std::string& spec);
-// threads: 0 = all hardware threads. Returns the count in force.
-int64_t apply_threads(int64_t threads);
-// glibc returns every freed block above 128 KiB (then a self-adjusting size) to the
-// system, so a step whose temporaries are a few MiB page-faults them in again each time
-// (measured: evaluation at batch 2048 ran at half speed after the fused training step).
-// Keeps blocks below 256 MiB in the heap instead. Called once by the executable.
-void keep_freed_memory();
-
-// Builds the optimizer named by train.optimizer, with the model's factor parameters in
-// their own group when train.factor_lr > 0.
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& train,
-                                                        MultimodalModelImpl& model);
-// The configured loss, mean over elements (cross-entropy: logits [B, K], labels [B]).
-torch::Tensor compute_loss(const TrainConfig& train, const torch::Tensor& prediction,
-                           const torch::Tensor& target);
-
-// Predictions for a whole dataset in evaluation mode, batch by batch: [N, output_dim].
-torch::Tensor predict(MultimodalModelImpl& model, const Dataset& data, int64_t batch_size,
-                      const torch::Device& device);
+class StepRunner;    // step.hpp
 
 struct EpochRecord {
   int64_t epoch = 0;
@@ -58,15 +37,6 @@ struct EpochRecord {
   double rss_mb = 0, peak_rss_mb = 0;  // resident memory after the epoch, now and at peak
 };
 nlohmann::json to_json(const EpochRecord& r);
-
-// Files of a run folder.
-struct RunPaths {
-  explicit RunPaths(std::string dir);
-  std::string dir, config, log, metrics, results, loss_svg, checkpoints, last, best;
-};
-
-// Redraws RUN/loss.svg (train and validation loss per epoch) from metrics.jsonl.
-void write_loss_chart(const RunPaths& paths, const std::string& run_name);
 
 class Trainer {
  public:
@@ -91,6 +61,9 @@ class Trainer {
 
   // Evaluates best.pt on val and test; writes results.json and returns it.
   nlohmann::json write_results();
+
+  // The runner of the training steps (which path they took: step.hpp).
+  const StepRunner& steps() const { return *step_; }
 
   const TrainProgress& progress() const { return progress_; }
   MultimodalModelImpl& model() { return *model_; }
@@ -119,7 +92,7 @@ class Trainer {
   torch::Tensor shuffled_target_;
   ModelPtr model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  std::unique_ptr<TrainStep> step_;  // forward and backward; after optimizer_, which it follows
+  std::unique_ptr<StepRunner> step_;  // forward and backward; after optimizer_, which it follows
   at::Generator shuffle_gen_;
   torch::Tensor shuffle_epoch_start_;
   TrainProgress progress_;

@@ -1,14 +1,16 @@
-// The hand-written LMF training step (train_step.hpp) against LibTorch's autograd of the
-// same model: same loss, same gradients, same dropout masks, on random inputs, across
-// the shapes and losses the config allows.
+// The hand-written LMF pass (lmf_pass.hpp), run through StepRunner (step.hpp), against
+// LibTorch's autograd of the same model: same loss, same gradients, same dropout masks,
+// same inference outputs, on random inputs, across the shapes and losses the config
+// allows. Every comparison also checks, from the runner's counts, that the hand-written
+// path really ran (the two paths give the same numbers, so only the counts can tell).
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/flat_adam.hpp"
-#include "mmfusion/train_step.hpp"
-#include "mmfusion/trainer.hpp"
+#include "mmfusion/lmf_pass.hpp"
+#include "mmfusion/optim.hpp"
+#include "mmfusion/step.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;
@@ -18,17 +20,17 @@ namespace {
 struct Side {
   ModelPtr model;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  std::unique_ptr<TrainStep> step;
+  std::unique_ptr<StepRunner> step;
 };
 
-Side make_side(const ExperimentConfig& config, int64_t output_dim, bool fused_step, bool fused_optimizer) {
+Side make_side(const ExperimentConfig& config, int64_t output_dim, bool handwritten, bool flat_optimizer) {
   Side s;
   s.model = make_model(config.model, config.data.modalities, output_dim);
   auto t = config.train;
-  t.fused_step = fused_step;
-  t.fused_optimizer = fused_optimizer;
+  t.handwritten_step = handwritten;
+  t.flat_optimizer = flat_optimizer;
   s.optimizer = make_optimizer(t, *s.model);
-  s.step = std::make_unique<TrainStep>(s.model, t);
+  s.step = std::make_unique<StepRunner>(s.model, t);
   return s;
 }
 
@@ -41,16 +43,16 @@ void copy_parameters(torch::nn::Module& from, torch::nn::Module& to) {
 // One step on both paths from the same parameters, inputs and generator state; the
 // losses and every parameter's gradient must agree to float32 rounding.
 void expect_same_step(const std::vector<std::string>& overrides, int64_t batch, double weight = 1.0,
-                      bool training = true, bool fused_optimizer = true) {
+                      bool training = true, bool flat_optimizer = true) {
   SCOPED_TRACE("batch " + std::to_string(batch));
   auto config = tiny_config(overrides);
-  const bool classification = config.task == "classification";
+  const bool classification = config.task == Task::Classification;
   const int64_t out = classification ? config.num_classes : 2;
   torch::manual_seed(1);
-  Side fused = make_side(config, out, true, fused_optimizer);
-  Side plain = make_side(config, out, false, fused_optimizer);
-  ASSERT_TRUE(fused.step->fused());
-  ASSERT_FALSE(plain.step->fused());
+  Side fused = make_side(config, out, true, flat_optimizer);
+  Side plain = make_side(config, out, false, flat_optimizer);
+  ASSERT_TRUE(fused.step->handwritten_available()) << fused.step->why_autograd();
+  ASSERT_FALSE(plain.step->handwritten_available());
   copy_parameters(*fused.model, *plain.model);
   fused.model->train(training), plain.model->train(training);
   const auto x = random_inputs(config.data.modalities, batch);
@@ -60,6 +62,9 @@ void expect_same_step(const std::vector<std::string>& overrides, int64_t batch, 
   const double fused_loss = fused.step->forward_backward(x, y, weight);
   torch::manual_seed(99);
   const double plain_loss = plain.step->forward_backward(x, y, weight);
+  EXPECT_EQ(fused.step->train_counts().handwritten, 1);
+  EXPECT_EQ(fused.step->train_counts().autograd, 0);
+  EXPECT_EQ(plain.step->train_counts().autograd, 1);
   EXPECT_NEAR(fused_loss, plain_loss, 1e-5 * std::abs(plain_loss) + 1e-7);
   auto plain_params = plain.model->named_parameters();
   for (const auto& p : fused.model->named_parameters()) {
@@ -74,29 +79,62 @@ void expect_same_step(const std::vector<std::string>& overrides, int64_t batch, 
 
 }  // namespace
 
-TEST(FusedLMFStep, UsedForLMFOnTheCPUOnlyAndWhenEnabled) {
+TEST(LMFPass, UsedForLMFOnTheCPUOnlyAndWhenEnabled) {
   auto config = tiny_config();
-  EXPECT_TRUE(make_side(config, 1, true, true).step->fused());
-  EXPECT_FALSE(make_side(config, 1, false, true).step->fused());
-  EXPECT_FALSE(make_side(tiny_config({"model.type=concat"}), 1, true, true).step->fused());
-  EXPECT_FALSE(make_side(tiny_config({"model.type=tfn"}), 1, true, true).step->fused());
+  EXPECT_TRUE(make_side(config, 1, true, true).step->handwritten_available());
+  EXPECT_FALSE(make_side(config, 1, false, true).step->handwritten_available());
+  EXPECT_FALSE(make_side(tiny_config({"model.type=concat"}), 1, true, true).step->handwritten_available());
+  EXPECT_FALSE(make_side(tiny_config({"model.type=tfn"}), 1, true, true).step->handwritten_available());
+  auto doubles = make_model(config.model, config.data.modalities, 1);
+  doubles->to(torch::kFloat64);
+  EXPECT_EQ(StepRunner(doubles, config.train).why_autograd(), "tensors that are not contiguous CPU float32");
 }
 
-TEST(FusedLMFStep, MatchesAutogradForMSEAtSeveralBatchSizes) {
+TEST(LMFPass, AStructureItDoesNotImplementRunsOnAutograd) {
+  // Tanh encoders: the pass implements ReLU only, so the runner must not choose it, and
+  // the steps must still compute the model's own function (autograd's).
+  auto config = tiny_config({"model.activation=tanh"});
+  Side side = make_side(config, 2, true, true);
+  EXPECT_FALSE(side.step->handwritten_available());
+  EXPECT_EQ(side.step->why_autograd(), "encoder activation \"tanh\"");
+  const auto x = random_inputs(config.data.modalities, 8);
+  const auto y = torch::randn({8, 2});
+  clear_gradients(*side.optimizer);
+  const double loss = side.step->forward_backward(x, y);
+  EXPECT_EQ(side.step->train_counts().autograd, 1);
+  EXPECT_EQ(side.step->train_counts().handwritten, 0);
+  side.model->train();
+  EXPECT_NEAR(loss, torch::nn::functional::mse_loss(side.model->forward(x), y).item<double>(), 1e-6);
+  side.model->eval();
+  const auto out = side.step->infer(x);
+  EXPECT_EQ(side.step->infer_counts().autograd, 1);
+  EXPECT_TRUE(torch::allclose(out, side.model->forward(x).detach()));
+
+  // A module the description does not account for (a new layer someone registered): the
+  // description is incomplete, so the pass is refused rather than computing the old function.
+  ModelPtr extended = make_model(tiny_config().model, config.data.modalities, 2);
+  extended->register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({2})));
+  const auto description = dynamic_cast<LMFImpl&>(*extended).describe();
+  EXPECT_FALSE(description.complete());
+  const std::string why = StepRunner(extended, config.train).why_autograd();
+  EXPECT_NE(why.find("parameters its description does not name"), std::string::npos) << why;
+}
+
+TEST(LMFPass, MatchesAutogradForMSEAtSeveralBatchSizes) {
   for (int64_t batch : {1, 7, 32, 1500}) expect_same_step({}, batch);
 }
 
-TEST(FusedLMFStep, MatchesAutogradWithDropoutInTraining) {
+TEST(LMFPass, MatchesAutogradWithDropoutInTraining) {
   // Same generator state: the same masks on both paths.
   expect_same_step({"model.dropout=0.3"}, 64);
   expect_same_step({"model.dropout=0.5", "model.encoder_hidden=[512]"}, 300);  // parallel chunks
 }
 
-TEST(FusedLMFStep, MatchesAutogradInEvalModeWithoutDropout) {
+TEST(LMFPass, MatchesAutogradInEvalModeWithoutDropout) {
   expect_same_step({"model.dropout=0.3"}, 16, 1.0, /*training=*/false);
 }
 
-TEST(FusedLMFStep, MatchesAutogradForDeepShallowAndHeadlessModels) {
+TEST(LMFPass, MatchesAutogradForDeepShallowAndHeadlessModels) {
   expect_same_step({"model.encoder_hidden=[8,6,5]"}, 20);
   expect_same_step({"model.encoders={\"audio\":[]}", "model.dropout=0.2"}, 20);  // identity encoder
   expect_same_step({"model.fused_dim=2"}, 20);                                     // no head
@@ -104,21 +142,21 @@ TEST(FusedLMFStep, MatchesAutogradForDeepShallowAndHeadlessModels) {
   expect_same_step({"train.factor_lr=0.01"}, 20);
 }
 
-TEST(FusedLMFStep, MatchesAutogradForEveryLoss) {
+TEST(LMFPass, MatchesAutogradForEveryLoss) {
   expect_same_step({"train.loss=l1"}, 33);
   expect_same_step({"train.loss=huber", "train.huber_delta=0.5"}, 33);
   expect_same_step({"task=classification", "num_classes=4"}, 33);
 }
 
-TEST(FusedLMFStep, ScalesLossAndGradientsByTheWeight) {
+TEST(LMFPass, ScalesLossAndGradientsByTheWeight) {
   expect_same_step({}, 24, 0.375);  // a data-parallel rank's share of the global batch
 }
 
-TEST(FusedLMFStep, CreatesMissingGradientsWithTorchOptimizers) {
-  expect_same_step({"train.optimizer=sgd"}, 12, 1.0, true, /*fused_optimizer=*/false);
+TEST(LMFPass, CreatesMissingGradientsWithTorchOptimizers) {
+  expect_same_step({"train.optimizer=sgd"}, 12, 1.0, true, /*flat_optimizer=*/false);
 }
 
-TEST(FusedLMFStep, AccumulatesIntoExistingGradientsLikeBackward) {
+TEST(LMFPass, AccumulatesIntoExistingGradientsLikeBackward) {
   auto config = tiny_config();
   torch::manual_seed(3);
   Side side = make_side(config, 1, true, true);
@@ -134,7 +172,7 @@ TEST(FusedLMFStep, AccumulatesIntoExistingGradientsLikeBackward) {
     EXPECT_TRUE(torch::allclose(params[i].grad(), 2 * once[i], 1e-5, 1e-7));
 }
 
-TEST(FusedLMFStep, TrainsTheSameParametersAsAutogradOverManySteps) {
+TEST(LMFPass, TrainsTheSameParametersAsAutogradOverManySteps) {
   // Forty optimizer steps with the fused optimizer on both sides: the paths stay together.
   auto config = tiny_config({"model.dropout=0.1"});
   torch::manual_seed(5);
@@ -156,7 +194,7 @@ TEST(FusedLMFStep, TrainsTheSameParametersAsAutogradOverManySteps) {
     EXPECT_TRUE(torch::allclose(p.value(), plain_params[p.key()], 1e-4, 1e-5)) << p.key();
 }
 
-TEST(FusedLMFStep, RejectsInputsAndTargetsOfTheWrongShapeOrRange) {
+TEST(LMFPass, RejectsInputsAndTargetsOfTheWrongShapeOrRange) {
   auto config = tiny_config();
   Side side = make_side(config, 2, true, true);
   auto x = random_inputs(config.data.modalities, 8);
@@ -174,58 +212,67 @@ TEST(FusedLMFStep, RejectsInputsAndTargetsOfTheWrongShapeOrRange) {
 
 namespace {
 
-// LMF's forward in eval mode under InferenceMode (the hand-written pass) against the
-// same forward with gradients enabled (the module graph).
+// Inference through the runner (the hand-written pass) against the module graph with
+// gradients enabled; the runner's counts prove which path each side took.
 void expect_same_inference(const std::vector<std::string>& overrides, int64_t batch) {
   SCOPED_TRACE("batch " + std::to_string(batch));
   auto config = tiny_config(overrides);
   torch::manual_seed(2);
   ModelPtr model = make_model(config.model, config.data.modalities, 3);
+  StepRunner runner(model, config.train);
   model->eval();
   const auto x = random_inputs(config.data.modalities, batch);
-  const auto plain = model->forward(x).detach();
-  ASSERT_TRUE(plain.requires_grad() == false);
-  torch::Tensor fast;
-  {
-    torch::InferenceMode guard;
-    fast = model->forward(x);
-  }
-  ASSERT_EQ(fast.sizes(), plain.sizes());
-  EXPECT_TRUE(torch::allclose(fast, plain, 1e-5, 1e-6)) << (fast - plain).abs().max().item<double>();
+  const auto graph = model->forward(x);
+  ASSERT_TRUE(graph.requires_grad());
+  const auto fast = runner.infer(x);
+  EXPECT_EQ(runner.infer_counts().handwritten, 1) << runner.why_autograd();
+  EXPECT_EQ(runner.infer_counts().autograd, 0);
+  ASSERT_EQ(fast.sizes(), graph.sizes());
+  EXPECT_TRUE(torch::allclose(fast, graph.detach(), 1e-5, 1e-6)) << (fast - graph).abs().max().item<double>();
 }
 
 }  // namespace
 
-TEST(FusedLMFInference, MatchesTheModuleGraphInEvalMode) {
+TEST(LMFPassInference, MatchesTheModuleGraphInEvalMode) {
   for (int64_t batch : {1, 5, 1200}) expect_same_inference({"model.dropout=0.4"}, batch);
   expect_same_inference({"model.encoder_hidden=[8,6]", "model.encoders={\"audio\":[]}"}, 9);
   expect_same_inference({"model.fused_dim=3"}, 9);  // no head
   expect_same_inference({"model.rank_weighting=sum"}, 9);
 }
 
-TEST(FusedLMFInference, ReturnsANewTensorEachCallAndFollowsParameterUpdates) {
+TEST(LMFPassInference, ReturnsANewTensorEachCallAndFollowsParameterUpdates) {
   auto config = tiny_config();
   ModelPtr model = make_model(config.model, config.data.modalities, 1);
+  StepRunner runner(model, config.train);
   model->eval();
   const auto x = random_inputs(config.data.modalities, 6);
-  torch::InferenceMode guard;
-  const auto first = model->forward(x);
-  const auto again = model->forward(x);
+  const auto first = runner.infer(x);
+  const auto again = runner.infer(x);
   EXPECT_NE(first.data_ptr(), again.data_ptr());  // not a view of a reused buffer
   EXPECT_TRUE(torch::equal(first, again));
-  for (auto& p : model->parameters()) p.add_(0.01);  // the pass reads the current values
-  const auto moved = model->forward(x);
-  EXPECT_FALSE(torch::allclose(first, moved));
   {
-    // Under NoGradGuard (not InferenceMode) the pass is used as well.
-    torch::InferenceMode off(false);
-    torch::Tensor no_grad;
-    {
-      torch::NoGradGuard guard;
-      no_grad = model->forward(x);
-    }
-    const auto graph = model->forward(x);  // gradients enabled: the module graph
-    EXPECT_TRUE(graph.requires_grad());
-    EXPECT_TRUE(torch::allclose(no_grad, graph.detach(), 1e-5, 1e-6));
+    torch::NoGradGuard guard;
+    for (auto& p : model->parameters()) p.add_(0.01);  // the pass reads the current values
   }
+  const auto moved = runner.infer(x);
+  EXPECT_FALSE(torch::allclose(first, moved));
+  EXPECT_TRUE(torch::allclose(moved, model->forward(x).detach(), 1e-5, 1e-6));
+  EXPECT_EQ(runner.infer_counts().handwritten, 3);
+}
+
+TEST(LMFPassInference, TrainingModeAndAnOffSwitchUseTheModuleGraph) {
+  auto config = tiny_config({"model.dropout=0.5"});
+  ModelPtr model = make_model(config.model, config.data.modalities, 1);
+  StepRunner runner(model, config.train);
+  const auto x = random_inputs(config.data.modalities, 6);
+  model->train();  // dropout: the pass's inference has none, so it must not be used
+  runner.infer(x);
+  EXPECT_EQ(runner.infer_counts().autograd, 1);
+  EXPECT_EQ(runner.infer_counts().handwritten, 0);
+  config.train.handwritten_step = false;
+  StepRunner off(model, config.train);
+  model->eval();
+  off.infer(x);
+  EXPECT_EQ(off.infer_counts().autograd, 1);
+  EXPECT_EQ(off.why_autograd(), "train.handwritten_step is off");
 }

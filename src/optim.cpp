@@ -1,11 +1,11 @@
-#include "mmfusion/flat_adam.hpp"
+#include "mmfusion/optim.hpp"
 
 #include <cmath>
 
 #include <ATen/Parallel.h>
 
 #include "mmfusion/errors.hpp"
-#include "mmfusion/kernels.hpp"
+#include "mmfusion/simd.hpp"
 
 namespace mmfusion {
 namespace {
@@ -79,7 +79,7 @@ torch::Tensor FlatAdam::step(LossClosure closure) {
       const float l2 = decoupled_ ? 0.0f : static_cast<float>(weight_decay_);
       const float shrink = decoupled_ ? static_cast<float>(1 - s.lr * weight_decay_) : 1.0f;
       at::parallel_for(s.begin, s.end, 16384, [&](int64_t i0, int64_t i1) {
-        kernels::adam_update(p + i0, g + i0, m + i0, v + i0, i1 - i0, b1, c1, b2, c2, sqrt_bc2, eps, step_size,
+        simd::adam_update(p + i0, g + i0, m + i0, v + i0, i1 - i0, b1, c1, b2, c2, sqrt_bc2, eps, step_size,
                              l2, shrink);
       });
     }
@@ -126,6 +126,53 @@ void FlatAdam::load(torch::serialize::InputArchive& archive) {
 void clear_gradients(torch::optim::Optimizer& optimizer) {
   if (auto* flat = dynamic_cast<FlatAdam*>(&optimizer)) flat->zero_flat_grad();
   else optimizer.zero_grad();
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& t, MultimodalModelImpl& model) {
+  // Split the parameters into the factor group (own lr) and the rest.
+  std::vector<torch::Tensor> factors = t.factor_lr > 0 ? model.factor_parameters() : std::vector<torch::Tensor>{};
+  std::vector<torch::Tensor> others;
+  for (const auto& p : model.parameters()) {
+    const bool is_factor = std::any_of(factors.begin(), factors.end(), [&](const torch::Tensor& f) {
+      return f.unsafeGetTensorImpl() == p.unsafeGetTensorImpl();
+    });
+    if (!is_factor) others.push_back(p);
+  }
+  auto groups_for = [&](auto make_options) {
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(others, make_options(t.lr));
+    if (!factors.empty()) groups.emplace_back(factors, make_options(t.factor_lr));
+    return groups;
+  };
+  auto flat = [&](bool decoupled) {
+    std::vector<FlatAdam::Group> groups{{others, t.lr}};
+    if (!factors.empty()) groups.push_back({factors, t.factor_lr});
+    return std::make_unique<FlatAdam>(groups, t.weight_decay, decoupled);
+  };
+  switch (t.optimizer) {
+    case OptimizerType::Adam: {
+      if (t.flat_optimizer) return flat(/*decoupled=*/false);
+      auto opts = [&](double lr) {
+        return std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr).weight_decay(t.weight_decay));
+      };
+      return std::make_unique<torch::optim::Adam>(groups_for(opts), *opts(t.lr));
+    }
+    case OptimizerType::AdamW: {
+      if (t.flat_optimizer) return flat(/*decoupled=*/true);
+      auto opts = [&](double lr) {
+        return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(lr).weight_decay(t.weight_decay));
+      };
+      return std::make_unique<torch::optim::AdamW>(groups_for(opts), *opts(t.lr));
+    }
+    case OptimizerType::SGD: {
+      auto opts = [&](double lr) {
+        return std::make_unique<torch::optim::SGDOptions>(
+            torch::optim::SGDOptions(lr).momentum(t.momentum).weight_decay(t.weight_decay));
+      };
+      return std::make_unique<torch::optim::SGD>(groups_for(opts), *opts(t.lr));
+    }
+  }
+  throw std::logic_error("unknown optimizer");
 }
 
 }  // namespace mmfusion

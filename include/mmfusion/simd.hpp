@@ -1,11 +1,11 @@
 #pragma once
-// Element-wise loops of the hand-written training step and the fused optimizer. They
+// Element-wise loops (SIMD) of the hand-written LMF pass and the flat Adam optimizer. They
 // live in their own file, compiled without LibTorch's headers and with
 // -fno-trapping-math -fno-math-errno, so that GCC vectorises their comparisons and square
 // roots; on x86-64 each also has an AVX2 copy, chosen when the program loads.
 #include <cstdint>
 
-namespace mmfusion::kernels {
+namespace mmfusion::simd {
 
 // dst[i] += src[i]
 void add_to(float* dst, const float* src, int64_t n);
@@ -25,4 +25,4 @@ void bias_relu_mask(float* h, float* mask, const float* bias, int64_t n);
 void adam_update(float* p, const float* g, float* m, float* v, int64_t n, float b1, float c1, float b2,
                  float c2, float sqrt_bc2, float eps, float step_size, float l2, float shrink);
 
-}  // namespace mmfusion::kernels
+}  // namespace mmfusion::simd

@@ -1,13 +1,19 @@
 #pragma once
-// Adam / AdamW over one flat buffer. Every parameter becomes a view into a single
+// Optimizers: the factory for train.optimizer, and Adam / AdamW over one flat buffer.
+//
+// FlatAdam: Adam / AdamW over one flat buffer. Every parameter becomes a view into a single
 // contiguous tensor, and every gradient a view into a second one, so an update is one
-// loop over the whole model on the CPU (kernels.hpp), or a handful of element-wise
+// loop over the whole model on the CPU (simd.hpp), or a handful of element-wise
 // operations on other devices, per learning-rate group, instead of about ten per
 // parameter tensor; clearing the gradients is one fill.
 // The arithmetic is torch::optim::Adam's / AdamW's, operation for operation.
+#include <memory>
 #include <vector>
 
 #include <torch/torch.h>
+
+#include "mmfusion/config.hpp"
+#include "mmfusion/models.hpp"
 
 namespace mmfusion {
 
@@ -40,6 +46,12 @@ class FlatAdam : public torch::optim::Optimizer {
   bool decoupled_;
   int64_t step_ = 0;
 };
+
+// Builds the optimizer named by train.optimizer (FlatAdam for adam/adamw when
+// train.flat_optimizer), with the model's factor parameters in their own group when
+// train.factor_lr > 0. Build it before anything that holds views of the parameters
+// (step.hpp): FlatAdam moves them into its buffer.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& train, MultimodalModelImpl& model);
 
 // Clears the gradients the way the optimizer needs: one fill for FlatAdam (its
 // gradients are views that must stay), the optimizer's own zero_grad otherwise.

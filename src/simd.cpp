@@ -1,4 +1,4 @@
-#include "mmfusion/kernels.hpp"
+#include "mmfusion/simd.hpp"
 
 #include <cmath>
 
@@ -8,7 +8,7 @@
 #define MMFUSION_CLONES
 #endif
 
-namespace mmfusion::kernels {
+namespace mmfusion::simd {
 
 MMFUSION_CLONES
 void add_to(float* __restrict dst, const float* __restrict src, int64_t n) {
@@ -50,4 +50,4 @@ void adam_update(float* __restrict p, const float* __restrict g, float* __restri
   }
 }
 
-}  // namespace mmfusion::kernels
+}  // namespace mmfusion::simd

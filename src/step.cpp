@@ -1,0 +1,98 @@
+#include "mmfusion/step.hpp"
+
+#include "mmfusion/lmf_pass.hpp"
+#include "mmfusion/metrics.hpp"
+
+namespace mmfusion {
+
+using torch::Tensor;
+
+const char* to_string(StepPath path) {
+  switch (path) {
+    case StepPath::HandWritten: return "hand-written";
+    case StepPath::Autograd: return "autograd";
+  }
+  return "?";
+}
+
+StepRunner::StepRunner(ModelPtr model, const TrainConfig& train)
+    : model_(std::move(model)), loss_(LossSpec::of(train)) {
+  const auto* lmf = dynamic_cast<const LMFImpl*>(model_.get());
+  if (!train.handwritten_step) {
+    why_autograd_ = "train.handwritten_step is off";
+  } else if (!lmf) {
+    why_autograd_ = "the hand-written pass is for LMF only";
+  } else {
+    LMFDescription description = lmf->describe();
+    why_autograd_ = LMFPass::unsupported(description);
+    if (why_autograd_.empty()) pass_ = std::make_unique<LMFPass>(std::move(description), loss_);
+  }
+}
+
+StepRunner::~StepRunner() = default;
+
+double StepRunner::forward_backward(const std::vector<Tensor>& inputs, const Tensor& target, double weight) {
+  if (pass_ && LMFPass::accepts(inputs) && target.device().is_cpu()) {
+    const double loss = pass_->train_step(inputs, target, weight, model_->is_training());
+    std::lock_guard<std::mutex> lock(counts_mutex_);
+    ++train_counts_.handwritten;
+    return loss;
+  }
+  auto loss = loss_value(loss_, model_->forward(inputs), target);
+  if (weight != 1.0) loss = loss * weight;
+  loss.backward();
+  {
+    std::lock_guard<std::mutex> lock(counts_mutex_);
+    ++train_counts_.autograd;
+  }
+  return loss.item<double>();
+}
+
+Tensor StepRunner::infer(const std::vector<Tensor>& inputs) {
+  const bool handwritten = pass_ && !model_->is_training() && LMFPass::accepts(inputs);
+  {
+    std::lock_guard<std::mutex> lock(counts_mutex_);
+    ++(handwritten ? infer_counts_.handwritten : infer_counts_.autograd);
+  }
+  if (handwritten) return pass_->infer(inputs);
+  torch::InferenceMode guard;
+  return model_->forward(inputs);
+}
+
+StepRunner::Counts StepRunner::train_counts() const {
+  std::lock_guard<std::mutex> lock(counts_mutex_);
+  return train_counts_;
+}
+
+StepRunner::Counts StepRunner::infer_counts() const {
+  std::lock_guard<std::mutex> lock(counts_mutex_);
+  return infer_counts_;
+}
+
+Tensor predict(StepRunner& runner, const Dataset& data, int64_t batch_size, const torch::Device& device) {
+  torch::InferenceMode guard;
+  auto& model = runner.model();
+  const bool was_training = model.is_training();
+  model.eval();
+  std::vector<Tensor> outputs;
+  const int64_t n = data.size();
+  for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
+    const int64_t b1 = std::min(n, b0 + batch_size);
+    std::vector<Tensor> inputs;
+    for (const auto& f : data.features) inputs.push_back(f.slice(0, b0, b1).to(device));
+    outputs.push_back(runner.infer(inputs));
+  }
+  model.train(was_training);
+  return torch::cat(outputs, 0);
+}
+
+nlohmann::json evaluate(StepRunner& runner, Task task, const Dataset& data, int64_t batch_size,
+                        const torch::Device& device) {
+  const auto prediction = predict(runner, data, batch_size, device);
+  const auto target = data.target.to(device);
+  nlohmann::json m = task_metrics(task, prediction, target);
+  m["loss"] = loss_value(runner.loss(), prediction, target).item<double>();
+  return m;
+}
+
+}  // namespace mmfusion
