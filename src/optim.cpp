@@ -113,7 +113,7 @@ void FlatAdam::load(torch::serialize::InputArchive& archive) {
   if (!archive.try_read("flat_adam_step", step, true) || !archive.try_read("flat_adam_exp_avg", m, true) ||
       !archive.try_read("flat_adam_exp_avg_sq", v, true))
     throw Error("the optimizer state is not a fused Adam state (was the run trained with "
-                "train.fused_optimizer false?)");
+                "train.flat_optimizer false?)");
   if (m.numel() != exp_avg_.numel() || v.numel() != exp_avg_sq_.numel())
     throw Error("the optimizer state holds " + std::to_string(m.numel()) + " values, the model " +
                 std::to_string(exp_avg_.numel()));
