@@ -62,6 +62,31 @@ void check_resume_overrides(const std::vector<std::string>& overrides) {
   }
 }
 
+// A run branched into a new folder (--resume CKPT --out DIR) starts with the best
+// checkpoint it knows as its best.pt: the one it branched from when that is its best
+// epoch, else the source folder's best.pt when it holds that epoch. Without it, a branch
+// in which no epoch beats the known best would have no best.pt to report.
+void seed_branch_best(const Checkpoint& from, const RunPaths& branch, spdlog::logger& log) {
+  const int64_t best_epoch = from.progress.best_epoch;
+  if (best_epoch == 0) return;  // nothing validated yet
+  std::vector<std::string> candidates{from.path,
+                                      (fs::path(from.path).parent_path() / "best.pt").string()};
+  for (const auto& candidate : candidates) {
+    std::error_code ec;
+    if (!fs::is_regular_file(candidate, ec)) continue;
+    const TrainProgress p = candidate == from.path ? from.progress : open_checkpoint(candidate).progress;
+    if (p.epoch != best_epoch || p.best_epoch != best_epoch) continue;
+    atomic_write(branch.best, [&](const std::string& tmp) {
+      fs::copy_file(candidate, tmp, fs::copy_options::overwrite_existing);
+    });
+    log.info("branch: best so far is epoch {} (val_loss {:.6f}), copied from {}", best_epoch,
+             from.progress.best_val_loss, candidate);
+    return;
+  }
+  log.warn("branch: the best epoch {} is not in {} or beside it; best.pt will be the first epoch that improves",
+           best_epoch, from.path);
+}
+
 // The regression target's columns, which every split must share.
 int64_t target_columns(const DataSplits& data) {
   const int64_t k = data.train.target_dim();
@@ -139,6 +164,7 @@ TrainOutcome run_train(const TrainArgs& args) {
   if (checkpoint)
     log->info("mmfusion {}: resuming {} at epoch {} (step {}) into {}", kVersion, args.resume,
               checkpoint->progress.epoch, checkpoint->progress.global_step, dir);
+  if (checkpoint && leader && !args.out.empty()) seed_branch_best(*checkpoint, paths, *log);
   else
     log->info("mmfusion {}: run {} in {}", kVersion, config.name, dir);
 
@@ -147,8 +173,8 @@ TrainOutcome run_train(const TrainArgs& args) {
   trainer.set_communicator(comm);
   if (checkpoint) trainer.restore(*checkpoint);
   trainer.fit(&g_stop_signal);
-  if (!leader) return {dir, json::object()};
-  TrainOutcome outcome{dir, trainer.write_results()};
+  if (!leader) return {dir, json::object(), false};
+  TrainOutcome outcome{dir, trainer.write_results(), true};
   std::string summary;
   for (const auto& item : outcome.results["test"].items())
     if (item.key() != "count" && item.value().is_number_float())

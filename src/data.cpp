@@ -1,5 +1,7 @@
 #include "mmfusion/data.hpp"
 
+#include <filesystem>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/pickler.h>
@@ -189,6 +191,10 @@ torch::Tensor class_thresholds(const ExperimentConfig& config) {
 
 Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig>& modalities,
                        bool require_target, int64_t num_classes) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw Error(path + ": no such data file (write one with `mmfusion synth --config CONFIG --split train "
+                       "--output " + path + "`; data/README.md describes the format)");
   const std::vector<char> bytes = read_bytes(path);
   c10::IValue value;
   try {

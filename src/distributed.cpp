@@ -117,6 +117,7 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
   }
 
   c10::intrusive_ptr<c10d::ProcessGroup> group;
+  const auto joining = std::chrono::steady_clock::now();
   try {
 #ifdef USE_C10D_NCCL
     if (backend == "nccl") {
@@ -136,10 +137,16 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
       group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, options);
     }
   } catch (const std::exception& e) {
+    // Say what happened and when: Gloo's own connect timeouts can end the wait before
+    // distributed.timeout_s, so the configured limit alone would mislead.
     std::string reason = e.what();
-    throw Error("rank " + std::to_string(rank) + ": cannot join the " + backend + " process group of " +
-                std::to_string(world) + " within " + std::to_string(timeout.count() / 1000) +
-                " s: " + reason.substr(0, reason.find('\n')));
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - joining).count();
+    char when[64];
+    std::snprintf(when, sizeof when, "%.0f s", waited);
+    throw Error("rank " + std::to_string(rank) + ": the " + backend + " process group of " + std::to_string(world) +
+                " did not form: gave up after " + when + " (distributed.timeout_s = " +
+                std::to_string(timeout.count() / 1000) + ") because a peer never joined or died while joining (" +
+                reason.substr(0, reason.find('\n')) + ")");
   }
   return std::make_shared<C10dCommunicator>(store, group, rank, world, backend, timeout);
 }

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   EvalArgs eval;
   auto* eval_cmd = app.add_subcommand("eval", "Evaluate a checkpoint; prints metrics as JSON");
   eval_cmd->add_option("--checkpoint", eval.checkpoint, "Checkpoint file")->required();
-  eval_cmd->add_option("--split", eval.split, "Split of the checkpoint's data config")
+  eval_cmd->add_option("--split", eval.split, "train, val or test split of the checkpoint's data config (default: test)")
       ->check(CLI::IsMember({"train", "val", "test"}));
   eval_cmd->add_option("--data", eval.data, "Data file to evaluate on instead of a split");
   eval_cmd->add_option("--device", eval.device, "auto, cpu, cuda or cuda:N");
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   auto* synth_cmd = app.add_subcommand("synth", "Write a config's synthetic split as a data file");
   synth_cmd->add_option("--config", synth.config, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
   synth_cmd->add_option("--set", synth.overrides, "Override a config key: KEY=VALUE")->take_all();
-  synth_cmd->add_option("--split", synth.split, "train, val or test")
+  synth_cmd->add_option("--split", synth.split, "train, val or test (default: train)")
       ->check(CLI::IsMember({"train", "val", "test"}));
   synth_cmd->add_option("--output", synth.output, "Data file to write (.pt)")->required();
   synth_cmd->add_flag("--force", synth.force, "Overwrite an existing output file");
@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
   sweep_cmd->add_option("--set", sweep.overrides, "Override a base config key: KEY=VALUE")->take_all();
   sweep_cmd->add_option("--out", sweep.out, "Sweep folder (default runs/sweep-<name>; rerun to continue)");
   sweep_cmd->add_flag("--dry-run", sweep.dry_run, "Validate every combination and list them; train nothing");
+  sweep_cmd->add_option("--x", sweep.x, "Grid key for chart.svg's x axis (default: the numeric key with the most values)");
   sweep_cmd->callback([&] {
     if (sweep_config->count() == 0 && sweep_file->count() == 0)
       throw CLI::RequiredError("sweep needs --config BASE or --sweep FILE");
@@ -125,7 +126,7 @@ int main(int argc, char** argv) {
       if (train.config.empty() && train.resume.empty())
         return fail("usage error: ", "train needs --config FILE or --resume CHECKPOINT", 2);
       const auto outcome = run_train(train);
-      std::cout << outcome.run_dir << "\n";
+      if (outcome.leader) std::cout << outcome.run_dir << "\n";  // once, not per rank
     } else {
       make_logger("");  // console only
       if (*eval_cmd) {

@@ -160,6 +160,7 @@ json run_mkl(const MKLArgs& args) {
               {"objective", learned.objective},
               {"iterations", learned.iterations},
               {"converged", learned.converged},
+              {"kkt_gap", std::isfinite(learned.kkt_gap) ? json(learned.kkt_gap) : json(nullptr)},
               {"stop_reason", learned.stop_reason},
               {"final_gradient", gradient},
               {"kernels", kernels},

@@ -51,7 +51,8 @@ Stats stats(const std::vector<double>& v) {
 std::string format_stat(const Stats& s) {
   if (s.n == 0) return "-";
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.4g ± %.2g", s.mean, s.std);
+  if (s.n == 1) std::snprintf(buf, sizeof buf, "%.4g", s.mean);  // one run has no spread
+  else std::snprintf(buf, sizeof buf, "%.4g ± %.2g", s.mean, s.std);
   return buf;
 }
 
@@ -151,11 +152,20 @@ SweepOutcome run_sweep(const SweepArgs& args) {
   }
   if (!args.config.empty()) base = read_json_file(args.config);
   sets.insert(sets.end(), args.overrides.begin(), args.overrides.end());
-  for (const auto& g : args.grid) axes.push_back(parse_grid_axis(g));
+  // A --grid key that the sweep file grids too replaces the file's values (the command
+  // line wins, as --set does over the base); the same key twice on the command line is
+  // an error.
+  std::set<std::string> command_line_keys;
+  for (const auto& g : args.grid) {
+    GridAxis axis = parse_grid_axis(g);
+    if (!command_line_keys.insert(axis.key).second)
+      throw ConfigError("--grid " + axis.key + ": the key is given twice on the command line");
+    auto same = std::find_if(axes.begin(), axes.end(), [&](const GridAxis& a) { return a.key == axis.key; });
+    if (same != axes.end()) *same = std::move(axis);
+    else axes.push_back(std::move(axis));
+  }
   if (axes.empty()) throw ConfigError("--grid: a sweep needs at least one grid axis");
-  std::set<std::string> keys;
-  for (const auto& a : axes)
-    if (!keys.insert(a.key).second) throw ConfigError("--grid " + a.key + ": the key appears twice");
+  chart_x_axis(axes, args.x);  // an unknown --x fails before anything runs
   if (name.empty()) name = base.value("name", "sweep");
   const std::string dir = args.out.empty() ? (fs::path("runs") / ("sweep-" + name)).string() : args.out;
 
@@ -218,7 +228,7 @@ SweepOutcome run_sweep(const SweepArgs& args) {
       run_train(train);
       ++outcome.completed;
     } catch (const Interrupted&) {
-      write_sweep_reports(dir, axes, task);
+      write_sweep_reports(dir, name, axes, task, args.x);
       throw;
     } catch (const std::exception& e) {
       ++outcome.failed;
@@ -229,13 +239,34 @@ SweepOutcome run_sweep(const SweepArgs& args) {
       atomic_write_text((run_dir / "error.txt").string(), message + "\n");
     }
   }
-  write_sweep_reports(dir, axes, task);
+  write_sweep_reports(dir, name, axes, task, args.x);
   log->info("done: {} trained, {} skipped, {} failed; results in {}/results.csv, summary.md, chart.svg",
             outcome.completed, outcome.skipped, outcome.failed, dir);
   return outcome;
 }
 
-void write_sweep_reports(const std::string& dir, const std::vector<GridAxis>& axes, Task task) {
+const GridAxis* chart_x_axis(const std::vector<GridAxis>& axes, const std::string& x) {
+  if (!x.empty()) {
+    for (const auto& a : axes)
+      if (a.key == x && a.key != "seed") return &a;
+    std::string keys;
+    for (const auto& a : axes)
+      if (a.key != "seed") keys += (keys.empty() ? "" : ", ") + a.key;
+    throw ConfigError("--x " + x + ": not a grid key of this sweep (grid keys: " + keys + ")");
+  }
+  const GridAxis* x_axis = nullptr;
+  for (const auto& a : axes)  // the numeric axis with the most values
+    if (a.key != "seed" && a.values.size() > 1 &&
+        std::all_of(a.values.begin(), a.values.end(), [](const json& v) { return v.is_number(); }) &&
+        (!x_axis || a.values.size() > x_axis->values.size()))
+      x_axis = &a;
+  for (const auto& a : axes)
+    if (!x_axis && a.key != "seed" && a.values.size() > 1) x_axis = &a;
+  return x_axis;
+}
+
+void write_sweep_reports(const std::string& dir, const std::string& name, const std::vector<GridAxis>& axes,
+                         Task task, const std::string& x) {
   const bool classification = task == Task::Classification;
   const std::vector<std::string> main_metrics =
       classification ? std::vector<std::string>{"accuracy", "macro_f1", "loss"}
@@ -315,8 +346,9 @@ void write_sweep_reports(const std::string& dir, const std::vector<GridAxis>& ax
     return v;
   };
   std::ostringstream md;
-  md << "# Sweep summary: " << fs::path(dir).filename().string() << "\n\n"
-     << "Mean ± sample standard deviation over seeds of each run's best checkpoint on the test split.\n\n|";
+  md << "# Sweep summary: " << name << "\n\n"
+     << "Mean ± sample standard deviation over seeds of each run's best checkpoint on the test split "
+        "(a single run: its value alone).\n\n|";
   for (const auto& k : group_keys) md << ' ' << k << " |";
   md << " runs |";
   for (const auto& m : main_metrics) md << " test " << m << " |";
@@ -339,14 +371,7 @@ void write_sweep_reports(const std::string& dir, const std::vector<GridAxis>& ax
 
   // chart.svg: the main metric against one axis, one line per other combination.
   const std::string metric = main_metrics.front();
-  const GridAxis* x_axis = nullptr;
-  for (const auto& a : axes)  // prefer the numeric axis with the most values
-    if (a.key != "seed" && a.values.size() > 1 &&
-        std::all_of(a.values.begin(), a.values.end(), [](const json& v) { return v.is_number(); }) &&
-        (!x_axis || a.values.size() > x_axis->values.size()))
-      x_axis = &a;
-  for (const auto& a : axes)
-    if (!x_axis && a.key != "seed" && a.values.size() > 1) x_axis = &a;
+  const GridAxis* x_axis = chart_x_axis(axes, x);
   ChartOptions options;
   options.title = "test " + metric + " (mean ± std over seeds)";
   options.y_label = "test " + metric;

@@ -133,8 +133,9 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
                   std::to_string(step + 1) + " (global step " +
                   std::to_string(progress_.global_step + 1) + "): " +
                   (std::isfinite(value) ? "gradient norm" : "loss") + " is not finite; " +
-                  "the last good checkpoint is " + paths_.last + " (try a lower train.lr or "
-                  "train.grad_clip)");
+                  (fs::exists(paths_.last) ? "the last good checkpoint is " + paths_.last
+                                           : std::string("no checkpoint was written yet")) +
+                  " (try a lower train.lr or train.grad_clip)");
     }
     optimizer_->step();
     progress_.epoch_loss_sum += value * static_cast<double>(b1 - b0);
@@ -312,7 +313,15 @@ void Trainer::fit(const std::atomic<int>* stop) {
 }
 
 json Trainer::write_results() {
-  Checkpoint best = open_checkpoint(paths_.best, device_);
+  // best.pt exists once an epoch improved on the best validation loss known; a branched
+  // run starts with the one it branched from. Without one (no epoch improved and none was
+  // known), the last checkpoint is what there is, and results.json says so.
+  const bool have_best = fs::exists(paths_.best);
+  if (!have_best)
+    log_->warn("no epoch improved on the best validation loss known ({:.6f}) and no best.pt exists; "
+               "evaluating {} instead", progress_.best_val_loss, paths_.last);
+  const std::string evaluated = have_best ? paths_.best : paths_.last;
+  Checkpoint best = open_checkpoint(evaluated, device_);
   ModelPtr model = best.build_model(device_);
   StepRunner runner(model, config_.train);
   auto evaluate_on = [&](const Dataset& d) {
@@ -321,7 +330,7 @@ json Trainer::write_results() {
   json params = json::object();
   for (const auto& [name, count] : parameter_counts(*model)) params[name] = count;
   json results = {{"mmfusion_version", kVersion},
-                  {"checkpoint", paths_.best},
+                  {"checkpoint", evaluated},
                   {"best_epoch", best.progress.best_epoch},
                   {"epochs", progress_.epoch},
                   {"stopped_early", progress_.stopped_early},

@@ -160,7 +160,7 @@ TEST(DataFile, BadFilesAreClearErrors) {
   const std::string whole = read_text(dir.file("extra.pt"));
   write_text(dir.file("truncated.pt"), whole.substr(0, whole.size() / 2));
   expect_error([&] { read_data_file(dir.file("truncated.pt"), mods, true); }, "not a readable data file");
-  expect_error([&] { read_data_file(dir.file("absent.pt"), mods, true); }, "no such file");
+  expect_error([&] { read_data_file(dir.file("absent.pt"), mods, true); }, "absent.pt: no such data file (write one with `mmfusion synth");
 }
 
 TEST(DataFile, FileSourceSplitsByFractionsWithoutOverlap) {

@@ -84,13 +84,16 @@ TEST(Distributed, TwoProcessesMatchOneProcessWithTheSameGlobalBatch) {
   ASSERT_EQ(std::system((bin + kArgs + " --set threads=1 --out " + dir.file("single") + " 2>/dev/null >/dev/null").c_str()), 0);
   const int port = free_port();
   const std::string two = "(" + rank_env(0, 2, port) + bin + kArgs + " --out " + dir.file("multi") + " 2>" +
-                          dir.file("r0.txt") + " >/dev/null & " + rank_env(1, 2, port) + bin + kArgs + " --out " +
-                          dir.file("multi") + " 2>" + dir.file("r1.txt") + " >/dev/null; r1=$?; wait $!; r0=$?; " +
-                          "exit $((r0 + r1)))";
+                          dir.file("r0.txt") + " >" + dir.file("o0.txt") + " & " + rank_env(1, 2, port) + bin + kArgs +
+                          " --out " + dir.file("multi") + " 2>" + dir.file("r1.txt") + " >" + dir.file("o1.txt") +
+                          "; r1=$?; wait $!; r0=$?; exit $((r0 + r1)))";
   ASSERT_EQ(std::system(two.c_str()), 0) << read_text(dir.file("r0.txt")) << read_text(dir.file("r1.txt"));
   // One run folder, written by rank 0; rank 1 logs warnings only.
   EXPECT_TRUE(fs::exists(dir.file("multi/results.json")));
   EXPECT_EQ(read_text(dir.file("r1.txt")), "");
+  // Only rank 0 prints the run folder, as a single process does.
+  EXPECT_EQ(read_text(dir.file("o0.txt")), dir.file("multi") + "\n");
+  EXPECT_EQ(read_text(dir.file("o1.txt")), "");
   const auto a = metrics(dir.file("single")), b = metrics(dir.file("multi"));
   ASSERT_EQ(a.size(), 3u);
   ASSERT_EQ(b.size(), 3u);
@@ -124,4 +127,24 @@ TEST(Distributed, ARankThatDiesMakesTheOtherFailWithinTheTimeout) {
   const std::string err = read_text(dir.file("r0.txt"));
   EXPECT_NE(err.find("rank 0: "), std::string::npos) << err;
   EXPECT_NO_THROW(open_checkpoint(dir.file("run/checkpoints/last.pt")));
+}
+
+TEST(Distributed, APeerThatNeverJoinsIsReportedAsSuchWithTheTimeWaited) {
+  // Rank 0 of two, alone: rank 1 never starts (or died before joining). The error must say
+  // that the group did not form, why, and after how long, not just quote the limit.
+  TempDir dir;
+  const std::string cmd = rank_env(0, 2, free_port()) + MMFUSION_BINARY + " train --config " +
+                          source_path("configs/tiny.json") + " --set distributed.timeout_s=3 --out " +
+                          dir.file("run") + " 2>" + dir.file("err.txt") + " >/dev/null";
+  const auto start = std::chrono::steady_clock::now();
+  const int status = std::system(cmd.c_str());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_LT(seconds, 60.0);
+  const std::string err = read_text(dir.file("err.txt"));
+  EXPECT_NE(err.find("rank 0: "), std::string::npos) << err;
+  EXPECT_NE(err.find("a peer never joined or died while joining"), std::string::npos) << err;
+  EXPECT_NE(err.find("distributed.timeout_s = 3"), std::string::npos) << err;
+  EXPECT_NE(err.find("gave up after "), std::string::npos) << err;
 }

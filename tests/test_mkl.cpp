@@ -128,6 +128,31 @@ TEST(SimpleMKL, ReachesTheSameOptimumAsLpMKLWithPOneAndSatisfiesKKT) {
     if (simple.theta[m] == 0) EXPECT_GE(simple.gradient[m], g_support * (1 + 1e-5));
 }
 
+TEST(SimpleMKL, ConvergedMeansTheKKTGapIsWithinTolWhateverStoppedIt) {
+  Problem p = one_informative_modality(60, 4);
+  p.kernels[1] = 0.5 * p.kernels[0] + 0.5 * p.kernels[1];
+  // The gap by hand: gradients (-3, -2, -1) with weights (0.5, 0.5, 0): spread 1 on the
+  // support, the zero weight's gradient above it; largest |gradient| 3.
+  EXPECT_DOUBLE_EQ(simple_mkl_kkt_gap({0.5, 0.5, 0.0}, {-3, -2, -1}), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(simple_mkl_kkt_gap({0.5, 0.5, 0.0}, {-2, -2, -4}), 2.0 / 4);  // a zero weight below
+  EXPECT_DOUBLE_EQ(simple_mkl_kkt_gap({1, 0}, {-2, -1}), 0.0);
+  // One iteration cannot reach the optimum: not converged, whatever the objective did.
+  const MKLResult short_run = simple_mkl(p.kernels, p.y, 0.05, 1, 1e-6);
+  EXPECT_EQ(short_run.stop_reason, "max_iter");
+  EXPECT_FALSE(short_run.converged);
+  EXPECT_GT(short_run.kkt_gap, 1e-6);
+  // A tol below what double precision can reach stops on a stall or the line search:
+  // converged must then be false, and it must agree with the reported gap.
+  for (double tol : {1e-3, 1e-8, 1e-15}) {
+    SCOPED_TRACE(tol);
+    const MKLResult r = simple_mkl(p.kernels, p.y, 0.05, 500, tol);
+    EXPECT_EQ(r.converged, r.kkt_gap <= tol) << r.stop_reason;
+    EXPECT_DOUBLE_EQ(r.kkt_gap, simple_mkl_kkt_gap(r.theta, r.gradient));
+    if (r.stop_reason == "KKT conditions hold") EXPECT_TRUE(r.converged);
+  }
+  EXPECT_TRUE(std::isnan(lp_mkl(p.kernels, p.y, 0.05, 1.0, 50, 1e-8).kkt_gap));
+}
+
 TEST(SimpleMKL, WeightConcentratesOnTheOnlyInformativeModality) {
   Problem p = one_informative_modality(150, 5);
   const MKLResult r = simple_mkl(p.kernels, p.y, 0.1, 500, 1e-8);
@@ -194,6 +219,8 @@ TEST(MKLCommand, WritesEveryOutputAndRefusesWhatWouldNotFit) {
   const json out = run_mkl(args);
   for (const char* f : {"mkl.json", "kpca.csv", "kpca.svg", "predictions.csv", "config.json"})
     EXPECT_TRUE(fs::exists(dir.file(std::string("mkl/") + f))) << f;
+  EXPECT_FALSE(fs::exists(dir.file("mkl/checkpoints"))) << "MKL writes no checkpoint; no empty folder either";
+  EXPECT_EQ(out["converged"].get<bool>(), out["kkt_gap"].get<double>() <= 1e-6);  // the default tol
   double sum = 0;
   for (const auto& item : out["weights"].items()) sum += item.value().get<double>();
   EXPECT_NEAR(sum, 1.0, 1e-9);

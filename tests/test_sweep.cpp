@@ -117,7 +117,7 @@ TEST(Sweep, AFailingCombinationIsReportedAndTheSweepGoesOn) {
   const auto& h = rows[0];
   EXPECT_EQ(rows[1][column(h, "status")], "ok");
   EXPECT_EQ(rows[2][column(h, "status")], "failed");
-  EXPECT_NE(rows[2].back().find("missing.pt: no such file"), std::string::npos);
+  EXPECT_NE(rows[2].back().find("missing.pt: no such data file"), std::string::npos);
 }
 
 TEST(Sweep, BadCombinationsStopBeforeAnythingRuns) {
@@ -143,4 +143,47 @@ TEST(Sweep, EveryCombinationOfEveryShippedSweepValidatesInADryRun) {
     ++count;
   }
   EXPECT_GE(count, 4);
+}
+
+TEST(Sweep, SummaryIsTitledWithTheSweepsNameAndSingleRunsShowNoSpread) {
+  TempDir dir;
+  write_text(dir.file("s.json"), "{\"name\": \"my-ranks\", \"base\": \"" + source_path("configs/tiny.json") +
+                                     "\", \"grid\": {\"model.rank\": [1, 2], \"model.type\": [\"lmf\", \"late\"]}}");
+  SweepArgs args;
+  args.sweep_file = dir.file("s.json");
+  args.out = dir.file("elsewhere");
+  args.x = "model.type";
+  run_sweep(args);
+  const std::string summary = read_text(dir.file("elsewhere/summary.md"));
+  EXPECT_EQ(summary.rfind("# Sweep summary: my-ranks\n", 0), 0u) << summary;
+  const std::string table = summary.substr(summary.find("| --- |"));
+  EXPECT_EQ(table.find("±"), std::string::npos) << "one run per row has no spread: " << table;
+  // The chart's x axis is the key asked for, not the numeric one.
+  const std::string chart = read_text(dir.file("elsewhere/chart.svg"));
+  EXPECT_NE(chart.find(">model.type<"), std::string::npos);
+  EXPECT_NE(chart.find("rank=2"), std::string::npos);  // the other key labels the lines
+}
+
+TEST(Sweep, ChartXAxisFollowsTheDocumentedRule) {
+  const std::vector<GridAxis> axes{parse_grid_axis("model.type=lmf,tfn,late"), parse_grid_axis("train.lr=0.1,0.01"),
+                                   parse_grid_axis("model.rank=1,2,4"), parse_grid_axis("seed=1,2,3,4")};
+  EXPECT_EQ(chart_x_axis(axes, "")->key, "model.rank");  // numeric, most values (seed aside)
+  EXPECT_EQ(chart_x_axis(axes, "train.lr")->key, "train.lr");
+  expect_error<ConfigError>([&] { chart_x_axis(axes, "seed"); }, "--x seed: not a grid key");
+  expect_error<ConfigError>([&] { chart_x_axis(axes, "model.rnak"); }, "(grid keys: model.type, train.lr, model.rank)");
+  EXPECT_EQ(chart_x_axis({parse_grid_axis("model.type=lmf,tfn")}, "")->key, "model.type");  // no numeric key
+}
+
+TEST(Sweep, AGridKeyOnTheCommandLineReplacesTheFilesValues) {
+  TempDir dir;
+  write_text(dir.file("s.json"), "{\"base\": \"" + source_path("configs/tiny.json") +
+                                     "\", \"grid\": {\"model.rank\": [1, 2, 3], \"seed\": [1, 2]}}");
+  SweepArgs args;
+  args.sweep_file = dir.file("s.json");
+  args.grid = {"model.rank=8"};
+  args.dry_run = true;
+  const SweepOutcome outcome = run_sweep(args);
+  EXPECT_EQ(outcome.runs, (std::vector<std::string>{"rank-8_seed-1", "rank-8_seed-2"}));
+  args.grid = {"model.rank=8", "model.rank=4"};
+  expect_error<ConfigError>([&] { run_sweep(args); }, "--grid model.rank: the key is given twice on the command line");
 }

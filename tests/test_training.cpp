@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "helpers.hpp"
+#include "mmfusion/commands.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/metrics.hpp"
 #include "mmfusion/trainer.hpp"
@@ -82,3 +83,47 @@ TEST(Training, EarlyStoppingStopsPatienceEpochsAfterTheBest) {
     if (r.epoch > p.best_epoch) EXPECT_GE(r.val_loss, best->val_loss);
 }
 
+
+TEST(Training, DivergenceInTheFirstEpochSaysNoCheckpointExistsYet) {
+  TempDir dir;
+  const auto config = tiny_config();
+  DataSplits data = load_splits(config);
+  data.train.features[0][3][1] = std::numeric_limits<float>::quiet_NaN();
+  const RunPaths paths(dir.file("run"));
+  auto trainer = make_trainer(config, data, paths);
+  try {
+    trainer->fit();
+    FAIL() << "no divergence error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("training diverged at epoch 1, step "), std::string::npos) << m;
+    EXPECT_NE(m.find("no checkpoint was written yet"), std::string::npos) << m;
+    EXPECT_EQ(m.find("last.pt"), std::string::npos) << m;
+  }
+  EXPECT_FALSE(fs::exists(paths.last));
+}
+
+TEST(Training, ABranchWhoseEpochsNeverImproveStillReportsItsBest) {
+  // Early stopping leaves best epoch B < the last epoch. A branch from best.pt replays
+  // epoch B + 1 exactly (exact resume), which did not improve the first time either: no
+  // epoch of the branch improves, yet it must end with results for the best it knows.
+  TempDir dir;
+  TrainArgs first;
+  first.config = source_path("configs/tiny.json");
+  first.overrides = {"train.epochs=60", "train.patience=3", "train.lr=0.03", "data.train_size=64",
+                     "model.encoder_hidden=[32]"};
+  first.out = dir.file("run");
+  const TrainOutcome a = run_train(first);
+  const int64_t best = a.results["best_epoch"].get<int64_t>();
+  ASSERT_LT(best, a.results["epochs"].get<int64_t>());
+  TrainArgs branch;
+  branch.resume = dir.file("run/checkpoints/best.pt");
+  branch.overrides = {"train.epochs=" + std::to_string(best + 1), "train.patience=0"};
+  branch.out = dir.file("branch");
+  const TrainOutcome b = run_train(branch);
+  EXPECT_EQ(b.results["epochs"], best + 1);
+  EXPECT_EQ(b.results["best_epoch"], best);
+  EXPECT_EQ(b.results["checkpoint"], dir.file("branch/checkpoints/best.pt"));
+  EXPECT_DOUBLE_EQ(b.results["test"]["loss"].get<double>(), a.results["test"]["loss"].get<double>());
+  EXPECT_TRUE(fs::exists(dir.file("branch/results.json")));
+}

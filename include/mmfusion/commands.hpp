@@ -20,6 +20,7 @@ struct TrainArgs {
 struct TrainOutcome {
   std::string run_dir;
   nlohmann::json results;  // results.json
+  bool leader = true;      // false on the other ranks of a multi-process run
 };
 TrainOutcome run_train(const TrainArgs& args);
 

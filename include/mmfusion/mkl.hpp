@@ -47,9 +47,18 @@ struct MKLResult {
   std::vector<double> objective;  // per iteration (the first is at the starting weights)
   std::vector<double> gradient;   // at the final weights
   int64_t iterations = 0;
+  // SimpleMKL: true exactly when the KKT conditions hold to tol at the final weights
+  // (kkt_gap <= tol); lp: when the relative objective change fell below tol.
   bool converged = false;
   std::string stop_reason;
+  // SimpleMKL: how far the final weights are from the KKT conditions, relative to the
+  // largest |gradient| (simple_mkl_kkt_gap); NaN for the other solvers.
+  double kkt_gap = NAN;
 };
+// The KKT gap of weights on the simplex: the spread of the gradients over the support,
+// or how far a zero weight's gradient lies below the support's smallest, whichever is
+// larger, divided by the largest |gradient| (0 when all gradients are 0).
+double simple_mkl_kkt_gap(const std::vector<double>& theta, const std::vector<double>& gradient);
 // Learns the weights on training kernels (n x n each) for targets Y [n, C].
 MKLResult learn_weights(const MKLConfig& config, const std::vector<torch::Tensor>& kernels,
                         const torch::Tensor& Y);

@@ -19,6 +19,7 @@ struct SweepArgs {
   std::vector<std::string> overrides;  // --set KEY=VALUE, applied to the base
   std::string out;                     // default runs/sweep-<name>
   bool dry_run = false;                // validate every combination, train nothing
+  std::string x;                       // --x KEY: the chart's x axis (a grid key); "" = the rule below
 };
 
 struct GridAxis {
@@ -44,7 +45,14 @@ struct SweepOutcome {
 };
 SweepOutcome run_sweep(const SweepArgs& args);
 
-// Writes DIR/results.csv, DIR/summary.md and DIR/chart.svg from the runs' results.json.
-void write_sweep_reports(const std::string& dir, const std::vector<GridAxis>& axes, Task task);
+// The chart's x axis: `x` when given (a grid key other than seed; ConfigError otherwise),
+// else the numeric grid key with the most values (the first of equals), else the first
+// grid key with more than one value; nullptr when there is none.
+const GridAxis* chart_x_axis(const std::vector<GridAxis>& axes, const std::string& x);
+
+// Writes DIR/results.csv, DIR/summary.md (titled with the sweep's name) and DIR/chart.svg
+// (against chart_x_axis(axes, x)) from the runs' results.json.
+void write_sweep_reports(const std::string& dir, const std::string& name, const std::vector<GridAxis>& axes,
+                         Task task, const std::string& x = "");
 
 }  // namespace mmfusion
