@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "mmfusion/errors.hpp"
+#include "mmfusion/file_safety.hpp"
 #include "mmfusion/files.hpp"
 #include "mmfusion/version.hpp"
 
@@ -132,13 +133,32 @@ void save_checkpoint(const std::string& path, const ExperimentConfig& config,
 Checkpoint open_checkpoint(const std::string& path, const torch::Device& device) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw Error(path + ": no such checkpoint file");
+  const std::vector<char> bytes = read_bytes(path);
+  return parse_checkpoint(bytes.data(), bytes.size(), path, device);
+}
+
+Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& path, const torch::Device& device) {
+  const std::string unreadable = "not a readable checkpoint (the file is truncated, corrupt or not an mmfusion checkpoint)";
+  check_archive_pickles(data, size, path, unreadable);  // before the unpickler trusts a length
   Checkpoint c;
   c.path = path;
   try {
-    c.archive.load_from(path, device);
+    // The archive is read on the CPU; tensors move to `device` once they are checked.
+    c.archive.load_from(data, size, torch::kCPU);
   } catch (const std::exception&) {
-    throw Error(path + ": not a readable checkpoint (the file is truncated, corrupt or not "
-                       "an mmfusion checkpoint)");
+    throw Error(path + ": " + unreadable);
+  }
+  // Every tensor's view must lie inside its storage before anything reads a value.
+  for (const auto& key : c.archive.keys()) {
+    c10::IValue value;
+    if (c.archive.try_read(key, value)) check_file_tensors(value, path + ": " + key);
+  }
+  if (!device.is_cpu()) {
+    try {
+      c.archive.load_from(data, size, device);
+    } catch (const std::exception&) {
+      throw Error(path + ": cannot map the checkpoint to " + device.str());
+    }
   }
   c10::IValue meta;
   if (!c.archive.try_read("meta", meta) || !meta.isString())

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "mmfusion/errors.hpp"
+#include "mmfusion/file_safety.hpp"
 #include "mmfusion/files.hpp"
 
 namespace mmfusion {
@@ -69,12 +70,18 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
-torch::Tensor checked_float(const std::string& path, const std::string& key, const c10::IValue& v) {
+// A float tensor entry, converted to contiguous float32. Only its metadata is looked at:
+// the caller checks its shape before require_finite reads the values.
+torch::Tensor float_entry(const std::string& path, const std::string& key, const c10::IValue& v) {
   if (!v.isTensor()) throw Error(path + ": entry \"" + key + "\" is not a tensor");
-  torch::Tensor t = v.toTensor();
+  const torch::Tensor t = v.toTensor();
   if (!t.is_floating_point())
     throw Error(path + ": entry \"" + key + "\" has dtype " + std::string(c10::toString(t.scalar_type())) +
                 ", expected a float tensor");
+  return t;
+}
+
+torch::Tensor require_finite(const std::string& path, const std::string& key, torch::Tensor t) {
   t = t.to(torch::kFloat32).contiguous();
   const auto bad = torch::logical_not(torch::isfinite(t));
   if (bad.any().item<bool>()) {
@@ -195,16 +202,26 @@ Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig
   if (!std::filesystem::is_regular_file(path, ec))
     throw Error(path + ": no such data file (write one with `mmfusion synth --config CONFIG --split train "
                        "--output " + path + "`; data/README.md describes the format)");
-  const std::vector<char> bytes = read_bytes(path);
+  return parse_data_file(read_bytes(path), path, modalities, require_target, num_classes);
+}
+
+Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
+                        const std::vector<ModalityConfig>& modalities, bool require_target, int64_t num_classes) {
+  const std::string unreadable =
+      "not a readable data file (expected what torch.save writes for a dict of tensors; the file is truncated, "
+      "corrupt or of another kind)";
+  check_archive_pickles(bytes.data(), bytes.size(), path, unreadable);  // before the unpickler trusts a length
   c10::IValue value;
   try {
     value = torch::pickle_load(bytes);
   } catch (const std::exception& e) {
-    throw Error(path + ": not a readable data file (expected what torch.save writes for a dict "
-                       "of tensors; the file is truncated, corrupt or of another kind)");
+    throw Error(path + ": " + unreadable);
   }
   if (!value.isGenericDict())
     throw Error(path + ": expected a dict of tensors, found " + value.tagKind());
+  // Every tensor's view must lie inside its storage before anything reads a value.
+  for (const auto& item : value.toGenericDict())
+    check_file_tensors(item.value(), path + ": entry \"" + (item.key().isString() ? item.key().toStringRef() : "?") + "\"");
 
   std::vector<std::string> expected;
   for (const auto& m : modalities) expected.push_back(m.name);
@@ -236,11 +253,12 @@ Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig
         for (const auto& e : entries) keys.push_back(e.first);
         return join(keys);
       }() + ")");
-    torch::Tensor t = checked_float(path, m.name, it->second);
+    torch::Tensor t = float_entry(path, m.name, it->second);
     if (t.dim() != 2 || t.size(1) != m.dim)
       throw Error(path + ": entry \"" + m.name + "\" has shape " + c10::str(t.sizes()) +
                   ", expected [N, " + std::to_string(m.dim) + "]");
     check_rows(m.name, t.size(0));
+    t = require_finite(path, m.name, t);
     out.names.push_back(m.name);
     out.features.push_back(t);
   }
@@ -264,12 +282,13 @@ Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig
     check_rows("target", t.size(0));
     out.target = t;
   } else if (target != entries.end()) {
-    torch::Tensor t = checked_float(path, "target", target->second);
+    torch::Tensor t = float_entry(path, "target", target->second);
     if (t.dim() == 1) t = t.unsqueeze(1);
     if (t.dim() != 2 || t.size(1) < 1)
       throw Error(path + ": entry \"target\" has shape " + c10::str(t.sizes()) +
                   ", expected [N] or [N, K]");
     check_rows("target", t.size(0));
+    t = require_finite(path, "target", t);
     out.target = t;
   } else if (require_target) {
     throw Error(path + ": missing entry \"target\" (needed for training and evaluation)");

@@ -68,7 +68,11 @@ struct Checkpoint {
 };
 
 // Throws Error with a one-line reason for a missing, truncated, corrupt or foreign
-// file, or one written by a newer format version.
+// file, or one written by a newer format version. Every tensor in it is checked to lie
+// inside its storage (file_safety.hpp) before any value is read.
 Checkpoint open_checkpoint(const std::string& path, const torch::Device& device = torch::kCPU);
+// The same from the file's bytes; `path` names it in errors.
+Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& path,
+                            const torch::Device& device = torch::kCPU);
 
 }  // namespace mmfusion

@@ -56,6 +56,12 @@ Dataset load_split(const ExperimentConfig& config, Split split);
 // num_classes > 0: "target" holds integer class labels in [0, num_classes).
 Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig>& modalities,
                        bool require_target, int64_t num_classes = 0);
+// The same from the file's bytes; `path` names it in errors. Every tensor's view is
+// checked to lie inside its storage (file_safety.hpp), and every shape, before any value
+// is read.
+Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
+                        const std::vector<ModalityConfig>& modalities, bool require_target,
+                        int64_t num_classes = 0);
 // Writes the file format (a [N] target when it has one column or holds labels), atomically.
 void write_data_file(const Dataset& data, const std::string& path);
 
