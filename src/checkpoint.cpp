@@ -194,11 +194,26 @@ Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& pa
 void Checkpoint::load_model(torch::nn::Module& model) {
   torch::serialize::InputArchive model_archive;
   if (!archive.try_read("model", model_archive)) throw Error(path + ": the checkpoint holds no model");
+  // LibTorch's Module::load swaps each tensor for the file's without comparing shapes: a
+  // file whose tensors disagree with its config would reach code that trusts the config's
+  // sizes (the hand-written LMF pass reads and writes by them). Compare after loading.
+  std::vector<std::pair<std::string, torch::Tensor>> expected;
+  for (const auto& p : model.named_parameters()) expected.emplace_back(p.key(), torch::empty_like(p.value()));
+  for (const auto& b : model.named_buffers()) expected.emplace_back(b.key(), torch::empty_like(b.value()));
   try {
     model.load(model_archive);
   } catch (const c10::Error& e) {
     throw Error(path + ": the model in the checkpoint does not match its config: " +
                 e.what_without_backtrace());
+  }
+  auto loaded = model.named_parameters();
+  for (const auto& b : model.named_buffers()) loaded.insert(b.key(), b.value());
+  for (const auto& [name, want] : expected) {
+    const torch::Tensor* got = loaded.find(name);
+    if (!got || got->sizes() != want.sizes() || got->scalar_type() != want.scalar_type())
+      throw Error(path + ": model." + name + " has " +
+                  (got ? "shape " + c10::str(got->sizes()) + " " + c10::toString(got->scalar_type()) : std::string("no value")) +
+                  ", its config gives " + c10::str(want.sizes()) + " " + c10::toString(want.scalar_type()));
   }
   if (meta.contains("model_digest") && meta["model_digest"] != model_digest(model))
     throw Error(path + ": corrupt checkpoint: the model's checksum does not match (the file was "
@@ -226,6 +241,8 @@ void Checkpoint::load_optimizer(torch::optim::Optimizer& optimizer) {
     optimizer.load(optimizer_archive);
   } catch (const c10::Error& e) {
     throw Error(path + ": the optimizer state does not match (" + e.what_without_backtrace() + ")");
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
   }
 }
 

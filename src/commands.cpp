@@ -154,19 +154,19 @@ TrainOutcome run_train(const TrainArgs& args) {
     atomic_write_text(paths.config, to_json(config).dump(2) + "\n");
     log = make_logger(paths.log);
   } else {
-    log = make_logger("");  // the other ranks report warnings and errors only
+    log = make_logger("", fmt::format("[rank {}] ", comm->rank()));  // the other ranks: warnings and errors
     log->set_level(spdlog::level::warn);
-    log->set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S] [%^%l%$] [rank {}] %v", comm->rank()));
   }
   if (comm)
     log->info("distributed: rank {} of {} ({}), {} threads each", comm->rank(), comm->world_size(),
               comm->backend(), torch::get_num_threads());
-  if (checkpoint)
+  if (checkpoint) {
     log->info("mmfusion {}: resuming {} at epoch {} (step {}) into {}", kVersion, args.resume,
               checkpoint->progress.epoch, checkpoint->progress.global_step, dir);
-  if (checkpoint && leader && !args.out.empty()) seed_branch_best(*checkpoint, paths, *log);
-  else
+    if (leader && !args.out.empty()) seed_branch_best(*checkpoint, paths, *log);
+  } else {
     log->info("mmfusion {}: run {} in {}", kVersion, config.name, dir);
+  }
 
   torch::manual_seed(config.seed);  // model initialisation and dropout
   Trainer trainer(config, data, device, paths, log);

@@ -2,9 +2,11 @@
 
 #include <caffe2/serialize/inline_container.h>
 
+#include <algorithm>
 #include <cstring>
+#include <map>
+#include <regex>
 #include <memory>
-#include <sstream>
 
 #include "mmfusion/errors.hpp"
 
@@ -85,15 +87,49 @@ void check_file_tensor(const torch::Tensor& t, const std::string& where) {
                 std::to_string(offset) + " reaches element " + std::to_string(static_cast<long long>(last)) +
                 ", but its storage holds " + std::to_string(static_cast<long long>(available)) +
                 " (a damaged or crafted file)");
+  // Overlapping views (a stride 0, say) would let a few bytes stand for any number of
+  // elements, and the first .contiguous() allocate them all; files hold none.
+  const int64_t item_size = static_cast<int64_t>(t.element_size());
+  if (item_size > 0 && static_cast<__int128>(t.numel()) > static_cast<__int128>(t.storage().nbytes()) / item_size)
+    throw Error(where + ": shape " + c10::str(t.sizes()) + " with strides " + c10::str(t.strides()) + " has " +
+                std::to_string(t.numel()) + " elements over a storage of " +
+                std::to_string(t.storage().nbytes() / item_size) + " (an overlapping view; files hold none)");
 }
 
 void check_file_tensors(const c10::IValue& value, const std::string& where) { walk(value, where, 0); }
 
-}  // namespace mmfusion
+namespace {
 
-namespace mmfusion {
+// What the pickle walker keeps of each stack value: enough to read the persistent ids of
+// tensor storages, ("storage", torch.<Type>Storage, key, location, numel), and nothing of
+// anything else.
+struct PickleValue {
+  enum class Kind { Other, Mark, Text, Int, Global, Tuple } kind = Kind::Other;
+  std::string text;  // Text, Global (module.name)
+  int64_t number = 0;
+  std::vector<std::shared_ptr<const PickleValue>> items;  // Tuple
+};
+using ValuePtr = std::shared_ptr<const PickleValue>;
 
-void check_pickle(const char* data, size_t size, const std::string& where) {
+ValuePtr make_value(PickleValue::Kind kind, std::string text = "", int64_t number = 0) {
+  auto v = std::make_shared<PickleValue>();
+  v->kind = kind, v->text = std::move(text), v->number = number;
+  return v;
+}
+
+int64_t storage_item_size(const std::string& global) {
+  static const std::map<std::string, int64_t> sizes = {
+      {"torch.FloatStorage", 4}, {"torch.DoubleStorage", 8}, {"torch.HalfStorage", 2},
+      {"torch.BFloat16Storage", 2}, {"torch.LongStorage", 8}, {"torch.IntStorage", 4},
+      {"torch.ShortStorage", 2}, {"torch.CharStorage", 1}, {"torch.ByteStorage", 1},
+      {"torch.BoolStorage", 1}, {"torch.ComplexFloatStorage", 8}, {"torch.ComplexDoubleStorage", 16}};
+  auto it = sizes.find(global);
+  return it == sizes.end() ? 0 : it->second;
+}
+
+}  // namespace
+
+void check_pickle(const char* data, size_t size, const std::string& where, const StorageRecords* records) {
   const auto* b = reinterpret_cast<const unsigned char*>(data);
   size_t i = 0;
   auto fail = [&](const std::string& what) { throw Error(where + ": " + what + " at byte " + std::to_string(i)); };
@@ -107,53 +143,221 @@ void check_pickle(const char* data, size_t size, const std::string& where) {
     i += bytes;
     return v;
   };
+  auto text_arg = [&](uint64_t n) {
+    need(n);
+    std::string t(data + i, n);
+    i += n;
+    return t;
+  };
   auto line = [&] {
     const void* nl = std::memchr(b + i, '\n', size - i);
     if (!nl) fail("an unterminated text argument");
-    i = static_cast<const unsigned char*>(nl) - b + 1;
+    const size_t end = static_cast<const unsigned char*>(nl) - b;
+    std::string t(data + i, end - i);
+    i = end + 1;
+    return t;
+  };
+  using Kind = PickleValue::Kind;
+  std::vector<ValuePtr> stack;
+  std::map<uint64_t, ValuePtr> memo;
+  auto push = [&](ValuePtr v) { stack.push_back(std::move(v)); };
+  auto other = [&] { push(make_value(Kind::Other)); };
+  auto pop = [&]() -> ValuePtr {
+    if (stack.empty()) return make_value(Kind::Other);  // LibTorch's unpickler refuses it
+    ValuePtr v = stack.back();
+    stack.pop_back();
+    return v;
+  };
+  auto pop_to_mark = [&] {
+    std::vector<ValuePtr> items;
+    while (!stack.empty() && stack.back()->kind != Kind::Mark) items.insert(items.begin(), pop());
+    if (!stack.empty()) stack.pop_back();
+    return items;
+  };
+  auto tuple = [&](std::vector<ValuePtr> items) {
+    auto v = std::make_shared<PickleValue>();
+    v->kind = Kind::Tuple, v->items = std::move(items);
+    push(v);
+  };
+  // A memo index can be no larger than the pickle: LibTorch reserves memo space for it
+  // (a crafted index asked for 30 GB).
+  auto memo_id = [&](uint64_t id) {
+    if (id > size) fail("memo index " + std::to_string(id) + " beyond any this pickle can hold");
+    return id;
+  };
+  auto get = [&](uint64_t id) {
+    auto it = memo.find(memo_id(id));
+    push(it == memo.end() ? make_value(Kind::Other) : it->second);
+  };
+  auto put = [&](uint64_t id) { memo[memo_id(id)] = stack.empty() ? make_value(Kind::Other) : stack.back(); };
+  auto persistent_id = [&](const ValuePtr& pid) {
+    if (!records || pid->kind != Kind::Tuple || pid->items.size() < 5) return;
+    const auto& it = pid->items;
+    if (it[0]->kind != Kind::Text || it[0]->text != "storage") return;
+    if (it[1]->kind != Kind::Global || it[2]->kind != Kind::Text || it[4]->kind != Kind::Int)
+      fail("a storage reference of an unexpected form");
+    const int64_t item = storage_item_size(it[1]->text);
+    if (item == 0) fail("unknown storage type " + it[1]->text);
+    const std::string record = records->folder + it[2]->text;
+    auto found = records->sizes.find(record);
+    if (found == records->sizes.end()) fail("storage " + it[2]->text + " has no record " + record);
+    const int64_t numel = it[4]->number;
+    if (numel < 0 || static_cast<__int128>(numel) * item > static_cast<__int128>(found->second))
+      fail("storage " + it[2]->text + " declares " + std::to_string(numel) + " elements of " + std::to_string(item) +
+           " bytes, but its record holds " + std::to_string(found->second) + " bytes");
   };
   while (i < size) {
     const unsigned char op = b[i++];
     switch (op) {
       case '.': return;  // STOP
-      // No argument.
-      case '(': case ')': case ']': case '}': case 'N': case 0x88: case 0x89: case 't': case 0x85: case 0x86:
-      case 0x87: case 'l': case 'd': case 'a': case 'e': case 's': case 'u': case 'R': case 'b': case 0x81:
-      case 0x92: case 'Q': case '0': case '1': case '2': case 0x94: case 0x8f: case 0x90: case 0x91: case 0x93:
-      case 0x97: case 0x98: case 'o':
+      case '(': push(make_value(Kind::Mark)); break;
+      case 't': tuple(pop_to_mark()); break;
+      case ')': tuple({}); break;
+      case 0x85: { auto a = pop(); tuple({a}); break; }
+      case 0x86: { auto b2 = pop(), a = pop(); tuple({a, b2}); break; }
+      case 0x87: { auto c = pop(), b2 = pop(), a = pop(); tuple({a, b2, c}); break; }
+      case ']': case '}': case 'N': case 0x88: case 0x89: case 0x8f: other(); break;
+      case 'a': pop(); break;                                  // APPEND
+      case 's': pop(), pop(); break;                           // SETITEM
+      case 'e': case 'u': case 0x90: pop_to_mark(); break;     // APPENDS, SETITEMS, ADDITEMS
+      case 'l': case 'd': case 0x91: case 'o': pop_to_mark(), other(); break;  // LIST, DICT, FROZENSET, OBJ
+      case 'R': case 0x81: pop(), pop(), other(); break;       // REDUCE, NEWOBJ
+      case 0x92: pop(), pop(), pop(), other(); break;          // NEWOBJ_EX
+      case 'b': pop(); break;                                  // BUILD
+      case '0': pop(); break;                                  // POP
+      case '1': pop_to_mark(); break;                          // POP_MARK
+      case '2': push(stack.empty() ? make_value(Kind::Other) : stack.back()); break;  // DUP
+      case 'Q': persistent_id(pop()); other(); break;          // BINPERSID
+      case 0x94: put(memo.size()); break;                      // MEMOIZE
+      case 0x97: other(); break;                               // NEXT_BUFFER
+      case 0x98: break;                                        // READONLY_BUFFER
+      case 0x80: little(1); break;                             // PROTO
+      case 0x95: little(8); break;                             // FRAME
+      case 'K': push(make_value(Kind::Int, "", static_cast<int64_t>(little(1)))); break;
+      case 'M': push(make_value(Kind::Int, "", static_cast<int64_t>(little(2)))); break;
+      case 'J': push(make_value(Kind::Int, "", static_cast<int32_t>(little(4)))); break;
+      case 'G': little(8), other(); break;                     // BINFLOAT
+      case 'h': get(little(1)); break;
+      case 'j': get(little(4)); break;
+      case 'q': put(little(1)); break;
+      case 'r': put(little(4)); break;
+      case 0x82: little(1), other(); break;                    // EXT1
+      case 0x83: little(2), other(); break;                    // EXT2
+      case 0x84: little(4), other(); break;                    // EXT4
+      case 0x8a: case 0x8b: {                                  // LONG1, LONG4: little-endian two's complement
+        const std::string bytes = text_arg(little(op == 0x8a ? 1 : 4));
+        int64_t v = 0;
+        if (bytes.size() <= 8) {
+          uint64_t u = 0;
+          for (size_t k = bytes.size(); k-- > 0;) u = (u << 8) | static_cast<unsigned char>(bytes[k]);
+          if (!bytes.empty() && bytes.size() < 8 && (static_cast<unsigned char>(bytes.back()) & 0x80))
+            u |= ~uint64_t(0) << (8 * bytes.size());
+          v = static_cast<int64_t>(u);
+          push(make_value(Kind::Int, "", v));
+        } else {
+          other();
+        }
         break;
-      // Fixed-size arguments.
-      case 0x80: case 'K': case 'h': case 'q': case 0x82: little(1); break;
-      case 'M': case 0x83: little(2); break;
-      case 'J': case 'j': case 'r': case 0x84: little(4); break;
-      case 'G': case 0x95: little(8); break;
-      // Length-prefixed arguments.
-      case 0x8c: case 'C': case 'U': case 0x8a: { const uint64_t n = little(1); need(n); i += n; break; }
-      case 'X': case 'B': case 'T': case 0x8b: { const uint64_t n = little(4); need(n); i += n; break; }
-      case 0x8d: case 0x8e: case 0x96: { const uint64_t n = little(8); need(n); i += n; break; }
-      // Newline-terminated text arguments.
-      case 'c': case 'i': line(); line(); break;
-      case 'I': case 'L': case 'F': case 'S': case 'V': case 'P': case 'g': case 'p': line(); break;
+      }
+      case 0x8c: case 'C': case 'U': push(make_value(Kind::Text, text_arg(little(1)))); break;
+      case 'X': case 'B': case 'T': push(make_value(Kind::Text, text_arg(little(4)))); break;
+      case 0x8d: case 0x8e: case 0x96: push(make_value(Kind::Text, text_arg(little(8)))); break;
+      case 'c': {  // GLOBAL module\nname\n
+        std::string module = line();
+        push(make_value(Kind::Global, module + "." + line()));
+        break;
+      }
+      case 0x93: {  // STACK_GLOBAL
+        auto name = pop(), module = pop();
+        push(make_value(Kind::Global, module->text + "." + name->text));
+        break;
+      }
+      case 'i': line(), line(), pop_to_mark(), other(); break;  // INST
+      case 'I': case 'L': {                                       // INT, LONG as text
+        const std::string t = line();
+        char* end = nullptr;
+        const long long v = std::strtoll(t.c_str(), &end, 10);
+        push(make_value(Kind::Int, "", v));
+        break;
+      }
+      case 'S': case 'V': push(make_value(Kind::Text, line())); break;
+      case 'F': line(), other(); break;
+      case 'P': line(), other(); break;                            // PERSID (text)
+      case 'g': get(std::strtoull(line().c_str(), nullptr, 10)); break;
+      case 'p': put(std::strtoull(line().c_str(), nullptr, 10)); break;
       default: --i; fail("unknown pickle opcode " + std::to_string(op));
     }
   }
   fail("no STOP opcode: the pickle is truncated");
 }
 
+namespace {
+// TorchScript code in an archive is parsed and compiled on load: a method such as
+// __setstate__ would run, and LibTorch 1.13's type parser crashes on some damaged source
+// (found by fuzzing). mmfusion's archives hold nothing but class declarations of
+// attributes, so every line must be one of those, before LibTorch parses any of it.
+void check_declarations(const std::string& text, const std::string& where) {
+  static const std::string type =
+      R"((Tensor|str|float|int|bool|Optional\[Tensor\]|Tuple\[float, float\]|__torch__(\.[A-Za-z_][A-Za-z0-9_]*)+))";
+  static const std::regex allowed(
+      R"(class [A-Za-z_][A-Za-z0-9_]*\(Module\):|)"
+      R"(  __(parameters|buffers)__ = \[("[A-Za-z0-9_/]*", )*\]|)"
+      R"(  __annotations__ = \[\]|)"
+      R"(  __annotations__\["[A-Za-z0-9_/]*"\] = )" + type + "|" +
+      R"(  [A-Za-z_][A-Za-z0-9_]* : )" + type + "|");
+  size_t start = 0, number = 1;
+  while (start <= text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    if (!std::regex_match(line, allowed))
+      throw Error(where + ": line " + std::to_string(number) + " is not an attribute declaration (an mmfusion "
+                  "file holds data only, and mmfusion runs no code from files): " + line.substr(0, 60));
+    start = end + 1;
+    ++number;
+  }
+}
+}  // namespace
+
 void check_archive_pickles(const char* data, size_t size, const std::string& where, const std::string& unreadable) {
+  // Reads the caller's bytes in place (no copy of the file).
+  struct Bytes : caffe2::serialize::ReadAdapterInterface {
+    Bytes(const char* d, size_t n) : data(d), n(n) {}
+    size_t size() const override { return n; }
+    size_t read(uint64_t pos, void* buf, size_t len, const char*) const override {
+      if (pos >= n) return 0;
+      const size_t k = std::min<uint64_t>(len, n - pos);
+      std::memcpy(buf, data + pos, k);
+      return k;
+    }
+    const char* data;
+    size_t n;
+  };
   std::vector<std::string> names;
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
-  std::istringstream in(std::string(data, size));
   try {
-    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(&in);
+    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::make_shared<Bytes>(data, size));
     names = reader->getAllRecords();
   } catch (const std::exception&) {
     throw Error(where + ": " + unreadable);
   }
+  auto ends_with = [](const std::string& s, const char* tail) {
+    const size_t n = std::strlen(tail);
+    return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
+  };
+  // Every record's size, for checking what the pickles say of their storages.
+  std::map<std::string, size_t> sizes;
   for (const auto& name : names) {
-    const bool pickle = name.size() >= 4 && (name.compare(name.size() - 4, 4, ".pkl") == 0 ||
-                                             name.compare(name.size() - 4, 4, "_pkl") == 0);
-    if (!pickle) continue;
+    try {
+      sizes[name] = std::get<1>(reader->getRecord(name));
+    } catch (const std::exception&) {
+      throw Error(where + ": " + unreadable + " (record " + name + ")");
+    }
+  }
+  for (const auto& name : names) {
+    const bool pickle = ends_with(name, ".pkl") || ends_with(name, "_pkl");
+    const bool code = ends_with(name, ".py") && name.find("code/") != std::string::npos;
+    if (!pickle && !code) continue;
     at::DataPtr record;
     size_t record_size = 0;
     try {
@@ -161,7 +365,17 @@ void check_archive_pickles(const char* data, size_t size, const std::string& whe
     } catch (const std::exception&) {
       throw Error(where + ": " + unreadable + " (record " + name + ")");
     }
-    check_pickle(static_cast<const char*>(record.get()), record_size, where + ": " + name);
+    const char* bytes = static_cast<const char*>(record.get());
+    const std::string text(bytes, record_size);
+    if (pickle) {
+      // data.pkl's storages are the records data/<key>; constants.pkl's constants/<key>.
+      const StorageRecords storages{name.substr(0, name.size() - 4) + "/", sizes};
+      check_pickle(bytes, record_size, where + ": " + name, ends_with(name, ".pkl") ? &storages : nullptr);
+      // Custom C++ classes (torch.classes.*) run their own __setstate__ while unpickling.
+      if (text.find("torch.classes") != std::string::npos)
+        throw Error(where + ": " + name + " names a custom C++ class (torch.classes), which mmfusion files never hold");
+    }
+    if (code) check_declarations(text, where + ": " + name);
   }
 }
 

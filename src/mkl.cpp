@@ -202,7 +202,8 @@ MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Ten
   }
   r.gradient = g;
   // Converged means what docs/mkl.md says: the KKT conditions hold to tol. Any other stop
-  // (a stalled objective, no descent, max_iter) reports its gap and converged = false.
+  // (no descent, a failed line search, max_iter) reports its gap, and converged = false
+  // unless the gap is within tol all the same.
   r.kkt_gap = simple_mkl_kkt_gap(r.theta, g);
   r.converged = r.kkt_gap <= tol;
   return r;

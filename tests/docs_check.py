@@ -143,8 +143,11 @@ def run_commands(src, binary, results):
             os.symlink(binary, os.path.join(work, "build", "mmfusion"))
             os.symlink(binary, os.path.join(work, "bin", "mmfusion"))
             env = dict(os.environ, PATH=os.path.join(work, "bin") + ":/usr/bin:/bin")
-            proc = subprocess.run(["bash", "-c", run], cwd=work, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, timeout=600)
+            try:
+                proc = subprocess.run(["bash", "-c", run], cwd=work, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, timeout=600)
+            except subprocess.TimeoutExpired:
+                proc = subprocess.CompletedProcess(run, 124, "", "did not finish within 600 s")
         finally:
             shutil.rmtree(work, ignore_errors=True)
         tail = proc.stderr.strip().splitlines()[-1:] if proc.returncode else []

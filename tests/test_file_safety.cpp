@@ -244,7 +244,9 @@ TEST(FileSafety, TheLayoutCheckFollowsItsDefinition) {
   expect_error([&] { check_file_tensor(raw_view(storage, {2}, {1}, -1), "x"); }, "negative storage offset");
   expect_error([&] { check_file_tensor(raw_view(storage, {2, 2}, {INT64_MAX, INT64_MAX}), "x"); }, "reaches element");
   EXPECT_NO_THROW(check_file_tensor(raw_view(storage, {0, 5}, {100, 100}), "x"));  // empty: nothing is read
-  EXPECT_NO_THROW(check_file_tensor(raw_view(storage, {12, 3}, {1, 0}), "x"));     // a broadcast stride 0
+  // A broadcast (stride 0) view: 36 elements over 12 would let a tiny file stand for a
+  // huge tensor; files hold none.
+  expect_error([&] { check_file_tensor(raw_view(storage, {12, 3}, {1, 0}), "x"); }, "an overlapping view");
   expect_error([&] { check_file_tensor(torch::zeros({2}, torch::kComplexFloat), "x"); },
                "x: dtype ComplexFloat is not allowed");
   // Nested values: the entry is named.
@@ -384,3 +386,83 @@ TEST(FileSafety, ACheckpointWhoseParameterReachesPastItsStorageIsRefused) {
     EXPECT_NE(std::string(e.what()).find("reaches element"), std::string::npos) << e.what();
   }
 }
+
+TEST(FileSafety, ACheckpointWithTorchScriptMethodsIsRefusedBeforeItIsCompiled) {
+  TempDir dir;
+  const std::string zip = checkpoint_file(dir);
+  // A code/ record gains a method, in place of the same number of bytes of a comment line.
+  const auto rs = records(zip);
+  const Record* code = nullptr;
+  for (const auto& r : rs)
+    if (r.name.find("code/") != std::string::npos && r.name.size() > 3 &&
+        r.name.compare(r.name.size() - 3, 3, ".py") == 0 && u16(zip, r.central + 10) == 0)  // stored, not deflated
+      code = &r;
+  ASSERT_NE(code, nullptr);
+  std::string source = zip.substr(code->data, code->size);
+  const std::string method = "\n  def\t__setstate__(self, s: int) -> None:\n    pass\n";  // a tab, too
+  ASSERT_GT(source.size(), method.size());
+  source.replace(source.size() - method.size(), method.size(), method);
+  const std::string crafted = with_record(zip, *code, source);
+  expect_error([&] { parse_checkpoint(crafted.data(), crafted.size(), "m.pt"); }, "is not an attribute declaration");
+}
+
+TEST(FileSafety, ACheckpointWhoseTensorsDisagreeWithItsConfigIsRefused) {
+  // The tensors are well-formed, but a factor's shape is not the config's: loading must
+  // refuse it rather than hand the hand-written pass sizes it would overrun.
+  TempDir dir;
+  const std::string zip = checkpoint_file(dir);
+  const Record pkl = record_ending(records(zip), "data.pkl");
+  std::string pickle = zip.substr(pkl.data, pkl.size);
+  const size_t at = pickle.find(std::string("K\x02K\x09K\x04", 6));  // a factor's shape (2, 9, 4)
+  ASSERT_NE(at, std::string::npos);
+  pickle[at + 1] = '\x01';  // (1, 9, 4): inside its storage, but rank 1 where the config says 2
+  const std::string crafted = with_record(zip, pkl, pickle);
+  Checkpoint c = parse_checkpoint(crafted.data(), crafted.size(), "shape.pt");
+  expect_error([&] { c.build_model(torch::kCPU); }, "shape.pt: model.fusion.factor_");
+  expect_error([&] { c.build_model(torch::kCPU); }, "has shape [1, 9, 4] Float, its config gives [2, 9, 4] Float");
+}
+
+TEST(FileSafety, AStorageDeclaringMoreElementsThanItsRecordHoldsIsRefused) {
+  // LibTorch 1.13 sizes a storage by the numel its pickle declares, not by its record: a
+  // larger numel made a storage whose memory ends long before its size says.
+  TempDir dir;
+  const std::string zip = data_file(dir);
+  const Record pkl = record_ending(records(zip), "data.pkl");
+  std::string pickle = zip.substr(pkl.data, pkl.size);
+  const size_t text = pickle.find("text");
+  const size_t numel = pickle.find(std::string("M\x80\x01", 3), text);  // text's storage: 384 elements
+  ASSERT_NE(numel, std::string::npos);
+  pickle[numel + 2] = '\x7f';  // 0x7f80 elements
+  const std::string path = dir.file("numel.pt");
+  write_text(path, with_record(zip, pkl, pickle));
+  expect_error([&] { read_data_file(path, kMods, false); },
+               path + ": data.pkl: storage 2 declares 32640 elements of 4 bytes, but its record holds 1536 bytes");
+}
+
+TEST(FileSafety, AHugeMemoIndexIsRefusedBeforeTheUnpicklerReservesIt) {
+  const std::string pickle = std::string("\x80\x02}r\xff\xff\xff\x7f.", 9);  // LONG_BINPUT 2^31 - 1
+  expect_error([&] { check_pickle(pickle.data(), pickle.size(), "p"); }, "p: memo index 2147483647 beyond");
+  const std::string fine = std::string("\x80\x02}q\x00.", 6);
+  EXPECT_NO_THROW(check_pickle(fine.data(), fine.size(), "p"));
+  expect_error([&] { check_pickle("\x80\x02\xff.", 4, "p"); }, "p: unknown pickle opcode 255 at byte 2");
+  expect_error([&] { check_pickle("\x80\x02X\xff\xff\xff\x00ab.", 10, "p"); }, "runs past the end of the pickle");
+  expect_error([&] { check_pickle("\x80\x02}", 3, "p"); }, "no STOP opcode");
+}
+
+TEST(FileSafety, EveryInputTheFuzzersFoundEndsCleanly) {
+  // tests/fixtures/fuzz/: inputs on which scripts/fuzz.sh found a crash or an
+  // out-of-memory abort, kept so that every later build is checked against them.
+  Tally data, checkpoints;
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(source_path("tests/fixtures/fuzz"))) {
+    const std::string bytes = read_file(entry.path().string());
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("data-", 0) == 0) read_data(bytes, data, name);
+    else read_checkpoint(bytes, checkpoints, name);
+    ++files;
+  }
+  EXPECT_GE(files, 2);
+  EXPECT_EQ(data.reads + checkpoints.reads, 0);
+  EXPECT_EQ(data.other_exceptions + checkpoints.other_exceptions, 0) << data.first_other << checkpoints.first_other;
+}
+

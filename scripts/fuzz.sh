@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of the file readers with clang's libFuzzer and AddressSanitizer:
+# tests/fuzz/fuzz_data_file.cpp (data files) and tests/fuzz/fuzz_checkpoint.cpp
+# (checkpoints), both targets run at once (one core each), each for SECONDS.
+#   usage: scripts/fuzz.sh [SECONDS (default 600)] [OUT (default build-fuzz/out)]
+# Needs the Release build (scripts/setup.sh) for the seed files and Debian's clang
+# (installed here when missing). Leaves, per target, OUT/<target>.log (libFuzzer's output,
+# with its final stats), OUT/<target>-corpus/ and any crash-* / oom-* / timeout-* input in
+# OUT/<target>-artifacts/; prints a summary line per target. Exit 1 if any target found a
+# crash. LibTorch itself is Debian's uninstrumented build: the fuzzer's coverage is that
+# of mmfusion's code, while crashes anywhere (LibTorch's unpickler and zip reader too) are
+# caught as signals and, in mmfusion's code, as AddressSanitizer reports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-600}
+out=${2:-build-fuzz/out}
+if ! command -v clang++ >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+  sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends clang libclang-rt-dev
+fi
+[ -x build/mmfusion ] || ./scripts/setup.sh
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+      -DMMFUSION_FUZZ=ON -DMMFUSION_BUILD_TESTS=OFF > /dev/null
+cmake --build build-fuzz -j "$(nproc)"
+
+# Seeds: a small data file (regression and classification) and a checkpoint, written by
+# mmfusion itself.
+mkdir -p "$out"
+seeds=$(mktemp -d)
+trap 'rm -rf "$seeds"' EXIT
+mkdir -p "$seeds/data" "$seeds/checkpoint"
+./build/mmfusion synth --config configs/tiny.json --set data.train_size=8 --output "$seeds/data/regression.pt" 2>/dev/null
+./build/mmfusion synth --config configs/tiny.json --set data.train_size=8 --set task=classification \
+  --set num_classes=3 --output "$seeds/data/classes.pt" 2>/dev/null
+./build/mmfusion train --config configs/tiny.json --set data.train_size=32 --set train.epochs=1 \
+  --out "$seeds/run" >/dev/null 2>&1
+cp "$seeds/run/checkpoints/last.pt" "$seeds/checkpoint/last.pt"
+
+status=0
+for target in data_file checkpoint; do
+  corpus="$out/$target-corpus" artifacts="$out/$target-artifacts"
+  mkdir -p "$corpus" "$artifacts"
+  seed_dir=$([ "$target" = data_file ] && echo "$seeds/data" || echo "$seeds/checkpoint")
+  ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
+    build-fuzz/fuzz_$target "$corpus" "$seed_dir" -max_total_time="$seconds" -rss_limit_mb=4096 \
+    -malloc_limit_mb=2048 -timeout=25 -print_final_stats=1 -artifact_prefix="$artifacts/" \
+    > "$out/$target.log" 2>&1 &
+  eval "pid_$target=$!"
+done
+for target in data_file checkpoint; do
+  eval "pid=\$pid_$target"
+  wait "$pid" || true
+  log="$out/$target.log"
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
+  cov=$(grep -oE '(cov|DONE) *: *[0-9]+|cov: [0-9]+' "$log" | tail -1 | grep -o '[0-9]*$' || echo '?')
+  ft=$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | grep -o '[0-9]*$' || echo '?')
+  crashes=$(find "$out/$target-artifacts" -type f | wc -l)
+  echo "fuzz_$target: ${seconds}s, $runs executions, coverage $cov edges ($ft features), corpus $(ls "$out/$target-corpus" | wc -l) inputs, $crashes crash/oom/timeout inputs"
+  [ "$crashes" -eq 0 ] || status=1
+done
+exit $status
