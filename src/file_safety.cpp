@@ -319,6 +319,64 @@ void check_declarations(const std::string& text, const std::string& where) {
 }
 }  // namespace
 
+namespace {
+
+uint64_t read_le(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int k = bytes - 1; k >= 0; --k) v = (v << 8) | static_cast<unsigned char>(p[k]);
+  return v;
+}
+
+// LibTorch's zip reader allocates a record by the size the zip's directory states, before
+// reading it (a changed byte asked for 2.8 GB). Every directory entry must therefore state
+// sizes the file can hold: stored data no larger than the file, deflated data no more than
+// deflate's largest ratio (about 1032:1) of its compressed bytes, which must fit the file.
+void check_zip_directory(const char* data, size_t size, const std::string& where, const std::string& unreadable) {
+  auto bad = [&](const std::string& what) { throw Error(where + ": " + unreadable + " (" + what + ")"); };
+  if (size < 22) bad("too short for a zip");
+  // The end-of-central-directory record: the last "PK\5\6" in the final 64 KiB + 22 bytes.
+  size_t end = std::string::npos;
+  for (size_t at = size - 22;; --at) {
+    if (std::memcmp(data + at, "PK\x05\x06", 4) == 0) { end = at; break; }
+    if (at == 0 || size - at > 65557) break;
+  }
+  if (end == std::string::npos) bad("no zip directory");
+  uint64_t entries = read_le(data + end + 10, 2), offset = read_le(data + end + 16, 4);
+  if ((entries == 0xFFFF || offset == 0xFFFFFFFFu) && end >= 20 && std::memcmp(data + end - 20, "PK\x06\x07", 4) == 0) {
+    const uint64_t zip64 = read_le(data + end - 20 + 8, 8);  // the zip64 end record
+    if (zip64 > size || size - zip64 < 56 || std::memcmp(data + zip64, "PK\x06\x06", 4) != 0) bad("a damaged zip64 directory");
+    entries = read_le(data + zip64 + 32, 8);
+    offset = read_le(data + zip64 + 48, 8);
+  }
+  if (offset > size) bad("the zip directory starts beyond the file");
+  size_t at = offset;
+  for (uint64_t e = 0; e < entries; ++e) {
+    if (at > size || size - at < 46 || std::memcmp(data + at, "PK\x01\x02", 4) != 0) bad("a damaged zip directory");
+    const uint64_t method = read_le(data + at + 10, 2);
+    uint64_t compressed = read_le(data + at + 20, 4), stored = read_le(data + at + 24, 4);
+    const size_t name = read_le(data + at + 28, 2), extra = read_le(data + at + 30, 2), comment = read_le(data + at + 32, 2);
+    if (size - at - 46 < name + extra + comment) bad("a damaged zip directory");
+    // Zip64: sizes of 0xFFFFFFFF are in the extra field 0x0001 (uncompressed first).
+    for (size_t x = at + 46 + name; x + 4 <= at + 46 + name + extra;) {
+      const uint64_t id = read_le(data + x, 2), len = read_le(data + x + 2, 2);
+      if (x + 4 + len > at + 46 + name + extra) break;
+      if (id == 1) {
+        size_t y = x + 4;
+        if (stored == 0xFFFFFFFFu && y + 8 <= x + 4 + len) stored = read_le(data + y, 8), y += 8;
+        if (compressed == 0xFFFFFFFFu && y + 8 <= x + 4 + len) compressed = read_le(data + y, 8);
+      }
+      x += 4 + len;
+    }
+    const std::string entry(data + at + 46, name);
+    if (compressed > size) bad("record " + entry + " states " + std::to_string(compressed) + " bytes, more than the file");
+    if (method == 0 ? stored > size : stored / 1100 > compressed + 1)
+      bad("record " + entry + " states " + std::to_string(stored) + " bytes, more than its data can hold");
+    at += 46 + name + extra + comment;
+  }
+}
+
+}  // namespace
+
 void check_archive_pickles(const char* data, size_t size, const std::string& where, const std::string& unreadable) {
   // Reads the caller's bytes in place (no copy of the file).
   struct Bytes : caffe2::serialize::ReadAdapterInterface {
@@ -333,6 +391,7 @@ void check_archive_pickles(const char* data, size_t size, const std::string& whe
     const char* data;
     size_t n;
   };
+  check_zip_directory(data, size, where, unreadable);
   std::vector<std::string> names;
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
   try {

@@ -466,3 +466,21 @@ TEST(FileSafety, EveryInputTheFuzzersFoundEndsCleanly) {
   EXPECT_EQ(data.other_exceptions + checkpoints.other_exceptions, 0) << data.first_other << checkpoints.first_other;
 }
 
+TEST(FileSafety, ARecordWhoseDirectoryStatesAHugeSizeIsRefusedBeforeItIsAllocated) {
+  // The fuzzer's 2.8 GB case: LibTorch allocates a record by its directory's size.
+  TempDir dir;
+  for (const std::string& zip : {data_file(dir), checkpoint_file(dir)}) {
+    const Record pkl = record_ending(records(zip), "data.pkl");
+    std::string huge = zip;
+    put32(huge, pkl.central + 24, 0xAB000000u);  // uncompressed size 2.8 GB, stored
+    const bool is_data = zip.find("constants.pkl") == std::string::npos;
+    try {
+      if (is_data) parse_data_file(std::vector<char>(huge.begin(), huge.end()), "z.pt", kMods, false);
+      else parse_checkpoint(huge.data(), huge.size(), "z.pt");
+      ADD_FAILURE() << "read a zip whose directory states 2.8 GB";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("states 2868903936 bytes, more than"), std::string::npos) << e.what();
+    }
+  }
+}
+

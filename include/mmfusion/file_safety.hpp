@@ -38,7 +38,8 @@ struct StorageRecords {
 void check_pickle(const char* data, size_t size, const std::string& where,
                   const StorageRecords* records = nullptr);
 
-// check_pickle on every record of a PyTorch zip archive whose name ends in ".pkl" (or
+// The zip's directory first (every record's stated size one the file can hold: LibTorch
+// allocates it before reading), then check_pickle on every record of a PyTorch zip archive whose name ends in ".pkl" (or
 // "debug_pkl"), and nothing but attribute declarations in its code/ records (LibTorch
 // parses and compiles them on load: a __setstate__ would run, and damaged source crashed
 // its type parser). Error "WHERE: UNREADABLE" when the zip itself
