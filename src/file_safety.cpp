@@ -158,20 +158,33 @@ void check_pickle(const char* data, size_t size, const std::string& where, const
     return t;
   };
   using Kind = PickleValue::Kind;
+  // The value stack and the marks, kept apart as LibTorch's unpickler keeps them. Its
+  // 1.13 version reads an empty stack or mark list without checking (a SEGV the fuzzer
+  // found), so every opcode here must find what it consumes.
   std::vector<ValuePtr> stack;
+  std::vector<size_t> marks;
   std::map<uint64_t, ValuePtr> memo;
   auto push = [&](ValuePtr v) { stack.push_back(std::move(v)); };
   auto other = [&] { push(make_value(Kind::Other)); };
+  auto require = [&](size_t n) {
+    const size_t floor = marks.empty() ? 0 : marks.back();
+    if (stack.size() < floor + n) fail("an opcode that needs " + std::to_string(n) + " value(s) on the stack");
+  };
   auto pop = [&]() -> ValuePtr {
-    if (stack.empty()) return make_value(Kind::Other);  // LibTorch's unpickler refuses it
+    require(1);
     ValuePtr v = stack.back();
     stack.pop_back();
     return v;
   };
-  auto pop_to_mark = [&] {
-    std::vector<ValuePtr> items;
-    while (!stack.empty() && stack.back()->kind != Kind::Mark) items.insert(items.begin(), pop());
-    if (!stack.empty()) stack.pop_back();
+  // The values above the last mark, removed with the mark; `below`: values the opcode
+  // needs under the mark (the list of APPENDS, the dict of SETITEMS).
+  auto pop_to_mark = [&](size_t below = 0) {
+    if (marks.empty() || marks.back() > stack.size()) fail("an opcode that needs a mark");
+    const size_t mark = marks.back();
+    marks.pop_back();
+    if (mark < below + (marks.empty() ? 0 : marks.back())) fail("an opcode that needs a value under its mark");
+    std::vector<ValuePtr> items(stack.begin() + static_cast<std::ptrdiff_t>(mark), stack.end());
+    stack.resize(mark);
     return items;
   };
   auto tuple = [&](std::vector<ValuePtr> items) {
@@ -189,7 +202,10 @@ void check_pickle(const char* data, size_t size, const std::string& where, const
     auto it = memo.find(memo_id(id));
     push(it == memo.end() ? make_value(Kind::Other) : it->second);
   };
-  auto put = [&](uint64_t id) { memo[memo_id(id)] = stack.empty() ? make_value(Kind::Other) : stack.back(); };
+  auto put = [&](uint64_t id) {
+    if (stack.empty()) fail("a memo store with nothing on the stack");
+    memo[memo_id(id)] = stack.back();
+  };
   auto persistent_id = [&](const ValuePtr& pid) {
     if (!records || pid->kind != Kind::Tuple || pid->items.size() < 5) return;
     const auto& it = pid->items;
@@ -209,26 +225,28 @@ void check_pickle(const char* data, size_t size, const std::string& where, const
   while (i < size) {
     const unsigned char op = b[i++];
     switch (op) {
-      case '.': return;  // STOP
-      case '(': push(make_value(Kind::Mark)); break;
+      case '.':  // STOP: the result is the value on the stack
+        if (stack.empty()) fail("STOP with nothing on the stack");
+        return;
+      case '(': marks.push_back(stack.size()); break;
       case 't': tuple(pop_to_mark()); break;
       case ')': tuple({}); break;
       case 0x85: { auto a = pop(); tuple({a}); break; }
       case 0x86: { auto b2 = pop(), a = pop(); tuple({a, b2}); break; }
       case 0x87: { auto c = pop(), b2 = pop(), a = pop(); tuple({a, b2, c}); break; }
       case ']': case '}': case 'N': case 0x88: case 0x89: case 0x8f: other(); break;
-      case 'a': pop(); break;                                  // APPEND
-      case 's': pop(), pop(); break;                           // SETITEM
-      case 'e': case 'u': case 0x90: pop_to_mark(); break;     // APPENDS, SETITEMS, ADDITEMS
+      case 'a': require(2), pop(); break;                      // APPEND to the list below
+      case 's': require(3), pop(), pop(); break;               // SETITEM of the dict below
+      case 'e': case 'u': case 0x90: pop_to_mark(1); break;    // APPENDS, SETITEMS, ADDITEMS
       case 'l': case 'd': case 0x91: case 'o': pop_to_mark(), other(); break;  // LIST, DICT, FROZENSET, OBJ
       case 'R': case 0x81: pop(), pop(), other(); break;       // REDUCE, NEWOBJ
       case 0x92: pop(), pop(), pop(), other(); break;          // NEWOBJ_EX
-      case 'b': pop(); break;                                  // BUILD
-      case '0': pop(); break;                                  // POP
+      case 'b': require(2), pop(); break;                      // BUILD on the object below
+      case '0': pop(); break;                                  // POP (a value above the last mark)
       case '1': pop_to_mark(); break;                          // POP_MARK
-      case '2': push(stack.empty() ? make_value(Kind::Other) : stack.back()); break;  // DUP
+      case '2': require(1), push(stack.back()); break;         // DUP
       case 'Q': persistent_id(pop()); other(); break;          // BINPERSID
-      case 0x94: put(memo.size()); break;                      // MEMOIZE
+      case 0x94: put(memo.size()); break;                      // MEMOIZE (needs a value, as put checks)
       case 0x97: other(); break;                               // NEXT_BUFFER
       case 0x98: break;                                        // READONLY_BUFFER
       case 0x80: little(1); break;                             // PROTO
