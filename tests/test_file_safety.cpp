@@ -360,20 +360,24 @@ TEST(FileSafety, AZipDirectoryPointingOutsideTheFileEndsCleanly) {
   }
 }
 
-TEST(FileSafety, ACheckpointWhoseParameterReachesPastItsStorageIsRefused) {
-  TempDir dir;
+namespace {
+// The test checkpoint with its first factor's rank, (2, 9, 4) in the pickle as three
+// BININT1s, changed to `rank`.
+std::string checkpoint_with_factor_rank(const TempDir& dir, char rank) {
   const std::string zip = checkpoint_file(dir);
-  // Make every data/ record shorter by rewriting the directory's sizes would move the
-  // data; instead shrink a tensor's storage record in place: the pickle names storage
-  // sizes, so a record whose pickle says fewer elements than the view needs is the
-  // crafted case. Find the factor of "text" (rank 2, 9, 4): its shape BININT1s 2, 9, 4.
   const Record pkl = record_ending(records(zip), "data.pkl");
   std::string pickle = zip.substr(pkl.data, pkl.size);
-  const size_t at = pickle.find(std::string("K\x02K\x09K\x04", 6));  // a factor's shape (2, 9, 4)
-  ASSERT_NE(at, std::string::npos) << "layout of the test checkpoint's pickle changed";
-  pickle[at + 1] = '\x7f';  // (127, 9, 4): far past the flat parameter buffer it views
-  Tally tally;
-  const std::string crafted = with_record(zip, pkl, pickle);
+  const size_t at = pickle.find(std::string("K\x02K\x09K\x04", 6));
+  if (at == std::string::npos) throw std::runtime_error("layout of the test checkpoint's pickle changed");
+  pickle[at + 1] = rank;
+  return with_record(zip, pkl, pickle);
+}
+}  // namespace
+
+TEST(FileSafety, ACheckpointWhoseParameterReachesPastItsStorageIsRefused) {
+  TempDir dir;
+  // (127, 9, 4): far past the flat parameter buffer the factor views.
+  const std::string crafted = checkpoint_with_factor_rank(dir, '\x7f');
   try {
     parse_checkpoint(crafted.data(), crafted.size(), "crafted.pt");
     ADD_FAILURE() << "opened a checkpoint whose factor reaches past its storage";
@@ -406,13 +410,8 @@ TEST(FileSafety, ACheckpointWhoseTensorsDisagreeWithItsConfigIsRefused) {
   // The tensors are well-formed, but a factor's shape is not the config's: loading must
   // refuse it rather than hand the hand-written pass sizes it would overrun.
   TempDir dir;
-  const std::string zip = checkpoint_file(dir);
-  const Record pkl = record_ending(records(zip), "data.pkl");
-  std::string pickle = zip.substr(pkl.data, pkl.size);
-  const size_t at = pickle.find(std::string("K\x02K\x09K\x04", 6));  // a factor's shape (2, 9, 4)
-  ASSERT_NE(at, std::string::npos);
-  pickle[at + 1] = '\x01';  // (1, 9, 4): inside its storage, but rank 1 where the config says 2
-  const std::string crafted = with_record(zip, pkl, pickle);
+  // (1, 9, 4): inside its storage, but rank 1 where the config says 2.
+  const std::string crafted = checkpoint_with_factor_rank(dir, '\x01');
   Checkpoint c = parse_checkpoint(crafted.data(), crafted.size(), "shape.pt");
   expect_error([&] { c.build_model(torch::kCPU); }, "shape.pt: model.fusion.factor_");
   expect_error([&] { c.build_model(torch::kCPU); }, "has shape [1, 9, 4] Float, its config gives [2, 9, 4] Float");
