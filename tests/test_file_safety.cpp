@@ -8,7 +8,6 @@
 // from files written by mmfusion itself, in a few seconds.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstring>
 #include <random>
 
@@ -105,21 +104,14 @@ struct Tally {
 
 const std::vector<ModalityConfig> kMods = {{"visual", 16}, {"audio", 8}, {"text", 24}};
 
-// Reads data-file bytes as predict and train would: the whole reader, values included.
-// `expected`: the values a read must give when it succeeds (nullptr: any finite values).
-void read_data(const std::string& bytes, Tally& tally, const std::string& label,
-               const std::vector<torch::Tensor>* expected = nullptr) {
-  std::fprintf(stderr, "%s\n", label.c_str());  // names the case if it ever dies
-  const auto start = std::chrono::steady_clock::now();
-  struct Timer {
-    std::chrono::steady_clock::time_point start; std::string label;
-    ~Timer() { double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); if (s > 0.05) std::fprintf(stderr, "SLOW %s %.2f\n", label.c_str(), s); }
-  } timer{start, label};
+// Runs one read of a damaged file and counts how it ended: a read, a clean Error, or any
+// other exception (which the tests expect none of). The label goes to stderr first, to
+// name the case if it ever dies of a signal.
+template <typename Read>
+void count_read(Tally& tally, const std::string& label, const Read& read) {
+  std::fprintf(stderr, "%s\n", label.c_str());
   try {
-    const Dataset d = parse_data_file(std::vector<char>(bytes.begin(), bytes.end()), label, kMods, false);
-    for (const auto& f : d.features) ASSERT_TRUE(torch::isfinite(f).all().item<bool>());
-    if (expected)
-      for (size_t m = 0; m < expected->size(); ++m) EXPECT_TRUE(torch::equal(d.features[m], (*expected)[m])) << label;
+    read();
     ++tally.reads;
   } catch (const Error&) {
     ++tally.clean_errors;
@@ -129,11 +121,22 @@ void read_data(const std::string& bytes, Tally& tally, const std::string& label,
   }
 }
 
+// Reads data-file bytes as predict and train would: the whole reader, values included.
+// `expected`: the values a read must give when it succeeds (nullptr: any finite values).
+void read_data(const std::string& bytes, Tally& tally, const std::string& label,
+               const std::vector<torch::Tensor>* expected = nullptr) {
+  count_read(tally, label, [&] {
+    const Dataset d = parse_data_file(std::vector<char>(bytes.begin(), bytes.end()), label, kMods, false);
+    for (const auto& f : d.features) EXPECT_TRUE(torch::isfinite(f).all().item<bool>()) << label;
+    if (expected)
+      for (size_t m = 0; m < expected->size(); ++m) EXPECT_TRUE(torch::equal(d.features[m], (*expected)[m])) << label;
+  });
+}
+
 // Reads checkpoint bytes as resume does: metadata, model, optimizer state, generators.
 void read_checkpoint(const std::string& bytes, Tally& tally, const std::string& label,
                      const std::vector<torch::Tensor>* expected = nullptr) {
-  std::fprintf(stderr, "%s\n", label.c_str());
-  try {
+  count_read(tally, label, [&] {
     Checkpoint c = parse_checkpoint(bytes.data(), bytes.size(), label);
     ModelPtr model = c.build_model(torch::kCPU);
     auto optimizer = make_optimizer(c.config.train, *model);
@@ -144,13 +147,7 @@ void read_checkpoint(const std::string& bytes, Tally& tally, const std::string& 
       params[i].sum().item<double>();  // every value read
       if (expected) EXPECT_TRUE(torch::equal(params[i], (*expected)[i])) << label;
     }
-    ++tally.reads;
-  } catch (const Error&) {
-    ++tally.clean_errors;
-  } catch (const std::exception& e) {
-    if (tally.first_other.empty()) tally.first_other = label + ": " + e.what();
-    ++tally.other_exceptions;
-  }
+  });
 }
 
 std::string data_file(const TempDir& dir) {
