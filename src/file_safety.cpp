@@ -349,7 +349,11 @@ uint64_t read_le(const char* p, int bytes) {
 // reading it (a changed byte asked for 2.8 GB). Every directory entry must therefore state
 // sizes the file can hold: stored data no larger than the file, deflated data no more than
 // deflate's largest ratio (about 1032:1) of its compressed bytes, which must fit the file.
-void check_zip_directory(const char* data, size_t size, const std::string& where, const std::string& unreadable) {
+// Returns every record's stated (uncompressed) size by its name inside the archive (the
+// name without its first folder, as PyTorchStreamReader names records).
+std::map<std::string, size_t> check_zip_directory(const char* data, size_t size, const std::string& where,
+                                                  const std::string& unreadable) {
+  std::map<std::string, size_t> sizes;
   auto bad = [&](const std::string& what) { throw Error(where + ": " + unreadable + " (" + what + ")"); };
   if (size < 22) bad("too short for a zip");
   // The end-of-central-directory record: the last "PK\5\6" in the final 64 KiB + 22 bytes.
@@ -389,8 +393,11 @@ void check_zip_directory(const char* data, size_t size, const std::string& where
     if (compressed > size) bad("record " + entry + " states " + std::to_string(compressed) + " bytes, more than the file");
     if (method == 0 ? stored > size : stored / 1100 > compressed + 1)
       bad("record " + entry + " states " + std::to_string(stored) + " bytes, more than its data can hold");
+    const size_t slash = entry.find('/');
+    sizes[slash == std::string::npos ? entry : entry.substr(slash + 1)] = static_cast<size_t>(stored);
     at += 46 + name + extra + comment;
   }
+  return sizes;
 }
 
 }  // namespace
@@ -409,7 +416,8 @@ void check_archive_pickles(const char* data, size_t size, const std::string& whe
     const char* data;
     size_t n;
   };
-  check_zip_directory(data, size, where, unreadable);
+  // Every record's size, for checking what the pickles say of their storages.
+  const std::map<std::string, size_t> sizes = check_zip_directory(data, size, where, unreadable);
   std::vector<std::string> names;
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
   try {
@@ -422,15 +430,8 @@ void check_archive_pickles(const char* data, size_t size, const std::string& whe
     const size_t n = std::strlen(tail);
     return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
   };
-  // Every record's size, for checking what the pickles say of their storages.
-  std::map<std::string, size_t> sizes;
-  for (const auto& name : names) {
-    try {
-      sizes[name] = std::get<1>(reader->getRecord(name));
-    } catch (const std::exception&) {
-      throw Error(where + ": " + unreadable + " (record " + name + ")");
-    }
-  }
+  for (const auto& name : names)
+    if (!sizes.count(name)) throw Error(where + ": " + unreadable + " (record " + name + " is not in the directory)");
   for (const auto& name : names) {
     const bool pickle = ends_with(name, ".pkl") || ends_with(name, "_pkl");
     const bool code = ends_with(name, ".py") && name.find("code/") != std::string::npos;
