@@ -11,6 +11,7 @@ packages=(
   build-essential cmake ninja-build
   libtorch-dev            # LibTorch 1.13 (CPU)
   libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev
+  libzip-dev pkg-config   # .npz data files (zip container)
   libgloo-dev             # headers of c10d's Gloo process group (multi-process training)
   libopenblas0-openmp     # fast BLAS: Debian's default reference BLAS is ~20x slower
   python3-torch           # Python side of the checkpoint/data-file interop tests

@@ -14,9 +14,10 @@ using nlohmann::json;
 
 namespace {
 
-// FNV-1a over every parameter and buffer (names and bytes): a damaged tensor payload
-// is otherwise read back silently, since the archive does not verify its contents.
-std::string model_digest(torch::nn::Module& model) {
+// FNV-1a over every parameter and buffer and every scaling statistic (names and bytes):
+// a damaged tensor payload is otherwise read back silently, since the archive does not
+// verify its contents. Without scaling it is the digest of format 1's first files.
+std::string model_digest(torch::nn::Module& model, const Scaling& scaling) {
   uint64_t h = 0xcbf29ce484222325ULL;
   auto mix = [&h](const void* data, size_t n) {
     const auto* bytes = static_cast<const unsigned char*>(data);
@@ -29,6 +30,7 @@ std::string model_digest(torch::nn::Module& model) {
   };
   for (const auto& p : model.named_parameters()) add(p.key(), p.value());
   for (const auto& b : model.named_buffers()) add(b.key(), b.value());
+  for (const auto& [name, t] : scaling.named_tensors()) add("scaling." + name, t);
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
   return hex;
@@ -98,17 +100,23 @@ void restore_default_rng(const RngStates& states, const torch::Device& device) {
 
 void save_checkpoint(const std::string& path, const ExperimentConfig& config,
                      const TrainProgress& progress, torch::nn::Module& model,
-                     const torch::optim::Optimizer* optimizer, const RngStates& rng) {
+                     const torch::optim::Optimizer* optimizer, const RngStates& rng, const Scaling& scaling) {
   json meta = {{"format", kCheckpointFormat},
                {"format_version", kCheckpointFormatVersion},
                {"mmfusion_version", kVersion},
                {"progress", to_json(progress)},
                {"config", to_json(config)},
-               {"model_digest", model_digest(model)}};
+               {"model_digest", model_digest(model, scaling)}};
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive;
   model.save(model_archive);
   archive.write("model", model_archive);
+  const auto statistics = scaling.named_tensors();
+  if (!statistics.empty()) {
+    torch::serialize::OutputArchive scaling_archive;
+    for (const auto& [name, t] : statistics) scaling_archive.write(name, t.cpu(), /*is_buffer=*/true);
+    archive.write("scaling", scaling_archive);
+  }
   if (optimizer) {
     torch::serialize::OutputArchive optimizer_archive;
     optimizer->save(optimizer_archive);
@@ -183,11 +191,26 @@ Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& pa
   }
   try {
     c.config = parse_config(c.meta.at("config"));
+    // Written before data.standardize existed: trained on unscaled data, whatever the
+    // default is now.
+    if (!c.meta.at("config").at("data").contains("standardize")) {
+      c.config.data.standardize = Standardize::None;
+      c.config.data.standardize_target = false;
+    }
   } catch (const ConfigError& e) {
     throw Error(path + ": the checkpoint's config is invalid: " + e.what());
   } catch (const json::exception& e) {
     throw Error(path + ": damaged checkpoint metadata: " + e.what());
   }
+  std::vector<std::pair<std::string, torch::Tensor>> statistics;
+  torch::serialize::InputArchive scaling_archive;
+  if (c.archive.try_read("scaling", scaling_archive))
+    for (const auto& key : scaling_archive.keys()) {
+      torch::Tensor t;
+      if (!scaling_archive.try_read(key, t, /*is_buffer=*/true)) throw Error(path + ": scaling." + key + " is not a tensor");
+      statistics.emplace_back(key, t);
+    }
+  c.scaling = Scaling::from_named(statistics, c.config, path + ": scaling");
   return c;
 }
 
@@ -215,7 +238,7 @@ void Checkpoint::load_model(torch::nn::Module& model) {
                   (got ? "shape " + c10::str(got->sizes()) + " " + c10::toString(got->scalar_type()) : std::string("no value")) +
                   ", its config gives " + c10::str(want.sizes()) + " " + c10::toString(want.scalar_type()));
   }
-  if (meta.contains("model_digest") && meta["model_digest"] != model_digest(model))
+  if (meta.contains("model_digest") && meta["model_digest"] != model_digest(model, scaling))
     throw Error(path + ": corrupt checkpoint: the model's checksum does not match (the file was "
                        "damaged after it was written)");
 }

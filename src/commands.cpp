@@ -146,7 +146,16 @@ TrainOutcome run_train(const TrainArgs& args) {
   if (comm) dir = comm->share("run_dir", dir);
 
   const DataSplits data = load_splits(config);  // before creating anything on disk
+  resolve_num_classes(config, data);
   config.model.output_dim = resolve_output_dim(config, target_columns(data));
+  // Statistics of the training split (a resumed run keeps the ones it was trained with);
+  // rank 0's are every rank's.
+  Scaling scaling = checkpoint ? checkpoint->scaling : Scaling::fit(config.data, data.train);
+  if (comm)
+    for (auto& [name, t] : scaling.named_tensors()) {
+      auto shared = t;
+      comm->broadcast(shared, 0);
+    }
   const RunPaths paths(dir);
   std::shared_ptr<spdlog::logger> log;
   if (leader) {
@@ -169,7 +178,10 @@ TrainOutcome run_train(const TrainArgs& args) {
   }
 
   torch::manual_seed(config.seed);  // model initialisation and dropout
-  Trainer trainer(config, data, device, paths, log);
+  if (scaling.scales_features() || scaling.scales_target())
+    log->info("standardize: {} features, {} target, fitted on the {} training rows",
+              to_string(config.data.standardize), scaling.scales_target() ? "z-scored" : "unscaled", data.train.size());
+  Trainer trainer(config, data, device, paths, log, scaling);
   trainer.set_communicator(comm);
   if (checkpoint) trainer.restore(*checkpoint);
   trainer.fit(&g_stop_signal);
@@ -193,12 +205,12 @@ json run_eval(const EvalArgs& args) {
   const bool classification = config.task == Task::Classification;
   const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))
                                          : read_data_file(args.data, config.data.modalities,
-                                                          /*require_target=*/true, config.num_classes);
+                                                          target_rule(config, /*required=*/true));
   if (!classification && data.target_dim() != config.model.output_dim)
     throw Error((args.data.empty() ? std::string("data") : args.data) + ": the target has " +
                 std::to_string(data.target_dim()) + " column(s), the model predicts " +
                 std::to_string(config.model.output_dim));
-  json out = evaluate(runner, config.task, data, config.train.eval_batch_size, device);
+  json out = evaluate(runner, config.task, checkpoint.scaling, data, config.train.eval_batch_size, device);
   out["loss_name"] = to_string(config.train.loss);
   out["data"] = args.data.empty() ? json(args.split) : json(args.data);
   out["checkpoint"] = args.checkpoint;
@@ -214,8 +226,10 @@ int64_t run_predict(const PredictArgs& args) {
   apply_threads(config.threads);
   StepRunner runner(checkpoint.build_model(device), config.train);
   const Dataset data =
-      read_data_file(args.data, config.data.modalities, /*require_target=*/false, config.num_classes);
-  const auto prediction = predict(runner, data, config.train.eval_batch_size, device).cpu();
+      read_data_file(args.data, config.data.modalities, target_rule(config, /*required=*/false));
+  const Scaling& scaling = checkpoint.scaling;
+  const auto prediction =
+      scaling.original_units(predict(runner, scaling.features(data), config.train.eval_batch_size, device)).cpu();
   const bool with_target = data.target.defined();
   std::ostringstream csv;
   if (config.task == Task::Classification) {
@@ -278,6 +292,7 @@ json run_inspect(const std::string& path) {
           {"best_val_loss", std::isfinite(p.best_val_loss) ? json(p.best_val_loss) : json(nullptr)},
           {"best_epoch", p.best_epoch},
           {"has_optimizer_state", checkpoint.has_optimizer()},
+          {"scaling", checkpoint.scaling.summary()},
           {"parameters", params},
           {"parameter_shapes", shapes},
           {"config", to_json(config)}};

@@ -75,6 +75,13 @@ const char* to_string(DataSource v) {
   }
   return "?";
 }
+const char* to_string(Standardize v) {
+  switch (v) {
+    case Standardize::None: return "none";
+    case Standardize::ZScore: return "zscore";
+  }
+  return "?";
+}
 
 template <>
 const std::vector<Task>& all_values() {
@@ -114,6 +121,11 @@ const std::vector<LateCombine>& all_values() {
 template <>
 const std::vector<DataSource>& all_values() {
   static const std::vector<DataSource> v{DataSource::Synthetic, DataSource::File};
+  return v;
+}
+template <>
+const std::vector<Standardize>& all_values() {
+  static const std::vector<Standardize> v{Standardize::None, Standardize::ZScore};
   return v;
 }
 
@@ -307,10 +319,14 @@ const std::regex& identifier() {
   return re;
 }
 
-std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& path) {
+// Synthetic data needs two modalities (its target has cross-modal terms); file data may
+// have one, which is how a single modality's worth is measured.
+std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& path, size_t at_least) {
   if (!v) return DataConfig{}.modalities;
   if (!v->is_array()) fail(path, "expected a list of {\"name\", \"dim\"} objects, got " + describe(*v));
-  if (v->size() < 2) fail(path, "expected at least 2 modalities, got " + std::to_string(v->size()));
+  if (v->size() < at_least)
+    fail(path, "expected at least " + std::to_string(at_least) + " modalities" +
+                   (at_least > 1 ? " for synthetic data" : "") + ", got " + std::to_string(v->size()));
   std::vector<ModalityConfig> out;
   std::set<std::string> seen;
   for (size_t i = 0; i < v->size(); ++i) {
@@ -332,11 +348,17 @@ std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& p
   return out;
 }
 
-DataConfig parse_data(const json* j) {
+DataConfig parse_data(const json* j, Task task) {
   ObjectReader r(j, "data");
   DataConfig d;
   d.source = r.choice("source", d.source);
-  d.modalities = parse_modalities(r.find("modalities"), "data.modalities");
+  // Real features come in their own units; synthetic ones have unit scale by construction.
+  const bool file = d.source == DataSource::File;
+  d.standardize = r.choice("standardize", file ? Standardize::ZScore : Standardize::None);
+  d.standardize_target = r.boolean("standardize_target", file && task == Task::Regression);
+  if (d.standardize_target && task != Task::Regression)
+    fail("data.standardize_target", "only for regression (class labels are not scaled)");
+  d.modalities = parse_modalities(r.find("modalities"), "data.modalities", file ? 1 : 2);
   d.train_size = r.integer("train_size", d.train_size, 1);
   d.val_size = r.integer("val_size", d.val_size, 1);
   d.test_size = r.integer("test_size", d.test_size, 1);
@@ -491,9 +513,13 @@ ExperimentConfig parse_config(const json& doc, std::vector<std::string>* depreca
   c.task = r.choice("task", c.task);
   const bool classification = c.task == Task::Classification;
   c.num_classes = r.integer("num_classes", classification ? 0 : c.num_classes, 0, 1 << 20);
-  if (classification && c.num_classes < 2)
+  c.data = parse_data(r.find("data"), c.task);
+  // File data may leave num_classes out: training infers it from the training labels.
+  const bool inferred = c.data.source == DataSource::File && !r.find("num_classes");
+  if (classification && c.num_classes < 2 && !inferred)
     fail("num_classes", "expected an integer >= 2 when task is \"classification\", got " +
-                            std::to_string(c.num_classes));
+                            std::to_string(c.num_classes) +
+                            (c.data.source == DataSource::File ? " (or leave it out to infer it from the training labels)" : ""));
   if (!classification && c.num_classes != 0)
     fail("num_classes", "only used when task is \"classification\" (task is \"regression\")");
   if (c.name.empty() || c.name.find_first_of("/\\") != std::string::npos || c.name == "." ||
@@ -506,7 +532,6 @@ ExperimentConfig parse_config(const json& doc, std::vector<std::string>* depreca
   if (!std::regex_match(c.device, device_re))
     fail("device", "expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"" + c.device + "\"");
   c.threads = r.integer("threads", c.threads, 0, 1024);
-  c.data = parse_data(r.find("data"));
   c.model = parse_model(r.find("model"), c.data.modalities);
   c.train = parse_train(r.find("train"), classification, deprecations);
   c.mkl = parse_mkl(r.find("mkl"), c.data.modalities);
@@ -521,7 +546,7 @@ ExperimentConfig parse_config(const json& doc, std::vector<std::string>* depreca
     fail("train.loss", classification ? "classification trains with \"cross_entropy\", got \"" +
                                             std::string(to_string(c.train.loss)) + "\""
                                       : "\"cross_entropy\" needs task \"classification\"");
-  if (classification && c.model.output_dim != 0 && c.model.output_dim != c.num_classes)
+  if (classification && c.num_classes > 0 && c.model.output_dim != 0 && c.model.output_dim != c.num_classes)
     fail("model.output_dim", "must equal num_classes (" + std::to_string(c.num_classes) +
                                  ") for classification, got " + std::to_string(c.model.output_dim));
   if (c.model.type == ModelType::TFN) {
@@ -546,7 +571,10 @@ ExperimentConfig parse_config(const json& doc, std::vector<std::string>* depreca
 json to_json(const ExperimentConfig& c) {
   json modalities = json::array();
   for (const auto& m : c.data.modalities) modalities.push_back({{"name", m.name}, {"dim", m.dim}});
-  json data = {{"source", to_string(c.data.source)}, {"modalities", modalities}};
+  json data = {{"source", to_string(c.data.source)},
+               {"modalities", modalities},
+               {"standardize", to_string(c.data.standardize)}};
+  if (c.task == Task::Regression) data["standardize_target"] = c.data.standardize_target;
   if (c.data.source == DataSource::Synthetic) {
     const auto& s = c.data.synthetic;
     data["train_size"] = c.data.train_size;
@@ -604,7 +632,7 @@ json to_json(const ExperimentConfig& c) {
             {"patience", t.patience},
             {"flat_optimizer", t.flat_optimizer},
             {"handwritten_step", t.handwritten_step}}}};
-  if (c.task == Task::Classification) out["num_classes"] = c.num_classes;
+  if (c.task == Task::Classification && c.num_classes > 0) out["num_classes"] = c.num_classes;
   auto kernel_json = [](const KernelConfig& k) {
     return json{{"type", k.type}, {"gamma", k.gamma}, {"degree", k.degree}, {"coef0", k.coef0},
                 {"normalize", k.normalize}};

@@ -13,6 +13,7 @@
 #include "mmfusion/errors.hpp"
 #include "mmfusion/file_safety.hpp"
 #include "mmfusion/files.hpp"
+#include "mmfusion/npz.hpp"
 
 namespace mmfusion {
 namespace {
@@ -72,9 +73,7 @@ std::string join(const std::vector<std::string>& v) {
 
 // A float tensor entry, converted to contiguous float32. Only its metadata is looked at:
 // the caller checks its shape before require_finite reads the values.
-torch::Tensor float_entry(const std::string& path, const std::string& key, const c10::IValue& v) {
-  if (!v.isTensor()) throw Error(path + ": entry \"" + key + "\" is not a tensor");
-  const torch::Tensor t = v.toTensor();
+torch::Tensor float_entry(const std::string& path, const std::string& key, const torch::Tensor& t) {
   if (!t.is_floating_point())
     throw Error(path + ": entry \"" + key + "\" has dtype " + std::string(c10::toString(t.scalar_type())) +
                 ", expected a float tensor");
@@ -119,6 +118,7 @@ Dataset Dataset::to(const torch::Device& device) const {
 Dataset Dataset::rows(const torch::Tensor& index) const {
   Dataset out;
   out.names = names;
+  out.origin = origin;
   for (const auto& f : features) out.features.push_back(f.index_select(0, index));
   if (target.defined()) out.target = target.index_select(0, index);
   for (torch::Tensor Dataset::*part : {&Dataset::unimodal, &Dataset::bimodal, &Dataset::trimodal})
@@ -185,7 +185,9 @@ constexpr int64_t kCalibrationSize = 1 << 16;
 }  // namespace
 
 Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
-  return generate_stream(d, seed, 1 + static_cast<uint64_t>(split), split_size(d, split), true);
+  Dataset out = generate_stream(d, seed, 1 + static_cast<uint64_t>(split), split_size(d, split), true);
+  out.origin = std::string("synthetic ") + split_name(split) + " split";
+  return out;
 }
 
 torch::Tensor class_thresholds(const ExperimentConfig& config) {
@@ -196,20 +198,35 @@ torch::Tensor class_thresholds(const ExperimentConfig& config) {
   return torch::quantile(y, q).to(torch::kFloat32);
 }
 
+TargetRule target_rule(const ExperimentConfig& config, bool required) {
+  TargetRule rule;
+  rule.required = required;
+  rule.labels = config.task == Task::Classification;
+  rule.num_classes = rule.labels ? config.num_classes : 0;
+  return rule;
+}
+
 Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig>& modalities,
-                       bool require_target, int64_t num_classes) {
+                       const TargetRule& target) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw Error(path + ": no such data file (write one with `mmfusion synth --config CONFIG --split train "
                        "--output " + path + "`; data/README.md describes the format)");
-  return parse_data_file(read_bytes(path), path, modalities, require_target, num_classes);
+  return parse_data_file(read_bytes(path), path, modalities, target);
 }
 
-Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
-                        const std::vector<ModalityConfig>& modalities, bool require_target, int64_t num_classes) {
+namespace {
+
+bool is_npz(const std::string& path) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  return ext == ".npz" || ext == ".NPZ";
+}
+
+// The named tensors of a torch.save'd dict, each checked to lie inside its storage.
+std::map<std::string, torch::Tensor> torch_entries(const std::vector<char>& bytes, const std::string& path) {
   const std::string unreadable =
-      "not a readable data file (expected what torch.save writes for a dict of tensors; the file is truncated, "
-      "corrupt or of another kind)";
+      "not a readable data file (expected what torch.save writes for a dict of tensors, or an .npz archive "
+      "named *.npz; the file is truncated, corrupt or of another kind)";
   check_archive_pickles(bytes.data(), bytes.size(), path, unreadable);  // before the unpickler trusts a length
   c10::IValue value;
   try {
@@ -220,23 +237,32 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
   if (!value.isGenericDict())
     throw Error(path + ": expected a dict of tensors, found " + value.tagKind());
   // Every tensor's view must lie inside its storage before anything reads a value.
-  for (const auto& item : value.toGenericDict())
-    check_file_tensors(item.value(), path + ": entry \"" + (item.key().isString() ? item.key().toStringRef() : "?") + "\"");
-
-  std::vector<std::string> expected;
-  for (const auto& m : modalities) expected.push_back(m.name);
-  std::map<std::string, c10::IValue> entries;
+  std::map<std::string, torch::Tensor> entries;
   for (const auto& item : value.toGenericDict()) {
     if (!item.key().isString()) throw Error(path + ": dict keys must be strings");
-    entries[item.key().toStringRef()] = item.value();
+    const std::string& key = item.key().toStringRef();
+    check_file_tensors(item.value(), path + ": entry \"" + key + "\"");
+    if (!item.value().isTensor()) throw Error(path + ": entry \"" + key + "\" is not a tensor");
+    entries[key] = item.value().toTensor();
   }
-  for (const auto& [key, v] : entries) {
-    if (key != "target" && std::find(expected.begin(), expected.end(), key) == expected.end())
-      throw Error(path + ": unexpected entry \"" + key + "\" (the config's modalities are " +
-                  join(expected) + ", plus \"target\")");
-  }
+  return entries;
+}
+
+std::map<std::string, torch::Tensor> npz_entries(const std::vector<char>& bytes, const std::string& path) {
+  std::map<std::string, torch::Tensor> entries;
+  for (auto& [name, values] : parse_npz(bytes.data(), bytes.size(), path)) entries[name] = values;
+  return entries;
+}
+
+}  // namespace
+
+Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
+                        const std::vector<ModalityConfig>& modalities, const TargetRule& rule) {
+  const std::map<std::string, torch::Tensor> entries =
+      is_npz(path) ? npz_entries(bytes, path) : torch_entries(bytes, path);
 
   Dataset out;
+  out.origin = path;
   int64_t rows = -1;
   std::string rows_from;
   auto check_rows = [&](const std::string& key, int64_t n) {
@@ -245,6 +271,8 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
       throw Error(path + ": entry \"" + key + "\" has " + std::to_string(n) + " rows but \"" +
                   rows_from + "\" has " + std::to_string(rows));
   };
+  // Entries that are neither a configured modality nor "target" are left alone: one file
+  // can serve configs that use some of its modalities.
   for (const auto& m : modalities) {
     auto it = entries.find(m.name);
     if (it == entries.end())
@@ -263,23 +291,17 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
     out.features.push_back(t);
   }
   auto target = entries.find("target");
-  if (target != entries.end() && num_classes > 0) {
-    if (!target->second.isTensor()) throw Error(path + ": entry \"target\" is not a tensor");
-    torch::Tensor t = target->second.toTensor();
+  if (target != entries.end() && rule.labels) {
+    torch::Tensor t = target->second;
     if (t.is_floating_point() || t.is_complex() || t.scalar_type() == torch::kBool)
       throw Error(path + ": entry \"target\" has dtype " + std::string(c10::toString(t.scalar_type())) +
                   ", expected integer class labels for classification");
     if (t.dim() == 2 && t.size(1) == 1) t = t.squeeze(1);
     if (t.dim() != 1)
       throw Error(path + ": entry \"target\" has shape " + c10::str(t.sizes()) + ", expected [N] class labels");
-    t = t.to(torch::kInt64).contiguous();
-    const auto bad = (t < 0) | (t >= num_classes);
-    if (t.numel() > 0 && bad.any().item<bool>()) {
-      const int64_t row = bad.nonzero()[0][0].item<int64_t>();
-      throw Error(path + ": entry \"target\" holds label " + std::to_string(t[row].item<int64_t>()) +
-                  " in row " + std::to_string(row) + ", outside [0, " + std::to_string(num_classes) + ")");
-    }
     check_rows("target", t.size(0));
+    t = t.to(torch::kInt64).contiguous();
+    check_labels(t, rule.num_classes > 0 ? rule.num_classes : std::numeric_limits<int64_t>::max(), path);
     out.target = t;
   } else if (target != entries.end()) {
     torch::Tensor t = float_entry(path, "target", target->second);
@@ -290,11 +312,44 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
     check_rows("target", t.size(0));
     t = require_finite(path, "target", t);
     out.target = t;
-  } else if (require_target) {
+  } else if (rule.required) {
     throw Error(path + ": missing entry \"target\" (needed for training and evaluation)");
   }
   if (rows == 0) throw Error(path + ": the file holds no rows");
   return out;
+}
+
+void check_labels(const torch::Tensor& labels, int64_t num_classes, const std::string& origin) {
+  const auto bad = (labels < 0) | (labels >= num_classes);
+  if (labels.numel() == 0 || !bad.any().item<bool>()) return;
+  const int64_t row = bad.nonzero()[0][0].item<int64_t>();
+  const std::string range = num_classes == std::numeric_limits<int64_t>::max()
+                                ? "labels must be >= 0"
+                                : "outside [0, " + std::to_string(num_classes) + ")";
+  throw Error(origin + ": entry \"target\" holds label " + std::to_string(labels[row].item<int64_t>()) +
+              " in row " + std::to_string(row) + ", " + range);
+}
+
+int64_t resolve_num_classes(ExperimentConfig& config, const DataSplits& data) {
+  if (config.task != Task::Classification) return 0;
+  const bool inferred = config.num_classes == 0;
+  if (inferred) {
+    const int64_t largest = data.train.target.max().item<int64_t>();
+    if (largest < 1)
+      throw Error(data.train.origin + ": the training labels are all " + std::to_string(largest) +
+                  "; classification needs at least 2 classes");
+    config.num_classes = largest + 1;
+  }
+  for (const Dataset* d : {&data.train, &data.val, &data.test}) {
+    try {
+      check_labels(d->target, config.num_classes, d->origin);
+    } catch (const Error& e) {
+      if (!inferred) throw;
+      throw Error(std::string(e.what()) + " (num_classes " + std::to_string(config.num_classes) +
+                  " is the training split's largest label + 1; set num_classes to allow more)");
+    }
+  }
+  return config.num_classes;
 }
 
 namespace {
@@ -329,6 +384,16 @@ std::vector<char> torch_save_bytes(const c10::IValue& value) {
 }  // namespace
 
 void write_data_file(const Dataset& data, const std::string& path) {
+  if (is_npz(path)) {
+    NamedArrays arrays;
+    for (size_t m = 0; m < data.names.size(); ++m) arrays.emplace_back(data.names[m], data.features[m].cpu().contiguous());
+    if (data.target.defined()) {
+      auto t = data.target.cpu().contiguous();
+      arrays.emplace_back("target", t.dim() == 2 && t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
+    }
+    write_npz(path, arrays);
+    return;
+  }
   c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
   for (size_t m = 0; m < data.names.size(); ++m)
     dict.insert(data.names[m], data.features[m].cpu().contiguous());
@@ -358,19 +423,22 @@ Dataset fraction_split(const ExperimentConfig& config, const Dataset& all, Split
                 " rows are too few to split into train/val/test by the configured fractions");
   at::Generator gen = at::detail::createCPUGenerator(mix_seed(config.seed, 100));
   const auto perm = torch::randperm(n, gen, torch::kInt64);
+  Dataset out;
   switch (split) {
-    case Split::Val: return all.rows(perm.slice(0, 0, n_val));
-    case Split::Test: return all.rows(perm.slice(0, n_val, n_val + n_test));
-    default: return all.rows(perm.slice(0, n_val + n_test, n));
+    case Split::Val: out = all.rows(perm.slice(0, 0, n_val)); break;
+    case Split::Test: out = all.rows(perm.slice(0, n_val, n_val + n_test)); break;
+    default: out = all.rows(perm.slice(0, n_val + n_test, n));
   }
+  out.origin = all.origin + " (" + split_name(split) + " split)";
+  return out;
 }
 
 Dataset file_split(const ExperimentConfig& config, Split split, const Dataset* all) {
   const DataConfig& d = config.data;
   const std::string& own = split == Split::Val ? d.val_path : split == Split::Test ? d.test_path : "";
-  if (!own.empty()) return read_data_file(own, d.modalities, true, config.num_classes);
+  if (!own.empty()) return read_data_file(own, d.modalities, target_rule(config, true));
   if (all) return fraction_split(config, *all, split);
-  return fraction_split(config, read_data_file(d.path, d.modalities, true, config.num_classes), split);
+  return fraction_split(config, read_data_file(d.path, d.modalities, target_rule(config, true)), split);
 }
 }  // namespace
 
@@ -395,7 +463,7 @@ DataSplits load_splits(const ExperimentConfig& config) {
     return {synthetic_split(config, Split::Train, thresholds), synthetic_split(config, Split::Val, thresholds),
             synthetic_split(config, Split::Test, thresholds)};
   }
-  const Dataset all = read_data_file(config.data.path, config.data.modalities, true, config.num_classes);
+  const Dataset all = read_data_file(config.data.path, config.data.modalities, target_rule(config, true));
   return {file_split(config, Split::Train, &all), file_split(config, Split::Val, &all),
           file_split(config, Split::Test, &all)};
 }

@@ -14,6 +14,7 @@
 #include "mmfusion/metrics.hpp"
 #include "mmfusion/mkl.hpp"
 #include "mmfusion/run_folder.hpp"
+#include "mmfusion/scaling.hpp"
 #include "mmfusion/runtime.hpp"
 #include "mmfusion/svg.hpp"
 #include "mmfusion/version.hpp"
@@ -42,7 +43,7 @@ std::string kernel_label(const std::vector<std::string>& names, size_t which) {
 }  // namespace
 
 json run_mkl(const MKLArgs& args) {
-  const ExperimentConfig config = load_config(args.config, args.overrides);
+  ExperimentConfig config = load_config(args.config, args.overrides);
   const MKLConfig& mc = config.mkl;
   const torch::Device device = resolve_device(config.device);
   apply_threads(config.threads);
@@ -58,9 +59,14 @@ json run_mkl(const MKLArgs& args) {
   auto points = [&](int64_t available) { return mc.train_size > 0 ? std::min(mc.train_size, available) : available; };
   if (config.data.source == DataSource::Synthetic) check_memory(points(config.data.train_size));  // before generating
   DataSplits data = load_splits(config);
+  resolve_num_classes(config, data);
   const int64_t n = points(data.train.size());
   check_memory(n);
   data.train = data.train.rows(torch::arange(n));
+  // data.standardize: features scaled by the statistics of the points used. The target
+  // needs none: kernel ridge predictions are linear in it.
+  const Scaling scaling = Scaling::fit(config.data, data.train);
+  for (Dataset* d : {&data.train, &data.val, &data.test}) *d = scaling.features(*d);
   const std::string dir = fresh_run_dir(args.out, config.name + "-mkl");
   const RunPaths paths(dir);
   create_run_dir(paths, /*with_checkpoints=*/false);  // MKL writes no checkpoint

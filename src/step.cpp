@@ -86,13 +86,18 @@ Tensor predict(StepRunner& runner, const Dataset& data, int64_t batch_size, cons
   return torch::cat(outputs, 0);
 }
 
-nlohmann::json evaluate(StepRunner& runner, Task task, const Dataset& data, int64_t batch_size,
-                        const torch::Device& device) {
-  const auto prediction = predict(runner, data, batch_size, device);
-  const auto target = data.target.to(device);
-  nlohmann::json m = task_metrics(task, prediction, target);
-  m["loss"] = loss_value(runner.loss(), prediction, target).item<double>();
+nlohmann::json score(const LossSpec& loss, Task task, const Scaling& scaling, const Tensor& output,
+                     const Tensor& target) {
+  const auto y = target.to(output.device());
+  nlohmann::json m = task_metrics(task, scaling.original_units(output), y);
+  m["loss"] = loss_value(loss, output, scaling.target(y)).item<double>();
   return m;
+}
+
+nlohmann::json evaluate(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& data,
+                        int64_t batch_size, const torch::Device& device) {
+  return score(runner.loss(), task, scaling, predict(runner, scaling.features(data), batch_size, device),
+               data.target);
 }
 
 }  // namespace mmfusion

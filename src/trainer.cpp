@@ -41,15 +41,19 @@ json to_json(const EpochRecord& r) {
 }
 
 Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device device,
-                 RunPaths paths, std::shared_ptr<spdlog::logger> logger)
+                 RunPaths paths, std::shared_ptr<spdlog::logger> logger, Scaling scaling)
     : config_(std::move(config)),
       device_(device),
       paths_(std::move(paths)),
       log_(std::move(logger)),
+      scaling_(std::move(scaling)),
       shuffle_gen_(at::detail::createCPUGenerator(config_.seed ^ 0x5851F42D4C957F2DULL)) {
-  train_ = data.train.to(device_);
-  val_ = data.val.to(device_);
-  test_ = data.test.to(device_);
+  // Scaled once: training sees scaled features and targets; validation and test keep
+  // their targets in their own units (score() compares there).
+  train_ = scaling_.features(data.train).to(device_);
+  train_.target = scaling_.target(train_.target);
+  val_ = scaling_.features(data.val).to(device_);
+  test_ = scaling_.features(data.test).to(device_);
   for (const auto& f : train_.features) shuffled_.push_back(torch::empty_like(f));
   shuffled_target_ = torch::empty_like(train_.target);
   model_ = make_model(config_.model, config_.data.modalities, config_.model.output_dim);
@@ -80,7 +84,7 @@ void Trainer::restore(Checkpoint& checkpoint) {
 void Trainer::save(const std::string& path) {
   if (!is_leader()) return;  // rank 0 alone writes the run folder
   save_checkpoint(path, config_, progress_, *model_, optimizer_.get(),
-                  capture_default_rng(device_, shuffle_epoch_start_));
+                  capture_default_rng(device_, shuffle_epoch_start_), scaling_);
 }
 
 void Trainer::train_epoch(const std::atomic<int>* stop) {
@@ -165,9 +169,9 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   EpochRecord r;
   r.epoch = progress_.epoch + 1;
   r.train_loss = progress_.epoch_loss_sum / std::max<int64_t>(1, progress_.epoch_samples);
-  const auto prediction = predict_sharded(val_);
-  r.val_loss = loss_value(step_->loss(), prediction, val_.target).item<double>();
-  r.val = task_metrics(config_.task, prediction, val_.target);
+  r.val = score(step_->loss(), config_.task, scaling_, predict_sharded(val_), val_.target);
+  r.val_loss = r.val["loss"].get<double>();
+  r.val.erase("loss");
   r.lr = config_.train.lr;
   r.seconds = seconds;
   r.samples_per_s = seconds > 0 ? progress_.epoch_samples / seconds : 0;
@@ -324,8 +328,9 @@ json Trainer::write_results() {
   Checkpoint best = open_checkpoint(evaluated, device_);
   ModelPtr model = best.build_model(device_);
   StepRunner runner(model, config_.train);
-  auto evaluate_on = [&](const Dataset& d) {
-    return evaluate(runner, config_.task, d, config_.train.eval_batch_size, device_);
+  auto evaluate_on = [&](const Dataset& d) {  // d's features are scaled already
+    return score(runner.loss(), config_.task, best.scaling, predict(runner, d, config_.train.eval_batch_size, device_),
+                 d.target);
   };
   json params = json::object();
   for (const auto& [name, count] : parameter_counts(*model)) params[name] = count;

@@ -14,6 +14,8 @@ def lmf_forward(sd, config, inputs):
     names = [m["name"] for m in config["data"]["modalities"]]
     product = None
     for name, x in zip(names, inputs):
+        if f"scaling.mean_{name}" in sd:                                 # data.standardize
+            x = (x - sd[f"scaling.mean_{name}"]) / sd[f"scaling.scale_{name}"]
         h = x
         i = 0
         while f"model.encoders.{name}.fc{i}.weight" in sd:
@@ -27,6 +29,8 @@ def lmf_forward(sd, config, inputs):
     y = torch.einsum("r,rbo->bo", w[0], product) + sd["model.fusion.bias"]
     if "model.head.weight" in sd:
         y = y @ sd["model.head.weight"].T + sd["model.head.bias"]
+    if "scaling.target_mean" in sd:                                      # data.standardize_target
+        y = y * sd["scaling.target_scale"] + sd["scaling.target_mean"]
     return y
 
 

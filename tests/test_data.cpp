@@ -99,7 +99,7 @@ TEST(DataFile, RoundTripKeepsEveryTensor) {
   const auto c = tiny_config();
   const Dataset d = generate_synthetic(c.data, c.seed, Split::Test);
   write_data_file(d, dir.file("test.pt"));
-  const Dataset back = read_data_file(dir.file("test.pt"), c.data.modalities, true);
+  const Dataset back = read_data_file(dir.file("test.pt"), c.data.modalities, TargetRule{true});
   EXPECT_TRUE(same(d, back));
 }
 
@@ -124,43 +124,45 @@ TEST(DataFile, BadFilesAreClearErrors) {
   auto text = good.features[2].clone();
   text[5][3] = std::numeric_limits<float>::quiet_NaN();
   nan.insert_or_assign("text", text);
-  expect_error([&] { read_data_file(write_dict("nan.pt", nan), mods, true); },
+  expect_error([&] { read_data_file(write_dict("nan.pt", nan), mods, TargetRule{true}); },
                "entry \"text\" has NaN or Inf values (first in row 5)");
 
   auto dim = base();
   dim.insert_or_assign("audio", torch::zeros({64, 9}));
-  expect_error([&] { read_data_file(write_dict("dim.pt", dim), mods, true); },
+  expect_error([&] { read_data_file(write_dict("dim.pt", dim), mods, TargetRule{true}); },
                "entry \"audio\" has shape [64, 9], expected [N, 8]");
 
   auto rows = base();
   rows.insert_or_assign("audio", torch::zeros({63, 8}));
-  expect_error([&] { read_data_file(write_dict("rows.pt", rows), mods, true); }, "has 63 rows");
+  expect_error([&] { read_data_file(write_dict("rows.pt", rows), mods, TargetRule{true}); }, "has 63 rows");
 
   auto missing = base();
   (void)missing.erase("visual");
-  expect_error([&] { read_data_file(write_dict("missing.pt", missing), mods, true); },
+  expect_error([&] { read_data_file(write_dict("missing.pt", missing), mods, TargetRule{true}); },
                "missing entry \"visual\"");
 
   auto extra = base();
   extra.insert("depth", torch::zeros({64, 2}));
-  expect_error([&] { read_data_file(write_dict("extra.pt", extra), mods, true); },
-               "unexpected entry \"depth\"");
+  // An entry no modality names is left alone (one file can serve configs that use some
+  // of its modalities).
+  const Dataset with_extra = read_data_file(write_dict("extra.pt", extra), mods, TargetRule{true});
+  EXPECT_EQ(with_extra.names, good.names);
 
   auto ints = base();
   ints.insert_or_assign("visual", torch::zeros({64, 16}, torch::kInt64));
-  expect_error([&] { read_data_file(write_dict("ints.pt", ints), mods, true); },
+  expect_error([&] { read_data_file(write_dict("ints.pt", ints), mods, TargetRule{true}); },
                "expected a float tensor");
 
   auto no_target = base();
   (void)no_target.erase("target");
   const std::string no_target_path = write_dict("no_target.pt", no_target);
-  expect_error([&] { read_data_file(no_target_path, mods, true); }, "missing entry \"target\"");
-  EXPECT_FALSE(read_data_file(no_target_path, mods, false).target.defined());
+  expect_error([&] { read_data_file(no_target_path, mods, TargetRule{true}); }, "missing entry \"target\"");
+  EXPECT_FALSE(read_data_file(no_target_path, mods, TargetRule{false}).target.defined());
 
   const std::string whole = read_text(dir.file("extra.pt"));
   write_text(dir.file("truncated.pt"), whole.substr(0, whole.size() / 2));
-  expect_error([&] { read_data_file(dir.file("truncated.pt"), mods, true); }, "not a readable data file");
-  expect_error([&] { read_data_file(dir.file("absent.pt"), mods, true); }, "absent.pt: no such data file (write one with `mmfusion synth");
+  expect_error([&] { read_data_file(dir.file("truncated.pt"), mods, TargetRule{true}); }, "not a readable data file");
+  expect_error([&] { read_data_file(dir.file("absent.pt"), mods, TargetRule{true}); }, "absent.pt: no such data file (write one with `mmfusion synth");
 }
 
 TEST(DataFile, FileSourceSplitsByFractionsWithoutOverlap) {
@@ -175,7 +177,7 @@ TEST(DataFile, FileSourceSplitsByFractionsWithoutOverlap) {
   EXPECT_EQ(s.train.size(), 140);
   // Together the splits hold every row once: compare sorted first columns.
   const auto all = torch::cat({s.train.features[0], s.val.features[0], s.test.features[0]}).select(1, 0);
-  const auto original = read_data_file(dir.file("all.pt"), f.data.modalities, true).features[0].select(1, 0);
+  const auto original = read_data_file(dir.file("all.pt"), f.data.modalities, TargetRule{true}).features[0].select(1, 0);
   EXPECT_TRUE(torch::equal(std::get<0>(all.sort()), std::get<0>(original.sort())));
   EXPECT_TRUE(same(load_split(f, Split::Test), s.test));
 }

@@ -126,7 +126,7 @@ void count_read(Tally& tally, const std::string& label, const Read& read) {
 void read_data(const std::string& bytes, Tally& tally, const std::string& label,
                const std::vector<torch::Tensor>* expected = nullptr) {
   count_read(tally, label, [&] {
-    const Dataset d = parse_data_file(std::vector<char>(bytes.begin(), bytes.end()), label, kMods, false);
+    const Dataset d = parse_data_file(std::vector<char>(bytes.begin(), bytes.end()), label, kMods, TargetRule{false});
     for (const auto& f : d.features) EXPECT_TRUE(torch::isfinite(f).all().item<bool>()) << label;
     if (expected)
       for (size_t m = 0; m < expected->size(); ++m) EXPECT_TRUE(torch::equal(d.features[m], (*expected)[m])) << label;
@@ -207,7 +207,7 @@ TEST(FileSafety, ATensorThatReachesPastItsStorageIsRefusedBeforeItsValuesAreRead
     const std::string path = dir.file(std::string(label) + ".pt");
     write_text(path, file);
     try {
-      read_data_file(path, kMods, false);
+      read_data_file(path, kMods, TargetRule{false});
       ADD_FAILURE() << "read a tensor that reaches past its storage";
     } catch (const Error& e) {
       const std::string m = e.what();
@@ -340,7 +340,7 @@ TEST(FileSafety, AZipDirectoryPointingOutsideTheFileEndsCleanly) {
     // What a correct read gives: the file as written.
     std::vector<torch::Tensor> truth;
     if (is_data) {
-      truth = parse_data_file(std::vector<char>(zip.begin(), zip.end()), "ok", kMods, false).features;
+      truth = parse_data_file(std::vector<char>(zip.begin(), zip.end()), "ok", kMods, TargetRule{false}).features;
     } else {
       for (const auto& p : parse_checkpoint(zip.data(), zip.size(), "ok").build_model(torch::kCPU)->parameters())
         truth.push_back(p.detach().clone());
@@ -427,7 +427,7 @@ TEST(FileSafety, AStorageDeclaringMoreElementsThanItsRecordHoldsIsRefused) {
   pickle[numel + 2] = '\x7f';  // 0x7f80 elements
   const std::string path = dir.file("numel.pt");
   write_text(path, with_record(zip, pkl, pickle));
-  expect_error([&] { read_data_file(path, kMods, false); },
+  expect_error([&] { read_data_file(path, kMods, TargetRule{false}); },
                path + ": data.pkl: storage 2 declares 32640 elements of 4 bytes, but its record holds 1536 bytes");
 }
 
@@ -475,7 +475,7 @@ TEST(FileSafety, ARecordWhoseDirectoryStatesAHugeSizeIsRefusedBeforeItIsAllocate
     put32(huge, pkl.central + 24, 0xAB000000u);  // uncompressed size 2.8 GB, stored
     const bool is_data = zip.find("constants.pkl") == std::string::npos;
     try {
-      if (is_data) parse_data_file(std::vector<char>(huge.begin(), huge.end()), "z.pt", kMods, false);
+      if (is_data) parse_data_file(std::vector<char>(huge.begin(), huge.end()), "z.pt", kMods, TargetRule{false});
       else parse_checkpoint(huge.data(), huge.size(), "z.pt");
       ADD_FAILURE() << "read a zip whose directory states 2.8 GB";
     } catch (const Error& e) {

@@ -1,6 +1,7 @@
 #pragma once
 // Checkpoints: one file per save, written atomically with LibTorch's OutputArchive:
 //   model      nested archive: parameters and buffers (Python: state_dict "model.<name>")
+//   scaling    nested archive, when the config standardises: the statistics (scaling.hpp)
 //   optimizer  nested archive: the optimizer's state
 //   rng_shuffle, rng_cpu[, rng_cuda]  generator states, so a resumed run continues exactly
 //   meta       JSON string: format, format_version, mmfusion_version, progress, config
@@ -14,6 +15,7 @@
 
 #include "mmfusion/config.hpp"
 #include "mmfusion/models.hpp"
+#include "mmfusion/scaling.hpp"
 
 namespace mmfusion {
 
@@ -49,7 +51,8 @@ void restore_default_rng(const RngStates& states, const torch::Device& device);
 
 void save_checkpoint(const std::string& path, const ExperimentConfig& config,
                      const TrainProgress& progress, torch::nn::Module& model,
-                     const torch::optim::Optimizer* optimizer, const RngStates& rng);
+                     const torch::optim::Optimizer* optimizer, const RngStates& rng,
+                     const Scaling& scaling = Scaling());
 
 // An opened checkpoint whose metadata has been checked. Tensors are mapped to `device`.
 struct Checkpoint {
@@ -57,6 +60,7 @@ struct Checkpoint {
   nlohmann::json meta;
   ExperimentConfig config;
   TrainProgress progress;
+  Scaling scaling;  // what the model's inputs (and regression target) were scaled by
   torch::serialize::InputArchive archive;
 
   void load_model(torch::nn::Module& model);

@@ -22,6 +22,7 @@ enum class Activation { ReLU, Tanh };           // after each encoder Linear lay
 enum class RankWeighting { Learned, Sum };      // LMF: learned (1, rank) weights or a plain sum
 enum class LateCombine { Sum, Mean };           // late fusion: how the heads' outputs combine
 enum class DataSource { Synthetic, File };
+enum class Standardize { None, ZScore };         // feature scaling fitted on the training split
 
 const char* to_string(Task v);
 const char* to_string(Loss v);
@@ -31,6 +32,7 @@ const char* to_string(Activation v);
 const char* to_string(RankWeighting v);
 const char* to_string(LateCombine v);
 const char* to_string(DataSource v);
+const char* to_string(Standardize v);
 
 // Every value of an enum above, in declaration order (parsing and the docs use them).
 template <typename E>
@@ -51,6 +53,8 @@ template <>
 const std::vector<LateCombine>& all_values<LateCombine>();
 template <>
 const std::vector<DataSource>& all_values<DataSource>();
+template <>
+const std::vector<Standardize>& all_values<Standardize>();
 
 struct ModalityConfig {
   std::string name;  // an identifier: letters, digits, '_' (used in parameter names)
@@ -82,6 +86,11 @@ struct DataConfig {
   std::string test_path;  // optional; else test_fraction of `path`
   double val_fraction = 0.1;
   double test_fraction = 0.1;
+  // Per-feature scaling fitted on the training split (scaling.hpp). When the config does
+  // not say, file data is z-scored and synthetic data (unit scale by construction) is not.
+  Standardize standardize = Standardize::None;
+  // Regression: train on the z-scored target, report in its own units. Same default rule.
+  bool standardize_target = false;
 };
 
 struct ModelConfig {
@@ -149,7 +158,9 @@ struct DistributedConfig {
 struct ExperimentConfig {
   std::string name = "default";
   Task task = Task::Regression;
-  int64_t num_classes = 0;          // classification: >= 2
+  // classification: >= 2. File data may leave it out (0) until training infers it from
+  // the training split's largest label (resolve_num_classes in data.hpp).
+  int64_t num_classes = 0;
   uint64_t seed = 42;
   std::string device = "auto";  // "auto" | "cpu" | "cuda" | "cuda:N"
   int64_t threads = 0;          // 0: all hardware threads

@@ -15,6 +15,7 @@ const char* split_name(Split split);
 Split parse_split(const std::string& name);  // "train" | "val" | "test"
 
 struct Dataset {
+  std::string origin;                  // where the rows came from, for messages: a file, a split
   std::vector<std::string> names;      // modality order, as in the config
   std::vector<torch::Tensor> features; // one [N, dim] float32 tensor per modality
   // Regression: [N, K] float32. Classification: int64 class labels [N].
@@ -51,18 +52,34 @@ DataSplits load_splits(const ExperimentConfig& config);
 // One split only (eval/predict need no training set in memory).
 Dataset load_split(const ExperimentConfig& config, Split split);
 
+// What a data file's "target" entry must be.
+struct TargetRule {
+  bool required = true;     // a missing "target" is an error (training, evaluation)
+  bool labels = false;      // integer class labels (classification), else float values
+  int64_t num_classes = 0;  // labels lie in [0, num_classes); 0: not known yet, labels >= 0
+};
+// The rule of a config's task.
+TargetRule target_rule(const ExperimentConfig& config, bool required);
+
 // Reads a data file and checks it against the modalities: names, dims, row counts,
-// float dtype, finite values. A missing "target" is an error when require_target.
-// num_classes > 0: "target" holds integer class labels in [0, num_classes).
+// float dtype, finite values, and the target by `target`. The format follows the name:
+// *.npz is NumPy's (npz.hpp), anything else what torch.save writes for a dict of tensors.
+// Entries that are neither a modality nor "target" are ignored.
 Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig>& modalities,
-                       bool require_target, int64_t num_classes = 0);
-// The same from the file's bytes; `path` names it in errors. Every tensor's view is
-// checked to lie inside its storage (file_safety.hpp), and every shape, before any value
-// is read.
+                       const TargetRule& target);
+// The same from the file's bytes; `path` names it in errors (and picks the format).
+// Every tensor's view is checked to lie inside its storage (file_safety.hpp), and every
+// shape, before any value is read.
 Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
-                        const std::vector<ModalityConfig>& modalities, bool require_target,
-                        int64_t num_classes = 0);
-// Writes the file format (a [N] target when it has one column or holds labels), atomically.
+                        const std::vector<ModalityConfig>& modalities, const TargetRule& target);
+// Error naming `origin` and the first row whose label is outside [0, num_classes).
+void check_labels(const torch::Tensor& labels, int64_t num_classes, const std::string& origin);
+// Classification: config.num_classes when the config gives it, else the training split's
+// largest label + 1, written into the config; every split's labels are checked against
+// it. Returns it (0 for regression).
+int64_t resolve_num_classes(ExperimentConfig& config, const DataSplits& data);
+// Writes a data file, atomically: *.npz as np.savez does, anything else as torch.save
+// does (a [N] target when it has one column or holds labels).
 void write_data_file(const Dataset& data, const std::string& path);
 
 }  // namespace mmfusion

@@ -15,6 +15,7 @@
 #include "mmfusion/metrics.hpp"
 #include "mmfusion/models.hpp"
 #include "mmfusion/run_folder.hpp"
+#include "mmfusion/scaling.hpp"
 
 namespace spdlog {
 class logger;
@@ -40,10 +41,11 @@ nlohmann::json to_json(const EpochRecord& r);
 
 class Trainer {
  public:
-  // config.model.output_dim must be resolved (>= 1). `data` is on the CPU; the trainer
-  // moves it to `device` once.
+  // config.model.output_dim must be resolved (>= 1). `data` is on the CPU, in its own
+  // units; the trainer scales it by `scaling` (saved in every checkpoint) and moves it to
+  // `device` once.
   Trainer(ExperimentConfig config, const DataSplits& data, torch::Device device, RunPaths paths,
-          std::shared_ptr<spdlog::logger> logger);
+          std::shared_ptr<spdlog::logger> logger, Scaling scaling = Scaling());
   ~Trainer();
 
   // Data-parallel training with these peers (nullptr: single process). Rank 0 alone
@@ -87,7 +89,8 @@ class Trainer {
   torch::Device device_;
   RunPaths paths_;
   std::shared_ptr<spdlog::logger> log_;
-  Dataset train_, val_, test_;
+  Scaling scaling_;
+  Dataset train_, val_, test_;  // scaled features; train_'s target scaled, val_'s and test_'s not
   std::vector<torch::Tensor> shuffled_;  // reused per-epoch gather buffers
   torch::Tensor shuffled_target_;
   ModelPtr model_;

@@ -9,11 +9,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::vector<mmfusion::ModalityConfig> modalities = {{"visual", 16}, {"audio", 8}, {"text", 24}};
   const std::vector<char> bytes(data, data + size);
   try {  // regression: float targets, optional
-    mmfusion::parse_data_file(bytes, "fuzz.pt", modalities, /*require_target=*/false);
+    mmfusion::parse_data_file(bytes, "fuzz.pt", modalities, mmfusion::TargetRule{false});
   } catch (const std::exception&) {
   }
   try {  // classification: integer labels in [0, 3)
-    mmfusion::parse_data_file(bytes, "fuzz.pt", modalities, /*require_target=*/true, /*num_classes=*/3);
+    mmfusion::parse_data_file(bytes, "fuzz.pt", modalities, mmfusion::TargetRule{true, true, 3});
   } catch (const std::exception&) {
   }
   return 0;
