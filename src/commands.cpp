@@ -152,9 +152,10 @@ TrainOutcome run_train(const TrainArgs& args) {
   // rank 0's are every rank's.
   Scaling scaling = checkpoint ? checkpoint->scaling : Scaling::fit(config.data, data.train);
   if (comm)
-    for (auto& [name, t] : scaling.named_tensors()) {
-      auto shared = t;
-      comm->broadcast(shared, 0);
+    for (auto& [name, t] : scaling.named_tensors()) {  // t shares memory with `scaling`
+      auto on_device = t.to(device);  // NCCL moves CUDA tensors only
+      comm->broadcast(on_device, 0);
+      t.copy_(on_device);
     }
   const RunPaths paths(dir);
   std::shared_ptr<spdlog::logger> log;

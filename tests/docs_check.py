@@ -140,6 +140,7 @@ def run_commands(src, binary, results):
                 os.symlink(os.path.join(src, name), os.path.join(work, name))
             for folder in ("build", "bin", "data"):
                 os.makedirs(os.path.join(work, folder))
+            os.symlink(os.path.join(src, "data", "leaves100"), os.path.join(work, "data", "leaves100"))
             os.symlink(binary, os.path.join(work, "build", "mmfusion"))
             os.symlink(binary, os.path.join(work, "bin", "mmfusion"))
             env = dict(os.environ, PATH=os.path.join(work, "bin") + ":/usr/bin:/bin")

@@ -140,6 +140,10 @@ TEST(LMFPass, MatchesAutogradForDeepShallowAndHeadlessModels) {
   expect_same_step({"model.fused_dim=2"}, 20);                                     // no head
   expect_same_step({"model.rank_weighting=sum", "model.rank=5"}, 20);              // fixed rank weights
   expect_same_step({"train.factor_lr=0.01"}, 20);
+  // One modality (file data allows it): the product over modalities has one factor.
+  expect_same_step({"data.source=file", "data.path=unused.pt", "data.modalities=[{\"name\":\"visual\",\"dim\":16}]",
+                    "model.dropout=0.2"},
+                   20);
 }
 
 TEST(LMFPass, MatchesAutogradForEveryLoss) {
