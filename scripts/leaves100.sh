@@ -9,11 +9,11 @@ cd "$(dirname "$0")/.."
 out=${1:-runs/leaves100}
 bin=./build/mmfusion
 mkdir -p "$out"
-"$bin" sweep --sweep configs/sweeps/leaves100.json --out "$out/main" > /dev/null
-"$bin" sweep --sweep configs/sweeps/leaves100_single.json --out "$out/single" > /dev/null
+"$bin" sweep --sweep configs/sweeps/leaves100.json --out "$out/main" > /dev/null 2> "$out/main.log"
+"$bin" sweep --sweep configs/sweeps/leaves100_single.json --out "$out/single" > /dev/null 2> "$out/single.log"
 for s in none zscore; do
   [ -f "$out/mkl-$s/mkl.json" ] || { rm -rf "${out:?}/mkl-$s"; "$bin" mkl --config configs/leaves100.json \
-    --set data.standardize=$s --set mkl.train_size=0 --set threads=1 --out "$out/mkl-$s" > /dev/null; }
+    --set data.standardize=$s --set mkl.train_size=0 --set threads=1 --out "$out/mkl-$s" > /dev/null 2>&1; }
 done
 /usr/bin/python3 - "$out" > "$out/tables.md" <<'PY'
 import csv, json, statistics, sys
@@ -21,7 +21,7 @@ out = sys.argv[1]
 
 def rows(sweep):
     with open(f"{out}/{sweep}/results.csv") as f:
-        return [r for r in csv.DictReader(f) if r["status"] == "complete"]
+        return [r for r in csv.DictReader(f) if r["status"] == "ok"]
 
 def cell(values):
     if not values:

@@ -71,6 +71,8 @@ json run_bench(const BenchArgs& args) {
   if (args.steps < 1 || args.repeats < 1 || args.warmup < 0)
     throw ConfigError("bench: --steps and --repeats must be >= 1, --warmup >= 0");
   const bool classification = config.task == Task::Classification;
+  if (classification && config.num_classes == 0)  // file data may leave it to training
+    throw ConfigError("num_classes: bench draws random labels and needs it (--set num_classes=N)");
   // Random targets stand in for data: model.output_dim columns when given, else one.
   const int64_t out = resolve_output_dim(config, config.model.output_dim > 0 ? config.model.output_dim : 1);
   config.model.output_dim = out;

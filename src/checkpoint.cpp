@@ -101,6 +101,12 @@ void restore_default_rng(const RngStates& states, const torch::Device& device) {
 void save_checkpoint(const std::string& path, const ExperimentConfig& config,
                      const TrainProgress& progress, torch::nn::Module& model,
                      const torch::optim::Optimizer* optimizer, const RngStates& rng, const Scaling& scaling) {
+  // Statistics that disagree with the config would make a file no reader accepts.
+  const bool want_features = config.data.standardize == Standardize::ZScore;
+  const bool want_target = config.data.standardize_target && config.task == Task::Regression;
+  if (scaling.scales_features() != want_features || scaling.scales_target() != want_target)
+    throw Error(path + ": cannot save: the scaling statistics do not match data.standardize / "
+                       "data.standardize_target of the config");
   json meta = {{"format", kCheckpointFormat},
                {"format_version", kCheckpointFormatVersion},
                {"mmfusion_version", kVersion},
@@ -193,7 +199,7 @@ Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& pa
     c.config = parse_config(c.meta.at("config"));
     // Written before data.standardize existed: trained on unscaled data, whatever the
     // default is now.
-    if (!c.meta.at("config").at("data").contains("standardize")) {
+    if (!c.meta.at("config").value("data", json::object()).contains("standardize")) {
       c.config.data.standardize = Standardize::None;
       c.config.data.standardize_target = false;
     }

@@ -180,8 +180,10 @@ TrainOutcome run_train(const TrainArgs& args) {
 
   torch::manual_seed(config.seed);  // model initialisation and dropout
   if (scaling.scales_features() || scaling.scales_target())
-    log->info("standardize: {} features, {} target, fitted on the {} training rows",
-              to_string(config.data.standardize), scaling.scales_target() ? "z-scored" : "unscaled", data.train.size());
+    log->info("standardize: {} features, {} target, {}", to_string(config.data.standardize),
+              scaling.scales_target() ? "z-scored" : "unscaled",
+              checkpoint ? "statistics from the checkpoint"
+                         : fmt::format("fitted on the {} training rows", data.train.size()));
   Trainer trainer(config, data, device, paths, log, scaling);
   trainer.set_communicator(comm);
   if (checkpoint) trainer.restore(*checkpoint);

@@ -417,7 +417,7 @@ ModelConfig parse_model(const json* j, const std::vector<ModalityConfig>& modali
   m.dropout = r.number("dropout", m.dropout, 0.0, 1.0, true);
   m.activation = r.choice("activation", m.activation);
   m.fused_dim = r.integer("fused_dim", m.fused_dim, 1, 1 << 20);
-  m.output_dim = r.integer("output_dim", m.output_dim, 0, 1 << 20);
+  m.output_dim = r.integer("output_dim", m.output_dim, 0, kMaxClasses);
   if (const json* v = r.find("encoder_hidden")) m.encoder_hidden = r.sizes(*v, r.path("encoder_hidden"));
   if (const json* v = r.find("post_hidden")) m.post_hidden = r.sizes(*v, r.path("post_hidden"));
   m.late_combine = r.choice("late_combine", m.late_combine);
@@ -512,7 +512,7 @@ ExperimentConfig parse_config(const json& doc, std::vector<std::string>* depreca
   c.name = r.string("name", c.name);
   c.task = r.choice("task", c.task);
   const bool classification = c.task == Task::Classification;
-  c.num_classes = r.integer("num_classes", classification ? 0 : c.num_classes, 0, 1 << 20);
+  c.num_classes = r.integer("num_classes", classification ? 0 : c.num_classes, 0, kMaxClasses);
   c.data = parse_data(r.find("data"), c.task);
   // File data may leave num_classes out: training infers it from the training labels.
   const bool inferred = c.data.source == DataSource::File && !r.find("num_classes");
@@ -734,7 +734,12 @@ double tfn_fused_size(const std::vector<int64_t>& encoder_output_dims) {
 
 int64_t resolve_output_dim(const ExperimentConfig& config, int64_t target_columns) {
   switch (config.task) {
-    case Task::Classification: return config.num_classes;
+    case Task::Classification:
+      // num_classes may have been inferred after parsing: check model.output_dim again.
+      if (config.model.output_dim != 0 && config.model.output_dim != config.num_classes)
+        throw ConfigError("model.output_dim: " + std::to_string(config.model.output_dim) + " but num_classes is " +
+                          std::to_string(config.num_classes));
+      return config.num_classes;
     case Task::Regression: break;
   }
   if (config.model.output_dim == 0) return target_columns;

@@ -223,7 +223,8 @@ bool is_npz(const std::string& path) {
 }
 
 // The named tensors of a torch.save'd dict, each checked to lie inside its storage.
-std::map<std::string, torch::Tensor> torch_entries(const std::vector<char>& bytes, const std::string& path) {
+std::map<std::string, torch::Tensor> torch_entries(const std::vector<char>& bytes, const std::string& path,
+                                                   const std::set<std::string>& wanted, std::vector<std::string>& names) {
   const std::string unreadable =
       "not a readable data file (expected what torch.save writes for a dict of tensors, or an .npz archive "
       "named *.npz; the file is truncated, corrupt or of another kind)";
@@ -241,16 +242,19 @@ std::map<std::string, torch::Tensor> torch_entries(const std::vector<char>& byte
   for (const auto& item : value.toGenericDict()) {
     if (!item.key().isString()) throw Error(path + ": dict keys must be strings");
     const std::string& key = item.key().toStringRef();
+    names.push_back(key);
     check_file_tensors(item.value(), path + ": entry \"" + key + "\"");
+    if (!wanted.count(key)) continue;  // an entry the config does not use
     if (!item.value().isTensor()) throw Error(path + ": entry \"" + key + "\" is not a tensor");
     entries[key] = item.value().toTensor();
   }
   return entries;
 }
 
-std::map<std::string, torch::Tensor> npz_entries(const std::vector<char>& bytes, const std::string& path) {
+std::map<std::string, torch::Tensor> npz_entries(const std::vector<char>& bytes, const std::string& path,
+                                                 const std::set<std::string>& wanted, std::vector<std::string>& names) {
   std::map<std::string, torch::Tensor> entries;
-  for (auto& [name, values] : parse_npz(bytes.data(), bytes.size(), path)) entries[name] = values;
+  for (auto& [name, values] : parse_npz(bytes.data(), bytes.size(), path, &wanted, &names)) entries[name] = values;
   return entries;
 }
 
@@ -258,8 +262,11 @@ std::map<std::string, torch::Tensor> npz_entries(const std::vector<char>& bytes,
 
 Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
                         const std::vector<ModalityConfig>& modalities, const TargetRule& rule) {
+  std::set<std::string> wanted{"target"};
+  for (const auto& m : modalities) wanted.insert(m.name);
+  std::vector<std::string> names;  // every entry of the file, for messages
   const std::map<std::string, torch::Tensor> entries =
-      is_npz(path) ? npz_entries(bytes, path) : torch_entries(bytes, path);
+      is_npz(path) ? npz_entries(bytes, path, wanted, names) : torch_entries(bytes, path, wanted, names);
 
   Dataset out;
   out.origin = path;
@@ -276,11 +283,7 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
   for (const auto& m : modalities) {
     auto it = entries.find(m.name);
     if (it == entries.end())
-      throw Error(path + ": missing entry \"" + m.name + "\" (the file has: " + [&] {
-        std::vector<std::string> keys;
-        for (const auto& e : entries) keys.push_back(e.first);
-        return join(keys);
-      }() + ")");
+      throw Error(path + ": missing entry \"" + m.name + "\" (the file has: " + join(names) + ")");
     torch::Tensor t = float_entry(path, m.name, it->second);
     if (t.dim() != 2 || t.size(1) != m.dim)
       throw Error(path + ": entry \"" + m.name + "\" has shape " + c10::str(t.sizes()) +
@@ -301,7 +304,7 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
       throw Error(path + ": entry \"target\" has shape " + c10::str(t.sizes()) + ", expected [N] class labels");
     check_rows("target", t.size(0));
     t = t.to(torch::kInt64).contiguous();
-    check_labels(t, rule.num_classes > 0 ? rule.num_classes : std::numeric_limits<int64_t>::max(), path);
+    check_labels(t, rule.num_classes > 0 ? rule.num_classes : kMaxClasses, path);
     out.target = t;
   } else if (target != entries.end()) {
     torch::Tensor t = float_entry(path, "target", target->second);
@@ -323,11 +326,8 @@ void check_labels(const torch::Tensor& labels, int64_t num_classes, const std::s
   const auto bad = (labels < 0) | (labels >= num_classes);
   if (labels.numel() == 0 || !bad.any().item<bool>()) return;
   const int64_t row = bad.nonzero()[0][0].item<int64_t>();
-  const std::string range = num_classes == std::numeric_limits<int64_t>::max()
-                                ? "labels must be >= 0"
-                                : "outside [0, " + std::to_string(num_classes) + ")";
   throw Error(origin + ": entry \"target\" holds label " + std::to_string(labels[row].item<int64_t>()) +
-              " in row " + std::to_string(row) + ", " + range);
+              " in row " + std::to_string(row) + ", outside [0, " + std::to_string(num_classes) + ")");
 }
 
 int64_t resolve_num_classes(ExperimentConfig& config, const DataSplits& data) {

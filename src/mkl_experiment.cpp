@@ -63,8 +63,9 @@ json run_mkl(const MKLArgs& args) {
   const int64_t n = points(data.train.size());
   check_memory(n);
   data.train = data.train.rows(torch::arange(n));
-  // data.standardize: features scaled by the statistics of the points used. The target
-  // needs none: kernel ridge predictions are linear in it.
+  // data.standardize: features scaled by the statistics of the points used. The target is
+  // centred as before and not scaled: at fixed kernel weights kernel ridge predictions
+  // are linear in it (with several target columns, their units weigh in the learned weights).
   const Scaling scaling = Scaling::fit(config.data, data.train);
   for (Dataset* d : {&data.train, &data.val, &data.test}) *d = scaling.features(*d);
   const std::string dir = fresh_run_dir(args.out, config.name + "-mkl");

@@ -1,6 +1,8 @@
 #include "mmfusion/npz.hpp"
 
+#ifdef MMFUSION_HAVE_LIBZIP
 #include <zip.h>
+#endif
 
 #include <cctype>
 #include <cstring>
@@ -167,10 +169,11 @@ torch::Tensor parse_npy(const char* data, size_t size, const std::string& where)
   if (header.fortran_order)
     throw Error(where + ": Fortran-order array; save it in C order (np.ascontiguousarray)");
   const int64_t item = static_cast<int64_t>(c10::elementSize(type));
-  int64_t count = 1;
+  int64_t count = 1, nonzero = 1;  // a zero dimension must not hide an overflowing other
   for (int64_t d : header.shape) {
-    if (d != 0 && count > std::numeric_limits<int64_t>::max() / item / d)
+    if (d != 0 && nonzero > std::numeric_limits<int64_t>::max() / item / d)
       throw Error(where + ": the shape's size overflows");
+    if (d != 0) nonzero *= d;
     count *= d;
   }
   const size_t payload = size - prefix - header_len;
@@ -206,7 +209,11 @@ std::vector<char> npy_bytes(const torch::Tensor& values) {
   return out;
 }
 
+#ifdef MMFUSION_HAVE_LIBZIP
 namespace {
+
+// Deflate expands at most about 1032:1; a directory record claiming more is a lie.
+constexpr uint64_t kMaxDeflateRatio = 1100;
 
 struct ArchiveCloser {
   void operator()(zip_t* z) const { zip_discard(z); }
@@ -225,13 +232,18 @@ std::string zip_message(int code) {
 
 }  // namespace
 
-NamedArrays parse_npz(const char* data, size_t size, const std::string& path) {
+NamedArrays parse_npz(const char* data, size_t size, const std::string& path, const std::set<std::string>* wanted,
+                      std::vector<std::string>* all_names) {
   const std::string unreadable = ": not a readable .npz archive (";
   if (size == 0) throw Error(path + unreadable + "the file is empty)");
   zip_error_t error;
   zip_error_init(&error);
-  zip_source_t* source = zip_source_buffer_create(size ? data : "", size, 0, &error);
-  if (!source) throw Error(path + unreadable + zip_error_strerror(&error) + ")");
+  zip_source_t* source = zip_source_buffer_create(data, size, 0, &error);
+  if (!source) {
+    const std::string why = zip_error_strerror(&error);
+    zip_error_fini(&error);
+    throw Error(path + unreadable + why + ")");
+  }
   std::unique_ptr<zip_t, ArchiveCloser> archive(zip_open_from_source(source, ZIP_RDONLY | ZIP_CHECKCONS, &error));
   if (!archive) {
     zip_source_free(source);
@@ -239,9 +251,11 @@ NamedArrays parse_npz(const char* data, size_t size, const std::string& path) {
     zip_error_fini(&error);
     throw Error(path + unreadable + why + "; the file is truncated, corrupt or not a zip archive)");
   }
+  zip_error_fini(&error);
   const zip_int64_t entries = zip_get_num_entries(archive.get(), 0);
   NamedArrays out;
   std::set<std::string> names;
+  std::vector<char> chunk(1 << 16);
   for (zip_int64_t i = 0; i < entries; ++i) {
     zip_stat_t st;
     zip_stat_init(&st);
@@ -254,16 +268,21 @@ NamedArrays parse_npz(const char* data, size_t size, const std::string& path) {
       throw Error(where + " is not a .npy array (an .npz archive holds NAME.npy entries only)");
     name.resize(name.size() - suffix.size());
     if (!names.insert(name).second) throw Error(where + " appears twice");
+    if (all_names) all_names->push_back(name);
+    if (wanted && !wanted->count(name)) continue;  // never inflated
     if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE)
       throw Error(where + " is encrypted");
     if ((st.valid & ZIP_STAT_COMP_METHOD) && st.comp_method != ZIP_CM_STORE && st.comp_method != ZIP_CM_DEFLATE)
       throw Error(where + " uses a compression method other than none or deflate");
+    if ((st.valid & ZIP_STAT_COMP_SIZE) &&
+        st.size > (st.comp_method == ZIP_CM_STORE ? st.comp_size : kMaxDeflateRatio * st.comp_size + 4096))
+      throw Error(where + ": its directory record claims " + std::to_string(st.size) + " bytes from " +
+                  std::to_string(st.comp_size) + " stored (damaged or crafted)");
     // The directory's size is a claim: read in pieces, never past it, and check that the
     // entry holds exactly that much (libzip checks the CRC at the end).
     std::unique_ptr<zip_file_t, FileCloser> file(zip_fopen_index(archive.get(), i, 0));
     if (!file) throw Error(where + ": cannot open it (" + zip_strerror(archive.get()) + ")");
     std::vector<char> bytes;
-    std::vector<char> chunk(1 << 20);
     while (true) {
       const zip_int64_t got = zip_fread(file.get(), chunk.data(), chunk.size());
       if (got < 0) {
@@ -304,5 +323,19 @@ void write_npz(const std::string& path, const NamedArrays& arrays) {
     archive.release();  // zip_close freed it
   });
 }
+
+#else  // built without libzip
+
+NamedArrays parse_npz(const char*, size_t, const std::string& path, const std::set<std::string>*,
+                      std::vector<std::string>*) {
+  throw Error(path + ": this mmfusion was built without libzip, so it reads no .npz files (save a .pt file, or "
+                     "build with libzip-dev installed)");
+}
+
+void write_npz(const std::string& path, const NamedArrays&) {
+  throw Error(path + ": this mmfusion was built without libzip, so it writes no .npz files");
+}
+
+#endif
 
 }  // namespace mmfusion

@@ -7,14 +7,20 @@
 namespace mmfusion {
 namespace {
 
-// Per-column mean and scale of x [N, K], in float64, stored as float32. A column whose
-// values are all equal gets scale 1 (it becomes 0 everywhere rather than NaN).
+// Relative spread below which a float32 column counts as constant: a few units of float32
+// rounding (dividing by such a spread would blow rounding noise up to order 1).
+constexpr double kConstantSpread = 8 * 1.1920929e-7;
+
+// Per-column mean and scale of x [N, K], in float64, stored as float32. A column that is
+// constant (all values equal, or spread only by rounding: std <= kConstantSpread * |mean|)
+// gets scale 1: it becomes (about) 0 everywhere rather than NaN or noise.
 std::pair<torch::Tensor, torch::Tensor> column_statistics(const torch::Tensor& x) {
   const auto x64 = x.to(torch::kFloat64);
   const auto mean = x64.mean(0);
-  const auto std = x64.std(0, /*unbiased=*/false).to(torch::kFloat32);
-  const auto constant = x.amax(0) == x.amin(0);
-  const auto scale = torch::where(constant | (std <= 0), torch::ones_like(std), std);
+  const auto std = x64.std(0, /*unbiased=*/false);
+  const auto constant = (x.amax(0) == x.amin(0)) | (std <= kConstantSpread * mean.abs()) |
+                        (std.to(torch::kFloat32) <= 0);
+  const auto scale = torch::where(constant, torch::ones_like(std), std).to(torch::kFloat32);
   return {mean.to(torch::kFloat32), scale};
 }
 

@@ -108,7 +108,7 @@ TEST(Cli, TrainEvalPredictInspectOnATinyConfig) {
   const json info = json::parse(r.out);
   EXPECT_EQ(info["epoch"], 2);
   EXPECT_EQ(info["global_step"], 16);
-  EXPECT_EQ(info["format_version"], 1);
+  EXPECT_EQ(info["format_version"], 2);
   EXPECT_EQ(info["config"]["name"], "tiny");
   EXPECT_EQ(info["parameters"]["total"].get<int64_t>(),
             info["parameters"]["encoders"].get<int64_t>() + info["parameters"]["fusion"].get<int64_t>() +

@@ -59,7 +59,9 @@ std::map<std::string, torch::Tensor> parameters(const std::string& checkpoint) {
 }
 
 const std::string kArgs = " train --config " + source_path("configs/tiny.json") +
-                          " --set model.dropout=0 --set train.epochs=3 --set train.batch_size=48";
+                          " --set model.dropout=0 --set train.epochs=3 --set train.batch_size=48"
+                          // scaled data: every rank must use rank 0's statistics
+                          " --set data.standardize=zscore --set data.standardize_target=true";
 
 }  // namespace
 

@@ -96,6 +96,14 @@ TEST(Scaling, StatisticsMatchAHandComputationAndConstantFeaturesStayFinite) {
   }
   // The target there and back.
   EXPECT_TRUE(torch::allclose(s.original_units(s.target(train.target)), train.target, 1e-5, 1e-2));
+  // A column spread only by float32 rounding counts as constant too: dividing by its
+  // std would blow the rounding up to order 1.
+  Dataset rounding;
+  rounding.names = {"a"};
+  rounding.features = {torch::tensor({1000.0f, std::nextafter(1000.0f, 2000.0f), 1000.0f, 1000.0f}).unsqueeze(1)};
+  DataConfig zscore;
+  zscore.standardize = Standardize::ZScore;
+  EXPECT_EQ(Scaling::fit(zscore, rounding).named_tensors()[1].second.item<float>(), 1.0f);
   // "none": the identity.
   const Scaling none = Scaling::fit(DataConfig{}, train);
   EXPECT_FALSE(none.scales_features() || none.scales_target());
@@ -133,6 +141,12 @@ TEST(Scaling, FileDataIsZScoredByDefaultAndTheCheckpointKeepsTheTrainingStatisti
   const json ev = json::parse(read_text(dir.file("out.txt")));
   const double scale = by_name["target_scale"][0].item<double>();
   EXPECT_NEAR(ev["mse"].get<double>(), ev["loss"].get<double>() * scale * scale, 1e-3 * ev["mse"].get<double>());
+
+  // The test file is the config's test_path: eval of the checkpoint on it gives what
+  // training reported (both apply the checkpoint's statistics to raw features).
+  const json results = json::parse(read_text(dir.file("run/results.json")));
+  EXPECT_NEAR(ev["mse"].get<double>(), results["test"]["mse"].get<double>(), 1e-6 * ev["mse"].get<double>());
+  EXPECT_NEAR(ev["loss"].get<double>(), results["test"]["loss"].get<double>(), 1e-6 * ev["loss"].get<double>());
 
   // predict writes predictions in the target's units: their MSE against the file's
   // target, computed here from the CSV, is eval's.
@@ -186,11 +200,35 @@ TEST(Scaling, ACheckpointWhoseStatisticsAreDamagedOrMissingIsRefused) {
   named.pop_back();
   expect_error([&] { Scaling::from_named(named, config, "x"); }, "x: no target_scale");
 
+  // Statistics that are not the ones saved: the checksum says so.
+  Checkpoint swapped = open_checkpoint(dir.file("ok.pt"));
+  swapped.scaling = Scaling::fit(config.data, splits.val);
+  expect_error([&] { swapped.build_model(torch::kCPU); }, "checksum does not match");
+  // Statistics that disagree with the config are never written.
+  expect_error([&] { save_checkpoint(dir.file("bad.pt"), config, TrainProgress{}, *model, nullptr, RngStates{}, Scaling()); },
+               "do not match data.standardize");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad.pt")));
+
   // Statistics changed after saving: the checksum says so.
   Scaling other = Scaling::fit(config.data, splits.val);
   save_checkpoint(dir.file("other.pt"), config, TrainProgress{}, *model, nullptr, RngStates{}, other);
   json meta_ok = open_checkpoint(dir.file("ok.pt")).meta, meta_other = open_checkpoint(dir.file("other.pt")).meta;
   EXPECT_NE(meta_ok["model_digest"], meta_other["model_digest"]);
+}
+
+TEST(Scaling, DefaultsFollowTheSourceAndTheTargetRuleTheTask) {
+  const ExperimentConfig synthetic = tiny_config();
+  EXPECT_EQ(synthetic.data.standardize, Standardize::None);
+  EXPECT_FALSE(synthetic.data.standardize_target);
+  const ExperimentConfig file = tiny_config({"data.source=file", "data.path=x.pt"});
+  EXPECT_EQ(file.data.standardize, Standardize::ZScore);
+  EXPECT_TRUE(file.data.standardize_target);
+  const ExperimentConfig labels = tiny_config({"data.source=file", "data.path=x.pt", "task=classification"});
+  EXPECT_FALSE(labels.data.standardize_target);
+  EXPECT_EQ(labels.num_classes, 0);  // inferred at training
+  expect_error<ConfigError>([] { tiny_config({"task=classification", "num_classes=3", "data.standardize_target=true"}); },
+                            "data.standardize_target: only for regression");
+  expect_error<ConfigError>([] { tiny_config({"task=classification"}); }, "num_classes: expected an integer >= 2");
 }
 
 TEST(Scaling, ClassesAreInferredFromTheTrainingLabelsWhenTheConfigLeavesThemOut) {

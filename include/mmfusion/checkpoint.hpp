@@ -19,7 +19,8 @@
 
 namespace mmfusion {
 
-inline constexpr int kCheckpointFormatVersion = 1;
+// 2: the scaling entry and data.standardize (version 1 files read as unscaled).
+inline constexpr int kCheckpointFormatVersion = 2;
 inline constexpr const char* kCheckpointFormat = "mmfusion-checkpoint";
 
 // Where training stands. Saved at every epoch end and on interruption.

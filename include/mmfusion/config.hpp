@@ -155,6 +155,9 @@ struct DistributedConfig {
   double timeout_s = 300;        // a peer that stops answering fails the others after this
 };
 
+// The largest num_classes (and output width) a config may ask for.
+inline constexpr int64_t kMaxClasses = 1 << 20;
+
 struct ExperimentConfig {
   std::string name = "default";
   Task task = Task::Regression;

@@ -56,7 +56,7 @@ Dataset load_split(const ExperimentConfig& config, Split split);
 struct TargetRule {
   bool required = true;     // a missing "target" is an error (training, evaluation)
   bool labels = false;      // integer class labels (classification), else float values
-  int64_t num_classes = 0;  // labels lie in [0, num_classes); 0: not known yet, labels >= 0
+  int64_t num_classes = 0;  // labels lie in [0, num_classes); 0: not known yet, [0, kMaxClasses)
 };
 // The rule of a config's task.
 TargetRule target_rule(const ExperimentConfig& config, bool required);

@@ -9,6 +9,7 @@
 // (big-endian, Fortran order, object arrays, which are pickles, structured or other
 // dtypes, a header that is not exactly such a dict, a payload of the wrong length) is an
 // Error naming the file and the entry.
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,8 +25,12 @@ torch::Tensor parse_npy(const char* data, size_t size, const std::string& where)
 // The .npy bytes of a contiguous CPU float32/float64/int32/int64 tensor (format 1.0).
 std::vector<char> npy_bytes(const torch::Tensor& values);
 
-// Every array of an .npz archive, in archive order, named without the ".npy" suffix.
-NamedArrays parse_npz(const char* data, size_t size, const std::string& path);
+// The arrays of an .npz archive, in archive order, named without the ".npy" suffix: all
+// of them, or those in `wanted` (the others are never inflated or parsed). Needs libzip
+// at build time (MMFUSION_HAVE_LIBZIP); without it, an Error that says so.
+// `names`, when given, receives every entry's name.
+NamedArrays parse_npz(const char* data, size_t size, const std::string& path,
+                      const std::set<std::string>* wanted = nullptr, std::vector<std::string>* names = nullptr);
 // Writes an .npz archive (stored, as np.savez does), atomically.
 void write_npz(const std::string& path, const NamedArrays& arrays);
 
