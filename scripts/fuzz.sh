@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the file readers with clang's libFuzzer and AddressSanitizer:
-# tests/fuzz/fuzz_data_file.cpp (data files), tests/fuzz/fuzz_npz.cpp (.npz data files)
+# tests/fuzz/fuzz_data_file.cpp (data files, built as fuzz_data_file for .pt and fuzz_npz for .npz)
 # and tests/fuzz/fuzz_checkpoint.cpp (checkpoints), all targets at once, each for SECONDS.
 #   usage: scripts/fuzz.sh [SECONDS (default 600)] [OUT (default build-fuzz/out)]
 # Needs the Release build (scripts/setup.sh) for the seed files and Debian's clang
