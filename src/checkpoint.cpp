@@ -102,9 +102,7 @@ void save_checkpoint(const std::string& path, const ExperimentConfig& config,
                      const TrainProgress& progress, torch::nn::Module& model,
                      const torch::optim::Optimizer* optimizer, const RngStates& rng, const Scaling& scaling) {
   // Statistics that disagree with the config would make a file no reader accepts.
-  const bool want_features = config.data.standardize == Standardize::ZScore;
-  const bool want_target = config.data.standardize_target && config.task == Task::Regression;
-  if (scaling.scales_features() != want_features || scaling.scales_target() != want_target)
+  if (!scaling.follows(Scaling::plan(config)))
     throw Error(path + ": cannot save: the scaling statistics do not match data.standardize / "
                        "data.standardize_target of the config");
   json meta = {{"format", kCheckpointFormat},

@@ -26,6 +26,11 @@ std::pair<torch::Tensor, torch::Tensor> column_statistics(const torch::Tensor& x
 
 }  // namespace
 
+Scaling::Plan Scaling::plan(const ExperimentConfig& config) {
+  return {config.data.standardize == Standardize::ZScore,
+          config.data.standardize_target && config.task == Task::Regression};
+}
+
 Scaling Scaling::fit(const DataConfig& data, const Dataset& train) {
   Scaling s;
   if (data.standardize == Standardize::ZScore) {
@@ -93,15 +98,16 @@ Scaling Scaling::from_named(const std::vector<std::pair<std::string, torch::Tens
       throw Error(where + ": " + name + (is_scale ? " holds values that are not finite and > 0" : " holds values that are not finite"));
     return t;
   };
+  const Plan wanted = plan(config);
   Scaling s;
-  if (config.data.standardize == Standardize::ZScore) {
+  if (wanted.features) {
     for (const auto& m : config.data.modalities) {
       s.names_.push_back(m.name);
       s.mean_.push_back(take("mean_" + m.name, m.dim, false));
       s.scale_.push_back(take("scale_" + m.name, m.dim, true));
     }
   }
-  if (config.data.standardize_target && config.task == Task::Regression) {
+  if (wanted.target) {
     s.target_mean_ = take("target_mean", config.model.output_dim, false);
     s.target_scale_ = take("target_scale", config.model.output_dim, true);
   }

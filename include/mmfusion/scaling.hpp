@@ -25,6 +25,14 @@ class Scaling {
   // Fits what data.standardize and data.standardize_target ask for on `train` (CPU).
   static Scaling fit(const DataConfig& data, const Dataset& train);
 
+  // What a config asks to be scaled: features (data.standardize) and the target
+  // (data.standardize_target, regression only). Saving and loading check against it.
+  struct Plan {
+    bool features = false, target = false;
+  };
+  static Plan plan(const ExperimentConfig& config);
+  bool follows(const Plan& plan) const { return scales_features() == plan.features && scales_target() == plan.target; }
+
   bool scales_features() const { return !mean_.empty(); }
   bool scales_target() const { return target_mean_.defined(); }
 
