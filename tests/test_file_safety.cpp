@@ -150,6 +150,15 @@ void read_checkpoint(const std::string& bytes, Tally& tally, const std::string& 
   });
 }
 
+// Either reader, by what the zip is (only a checkpoint has constants.pkl); the label
+// gets "data " or "checkpoint " in front.
+bool is_checkpoint(const std::string& zip) { return zip.find("constants.pkl") != std::string::npos; }
+void read_zip(const std::string& bytes, Tally& tally, bool checkpoint, const std::string& what,
+              const std::vector<torch::Tensor>* expected = nullptr) {
+  if (checkpoint) read_checkpoint(bytes, tally, "checkpoint " + what, expected);
+  else read_data(bytes, tally, "data " + what, expected);
+}
+
 std::string data_file(const TempDir& dir) {
   torch::manual_seed(0);
   Dataset d;
@@ -261,8 +270,7 @@ TEST(FileSafety, UnchangedFilesPassedThroughTheZipPatcherStillRead) {
     const std::string same = with_record(zip, pkl, zip.substr(pkl.data, pkl.size));
     EXPECT_EQ(same, zip);
     Tally tally;
-    if (zip.find("constants.pkl") == std::string::npos) read_data(same, tally, "data as written");
-    else read_checkpoint(same, tally, "checkpoint as written");
+    read_zip(same, tally, is_checkpoint(zip), "as written");
     EXPECT_EQ(tally.reads, 1) << tally.first_other;
   }
 }
@@ -302,14 +310,12 @@ TEST(FileSafety, RandomChangesToACheckpointsPickleEndCleanly) {
 TEST(FileSafety, FilesCutAtEveryZipBoundaryEndCleanly) {
   TempDir dir;
   for (const std::string& zip : {data_file(dir), checkpoint_file(dir)}) {
-    const bool is_data = zip.find("constants.pkl") == std::string::npos;
     Tally tally;
     const auto cuts = zip_boundaries(zip);
     ASSERT_GT(cuts.size(), 10u);
     for (size_t cut : cuts) {
       const std::string part = zip.substr(0, cut);
-      if (is_data) read_data(part, tally, "data cut at " + std::to_string(cut));
-      else read_checkpoint(part, tally, "checkpoint cut at " + std::to_string(cut));
+      read_zip(part, tally, is_checkpoint(zip), "cut at " + std::to_string(cut));
     }
     EXPECT_EQ(tally.reads, 0) << "a truncated file was read as whole";
     EXPECT_EQ(tally.other_exceptions, 0) << tally.first_other;
@@ -319,7 +325,7 @@ TEST(FileSafety, FilesCutAtEveryZipBoundaryEndCleanly) {
 TEST(FileSafety, AZipDirectoryPointingOutsideTheFileEndsCleanly) {
   TempDir dir;
   for (const std::string& zip : {data_file(dir), checkpoint_file(dir)}) {
-    const bool is_data = zip.find("constants.pkl") == std::string::npos;
+    const bool is_data = !is_checkpoint(zip);
     Tally tally;
     const auto rs = records(zip);
     const Record& pkl = record_ending(rs, "data.pkl");
@@ -346,8 +352,7 @@ TEST(FileSafety, AZipDirectoryPointingOutsideTheFileEndsCleanly) {
         truth.push_back(p.detach().clone());
     }
     for (size_t i = 0; i < cases.size(); ++i) {
-      if (is_data) read_data(cases[i], tally, "data directory case " + std::to_string(i), &truth);
-      else read_checkpoint(cases[i], tally, "checkpoint directory case " + std::to_string(i), &truth);
+      read_zip(cases[i], tally, is_checkpoint(zip), "directory case " + std::to_string(i), &truth);
     }
     // A read is fine when it is correct: the reader may not need the field that was
     // changed (miniz takes sizes from the local header); it then reads the true data.
@@ -473,7 +478,7 @@ TEST(FileSafety, ARecordWhoseDirectoryStatesAHugeSizeIsRefusedBeforeItIsAllocate
     const Record pkl = record_ending(records(zip), "data.pkl");
     std::string huge = zip;
     put32(huge, pkl.central + 24, 0xAB000000u);  // uncompressed size 2.8 GB, stored
-    const bool is_data = zip.find("constants.pkl") == std::string::npos;
+    const bool is_data = !is_checkpoint(zip);
     try {
       if (is_data) parse_data_file(std::vector<char>(huge.begin(), huge.end()), "z.pt", kMods, TargetRule{false});
       else parse_checkpoint(huge.data(), huge.size(), "z.pt");
