@@ -49,16 +49,18 @@ struct SignalScope {
   void (*previous_term)(int);
 };
 
-// Keys a resumed run may change: they alter neither the model nor the data.
+// Keys a resumed run may change: they alter neither the model nor the data (tf32 and
+// cuda_graphs change how the arithmetic runs on a GPU, not what it computes).
 void check_resume_overrides(const std::vector<std::string>& overrides) {
-  static const std::vector<std::string> allowed{"train.epochs", "train.patience", "device",
-                                                "threads"};
+  static const std::vector<std::string> allowed{"train.epochs", "train.patience", "train.cuda_graphs",
+                                                "train.tf32", "device", "threads"};
   for (const auto& o : overrides) {
     const std::string key = o.substr(0, o.find('='));
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
-      throw ConfigError("--set " + key + ": cannot be changed when resuming (it would change the "
-                        "model, data or optimizer); allowed: train.epochs, train.patience, device, "
-                        "threads");
+    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+    std::string names;
+    for (const auto& a : allowed) names += (names.empty() ? "" : ", ") + a;
+    throw ConfigError("--set " + key + ": cannot be changed when resuming (it would change the "
+                      "model, data or optimizer); allowed: " + names);
   }
 }
 
@@ -117,6 +119,7 @@ TrainOutcome run_train(const TrainArgs& args) {
     config = load_config(args.config, args.overrides);
   }
   torch::Device device = resolve_device(config.device);
+  apply_tf32(config.train.tf32);
   // Several processes (torchrun): join the group; rank 0 alone writes the run folder.
   const auto comm = join_process_group(config.distributed, device);
   const bool leader = !comm || comm->rank() == 0;

@@ -461,6 +461,8 @@ TrainConfig parse_train(const json* j, bool classification, std::vector<std::str
       r.boolean_at(r.find_renamed("flat_optimizer", "fused_optimizer", deprecations), "flat_optimizer", t.flat_optimizer);
   t.handwritten_step = r.boolean_at(r.find_renamed("handwritten_step", "fused_step", deprecations),
                                     "handwritten_step", t.handwritten_step);
+  t.cuda_graphs = r.boolean("cuda_graphs", t.cuda_graphs);
+  t.tf32 = r.boolean("tf32", t.tf32);
   r.finish();
   return t;
 }
@@ -631,7 +633,9 @@ json to_json(const ExperimentConfig& c) {
             {"grad_clip", t.grad_clip},
             {"patience", t.patience},
             {"flat_optimizer", t.flat_optimizer},
-            {"handwritten_step", t.handwritten_step}}}};
+            {"handwritten_step", t.handwritten_step},
+            {"cuda_graphs", t.cuda_graphs},
+            {"tf32", t.tf32}}}};
   if (c.task == Task::Classification && c.num_classes > 0) out["num_classes"] = c.num_classes;
   auto kernel_json = [](const KernelConfig& k) {
     return json{{"type", k.type}, {"gamma", k.gamma}, {"degree", k.degree}, {"coef0", k.coef0},

@@ -53,6 +53,12 @@ FlatAdam::FlatAdam(const std::vector<Group>& groups, double weight_decay, bool d
   }
   exp_avg_ = torch::zeros_like(flat_);
   exp_avg_sq_ = torch::zeros_like(flat_);
+  host_loop_ = flat_.device().is_cpu() && flat_.scalar_type() == torch::kFloat32;
+  device_step_ = torch::zeros({}, options.dtype(torch::kFloat64).requires_grad(false));
+}
+
+int64_t FlatAdam::steps() const {
+  return host_loop_ ? step_ : static_cast<int64_t>(std::llround(device_step_.item<double>()));
 }
 
 torch::Tensor FlatAdam::step(LossClosure closure) {
@@ -62,11 +68,11 @@ torch::Tensor FlatAdam::step(LossClosure closure) {
     at::AutoGradMode enable_grad(true);
     loss = closure();
   }
-  ++step_;
-  const double bias_correction1 = 1 - std::pow(beta1_, double(step_));
-  const double bias_correction2 = 1 - std::pow(beta2_, double(step_));
-  if (flat_.device().is_cpu() && flat_.scalar_type() == torch::kFloat32) {
+  if (host_loop_) {
     // The same arithmetic in one pass over memory instead of six.
+    ++step_;
+    const double bias_correction1 = 1 - std::pow(beta1_, double(step_));
+    const double bias_correction2 = 1 - std::pow(beta2_, double(step_));
     const float b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_);
     const float c1 = static_cast<float>(1 - beta1_), c2 = static_cast<float>(1 - beta2_);
     const float sqrt_bc2 = static_cast<float>(std::sqrt(bias_correction2)), eps = static_cast<float>(eps_);
@@ -85,6 +91,11 @@ torch::Tensor FlatAdam::step(LossClosure closure) {
     }
     return loss;
   }
+  // Device tensors throughout: p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), written
+  // as one addcdiv whose divisor carries the scalars (PyTorch's capturable Adam).
+  device_step_.add_(1);
+  const auto bias_correction1 = 1 - torch::pow(beta1_, device_step_);
+  const auto sqrt_bias_correction2 = (1 - torch::pow(beta2_, device_step_)).sqrt_();
   for (const auto& s : segments_) {
     auto p = flat_.slice(0, s.begin, s.end);
     auto g = grad_.slice(0, s.begin, s.end);
@@ -96,14 +107,15 @@ torch::Tensor FlatAdam::step(LossClosure closure) {
     }
     m.mul_(beta1_).add_(g, 1 - beta1_);
     v.mul_(beta2_).addcmul_(g, g, 1 - beta2_);
-    const auto denom = (v.sqrt() / std::sqrt(bias_correction2)).add_(eps_);
-    p.addcdiv_(m, denom, -s.lr / bias_correction1);
+    const auto neg_step_size = bias_correction1.reciprocal() * -s.lr;
+    const auto denom = (v.sqrt() / (sqrt_bias_correction2 * neg_step_size)).add_(eps_ / neg_step_size);
+    p.addcdiv_(m, denom);
   }
   return loss;
 }
 
 void FlatAdam::save(torch::serialize::OutputArchive& archive) const {
-  archive.write("flat_adam_step", torch::tensor(step_, torch::kInt64), /*is_buffer=*/true);
+  archive.write("flat_adam_step", torch::tensor(steps(), torch::kInt64), /*is_buffer=*/true);
   archive.write("flat_adam_exp_avg", exp_avg_, /*is_buffer=*/true);
   archive.write("flat_adam_exp_avg_sq", exp_avg_sq_, /*is_buffer=*/true);
 }
@@ -121,6 +133,7 @@ void FlatAdam::load(torch::serialize::InputArchive& archive) {
   exp_avg_.copy_(m);
   exp_avg_sq_.copy_(v);
   step_ = step.item<int64_t>();
+  device_step_.fill_(static_cast<double>(step_));
 }
 
 void clear_gradients(torch::optim::Optimizer& optimizer) {

@@ -32,6 +32,11 @@ torch::Device resolve_device(const std::string& spec) {
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
+void apply_tf32(bool allow) {
+  at::globalContext().setAllowTF32CuBLAS(allow);
+  at::globalContext().setAllowTF32CuDNN(allow);
+}
+
 int64_t apply_threads(int64_t threads) {
   // LibTorch counts physical cores and may start below what the machine offers.
   const int64_t n = threads > 0 ? threads

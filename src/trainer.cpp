@@ -14,6 +14,7 @@
 #include "mmfusion/distributed.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/files.hpp"
+#include "mmfusion/graph_step.hpp"
 #include "mmfusion/losses.hpp"
 #include "mmfusion/optim.hpp"
 #include "mmfusion/runtime.hpp"
@@ -58,19 +59,27 @@ Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device 
   shuffled_target_ = torch::empty_like(train_.target);
   model_ = make_model(config_.model, config_.data.modalities, config_.model.output_dim);
   model_->to(device_);
-  optimizer_ = make_optimizer(config_.train, *model_);
-  step_ = std::make_unique<StepRunner>(model_, config_.train);
+  build_steps();
 }
 
 Trainer::~Trainer() = default;
 
+void Trainer::build_steps() {
+  graph_.reset();
+  optimizer_ = make_optimizer(config_.train, *model_);
+  step_ = std::make_unique<StepRunner>(model_, config_.train);
+  why_eager_ = comm_ ? "distributed training exchanges gradients between steps"
+                     : GraphedTrainStep::unsupported(config_.train, *optimizer_, device_);
+  if (why_eager_.empty())
+    graph_ = std::make_unique<GraphedTrainStep>(*step_, dynamic_cast<FlatAdam&>(*optimizer_), config_.train.grad_clip);
+}
+
 void Trainer::restore(Checkpoint& checkpoint) {
   checkpoint.load_model(*model_);
   model_->to(device_);
-  // Loading replaced the parameters' storage: build the optimizer again over the loaded
-  // values (a fused optimizer views them in its own buffer), then restore its state.
-  optimizer_ = make_optimizer(config_.train, *model_);
-  step_ = std::make_unique<StepRunner>(model_, config_.train);
+  // Loading replaced the parameters' storage: build the optimizer (a flat one views them
+  // in its own buffer) and the steps again over the loaded values, then restore its state.
+  build_steps();
   checkpoint.load_optimizer(*optimizer_);
   progress_ = checkpoint.progress;
   const RngStates rng = checkpoint.rng();
@@ -105,50 +114,29 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
   const bool show_progress = ::isatty(STDERR_FILENO) && steps > 1;
   auto last_draw = Clock::now();
   model_->train();
-  std::vector<torch::Tensor> inputs(shuffled_.size());
-  const int rank = comm_ ? comm_->rank() : 0, world = comm_ ? comm_->world_size() : 1;
+  // The CUDA graph keeps the loss on the device; it is read back only to be shown, saved
+  // or checked at the end of the epoch.
+  if (graph_) graph_->set_loss_sum(progress_.epoch_loss_sum);
+  auto read_loss_sum = [&] {
+    if (graph_) progress_.epoch_loss_sum = graph_->loss_sum();
+  };
   for (int64_t step = progress_.epoch_step; step < steps; ++step) {
     const int64_t b0 = step * t.batch_size, b1 = std::min(n, b0 + t.batch_size);
-    // Data parallel: this rank's contiguous shard of the global batch; its mean loss is
-    // weighted by its share, and the summed gradients are those of the global mean.
-    const auto [s0, s1] = shard_of(b0, b1, rank, world);
-    clear_gradients(*optimizer_);
-    double value = 0;
-    if (s1 > s0) {
-      for (size_t m = 0; m < shuffled_.size(); ++m) inputs[m] = shuffled_[m].slice(0, s0, s1);
-      value = step_->forward_backward(inputs, shuffled_target_.slice(0, s0, s1),
-                                      comm_ ? double(s1 - s0) / double(b1 - b0) : 1.0);
-    }
     bool stop_now = stop && stop->load() != 0;
-    if (comm_) {
-      all_reduce_gradients();
-      // The global loss and any rank's stop request, so that every rank decides alike.
-      auto shared = torch::tensor({value, stop_now ? 1.0 : 0.0}, torch::kFloat64);
-      comm_->allreduce_sum(shared);
-      value = shared[0].item<double>();
-      stop_now = shared[1].item<double>() > 0;
+    if (graph_) {
+      std::vector<torch::Tensor> inputs(shuffled_.size());
+      for (size_t m = 0; m < shuffled_.size(); ++m) inputs[m] = shuffled_[m].slice(0, b0, b1);
+      graph_->run(inputs, shuffled_target_.slice(0, b0, b1));
+    } else {
+      progress_.epoch_loss_sum += eager_step(step, b0, b1, stop_now) * static_cast<double>(b1 - b0);
     }
-    double grad_norm = 0;
-    if (t.grad_clip > 0)
-      grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), t.grad_clip);
-    if (!std::isfinite(value) || !std::isfinite(grad_norm)) {
-      if (show_progress) std::fputs("\r\033[K", stderr);
-      throw Error("training diverged at epoch " + std::to_string(progress_.epoch + 1) + ", step " +
-                  std::to_string(step + 1) + " (global step " +
-                  std::to_string(progress_.global_step + 1) + "): " +
-                  (std::isfinite(value) ? "gradient norm" : "loss") + " is not finite; " +
-                  (fs::exists(paths_.last) ? "the last good checkpoint is " + paths_.last
-                                           : std::string("no checkpoint was written yet")) +
-                  " (try a lower train.lr or train.grad_clip)");
-    }
-    optimizer_->step();
-    progress_.epoch_loss_sum += value * static_cast<double>(b1 - b0);
     progress_.epoch_samples += b1 - b0;
     progress_.epoch_step = step + 1;
     progress_.global_step += 1;
 
     if (stop_now && step + 1 < steps) {
       if (show_progress) std::fputs("\r\033[K", stderr);
+      read_loss_sum();
       save(paths_.last);
       throw Interrupted("interrupted at epoch " + std::to_string(progress_.epoch + 1) + ", step " +
                         std::to_string(step + 1) + "; saved " + paths_.last +
@@ -156,6 +144,7 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
     }
     if (show_progress && Clock::now() - last_draw > std::chrono::milliseconds(200)) {
       last_draw = Clock::now();
+      read_loss_sum();
       std::fprintf(stderr, "\r\033[Kepoch %lld: step %lld/%lld  loss %.5g",
                    static_cast<long long>(progress_.epoch + 1), static_cast<long long>(step + 1),
                    static_cast<long long>(steps), progress_.epoch_loss_sum / progress_.epoch_samples);
@@ -163,6 +152,50 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
     }
   }
   if (show_progress) std::fputs("\r\033[K", stderr);
+  read_loss_sum();
+  if (graph_ && !std::isfinite(progress_.epoch_loss_sum))
+    diverged("in epoch " + std::to_string(progress_.epoch + 1) + " (the CUDA graph step reads its loss once an epoch)",
+             "loss");
+}
+
+double Trainer::eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now) {
+  // Data parallel: this rank's contiguous shard of the global batch; its mean loss is
+  // weighted by its share, and the summed gradients are those of the global mean.
+  const int rank = comm_ ? comm_->rank() : 0, world = comm_ ? comm_->world_size() : 1;
+  const auto [s0, s1] = shard_of(b0, b1, rank, world);
+  clear_gradients(*optimizer_);
+  double value = 0;
+  if (s1 > s0) {
+    std::vector<torch::Tensor> inputs(shuffled_.size());
+    for (size_t m = 0; m < shuffled_.size(); ++m) inputs[m] = shuffled_[m].slice(0, s0, s1);
+    value = step_->forward_backward(inputs, shuffled_target_.slice(0, s0, s1),
+                                    comm_ ? double(s1 - s0) / double(b1 - b0) : 1.0);
+  }
+  if (comm_) {
+    all_reduce_gradients();
+    // The global loss and any rank's stop request, so that every rank decides alike.
+    auto shared = torch::tensor({value, stop_now ? 1.0 : 0.0}, torch::kFloat64);
+    comm_->allreduce_sum(shared);
+    value = shared[0].item<double>();
+    stop_now = shared[1].item<double>() > 0;
+  }
+  double grad_norm = 0;
+  if (config_.train.grad_clip > 0)
+    grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.grad_clip);
+  if (!std::isfinite(value) || !std::isfinite(grad_norm))
+    diverged("at epoch " + std::to_string(progress_.epoch + 1) + ", step " + std::to_string(step + 1) +
+                 " (global step " + std::to_string(progress_.global_step + 1) + ")",
+             std::isfinite(value) ? "gradient norm" : "loss");
+  optimizer_->step();
+  return value;
+}
+
+void Trainer::diverged(const std::string& where, const std::string& what) const {
+  if (::isatty(STDERR_FILENO)) std::fputs("\r\033[K", stderr);
+  throw Error("training diverged " + where + ": " + what + " is not finite; " +
+              (fs::exists(paths_.last) ? "the last good checkpoint is " + paths_.last
+                                       : std::string("no checkpoint was written yet")) +
+              " (try a lower train.lr or train.grad_clip)");
 }
 
 EpochRecord Trainer::finish_epoch(double seconds) {
@@ -217,7 +250,13 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   return r;
 }
 
-void Trainer::set_communicator(std::shared_ptr<Communicator> comm) { comm_ = std::move(comm); }
+void Trainer::set_communicator(std::shared_ptr<Communicator> comm) {
+  comm_ = std::move(comm);
+  if (comm_ && graph_) {
+    graph_.reset();
+    why_eager_ = "distributed training exchanges gradients between steps";
+  }
+}
 
 bool Trainer::is_leader() const { return !comm_ || comm_->rank() == 0; }
 
@@ -290,6 +329,8 @@ void Trainer::fit(const std::atomic<int>* stop) {
   log_->info("training {} on {}: {} train / {} val / {} test samples, {} parameters, {} threads",
              to_string(config_.model.type), device_.str(), train_.size(), val_.size(), test_.size(),
              parameter_counts(*model_)[0].second, torch::get_num_threads());
+  if (device_.is_cuda())
+    log_->info("training step: {}", graph_ ? std::string("one CUDA graph per batch size") : "eager (" + why_eager_ + ")");
   while (progress_.epoch < t.epochs) {
     const auto start = Clock::now();
     train_epoch(stop);

@@ -13,11 +13,13 @@ using namespace mmfusion::testing;
 namespace {
 
 // Two identical models, one trained by the fused optimizer and one by LibTorch's.
-void expect_same_training(const std::vector<std::string>& overrides) {
+// float32 takes FlatAdam's CPU loop; float64 its tensor path, the one CUDA runs.
+void expect_same_training(const std::vector<std::string>& overrides, torch::Dtype dtype = torch::kFloat32) {
   auto config = tiny_config(overrides);
   torch::manual_seed(0);
   ModelPtr fused = make_model(config.model, config.data.modalities, 1);
   ModelPtr plain = make_model(config.model, config.data.modalities, 1);
+  fused->to(dtype), plain->to(dtype);
   {
     torch::NoGradGuard g;
     auto src = fused->named_parameters();
@@ -32,8 +34,9 @@ void expect_same_training(const std::vector<std::string>& overrides) {
   ASSERT_EQ(dynamic_cast<FlatAdam*>(plain_opt.get()), nullptr);
   fused->eval(), plain->eval();  // no dropout: the same function on both sides
   for (int step = 0; step < 6; ++step) {
-    const auto x = random_inputs(config.data.modalities, 16);
-    const auto y = torch::randn({16, 1});
+    auto x = random_inputs(config.data.modalities, 16);
+    for (auto& xi : x) xi = xi.to(dtype);
+    const auto y = torch::randn({16, 1}, dtype);
     for (auto* pair : {&fused, &plain}) {
       auto& opt = pair == &fused ? fused_opt : plain_opt;
       clear_gradients(*opt);
@@ -41,9 +44,11 @@ void expect_same_training(const std::vector<std::string>& overrides) {
       opt->step();
     }
   }
+  EXPECT_EQ(dynamic_cast<FlatAdam&>(*fused_opt).steps(), 6);
+  const double tolerance = dtype == torch::kFloat64 ? 1e-12 : 1e-6;
   auto plain_params = plain->named_parameters();
   for (const auto& p : fused->named_parameters())
-    EXPECT_TRUE(torch::allclose(p.value(), plain_params[p.key()], 1e-6, 1e-7)) << p.key();
+    EXPECT_TRUE(torch::allclose(p.value(), plain_params[p.key()], tolerance, tolerance / 10)) << p.key();
 }
 
 }  // namespace
@@ -55,6 +60,13 @@ TEST(FlatAdam, MatchesTorchAdamWithWeightDecayAndAFactorGroup) {
 }
 
 TEST(FlatAdam, MatchesTorchAdamW) { expect_same_training({"train.optimizer=adamw", "train.weight_decay=0.05"}); }
+
+// The tensor path (step count and bias corrections on the device, for CUDA graphs),
+// exercised on the CPU through float64.
+TEST(FlatAdam, DeviceTensorPathMatchesTorchAdam) {
+  expect_same_training({"train.weight_decay=0.01", "train.factor_lr=0.003"}, torch::kFloat64);
+  expect_same_training({"train.optimizer=adamw", "train.weight_decay=0.05"}, torch::kFloat64);
+}
 
 TEST(FlatAdam, ParametersAndGradientsAreViewsOfOneBuffer) {
   auto config = tiny_config();

@@ -126,6 +126,11 @@ struct TrainConfig {
   // LMF on the CPU: the hand-written forward/backward (lmf_pass.hpp) wherever it applies,
   // in training and evaluation. Was train.fused_step.
   bool handwritten_step = true;
+  // CUDA: the whole training step captured once as a CUDA graph and replayed
+  // (graph_step.hpp), where the optimizer is the flat Adam and training is not distributed.
+  bool cuda_graphs = true;
+  // CUDA: float32 matrix products may run on TF32 tensor cores (10-bit mantissa inputs).
+  bool tf32 = false;
 };
 
 // One modality's kernel for multiple kernel learning (docs/mkl.md).

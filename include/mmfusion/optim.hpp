@@ -6,7 +6,10 @@
 // loop over the whole model on the CPU (simd.hpp), or a handful of element-wise
 // operations on other devices, per learning-rate group, instead of about ten per
 // parameter tensor; clearing the gradients is one fill.
-// The arithmetic is torch::optim::Adam's / AdamW's, operation for operation.
+// The arithmetic is torch::optim::Adam's / AdamW's. Off the CPU-float32 loop (on CUDA, or
+// for float64), the step count and the bias corrections live in a tensor on the
+// parameters' device, as in PyTorch's capturable Adam, so that the update reads nothing
+// from the host and can be captured in a CUDA graph (graph_step.hpp).
 #include <memory>
 #include <vector>
 
@@ -31,7 +34,8 @@ class FlatAdam : public torch::optim::Optimizer {
   void zero_flat_grad() { grad_.zero_(); }
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
-  int64_t steps() const { return step_; }
+  // Steps taken (reads the device's count back where it lives there).
+  int64_t steps() const;
   torch::Tensor flat_parameters() const { return flat_; }
   torch::Tensor flat_gradients() const { return grad_; }
 
@@ -44,7 +48,9 @@ class FlatAdam : public torch::optim::Optimizer {
   std::vector<Segment> segments_;
   double weight_decay_, beta1_, beta2_, eps_;
   bool decoupled_;
-  int64_t step_ = 0;
+  bool host_loop_;             // CPU float32: simd loop, host step count
+  int64_t step_ = 0;           // the count when host_loop_
+  torch::Tensor device_step_;  // the count otherwise: float64 scalar on the device
 };
 
 // Builds the optimizer named by train.optimizer (FlatAdam for adam/adamw when

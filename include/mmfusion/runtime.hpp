@@ -15,6 +15,10 @@ torch::Device resolve_device(const std::string& spec);
 // threads: 0 = all hardware threads. Returns the count in force.
 int64_t apply_threads(int64_t threads);
 
+// Whether float32 matrix products on CUDA may use TF32 tensor cores (cuBLAS and cuDNN);
+// LibTorch's default is not to. No effect on the CPU.
+void apply_tf32(bool allow);
+
 // glibc returns every freed block above 128 KiB (then a self-adjusting size) to the
 // system, so a step whose temporaries are a few MiB page-faults them in again each time
 // (measured: evaluation at batch 2048 ran at half speed after the hand-written training

@@ -23,8 +23,9 @@ class logger;
 
 namespace mmfusion {
 
-class Communicator;  // distributed.hpp
-class StepRunner;    // step.hpp
+class Communicator;      // distributed.hpp
+class GraphedTrainStep;  // graph_step.hpp
+class StepRunner;        // step.hpp
 
 struct EpochRecord {
   int64_t epoch = 0;
@@ -66,6 +67,8 @@ class Trainer {
 
   // The runner of the training steps (which path they took: step.hpp).
   const StepRunner& steps() const { return *step_; }
+  // The CUDA graph of the training step (graph_step.hpp), or null when steps run eagerly.
+  const GraphedTrainStep* graph() const { return graph_.get(); }
 
   const TrainProgress& progress() const { return progress_; }
   MultimodalModelImpl& model() { return *model_; }
@@ -76,6 +79,11 @@ class Trainer {
 
  private:
   void train_epoch(const std::atomic<int>* stop);
+  // Forward, backward, gradient exchange and clipping, divergence check and update for
+  // rows [b0, b1) of the shuffled split; returns the step's loss.
+  double eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now);
+  void build_steps();  // optimizer_, step_ and graph_ over the model's current parameters
+  [[noreturn]] void diverged(const std::string& where, const std::string& what) const;
   EpochRecord finish_epoch(double seconds);
   void save(const std::string& path);
   bool stop_requested(const std::atomic<int>* stop);
@@ -96,6 +104,8 @@ class Trainer {
   ModelPtr model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<StepRunner> step_;  // forward and backward; after optimizer_, which it follows
+  std::unique_ptr<GraphedTrainStep> graph_;  // the whole step on CUDA; after step_
+  std::string why_eager_;                    // why graph_ is null
   at::Generator shuffle_gen_;
   torch::Tensor shuffle_epoch_start_;
   TrainProgress progress_;
