@@ -6,13 +6,24 @@ Justin1904/Low-rank-Multimodal-Fusion, and the usual TFN port): the same archite
 initialisation scheme, optimizer, loss, batch handling, thread count and timing method
 as `mmfusion bench`. It reads a *resolved* config (`mmfusion validate --config FILE`).
 
+On CUDA it runs in two forms (--mode):
+  eager    the model as written, the default Adam; the loss stays on the device (summed,
+           read once at the end), as mmfusion's CUDA-graph step keeps it.
+  compile  the forward and loss through torch.compile(mode="reduce-overhead") (Inductor
+           kernels replayed as CUDA graphs, the backward too), and Adam(fused=True): the
+           fastest training step PyTorch offers without hand-written kernels. Compiled
+           once per batch size (dynamic=False); evaluation is not timed in this form.
+On the CPU it reads the loss back every step, as mmfusion's CPU trainer does.
+
 usage: reference.py --config RESOLVED.json [--batch-sizes 32,256,2048] [--steps N]
-                    [--warmup N] [--repeats N]        prints one JSON object
+                    [--warmup N] [--repeats N] [--device cpu|cuda] [--mode eager|compile]
+                    prints one JSON object
 """
 import argparse
 import json
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -90,11 +101,12 @@ class TFN(nn.Module):
         return self.post(z)
 
 
-def make_optimizer(model, tc):
+def make_optimizer(model, tc, fused=False):
+    extra = {"fused": True} if fused else {}
     if tc["optimizer"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+        return torch.optim.Adam(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"], **extra)
     if tc["optimizer"] == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+        return torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"], **extra)
     return torch.optim.SGD(model.parameters(), lr=tc["lr"], momentum=tc["momentum"], weight_decay=tc["weight_decay"])
 
 
@@ -110,8 +122,25 @@ def main():
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: the config's; auto picks cuda if present)")
+    ap.add_argument("--mode", choices=["eager", "compile"], default="eager")
     a = ap.parse_args()
     cfg = json.load(open(a.config))
+    device = a.device or cfg.get("device", "auto")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    if a.mode == "compile" and not cuda:
+        ap.error("--mode compile is for CUDA (reduce-overhead means CUDA graphs)")
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = bool(cfg["train"].get("tf32", False))
+        torch.backends.cudnn.allow_tf32 = bool(cfg["train"].get("tf32", False))
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
     threads = cfg["threads"] or os.cpu_count()
     torch.set_num_threads(threads)
     mods, mc, tc = cfg["data"]["modalities"], cfg["model"], cfg["train"]
@@ -122,42 +151,62 @@ def main():
     results = []
     for batch in [int(b) for b in a.batch_sizes.split(",")]:
         torch.manual_seed(cfg["seed"])
-        model = cls(mods, mc, out)
-        opt = make_optimizer(model, tc)
-        xs = [torch.randn(batch, m["dim"]) for m in mods]
-        y = torch.randint(out, (batch,)) if classification else torch.randn(batch, out)
+        model = cls(mods, mc, out).to(device)
+        compiled = a.mode == "compile"
+        opt = make_optimizer(model, tc, fused=compiled)
+        xs = [torch.randn(batch, m["dim"], device=device) for m in mods]
+        y = (torch.randint(out, (batch,)) if classification else torch.randn(batch, out)).to(device)
         model.train()
+        forward_loss = lambda xs, y: lossf(model(xs), y)
+        if compiled:
+            torch._dynamo.reset()
+            forward_loss = torch.compile(forward_loss, mode="reduce-overhead", dynamic=False)
+        total = torch.zeros((), device=device)
 
         def step():
-            loss = lossf(model(xs), y)
+            loss = forward_loss(xs, y)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            return loss.item()
+            if cuda:
+                total.add_(loss.detach())
+            else:
+                loss.item()
 
+        t_compile = time.perf_counter()
         for _ in range(a.warmup):
             step()
+        sync()
+        t_compile = time.perf_counter() - t_compile
         train = []
         for _ in range(a.repeats):
             t0 = time.perf_counter()
             for _ in range(a.steps):
                 step()
+            sync()
             train.append(batch * a.steps / (time.perf_counter() - t0))
-        model.eval()
+        total.item()
         evals = []
-        with torch.inference_mode():
-            for _ in range(a.warmup):
-                model(xs)
-            for _ in range(a.repeats):
-                t0 = time.perf_counter()
-                for _ in range(a.steps):
+        if not compiled:
+            model.eval()
+            with torch.inference_mode():
+                for _ in range(a.warmup):
                     model(xs)
-                evals.append(batch * a.steps / (time.perf_counter() - t0))
-        results.append({"batch_size": batch,
+                sync()
+                for _ in range(a.repeats):
+                    t0 = time.perf_counter()
+                    for _ in range(a.steps):
+                        model(xs)
+                    sync()
+                    evals.append(batch * a.steps / (time.perf_counter() - t0))
+        print(f"reference {a.mode} on {device}, batch {batch}: {statistics.median(train):.0f} train samples/s "
+              f"(warm-up {t_compile:.1f} s)", file=sys.stderr, flush=True)
+        results.append({"batch_size": batch, "warmup_seconds": t_compile,
                         "train": {"samples_per_s": statistics.median(train), "samples_per_s_min": min(train),
                                   "samples_per_s_max": max(train)},
-                        "eval": {"samples_per_s": statistics.median(evals)}})
-    print(json.dumps({"implementation": "pytorch-python", "torch": torch.__version__, "model": mc["type"],
+                        "eval": {"samples_per_s": statistics.median(evals) if evals else None}})
+    print(json.dumps({"implementation": "pytorch-python", "mode": a.mode, "device": str(device),
+                      "torch": torch.__version__, "model": mc["type"],
                       "threads": threads, "parameters": sum(p.numel() for p in model.parameters()),
                       "results": results}))
 

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# GPU check: on a machine with an NVIDIA GPU and a CUDA build of PyTorch (no package
-# access needed), builds mmfusion against PyTorch's LibTorch, runs the whole test suite
-# (the CUDA tests included), trains the default config on cuda, and runs `mmfusion bench`
-# on cuda (default LMF over batch sizes 32 to 8192; LMF against TFN at the same hidden
-# sizes). Ends with a table.
-# Writes at most 8 files into RESULTS_DIR.
+# GPU check, prepared to run once inside a short GPU lease (about 8 minutes on an H100 or
+# H200): on a machine with an NVIDIA GPU and a CUDA build of PyTorch (no package access
+# needed) it
+#   1. builds mmfusion against PyTorch's LibTorch (scripts/gpu/build-cuda.sh),
+#   2. runs the CUDA tests (the CUDA-graph step against the eager one among them),
+#   3. runs bench/compare.sh on cuda: mmfusion against PyTorch eager and
+#      torch.compile(mode="reduce-overhead"), batch 32 to 65536,
+#   4. times mmfusion's step on cuda: CUDA graph against eager, TF32 off and on, TFN,
+#   5. trains the default config on cuda (graph, eager, TF32) and compares test metrics,
+#   6. runs `mmfusion mkl` on cuda,
+#   7. runs the whole test suite, except the docs' command replay (CPU-only, and minutes).
+# Each stage appends to summary.txt, which ends with the table of what ran. `explain` and
+# InTense are run by a later version of this script, once they exist.
+# Writes at most 8 files into RESULTS_DIR (what a device lease returns). Every stage is
+# cut at the deadline (BUDGET seconds from the start, default 540), so that a lease that
+# ends returns what ran.
 #   usage: scripts/gpu-check.sh [DEBS_DIR] [RESULTS_DIR]
 #   DEBS_DIR     .deb files from scripts/gpu/fetch-deps.sh (default .gpu/debs)
 #   RESULTS_DIR  where logs and the table go (default $OUT, else gpu-check-results)
@@ -14,58 +24,101 @@ debs=${1:-.gpu/debs}
 results=${2:-${OUT:-gpu-check-results}}
 build=build-cuda
 mkdir -p "$results"
-log() { echo "== $*" | tee -a "$results/summary.txt"; }
+summary=$results/summary.txt
+t0=$(date +%s)
+deadline=$(( t0 + ${BUDGET:-540} ))
+# limit CAP: seconds a stage may take, CAP at most and no later than the deadline.
+limit() { local left=$(( deadline - $(date +%s) )); left=$(( left < $1 ? left : $1 )); echo $(( left < 1 ? 1 : left )); }
+declare -a table
+say() { echo "$*" | tee -a "$summary"; }
+# stage NAME RC: one line of the final table, with the seconds since the start.
+stage() {
+  local line
+  line=$(printf '%-34s %-8s %5d s' "$1" "$([ "$2" = 0 ] && echo ok || echo "FAIL($2)")" $(( $(date +%s) - t0 )))
+  table+=("$line")
+  say "== $line"
+}
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$results/summary.txt"
-python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cxx11_abi", torch.compiled_with_cxx11_abi())' | tee -a "$results/summary.txt"
+date -u +'%Y-%m-%d %H:%M UTC' | tee -a "$summary"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$summary"
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$summary"
 
-start=$(date +%s)
 if ! scripts/gpu/build-cuda.sh "$debs" . "$build" -DMMFUSION_PYTHON="$(command -v python3)" \
     > "$results/build.log" 2>&1; then
   tail -40 "$results/build.log"
-  log "build FAILED (see build.log)"
+  stage build 1
   exit 1
 fi
-export LD_LIBRARY_PATH="/opt/mmfusion-deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-log "build: $(( $(date +%s) - start )) s"
-
-start=$(date +%s)
-ctest --test-dir "$build" --output-on-failure -j 8 > "$results/ctest.log" 2>&1
-tests_rc=$?
-grep -E "tests passed|tests failed" "$results/ctest.log" | tee -a "$results/summary.txt"
-grep -E "^\s*[0-9]+/[0-9]+ Test .*Cuda" "$results/ctest.log" | tee -a "$results/summary.txt"
-grep -A30 "The following tests FAILED" "$results/ctest.log" | tee -a "$results/summary.txt"
-log "tests: rc $tests_rc, $(( $(date +%s) - start )) s"
-
+grep -E "mmfusion: LibTorch|CUDA graphs" "$results/build.log" | tee -a "$summary"
+stage build 0
+export LD_LIBRARY_PATH="${MMFUSION_DEPS_PREFIX:-/opt/mmfusion-deps}/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 bin=$build/mmfusion
-run=$(mktemp -d)/default-cuda
-$bin train --config configs/default.json --set device=cuda --set train.epochs=5 \
-  --out "$run" > /dev/null 2> "$results/train-default.log"
-log "default config on cuda: rc $?"
-cp "$run/metrics.jsonl" "$results/default-metrics.jsonl" 2>/dev/null
-tail -3 "$results/train-default.log" | tee -a "$results/summary.txt"
+work=$(mktemp -d)
 
-# Throughput with the bench command: the default LMF over batch sizes, and LMF against
-# TFN at hidden sizes (32, 32, 64), rank 4, output 1.
-$bin bench --config configs/default.json --set device=cuda --batch-sizes 32,256,2048,8192 \
-  --json > "$results/bench-lmf.json" 2>> "$results/summary.txt"
-small=(--set device=cuda --set 'model.encoders={"visual":[32],"audio":[32],"text":[64]}'
-       --set 'model.post_hidden=[128,128]' --set model.output_dim=1 --batch-sizes 32,256,2048)
-$bin bench --config configs/default.json "${small[@]}" --set model.type=lmf --json \
-  > "$results/bench-lmf-small.json" 2>> "$results/summary.txt"
-$bin bench --config configs/default.json "${small[@]}" --set model.type=tfn --steps 20 --json \
-  > "$results/bench-tfn.json" 2>> "$results/summary.txt"
-python3 - "$results" <<'PY' | tee -a "$results/summary.txt"
+timeout "$(limit 120)" ctest --test-dir "$build" -R '^Cuda\.' --output-on-failure -j 4 > "$results/ctest-cuda.log" 2>&1
+rc=$?
+grep -E "tests passed|tests failed|Passed|Failed|\*\*\*" "$results/ctest-cuda.log" | tee -a "$summary"
+stage "CUDA tests" $rc
+
+# The side-by-side: one round, mmfusion and both PyTorch forms one after the other.
+PYTHON=python3 MMFUSION=$bin BATCH_SIZES=32,256,2048,8192,65536 ROUNDS=1 STEPS=50 \
+  timeout "$(limit 240)" bench/compare.sh configs/default.json --set device=cuda > "$results/compare.txt" 2>&1
+rc=$?
+cat "$results/compare.txt" | tee -a "$summary"
+stage "compare (eager, torch.compile)" $rc
+
+# mmfusion's own step: graph against eager, TF32, and TFN at the same sizes.
+{
+  for variant in "graph" "eager train.cuda_graphs=false" "graph+tf32 train.tf32=true"; do
+    read -r name set <<< "$variant"
+    echo "-- default LMF, $name"
+    timeout "$(limit 60)" $bin bench --config configs/default.json --set device=cuda ${set:+--set $set} \
+      --batch-sizes 32,2048,65536 --steps 50 2>&1
+  done
+  small=(--set device=cuda --set 'model.encoders={"visual":[32],"audio":[32],"text":[64]}'
+         --set 'model.post_hidden=[128,128]' --set model.output_dim=1 --batch-sizes 32,2048 --steps 20)
+  echo "-- LMF and TFN at hidden sizes (32, 32, 64), rank 4"
+  timeout "$(limit 30)" $bin bench --config configs/default.json "${small[@]}" --set model.type=lmf 2>&1
+  timeout "$(limit 60)" $bin bench --config configs/default.json "${small[@]}" --set model.type=tfn 2>&1
+} > "$results/bench.txt"
+rc=$?
+cat "$results/bench.txt" | tee -a "$summary"
+stage "bench (graph, eager, tf32, tfn)" $rc
+
+# The default config trained on cuda: the graph, the eager step, and TF32.
+rc=0
+for variant in "graph" "eager train.cuda_graphs=false" "tf32 train.tf32=true"; do
+  read -r name set <<< "$variant"
+  echo "-- $name" >> "$results/train.log"
+  timeout "$(limit 60)" $bin train --config configs/default.json --set device=cuda ${set:+--set $set} --out "$work/$name" \
+    >> "$results/train.log" 2>&1 || rc=$?
+done
+python3 - "$work" <<'PY' | tee -a "$summary"
 import json, sys
-runs = {n: json.load(open(f"{sys.argv[1]}/bench-{n}.json")) for n in ("lmf", "lmf-small", "tfn")}
-for name, r in runs.items():
-    print(f"{name} ({r['parameters']} parameters) on {r['device']}")
-    print(f"{'batch':>8} {'train samples/s':>16} {'ms/step':>9} {'eval samples/s':>15}")
-    for b in r["results"]:
-        print(f"{b['batch_size']:>8} {b['train']['samples_per_s']:>16.0f} {b['train']['ms_per_step']:>9.3f} "
-              f"{b['eval']['samples_per_s']:>15.0f}")
-print("LMF / TFN training throughput at hidden sizes (32, 32, 64), rank 4:")
-for a, b in zip(runs["lmf-small"]["results"], runs["tfn"]["results"]):
-    print(f"{a['batch_size']:>8} {a['train']['samples_per_s'] / b['train']['samples_per_s']:>8.1f}x")
+print(f"{'default config on cuda':<24} {'test mse':>10} {'test r2':>9} {'samples/s (last epoch)':>23}")
+for name in ("graph", "eager", "tf32"):
+    try:
+        r = json.load(open(f"{sys.argv[1]}/{name}/results.json"))
+        last = [json.loads(l) for l in open(f"{sys.argv[1]}/{name}/metrics.jsonl")][-1]
+        print(f"{name:<24} {r['test']['mse']:>10.5f} {r['test']['r2']:>9.4f} {last['samples_per_s']:>23.0f}")
+    except Exception as e:
+        print(f"{name:<24} no result ({e})")
 PY
-exit $tests_rc
+grep -h "training step" "$results/train.log" | sort | uniq -c | tee -a "$summary"
+stage "train default (graph, eager, tf32)" $rc
+
+timeout "$(limit 60)" $bin mkl --config configs/default.json --set device=cuda --out "$work/mkl" > "$results/mkl.log" 2>&1
+rc=$?
+tail -15 "$results/mkl.log" | tee -a "$summary"
+stage "mkl on cuda" $rc
+
+timeout "$(limit 300)" ctest --test-dir "$build" -E 'Docs.EveryCommandShownRuns' --output-on-failure -j 16 \
+  > "$results/ctest.log" 2>&1
+rc=$?
+grep -E "tests passed|tests failed" "$results/ctest.log" | tee -a "$summary"
+grep -A30 "The following tests FAILED" "$results/ctest.log" | tee -a "$summary"
+stage "test suite (all but docs commands)" $rc
+
+say ""
+say "stage                              result   since start"
+for line in "${table[@]}"; do say "$line"; done

@@ -6,6 +6,7 @@
 
 #include "mmfusion/config.hpp"
 #include "mmfusion/errors.hpp"
+#include "mmfusion/graph_step.hpp"
 #include "mmfusion/optim.hpp"
 #include "mmfusion/runtime.hpp"
 #include "mmfusion/step.hpp"
@@ -55,11 +56,14 @@ double forward_flops_per_sample(MultimodalModelImpl& model) {
   return flops;
 }
 
-double matmul_gflops(int64_t n, int repeats) {
-  const auto a = torch::randn({n, n}), b = torch::randn({n, n});
+double matmul_gflops(const torch::Device& device, int repeats) {
+  const int64_t n = device.is_cpu() ? 1024 : 8192;
+  const auto a = torch::randn({n, n}).to(device), b = torch::randn({n, n}).to(device);
   auto c = torch::mm(a, b);  // warm-up
+  sync(device);
   const auto start = Clock::now();
   for (int i = 0; i < repeats; ++i) torch::mm_out(c, a, b);
+  sync(device);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return 2.0 * double(n) * n * n * repeats / seconds / 1e9;
 }
@@ -67,6 +71,7 @@ double matmul_gflops(int64_t n, int repeats) {
 json run_bench(const BenchArgs& args) {
   ExperimentConfig config = load_config(args.config, args.overrides);
   const torch::Device device = resolve_device(config.device);
+  apply_tf32(config.train.tf32);
   const int64_t threads = apply_threads(config.threads);
   if (args.steps < 1 || args.repeats < 1 || args.warmup < 0)
     throw ConfigError("bench: --steps and --repeats must be >= 1, --warmup >= 0");
@@ -94,14 +99,18 @@ json run_bench(const BenchArgs& args) {
     const auto y = classification ? torch::randint(out, {batch}, torch::kInt64).to(device)
                                   : torch::randn({batch, out}).to(device);
 
-    // A training step as the trainer runs it, including reading the loss back.
+    // A training step as the trainer runs it: the eager step reads its loss back, the
+    // CUDA graph keeps it on the device.
     model->train();
     StepRunner step(model, config.train);
+    std::unique_ptr<GraphedTrainStep> graph;
+    if (GraphedTrainStep::unsupported(config.train, *optimizer, device).empty())
+      graph = std::make_unique<GraphedTrainStep>(step, dynamic_cast<FlatAdam&>(*optimizer), config.train.grad_clip);
     auto train_step = [&] {
+      if (graph) return graph->run(x, y);
       clear_gradients(*optimizer);
-      const double loss = step.forward_backward(x, y);
+      step.forward_backward(x, y);
       optimizer->step();
-      return loss;
     };
     for (int64_t i = 0; i < args.warmup; ++i) train_step();
     sync(device);
@@ -132,7 +141,7 @@ json run_bench(const BenchArgs& args) {
     auto path_of = [](const StepRunner::Counts& c) {
       return c.autograd == 0 ? to_string(StepPath::HandWritten) : c.handwritten == 0 ? to_string(StepPath::Autograd) : "mixed";
     };
-    train_path = path_of(step.train_counts());
+    train_path = graph ? "cuda-graph" : path_of(step.train_counts());
     eval_path = path_of(step.infer_counts());
     results.push_back({{"batch_size", batch},
                        {"train", summarise(train_rates, batch, 3 * forward_flops)},
@@ -147,7 +156,8 @@ json run_bench(const BenchArgs& args) {
           {"parameters", parameters},
           {"forward_flops_per_sample", forward_flops},
           {"train_flops_per_sample", 3 * forward_flops},
-          {"matmul_gflops", device.is_cpu() ? matmul_gflops() : 0.0},
+          {"tf32", config.train.tf32},
+          {"matmul_gflops", matmul_gflops(device)},
           {"steps", args.steps},
           {"warmup", args.warmup},
           {"repeats", args.repeats},
@@ -168,13 +178,15 @@ std::string bench_table(const json& r) {
                 r["train_flops_per_sample"].get<double>(), r["matmul_gflops"].get<double>(),
                 r["peak_rss_mb"].get<double>());
   out << line;
-  std::snprintf(line, sizeof line, "%8s %16s %10s %10s %16s %10s\n", "batch", "train samples/s", "ms/step",
-                "GFLOP/s", "eval samples/s", "GFLOP/s");
+  std::snprintf(line, sizeof line, "%8s %16s %10s %10s %10s %16s %10s\n", "batch", "train samples/s", "ms/step",
+                "GFLOP/s", "% ceiling", "eval samples/s", "GFLOP/s");
   out << line;
+  const double ceiling = r["matmul_gflops"].get<double>();
   for (const auto& b : r["results"]) {
-    std::snprintf(line, sizeof line, "%8lld %16.0f %10.3f %10.2f %16.0f %10.2f\n",
+    const double gflops = b["train"]["gflops"].get<double>();
+    std::snprintf(line, sizeof line, "%8lld %16.0f %10.3f %10.2f %9.1f%% %16.0f %10.2f\n",
                   static_cast<long long>(b["batch_size"].get<int64_t>()), b["train"]["samples_per_s"].get<double>(),
-                  b["train"]["ms_per_step"].get<double>(), b["train"]["gflops"].get<double>(),
+                  b["train"]["ms_per_step"].get<double>(), gflops, ceiling > 0 ? 100 * gflops / ceiling : 0.0,
                   b["eval"]["samples_per_s"].get<double>(), b["eval"]["gflops"].get<double>());
     out << line;
   }

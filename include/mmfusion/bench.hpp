@@ -22,11 +22,13 @@ struct BenchArgs {
 // every Linear layer, LMF's factor products and rank sum, TFN's outer product.
 double forward_flops_per_sample(MultimodalModelImpl& model);
 
-// Single-precision matrix-multiply GFLOP/s with the current thread count (the ceiling).
-double matmul_gflops(int64_t n = 1024, int repeats = 10);
+// Single-precision matrix-multiply GFLOP/s on `device` (the ceiling): on the CPU with the
+// current thread count, n = 1024; on CUDA n = 8192, with TF32 where apply_tf32 allowed it.
+double matmul_gflops(const torch::Device& device, int repeats = 10);
 
 // Times training steps (forward, loss, backward, optimizer step) and evaluation steps
-// (inference forward) on batches already in memory. Returns one JSON object.
+// (inference forward) on batches already in memory, each as the trainer runs it (on
+// CUDA, a CUDA graph where graph_step.hpp applies). Returns one JSON object.
 nlohmann::json run_bench(const BenchArgs& args);
 
 // The table printed by `mmfusion bench` without --json.
