@@ -3,7 +3,10 @@
 #include <cstdlib>
 #include <thread>
 
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#ifdef MMFUSION_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -77,6 +80,14 @@ std::pair<int64_t, int64_t> shard_of(int64_t b0, int64_t b1, int rank, int world
   return {b0 + n * rank / world, b0 + n * (rank + 1) / world};
 }
 
+bool gloo_available() {
+#ifdef MMFUSION_HAVE_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
+
 std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settings,
                                                  const torch::Device& device) {
   const int world = env_int("WORLD_SIZE", 1);
@@ -98,6 +109,12 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
       throw ConfigError("distributed.backend: \"nccl\" but this LibTorch was built without NCCL");
     backend = "gloo";
   }
+#endif
+#ifndef MMFUSION_HAVE_GLOO
+  // PyTorch's wheels ship no Gloo headers; such a build offers NCCL alone.
+  if (backend == "gloo")
+    throw ConfigError("distributed.backend: gloo, but this build has no Gloo headers (libgloo-dev); "
+                      "train on CUDA with backend nccl");
 #endif
 
   c10::intrusive_ptr<c10d::Store> store;
@@ -126,6 +143,7 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
       group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, options);
     }
 #endif
+#ifdef MMFUSION_HAVE_GLOO
     if (!group) {
       auto options = c10d::ProcessGroupGloo::Options::create(timeout);
       const std::string iface = env_string("GLOO_SOCKET_IFNAME");
@@ -136,6 +154,7 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
       options->threads = 2;
       group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, options);
     }
+#endif
   } catch (const std::exception& e) {
     // Say what happened and when: Gloo's own connect timeouts can end the wait before
     // distributed.timeout_s, so the configured limit alone would mislead.

@@ -81,6 +81,7 @@ TEST(Distributed, ShardsAreDisjointAndCoverTheBatch) {
 }
 
 TEST(Distributed, TwoProcessesMatchOneProcessWithTheSameGlobalBatch) {
+  if (!gloo_available()) GTEST_SKIP() << "this build has no Gloo (CPU) backend";
   TempDir dir;
   const std::string bin = MMFUSION_BINARY;
   ASSERT_EQ(std::system((bin + kArgs + " --set threads=1 --out " + dir.file("single") + " 2>/dev/null >/dev/null").c_str()), 0);
@@ -110,6 +111,7 @@ TEST(Distributed, TwoProcessesMatchOneProcessWithTheSameGlobalBatch) {
 }
 
 TEST(Distributed, ARankThatDiesMakesTheOtherFailWithinTheTimeout) {
+  if (!gloo_available()) GTEST_SKIP() << "this build has no Gloo (CPU) backend";
   TempDir dir;
   const std::string bin = MMFUSION_BINARY;
   const int port = free_port();
@@ -132,6 +134,7 @@ TEST(Distributed, ARankThatDiesMakesTheOtherFailWithinTheTimeout) {
 }
 
 TEST(Distributed, APeerThatNeverJoinsIsReportedAsSuchWithTheTimeWaited) {
+  if (!gloo_available()) GTEST_SKIP() << "this build has no Gloo (CPU) backend";
   // Rank 0 of two, alone: rank 1 never starts (or died before joining). The error must say
   // that the group did not form, why, and after how long, not just quote the limit.
   TempDir dir;
