@@ -8,7 +8,9 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#ifdef USE_C10D_NCCL
+// NCCL: LibTorch 2.x made ProcessGroupNCCL a c10d::Backend behind a ProcessGroup; until
+// that is wired here (MMFUSION_HAVE_NCCL), builds offer Gloo alone.
+#ifdef MMFUSION_HAVE_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -103,7 +105,7 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
 
   std::string backend = settings.backend;
   if (backend == "auto") backend = device.is_cuda() ? "nccl" : "gloo";
-#ifndef USE_C10D_NCCL
+#ifndef MMFUSION_HAVE_NCCL
   if (backend == "nccl") {
     if (settings.backend == "nccl")
       throw ConfigError("distributed.backend: \"nccl\" but this LibTorch was built without NCCL");
@@ -136,7 +138,7 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
   c10::intrusive_ptr<c10d::ProcessGroup> group;
   const auto joining = std::chrono::steady_clock::now();
   try {
-#ifdef USE_C10D_NCCL
+#ifdef MMFUSION_HAVE_NCCL
     if (backend == "nccl") {
       auto options = c10d::ProcessGroupNCCL::Options::create();
       options->timeout = timeout;

@@ -11,7 +11,7 @@ A command is a line of a ```sh block, or an inline code span, that starts with
 `VAR=value` prefix of one of those. Commands with placeholders (an all-capitals word such
 as FILE, CKPT, RUN/...; `<...>`; `[...]`) are usage patterns, not commands, and are not
 run; neither are commands that set up the machine (scripts/setup.sh, which the test
-suite's own build has run), reach other hosts, or need a GPU (scripts/gpu*), nor the
+suite's own build has run), reach other hosts, or need a GPU (scripts/gpu*, device=cuda), nor the
 six-minute report (scripts/experiments.sh, run by hand for docs/experiments.md). A sweep
 is run with --dry-run (every combination built and validated, none trained), to keep the
 suite short. Prints one line per check and closes with 'N passed, N failed'.
@@ -114,6 +114,8 @@ def skip_reason(command):
         return "a usage pattern with placeholders"
     if re.search(r"--nnodes|--master_addr|\b\d+\.\d+\.\d+\.\d+\b", command):
         return "needs other machines"
+    if re.search(r"device=cuda", command):
+        return "needs a GPU"
     if not re.search(r"\s--?\w", command) and not command.startswith("bench/"):
         return "a name, not a command line"
     return None
