@@ -108,7 +108,8 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
 #ifndef MMFUSION_HAVE_NCCL
   if (backend == "nccl") {
     if (settings.backend == "nccl")
-      throw ConfigError("distributed.backend: \"nccl\" but this LibTorch was built without NCCL");
+      throw ConfigError("distributed.backend: \"nccl\" is not available in this build (not wired for "
+                        "LibTorch 2.x yet; docs/distributed.md); use gloo");
     backend = "gloo";
   }
 #endif
