@@ -224,6 +224,53 @@ json run_eval(const EvalArgs& args) {
   return out;
 }
 
+json run_explain(const ExplainArgs& args) {
+  const torch::Device device = resolve_device(args.device);
+  Checkpoint checkpoint = open_checkpoint(args.checkpoint, device);
+  const auto& config = checkpoint.config;
+  // The folder first: a run that would be refused is refused before any work.
+  fs::path out = args.out;
+  if (out.empty()) {
+    const fs::path dir = fs::path(args.checkpoint).parent_path();
+    out = (dir.filename() == "checkpoints" ? dir.parent_path() : dir) / "explain";
+  }
+  refuse_overwrite((out / "explain.json").string(), args.force, "--out");
+  apply_threads(config.threads);
+  StepRunner runner(checkpoint.build_model(device), config.train);
+  const Dataset data = args.data.empty()
+                           ? load_split(config, parse_split(args.split))
+                           : read_data_file(args.data, config.data.modalities, target_rule(config, /*required=*/false));
+  ExplainOptions options = args.options;
+  options.batch_size = config.train.eval_batch_size;
+  json result = explain_model(runner, config.task, checkpoint.scaling, data, options, device);
+  result["model"] = to_string(config.model.type);
+  result["checkpoint"] = args.checkpoint;
+  result["data"] = args.data.empty() ? json(args.split) : json(args.data);
+
+  // The truth: the config's generator for its own splits, the file synth wrote beside a
+  // data file.
+  json truth;
+  if (args.data.empty() && config.data.source == DataSource::Synthetic) {
+    truth = to_json(synthetic_truth(config.data));
+  } else if (!args.data.empty() && fs::exists(truth_path(args.data))) {
+    const auto bytes = read_bytes(truth_path(args.data));
+    truth = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
+    if (truth.is_discarded() || !truth.is_object() || !truth.contains("subsets"))
+      throw Error(truth_path(args.data) + ": not a truth file written by mmfusion synth");
+  }
+  if (!truth.is_null()) {
+    if (config.task == Task::Classification)
+      truth["note"] = "the truth decomposes the continuous score the classes are cut from, not the probabilities";
+    attach_truth(result, truth);
+  }
+  fs::create_directories(out);
+  result["out"] = out.string();
+  atomic_write_text((out / "explain.json").string(), result.dump(2) + "\n");
+  atomic_write_text((out / "explain.csv").string(), explain_csv(result));
+  atomic_write_text((out / "explain.svg").string(), explain_svg(result));
+  return result;
+}
+
 int64_t run_predict(const PredictArgs& args) {
   refuse_overwrite(args.output, args.force);
   const torch::Device device = resolve_device(args.device);
@@ -304,14 +351,22 @@ json run_inspect(const std::string& path) {
           {"config", to_json(config)}};
 }
 
+std::string truth_path(const std::string& data_file) {
+  return fs::path(data_file).replace_extension(".truth.json").string();
+}
+
 int64_t run_synth(const SynthArgs& args) {
   refuse_overwrite(args.output, args.force);
+  refuse_overwrite(truth_path(args.output), args.force);
   const ExperimentConfig config = load_config(args.config, args.overrides);
   if (config.data.source != DataSource::Synthetic)
     throw ConfigError("data.source: synth needs \"synthetic\", got \"" + std::string(to_string(config.data.source)) +
                       "\"");
   const Dataset data = load_split(config, parse_split(args.split));  // labels for classification
   write_data_file(data, args.output);
+  json truth = to_json(synthetic_truth(config.data));
+  truth["data"] = fs::path(args.output).filename().string();
+  atomic_write_text(truth_path(args.output), truth.dump(2) + "\n");
   return data.size();
 }
 

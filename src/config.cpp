@@ -348,6 +348,41 @@ std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& p
   return out;
 }
 
+// data.synthetic.terms: [{"modalities": [names], "weight": w}, ...]. Each term's set is
+// stored in the config's modality order; a set may appear once.
+std::vector<TargetTerm> parse_terms(const json& v, const std::vector<ModalityConfig>& modalities) {
+  const std::string path = "data.synthetic.terms";
+  if (!v.is_array() || v.empty())
+    fail(path, "expected a non-empty list of {\"modalities\": [names], \"weight\": w}, got " + describe(v));
+  std::vector<TargetTerm> out;
+  std::set<std::vector<std::string>> seen;
+  for (size_t i = 0; i < v.size(); ++i) {
+    ObjectReader r(&v[i], path + "[" + std::to_string(i) + "]");
+    const json* names = r.find("modalities");
+    if (!names || !names->is_array() || names->empty())
+      fail(r.path("modalities"), "expected a non-empty list of modality names, got " +
+                                     (names ? describe(*names) : std::string("nothing")));
+    std::set<std::string> wanted;
+    for (const auto& n : *names) {
+      if (!n.is_string()) fail(r.path("modalities"), "expected modality names, got " + describe(n));
+      const std::string name = n.get<std::string>();
+      const bool known = std::any_of(modalities.begin(), modalities.end(),
+                                     [&](const ModalityConfig& m) { return m.name == name; });
+      if (!known) fail(r.path("modalities"), "no modality named \"" + name + "\" in data.modalities");
+      if (!wanted.insert(name).second) fail(r.path("modalities"), "\"" + name + "\" appears twice");
+    }
+    TargetTerm term;
+    for (const auto& m : modalities)
+      if (wanted.count(m.name)) term.modalities.push_back(m.name);
+    term.weight = r.positive("weight", term.weight);
+    r.finish();
+    if (!seen.insert(term.modalities).second)
+      fail(r.path("modalities"), "the same set of modalities as an earlier term (give it one weight)");
+    out.push_back(std::move(term));
+  }
+  return out;
+}
+
 DataConfig parse_data(const json* j, Task task) {
   ObjectReader r(j, "data");
   DataConfig d;
@@ -374,6 +409,13 @@ DataConfig parse_data(const json* j, Task task) {
   sy.shared_latent_dim = s.integer("shared_latent_dim", sy.shared_latent_dim, 0, 4096);
   sy.feature_noise = s.number("feature_noise", sy.feature_noise, 0.0, INFINITY);
   sy.target_noise = s.number("target_noise", sy.target_noise, 0.0, INFINITY);
+  const json* terms = s.find("terms");
+  if (terms) {
+    if (s.find("weights"))
+      fail("data.synthetic.terms", "give either terms or weights, not both (weights is shorthand for a "
+                                   "fixed set of terms)");
+    sy.terms = parse_terms(*terms, d.modalities);
+  }
   ObjectReader w(s.find("weights"), "data.synthetic.weights");
   sy.weight_unimodal = w.number("unimodal", sy.weight_unimodal, 0.0, INFINITY);
   sy.weight_bimodal = w.number("bimodal", sy.weight_bimodal, 0.0, INFINITY);
@@ -388,7 +430,8 @@ DataConfig parse_data(const json* j, Task task) {
     fail("data.synthetic.weights.trimodal",
          "needs at least 3 modalities, the config has " + std::to_string(d.modalities.size()) +
              " (set it to 0)");
-  if (d.source == DataSource::Synthetic && sy.weight_unimodal + sy.weight_bimodal + sy.weight_trimodal == 0)
+  if (d.source == DataSource::Synthetic && sy.terms.empty() &&
+      sy.weight_unimodal + sy.weight_bimodal + sy.weight_trimodal == 0)
     fail("data.synthetic.weights", "at least one weight must be > 0 (the target would be noise)");
   if (d.source == DataSource::File) {
     if (d.path.empty()) fail("data.path", "required when data.source is \"file\"");
@@ -585,11 +628,15 @@ json to_json(const ExperimentConfig& c) {
     data["synthetic"] = {{"latent_dim", s.latent_dim},
                          {"shared_latent_dim", s.shared_latent_dim},
                          {"feature_noise", s.feature_noise},
-                         {"target_noise", s.target_noise},
-                         {"weights",
-                          {{"unimodal", s.weight_unimodal},
-                           {"bimodal", s.weight_bimodal},
-                           {"trimodal", s.weight_trimodal}}}};
+                         {"target_noise", s.target_noise}};
+    if (s.terms.empty()) {
+      data["synthetic"]["weights"] = {
+          {"unimodal", s.weight_unimodal}, {"bimodal", s.weight_bimodal}, {"trimodal", s.weight_trimodal}};
+    } else {
+      json terms = json::array();
+      for (const auto& t : s.terms) terms.push_back({{"modalities", t.modalities}, {"weight", t.weight}});
+      data["synthetic"]["terms"] = terms;
+    }
   } else {
     data["path"] = c.data.path;
     data["val_path"] = c.data.val_path;

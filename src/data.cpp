@@ -38,6 +38,7 @@ struct SyntheticStructure {
   torch::Tensor shared;                     // [shared] (undefined when shared = 0)
   std::vector<std::array<torch::Tensor, 2>> bimodal;  // per pair m<n: ([latent], [latent])
   std::vector<torch::Tensor> trimodal;      // per modality [latent]
+  std::vector<std::vector<torch::Tensor>> terms;  // per data.synthetic.terms entry, per modality in it: [latent]
 };
 
 SyntheticStructure make_structure(const DataConfig& d, uint64_t seed) {
@@ -54,6 +55,12 @@ SyntheticStructure make_structure(const DataConfig& d, uint64_t seed) {
     for (size_t n = m + 1; n < M; ++n)
       st.bimodal.push_back({unit_vector(s.latent_dim, gen), unit_vector(s.latent_dim, gen)});
   for (size_t m = 0; m < M; ++m) st.trimodal.push_back(unit_vector(s.latent_dim, gen));
+  // Drawn after everything the weights' terms use, so that configs without terms keep
+  // their structure bit for bit.
+  for (const auto& term : s.terms) {
+    st.terms.emplace_back();
+    for (size_t k = 0; k < term.modalities.size(); ++k) st.terms.back().push_back(unit_vector(s.latent_dim, gen));
+  }
   return st;
 }
 
@@ -127,6 +134,12 @@ Dataset Dataset::rows(const torch::Tensor& index) const {
 }
 
 namespace {
+size_t modality_index(const DataConfig& d, const std::string& name) {
+  for (size_t m = 0; m < d.modalities.size(); ++m)
+    if (d.modalities[m].name == name) return m;
+  throw std::logic_error("no modality " + name);  // the config parser checked the names
+}
+
 // n samples from generator stream `stream`; without features when only the target's
 // distribution is wanted.
 Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int64_t n,
@@ -148,6 +161,21 @@ Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int
     x += s.feature_noise * torch::randn({n, d.modalities[m].dim}, gen, f64);
     out.names.push_back(d.modalities[m].name);
     out.features.push_back(x.to(torch::kFloat32));
+  }
+
+  if (!s.terms.empty()) {
+    // sum over terms of w_S * prod over m in S of (u_m . c_{S,m}): each factor N(0, 1),
+    // independent across modalities, so each product has mean 0 and variance 1.
+    torch::Tensor y = torch::zeros({n}, f64);
+    for (size_t t = 0; t < s.terms.size(); ++t) {
+      torch::Tensor product = torch::ones({n}, f64);
+      for (size_t k = 0; k < s.terms[t].modalities.size(); ++k)
+        product *= torch::mv(unique[modality_index(d, s.terms[t].modalities[k])], st.terms[t][k]);
+      y += s.terms[t].weight * product;
+    }
+    y += s.target_noise * torch::randn({n}, gen, f64);
+    out.target = y.to(torch::kFloat32).unsqueeze(1);
+    return out;
   }
 
   // Each part is a sum of independent zero-mean unit-variance terms (unit coefficient
@@ -180,6 +208,30 @@ Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int
   return out;
 }
 
+// The terms the generator sums, as (modality set, weight): data.synthetic.terms, or the
+// ones the weights stand for (each part's terms share its weight, divided by
+// sqrt(#terms) so that the part has unit variance; the shared latents' unimodal term
+// belongs to no modality subset and is left out).
+std::vector<TargetTerm> effective_terms(const DataConfig& d) {
+  const auto& s = d.synthetic;
+  if (!s.terms.empty()) return s.terms;
+  const size_t M = d.modalities.size();
+  std::vector<TargetTerm> out;
+  const double uni_terms = double(M) + (s.shared_latent_dim > 0 ? 1 : 0);
+  for (size_t m = 0; m < M && s.weight_unimodal > 0; ++m)
+    out.push_back({{d.modalities[m].name}, s.weight_unimodal / std::sqrt(uni_terms)});
+  const double pairs = double(M * (M - 1) / 2);
+  for (size_t m = 0; m < M && s.weight_bimodal > 0; ++m)
+    for (size_t k = m + 1; k < M; ++k)
+      out.push_back({{d.modalities[m].name, d.modalities[k].name}, s.weight_bimodal / std::sqrt(pairs)});
+  if (M >= 3 && s.weight_trimodal > 0) {
+    TargetTerm all{{}, s.weight_trimodal};
+    for (const auto& m : d.modalities) all.modalities.push_back(m.name);
+    out.push_back(all);
+  }
+  return out;
+}
+
 constexpr uint64_t kCalibrationStream = 50;
 constexpr int64_t kCalibrationSize = 1 << 16;
 }  // namespace
@@ -188,6 +240,43 @@ Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
   Dataset out = generate_stream(d, seed, 1 + static_cast<uint64_t>(split), split_size(d, split), true);
   out.origin = std::string("synthetic ") + split_name(split) + " split";
   return out;
+}
+
+std::string subset_name(const std::vector<std::string>& modalities) {
+  std::string out;
+  for (const auto& m : modalities) out += (out.empty() ? "" : ":") + m;
+  return out;
+}
+
+SyntheticTruth synthetic_truth(const DataConfig& d) {
+  const auto& s = d.synthetic;
+  SyntheticTruth truth;
+  const auto terms = effective_terms(d);
+  for (const auto& t : terms) truth.signal_variance += t.weight * t.weight;
+  if (s.terms.empty() && s.shared_latent_dim > 0)
+    truth.signal_variance += s.weight_unimodal * s.weight_unimodal / (double(d.modalities.size()) + 1);
+  for (const auto& t : terms)
+    truth.subsets.push_back({t.modalities, t.weight * t.weight / truth.signal_variance});
+  truth.noise_variance = s.target_noise * s.target_noise;
+  truth.exact = s.shared_latent_dim == 0;
+  if (!truth.exact)
+    truth.why_not = "data.synthetic.shared_latent_dim is " + std::to_string(s.shared_latent_dim) +
+                    ": latents shared by every modality make the modalities dependent, and no split of "
+                    "the target over modality subsets exists";
+  return truth;
+}
+
+nlohmann::json to_json(const SyntheticTruth& t) {
+  nlohmann::json subsets = nlohmann::json::array();
+  for (const auto& s : t.subsets)
+    subsets.push_back({{"name", subset_name(s.modalities)}, {"modalities", s.modalities}, {"share", s.share}});
+  const double total = t.signal_variance + t.noise_variance;
+  return {{"exact", t.exact},
+          {"why_not", t.exact ? nlohmann::json(nullptr) : nlohmann::json(t.why_not)},
+          {"signal_variance", t.signal_variance},
+          {"noise_variance", t.noise_variance},
+          {"noise_share_of_target", total > 0 ? t.noise_variance / total : 0.0},
+          {"subsets", subsets}};
 }
 
 torch::Tensor class_thresholds(const ExperimentConfig& config) {

@@ -60,6 +60,21 @@ int main(int argc, char** argv) {
   predict_cmd->add_option("--device", predict.device, "auto, cpu, cuda or cuda:N");
   predict_cmd->add_flag("--force", predict.force, "Overwrite an existing output file");
 
+  ExplainArgs explain;
+  auto* explain_cmd = app.add_subcommand(
+      "explain", "How much each modality and each combination of modalities contributes to a model's output");
+  explain_cmd->add_option("--checkpoint", explain.checkpoint, "Checkpoint file")->required();
+  auto* explain_split = explain_cmd->add_option("--split", explain.split, "val or test split of the checkpoint's data config (default: test)")
+      ->check(CLI::IsMember({"train", "val", "test"}));
+  explain_cmd->add_option("--data", explain.data, "Data file to explain on instead of a split (its NAME.truth.json is used when present)")
+      ->excludes(explain_split);
+  explain_cmd->add_option("--samples", explain.options.samples, "Row pairs (default 65536)");
+  explain_cmd->add_option("--bootstrap", explain.options.bootstrap, "Bootstrap resamples for the 95% intervals (default 100; 0: none)");
+  explain_cmd->add_option("--seed", explain.options.seed, "Seed of the row pairs and resamples (default 0)");
+  explain_cmd->add_option("--out", explain.out, "Folder for explain.json, .csv and .svg (default: the run folder's explain/)");
+  explain_cmd->add_option("--device", explain.device, "auto, cpu, cuda or cuda:N");
+  explain_cmd->add_flag("--force", explain.force, "Overwrite an earlier explain.json in that folder");
+
   std::string inspect_path;
   auto* inspect_cmd = app.add_subcommand("inspect", "Print what a checkpoint holds as JSON");
   inspect_cmd->add_option("--checkpoint", inspect_path, "Checkpoint file")->required();
@@ -134,6 +149,9 @@ int main(int argc, char** argv) {
       } else if (*predict_cmd) {
         const int64_t rows = run_predict(predict);
         spdlog::info("wrote {} predictions to {}", rows, predict.output);
+      } else if (*explain_cmd) {
+        const auto result = run_explain(explain);
+        std::cout << explain_table(result) << result["out"].get<std::string>() << "\n";
       } else if (*inspect_cmd) {
         std::cout << run_inspect(inspect_path).dump(2) << "\n";
       } else if (*synth_cmd) {

@@ -47,6 +47,13 @@ std::string fmt_number(double v) {
   std::snprintf(buf, sizeof buf, "%.4g", v);
   return buf;
 }
+// The bar drawn at point i: its interval, else +- its error, else the point itself.
+std::pair<double, double> bar_of(const ChartSeries& s, size_t i) {
+  if (i < s.low.size() && i < s.high.size() && std::isfinite(s.low[i]) && std::isfinite(s.high[i]))
+    return {std::min(s.low[i], s.y[i]), std::max(s.high[i], s.y[i])};
+  const double e = i < s.error.size() && std::isfinite(s.error[i]) ? s.error[i] : 0;
+  return {s.y[i] - e, s.y[i] + e};
+}
 const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                          "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 }  // namespace
@@ -58,9 +65,9 @@ std::string line_chart(const ChartOptions& o, const std::vector<ChartSeries>& se
   for (const auto& s : series)
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
       if (!std::isfinite(s.y[i]) || !std::isfinite(s.x[i])) continue;
-      const double e = i < s.error.size() && std::isfinite(s.error[i]) ? s.error[i] : 0;
+      const auto [lo, hi] = bar_of(s, i);
       xmin = std::min(xmin, s.x[i]), xmax = std::max(xmax, s.x[i]);
-      ymin = std::min(ymin, s.y[i] - e), ymax = std::max(ymax, s.y[i] + e);
+      ymin = std::min(ymin, lo), ymax = std::max(ymax, hi);
     }
   if (!std::isfinite(xmin)) xmin = 0, xmax = 1, ymin = 0, ymax = 1;
   const bool categorical = !o.x_categories.empty();
@@ -115,14 +122,16 @@ std::string line_chart(const ChartOptions& o, const std::vector<ChartSeries>& se
     std::ostringstream points;
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i)
       if (std::isfinite(s.x[i]) && std::isfinite(s.y[i])) points << px(s.x[i]) << "," << py(s.y[i]) << " ";
-    svg << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\" points=\""
-        << points.str() << "\"/>\n";
+    if (o.connect)
+      svg << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\" points=\""
+          << points.str() << "\"/>\n";
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
       if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
       svg << "<circle cx=\"" << px(s.x[i]) << "\" cy=\"" << py(s.y[i]) << "\" r=\"3\" fill=\"" << color << "\"/>\n";
-      if (i < s.error.size() && std::isfinite(s.error[i]) && s.error[i] > 0)
-        svg << "<line x1=\"" << px(s.x[i]) << "\" y1=\"" << py(s.y[i] - s.error[i]) << "\" x2=\""
-            << px(s.x[i]) << "\" y2=\"" << py(s.y[i] + s.error[i]) << "\" stroke=\"" << color << "\"/>\n";
+      const auto [lo, hi] = bar_of(s, i);
+      if (hi > lo)
+        svg << "<line x1=\"" << px(s.x[i]) << "\" y1=\"" << py(lo) << "\" x2=\"" << px(s.x[i]) << "\" y2=\""
+            << py(hi) << "\" stroke=\"" << color << "\"/>\n";
     }
     const double ly = top + 10 + 18.0 * k;
     svg << "<line x1=\"" << left + plot_w + 12 << "\" y1=\"" << ly << "\" x2=\"" << left + plot_w + 32

@@ -182,3 +182,104 @@ TEST(DataFile, FileSourceSplitsByFractionsWithoutOverlap) {
   EXPECT_TRUE(same(load_split(f, Split::Test), s.test));
 }
 
+
+// The weights are shorthand: configs without data.synthetic.terms generate what they did
+// before terms existed (fixtures written by that code, tests/fixtures/README.md).
+TEST(SyntheticTerms, ShorthandConfigsKeepTheirData) {
+  const auto regression = tiny_config();
+  EXPECT_TRUE(same(load_split(regression, Split::Train),
+                   read_data_file(source_path("tests/fixtures/synth-tiny-train.pt"), regression.data.modalities,
+                                  target_rule(regression, true))));
+  const auto classes = tiny_config({"data.synthetic.shared_latent_dim=0",
+                                    "data.synthetic.weights={\"unimodal\":0.5,\"bimodal\":1.5,\"trimodal\":2.0}",
+                                    "task=\"classification\"", "num_classes=3"});
+  EXPECT_TRUE(same(load_split(classes, Split::Val),
+                   read_data_file(source_path("tests/fixtures/synth-tiny-val-classes.pt"), classes.data.modalities,
+                                  target_rule(classes, true))));
+}
+
+namespace {
+
+// R^2 of the least-squares fit of y on the columns of x (with an intercept).
+double fit_r2(const torch::Tensor& x, const torch::Tensor& y) {
+  const auto design = torch::cat({torch::ones({x.size(0), 1}, torch::kFloat64), x.to(torch::kFloat64)}, 1);
+  const auto target = y.to(torch::kFloat64).reshape({-1, 1});
+  const auto beta = std::get<0>(torch::linalg_lstsq(design, target));
+  const auto residual = target - design.matmul(beta);
+  return 1 - residual.pow(2).mean().item<double>() / target.var(0, false).item<double>();
+}
+
+// Every product of a visual and an audio feature: the space a bilinear target lies in.
+torch::Tensor pairwise_products(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.unsqueeze(2) * b.unsqueeze(1)).reshape({a.size(0), -1});
+}
+
+}  // namespace
+
+// A pair-only term is a pure interaction: no linear function of the features predicts it,
+// a bilinear one of the pair's features does; a modality in no term predicts nothing.
+TEST(SyntheticTerms, APairTermIsAPureInteraction) {
+  const auto c = tiny_config({"data.train_size=20000", "data.synthetic.shared_latent_dim=0",
+                              "data.synthetic.target_noise=0", "data.synthetic.feature_noise=0.01",
+                              "data.synthetic.terms=[{\"modalities\":[\"audio\",\"visual\"],\"weight\":2}]"});
+  EXPECT_EQ(c.data.synthetic.terms[0].modalities, (std::vector<std::string>{"visual", "audio"}));  // config order
+  const Dataset d = generate_synthetic(c.data, 11, Split::Train);
+  const auto y = d.target.squeeze(1);
+  EXPECT_NEAR(y.mean().item<double>(), 0.0, 0.06);
+  EXPECT_NEAR(y.var().item<double>(), 4.0, 0.25);  // weight^2 times a unit-variance product
+  EXPECT_LT(fit_r2(torch::cat(d.features, 1), y), 0.01);
+  EXPECT_GT(fit_r2(pairwise_products(d.features[0], d.features[1]), y), 0.99);
+  // text is noise: only the chance fit of 384 columns to 20000 rows (about 0.02)
+  EXPECT_LT(fit_r2(pairwise_products(d.features[0], d.features[2]), y), 0.05);
+}
+
+TEST(SyntheticTerms, VariancesAddUpOverTerms) {
+  const auto c = tiny_config({"data.train_size=40000", "data.synthetic.shared_latent_dim=0",
+                              "data.synthetic.target_noise=0.5",
+                              "data.synthetic.terms=[{\"modalities\":[\"visual\"],\"weight\":1},"
+                              "{\"modalities\":[\"visual\",\"audio\",\"text\"],\"weight\":1.5}]"});
+  const auto y = generate_synthetic(c.data, 2, Split::Train).target.to(torch::kFloat64);
+  EXPECT_NEAR(y.var().item<double>(), 1 + 2.25 + 0.25, 0.2);
+}
+
+// The truth: w_S^2 / sum of w^2, exact only without shared latents.
+TEST(SyntheticTerms, TheTruthIsEachTermsShareOfTheSignal) {
+  const auto terms = tiny_config({"data.synthetic.shared_latent_dim=0",
+                                  "data.synthetic.terms=[{\"modalities\":[\"visual\"],\"weight\":1},"
+                                  "{\"modalities\":[\"visual\",\"audio\"],\"weight\":2},"
+                                  "{\"modalities\":[\"text\",\"visual\",\"audio\"],\"weight\":0.5}]"});
+  const SyntheticTruth t = synthetic_truth(terms.data);
+  ASSERT_TRUE(t.exact);
+  ASSERT_EQ(t.subsets.size(), 3u);
+  EXPECT_NEAR(t.subsets[0].share, 1 / 5.25, 1e-12);
+  EXPECT_NEAR(t.subsets[1].share, 4 / 5.25, 1e-12);
+  EXPECT_EQ(subset_name(t.subsets[2].modalities), "visual:audio:text");
+  EXPECT_NEAR(t.subsets[2].share, 0.25 / 5.25, 1e-12);
+  EXPECT_NEAR(t.noise_variance, 0.01, 1e-15);  // tiny's target_noise 0.1
+
+  // The shorthand 1/1/1 over three modalities: 1/9 per modality and per pair, 1/3 for all three.
+  const auto shorthand = tiny_config({"data.synthetic.shared_latent_dim=0"});
+  const SyntheticTruth s = synthetic_truth(shorthand.data);
+  ASSERT_EQ(s.subsets.size(), 7u);
+  for (const auto& subset : s.subsets)
+    EXPECT_NEAR(subset.share, subset.modalities.size() == 3 ? 1.0 / 3 : 1.0 / 9, 1e-12) << subset_name(subset.modalities);
+
+  const SyntheticTruth shared = synthetic_truth(tiny_config().data);  // shared_latent_dim 1
+  EXPECT_FALSE(shared.exact);
+  EXPECT_NE(shared.why_not.find("shared_latent_dim is 1"), std::string::npos);
+}
+
+TEST(SyntheticTerms, BadTermsAreConfigErrors) {
+  const std::string prefix = "data.synthetic.terms=";
+  expect_error<ConfigError>([&] { tiny_config({prefix + "[{\"modalities\":[\"smell\"],\"weight\":1}]"}); },
+               "no modality named \"smell\"");
+  expect_error<ConfigError>([&] { tiny_config({prefix + "[{\"modalities\":[\"audio\",\"audio\"]}]"}); }, "appears twice");
+  expect_error<ConfigError>([&] {
+    tiny_config({prefix + "[{\"modalities\":[\"audio\",\"text\"]},{\"modalities\":[\"text\",\"audio\"]}]"});
+  }, "the same set of modalities");
+  expect_error<ConfigError>([&] { tiny_config({prefix + "[{\"modalities\":[\"text\"],\"weight\":0}]"}); }, "weight");
+  expect_error<ConfigError>([&] { tiny_config({prefix + "[]"}); }, "non-empty list");
+  expect_error<ConfigError>([&] {
+    tiny_config({prefix + "[{\"modalities\":[\"text\"]}]", "data.synthetic.weights={\"unimodal\":1}"});
+  }, "either terms or weights");
+}

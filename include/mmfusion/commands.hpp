@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mmfusion/explain.hpp"
+
 namespace mmfusion {
 
 struct TrainArgs {
@@ -32,6 +34,21 @@ struct EvalArgs {
 };
 nlohmann::json run_eval(const EvalArgs& args);
 
+struct ExplainArgs {
+  std::string checkpoint;
+  std::string split = "test";  // when no data file is given
+  std::string data;            // a data file (targets not needed)
+  ExplainOptions options;
+  std::string out;             // default: the run folder's explain/
+  std::string device = "auto";
+  bool force = false;
+};
+// explain_model (explain.hpp) of a checkpoint on a split or a data file, with the
+// generator's truth where it is known (synthetic splits; NAME.truth.json beside a data
+// file). Writes explain.json, explain.csv and explain.svg into the out folder (refusing
+// to replace an earlier explain.json without force) and returns the JSON, with "out".
+nlohmann::json run_explain(const ExplainArgs& args);
+
 struct PredictArgs {
   std::string checkpoint;
   std::string data;
@@ -51,7 +68,11 @@ struct SynthArgs {
   std::string output;
   bool force = false;
 };
+// Writes the split to args.output and the generator's truth (data.hpp's SyntheticTruth)
+// beside it, as NAME.truth.json. Returns the rows written.
 int64_t run_synth(const SynthArgs& args);
+// Where synth writes the truth of a data file: x.pt -> x.truth.json.
+std::string truth_path(const std::string& data_file);
 
 // The resolved config (all defaults filled) of a config file plus overrides.
 nlohmann::json run_validate(const std::string& config, const std::vector<std::string>& overrides);

@@ -62,6 +62,14 @@ struct ModalityConfig {
 };
 
 // Synthetic data with known structure (docs/data.md has the formula).
+// One term of a synthetic target (data.synthetic.terms): the product over the modalities
+// m in the set of (c_m . u_m), u_m the modality's unique latents and c_m a fixed random
+// unit vector: zero mean, unit variance, a pure |set|-way interaction.
+struct TargetTerm {
+  std::vector<std::string> modalities;  // a set, in the config's modality order
+  double weight = 1.0;
+};
+
 struct SyntheticConfig {
   int64_t latent_dim = 4;         // latents unique to each modality
   int64_t shared_latent_dim = 2;  // latents shared by every modality
@@ -70,6 +78,9 @@ struct SyntheticConfig {
   double weight_unimodal = 1.0;   // weight of the unit-variance unimodal part
   double weight_bimodal = 1.0;    // weight of the unit-variance bimodal part
   double weight_trimodal = 1.0;   // weight of the unit-variance trimodal part (M >= 3)
+  // The target as a sum of weighted terms instead of the three weights above (which are
+  // shorthand for their own fixed set of terms; synthetic_truth in data.hpp).
+  std::vector<TargetTerm> terms;
 };
 
 struct DataConfig {

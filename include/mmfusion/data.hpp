@@ -6,6 +6,8 @@
 
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include "mmfusion/config.hpp"
 
 namespace mmfusion {
@@ -41,6 +43,29 @@ struct DataSplits {
 // the same config gives bit-identical data whatever the batch size, device or the sizes
 // of the other splits.
 Dataset generate_synthetic(const DataConfig& data, uint64_t seed, Split split);
+
+// What the synthetic generator knows about its target: a sum of weighted pure
+// interaction terms over modality subsets (data.synthetic.terms, or the terms the
+// unimodal/bimodal/trimodal weights stand for) plus independent noise.
+struct SyntheticTruth {
+  struct Subset {
+    std::vector<std::string> modalities;  // config order
+    double share = 0;                     // w_S^2 / signal_variance
+  };
+  std::vector<Subset> subsets;  // every subset with a term
+  double signal_variance = 0;   // sum of w_S^2: Var of the target without its noise
+  double noise_variance = 0;    // target_noise^2
+  // Whether the shares are the pure Sobol shares of E[target | modalities]: only when
+  // the modalities are independent (no shared latents). Else why not.
+  bool exact = false;
+  std::string why_not;
+};
+SyntheticTruth synthetic_truth(const DataConfig& data);
+// {"exact", "why_not", "signal_variance", "noise_variance", "noise_share_of_target",
+//  "subsets": [{"name": "a:b", "modalities": [...], "share": x}]}
+nlohmann::json to_json(const SyntheticTruth& truth);
+// A subset's name in R's notation: its modalities joined by ':'.
+std::string subset_name(const std::vector<std::string>& modalities);
 
 // Classification on synthetic data: the continuous target cut into num_classes equally
 // likely classes, at quantiles estimated on a fixed calibration draw of the same task

@@ -10,6 +10,7 @@ struct ChartSeries {
   std::string name;
   std::vector<double> x, y;
   std::vector<double> error;  // optional: +- error bar per point
+  std::vector<double> low, high;  // optional: an interval per point (instead of error)
 };
 
 struct ChartOptions {
@@ -17,6 +18,7 @@ struct ChartOptions {
   // Non-empty: x values are indices into these labels (a categorical axis).
   std::vector<std::string> x_categories;
   int width = 640, height = 400;
+  bool connect = true;  // false: points (with their bars) only, no line between them
 };
 
 std::string line_chart(const ChartOptions& options, const std::vector<ChartSeries>& series);
