@@ -36,16 +36,11 @@ SobolIndices sobol_indices(const std::vector<torch::Tensor>& outputs, int groups
   if (outputs.size() != subsets)
     throw Error("variance decomposition: expected " + std::to_string(subsets) + " evaluations, got " +
                 std::to_string(outputs.size()));
-  auto raw = [&](uint32_t mask) {
+  auto column = [&](uint32_t mask) {
     auto y = outputs[mask].to(torch::kFloat64);
     if (y.dim() == 1) y = y.unsqueeze(1);
     return rows.defined() ? y.index_select(0, rows.to(y.device())) : y;
   };
-  // Every evaluation shifted by f(A)'s mean: the indices do not change, but the closed
-  // estimator's error grows with the output's mean over its spread (mean(f_A f_S)
-  // carries the mean squared), which an output far from zero would make dominate.
-  const torch::Tensor center = raw(all).mean(0);
-  auto column = [&](uint32_t mask) { return raw(mask) - center; };
   const torch::Tensor ya = column(all);
   SobolIndices r;
   r.groups = groups;

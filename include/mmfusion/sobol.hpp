@@ -1,7 +1,7 @@
 #pragma once
 // Variance decomposition of a function of M independent input groups (modalities) over
 // group subsets: the functional-ANOVA (Hoeffding-Sobol) split, estimated by pick-freeze
-// (docs/explain.md). Subsets are bit masks over
+// (docs/methods.md, "How much each modality contributes"). Subsets are bit masks over
 // the groups (bit m = group m, config order); mask 0 is the empty set, 2^M - 1 all.
 //
 //   closed share of S   Var E[f | X_S] / Var f = sum of the pure shares of S's subsets
@@ -38,9 +38,7 @@ struct SobolIndices {
 // From evaluations on N row pairs (A, B drawn independently): outputs[mask] is f with the
 // groups in `mask` taken from A and the others from B, [N] or [N, K] each, for every mask
 // (outputs[all] = f(A), outputs[0] = f(B)). Closed shares use the estimator of Janon et
-// al. (2014), on outputs shifted by f(A)'s mean (the shift changes no index, and keeps a
-// large mean from swamping the estimate); with K columns, numerators and denominators
-// are summed over columns.
+// al. (2014); with K columns, numerators and denominators are summed over columns.
 // `rows` (int64 indices into the N pairs, repeats allowed) restricts the estimate to
 // those pairs, which is how a bootstrap resamples; undefined: all pairs.
 SobolIndices sobol_indices(const std::vector<torch::Tensor>& outputs, int groups,
