@@ -82,6 +82,11 @@ std::pair<int64_t, int64_t> shard_of(int64_t b0, int64_t b1, int rank, int world
   return {b0 + n * rank / world, b0 + n * (rank + 1) / world};
 }
 
+// A build against PyTorch's wheels: no Gloo headers, and NCCL not wired.
+constexpr const char* kNoBackend =
+    "distributed: this build has no backend (Gloo's headers, libgloo-dev, were missing when it was built, and "
+    "NCCL is not wired for LibTorch 2.x yet; docs/distributed.md)";
+
 bool gloo_available() {
 #ifdef MMFUSION_HAVE_GLOO
   return true;
@@ -108,17 +113,13 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
 #ifndef MMFUSION_HAVE_NCCL
   if (backend == "nccl") {
     if (settings.backend == "nccl")
-      throw ConfigError("distributed.backend: \"nccl\" is not available in this build (not wired for "
-                        "LibTorch 2.x yet; docs/distributed.md); use gloo");
+      throw ConfigError(gloo_available() ? "distributed.backend: \"nccl\" is not wired for LibTorch 2.x yet "
+                                           "(docs/distributed.md); use gloo"
+                                         : kNoBackend);
     backend = "gloo";
   }
 #endif
-#ifndef MMFUSION_HAVE_GLOO
-  // PyTorch's wheels ship no Gloo headers; such a build offers NCCL alone.
-  if (backend == "gloo")
-    throw ConfigError("distributed.backend: gloo, but this build has no Gloo headers (libgloo-dev); "
-                      "train on CUDA with backend nccl");
-#endif
+  if (backend == "gloo" && !gloo_available()) throw ConfigError(kNoBackend);
 
   c10::intrusive_ptr<c10d::Store> store;
   try {

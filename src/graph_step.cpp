@@ -94,7 +94,14 @@ struct GraphedTrainStep::Impl {
         generator.set_state(rng_state);
       }
       g->graph.capture_begin();
-      step(*g);
+      try {
+        step(*g);
+      } catch (...) {
+        // End the stream's capture, so that what follows is not refused for it.
+        cudaGraph_t partial = nullptr;
+        if (cudaStreamEndCapture(side.stream(), &partial) == cudaSuccess && partial) cudaGraphDestroy(partial);
+        throw;
+      }
       g->graph.capture_end();
     }
     at::cuda::CUDAEvent captured;
@@ -113,12 +120,16 @@ void GraphedTrainStep::run(const std::vector<Tensor>& inputs, const Tensor& targ
   const int64_t rows = target.size(0);
   auto found = graphs.find(rows);
   if (found == graphs.end()) {
+    auto failed = [](const std::string& what) {
+      return Error("capturing the training step as a CUDA graph failed (" + what.substr(0, what.find('\n')) +
+                   "); train with --set train.cuda_graphs=false");
+    };
     try {
       found = graphs.emplace(rows, impl_->capture(inputs, target)).first;
     } catch (const c10::Error& e) {
-      const std::string what = e.what_without_backtrace();
-      throw Error("capturing the training step as a CUDA graph failed (" + what.substr(0, what.find('\n')) +
-                  "); train with --set train.cuda_graphs=false");
+      throw failed(e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      throw failed(e.what());
     }
   } else {
     Graph& g = *found->second;

@@ -120,6 +120,17 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
   auto read_loss_sum = [&] {
     if (graph_) progress_.epoch_loss_sum = graph_->loss_sum();
   };
+  // Before anything is saved: the graph checks nothing per step, so a non-finite loss
+  // or parameter is found here, and the last good checkpoint stays.
+  auto check_graph = [&] {
+    if (!graph_) return;
+    read_loss_sum();
+    const std::string where = "in epoch " + std::to_string(progress_.epoch + 1) +
+                              " (the CUDA graph step checks its loss and parameters once an epoch)";
+    if (!std::isfinite(progress_.epoch_loss_sum)) diverged(where, "loss");
+    if (!torch::isfinite(dynamic_cast<FlatAdam&>(*optimizer_).flat_parameters()).all().item<bool>())
+      diverged(where, "a parameter");
+  };
   for (int64_t step = progress_.epoch_step; step < steps; ++step) {
     const int64_t b0 = step * t.batch_size, b1 = std::min(n, b0 + t.batch_size);
     bool stop_now = stop && stop->load() != 0;
@@ -136,7 +147,7 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
 
     if (stop_now && step + 1 < steps) {
       if (show_progress) std::fputs("\r\033[K", stderr);
-      read_loss_sum();
+      check_graph();
       save(paths_.last);
       throw Interrupted("interrupted at epoch " + std::to_string(progress_.epoch + 1) + ", step " +
                         std::to_string(step + 1) + "; saved " + paths_.last +
@@ -152,10 +163,7 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
     }
   }
   if (show_progress) std::fputs("\r\033[K", stderr);
-  read_loss_sum();
-  if (graph_ && !std::isfinite(progress_.epoch_loss_sum))
-    diverged("in epoch " + std::to_string(progress_.epoch + 1) + " (the CUDA graph step reads its loss once an epoch)",
-             "loss");
+  check_graph();
 }
 
 double Trainer::eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now) {

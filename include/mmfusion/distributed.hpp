@@ -36,8 +36,8 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
 // contiguous, disjoint shards that together cover the batch.
 std::pair<int64_t, int64_t> shard_of(int64_t b0, int64_t b1, int rank, int world);
 
-// Whether this build has c10d's Gloo backend (CPU tensors): a build against PyTorch's
-// wheels has no Gloo headers and offers NCCL alone.
+// Whether this build has c10d's Gloo backend: a build against PyTorch's wheels has no
+// Gloo headers, and (NCCL not being wired yet) no distributed backend at all.
 bool gloo_available();
 
 }  // namespace mmfusion
