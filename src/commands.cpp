@@ -49,8 +49,8 @@ struct SignalScope {
   void (*previous_term)(int);
 };
 
-// Keys a resumed run may change: they alter neither the model nor the data (tf32 and
-// cuda_graphs change how the arithmetic runs on a GPU, not what it computes).
+// Keys a resumed run may change: they alter neither the model nor the data (cuda_graphs
+// and tf32 change how a GPU runs the step; TF32 also rounds the matrix products' inputs).
 void check_resume_overrides(const std::vector<std::string>& overrides) {
   static const std::vector<std::string> allowed{"train.epochs", "train.patience", "train.cuda_graphs",
                                                 "train.tf32", "device", "threads"};
@@ -251,12 +251,22 @@ json run_explain(const ExplainArgs& args) {
   // data file.
   json truth;
   if (args.data.empty() && config.data.source == DataSource::Synthetic) {
-    truth = to_json(synthetic_truth(config.data));
+    truth = to_json(synthetic_truth(config.data, config.seed));
   } else if (!args.data.empty() && fs::exists(truth_path(args.data))) {
     const auto bytes = read_bytes(truth_path(args.data));
     truth = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
-    if (truth.is_discarded() || !truth.is_object() || !truth.contains("subsets"))
-      throw Error(truth_path(args.data) + ": not a truth file written by mmfusion synth");
+    auto well_formed = [](const json& t) {
+      if (!t.is_object() || !t.contains("exact") || !t["exact"].is_boolean() || !t.contains("subsets") ||
+          !t["subsets"].is_array())
+        return false;
+      return std::all_of(t["subsets"].begin(), t["subsets"].end(), [](const json& s) {
+        return s.is_object() && s.contains("name") && s["name"].is_string() && s.contains("share") &&
+               s["share"].is_number();
+      });
+    };
+    if (truth.is_discarded() || !well_formed(truth))
+      throw Error(truth_path(args.data) + ": not a truth file written by mmfusion synth (expected \"exact\" and "
+                  "\"subsets\" of {\"name\", \"share\"})");
   }
   if (!truth.is_null()) {
     if (config.task == Task::Classification)
@@ -363,9 +373,9 @@ int64_t run_synth(const SynthArgs& args) {
     throw ConfigError("data.source: synth needs \"synthetic\", got \"" + std::string(to_string(config.data.source)) +
                       "\"");
   const Dataset data = load_split(config, parse_split(args.split));  // labels for classification
-  write_data_file(data, args.output);
-  json truth = to_json(synthetic_truth(config.data));
+  json truth = to_json(synthetic_truth(config.data, config.seed));  // before any file is written
   truth["data"] = fs::path(args.output).filename().string();
+  write_data_file(data, args.output);
   atomic_write_text(truth_path(args.output), truth.dump(2) + "\n");
   return data.size();
 }

@@ -409,14 +409,17 @@ DataConfig parse_data(const json* j, Task task) {
   sy.shared_latent_dim = s.integer("shared_latent_dim", sy.shared_latent_dim, 0, 4096);
   sy.feature_noise = s.number("feature_noise", sy.feature_noise, 0.0, INFINITY);
   sy.target_noise = s.number("target_noise", sy.target_noise, 0.0, INFINITY);
+  // weights: null is no weights, so that --set can drop a config's weights for terms.
+  const json* weights = s.find("weights");
+  if (weights && weights->is_null()) weights = nullptr;
   const json* terms = s.find("terms");
   if (terms) {
-    if (s.find("weights"))
+    if (weights)
       fail("data.synthetic.terms", "give either terms or weights, not both (weights is shorthand for a "
-                                   "fixed set of terms)");
+                                   "fixed set of terms; --set data.synthetic.weights=null drops them)");
     sy.terms = parse_terms(*terms, d.modalities);
   }
-  ObjectReader w(s.find("weights"), "data.synthetic.weights");
+  ObjectReader w(weights, "data.synthetic.weights");
   sy.weight_unimodal = w.number("unimodal", sy.weight_unimodal, 0.0, INFINITY);
   sy.weight_bimodal = w.number("bimodal", sy.weight_bimodal, 0.0, INFINITY);
   const bool trimodal_given = w.find("trimodal") != nullptr;

@@ -208,28 +208,51 @@ Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int
   return out;
 }
 
-// The terms the generator sums, as (modality set, weight): data.synthetic.terms, or the
-// ones the weights stand for (each part's terms share its weight, divided by
-// sqrt(#terms) so that the part has unit variance; the shared latents' unimodal term
-// belongs to no modality subset and is left out).
-std::vector<TargetTerm> effective_terms(const DataConfig& d) {
+// The terms the generator sums: data.synthetic.terms, or the ones the weights stand for
+// (each part's terms share its weight, divided by sqrt(#terms) so that the part has unit
+// variance; the shared latents' unimodal term belongs to no modality subset and is left
+// out), each with its coefficient vector per member modality.
+struct Term {
+  TargetTerm term;
+  std::vector<torch::Tensor> coefficients;  // per member modality, [latent]
+};
+
+std::vector<Term> effective_terms(const DataConfig& d, const SyntheticStructure& st) {
   const auto& s = d.synthetic;
-  if (!s.terms.empty()) return s.terms;
+  std::vector<Term> out;
+  if (!s.terms.empty()) {
+    for (size_t t = 0; t < s.terms.size(); ++t) out.push_back({s.terms[t], st.terms[t]});
+    return out;
+  }
   const size_t M = d.modalities.size();
-  std::vector<TargetTerm> out;
   const double uni_terms = double(M) + (s.shared_latent_dim > 0 ? 1 : 0);
   for (size_t m = 0; m < M && s.weight_unimodal > 0; ++m)
-    out.push_back({{d.modalities[m].name}, s.weight_unimodal / std::sqrt(uni_terms)});
+    out.push_back({{{d.modalities[m].name}, s.weight_unimodal / std::sqrt(uni_terms)}, {st.unimodal[m]}});
   const double pairs = double(M * (M - 1) / 2);
-  for (size_t m = 0; m < M && s.weight_bimodal > 0; ++m)
-    for (size_t k = m + 1; k < M; ++k)
-      out.push_back({{d.modalities[m].name, d.modalities[k].name}, s.weight_bimodal / std::sqrt(pairs)});
+  size_t pair = 0;
+  for (size_t m = 0; m < M; ++m)
+    for (size_t k = m + 1; k < M; ++k, ++pair)
+      if (s.weight_bimodal > 0)
+        out.push_back({{{d.modalities[m].name, d.modalities[k].name}, s.weight_bimodal / std::sqrt(pairs)},
+                       {st.bimodal[pair][0], st.bimodal[pair][1]}});
   if (M >= 3 && s.weight_trimodal > 0) {
-    TargetTerm all{{}, s.weight_trimodal};
-    for (const auto& m : d.modalities) all.modalities.push_back(m.name);
+    Term all{{{}, s.weight_trimodal}, st.trimodal};
+    for (const auto& m : d.modalities) all.term.modalities.push_back(m.name);
     out.push_back(all);
   }
   return out;
+}
+
+// How much of c . u_m the features of modality m recover: Var E[c . u_m | x_m] for
+// x_m = A u_m + noise (A: the mixing columns of m's own latents; u_m ~ N(0, I); noise
+// N(0, s^2 I)), which is c' G (G + s^2 I)^-1 c with G = A'A; without noise, c' P c with P
+// the projection onto what A does not lose (1 when A has full column rank).
+double recovered(const torch::Tensor& mixing, int64_t shared, const torch::Tensor& c, double noise) {
+  const auto a = mixing.slice(1, shared);
+  const auto g = a.t().matmul(a);
+  const auto p = noise > 0 ? torch::linalg_solve(g + noise * noise * torch::eye(g.size(0), torch::kFloat64), g)
+                           : torch::linalg_pinv(a).matmul(a);
+  return c.dot(p.matmul(c)).item<double>();
 }
 
 constexpr uint64_t kCalibrationStream = 50;
@@ -248,16 +271,29 @@ std::string subset_name(const std::vector<std::string>& modalities) {
   return out;
 }
 
-SyntheticTruth synthetic_truth(const DataConfig& d) {
+SyntheticTruth synthetic_truth(const DataConfig& d, uint64_t seed) {
   const auto& s = d.synthetic;
+  const SyntheticStructure st = make_structure(d, seed);
   SyntheticTruth truth;
-  const auto terms = effective_terms(d);
-  for (const auto& t : terms) truth.signal_variance += t.weight * t.weight;
+  // A term's part of E[target | features]: the product over its modalities of
+  // E[c . u_m | x_m], still a pure interaction, with variance w^2 times the recovered shares.
+  std::vector<double> explained;
+  double total = 0;
+  for (const auto& t : effective_terms(d, st)) {
+    double v = t.term.weight * t.term.weight;
+    truth.signal_variance += v;
+    for (size_t k = 0; k < t.term.modalities.size(); ++k)
+      v *= recovered(st.mixing[modality_index(d, t.term.modalities[k])], s.shared_latent_dim, t.coefficients[k],
+                     s.feature_noise);
+    explained.push_back(v);
+    total += v;
+    truth.subsets.push_back({t.term.modalities, 0.0});
+  }
+  for (size_t i = 0; i < explained.size(); ++i) truth.subsets[i].share = total > 0 ? explained[i] / total : 0.0;
   if (s.terms.empty() && s.shared_latent_dim > 0)
     truth.signal_variance += s.weight_unimodal * s.weight_unimodal / (double(d.modalities.size()) + 1);
-  for (const auto& t : terms)
-    truth.subsets.push_back({t.modalities, t.weight * t.weight / truth.signal_variance});
   truth.noise_variance = s.target_noise * s.target_noise;
+  truth.best_r2 = total / (truth.signal_variance + truth.noise_variance);
   truth.exact = s.shared_latent_dim == 0;
   if (!truth.exact)
     truth.why_not = "data.synthetic.shared_latent_dim is " + std::to_string(s.shared_latent_dim) +
@@ -276,6 +312,7 @@ nlohmann::json to_json(const SyntheticTruth& t) {
           {"signal_variance", t.signal_variance},
           {"noise_variance", t.noise_variance},
           {"noise_share_of_target", total > 0 ? t.noise_variance / total : 0.0},
+          {"best_r2", t.best_r2},
           {"subsets", subsets}};
 }
 

@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
   auto* explain_cmd = app.add_subcommand(
       "explain", "How much each modality and each combination of modalities contributes to a model's output");
   explain_cmd->add_option("--checkpoint", explain.checkpoint, "Checkpoint file")->required();
-  auto* explain_split = explain_cmd->add_option("--split", explain.split, "val or test split of the checkpoint's data config (default: test)")
+  auto* explain_split = explain_cmd->add_option("--split", explain.split, "train, val or test split of the checkpoint's data config (default: test)")
       ->check(CLI::IsMember({"train", "val", "test"}));
   explain_cmd->add_option("--data", explain.data, "Data file to explain on instead of a split (its NAME.truth.json is used when present)")
       ->excludes(explain_split);

@@ -242,31 +242,50 @@ TEST(SyntheticTerms, VariancesAddUpOverTerms) {
   EXPECT_NEAR(y.var().item<double>(), 1 + 2.25 + 0.25, 0.2);
 }
 
-// The truth: w_S^2 / sum of w^2, exact only without shared latents.
+// The truth without feature noise: w_S^2 / sum of w^2, exact only without shared latents.
 TEST(SyntheticTerms, TheTruthIsEachTermsShareOfTheSignal) {
-  const auto terms = tiny_config({"data.synthetic.shared_latent_dim=0",
+  const auto terms = tiny_config({"data.synthetic.shared_latent_dim=0", "data.synthetic.feature_noise=0",
                                   "data.synthetic.terms=[{\"modalities\":[\"visual\"],\"weight\":1},"
                                   "{\"modalities\":[\"visual\",\"audio\"],\"weight\":2},"
                                   "{\"modalities\":[\"text\",\"visual\",\"audio\"],\"weight\":0.5}]"});
-  const SyntheticTruth t = synthetic_truth(terms.data);
+  const SyntheticTruth t = synthetic_truth(terms.data, terms.seed);
   ASSERT_TRUE(t.exact);
   ASSERT_EQ(t.subsets.size(), 3u);
-  EXPECT_NEAR(t.subsets[0].share, 1 / 5.25, 1e-12);
-  EXPECT_NEAR(t.subsets[1].share, 4 / 5.25, 1e-12);
+  EXPECT_NEAR(t.subsets[0].share, 1 / 5.25, 1e-9);
+  EXPECT_NEAR(t.subsets[1].share, 4 / 5.25, 1e-9);
   EXPECT_EQ(subset_name(t.subsets[2].modalities), "visual:audio:text");
-  EXPECT_NEAR(t.subsets[2].share, 0.25 / 5.25, 1e-12);
+  EXPECT_NEAR(t.subsets[2].share, 0.25 / 5.25, 1e-9);
   EXPECT_NEAR(t.noise_variance, 0.01, 1e-15);  // tiny's target_noise 0.1
+  EXPECT_NEAR(t.best_r2, 5.25 / 5.26, 1e-9);
 
   // The shorthand 1/1/1 over three modalities: 1/9 per modality and per pair, 1/3 for all three.
-  const auto shorthand = tiny_config({"data.synthetic.shared_latent_dim=0"});
-  const SyntheticTruth s = synthetic_truth(shorthand.data);
+  const auto shorthand = tiny_config({"data.synthetic.shared_latent_dim=0", "data.synthetic.feature_noise=0",
+                                      "data.synthetic.target_noise=0", "data.train_size=40000"});
+  const SyntheticTruth s = synthetic_truth(shorthand.data, shorthand.seed);
   ASSERT_EQ(s.subsets.size(), 7u);
   for (const auto& subset : s.subsets)
-    EXPECT_NEAR(subset.share, subset.modalities.size() == 3 ? 1.0 / 3 : 1.0 / 9, 1e-12) << subset_name(subset.modalities);
+    EXPECT_NEAR(subset.share, subset.modalities.size() == 3 ? 1.0 / 3 : 1.0 / 9, 1e-9) << subset_name(subset.modalities);
+  // ... and the generator's target has the variance the truth's terms add up to.
+  const auto y = generate_synthetic(shorthand.data, 4, Split::Train).target.to(torch::kFloat64);
+  EXPECT_NEAR(y.var().item<double>() / s.signal_variance, 1.0, 0.05);
 
-  const SyntheticTruth shared = synthetic_truth(tiny_config().data);  // shared_latent_dim 1
-  EXPECT_FALSE(shared.exact);
-  EXPECT_NE(shared.why_not.find("shared_latent_dim is 1"), std::string::npos);
+  const auto shared = tiny_config();  // shared_latent_dim 1
+  const SyntheticTruth dependent = synthetic_truth(shared.data, shared.seed);
+  EXPECT_FALSE(dependent.exact);
+  EXPECT_NE(dependent.why_not.find("shared_latent_dim is 1"), std::string::npos);
+}
+
+// With noisy features, a term's share is what the features recover of it: for a
+// unimodal term the best predictor is linear, so a least-squares fit on the features
+// reaches the truth's best R^2.
+TEST(SyntheticTerms, TheTruthAccountsForWhatNoisyFeaturesRecover) {
+  const auto c = tiny_config({"data.train_size=40000", "data.synthetic.shared_latent_dim=0",
+                              "data.synthetic.target_noise=0", "data.synthetic.feature_noise=1.5",
+                              "data.synthetic.terms=[{\"modalities\":[\"audio\"],\"weight\":1}]"});
+  const SyntheticTruth t = synthetic_truth(c.data, c.seed);
+  ASSERT_LT(t.best_r2, 0.9);  // the noise hides a noticeable part
+  const Dataset d = generate_synthetic(c.data, c.seed, Split::Train);
+  EXPECT_NEAR(fit_r2(d.features[1], d.target.squeeze(1)), t.best_r2, 0.01);
 }
 
 TEST(SyntheticTerms, BadTermsAreConfigErrors) {
@@ -282,4 +301,7 @@ TEST(SyntheticTerms, BadTermsAreConfigErrors) {
   expect_error<ConfigError>([&] {
     tiny_config({prefix + "[{\"modalities\":[\"text\"]}]", "data.synthetic.weights={\"unimodal\":1}"});
   }, "either terms or weights");
+  // weights: null drops a config's weights, so that --set can switch it to terms.
+  EXPECT_EQ(tiny_config({"data.synthetic.weights=null", prefix + "[{\"modalities\":[\"text\"]}]"})
+                .data.synthetic.terms.size(), 1u);
 }

@@ -153,5 +153,10 @@ TEST(Explain, TheCommandWritesItsFilesAndKeepsEarlierOnes) {
   args.out = dir.file("on-file");
   const json on_file = run_explain(args);
   EXPECT_TRUE(on_file["truth"]["exact"].get<bool>());
-  EXPECT_NEAR(on_file["subsets"][6]["truth"].get<double>(), 1.0 / 3, 1e-12);  // visual:audio:text
+  EXPECT_NEAR(on_file["subsets"][6]["truth"].get<double>(), on_file["truth"]["subsets"][6]["share"].get<double>(),
+              1e-12);  // visual:audio:text
+  // A damaged truth file is a one-line error that names it.
+  write_text(dir.file("independent.truth.json"), "{\"exact\": true, \"subsets\": [{\"name\": \"visual\"}]}");
+  args.out = dir.file("damaged");
+  expect_error([&] { run_explain(args); }, "independent.truth.json: not a truth file");
 }

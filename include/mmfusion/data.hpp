@@ -46,23 +46,28 @@ Dataset generate_synthetic(const DataConfig& data, uint64_t seed, Split split);
 
 // What the synthetic generator knows about its target: a sum of weighted pure
 // interaction terms over modality subsets (data.synthetic.terms, or the terms the
-// unimodal/bimodal/trimodal weights stand for) plus independent noise.
+// unimodal/bimodal/trimodal weights stand for) plus independent noise, seen through
+// noisy features. The split is that of E[target | features], what an ideal model
+// predicts: a term's part of it is the product over its modalities of what each
+// modality's features recover of its factor, so its variance is w_S^2 times the
+// recovered fractions (1 without feature noise; closed form, Gaussian latents).
 struct SyntheticTruth {
   struct Subset {
     std::vector<std::string> modalities;  // config order
-    double share = 0;                     // w_S^2 / signal_variance
+    double share = 0;                     // of Var E[target | features]
   };
   std::vector<Subset> subsets;  // every subset with a term
   double signal_variance = 0;   // sum of w_S^2: Var of the target without its noise
   double noise_variance = 0;    // target_noise^2
+  double best_r2 = 0;           // Var E[target | features] / Var target: the best test R^2
   // Whether the shares are the pure Sobol shares of E[target | modalities]: only when
   // the modalities are independent (no shared latents). Else why not.
   bool exact = false;
   std::string why_not;
 };
-SyntheticTruth synthetic_truth(const DataConfig& data);
+SyntheticTruth synthetic_truth(const DataConfig& data, uint64_t seed);
 // {"exact", "why_not", "signal_variance", "noise_variance", "noise_share_of_target",
-//  "subsets": [{"name": "a:b", "modalities": [...], "share": x}]}
+//  "best_r2", "subsets": [{"name": "a:b", "modalities": [...], "share": x}]}
 nlohmann::json to_json(const SyntheticTruth& truth);
 // A subset's name in R's notation: its modalities joined by ':'.
 std::string subset_name(const std::vector<std::string>& modalities);
