@@ -89,13 +89,13 @@ for m in [s["name"] for s in ex[0]["subsets"] if len(s["modalities"]) == 1]:
     i = [s["name"] for s in ex[0]["subsets"]].index(m)
     def ms(vals):
         return f"{statistics.mean(vals):.3f} ± {statistics.stdev(vals):.3f}"
-    lines.append(f"| {m} | {ms([e['subsets'][i]['share'] for e in ex])} | {ms([e['total_effect'][m]['share'] for e in ex])} | "
-                 f"{ms([e['shapley'][m]['share'] for e in ex])} | {weights.get(m, float('nan')):.3f} |")
+    lines.append(f"| {m} | {ms([e['subsets'][i]['share'] for e in ex])} | {ms([e['total_effect'][m] for e in ex])} | "
+                 f"{ms([e['shapley'][m] for e in ex])} | {weights.get(m, float('nan')):.3f} |")
 lines.append("")
 lines.append("| interaction order | share |")
 lines.append("| --- | ---: |")
 for k in sorted(ex[0]["orders"]):
-    vals = [e["orders"][k]["share"] for e in ex]
+    vals = [e["orders"][k] for e in ex]
     lines.append(f"| {k} | {statistics.mean(vals):.3f} ± {statistics.stdev(vals):.3f} |")
 open(f"{out}/tables.md", "w").write("\n".join(lines) + "\n")
 

@@ -177,12 +177,19 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
                        {"truth", nullptr}});
     if (!exact.empty()) subsets.back()["lmf_exact"] = exact[s];
   }
-  json orders = json::object(), total = json::object(), shapley = json::object();
+  // Summaries as {key: share} (the format), their intervals beside as {key: ci}.
+  json orders, orders_ci, total, total_ci, shapley, shapley_ci;
+  auto put = [](json& values, json& intervals, const std::string& key, const json& entry) {
+    values[key] = entry["share"];
+    intervals[key] = entry["ci"];
+  };
   for (int k = 0; k < groups; ++k)
-    orders[std::to_string(k + 1)] = with_interval(point.orders[k], collect([&](const SobolIndices& d) { return d.orders[k]; }));
+    put(orders, orders_ci, std::to_string(k + 1),
+        with_interval(point.orders[k], collect([&](const SobolIndices& d) { return d.orders[k]; })));
   for (int m = 0; m < groups; ++m) {
-    total[names[m]] = with_interval(point.total[m], collect([&](const SobolIndices& d) { return d.total[m]; }));
-    shapley[names[m]] = with_interval(point.shapley[m], collect([&](const SobolIndices& d) { return d.shapley[m]; }));
+    put(total, total_ci, names[m], with_interval(point.total[m], collect([&](const SobolIndices& d) { return d.total[m]; })));
+    put(shapley, shapley_ci, names[m],
+        with_interval(point.shapley[m], collect([&](const SobolIndices& d) { return d.shapley[m]; })));
   }
   return {{"output", task == Task::Classification ? "predicted class probabilities" : "prediction"},
           {"samples", options.samples},
@@ -194,8 +201,11 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
            "row drawn from its own random row, as if the modalities were independent"},
           {"subsets", subsets},
           {"orders", orders},
+          {"orders_ci", orders_ci},
           {"total_effect", total},
-          {"shapley", shapley}};
+          {"total_effect_ci", total_ci},
+          {"shapley", shapley},
+          {"shapley_ci", shapley_ci}};
 }
 
 void attach_truth(json& result, const json& truth) {
@@ -220,13 +230,12 @@ std::string explain_table(const json& r) {
                        format_share(s["share"]), format_ci(s["ci"]), s["closed"].get<double>(),
                        format_share(s.value("lmf_exact", json())), format_share(s["truth"]));
   for (const auto& [k, v] : r["orders"].items())
-    out << fmt::format("order {:<22} {:>7} {:>18}\n", k, format_share(v["share"]), format_ci(v["ci"]));
+    out << fmt::format("order {:<22} {:>7} {:>18}\n", k, format_share(v), format_ci(r["orders_ci"][k]));
   for (const auto& s : r["subsets"]) {  // the modalities in the config's order
     if (s["modalities"].size() != 1) continue;
     const std::string m = s["name"].get<std::string>();
-    const json& v = r["total_effect"][m];
-    out << fmt::format("total effect {:<15} {:>7} {:>18}   Shapley {}\n", m, format_share(v["share"]), format_ci(v["ci"]),
-                       format_share(r["shapley"][m]["share"]));
+    out << fmt::format("total effect {:<15} {:>7} {:>18}   Shapley {} {}\n", m, format_share(r["total_effect"][m]),
+                       format_ci(r["total_effect_ci"][m]), format_share(r["shapley"][m]), format_ci(r["shapley_ci"][m]));
   }
   if (r.contains("truth") && !r["truth"].value("exact", false) && r["truth"]["why_not"].is_string())
     out << "no truth: " << r["truth"]["why_not"].get<std::string>() << "\n";
@@ -237,16 +246,16 @@ std::string explain_table(const json& r) {
 std::string explain_csv(const json& r) {
   std::ostringstream out;
   out << "kind,name,share,ci_low,ci_high,truth\n";
-  auto row = [&](const std::string& kind, const std::string& name, const json& v, const json& truth) {
-    const json& ci = v["ci"];
-    out << kind << "," << name << "," << fmt::format("{:.6g}", v["share"].get<double>()) << ","
+  auto row = [&](const std::string& kind, const std::string& name, const json& share, const json& ci,
+                 const json& truth) {
+    out << kind << "," << name << "," << fmt::format("{:.6g}", share.get<double>()) << ","
         << (ci.is_array() ? fmt::format("{:.6g},{:.6g}", ci[0].get<double>(), ci[1].get<double>()) : ",") << ","
         << (truth.is_number() ? fmt::format("{:.6g}", truth.get<double>()) : "") << "\n";
   };
-  for (const auto& s : r["subsets"]) row("subset", s["name"].get<std::string>(), s, s["truth"]);
-  for (const auto& [k, v] : r["orders"].items()) row("order", k, v, nullptr);
-  for (const auto& [m, v] : r["total_effect"].items()) row("total_effect", m, v, nullptr);
-  for (const auto& [m, v] : r["shapley"].items()) row("shapley", m, v, nullptr);
+  for (const auto& s : r["subsets"]) row("subset", s["name"].get<std::string>(), s["share"], s["ci"], s["truth"]);
+  for (const char* kind : {"orders", "total_effect", "shapley"})
+    for (const auto& [key, share] : r[kind].items())
+      row(kind, key, share, r[std::string(kind) + "_ci"][key], nullptr);
   return out.str();
 }
 

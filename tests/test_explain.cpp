@@ -62,13 +62,15 @@ TEST(Explain, LateFusionIsAdditiveWithTheSharesOfItsHeads) {
     }
     const size_t m = s["name"] == "visual" ? 0 : s["name"] == "audio" ? 1 : 2;
     EXPECT_NEAR(share, head_variance[m] / sum, 0.02) << s["name"];
-    EXPECT_NEAR(r["total_effect"][s["name"].get<std::string>()]["share"].get<double>(), head_variance[m] / sum, 0.02);
-    EXPECT_NEAR(r["shapley"][s["name"].get<std::string>()]["share"].get<double>(), head_variance[m] / sum, 0.02);
+    EXPECT_NEAR(r["total_effect"][s["name"].get<std::string>()].get<double>(), head_variance[m] / sum, 0.02);
+    EXPECT_NEAR(r["shapley"][s["name"].get<std::string>()].get<double>(), head_variance[m] / sum, 0.02);
     const auto ci = s["ci"];
     EXPECT_LE(ci[0].get<double>(), share);
     EXPECT_GE(ci[1].get<double>(), share);
   }
-  EXPECT_NEAR(r["orders"]["1"]["share"].get<double>(), 1.0, 0.03);  // three estimates' errors add
+  EXPECT_NEAR(r["orders"]["1"].get<double>(), 1.0, 0.03);  // three estimates' errors add
+  EXPECT_LE(r["orders_ci"]["1"][0].get<double>(), r["orders"]["1"].get<double>());
+  EXPECT_GE(r["orders_ci"]["1"][1].get<double>(), r["orders"]["1"].get<double>());
   // Subsets by size, then in the config's order, named in R's a:b notation.
   EXPECT_EQ(r["subsets"][0]["name"], "visual");
   EXPECT_EQ(r["subsets"][3]["name"], "visual:audio");

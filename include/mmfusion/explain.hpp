@@ -36,8 +36,8 @@ struct ExplainOptions {
 // Returns explain.json's object without "truth" values (see attach_truth):
 //   {"model", "output", "samples", "bootstrap", "output_variance", "assumption",
 //    "subsets": [{"name", "modalities", "share", "closed", "ci", "truth"}],
-//    "orders": {"1": {"share", "ci"}, ...}, "total_effect": {m: {"share", "ci"}},
-//    "shapley": {m: {"share", "ci"}}}
+//    "orders": {"1": x, "2": x, ...}, "total_effect": {m: x}, "shapley": {m: x},
+//    "orders_ci", "total_effect_ci", "shapley_ci": the same keys, each [lo, hi] or null}
 // Subsets are listed by size, then in the config's modality order; interval: the
 // bootstrap's 2.5% and 97.5% quantiles (null without a bootstrap). For an LMF each subset
 // also has "lmf_exact": the share of its term in the model's own expansion of the
