@@ -103,9 +103,7 @@ json run_bench(const BenchArgs& args) {
     // CUDA graph keeps it on the device.
     model->train();
     StepRunner step(model, config.train);
-    std::unique_ptr<GraphedTrainStep> graph;
-    if (GraphedTrainStep::unsupported(config.train, *optimizer, device).empty())
-      graph = std::make_unique<GraphedTrainStep>(step, dynamic_cast<FlatAdam&>(*optimizer), config.train.grad_clip);
+    const auto graph = GraphedTrainStep::make(config.train, step, *optimizer, device);
     auto train_step = [&] {
       if (graph) return graph->run(x, y);
       clear_gradients(*optimizer);

@@ -46,20 +46,11 @@ std::vector<std::string> members(uint32_t mask, const std::vector<std::string>& 
 Tensor evaluate_mixed(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& data,
                       const Tensor& a, const Tensor& b, uint32_t mask, int64_t batch_size,
                       const torch::Device& device) {
-  std::vector<Tensor> parts;
-  const int64_t n = a.size(1);
-  for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
-    const int64_t b1 = std::min(n, b0 + batch_size);
-    std::vector<Tensor> inputs;
-    for (size_t m = 0; m < data.features.size(); ++m) {
-      const Tensor rows = ((mask & (1u << m)) ? a : b)[static_cast<int64_t>(m)];
-      inputs.push_back(data.features[m].index_select(0, rows.slice(0, b0, b1)).to(device));
-    }
-    Tensor out = runner.infer(inputs);
-    out = task == Task::Classification ? torch::softmax(out, 1) : scaling.original_units(out);
-    parts.push_back(out.to(torch::kCPU, torch::kFloat64));
-  }
-  return torch::cat(parts, 0);
+  Dataset mixed;
+  for (size_t m = 0; m < data.features.size(); ++m)
+    mixed.features.push_back(data.features[m].index_select(0, ((mask & (1u << m)) ? a : b)[static_cast<int64_t>(m)]));
+  const Tensor out = predict(runner, mixed, batch_size, device);
+  return (task == Task::Classification ? torch::softmax(out, 1) : scaling.original_units(out)).to(torch::kCPU, torch::kFloat64);
 }
 
 // {"share": x, "ci": [lo, hi] or null} from a point estimate and its bootstrap draws.
@@ -136,19 +127,13 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
   const Tensor a = torch::randint(n, {groups, options.samples}, gen, torch::kInt64);
   const Tensor b = (a + 1 + torch::randint(n - 1, {groups, options.samples}, gen, torch::kInt64)) % n;
 
-  auto& model = runner.model();
-  const bool was_training = model.is_training();
-  model.eval();
   std::vector<Tensor> outputs(1u << groups);
-  {
-    torch::InferenceMode guard;
-    for (uint32_t mask = 0; mask < outputs.size(); ++mask)
-      outputs[mask] = evaluate_mixed(runner, task, scaling, data, a, b, mask, options.batch_size, device);
-  }
-  model.train(was_training);
-
+  for (uint32_t mask = 0; mask < outputs.size(); ++mask)
+    outputs[mask] = evaluate_mixed(runner, task, scaling, data, a, b, mask, options.batch_size, device);
   std::vector<double> exact;
+  auto& model = runner.model();
   if (auto* lmf = dynamic_cast<LMFImpl*>(&model)) {
+    const bool was_training = model.is_training();
     model.eval();
     exact = lmf_exact_shares(*lmf, data, device);
     model.train(was_training);

@@ -31,6 +31,15 @@ std::string GraphedTrainStep::unsupported(const TrainConfig& train, const torch:
   return "";
 }
 
+std::unique_ptr<GraphedTrainStep> GraphedTrainStep::make(const TrainConfig& train, StepRunner& runner,
+                                                         torch::optim::Optimizer& optimizer,
+                                                         const torch::Device& device, std::string* why_not) {
+  const std::string why = unsupported(train, optimizer, device);
+  if (why_not) *why_not = why;
+  if (!why.empty()) return nullptr;
+  return std::make_unique<GraphedTrainStep>(runner, dynamic_cast<FlatAdam&>(optimizer), train.grad_clip);
+}
+
 #ifdef MMFUSION_CUDA
 
 namespace {

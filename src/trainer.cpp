@@ -68,10 +68,8 @@ void Trainer::build_steps() {
   graph_.reset();
   optimizer_ = make_optimizer(config_.train, *model_);
   step_ = std::make_unique<StepRunner>(model_, config_.train);
-  why_eager_ = comm_ ? "distributed training exchanges gradients between steps"
-                     : GraphedTrainStep::unsupported(config_.train, *optimizer_, device_);
-  if (why_eager_.empty())
-    graph_ = std::make_unique<GraphedTrainStep>(*step_, dynamic_cast<FlatAdam&>(*optimizer_), config_.train.grad_clip);
+  if (comm_) why_eager_ = "distributed training exchanges gradients between steps";
+  else graph_ = GraphedTrainStep::make(config_.train, *step_, *optimizer_, device_, &why_eager_);
 }
 
 void Trainer::restore(Checkpoint& checkpoint) {
@@ -135,9 +133,7 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
     const int64_t b0 = step * t.batch_size, b1 = std::min(n, b0 + t.batch_size);
     bool stop_now = stop && stop->load() != 0;
     if (graph_) {
-      std::vector<torch::Tensor> inputs(shuffled_.size());
-      for (size_t m = 0; m < shuffled_.size(); ++m) inputs[m] = shuffled_[m].slice(0, b0, b1);
-      graph_->run(inputs, shuffled_target_.slice(0, b0, b1));
+      graph_->run(shuffled_rows(b0, b1), shuffled_target_.slice(0, b0, b1));
     } else {
       progress_.epoch_loss_sum += eager_step(step, b0, b1, stop_now) * static_cast<double>(b1 - b0);
     }
@@ -166,6 +162,13 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
   check_graph();
 }
 
+std::vector<torch::Tensor> Trainer::shuffled_rows(int64_t r0, int64_t r1) const {
+  std::vector<torch::Tensor> rows;
+  rows.reserve(shuffled_.size());
+  for (const auto& f : shuffled_) rows.push_back(f.slice(0, r0, r1));
+  return rows;
+}
+
 double Trainer::eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now) {
   // Data parallel: this rank's contiguous shard of the global batch; its mean loss is
   // weighted by its share, and the summed gradients are those of the global mean.
@@ -173,12 +176,9 @@ double Trainer::eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now)
   const auto [s0, s1] = shard_of(b0, b1, rank, world);
   clear_gradients(*optimizer_);
   double value = 0;
-  if (s1 > s0) {
-    std::vector<torch::Tensor> inputs(shuffled_.size());
-    for (size_t m = 0; m < shuffled_.size(); ++m) inputs[m] = shuffled_[m].slice(0, s0, s1);
-    value = step_->forward_backward(inputs, shuffled_target_.slice(0, s0, s1),
+  if (s1 > s0)
+    value = step_->forward_backward(shuffled_rows(s0, s1), shuffled_target_.slice(0, s0, s1),
                                     comm_ ? double(s1 - s0) / double(b1 - b0) : 1.0);
-  }
   if (comm_) {
     all_reduce_gradients();
     // The global loss and any rank's stop request, so that every rank decides alike.

@@ -34,6 +34,12 @@ class GraphedTrainStep {
   static std::string unsupported(const TrainConfig& train, const torch::optim::Optimizer& optimizer,
                                  const torch::Device& device);
 
+  // The graph step for this config, runner, optimizer and device, or null when
+  // unsupported() says why not (into *why_not when given).
+  static std::unique_ptr<GraphedTrainStep> make(const TrainConfig& train, StepRunner& runner,
+                                                torch::optim::Optimizer& optimizer, const torch::Device& device,
+                                                std::string* why_not = nullptr);
+
   // `runner` gives the model and the loss; `optimizer` owns the parameters and their
   // gradients (flat buffers). Both must outlive this object. grad_clip as train.grad_clip.
   GraphedTrainStep(StepRunner& runner, FlatAdam& optimizer, double grad_clip);

@@ -83,6 +83,7 @@ class Trainer {
   // rows [b0, b1) of the shuffled split; returns the step's loss.
   double eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now);
   void build_steps();  // optimizer_, step_ and graph_ over the model's current parameters
+  std::vector<torch::Tensor> shuffled_rows(int64_t r0, int64_t r1) const;  // rows [r0, r1) of the epoch's order
   [[noreturn]] void diverged(const std::string& where, const std::string& what) const;
   EpochRecord finish_epoch(double seconds);
   void save(const std::string& path);
