@@ -345,7 +345,7 @@ json run_inspect(const std::string& path) {
   json shapes = json::object();
   for (const auto& p : model->named_parameters()) shapes[p.key()] = p.value().sizes().vec();
   const auto& p = checkpoint.progress;
-  return {{"file", path},
+  json inspected = {{"file", path},
           {"format", checkpoint.meta["format"]},
           {"format_version", checkpoint.meta["format_version"]},
           {"mmfusion_version", checkpoint.meta["mmfusion_version"]},
@@ -359,6 +359,8 @@ json run_inspect(const std::string& path) {
           {"parameters", params},
           {"parameter_shapes", shapes},
           {"config", to_json(config)}};
+  for (const auto& [block, score] : model->relevance()) inspected["relevance"][block] = score;
+  return inspected;
 }
 
 std::string truth_path(const std::string& data_file) {

@@ -36,6 +36,7 @@ const char* to_string(ModelType v) {
     case ModelType::TFN: return "tfn";
     case ModelType::Concat: return "concat";
     case ModelType::Late: return "late";
+    case ModelType::Intense: return "intense";
   }
   return "?";
 }
@@ -95,7 +96,8 @@ const std::vector<Loss>& all_values() {
 }
 template <>
 const std::vector<ModelType>& all_values() {
-  static const std::vector<ModelType> v{ModelType::LMF, ModelType::TFN, ModelType::Concat, ModelType::Late};
+  static const std::vector<ModelType> v{ModelType::LMF, ModelType::TFN, ModelType::Concat, ModelType::Late,
+                                        ModelType::Intense};
   return v;
 }
 template <>
@@ -348,6 +350,28 @@ std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& p
   return out;
 }
 
+// A set of at least `at_least` distinct modality names from data.modalities, returned in
+// the config's modality order (so that every spelling of a set is one set).
+std::vector<std::string> parse_modality_set(const json* names, const std::string& at,
+                                            const std::vector<ModalityConfig>& modalities, size_t at_least) {
+  if (!names || !names->is_array() || names->size() < at_least)
+    fail(at, "expected a list of " + std::string(at_least > 1 ? "at least " + std::to_string(at_least) : "one or more") +
+                 " modality names, got " + (names ? describe(*names) : std::string("nothing")));
+  std::set<std::string> wanted;
+  for (const auto& n : *names) {
+    if (!n.is_string()) fail(at, "expected modality names, got " + describe(n));
+    const std::string name = n.get<std::string>();
+    const bool known = std::any_of(modalities.begin(), modalities.end(),
+                                   [&](const ModalityConfig& m) { return m.name == name; });
+    if (!known) fail(at, "no modality named \"" + name + "\" in data.modalities");
+    if (!wanted.insert(name).second) fail(at, "\"" + name + "\" appears twice");
+  }
+  std::vector<std::string> set;
+  for (const auto& m : modalities)
+    if (wanted.count(m.name)) set.push_back(m.name);
+  return set;
+}
+
 // data.synthetic.terms: [{"modalities": [names], "weight": w}, ...]. Each term's set is
 // stored in the config's modality order; a set may appear once.
 std::vector<TargetTerm> parse_terms(const json& v, const std::vector<ModalityConfig>& modalities) {
@@ -358,22 +382,8 @@ std::vector<TargetTerm> parse_terms(const json& v, const std::vector<ModalityCon
   std::set<std::vector<std::string>> seen;
   for (size_t i = 0; i < v.size(); ++i) {
     ObjectReader r(&v[i], path + "[" + std::to_string(i) + "]");
-    const json* names = r.find("modalities");
-    if (!names || !names->is_array() || names->empty())
-      fail(r.path("modalities"), "expected a non-empty list of modality names, got " +
-                                     (names ? describe(*names) : std::string("nothing")));
-    std::set<std::string> wanted;
-    for (const auto& n : *names) {
-      if (!n.is_string()) fail(r.path("modalities"), "expected modality names, got " + describe(n));
-      const std::string name = n.get<std::string>();
-      const bool known = std::any_of(modalities.begin(), modalities.end(),
-                                     [&](const ModalityConfig& m) { return m.name == name; });
-      if (!known) fail(r.path("modalities"), "no modality named \"" + name + "\" in data.modalities");
-      if (!wanted.insert(name).second) fail(r.path("modalities"), "\"" + name + "\" appears twice");
-    }
     TargetTerm term;
-    for (const auto& m : modalities)
-      if (wanted.count(m.name)) term.modalities.push_back(m.name);
+    term.modalities = parse_modality_set(r.find("modalities"), r.path("modalities"), modalities, 1);
     term.weight = r.positive("weight", term.weight);
     r.finish();
     if (!seen.insert(term.modalities).second)
@@ -454,6 +464,50 @@ DataConfig parse_data(const json* j, Task task) {
   return d;
 }
 
+// Every pair of modalities, and the full set when there are exactly 3 (InTense's default).
+std::vector<std::vector<std::string>> default_interactions(const std::vector<ModalityConfig>& modalities) {
+  std::vector<std::vector<std::string>> sets;
+  for (size_t a = 0; a < modalities.size(); ++a)
+    for (size_t b = a + 1; b < modalities.size(); ++b) sets.push_back({modalities[a].name, modalities[b].name});
+  if (modalities.size() == 3) sets.push_back({modalities[0].name, modalities[1].name, modalities[2].name});
+  return sets;
+}
+
+IntenseConfig parse_intense(const json* j, const std::vector<ModalityConfig>& modalities, int64_t max_block) {
+  ObjectReader r(j, "model.intense");
+  IntenseConfig c;
+  c.latent_dim = r.integer("latent_dim", c.latent_dim, 1, 4096);
+  c.p = r.number("p", c.p, 1.0, INFINITY);
+  c.reg = r.number("reg", c.reg, 0.0, INFINITY);
+  const json* sets = r.find("interactions");
+  if (!sets) {
+    c.interactions = default_interactions(modalities);
+  } else {
+    if (!sets->is_array())
+      fail(r.path("interactions"), "expected a list of modality-name lists (e.g. [[\"visual\", \"audio\"]]), got " +
+                                       describe(*sets));
+    for (size_t i = 0; i < sets->size(); ++i) {
+      const std::string at = r.path("interactions") + "[" + std::to_string(i) + "]";
+      auto set = parse_modality_set(&(*sets)[i], at, modalities, 2);
+      if (std::find(c.interactions.begin(), c.interactions.end(), set) != c.interactions.end())
+        fail(at, "the same set of modalities as an earlier interaction");
+      c.interactions.push_back(std::move(set));
+    }
+  }
+  for (size_t i = 0; i < c.interactions.size(); ++i) {
+    // A block has latent_dim^|S| values per sample.
+    const double size = std::pow(double(c.latent_dim), double(c.interactions[i].size()));
+    if (size > double(max_block))
+      fail(r.path("interactions") + "[" + std::to_string(i) + "]",
+           "the block of " + std::to_string(c.interactions[i].size()) + " modalities has latent_dim^" +
+               std::to_string(c.interactions[i].size()) + " = " + std::to_string(std::llround(size)) +
+               " values per sample, above model.max_fused_size = " + std::to_string(max_block) +
+               "; use a smaller model.intense.latent_dim");
+  }
+  r.finish();
+  return c;
+}
+
 ModelConfig parse_model(const json* j, const std::vector<ModalityConfig>& modalities) {
   ObjectReader r(j, "model");
   ModelConfig m;
@@ -483,6 +537,7 @@ ModelConfig parse_model(const json* j, const std::vector<ModalityConfig>& modali
       m.encoders[item.key()] = r.sizes(item.value(), at);
     }
   }
+  m.intense = parse_intense(r.find("intense"), modalities, m.max_fused_size);
   r.finish();
   return m;
 }
@@ -668,7 +723,12 @@ json to_json(const ExperimentConfig& c) {
             {"encoders", encoders},
             {"post_hidden", c.model.post_hidden},
             {"late_combine", to_string(c.model.late_combine)},
-            {"max_fused_size", c.model.max_fused_size}}},
+            {"max_fused_size", c.model.max_fused_size},
+            {"intense",
+             {{"interactions", c.model.intense.interactions},
+              {"latent_dim", c.model.intense.latent_dim},
+              {"p", c.model.intense.p},
+              {"reg", c.model.intense.reg}}}}},
           {"train",
            {{"epochs", t.epochs},
             {"batch_size", t.batch_size},
@@ -801,6 +861,12 @@ int64_t resolve_output_dim(const ExperimentConfig& config, int64_t target_column
     throw ConfigError("model.output_dim: " + std::to_string(config.model.output_dim) + " but the target has " +
                       std::to_string(target_columns) + " column(s)");
   return config.model.output_dim;
+}
+
+std::string subset_name(const std::vector<std::string>& modalities) {
+  std::string out;
+  for (const auto& m : modalities) out += (out.empty() ? "" : ":") + m;
+  return out;
 }
 
 const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model, const std::string& modality) {

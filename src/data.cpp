@@ -265,12 +265,6 @@ Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
   return out;
 }
 
-std::string subset_name(const std::vector<std::string>& modalities) {
-  std::string out;
-  for (const auto& m : modalities) out += (out.empty() ? "" : ":") + m;
-  return out;
-}
-
 SyntheticTruth synthetic_truth(const DataConfig& d, uint64_t seed) {
   const auto& s = d.synthetic;
   const SyntheticStructure st = make_structure(d, seed);

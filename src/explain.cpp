@@ -150,6 +150,8 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
   };
 
   const auto& names = raw.names;
+  json relevance = json::object();  // the model's own scores (InTense), by block name
+  for (const auto& [block, score] : model.relevance()) relevance[block] = score;
   json subsets = json::array();
   for (uint32_t s : subsets_in_order(groups)) {
     json entry = with_interval(point.pure[s], collect([&](const SobolIndices& d) { return d.pure[s]; }));
@@ -161,6 +163,7 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
                        {"closed", point.closed[s]},
                        {"truth", nullptr}});
     if (!exact.empty()) subsets.back()["lmf_exact"] = exact[s];
+    if (!relevance.empty()) subsets.back()["relevance"] = relevance.value(subsets.back()["name"].get<std::string>(), json());
   }
   // Summaries as {key: share} (the format), their intervals beside as {key: ci}.
   json orders, orders_ci, total, total_ci, shapley, shapley_ci;
@@ -208,12 +211,16 @@ std::string explain_table(const json& r) {
   out << fmt::format("{} of {}: {} row pairs from {} rows, output variance {:.4g}\n",
                      r.value("output", std::string("prediction")), r.value("model", std::string("the model")),
                      r["samples"].get<int64_t>(), r["rows"].get<int64_t>(), r["output_variance"].get<double>());
+  // The model's own view beside the shares, when it has one: LMF's exact split, or
+  // InTense's relevance scores (not shares of variance: docs/intense.md).
+  const bool scores = !r["subsets"].empty() && r["subsets"][0].contains("relevance");
+  const std::string own = scores ? "relevance" : "lmf_exact";
   out << fmt::format("{:<28} {:>7} {:>18} {:>7} {:>9} {:>7}\n", "subset", "share", "95% interval", "closed",
-                     "LMF exact", "truth");
+                     scores ? "relevance" : "LMF exact", "truth");
   for (const auto& s : r["subsets"])
     out << fmt::format("{:<28} {:>7} {:>18} {:>7.3f} {:>9} {:>7}\n", s["name"].get<std::string>(),
                        format_share(s["share"]), format_ci(s["ci"]), s["closed"].get<double>(),
-                       format_share(s.value("lmf_exact", json())), format_share(s["truth"]));
+                       format_share(s.value(own, json())), format_share(s["truth"]));
   for (const auto& [k, v] : r["orders"].items())
     out << fmt::format("order {:<22} {:>7} {:>18}\n", k, format_share(v), format_ci(r["orders_ci"][k]));
   for (const auto& s : r["subsets"]) {  // the modalities in the config's order
@@ -238,6 +245,9 @@ std::string explain_csv(const json& r) {
         << (truth.is_number() ? fmt::format("{:.6g}", truth.get<double>()) : "") << "\n";
   };
   for (const auto& s : r["subsets"]) row("subset", s["name"].get<std::string>(), s["share"], s["ci"], s["truth"]);
+  for (const auto& s : r["subsets"])
+    if (s.value("relevance", json()).is_number())
+      row("relevance", s["name"].get<std::string>(), s["relevance"], nullptr, nullptr);
   for (const char* kind : {"orders", "total_effect", "shapley"})
     for (const auto& [key, share] : r[kind].items())
       row(kind, key, share, r[std::string(kind) + "_ci"][key], nullptr);
@@ -251,7 +261,8 @@ std::string explain_svg(const json& r) {
   o.y_label = "share of output variance";
   o.connect = false;
   o.width = std::max(640, 90 * static_cast<int>(r["subsets"].size()) + 240);
-  ChartSeries estimate{"explain (95% interval)", {}, {}, {}, {}, {}}, truth{"truth", {}, {}, {}, {}, {}};
+  ChartSeries estimate{"explain (95% interval)", {}, {}, {}, {}, {}}, truth{"truth", {}, {}, {}, {}, {}},
+      relevance{"the model's relevance score", {}, {}, {}, {}, {}};
   for (const auto& s : r["subsets"]) {
     const double x = double(o.x_categories.size());
     o.x_categories.push_back(s["name"].get<std::string>());
@@ -260,9 +271,11 @@ std::string explain_svg(const json& r) {
     estimate.low.push_back(s["ci"].is_array() ? s["ci"][0].get<double>() : NAN);
     estimate.high.push_back(s["ci"].is_array() ? s["ci"][1].get<double>() : NAN);
     if (s["truth"].is_number()) truth.x.push_back(x), truth.y.push_back(s["truth"].get<double>());
+    if (s.value("relevance", json()).is_number()) relevance.x.push_back(x), relevance.y.push_back(s["relevance"].get<double>());
   }
   std::vector<ChartSeries> series{estimate};
   if (!truth.x.empty()) series.push_back(truth);
+  if (!relevance.x.empty()) series.push_back(relevance);
   return line_chart(o, series);
 }
 

@@ -3,7 +3,6 @@
 #include <map>
 
 #include "mmfusion/errors.hpp"
-#include "mmfusion/losses.hpp"
 #include "mmfusion/optim.hpp"
 #include "mmfusion/step.hpp"
 
@@ -61,15 +60,11 @@ struct GraphedTrainStep::Impl {
   std::map<int64_t, std::unique_ptr<Graph>> graphs;
   int64_t replays = 0;
 
-  Tensor forward_loss(const Graph& g) {
-    return loss_value(runner.loss(), runner.model().forward(g.inputs), g.target);
-  }
-
   // What the graph holds: the trainer's eager step, with the loss kept on the device.
   void step(const Graph& g) {
     optimizer.zero_flat_grad();
-    const Tensor loss = forward_loss(g);
-    loss.backward();
+    Tensor loss;
+    runner.objective(g.inputs, g.target, 1.0, 1.0, &loss).backward();
     torch::NoGradGuard no_grad;
     if (grad_clip > 0) {  // torch::nn::utils::clip_grad_norm_'s arithmetic over the flat buffer
       Tensor grad = optimizer.flat_gradients();
@@ -97,7 +92,16 @@ struct GraphedTrainStep::Impl {
     ready.block(side);
     {
       c10::cuda::CUDAStreamGuard on_side(side);
-      forward_loss(*g).backward();  // warm-up; its gradients are cleared by the graph's first kernel
+      // Warm-up: its gradients are cleared by the graph's first kernel, and the model's
+      // buffers (running statistics) are put back, so that it leaves no trace.
+      std::vector<Tensor> buffers;
+      for (const auto& b : runner.model().buffers()) buffers.push_back(b.clone());
+      runner.objective(g->inputs, g->target, 1.0, 1.0, nullptr).backward();
+      {
+        torch::NoGradGuard no_grad;
+        auto now = runner.model().buffers();
+        for (size_t i = 0; i < now.size(); ++i) now[i].copy_(buffers[i]);
+      }
       {
         std::lock_guard<std::mutex> lock(generator.mutex());
         generator.set_state(rng_state);

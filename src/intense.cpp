@@ -7,12 +7,13 @@
 namespace mmfusion {
 
 torch::Tensor interaction_block(const std::vector<torch::Tensor>& u, const std::vector<torch::Tensor>& means) {
-  if (u.empty() || u.size() != means.size())
-    throw std::invalid_argument("interaction_block: one mean per factor, at least one factor");
+  if (u.empty() || (!means.empty() && u.size() != means.size()))
+    throw std::invalid_argument("interaction_block: one mean per factor (or none), at least one factor");
+  auto centred = [&](size_t m) { return means.empty() ? u[m] : u[m] - means[m]; };
   const int64_t n = u.front().size(0);
-  torch::Tensor block = (u[0] - means[0]).reshape({n, -1});
+  torch::Tensor block = centred(0).reshape({n, -1});
   for (size_t m = 1; m < u.size(); ++m) {
-    const torch::Tensor factor = u[m] - means[m];  // [N, d_m]
+    const torch::Tensor factor = centred(m);  // [N, d_m]
     // Row-major outer product: the new factor's index varies fastest.
     block = (block.unsqueeze(2) * factor.unsqueeze(1)).reshape({n, -1});
   }

@@ -2,6 +2,7 @@
 
 #include "mmfusion/dropout.hpp"
 #include "mmfusion/errors.hpp"
+#include "mmfusion/intense.hpp"
 
 namespace mmfusion {
 
@@ -240,6 +241,117 @@ torch::Tensor LateFusionImpl::forward(const std::vector<torch::Tensor>& inputs) 
   return y;
 }
 
+BlockNormImpl::BlockNormImpl(int64_t dim, bool one_variance_) : one_variance(one_variance_) {
+  running_mean = register_buffer("running_mean", torch::zeros({dim}));
+  running_var = register_buffer("running_var", one_variance ? torch::ones({}) : torch::ones({dim}));
+}
+
+torch::Tensor BlockNormImpl::forward(const torch::Tensor& x) {
+  constexpr double kMomentum = 0.1, kEps = 1e-5;  // BatchNorm1d's defaults
+  const int64_t n = x.size(0);
+  if (!is_training() || n < 2) return (x - running_mean) * (running_var + kEps).rsqrt();
+  const torch::Tensor mean = x.mean(0);
+  const torch::Tensor centred = x - mean;
+  torch::Tensor var = centred.pow(2).mean(0);  // biased, as batch norm normalises
+  if (one_variance) var = var.sum();
+  {
+    torch::NoGradGuard no_grad;  // the running estimates: unbiased, as batch norm keeps them
+    running_mean.mul_(1 - kMomentum).add_(mean.detach(), kMomentum);
+    running_var.mul_(1 - kMomentum).add_(var.detach(), kMomentum * double(n) / double(n - 1));
+  }
+  return centred * (var + kEps).rsqrt();
+}
+
+IntenseImpl::IntenseImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model, int64_t output_dim)
+    : config_(model.intense) {
+  encoders = register_module("encoders", ModalityEncoders(modalities, model));
+  const auto dims = encoders->output_dims();
+  auto index_of = [&](const std::string& name) {
+    for (size_t m = 0; m < modalities.size(); ++m)
+      if (modalities[m].name == name) return m;
+    throw ConfigError("model.intense.interactions: no modality named \"" + name + "\"");
+  };
+  int64_t columns = 0;
+  auto add_block = [&](std::vector<size_t> members, int64_t size) {
+    std::vector<std::string> names;
+    for (size_t m : members) names.push_back(modalities[m].name);
+    layout_.push_back({subset_name(names), std::move(members), columns, columns + size});
+    columns += size;
+  };
+  for (size_t m = 0; m < modalities.size(); ++m) add_block({m}, dims[m]);
+  projections.resize(modalities.size(), torch::nn::Linear(nullptr));
+  projection_norms.resize(modalities.size(), BlockNorm(nullptr));
+  auto project = register_module("project", std::make_shared<torch::nn::Module>());
+  auto project_norm = register_module("project_norm", std::make_shared<torch::nn::Module>());
+  const int64_t latent = config_.latent_dim;
+  for (const auto& set : config_.interactions) {
+    std::vector<size_t> members;
+    int64_t size = 1;
+    for (const auto& name : set) {
+      const size_t m = index_of(name);
+      members.push_back(m);
+      size *= latent;
+      if (projections[m]) continue;
+      projections[m] = project->register_module(name, torch::nn::Linear(dims[m], latent));
+      projection_norms[m] = project_norm->register_module(name, BlockNorm(latent, /*one_variance=*/false));
+    }
+    add_block(std::move(members), size);
+  }
+  auto norms = register_module("block_norm", std::make_shared<torch::nn::Module>());
+  for (size_t b = 0; b < layout_.size(); ++b)
+    block_norms.push_back(
+        norms->register_module(std::to_string(b), BlockNorm(layout_[b].end - layout_[b].begin, /*one_variance=*/true)));
+  fusion = register_module("fusion", torch::nn::Linear(columns, output_dim));
+}
+
+std::vector<torch::Tensor> IntenseImpl::blocks(const std::vector<torch::Tensor>& inputs) {
+  const auto z = encoders->forward(inputs);
+  std::vector<torch::Tensor> u(z.size());
+  for (size_t m = 0; m < z.size(); ++m)
+    if (projections[m]) u[m] = projection_norms[m](projections[m](z[m]));
+  std::vector<torch::Tensor> out;
+  for (size_t b = 0; b < layout_.size(); ++b) {
+    const auto& members = layout_[b].members;
+    torch::Tensor raw;
+    if (members.size() == 1) {
+      raw = z[members[0]];
+    } else {
+      std::vector<torch::Tensor> factors;
+      for (size_t m : members) factors.push_back(u[m]);
+      raw = interaction_block(factors);  // the projections are centred already
+    }
+    out.push_back(block_norms[b](raw));
+  }
+  return out;
+}
+
+torch::Tensor IntenseImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  return fusion(torch::cat(blocks(inputs), 1));
+}
+
+namespace {
+std::vector<std::pair<int64_t, int64_t>> column_ranges(const std::vector<IntenseImpl::Block>& layout) {
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  for (const auto& b : layout) ranges.emplace_back(b.begin, b.end);
+  return ranges;
+}
+}  // namespace
+
+torch::Tensor IntenseImpl::penalty() {
+  if (config_.reg == 0) return {};
+  return config_.reg * block_regularizer(fusion->weight, column_ranges(layout_), config_.p);
+}
+
+std::vector<std::pair<std::string, double>> IntenseImpl::relevance() const {
+  const torch::Tensor w = fusion->weight.detach().to(torch::kCPU, torch::kFloat64);
+  std::vector<double> norms;
+  for (const auto& b : layout_) norms.push_back(w.slice(1, b.begin, b.end).norm().item<double>());
+  const auto scores = relevance_scores(norms, config_.p);
+  std::vector<std::pair<std::string, double>> out;
+  for (size_t b = 0; b < layout_.size(); ++b) out.emplace_back(layout_[b].name, scores[b]);
+  return out;
+}
+
 ModelPtr make_model(const ModelConfig& model, const std::vector<ModalityConfig>& modalities,
                     int64_t output_dim) {
   if (output_dim < 1) throw ConfigError("model.output_dim: expected an integer >= 1, got " +
@@ -249,6 +361,7 @@ ModelPtr make_model(const ModelConfig& model, const std::vector<ModalityConfig>&
     case ModelType::TFN: return TFN(modalities, model, output_dim).ptr();
     case ModelType::Concat: return ConcatFusion(modalities, model, output_dim).ptr();
     case ModelType::Late: return LateFusion(modalities, model, output_dim).ptr();
+    case ModelType::Intense: return Intense(modalities, model, output_dim).ptr();
   }
   throw ConfigError("model.type: unknown model type");
 }

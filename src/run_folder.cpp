@@ -1,5 +1,6 @@
 #include "mmfusion/run_folder.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +26,7 @@ RunPaths::RunPaths(std::string d) : dir(std::move(d)) {
   metrics = (p / "metrics.jsonl").string();
   results = (p / "results.json").string();
   loss_svg = (p / "loss.svg").string();
+  relevance_svg = (p / "relevance.svg").string();
   checkpoints = (p / "checkpoints").string();
   last = (p / "checkpoints" / "last.pt").string();
   best = (p / "checkpoints" / "best.pt").string();
@@ -78,8 +80,10 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& log_file, const s
   return logger;
 }
 
-void write_loss_chart(const RunPaths& paths, const std::string& run_name) {
-  ChartSeries train{"train loss", {}, {}, {}}, val{"validation loss", {}, {}, {}};
+void write_charts(const RunPaths& paths, const std::string& run_name) {
+  ChartSeries train, val;
+  train.name = "train loss", val.name = "validation loss";
+  std::vector<ChartSeries> relevance;  // one per block, in the order of the first line's scores
   std::ifstream in(paths.metrics);
   std::string line;
   while (std::getline(in, line)) {
@@ -88,12 +92,25 @@ void write_loss_chart(const RunPaths& paths, const std::string& run_name) {
     const double epoch = r["epoch"].get<double>();
     train.x.push_back(epoch), train.y.push_back(r.value("train_loss", NAN));
     val.x.push_back(epoch), val.y.push_back(r.value("val_loss", NAN));
+    if (!r.contains("relevance") || !r["relevance"].is_object()) continue;
+    for (const auto& [block, score] : r["relevance"].items()) {
+      auto it = std::find_if(relevance.begin(), relevance.end(), [&](const ChartSeries& s) { return s.name == block; });
+      if (it == relevance.end()) {
+        it = relevance.insert(relevance.end(), ChartSeries());
+        it->name = block;
+      }
+      it->x.push_back(epoch), it->y.push_back(score.is_number() ? score.get<double>() : NAN);
+    }
   }
   ChartOptions options;
   options.title = "Loss per epoch: " + run_name;
   options.x_label = "epoch";
   options.y_label = "loss";
   atomic_write_text(paths.loss_svg, line_chart(options, {train, val}));
+  if (relevance.empty()) return;
+  options.title = "Relevance score per block: " + run_name;
+  options.y_label = "relevance score";
+  atomic_write_text(paths.relevance_svg, line_chart(options, relevance));
 }
 
 }  // namespace mmfusion

@@ -31,16 +31,27 @@ StepRunner::StepRunner(ModelPtr model, const TrainConfig& train)
 
 StepRunner::~StepRunner() = default;
 
-double StepRunner::forward_backward(const std::vector<Tensor>& inputs, const Tensor& target, double weight) {
+Tensor StepRunner::objective(const std::vector<Tensor>& inputs, const Tensor& target, double weight,
+                             double penalty_weight, Tensor* loss) {
+  Tensor value = loss_value(loss_, model_->forward(inputs), target);
+  if (weight != 1.0) value = value * weight;
+  if (loss) *loss = value;
+  if (penalty_weight != 0)
+    if (const Tensor penalty = model_->penalty(); penalty.defined()) value = value + penalty_weight * penalty;
+  return value;
+}
+
+double StepRunner::forward_backward(const std::vector<Tensor>& inputs, const Tensor& target, double weight,
+                                    double penalty_weight) {
+  // The pass is LMF's, and an LMF has no penalty.
   if (pass_ && LMFPass::accepts(inputs) && target.device().is_cpu()) {
     const double loss = pass_->train_step(inputs, target, weight, model_->is_training());
     std::lock_guard<std::mutex> lock(counts_mutex_);
     ++train_counts_.handwritten;
     return loss;
   }
-  auto loss = loss_value(loss_, model_->forward(inputs), target);
-  if (weight != 1.0) loss = loss * weight;
-  loss.backward();
+  Tensor loss;
+  objective(inputs, target, weight, penalty_weight, &loss).backward();
   {
     std::lock_guard<std::mutex> lock(counts_mutex_);
     ++train_counts_.autograd;

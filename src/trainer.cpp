@@ -38,6 +38,8 @@ json to_json(const EpochRecord& r) {
               {"peak_rss_mb", r.peak_rss_mb}};
   for (const auto& item : r.val.items())
     if (item.key() != "count") out["val_" + item.key()] = item.value();
+  if (!r.penalty.is_null()) out["penalty"] = r.penalty;
+  if (!r.relevance.empty()) out["relevance"] = r.relevance;
   return out;
 }
 
@@ -176,9 +178,10 @@ double Trainer::eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now)
   const auto [s0, s1] = shard_of(b0, b1, rank, world);
   clear_gradients(*optimizer_);
   double value = 0;
+  // The model's penalty is counted once: on the last rank, whose shard is never empty.
   if (s1 > s0)
     value = step_->forward_backward(shuffled_rows(s0, s1), shuffled_target_.slice(0, s0, s1),
-                                    comm_ ? double(s1 - s0) / double(b1 - b0) : 1.0);
+                                    comm_ ? double(s1 - s0) / double(b1 - b0) : 1.0, rank == world - 1 ? 1.0 : 0.0);
   if (comm_) {
     all_reduce_gradients();
     // The global loss and any rank's stop request, so that every rank decides alike.
@@ -210,6 +213,12 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   EpochRecord r;
   r.epoch = progress_.epoch + 1;
   r.train_loss = progress_.epoch_loss_sum / std::max<int64_t>(1, progress_.epoch_samples);
+  if (comm_) broadcast_buffers();  // every rank evaluates the model rank 0 saves
+  {
+    torch::NoGradGuard no_grad;
+    if (const torch::Tensor penalty = model_->penalty(); penalty.defined()) r.penalty = penalty.item<double>();
+  }
+  for (const auto& [name, score] : model_->relevance()) r.relevance[name] = score;
   r.val = score(step_->loss(), config_.task, scaling_, predict_sharded(val_), val_.target);
   r.val_loss = r.val["loss"].get<double>();
   r.val.erase("loss");
@@ -254,7 +263,7 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   metrics.flush();
   if (!metrics) throw Error(paths_.metrics + ": cannot append the epoch's metrics");
   metrics.close();
-  write_loss_chart(paths_, config_.name);
+  write_charts(paths_, config_.name);
   return r;
 }
 
@@ -298,18 +307,26 @@ void Trainer::all_reduce_gradients() {
   }
 }
 
-void Trainer::broadcast_parameters() {
+namespace {
+void broadcast_each(Communicator& comm, const std::vector<torch::Tensor>& tensors) {
   torch::NoGradGuard no_grad;
+  for (const auto& t : tensors) {
+    auto data = t.detach();
+    comm.broadcast(data, 0);
+  }
+}
+}  // namespace
+
+void Trainer::broadcast_parameters() {
   if (auto* flat = dynamic_cast<FlatAdam*>(optimizer_.get())) {
     auto params = flat->flat_parameters();
     comm_->broadcast(params, 0);
     return;
   }
-  for (auto& p : model_->parameters()) {
-    auto data = p.detach();
-    comm_->broadcast(data, 0);
-  }
+  broadcast_each(*comm_, model_->parameters());
 }
+
+void Trainer::broadcast_buffers() { broadcast_each(*comm_, model_->buffers()); }
 
 torch::Tensor Trainer::predict_sharded(const Dataset& data) {
   if (!comm_) return predict(*step_, data, config_.train.eval_batch_size, device_);
@@ -395,6 +412,7 @@ json Trainer::write_results() {
                   {"parameters", params},
                   {"val", evaluate_on(val_)},
                   {"test", evaluate_on(test_)}};
+  for (const auto& [name, score] : model->relevance()) results["relevance"][name] = score;
   atomic_write_text(paths_.results, results.dump(2) + "\n");
   return results;
 }

@@ -104,13 +104,17 @@ TEST(Checkpoint, ResumeAfterAnEpochMatchesAnUninterruptedRun) {
   expect_same_history(straight.trainer->history(), history);
 }
 
-TEST(Checkpoint, ResumeInTheMiddleOfAnEpochMatchesAnUninterruptedRun) {
+namespace {
+
+// Stopped after the first step of epoch 1 and resumed from last.pt, a run of `config`
+// matches an uninterrupted one: losses, parameters and buffers (running statistics).
+void expect_exact_resume_mid_epoch(const ExperimentConfig& config) {
   TempDir dir;
-  TestRun straight = make_run(tiny_config(kResumable), dir.file("straight"));
+  TestRun straight = make_run(config, dir.file("straight"));
   straight.trainer->fit();
 
   // A stop flag raised before training stops after the first step of epoch 1.
-  TestRun first = make_run(tiny_config(kResumable), dir.file("resumed"));
+  TestRun first = make_run(config, dir.file("resumed"));
   std::atomic<int> stop{SIGTERM};
   EXPECT_THROW(first.trainer->fit(&stop), Interrupted);
   Checkpoint c = open_checkpoint(first.paths.last);
@@ -123,11 +127,29 @@ TEST(Checkpoint, ResumeInTheMiddleOfAnEpochMatchesAnUninterruptedRun) {
   second.fit();
   expect_same_history(straight.trainer->history(), second.history());
 
-  // And the final parameters agree.
-  for (const auto& p : straight.trainer->model().named_parameters()) {
-    const auto q = second.model().named_parameters()[p.key()];
-    EXPECT_TRUE(torch::allclose(p.value(), q, 1e-6, 1e-7)) << p.key();
-  }
+  // And the final parameters and buffers agree.
+  auto state = [](torch::nn::Module& m) {
+    auto all = m.named_parameters();
+    for (const auto& b : m.named_buffers()) all.insert(b.key(), b.value());
+    return all;
+  };
+  const auto resumed = state(second.model());
+  for (const auto& p : state(straight.trainer->model()))
+    EXPECT_TRUE(torch::allclose(p.value(), resumed[p.key()], 1e-6, 1e-7)) << p.key();
+}
+
+}  // namespace
+
+TEST(Checkpoint, ResumeInTheMiddleOfAnEpochMatchesAnUninterruptedRun) {
+  expect_exact_resume_mid_epoch(tiny_config(kResumable));
+}
+
+// InTense keeps running statistics (its projections' and blocks' normalisation) and adds
+// its penalty to the loss: both resume exactly.
+TEST(Checkpoint, AnInTenseRunResumesExactly) {
+  std::vector<std::string> overrides = kResumable;
+  overrides.insert(overrides.end(), {"model.type=intense", "model.intense.reg=0.2"});
+  expect_exact_resume_mid_epoch(tiny_config(overrides));
 }
 
 TEST(Checkpoint, DamagedOrForeignFilesAreRejectedCleanly) {

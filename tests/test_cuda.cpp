@@ -137,13 +137,15 @@ std::unique_ptr<Trainer> cuda_trainer(ExperimentConfig config, const DataSplits&
 
 }  // namespace
 
-// 20 steps, every fourth on a shorter batch (a second graph), with and without dropout:
-// the graph replays the eager step, loss for loss and parameter for parameter.
+// 20 steps, every fourth on a shorter batch (a second graph), with and without dropout,
+// for LMF and for InTense (running statistics, a penalty in the loss): the graph replays
+// the eager step, loss for loss, parameter for parameter and buffer for buffer.
 TEST(Cuda, GraphStepGivesTheEagerLossesAndParameters) {
   REQUIRE_CUDA();
+  for (const std::string model : {"lmf", "intense"})
   for (const std::string dropout : {"0", "0.3"}) {
-    SCOPED_TRACE("dropout " + dropout);
-    const auto c = tiny_config({"model.dropout=" + dropout});
+    SCOPED_TRACE(model + ", dropout " + dropout);
+    const auto c = tiny_config({"model.type=" + model, "model.dropout=" + dropout});
     torch::manual_seed(2);
     std::vector<std::vector<torch::Tensor>> xs;
     std::vector<torch::Tensor> ys;
@@ -174,6 +176,9 @@ TEST(Cuda, GraphStepGivesTheEagerLossesAndParameters) {
     EXPECT_EQ(graph.replays(), 20);
     EXPECT_EQ(dynamic_cast<FlatAdam&>(*graphed.optimizer).steps(), 20);
     expect_same_parameters(*graphed.model, *eager.model, 1e-6);
+    auto eager_buffers = eager.model->named_buffers();
+    for (const auto& b : graphed.model->named_buffers())
+      EXPECT_TRUE(torch::allclose(b.value(), eager_buffers[b.key()], 1e-6, 1e-7)) << b.key();
   }
 }
 

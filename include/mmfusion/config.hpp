@@ -16,7 +16,7 @@ namespace mmfusion {
 // new value must be handled in. to_string gives the config's spelling.
 enum class Task { Regression, Classification };
 enum class Loss { MSE, L1, Huber, CrossEntropy };
-enum class ModelType { LMF, TFN, Concat, Late };
+enum class ModelType { LMF, TFN, Concat, Late, Intense };
 enum class OptimizerType { Adam, AdamW, SGD };
 enum class Activation { ReLU, Tanh };           // after each encoder Linear layer
 enum class RankWeighting { Learned, Sum };      // LMF: learned (1, rank) weights or a plain sum
@@ -104,6 +104,18 @@ struct DataConfig {
   bool standardize_target = false;
 };
 
+// InTense (docs/intense.md): which interaction blocks it has, the size of the projections
+// they are built from, and the block regulariser of its fusion layer.
+struct IntenseConfig {
+  // Modality sets (at least 2 each) with an interaction block, each set in the config's
+  // modality order. Resolved when parsed; default: every pair, and the full set when there
+  // are exactly 3 modalities.
+  std::vector<std::vector<std::string>> interactions;
+  int64_t latent_dim = 4;  // every modality's projection for the interaction blocks
+  double p = 1.0;          // the l_p norm of the relevance scores (>= 1); q = 2p/(p+1)
+  double reg = 0.05;       // weight of the l_{2,q} block regulariser in the loss
+};
+
 struct ModelConfig {
   ModelType type = ModelType::LMF;
   int64_t rank = 4;                                    // lmf
@@ -116,7 +128,8 @@ struct ModelConfig {
   std::map<std::string, std::vector<int64_t>> encoders;    // per-modality override
   std::vector<int64_t> post_hidden = {64, 64};  // tfn, concat: post-fusion MLP hidden sizes
   LateCombine late_combine = LateCombine::Sum;  // late: sum or mean of per-modality heads
-  int64_t max_fused_size = 1 << 22;             // tfn: refuse larger outer products
+  int64_t max_fused_size = 1 << 22;  // tfn, intense: refuse larger outer products
+  IntenseConfig intense;             // intense
 };
 
 struct TrainConfig {
@@ -214,6 +227,8 @@ const KernelConfig& kernel_for(const MKLConfig& mkl, const std::string& modality
 // The hidden sizes of one modality's encoder (per-modality override or the default).
 const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model,
                                                const std::string& modality);
+// A set of modalities named in R's notation: its names joined by ':' ("visual:audio").
+std::string subset_name(const std::vector<std::string>& modalities);
 // Every modality's encoding size: its last hidden size, or its input size without any.
 std::vector<int64_t> encoder_output_dims(const ModelConfig& model,
                                          const std::vector<ModalityConfig>& modalities);

@@ -69,8 +69,6 @@ SyntheticTruth synthetic_truth(const DataConfig& data, uint64_t seed);
 // {"exact", "why_not", "signal_variance", "noise_variance", "noise_share_of_target",
 //  "best_r2", "subsets": [{"name": "a:b", "modalities": [...], "share": x}]}
 nlohmann::json to_json(const SyntheticTruth& truth);
-// A subset's name in R's notation: its modalities joined by ':'.
-std::string subset_name(const std::vector<std::string>& modalities);
 
 // Classification on synthetic data: the continuous target cut into num_classes equally
 // likely classes, at quantiles estimated on a fixed calibration draw of the same task

@@ -42,8 +42,9 @@ struct ExplainOptions {
 // bootstrap's 2.5% and 97.5% quantiles (null without a bootstrap). For an LMF each subset
 // also has "lmf_exact": the share of its term in the model's own expansion of the
 // product over modalities (centred factors; docs/explain.md), computed on the rows
-// themselves, in the model's output units (logits for classification). The caller adds
-// "model" and "data".
+// themselves, in the model's output units (logits for classification). For a model with
+// relevance scores (InTense) each subset has "relevance": its block's score, or null when
+// the model has no block for it. The caller adds "model" and "data".
 nlohmann::json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& data,
                              const ExplainOptions& options, const torch::Device& device);
 
@@ -54,7 +55,7 @@ void attach_truth(nlohmann::json& result, const nlohmann::json& truth);
 
 // The console table of an explain.json object.
 std::string explain_table(const nlohmann::json& result);
-// explain.csv: one row per subset, order, total effect and Shapley value.
+// explain.csv: one row per subset, order, total effect, Shapley value and relevance score.
 std::string explain_csv(const nlohmann::json& result);
 // explain.svg: each subset's share with its interval, the truth as a second series.
 std::string explain_svg(const nlohmann::json& result);

@@ -1,9 +1,8 @@
 #pragma once
 // The arithmetic of Interpretable Tensor Fusion (InTense; Varshneya et al., IJCAI 2024;
-// ../shared/design/METHODS.md section 4) that the `intense` model type of issue 14 is built
-// on: interaction blocks with their lower-order parts removed, the l_{2,q} block
+// ../shared/design/METHODS.md section 4) that the `intense` model type is built on: interaction blocks with their lower-order parts removed, the l_{2,q} block
 // regulariser of the fusion layer, and the blocks' relevance scores. Tensor maths only:
-// it knows nothing of models, configs or training.
+// it knows nothing of models, configs or training (IntenseImpl in models.hpp uses it).
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -19,8 +18,8 @@ namespace mmfusion {
 // lower-order part (prod over T of u) (prod over S \ T of mu), T a strict subset, with
 // its inclusion-exclusion sign. With independent modalities the block is uncorrelated
 // with every function of a strict subset of S, for any order and any number of
-// modalities.
-torch::Tensor interaction_block(const std::vector<torch::Tensor>& u, const std::vector<torch::Tensor>& means);
+// modalities. No means: the factors are centred already (the model's projections are).
+torch::Tensor interaction_block(const std::vector<torch::Tensor>& u, const std::vector<torch::Tensor>& means = {});
 
 // The l_{2,q} block norm regulariser, q = 2p / (p + 1):
 // (sum_b ||W_b||_F^q)^(2/q), W_b the columns [begin, end) of `weight` ([out, in]).

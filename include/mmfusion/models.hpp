@@ -12,7 +12,10 @@
 //   fusion.bias                                (1, fused_dim)
 //   head.{weight,bias}                         present when fused_dim != output_dim
 // TFN and concat: encoders.*, post.fc<i>.{weight,bias}, out.{weight,bias};
-// late: encoders.*, heads.<modality>.{weight,bias}.
+// late: encoders.*, heads.<modality>.{weight,bias};
+// intense: encoders.*, project.<modality>.{weight,bias} (modalities in an interaction),
+// project_norm.<modality>.{running_mean,running_var}, block_norm.<i>.{running_mean,
+// running_var} (blocks in IntenseImpl::layout() order), fusion.{weight,bias}.
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +32,12 @@ class MultimodalModelImpl : public torch::nn::Module {
   virtual torch::Tensor forward(const std::vector<torch::Tensor>& inputs) = 0;
   // Parameters that may get their own learning rate (train.factor_lr); empty by default.
   virtual std::vector<torch::Tensor> factor_parameters() { return {}; }
+  // A term the model adds to the training objective, differentiable in its parameters
+  // (InTense's block regulariser); undefined when it adds none.
+  virtual torch::Tensor penalty() { return {}; }
+  // Named relevance scores of the model's parts (InTense: one per block, named as in
+  // subset_name); empty when the model has none.
+  virtual std::vector<std::pair<std::string, double>> relevance() const { return {}; }
 };
 using ModelPtr = std::shared_ptr<MultimodalModelImpl>;
 
@@ -217,6 +226,56 @@ class LateFusionImpl : public MultimodalModelImpl {
   LateCombine combine_;
 };
 TORCH_MODULE(LateFusion);
+
+// Batch normalisation without affine parameters, with one variance per feature or one for
+// the whole block: x -> (x - mean) / sqrt(v + eps), mean per feature, v the feature's
+// variance or the sum of all features' variances (so that the block has unit expected
+// squared norm). Batch statistics in training (their running estimates updated with
+// momentum 0.1), the running estimates in evaluation and for a training batch of one row.
+struct BlockNormImpl : torch::nn::Module {
+  BlockNormImpl(int64_t dim, bool one_variance);
+  torch::Tensor forward(const torch::Tensor& x);
+  bool one_variance;
+  torch::Tensor running_mean;  // [dim]
+  torch::Tensor running_var;   // [dim], or [] with one_variance
+};
+TORCH_MODULE(BlockNorm);
+
+// Interpretable Tensor Fusion (InTense; Varshneya et al., IJCAI 2024; docs/intense.md).
+// Blocks: every modality's encoding z_m, then for each set S of model.intense.interactions
+// the flattened outer product of the projections u_m = BatchNorm(Linear(z_m)) of its
+// members (model.intense.latent_dim each; one projection per modality, shared by the
+// sets it is in). The projections are centred (batch means in training, running means in
+// evaluation), so each interaction block holds no lower-order part, at any order.
+// Every block is normalised with one variance (BlockNorm), and one Linear layer maps the
+// concatenated blocks to the output; its weight's column blocks W_b give the penalty
+// reg * (sum_b ||W_b||^q)^(2/q), q = 2p/(p+1), and the relevance scores.
+class IntenseImpl : public MultimodalModelImpl {
+ public:
+  struct Block {
+    std::string name;             // subset_name of its modalities
+    std::vector<size_t> members;  // indices into the config's modalities
+    int64_t begin = 0, end = 0;   // its columns of the fusion weight
+  };
+  IntenseImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model, int64_t output_dim);
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+  torch::Tensor penalty() override;
+  std::vector<std::pair<std::string, double>> relevance() const override;
+  // The normalised blocks, [B, end - begin] each, in layout() order.
+  std::vector<torch::Tensor> blocks(const std::vector<torch::Tensor>& inputs);
+  const std::vector<Block>& layout() const { return layout_; }
+
+  ModalityEncoders encoders{nullptr};
+  std::vector<torch::nn::Linear> projections;  // per modality; null when in no interaction
+  std::vector<BlockNorm> projection_norms;     // per feature, beside each projection
+  std::vector<BlockNorm> block_norms;          // one variance each, per block
+  torch::nn::Linear fusion{nullptr};
+
+ private:
+  IntenseConfig config_;
+  std::vector<Block> layout_;
+};
+TORCH_MODULE(Intense);
 
 // Builds the model named by model.type. output_dim: the target's columns.
 ModelPtr make_model(const ModelConfig& model, const std::vector<ModalityConfig>& modalities,

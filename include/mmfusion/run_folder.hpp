@@ -1,6 +1,6 @@
 #pragma once
 // Run folders: where a run's files are, how a new folder is chosen (never an earlier run's),
-// how a resumed run finds its folder, its logger, and its loss chart. Knows nothing of
+// how a resumed run finds its folder, its logger, and its charts. Knows nothing of
 // what runs inside.
 #include <memory>
 #include <string>
@@ -14,7 +14,7 @@ namespace mmfusion {
 // Files of a run folder.
 struct RunPaths {
   explicit RunPaths(std::string dir);
-  std::string dir, config, log, metrics, results, loss_svg, checkpoints, last, best;
+  std::string dir, config, log, metrics, results, loss_svg, relevance_svg, checkpoints, last, best;
 };
 
 // A fresh run folder: `out` must be new or empty (ConfigError otherwise, naming how to
@@ -33,7 +33,8 @@ void create_run_dir(const RunPaths& paths, bool with_checkpoints = true);
 // before every message (e.g. "sweep: "). It becomes spdlog's default logger.
 std::shared_ptr<spdlog::logger> make_logger(const std::string& log_file, const std::string& prefix = "");
 
-// Redraws RUN/loss.svg (train and validation loss per epoch) from metrics.jsonl.
-void write_loss_chart(const RunPaths& paths, const std::string& run_name);
+// Redraws RUN/loss.svg (train and validation loss per epoch) from metrics.jsonl, and
+// RUN/relevance.svg (each block's relevance score per epoch) when its lines have scores.
+void write_charts(const RunPaths& paths, const std::string& run_name);
 
 }  // namespace mmfusion

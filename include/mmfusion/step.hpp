@@ -35,11 +35,17 @@ class StepRunner {
   StepRunner(const StepRunner&) = delete;
   StepRunner& operator=(const StepRunner&) = delete;
 
-  // Adds the gradients of weight * loss(model(inputs), target) to the parameters' .grad
-  // (as loss.backward() would) and returns that weighted loss. Dropout follows the
-  // model's train/eval mode and draws from LibTorch's default generator.
+  // Adds the gradients of the objective weight * loss(model(inputs), target) +
+  // penalty_weight * model.penalty() to the parameters' .grad (as backward() would) and
+  // returns the weighted loss without the penalty (the penalty does not depend on the
+  // data; data-parallel training counts it on one rank). Dropout follows the model's
+  // train/eval mode and draws from LibTorch's default generator.
   double forward_backward(const std::vector<torch::Tensor>& inputs, const torch::Tensor& target,
-                          double weight = 1.0);
+                          double weight = 1.0, double penalty_weight = 1.0);
+
+  // That objective as a differentiable scalar, its loss part in *loss (autograd only).
+  torch::Tensor objective(const std::vector<torch::Tensor>& inputs, const torch::Tensor& target, double weight,
+                          double penalty_weight, torch::Tensor* loss);
 
   // The model's output without gradients, in the model's current mode (callers put it in
   // eval mode). Thread-safe.

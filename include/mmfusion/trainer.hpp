@@ -37,6 +37,9 @@ struct EpochRecord {
   double samples_per_s = 0;
   int64_t global_step = 0;
   double rss_mb = 0, peak_rss_mb = 0;  // resident memory after the epoch, now and at peak
+  // Models with a penalty and relevance scores (InTense): the penalty's value and
+  // {block: score} after the epoch; null and {} otherwise.
+  nlohmann::json penalty, relevance = nlohmann::json::object();
 };
 nlohmann::json to_json(const EpochRecord& r);
 
@@ -90,6 +93,7 @@ class Trainer {
   bool stop_requested(const std::atomic<int>* stop);
   void all_reduce_gradients();
   void broadcast_parameters();
+  void broadcast_buffers();  // rank 0's running statistics to every rank
   torch::Tensor predict_sharded(const Dataset& data);
 
   std::shared_ptr<Communicator> comm_;
