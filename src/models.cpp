@@ -292,7 +292,9 @@ IntenseImpl::IntenseImpl(const std::vector<ModalityConfig>& modalities, const Mo
       members.push_back(m);
       size *= latent;
       if (projections[m]) continue;
-      projections[m] = project->register_module(name, torch::nn::Linear(dims[m], latent));
+      // No bias: the batch normalisation after it would remove it.
+      projections[m] =
+          project->register_module(name, torch::nn::Linear(torch::nn::LinearOptions(dims[m], latent).bias(false)));
       projection_norms[m] = project_norm->register_module(name, BlockNorm(latent, /*one_variance=*/false));
     }
     add_block(std::move(members), size);

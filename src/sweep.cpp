@@ -282,6 +282,7 @@ void write_sweep_reports(const std::string& dir, const std::string& name, const 
   };
   std::vector<Row> rows;
   std::set<std::string> metric_keys;
+  std::vector<std::string> blocks;  // relevance scores' blocks (InTense), first seen first
   for (const auto& c : combinations) {
     Row row{c, combination_name(c), "missing", "", json(), json()};
     const fs::path run = fs::path(dir) / row.name;
@@ -290,9 +291,13 @@ void write_sweep_reports(const std::string& dir, const std::string& name, const 
     if (results) {
       row.results = json::parse(results, nullptr, false);
       row.status = row.results.is_object() ? "ok" : "unreadable";
-      if (row.status == "ok")
+      if (row.status == "ok") {
         for (const auto& item : row.results["test"].items())
           if (item.key() != "count") metric_keys.insert(item.key());
+        const json relevance = row.results.value("relevance", json::object());
+        for (const auto& item : relevance.items())
+          if (std::find(blocks.begin(), blocks.end(), item.key()) == blocks.end()) blocks.push_back(item.key());
+      }
     } else if (error) {
       std::getline(error, row.error);
       row.status = "failed";
@@ -309,6 +314,7 @@ void write_sweep_reports(const std::string& dir, const std::string& name, const 
   if (!seed_in_grid) csv << ",seed";
   csv << ",status,best_epoch,epochs";
   for (const auto& k : metric_keys) csv << ",test_" << k;
+  for (const auto& b : blocks) csv << ',' << csv_field("relevance_" + b);
   csv << ",parameters,train_seconds,samples_per_s,error\n";
   for (const auto& r : rows) {
     csv << csv_field(r.name);
@@ -318,6 +324,10 @@ void write_sweep_reports(const std::string& dir, const std::string& name, const 
     const bool ok = r.status == "ok";
     csv << ',' << (ok ? r.results["best_epoch"].dump() : "") << ',' << (ok ? r.results["epochs"].dump() : "");
     for (const auto& k : metric_keys) csv << ',' << (ok && r.results["test"].contains(k) ? r.results["test"][k].dump() : "");
+    for (const auto& b : blocks) {
+      const json score = ok ? r.results.value("relevance", json::object()).value(b, json()) : json();
+      csv << ',' << (score.is_number() ? score.dump() : "");
+    }
     csv << ',' << (ok ? r.results["parameters"]["total"].dump() : "") << ','
         << (ok ? r.results["train_seconds"].dump() : "") << ','
         << (ok ? r.results.value("samples_per_s", json()).dump() : "") << ',' << csv_field(r.error) << "\n";
@@ -366,6 +376,23 @@ void write_sweep_reports(const std::string& dir, const std::string& name, const 
     md << ' ' << (params.empty() ? std::string("-") : std::to_string(static_cast<int64_t>(params.front()))) << " |"
        << ' ' << format_stat(stats(collect(g, [](const json& r) { return r["train_seconds"].get<double>(); }))) << " |"
        << ' ' << format_stat(stats(collect(g, [](const json& r) { return r.value("samples_per_s", NAN); }))) << " |\n";
+  }
+  if (!blocks.empty()) {  // the relevance scores (InTense), mean +- std over seeds per block
+    md << "\n## Relevance scores\n\n|";
+    for (const auto& k : group_keys) md << ' ' << k << " |";
+    for (const auto& b : blocks) md << ' ' << b << " |";
+    md << "\n|";
+    for (size_t i = 0; i < group_keys.size() + blocks.size(); ++i) md << " --- |";
+    md << "\n";
+    for (const auto& g : groups) {
+      md << '|';
+      for (const auto& kv : g) md << ' ' << value_text(kv.second) << " |";
+      for (const auto& b : blocks)
+        md << ' ' << format_stat(stats(collect(g, [&](const json& r) {
+          return r.value("relevance", json::object()).value(b, NAN);
+        }))) << " |";
+      md << "\n";
+    }
   }
   atomic_write_text((fs::path(dir) / "summary.md").string(), md.str());
 

@@ -1,4 +1,5 @@
-// The comparison models (TFN, concat, late), LMF's rank weighting, and classification.
+// Every model type's basics, the comparison models (TFN, concat, late), LMF's rank
+// weighting, and classification.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
@@ -41,6 +42,10 @@ TEST_P(EveryModel, CheckpointRoundTripGivesIdenticalOutputs) {
   torch::manual_seed(1);
   auto c = tiny_config({"model.type=" + GetParam(), "model.output_dim=1"});
   ModelPtr model = make_model(c.model, c.data.modalities, 1);
+  {
+    torch::NoGradGuard no_grad;  // running statistics (InTense) away from their initial values
+    model->forward(random_inputs(c.data.modalities, 16));
+  }
   save_checkpoint(dir.file("m.pt"), c, TrainProgress{}, *model, nullptr, RngStates{});
   Checkpoint ckpt = open_checkpoint(dir.file("m.pt"));
   ModelPtr loaded = make_model(ckpt.config.model, ckpt.config.data.modalities, 1);
@@ -50,7 +55,13 @@ TEST_P(EveryModel, CheckpointRoundTripGivesIdenticalOutputs) {
   EXPECT_TRUE(torch::equal(model->forward(x), loaded->forward(x)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Fusion, EveryModel, ::testing::Values("lmf", "tfn", "concat", "late"),
+std::vector<std::string> every_model_type() {
+  std::vector<std::string> names;
+  for (ModelType type : all_values<ModelType>()) names.push_back(to_string(type));
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fusion, EveryModel, ::testing::ValuesIn(every_model_type()),
                          [](const auto& info) { return info.param; });
 
 TEST(TFN, FusedVectorIsTheOuterProductComputedByHand) {

@@ -198,8 +198,9 @@ TEST(InTenseModel, BlocksAreNamedLaidOutAndNormalised) {
                                              "visual:audio:text"}));
   EXPECT_EQ(widths, (std::vector<int64_t>{8, 8, 8, 9, 9, 9, 27}));  // encoders [8]; 3^2, 3^3
   const auto params = model->named_parameters();
-  for (const char* key : {"encoders.visual.fc0.weight", "project.visual.weight", "project.text.bias", "fusion.weight"})
+  for (const char* key : {"encoders.visual.fc0.weight", "project.visual.weight", "project.text.weight", "fusion.weight"})
     EXPECT_TRUE(params.contains(key)) << key;
+  EXPECT_FALSE(params.contains("project.text.bias"));  // batch normalisation follows: a bias would do nothing
   EXPECT_EQ(params["fusion.weight"].sizes(), (std::vector<int64_t>{2, 78}));
   EXPECT_TRUE(model->named_buffers().contains("block_norm.6.running_var"));
 

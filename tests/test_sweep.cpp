@@ -187,3 +187,38 @@ TEST(Sweep, AGridKeyOnTheCommandLineReplacesTheFilesValues) {
   args.grid = {"model.rank=8", "model.rank=4"};
   expect_error<ConfigError>([&] { run_sweep(args); }, "--grid model.rank: the key is given twice on the command line");
 }
+
+// A grid over InTense's p and reg: every run's relevance scores in results.csv, and their
+// mean over seeds in summary.md.
+TEST(Sweep, InTenseScoresReachTheReports) {
+  TempDir dir;
+  write_text(dir.file("s.json"), "{\"name\": \"p-reg\", \"base\": \"" + source_path("configs/tiny.json") +
+                                     "\", \"set\": {\"model.type\": \"intense\", \"train.epochs\": 1,"
+                                     " \"model.intense.interactions\": [[\"visual\", \"audio\"]]},"
+                                     " \"grid\": {\"model.intense.p\": [1, 2], \"model.intense.reg\": [0, 0.1],"
+                                     " \"seed\": [1, 2]}}");
+  SweepArgs args;
+  args.sweep_file = dir.file("s.json");
+  args.out = dir.file("sweep");
+  const SweepOutcome outcome = run_sweep(args);
+  ASSERT_EQ(outcome.completed, 8);
+  const auto rows = read_csv(dir.file("sweep/results.csv"));
+  ASSERT_EQ(rows.size(), 9u);
+  const size_t va = column(rows[0], "relevance_visual:audio"), text = column(rows[0], "relevance_text");
+  ASSERT_LT(va, rows[0].size());
+  ASSERT_LT(text, rows[0].size());
+  double mean_first_group = 0;  // p 1, reg 0: seeds 1 and 2 are the first two rows
+  for (size_t r = 1; r < rows.size(); ++r) {
+    const json results = json::parse(read_text(dir.file("sweep/" + rows[r][0] + "/results.json")));
+    EXPECT_DOUBLE_EQ(std::stod(rows[r][va]), results["relevance"]["visual:audio"].get<double>()) << rows[r][0];
+    if (r <= 2) mean_first_group += results["relevance"]["visual:audio"].get<double>() / 2;
+  }
+  const std::string summary = read_text(dir.file("sweep/summary.md"));
+  const auto section = summary.find("## Relevance scores");
+  ASSERT_NE(section, std::string::npos) << summary;
+  const std::string first_row = summary.substr(summary.find("\n| 1 | 0 |", section) + 1);
+  char mean[32];
+  std::snprintf(mean, sizeof mean, "%.4g ± ", mean_first_group);
+  EXPECT_EQ(first_row.find("| 1 | 0 | "), 0u) << first_row;
+  EXPECT_NE(first_row.substr(0, first_row.find('\n')).find(mean), std::string::npos) << first_row;
+}

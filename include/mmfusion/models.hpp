@@ -13,7 +13,7 @@
 //   head.{weight,bias}                         present when fused_dim != output_dim
 // TFN and concat: encoders.*, post.fc<i>.{weight,bias}, out.{weight,bias};
 // late: encoders.*, heads.<modality>.{weight,bias};
-// intense: encoders.*, project.<modality>.{weight,bias} (modalities in an interaction),
+// intense: encoders.*, project.<modality>.weight (modalities in an interaction),
 // project_norm.<modality>.{running_mean,running_var}, block_norm.<i>.{running_mean,
 // running_var} (blocks in IntenseImpl::layout() order), fusion.{weight,bias}.
 #include <memory>
@@ -243,7 +243,7 @@ TORCH_MODULE(BlockNorm);
 
 // Interpretable Tensor Fusion (InTense; Varshneya et al., IJCAI 2024; docs/intense.md).
 // Blocks: every modality's encoding z_m, then for each set S of model.intense.interactions
-// the flattened outer product of the projections u_m = BatchNorm(Linear(z_m)) of its
+// the flattened outer product of the projections u_m = BatchNorm(W_m z_m) of its
 // members (model.intense.latent_dim each; one projection per modality, shared by the
 // sets it is in). The projections are centred (batch means in training, running means in
 // evaluation), so each interaction block holds no lower-order part, at any order.
