@@ -359,7 +359,7 @@ json run_inspect(const std::string& path) {
           {"parameters", params},
           {"parameter_shapes", shapes},
           {"config", to_json(config)}};
-  for (const auto& [block, score] : model->relevance()) inspected["relevance"][block] = score;
+  if (const json scores = relevance_json(*model); !scores.empty()) inspected["relevance"] = scores;
   return inspected;
 }
 

@@ -464,6 +464,45 @@ DataConfig parse_data(const json* j, Task task) {
   return d;
 }
 
+// A list of distinct modality sets of at least 2 modalities each (InTense's and MKL's
+// interactions), each in the config's order.
+std::vector<std::vector<std::string>> parse_modality_sets(const json& sets, const std::string& path,
+                                                          const std::vector<ModalityConfig>& modalities) {
+  if (!sets.is_array())
+    fail(path, "expected a list of modality-name lists (e.g. [[\"visual\", \"audio\"]]), got " + describe(sets));
+  std::vector<std::vector<std::string>> out;
+  for (size_t i = 0; i < sets.size(); ++i) {
+    const std::string at = path + "[" + std::to_string(i) + "]";
+    auto set = parse_modality_set(&sets[i], at, modalities, 2);
+    if (std::find(out.begin(), out.end(), set) != out.end())
+      fail(at, "the same set of modalities as an earlier interaction");
+    out.push_back(std::move(set));
+  }
+  return out;
+}
+
+// Every set of 2 to max_order modalities, by size, then in the config's order.
+std::vector<std::vector<std::string>> all_interactions(const std::vector<ModalityConfig>& modalities,
+                                                       int64_t max_order) {
+  std::vector<std::vector<std::string>> sets;
+  const size_t M = modalities.size();
+  for (size_t k = 2; k <= std::min<size_t>(M, size_t(max_order)); ++k) {
+    std::vector<size_t> pick(k);
+    for (size_t i = 0; i < k; ++i) pick[i] = i;
+    while (true) {
+      std::vector<std::string> set;
+      for (size_t i : pick) set.push_back(modalities[i].name);
+      sets.push_back(std::move(set));
+      size_t i = k;  // the next k-subset in lexicographic order
+      while (i > 0 && pick[i - 1] == M - k + (i - 1)) --i;
+      if (i == 0) break;
+      ++pick[i - 1];
+      for (size_t j = i; j < k; ++j) pick[j] = pick[j - 1] + 1;
+    }
+  }
+  return sets;
+}
+
 // Every pair of modalities, and the full set when there are exactly 3 (InTense's default).
 std::vector<std::vector<std::string>> default_interactions(const std::vector<ModalityConfig>& modalities) {
   std::vector<std::vector<std::string>> sets;
@@ -473,39 +512,31 @@ std::vector<std::vector<std::string>> default_interactions(const std::vector<Mod
   return sets;
 }
 
-IntenseConfig parse_intense(const json* j, const std::vector<ModalityConfig>& modalities, int64_t max_block) {
+IntenseConfig parse_intense(const json* j, const std::vector<ModalityConfig>& modalities) {
   ObjectReader r(j, "model.intense");
   IntenseConfig c;
   c.latent_dim = r.integer("latent_dim", c.latent_dim, 1, 4096);
-  c.p = r.number("p", c.p, 1.0, INFINITY);
+  c.p = r.number("p", c.p, 1.0, 100.0);  // larger p: q = 2p/(p+1) and the scores lose their precision
   c.reg = r.number("reg", c.reg, 0.0, INFINITY);
   const json* sets = r.find("interactions");
-  if (!sets) {
-    c.interactions = default_interactions(modalities);
-  } else {
-    if (!sets->is_array())
-      fail(r.path("interactions"), "expected a list of modality-name lists (e.g. [[\"visual\", \"audio\"]]), got " +
-                                       describe(*sets));
-    for (size_t i = 0; i < sets->size(); ++i) {
-      const std::string at = r.path("interactions") + "[" + std::to_string(i) + "]";
-      auto set = parse_modality_set(&(*sets)[i], at, modalities, 2);
-      if (std::find(c.interactions.begin(), c.interactions.end(), set) != c.interactions.end())
-        fail(at, "the same set of modalities as an earlier interaction");
-      c.interactions.push_back(std::move(set));
-    }
-  }
-  for (size_t i = 0; i < c.interactions.size(); ++i) {
-    // A block has latent_dim^|S| values per sample.
-    const double size = std::pow(double(c.latent_dim), double(c.interactions[i].size()));
-    if (size > double(max_block))
-      fail(r.path("interactions") + "[" + std::to_string(i) + "]",
-           "the block of " + std::to_string(c.interactions[i].size()) + " modalities has latent_dim^" +
-               std::to_string(c.interactions[i].size()) + " = " + std::to_string(std::llround(size)) +
-               " values per sample, above model.max_fused_size = " + std::to_string(max_block) +
-               "; use a smaller model.intense.latent_dim");
-  }
+  c.interactions = sets ? parse_modality_sets(*sets, r.path("interactions"), modalities)
+                        : default_interactions(modalities);
   r.finish();
   return c;
+}
+
+// InTense's blocks: latent_dim^|S| values per sample each, at most model.max_fused_size.
+void check_intense_blocks(const ModelConfig& m) {
+  const auto& c = m.intense;
+  for (size_t i = 0; i < c.interactions.size(); ++i) {
+    const double size = std::pow(double(c.latent_dim), double(c.interactions[i].size()));
+    if (size > double(m.max_fused_size))
+      fail("model.intense.interactions[" + std::to_string(i) + "]",
+           "the block of " + std::to_string(c.interactions[i].size()) + " modalities has latent_dim^" +
+               std::to_string(c.interactions[i].size()) + " = " + std::to_string(std::llround(size)) +
+               " values per sample, above model.max_fused_size = " + std::to_string(m.max_fused_size) +
+               "; use a smaller model.intense.latent_dim");
+  }
 }
 
 ModelConfig parse_model(const json* j, const std::vector<ModalityConfig>& modalities) {
@@ -537,7 +568,7 @@ ModelConfig parse_model(const json* j, const std::vector<ModalityConfig>& modali
       m.encoders[item.key()] = r.sizes(item.value(), at);
     }
   }
-  m.intense = parse_intense(r.find("intense"), modalities, m.max_fused_size);
+  m.intense = parse_intense(r.find("intense"), modalities);
   r.finish();
   return m;
 }
@@ -573,6 +604,7 @@ KernelConfig parse_kernel(const json* j, const std::string& path, const KernelCo
   KernelConfig k = def;
   k.type = r.choice("type", k.type, {"linear", "polynomial", "rbf"});
   k.gamma = r.number("gamma", k.gamma, 0.0, INFINITY);
+  k.gamma_scale = r.positive("gamma_scale", k.gamma_scale);
   k.degree = r.integer("degree", k.degree, 1, 10);
   k.coef0 = r.number("coef0", k.coef0, 0.0, INFINITY);
   k.normalize = r.choice("normalize", k.normalize, {"none", "unit_diagonal", "unit_trace"});
@@ -590,6 +622,14 @@ MKLConfig parse_mkl(const json* j, const std::vector<ModalityConfig>& modalities
   m.tol = r.positive("tol", m.tol);
   m.train_size = r.integer("train_size", m.train_size, 0);
   m.max_memory_gb = r.positive("max_memory_gb", m.max_memory_gb);
+  m.max_order = r.integer("max_order", m.max_order, 2, 16);
+  if (const json* v = r.find("interactions")) {
+    if (v->is_string() && v->get<std::string>() != "all")
+      fail(r.path("interactions"), "expected \"all\" or a list of modality-name lists, got " + describe(*v));
+    m.interactions = v->is_string() ? all_interactions(modalities, m.max_order)
+                                    : parse_modality_sets(*v, r.path("interactions"), modalities);
+  }
+  m.centre = r.boolean("centre", !m.interactions.empty());
   if (const json* v = r.find("kernels")) {
     ObjectReader k(v, "mkl.kernels");
     m.default_kernel = parse_kernel(k.find("default"), "mkl.kernels.default", m.default_kernel);
@@ -666,6 +706,7 @@ ExperimentConfig parse_config(const json& doc, std::vector<std::string>* depreca
       fail("model.encoders", msg.str());
     }
   }
+  if (c.model.type == ModelType::Intense) check_intense_blocks(c.model);
   if (c.train.factor_lr > 0 && c.model.type != ModelType::LMF)
     fail("train.factor_lr", "only LMF has factors; model.type is \"" + std::string(to_string(c.model.type)) + "\"");
   return c;
@@ -748,7 +789,7 @@ json to_json(const ExperimentConfig& c) {
             {"tf32", t.tf32}}}};
   if (c.task == Task::Classification && c.num_classes > 0) out["num_classes"] = c.num_classes;
   auto kernel_json = [](const KernelConfig& k) {
-    return json{{"type", k.type}, {"gamma", k.gamma}, {"degree", k.degree}, {"coef0", k.coef0},
+    return json{{"type", k.type}, {"gamma", k.gamma}, {"gamma_scale", k.gamma_scale}, {"degree", k.degree}, {"coef0", k.coef0},
                 {"normalize", k.normalize}};
   };
   json kernels = {{"default", kernel_json(c.mkl.default_kernel)}};
@@ -756,7 +797,9 @@ json to_json(const ExperimentConfig& c) {
   out["mkl"] = {{"solver", c.mkl.solver},       {"p", c.mkl.p},
                 {"lambda", c.mkl.lambda},       {"max_iter", c.mkl.max_iter},
                 {"tol", c.mkl.tol},             {"train_size", c.mkl.train_size},
-                {"max_memory_gb", c.mkl.max_memory_gb}, {"kernels", kernels}};
+                {"max_memory_gb", c.mkl.max_memory_gb}, {"kernels", kernels},
+                {"interactions", c.mkl.interactions}, {"max_order", c.mkl.max_order},
+                {"centre", c.mkl.centre}};
   out["distributed"] = {{"backend", c.distributed.backend}, {"timeout_s", c.distributed.timeout_s}};
   return out;
 }

@@ -150,8 +150,7 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
   };
 
   const auto& names = raw.names;
-  json relevance = json::object();  // the model's own scores (InTense), by block name
-  for (const auto& [block, score] : model.relevance()) relevance[block] = score;
+  const json relevance = relevance_json(model);  // the model's own scores (InTense), by block name
   json subsets = json::array();
   for (uint32_t s : subsets_in_order(groups)) {
     json entry = with_interval(point.pure[s], collect([&](const SobolIndices& d) { return d.pure[s]; }));

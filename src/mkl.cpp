@@ -29,12 +29,12 @@ FittedKernel::FittedKernel(const KernelConfig& config, const torch::Tensor& trai
   const auto x = train.to(torch::kFloat64);
   if (config_.type == "rbf") {
     gamma_ = config_.gamma;
-    if (gamma_ <= 0) {  // median heuristic: 1 / median of the pairwise squared distances
+    if (gamma_ <= 0) {  // median heuristic: gamma_scale / median of the pairwise squared distances
       const auto s = x.slice(0, 0, std::min<int64_t>(x.size(0), kMedianSample));
       const auto d = squared_distances(s, s);
       const auto upper = d.index({torch::triu(torch::ones_like(d, torch::kBool), 1)});
       const double median = upper.numel() > 0 ? upper.median().item<double>() : 1.0;
-      gamma_ = median > 0 ? 1.0 / median : 1.0;
+      gamma_ = (median > 0 ? 1.0 / median : 1.0) * config_.gamma_scale;
     }
   }
   if (config_.normalize == "unit_trace") trace_scale_ = std::max(1e-12, self_similarity(x).mean().item<double>());
@@ -282,8 +282,23 @@ double separability(Task task, const torch::Tensor& train_xy, const torch::Tenso
   return ss_tot > 0 ? 1.0 - (t - pred).pow(2).sum().item<double>() / ss_tot : 0.0;
 }
 
-double mkl_memory_bytes(int64_t n, int64_t modalities) {
-  return double(n) * double(n) * 8.0 * double(modalities + 3);
+std::vector<double> component_shares(const std::vector<torch::Tensor>& kernels, const std::vector<double>& theta,
+                                     const torch::Tensor& alpha) {
+  std::vector<torch::Tensor> parts;
+  torch::Tensor total = torch::zeros({kernels.front().size(0), alpha.size(1)}, alpha.options());
+  for (size_t k = 0; k < kernels.size(); ++k) {
+    parts.push_back(theta[k] * kernels[k].mm(alpha));
+    total += parts.back();
+  }
+  const double variance = total.var(0, /*unbiased=*/false).sum().item<double>();
+  std::vector<double> shares;
+  for (const auto& f : parts)
+    shares.push_back(variance > 0 ? f.var(0, /*unbiased=*/false).sum().item<double>() / variance : 0.0);
+  return shares;
+}
+
+double mkl_memory_bytes(int64_t n, int64_t kernels) {
+  return double(n) * double(n) * 8.0 * double(kernels + 3);
 }
 
 }  // namespace mmfusion

@@ -1,5 +1,6 @@
 #include "mmfusion/mkl_experiment.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -48,13 +49,14 @@ json run_mkl(const MKLArgs& args) {
   const torch::Device device = resolve_device(config.device);
   apply_threads(config.threads);
   const int64_t M = static_cast<int64_t>(config.data.modalities.size());
+  const int64_t kernel_count = M + static_cast<int64_t>(mc.interactions.size());
   auto check_memory = [&](int64_t n) {
-    const double need = mkl_memory_bytes(n, M), limit = mc.max_memory_gb * double(1ULL << 30);
+    const double need = mkl_memory_bytes(n, kernel_count), limit = mc.max_memory_gb * double(1ULL << 30);
     if (need > limit)
       throw ConfigError(fmt::format(
-          "mkl.train_size: {} training points need {:.1f} GiB of kernel matrices ({} n x n doubles), "
-          "above mkl.max_memory_gb = {}; use fewer training points (mkl.train_size)",
-          n, need / double(1ULL << 30), M + 3, mc.max_memory_gb));
+          "mkl.train_size: {} training points need {:.1f} GiB of kernel matrices ({} n x n doubles for {} kernels), "
+          "above mkl.max_memory_gb = {}; use fewer training points (mkl.train_size) or fewer mkl.interactions",
+          n, need / double(1ULL << 30), kernel_count + 3, kernel_count, mc.max_memory_gb));
   };
   auto points = [&](int64_t available) { return mc.train_size > 0 ? std::min(mc.train_size, available) : available; };
   if (config.data.source == DataSource::Synthetic) check_memory(points(config.data.train_size));  // before generating
@@ -73,7 +75,8 @@ json run_mkl(const MKLArgs& args) {
   create_run_dir(paths, /*with_checkpoints=*/false);  // MKL writes no checkpoint
   atomic_write_text(paths.config, to_json(config).dump(2) + "\n");
   auto log = make_logger(paths.log);
-  log->info("mmfusion {}: MKL ({}) on {} training points, {} kernels, into {}", kVersion, mc.solver, n, M, dir);
+  log->info("mmfusion {}: MKL ({}) on {} training points, {} kernels ({} of them products){}, into {}", kVersion,
+            mc.solver, n, kernel_count, mc.interactions.size(), mc.centre ? ", ANOVA-centred" : "", dir);
 
   const auto start = std::chrono::steady_clock::now();
   const bool classification = config.task == Task::Classification;
@@ -81,22 +84,47 @@ json run_mkl(const MKLArgs& args) {
   const auto y_mean = classification ? torch::Tensor() : train.target.to(torch::kFloat64).mean(0, true);
   const auto Y = krr_targets(config, train.target, y_mean);
 
-  // One fitted kernel per modality; train x train, val x train and test x train matrices.
+  // One fitted kernel per modality; train x train, val x train and test x train matrices,
+  // ANOVA-centred on the training points when mkl.centre; then one product kernel per
+  // interaction set (one elementwise product per extra modality).
   std::vector<std::string> names;
+  std::vector<std::vector<std::string>> members;  // each kernel's modalities
   std::vector<torch::Tensor> k_train, k_val, k_test;
   json kernels = json::object();
   for (int64_t m = 0; m < M; ++m) {
     const std::string& name = config.data.modalities[m].name;
     const FittedKernel kernel(kernel_for(mc, name), train.features[m]);
     names.push_back(name);
-    k_train.push_back(kernel(train.features[m], train.features[m]));
-    k_val.push_back(kernel(val.features[m], train.features[m]));
-    k_test.push_back(kernel(test.features[m], train.features[m]));
+    members.push_back({name});
+    torch::Tensor K = kernel(train.features[m], train.features[m]);
+    torch::Tensor K_val = kernel(val.features[m], train.features[m]), K_test = kernel(test.features[m], train.features[m]);
+    if (mc.centre) {  // rows first: they centre against the uncentred training kernel
+      K_val = centre_test_kernel(K_val, K);
+      K_test = centre_test_kernel(K_test, K);
+      K = centre_test_kernel(K, K);
+    }
+    k_train.push_back(K), k_val.push_back(K_val), k_test.push_back(K_test);
     const auto& kc = kernel.config();
     kernels[name] = {{"type", kc.type}, {"normalize", kc.normalize}};
     if (kc.type == "rbf") kernels[name]["gamma"] = kernel.gamma();
     if (kc.type == "polynomial") kernels[name]["degree"] = kc.degree, kernels[name]["coef0"] = kc.coef0;
   }
+  for (const auto& set : mc.interactions) {
+    std::vector<size_t> of;
+    for (const auto& name : set) of.push_back(std::find(names.begin(), names.begin() + M, name) - names.begin());
+    auto product = [&](const std::vector<torch::Tensor>& base) {
+      torch::Tensor K = base[of[0]] * base[of[1]];
+      for (size_t i = 2; i < of.size(); ++i) K.mul_(base[of[i]]);
+      return K;
+    };
+    k_train.push_back(product(k_train)), k_val.push_back(product(k_val)), k_test.push_back(product(k_test));
+    names.push_back(subset_name(set));
+    members.push_back(set);
+    kernels[names.back()] = {{"type", "product"}, {"of", set}};
+  }
+  const int64_t K_count = static_cast<int64_t>(names.size());
+  log->info("{} kernels built in {:.2f} s", K_count,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 
   const MKLResult learned = learn_weights(mc, k_train, Y);
   log->info("{}: {} iterations, objective {:.6g} -> {:.6g} ({})", mc.solver, learned.iterations,
@@ -104,18 +132,19 @@ json run_mkl(const MKLArgs& args) {
 
   // Every single kernel, the uniform combination and the learned one.
   std::vector<std::vector<double>> weightings;
-  for (int64_t m = 0; m < M; ++m) {
-    std::vector<double> e(M, 0.0);
+  for (int64_t m = 0; m < K_count; ++m) {
+    std::vector<double> e(K_count, 0.0);
     e[m] = 1.0;
     weightings.push_back(e);
   }
-  weightings.push_back(std::vector<double>(M, 1.0 / double(M)));
+  weightings.push_back(std::vector<double>(K_count, 1.0 / double(K_count)));
   weightings.push_back(learned.theta);
   json metrics = json::object(), separability_scores = json::object();
   std::vector<ScatterPanel> panels;
   std::ostringstream kpca_csv;
   kpca_csv << "kernel,index,pc1,pc2,target\n";
   torch::Tensor learned_test_scores;
+  std::vector<double> shares;  // of the learned combination's components on the test points
   for (size_t w = 0; w < weightings.size(); ++w) {
     const auto& theta = weightings[w];
     const std::string label = kernel_label(names, w);
@@ -130,7 +159,10 @@ json run_mkl(const MKLArgs& args) {
                       {"val", task_metrics(config.task, scores_for(combine(k_val, theta)), val.target)},
                       {"test", task_metrics(config.task, test_scores, test.target)}};
     if (label == "uniform") continue;
-    if (label == "learned") learned_test_scores = test_scores;
+    if (label == "learned") {
+      learned_test_scores = test_scores;
+      shares = component_shares(k_test, theta, alpha);
+    }
     // Kernel PCA pictures: the training eigenvectors, test points projected.
     const KernelPCA pca = fit_kernel_pca(K, 2);
     const auto train_xy = pca.train_coordinates(), test_xy = pca.project(combine(k_test, theta));
@@ -154,8 +186,30 @@ json run_mkl(const MKLArgs& args) {
   log->info("{:>8}: test {} {:.4f}", "uniform", classification ? "accuracy" : "mse",
             metrics["uniform"]["test"][classification ? "accuracy" : "mse"].get<double>());
 
+  std::string truth_note;
   json weights = json::object(), gradient = json::object();
-  for (int64_t m = 0; m < M; ++m) weights[names[m]] = learned.theta[m], gradient[names[m]] = learned.gradient[m];
+  for (int64_t m = 0; m < K_count; ++m) weights[names[m]] = learned.theta[m], gradient[names[m]] = learned.gradient[m];
+  // Each kernel's component of the learned prediction, with the generator's truth where
+  // it has one (docs/mkl.md: the shares are Sobol shares only with centred kernels).
+  const SyntheticTruth truth =
+      config.data.source == DataSource::Synthetic ? synthetic_truth(config.data, config.seed) : SyntheticTruth{};
+  if (config.data.source != DataSource::Synthetic) truth_note = "file data: the truth is not known";
+  else if (!truth.exact) truth_note = truth.why_not;
+  json components = json::array();
+  log->info("{:<24} {:>8} {:>8} {:>8}", "component", "weight", "share", "truth");
+  for (int64_t k = 0; k < K_count; ++k) {
+    json t = nullptr;
+    if (truth.exact) {
+      t = 0.0;
+      for (const auto& s : truth.subsets)
+        if (s.modalities == members[k]) t = s.share;
+    }
+    components.push_back({{"name", names[k]}, {"modalities", members[k]}, {"weight", learned.theta[k]},
+                          {"share", shares[k]}, {"truth", t}});
+    log->info("{:<24} {:>8.4f} {:>8.4f} {:>8}", names[k], learned.theta[k], shares[k],
+              t.is_number() ? fmt::format("{:.4f}", t.get<double>()) : "-");
+  }
+  if (!truth_note.empty()) log->info("no truth: {}", truth_note);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   json out = {{"mmfusion_version", kVersion},
               {"task", to_string(config.task)},
@@ -171,6 +225,9 @@ json run_mkl(const MKLArgs& args) {
               {"stop_reason", learned.stop_reason},
               {"final_gradient", gradient},
               {"kernels", kernels},
+              {"centred", mc.centre},
+              {"components", components},
+              {"truth_note", truth_note.empty() ? json(nullptr) : json(truth_note)},
               {"metrics", metrics},
               {"separability", separability_scores},
               {"seconds", seconds}};

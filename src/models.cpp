@@ -1,5 +1,7 @@
 #include "mmfusion/models.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include "mmfusion/dropout.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/intense.hpp"
@@ -243,7 +245,8 @@ torch::Tensor LateFusionImpl::forward(const std::vector<torch::Tensor>& inputs) 
 
 BlockNormImpl::BlockNormImpl(int64_t dim, bool one_variance_) : one_variance(one_variance_) {
   running_mean = register_buffer("running_mean", torch::zeros({dim}));
-  running_var = register_buffer("running_var", one_variance ? torch::ones({}) : torch::ones({dim}));
+  // Start at what unit-variance features give: 1 per feature, dim for the whole block.
+  running_var = register_buffer("running_var", one_variance ? torch::full({}, double(dim)) : torch::ones({dim}));
 }
 
 torch::Tensor BlockNormImpl::forward(const torch::Tensor& x) {
@@ -331,17 +334,15 @@ torch::Tensor IntenseImpl::forward(const std::vector<torch::Tensor>& inputs) {
   return fusion(torch::cat(blocks(inputs), 1));
 }
 
-namespace {
-std::vector<std::pair<int64_t, int64_t>> column_ranges(const std::vector<IntenseImpl::Block>& layout) {
+std::vector<std::pair<int64_t, int64_t>> IntenseImpl::columns() const {
   std::vector<std::pair<int64_t, int64_t>> ranges;
-  for (const auto& b : layout) ranges.emplace_back(b.begin, b.end);
+  for (const auto& b : layout_) ranges.emplace_back(b.begin, b.end);
   return ranges;
 }
-}  // namespace
 
 torch::Tensor IntenseImpl::penalty() {
   if (config_.reg == 0) return {};
-  return config_.reg * block_regularizer(fusion->weight, column_ranges(layout_), config_.p);
+  return config_.reg * block_regularizer(fusion->weight, columns(), config_.p);
 }
 
 std::vector<std::pair<std::string, double>> IntenseImpl::relevance() const {
@@ -352,6 +353,12 @@ std::vector<std::pair<std::string, double>> IntenseImpl::relevance() const {
   std::vector<std::pair<std::string, double>> out;
   for (size_t b = 0; b < layout_.size(); ++b) out.emplace_back(layout_[b].name, scores[b]);
   return out;
+}
+
+nlohmann::json relevance_json(const MultimodalModelImpl& model) {
+  nlohmann::json scores = nlohmann::json::object();
+  for (const auto& [block, score] : model.relevance()) scores[block] = score;
+  return scores;
 }
 
 ModelPtr make_model(const ModelConfig& model, const std::vector<ModalityConfig>& modalities,

@@ -389,7 +389,8 @@ void write_sweep_reports(const std::string& dir, const std::string& name, const 
       for (const auto& kv : g) md << ' ' << value_text(kv.second) << " |";
       for (const auto& b : blocks)
         md << ' ' << format_stat(stats(collect(g, [&](const json& r) {
-          return r.value("relevance", json::object()).value(b, NAN);
+          const json score = r.value("relevance", json::object()).value(b, json());
+          return score.is_number() ? score.get<double>() : NAN;
         }))) << " |";
       md << "\n";
     }

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -218,7 +219,7 @@ EpochRecord Trainer::finish_epoch(double seconds) {
     torch::NoGradGuard no_grad;
     if (const torch::Tensor penalty = model_->penalty(); penalty.defined()) r.penalty = penalty.item<double>();
   }
-  for (const auto& [name, score] : model_->relevance()) r.relevance[name] = score;
+  r.relevance = relevance_json(*model_);
   r.val = score(step_->loss(), config_.task, scaling_, predict_sharded(val_), val_.target);
   r.val_loss = r.val["loss"].get<double>();
   r.val.erase("loss");
@@ -354,6 +355,16 @@ void Trainer::fit(const std::atomic<int>* stop) {
   log_->info("training {} on {}: {} train / {} val / {} test samples, {} parameters, {} threads",
              to_string(config_.model.type), device_.str(), train_.size(), val_.size(), test_.size(),
              parameter_counts(*model_)[0].second, torch::get_num_threads());
+  if (comm_ && t.batch_size < 2 * comm_->world_size()) {
+    const auto buffers = model_->named_buffers();
+    const bool batch_statistics = std::any_of(buffers.begin(), buffers.end(), [](const auto& b) {
+      return b.key().find("running_") != std::string::npos;
+    });
+    if (batch_statistics)
+      log_->warn("train.batch_size {} over {} ranks leaves shards of one row, which normalise with the running "
+                 "estimates instead of batch statistics; use a batch of at least {}",
+                 t.batch_size, comm_->world_size(), 2 * comm_->world_size());
+  }
   if (device_.is_cuda())
     log_->info("training step: {}", graph_ ? std::string("one CUDA graph per batch size") : "eager (" + why_eager_ + ")");
   while (progress_.epoch < t.epochs) {
@@ -370,6 +381,11 @@ void Trainer::fit(const std::atomic<int>* stop) {
                r.val[classification ? "accuracy" : "mae"].get<double>(),
                classification ? "val_f1" : "val_r", r.val[classification ? "macro_f1" : "pearson"].get<double>(),
                r.lr, r.seconds, r.samples_per_s, r.epoch == progress_.best_epoch ? "  *best" : "");
+    if (!r.relevance.empty()) {
+      std::string scores;
+      for (const auto& [block, score] : r.relevance.items()) scores += fmt::format("  {} {:.3f}", block, score.get<double>());
+      log_->info("relevance{}", scores);
+    }
     if (on_epoch) on_epoch(r);
     if (progress_.stopped_early) {
       log_->info("early stopping: val_loss has not improved for {} epochs (best {:.6f} at epoch {})",
@@ -412,7 +428,7 @@ json Trainer::write_results() {
                   {"parameters", params},
                   {"val", evaluate_on(val_)},
                   {"test", evaluate_on(test_)}};
-  for (const auto& [name, score] : model->relevance()) results["relevance"][name] = score;
+  if (const json scores = relevance_json(*model); !scores.empty()) results["relevance"] = scores;
   atomic_write_text(paths_.results, results.dump(2) + "\n");
   return results;
 }

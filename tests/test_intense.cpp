@@ -181,8 +181,11 @@ TEST(InTenseConfig, BadInteractionsNameTheirPlace) {
                             "model.intense.interactions: expected a list of modality-name lists");
   expect_error<ConfigError>([] { tiny_config({"model.intense.p=0.5"}); }, "model.intense.p");
   expect_error<ConfigError>([] { tiny_config({"model.intense.reg=-1"}); }, "model.intense.reg");
-  expect_error<ConfigError>([] { tiny_config({"model.intense.latent_dim=64", "model.max_fused_size=100000"}); },
-                            "latent_dim^3 = 262144 values per sample, above model.max_fused_size");
+  expect_error<ConfigError>(
+      [] { tiny_config({"model.type=intense", "model.intense.latent_dim=64", "model.max_fused_size=100000"}); },
+      "model.intense.interactions[3]: the block of 3 modalities has latent_dim^3 = 262144 values per sample, above "
+      "model.max_fused_size");
+  EXPECT_NO_THROW(tiny_config({"model.intense.latent_dim=64", "model.max_fused_size=100000"}));  // not InTense
   expect_error<ConfigError>([] { tiny_config({"model.intense.rank=3"}); }, "model.intense.rank: unknown key");
 }
 
@@ -236,20 +239,27 @@ TEST(InTenseModel, InteractionBlocksHoldNoLowerOrderPart) {
     for (size_t m = 0; m < z.size(); ++m) u.push_back(model->projection_norms[m](model->projections[m](z[m])));
     const auto blocks = model->blocks(x);
     const auto& layout = model->layout();
-    // Noise of the largest of up to 32 correlations of 1e5 heavy-tailed products: < 0.03.
+    // Noise of the largest of up to 48 correlations of 1e5 heavy-tailed products: < 0.03.
     for (size_t b = 3; b < layout.size(); ++b) {
-      for (size_t m : layout[b].members)
+      for (size_t m : layout[b].members) {
         EXPECT_LT(max_abs_correlation(blocks[b], u[m]), 0.03) << mode << ": " << layout[b].name << " vs its factor";
+        EXPECT_LT(max_abs_correlation(blocks[b], blocks[m]), 0.03) << mode << ": " << layout[b].name << " vs "
+                                                                    << layout[m].name;
+      }
       if (layout[b].members.size() == 3)
         for (size_t pair = 3; pair < 6; ++pair)
           EXPECT_LT(max_abs_correlation(blocks[b], blocks[pair]), 0.03) << mode << ": " << layout[pair].name;
     }
-    // Without the centring, the product of the (uncentred) projections carries them.
-    const auto raw = model->projections[0](z[0]), raw2 = model->projections[1](z[1]);
-    EXPECT_GT(max_abs_correlation(interaction_block({raw, raw2}), raw), 0.3) << mode;
   };
   model->train();
   check("training");
+  {
+    // Without the centring, the product of the (uncentred) projections carries them.
+    torch::NoGradGuard no_grad;
+    const auto z = model->encoders->forward(inputs(100000));
+    const auto raw = model->projections[0](z[0]), raw2 = model->projections[1](z[1]);
+    EXPECT_GT(max_abs_correlation(interaction_block({raw, raw2}), raw), 0.3);
+  }
   // The running estimates settle (momentum 0.1; batches large enough that their own noise,
   // about sqrt(0.05 / 4096), stays below the test's).
   for (int i = 0; i < 60; ++i) model->forward(inputs(4096));
@@ -278,10 +288,8 @@ TEST(InTenseModel, TheRegulariserChangesTheFusionWeightsGradientByItsOwn) {
   EXPECT_DOUBLE_EQ(la, lb);  // the returned loss is the data's, without the penalty
 
   // The expected difference, from the regulariser alone on a copy of the weights.
-  std::vector<std::pair<int64_t, int64_t>> ranges;
-  for (const auto& block : b->layout()) ranges.emplace_back(block.begin, block.end);
   const auto w = b->fusion->weight.detach().to(torch::kFloat64).requires_grad_(true);
-  (0.5 * block_regularizer(w, ranges, 1.5)).backward();
+  (0.5 * block_regularizer(w, b->columns(), 1.5)).backward();
   const auto ga = a->named_parameters(), gb = b->named_parameters();
   for (const auto& p : ga) {
     const auto difference = (gb[p.key()].grad() - p.value().grad()).to(torch::kFloat64);
@@ -404,6 +412,11 @@ std::pair<torch::Tensor, torch::Tensor> one_sgd_step(int world, double reg, cons
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) threads.emplace_back([&, r] { trainers[r]->fit(); });
   for (auto& t : threads) t.join();
+  // Every rank ends with rank 0's running statistics (broadcast before validation).
+  const auto leader = trainers[0]->model().named_buffers();
+  for (int r = 1; r < world; ++r)
+    for (const auto& b : trainers[r]->model().named_buffers())
+      EXPECT_TRUE(torch::equal(b.value(), leader[b.key()])) << "rank " << r << ": " << b.key();
   return {dynamic_cast<IntenseImpl&>(trainers[0]->model()).fusion->weight.detach().clone(), initial};
 }
 
@@ -420,12 +433,9 @@ TEST(InTenseModel, DataParallelTrainingCountsTheRegulariserOnce) {
     const auto [with_reg, initial] = one_sgd_step(world, reg, dir.file("reg" + std::to_string(world)));
     const auto [without, initial0] = one_sgd_step(world, 0.0, dir.file("plain" + std::to_string(world)));
     ASSERT_TRUE(torch::equal(initial, initial0));
-    torch::manual_seed(0);
-    auto model = make_intense(tiny_config({"model.type=intense"}));
-    std::vector<std::pair<int64_t, int64_t>> ranges;
-    for (const auto& block : model->layout()) ranges.emplace_back(block.begin, block.end);
+    auto model = make_intense(tiny_config({"model.type=intense"}));  // the same block layout
     const auto w = initial.to(torch::kFloat64).requires_grad_(true);
-    (reg * block_regularizer(w, ranges, 1.0)).backward();
+    (reg * block_regularizer(w, model->columns(), 1.0)).backward();
     const auto moved = (with_reg - without).to(torch::kFloat64);
     EXPECT_TRUE(torch::allclose(moved, -lr * w.grad(), 1e-3, 1e-6)) << (moved + lr * w.grad()).abs().max();
   }
@@ -495,7 +505,8 @@ TEST(InTenseTruth, MixedDataScoresRankSubsetsAsTheTruthDoes) {
       "data.synthetic.terms=[{\"modalities\":[\"visual\"],\"weight\":1.2},{\"modalities\":[\"audio\"],\"weight\":0.5},"
       "{\"modalities\":[\"visual\",\"audio\"],\"weight\":1}]"};
   const json r = train_on_terms(dir.file("run"), with(terms, {"model.type=intense"}));
-  const SyntheticTruth truth = synthetic_truth(tiny_config(with({"data.synthetic.shared_latent_dim=0"}, terms)).data, 7);
+  const auto config = tiny_config(with({"data.synthetic.shared_latent_dim=0"}, terms));
+  const SyntheticTruth truth = synthetic_truth(config.data, config.seed);
   ASSERT_TRUE(truth.exact);
   std::map<std::string, double> share;
   for (const auto& s : truth.subsets) share[subset_name(s.modalities)] = s.share;

@@ -248,3 +248,132 @@ TEST(MKLCommand, LearnedWeightsDoNoWorseThanUniformOnTheDefaultData) {
   const auto& objective = out["objective"];
   for (size_t i = 1; i < objective.size(); ++i) EXPECT_LE(objective[i].get<double>(), objective[i - 1].get<double>());
 }
+
+// ---------------------------------------------------------------------------------------
+// Interaction kernels (products of ANOVA-centred kernels) and their component shares.
+
+TEST(AnovaKernels, ConfigResolvesAllUpToMaxOrderAndCentresByDefaultWithInteractions) {
+  using Sets = std::vector<std::vector<std::string>>;
+  EXPECT_TRUE(tiny_config().mkl.interactions.empty());  // additive, as before
+  EXPECT_FALSE(tiny_config().mkl.centre);
+  const auto all = tiny_config({"mkl.interactions=all"});
+  EXPECT_EQ(all.mkl.interactions,
+            (Sets{{"visual", "audio"}, {"visual", "text"}, {"audio", "text"}, {"visual", "audio", "text"}}));
+  EXPECT_TRUE(all.mkl.centre);
+  EXPECT_EQ(tiny_config({"mkl.interactions=all", "mkl.max_order=2"}).mkl.interactions.size(), 3u);
+  EXPECT_FALSE(tiny_config({"mkl.interactions=[[\"text\",\"audio\"]]", "mkl.centre=false"}).mkl.centre);
+  EXPECT_EQ(tiny_config({"mkl.interactions=[[\"text\",\"audio\"]]"}).mkl.interactions, (Sets{{"audio", "text"}}));
+  EXPECT_TRUE(parse_config(to_json(all)) == all);
+  expect_error<ConfigError>([] { tiny_config({"mkl.interactions=some"}); },
+                            "mkl.interactions: expected \"all\" or a list of modality-name lists");
+  expect_error<ConfigError>([] { tiny_config({"mkl.interactions=[[\"audio\"]]"}); }, "mkl.interactions[0]");
+  expect_error<ConfigError>([] { tiny_config({"mkl.max_order=1"}); }, "mkl.max_order");
+}
+
+// Centred on the training points, every function sum_j k~(., x_j) a_j has mean zero
+// over them, and the centred kernel stays symmetric.
+TEST(AnovaKernels, CentredKernelFunctionsHaveMeanZeroOverTheTrainingPoints) {
+  torch::manual_seed(4);
+  const auto x = torch::randn({300, 3}, f64) + 2;
+  const auto K = FittedKernel(KernelConfig{}, x)(x, x);
+  const auto centred = centre_test_kernel(K, K);
+  const auto f = centred.mm(torch::randn({300, 4}, f64));
+  EXPECT_LT(f.mean(0).abs().max().item<double>(), 1e-12 * f.abs().max().item<double>() * 300);
+  EXPECT_GT(K.mm(torch::ones({300, 1}, f64)).abs().min().item<double>(), 1.0);  // uncentred: far from zero
+  EXPECT_TRUE(torch::allclose(centred, centred.t(), 0, 1e-12));
+}
+
+// For independent modalities, the components of products over different subsets are
+// orthogonal: with the same coefficients, a pair's component is uncorrelated with each of
+// its members' and with the other subsets'. Evaluated on fresh points of the training
+// distribution (rows centred with the training statistics, as test rows are); at the
+// training points themselves every component also holds alpha_i k(x_i, x_i), the same
+// diagonal term, which ties them together. Uncentred, the pair's carries its members.
+TEST(AnovaKernels, ProductsOfCentredKernelsGiveOrthogonalComponents) {
+  torch::manual_seed(5);
+  const int64_t n = 800, fresh = 4000;
+  std::vector<torch::Tensor> centred, raw;
+  for (int m = 0; m < 3; ++m) {
+    const auto x = torch::randn({n, 2}, f64), z = torch::randn({fresh, 2}, f64);
+    const FittedKernel kernel(KernelConfig{}, x);
+    const auto K = kernel(x, x);
+    raw.push_back(kernel(z, x));
+    centred.push_back(centre_test_kernel(raw.back(), K));
+  }
+  const auto alpha = torch::randn({n, 1}, f64);
+  auto component = [&](const std::vector<torch::Tensor>& k, std::vector<int> of) {
+    torch::Tensor K = k[of[0]].clone();
+    for (size_t i = 1; i < of.size(); ++i) K *= k[of[i]];
+    return K.mm(alpha).squeeze(1);
+  };
+  auto correlation = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return torch::corrcoef(torch::stack({a, b}))[0][1].item<double>();
+  };
+  const std::vector<std::vector<int>> subsets{{0}, {1}, {2}, {0, 1}, {0, 2}, {1, 2}, {0, 1, 2}};
+  for (size_t s = 0; s < subsets.size(); ++s)
+    for (size_t t = s + 1; t < subsets.size(); ++t)
+      EXPECT_LT(std::abs(correlation(component(centred, subsets[s]), component(centred, subsets[t]))), 0.1)
+          << s << " vs " << t;
+  EXPECT_GT(correlation(component(raw, {0, 1}), component(raw, {0})), 0.3);
+}
+
+namespace {
+
+json mkl_on_terms(const TempDir& dir, const std::string& name, const std::string& terms,
+                  const std::vector<std::string>& more = {}) {
+  MKLArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.overrides = {"threads=2", "data.train_size=800", "data.test_size=1000", "data.synthetic.shared_latent_dim=0",
+                    "data.synthetic.weights=null", "data.synthetic.terms=" + terms, "mkl.interactions=all",
+                    "mkl.train_size=0"};
+  args.overrides.insert(args.overrides.end(), more.begin(), more.end());
+  args.out = dir.file(name);
+  return run_mkl(args);
+}
+
+double interaction_share(const json& out) {
+  double sum = 0;
+  for (const auto& c : out["components"])
+    if (c["modalities"].size() > 1) sum += c["share"].get<double>();
+  return sum;
+}
+
+}  // namespace
+
+TEST(AnovaKernels, AdditiveDataLeavesTheInteractionComponentsLittle) {
+  TempDir dir;
+  const json out = mkl_on_terms(dir, "additive", R"([{"modalities":["visual"]},{"modalities":["audio"]},{"modalities":["text"]}])");
+  ASSERT_EQ(out["components"].size(), 7u);
+  EXPECT_LT(interaction_share(out), 0.1) << out["components"].dump();
+  for (const auto& c : out["components"]) EXPECT_TRUE(c["truth"].is_number()) << c["name"];  // exact truth here
+  EXPECT_TRUE(fs::exists(dir.file("additive/kpca.svg")));
+  EXPECT_NE(read_text(dir.file("additive/kpca.svg")).find("visual:audio:text"), std::string::npos);
+}
+
+TEST(AnovaKernels, PairsOnlyDataPutsMostOfThePredictionOnThePairs) {
+  TempDir dir;
+  const json out = mkl_on_terms(dir, "pairs", R"([{"modalities":["visual","audio"]},{"modalities":["visual","text"]},)"
+                                              R"({"modalities":["audio","text"]}])");
+  double pairs = 0;
+  for (const auto& c : out["components"])
+    if (c["modalities"].size() == 2) pairs += c["share"].get<double>();
+  EXPECT_GT(pairs, 0.7) << out["components"].dump();
+}
+
+// The issue's measure: on the default data (independent modalities, n = 2000) the
+// additive MKL as it was stays below R^2 0.3, and the one with every interaction (RBF
+// kernels at half the median heuristic's gamma, as products add their gammas) reaches
+// 0.85. (The additive one at half gamma reaches 0.31.)
+TEST(AnovaKernels, InteractionKernelsFitTheDefaultDataWhereTheSumCannot) {
+  TempDir dir;
+  MKLArgs args;
+  args.config = source_path("configs/default.json");
+  args.overrides = {"data.synthetic.shared_latent_dim=0", "mkl.train_size=2000"};
+  args.out = dir.file("additive");
+  const double additive = run_mkl(args)["metrics"]["learned"]["test"]["r2"].get<double>();
+  args.overrides.insert(args.overrides.end(), {"mkl.interactions=all", "mkl.kernels.default.gamma_scale=0.5"});
+  args.out = dir.file("all");
+  const json all = run_mkl(args);
+  EXPECT_LT(additive, 0.3);
+  EXPECT_GE(all["metrics"]["learned"]["test"]["r2"].get<double>(), 0.85) << all["components"].dump();
+}

@@ -161,6 +161,7 @@ struct TrainConfig {
 struct KernelConfig {
   std::string type = "rbf";             // "linear" | "polynomial" | "rbf"
   double gamma = 0;                     // rbf: exp(-gamma |x - z|^2); 0 = median heuristic
+  double gamma_scale = 1;               // rbf, median heuristic: gamma = gamma_scale / median
   int64_t degree = 2;                   // polynomial: (x.z / dim + coef0)^degree
   double coef0 = 1;                     // polynomial
   std::string normalize = "unit_diagonal";  // "none" | "unit_diagonal" | "unit_trace"
@@ -176,6 +177,14 @@ struct MKLConfig {
   double max_memory_gb = 8;       // refuse problems whose kernel matrices need more
   KernelConfig default_kernel;    // for every modality without its own entry
   std::map<std::string, KernelConfig> kernels;
+  // Product kernels over these modality sets (each in the config's modality order), beside
+  // the one kernel per modality; resolved when parsed ("all" in JSON: every set of 2 to
+  // max_order modalities). Default: none, an additive model.
+  std::vector<std::vector<std::string>> interactions;
+  int64_t max_order = 3;  // the largest set "all" stands for
+  // ANOVA centring of every base kernel on the training points. Default: on exactly when
+  // there are interactions (it makes each product kernel's functions pure interactions).
+  bool centre = false;
 };
 
 // Multi-process training (docs/distributed.md); used only when WORLD_SIZE > 1.

@@ -1,7 +1,7 @@
 #pragma once
-// Multiple kernel learning (docs/mkl.md): one kernel per modality, kernel ridge
-// regression on their weighted sum, and learners for the weights (uniform, lp-norm MKL,
-// SimpleMKL), plus kernel PCA for pictures of separability. All in double precision,
+// Multiple kernel learning (docs/mkl.md): one kernel per modality (and products of them
+// for interactions), kernel ridge regression on their weighted sum, and learners for the
+// weights (uniform, lp-norm MKL, SimpleMKL), plus kernel PCA for pictures of separability. All in double precision,
 // on the device of the inputs.
 #include <string>
 #include <vector>
@@ -80,8 +80,19 @@ struct KernelPCA {
   torch::Tensor project(const torch::Tensor& test_kernel) const;
 };
 KernelPCA fit_kernel_pca(const torch::Tensor& K, int64_t components = 2);
-// The centring of a test kernel on its own (exposed for tests).
+// The centring of kernel rows against the training points (kernel PCA's, and the ANOVA
+// centring of Durrande et al. 2013): K_t - 1 r' - (row means of K_t) 1' + mean(K), r the
+// column means of the training kernel K. centre_test_kernel(K, K) centres K itself; every
+// function sum_j k~(., x_j) a_j then has mean zero over the training points.
 torch::Tensor centre_test_kernel(const torch::Tensor& test_kernel, const torch::Tensor& train_kernel);
+
+// Each component's share of a combined prediction's variance: f_k = theta_k K_k alpha over
+// the rows of the kernels (rows x train, e.g. test points), Var(f_k) / Var(sum_k f_k),
+// variances summed over alpha's columns. With centred base kernels and their products
+// the components are the prediction's functional-ANOVA terms, and these are their Sobol
+// shares (docs/mkl.md). All zeros when the prediction is constant.
+std::vector<double> component_shares(const std::vector<torch::Tensor>& kernels, const std::vector<double>& theta,
+                                     const torch::Tensor& alpha);
 
 // Separability of 2-D coordinates: classification, accuracy of the nearest class mean
 // (means from the training coordinates); regression, R^2 of a least-squares linear fit
@@ -89,8 +100,9 @@ torch::Tensor centre_test_kernel(const torch::Tensor& test_kernel, const torch::
 double separability(Task task, const torch::Tensor& train_xy, const torch::Tensor& train_y,
                     const torch::Tensor& test_xy, const torch::Tensor& test_y);
 
-// Bytes the kernel matrices of an MKL problem take (M modality kernels, the combined one
-// and its factor, n x n doubles each).
-double mkl_memory_bytes(int64_t n, int64_t modalities);
+// Bytes the kernel matrices of an MKL problem take (one per kernel: every modality's and
+// every product kernel; the combined one, its regularised copy and its factor; n x n
+// doubles each).
+double mkl_memory_bytes(int64_t n, int64_t kernels);
 
 }  // namespace mmfusion

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
 #include <torch/torch.h>
 
 #include "mmfusion/config.hpp"
@@ -264,6 +265,7 @@ class IntenseImpl : public MultimodalModelImpl {
   // The normalised blocks, [B, end - begin] each, in layout() order.
   std::vector<torch::Tensor> blocks(const std::vector<torch::Tensor>& inputs);
   const std::vector<Block>& layout() const { return layout_; }
+  std::vector<std::pair<int64_t, int64_t>> columns() const;  // each block's [begin, end)
 
   ModalityEncoders encoders{nullptr};
   std::vector<torch::nn::Linear> projections;  // per modality; null when in no interaction
@@ -276,6 +278,9 @@ class IntenseImpl : public MultimodalModelImpl {
   std::vector<Block> layout_;
 };
 TORCH_MODULE(Intense);
+
+// The model's relevance scores as {block: score} ({} when it has none).
+nlohmann::json relevance_json(const MultimodalModelImpl& model);
 
 // Builds the model named by model.type. output_dim: the target's columns.
 ModelPtr make_model(const ModelConfig& model, const std::vector<ModalityConfig>& modalities,
