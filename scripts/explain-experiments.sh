@@ -12,17 +12,11 @@ out=${1:-runs/explain}
 bin=./build/mmfusion
 mkdir -p "$out"
 
-declare -A structures=(
-  [additive]='[{"modalities":["visual"]},{"modalities":["audio"]},{"modalities":["text"]}]'
-  [pairs]='[{"modalities":["visual","audio"]},{"modalities":["visual","text"]},{"modalities":["audio","text"]}]'
-  [triple]='[{"modalities":["visual","audio","text"]}]'
-  [mixed]='[{"modalities":["visual"],"weight":1},{"modalities":["audio"],"weight":0.7},{"modalities":["visual","audio"],"weight":1}]'
-)
+source scripts/structures.sh
 # Small encoders, so that TFN's outer product (17 x 9 x 17) trains in seconds too.
-common=(--set threads=1 --set data.synthetic.weights=null --set data.synthetic.shared_latent_dim=0 --set data.synthetic.latent_dim=2
+common=(--set threads=1 "${structure_data[@]}"
         --set 'model.encoders={"visual":[16],"audio":[8],"text":[16]}' --set model.rank=8
-        --set model.fused_dim=16 --set model.dropout=0 --set train.epochs=30 --set train.lr=0.003
-        --set data.test_size=4096)
+        --set model.fused_dim=16 --set model.dropout=0 --set train.epochs=30 --set train.lr=0.003)
 for structure in additive pairs triple mixed; do
   for model in lmf tfn concat late; do
     for seed in 1 2 3; do

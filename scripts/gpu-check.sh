@@ -8,10 +8,10 @@
 #      torch.compile(mode="reduce-overhead"), batch 32 to 65536,
 #   4. times mmfusion's step on cuda: CUDA graph against eager, TF32 off and on, TFN,
 #   5. trains the default config on cuda (graph, eager, TF32) and compares test metrics,
-#   6. runs `mmfusion explain` and `mmfusion mkl` on cuda,
-#   7. runs the whole test suite, except the docs' command replay (CPU-only, and minutes).
-# Each stage appends to summary.txt, which ends with the table of what ran. InTense is
-# run by a later version of this script, once it exists.
+#   6. trains InTense on cuda (graph and eager, with their relevance scores),
+#   7. runs `mmfusion explain` and `mmfusion mkl` (with every interaction kernel) on cuda,
+#   8. runs the whole test suite, except the docs' command replay (CPU-only, and minutes).
+# Each stage appends to summary.txt, which ends with the table of what ran.
 # Writes at most 8 files into RESULTS_DIR (what a device lease returns). Every stage is
 # cut at the deadline (BUDGET seconds from the start, default 540), so that a lease that
 # ends returns what ran.
@@ -114,6 +114,26 @@ PY
 grep -h "training step" "$results/train.log" | sort | uniq -c | tee -a "$summary"
 stage "train default (graph, eager, tf32)" $rc
 
+# InTense on cuda: the graph step and the eager one should give the same scores.
+rc=0
+for variant in "intense-graph" "intense-eager train.cuda_graphs=false"; do
+  read -r name set <<< "$variant"
+  echo "-- $name" >> "$results/train.log"
+  timeout "$(limit 60)" $bin train --config configs/default.json --set device=cuda --set model.type=intense \
+    ${set:+--set $set} --out "$work/$name" >> "$results/train.log" 2>&1 || rc=$?
+done
+python3 - "$work" <<'PY' | tee -a "$summary"
+import json, sys
+for name in ("intense-graph", "intense-eager"):
+    try:
+        r = json.load(open(f"{sys.argv[1]}/{name}/results.json"))
+        scores = " ".join(f"{k} {v:.3f}" for k, v in r["relevance"].items())
+        print(f"{name:<16} test r2 {r['test']['r2']:.4f}  relevance: {scores}")
+    except Exception as e:
+        print(f"{name:<16} no result ({e})")
+PY
+stage "intense on cuda (graph, eager)" $rc
+
 # explain on cuda: the graph run's model, 65536 pairs (the issue's "seconds on CUDA too").
 start=$(date +%s)
 timeout "$(limit 60)" $bin explain --checkpoint "$work/graph/checkpoints/best.pt" --device cuda \
@@ -123,7 +143,8 @@ grep -A12 "row pairs" "$results/train.log" | tee -a "$summary"
 say "explain on cuda: $(( $(date +%s) - start )) s"
 stage "explain on cuda" $rc
 
-timeout "$(limit 60)" $bin mkl --config configs/default.json --set device=cuda --out "$work/mkl" > "$results/mkl.log" 2>&1
+timeout "$(limit 60)" $bin mkl --config configs/default.json --set device=cuda --set mkl.interactions=all \
+  --set mkl.kernels.default.gamma_scale=0.5 --out "$work/mkl" > "$results/mkl.log" 2>&1
 rc=$?
 tail -15 "$results/mkl.log" | tee -a "$summary"
 stage "mkl on cuda" $rc

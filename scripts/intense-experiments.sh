@@ -12,17 +12,11 @@ out=${1:-runs/intense}
 bin=./build/mmfusion
 mkdir -p "$out"
 
-declare -A structures=(
-  [additive]='[{"modalities":["visual"]},{"modalities":["audio"]},{"modalities":["text"]}]'
-  [pairs]='[{"modalities":["visual","audio"]},{"modalities":["visual","text"]},{"modalities":["audio","text"]}]'
-  [triple]='[{"modalities":["visual","audio","text"]}]'
-  [mixed]='[{"modalities":["visual"],"weight":1},{"modalities":["audio"],"weight":0.7},{"modalities":["visual","audio"],"weight":1}]'
-  [xor]='[{"modalities":["visual","audio"]}]'
-)
-# As in scripts/explain-experiments.sh: independent modalities, small encoders.
-common=(--set threads=1 --set data.synthetic.weights=null --set data.synthetic.shared_latent_dim=0
-        --set data.synthetic.latent_dim=2 --set 'model.encoders={"visual":[16],"audio":[8],"text":[16]}'
-        --set model.dropout=0 --set train.epochs=30 --set train.lr=0.003 --set data.test_size=4096)
+source scripts/structures.sh
+structures[xor]='[{"modalities":["visual","audio"]}]'
+# As in scripts/explain-experiments.sh: small encoders.
+common=(--set threads=1 "${structure_data[@]}" --set 'model.encoders={"visual":[16],"audio":[8],"text":[16]}'
+        --set model.dropout=0 --set train.epochs=30 --set train.lr=0.003)
 xor=(--set task=classification --set num_classes=2 --set data.synthetic.target_noise=0.01)
 
 train() {  # train RUN ARGS...: a run folder, unless it is complete

@@ -234,6 +234,9 @@ TEST(MKLCommand, WritesEveryOutputAndRefusesWhatWouldNotFit) {
   args.overrides = {"mkl.train_size=100000", "data.train_size=100000", "mkl.max_memory_gb=1"};
   args.out = dir.file("too-big");
   expect_error<ConfigError>([&] { run_mkl(args); }, "100000 training points need 447.0 GiB");
+  // Product kernels count: 7 kernels, 10 n x n matrices.
+  args.overrides.push_back("mkl.interactions=all");
+  expect_error<ConfigError>([&] { run_mkl(args); }, "need 745.1 GiB of kernel matrices (10 n x n doubles for 7 kernels)");
 }
 
 TEST(MKLCommand, LearnedWeightsDoNoWorseThanUniformOnTheDefaultData) {
