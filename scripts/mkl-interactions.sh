@@ -15,16 +15,9 @@ intense_out=${3:-runs/intense}
 bin=./build/mmfusion
 mkdir -p "$out"
 
-declare -A structures=(
-  [additive]='[{"modalities":["visual"]},{"modalities":["audio"]},{"modalities":["text"]}]'
-  [pairs]='[{"modalities":["visual","audio"]},{"modalities":["visual","text"]},{"modalities":["audio","text"]}]'
-  [triple]='[{"modalities":["visual","audio","text"]}]'
-  [mixed]='[{"modalities":["visual"],"weight":1},{"modalities":["audio"],"weight":0.7},{"modalities":["visual","audio"],"weight":1}]'
-)
+source scripts/structures.sh
 # The data of scripts/explain-experiments.sh; kernels at half the median heuristic's gamma.
-common=(--set threads=2 --set data.synthetic.weights=null --set data.synthetic.shared_latent_dim=0
-        --set data.synthetic.latent_dim=2 --set data.test_size=4096 --set mkl.interactions=all
-        --set mkl.kernels.default.gamma_scale=0.5)
+common=(--set threads=2 "${structure_data[@]}" --set mkl.interactions=all --set mkl.kernels.default.gamma_scale=0.5)
 mkl() {  # mkl RUN ARGS...: unless complete
   local run=$1
   shift
