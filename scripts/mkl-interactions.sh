@@ -6,7 +6,7 @@
 # on leaves100; and the time of `mkl` with interactions at n = 2000 and 4000. A rerun
 # skips what is complete. Writes OUT/tables.md.
 #   usage: scripts/mkl-interactions.sh [OUT] [EXPLAIN_OUT] [INTENSE_OUT]
-#          (defaults runs/mkl-interactions, runs/explain, runs/intense; ~15 min on 2 cores)
+#          (defaults runs/mkl-interactions, runs/explain, runs/intense; ~25 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/mkl-interactions}

@@ -505,11 +505,7 @@ std::vector<std::vector<std::string>> all_interactions(const std::vector<Modalit
 
 // Every pair of modalities, and the full set when there are exactly 3 (InTense's default).
 std::vector<std::vector<std::string>> default_interactions(const std::vector<ModalityConfig>& modalities) {
-  std::vector<std::vector<std::string>> sets;
-  for (size_t a = 0; a < modalities.size(); ++a)
-    for (size_t b = a + 1; b < modalities.size(); ++b) sets.push_back({modalities[a].name, modalities[b].name});
-  if (modalities.size() == 3) sets.push_back({modalities[0].name, modalities[1].name, modalities[2].name});
-  return sets;
+  return all_interactions(modalities, modalities.size() == 3 ? 3 : 2);
 }
 
 IntenseConfig parse_intense(const json* j, const std::vector<ModalityConfig>& modalities) {

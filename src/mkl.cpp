@@ -297,8 +297,21 @@ std::vector<double> component_shares(const std::vector<torch::Tensor>& kernels, 
   return shares;
 }
 
-double mkl_memory_bytes(int64_t n, int64_t kernels) {
-  return double(n) * double(n) * 8.0 * double(kernels + 3);
+std::vector<torch::Tensor> anova_centre(const torch::Tensor& train, const std::vector<torch::Tensor>& rows) {
+  std::vector<torch::Tensor> out{torch::Tensor()};
+  for (const auto& r : rows) out.push_back(centre_test_kernel(r, train));
+  out[0] = centre_test_kernel(train, train);
+  return out;
+}
+
+torch::Tensor product_kernel(const std::vector<torch::Tensor>& base, const std::vector<size_t>& of) {
+  torch::Tensor K = base.at(of.at(0)).clone();
+  for (size_t i = 1; i < of.size(); ++i) K.mul_(base.at(of[i]));
+  return K;
+}
+
+double mkl_memory_bytes(int64_t n, int64_t kernels, int64_t other_rows) {
+  return 8.0 * double(n) * (double(n) * double(kernels + 3) + double(other_rows) * double(kernels));
 }
 
 }  // namespace mmfusion

@@ -50,20 +50,22 @@ json run_mkl(const MKLArgs& args) {
   apply_threads(config.threads);
   const int64_t M = static_cast<int64_t>(config.data.modalities.size());
   const int64_t kernel_count = M + static_cast<int64_t>(mc.interactions.size());
-  auto check_memory = [&](int64_t n) {
-    const double need = mkl_memory_bytes(n, kernel_count), limit = mc.max_memory_gb * double(1ULL << 30);
+  auto check_memory = [&](int64_t n, int64_t other_rows) {
+    const double need = mkl_memory_bytes(n, kernel_count, other_rows), limit = mc.max_memory_gb * double(1ULL << 30);
     if (need > limit)
       throw ConfigError(fmt::format(
-          "mkl.train_size: {} training points need {:.1f} GiB of kernel matrices ({} n x n doubles for {} kernels), "
-          "above mkl.max_memory_gb = {}; use fewer training points (mkl.train_size) or fewer mkl.interactions",
-          n, need / double(1ULL << 30), kernel_count + 3, kernel_count, mc.max_memory_gb));
+          "mkl.train_size: {} training points need {:.1f} GiB of kernel matrices ({} kernels over them and {} "
+          "validation and test points, n x n doubles each for training), above mkl.max_memory_gb = {}; use fewer "
+          "training points (mkl.train_size) or fewer mkl.interactions",
+          n, need / double(1ULL << 30), kernel_count, other_rows, mc.max_memory_gb));
   };
   auto points = [&](int64_t available) { return mc.train_size > 0 ? std::min(mc.train_size, available) : available; };
-  if (config.data.source == DataSource::Synthetic) check_memory(points(config.data.train_size));  // before generating
+  if (config.data.source == DataSource::Synthetic)  // before generating
+    check_memory(points(config.data.train_size), config.data.val_size + config.data.test_size);
   DataSplits data = load_splits(config);
   resolve_num_classes(config, data);
   const int64_t n = points(data.train.size());
-  check_memory(n);
+  check_memory(n, data.val.size() + data.test.size());
   data.train = data.train.rows(torch::arange(n));
   // data.standardize: features scaled by the statistics of the points used. The target is
   // centred as before and not scaled: at fixed kernel weights kernel ridge predictions
@@ -82,7 +84,14 @@ json run_mkl(const MKLArgs& args) {
   const bool classification = config.task == Task::Classification;
   const Dataset train = data.train.to(device), val = data.val.to(device), test = data.test.to(device);
   const auto y_mean = classification ? torch::Tensor() : train.target.to(torch::kFloat64).mean(0, true);
-  const auto Y = krr_targets(config, train.target, y_mean);
+  auto Y = krr_targets(config, train.target, y_mean);
+  // Centred kernels have no constant function: every score has mean zero over the training
+  // points. Classification's +-1 targets are centred too then, their means added back.
+  torch::Tensor offset = y_mean;
+  if (classification && mc.centre) {
+    offset = Y.mean(0, true);
+    Y = Y - offset;
+  }
 
   // One fitted kernel per modality; train x train, val x train and test x train matrices,
   // ANOVA-centred on the training points when mkl.centre; then one product kernel per
@@ -96,14 +105,10 @@ json run_mkl(const MKLArgs& args) {
     const FittedKernel kernel(kernel_for(mc, name), train.features[m]);
     names.push_back(name);
     members.push_back({name});
-    torch::Tensor K = kernel(train.features[m], train.features[m]);
-    torch::Tensor K_val = kernel(val.features[m], train.features[m]), K_test = kernel(test.features[m], train.features[m]);
-    if (mc.centre) {  // rows first: they centre against the uncentred training kernel
-      K_val = centre_test_kernel(K_val, K);
-      K_test = centre_test_kernel(K_test, K);
-      K = centre_test_kernel(K, K);
-    }
-    k_train.push_back(K), k_val.push_back(K_val), k_test.push_back(K_test);
+    std::vector<torch::Tensor> k{kernel(train.features[m], train.features[m]), kernel(val.features[m], train.features[m]),
+                                 kernel(test.features[m], train.features[m])};
+    if (mc.centre) k = anova_centre(k[0], {k[1], k[2]});
+    k_train.push_back(k[0]), k_val.push_back(k[1]), k_test.push_back(k[2]);
     const auto& kc = kernel.config();
     kernels[name] = {{"type", kc.type}, {"normalize", kc.normalize}};
     if (kc.type == "rbf") kernels[name]["gamma"] = kernel.gamma();
@@ -112,12 +117,8 @@ json run_mkl(const MKLArgs& args) {
   for (const auto& set : mc.interactions) {
     std::vector<size_t> of;
     for (const auto& name : set) of.push_back(std::find(names.begin(), names.begin() + M, name) - names.begin());
-    auto product = [&](const std::vector<torch::Tensor>& base) {
-      torch::Tensor K = base[of[0]] * base[of[1]];
-      for (size_t i = 2; i < of.size(); ++i) K.mul_(base[of[i]]);
-      return K;
-    };
-    k_train.push_back(product(k_train)), k_val.push_back(product(k_val)), k_test.push_back(product(k_test));
+    k_train.push_back(product_kernel(k_train, of)), k_val.push_back(product_kernel(k_val, of));
+    k_test.push_back(product_kernel(k_test, of));
     names.push_back(subset_name(set));
     members.push_back(set);
     kernels[names.back()] = {{"type", "product"}, {"of", set}};
@@ -152,7 +153,7 @@ json run_mkl(const MKLArgs& args) {
     const auto alpha = krr_solve(K, Y, mc.lambda).alpha;
     auto scores_for = [&](const torch::Tensor& Kx) {
       auto s = Kx.mm(alpha);
-      return classification ? s : s + y_mean;
+      return offset.defined() ? s + offset : s;
     };
     const auto test_scores = scores_for(combine(k_test, theta));
     metrics[label] = {{"train", task_metrics(config.task, scores_for(K), train.target)},
@@ -195,6 +196,9 @@ json run_mkl(const MKLArgs& args) {
       config.data.source == DataSource::Synthetic ? synthetic_truth(config.data, config.seed) : SyntheticTruth{};
   if (config.data.source != DataSource::Synthetic) truth_note = "file data: the truth is not known";
   else if (!truth.exact) truth_note = truth.why_not;
+  else if (classification)
+    truth_note = "classification: the truth splits the continuous target the classes are cut from, the shares "
+                 "split the class scores";
   json components = json::array();
   log->info("{:<24} {:>8} {:>8} {:>8}", "component", "weight", "share", "truth");
   for (int64_t k = 0; k < K_count; ++k) {
@@ -209,7 +213,7 @@ json run_mkl(const MKLArgs& args) {
     log->info("{:<24} {:>8.4f} {:>8.4f} {:>8}", names[k], learned.theta[k], shares[k],
               t.is_number() ? fmt::format("{:.4f}", t.get<double>()) : "-");
   }
-  if (!truth_note.empty()) log->info("no truth: {}", truth_note);
+  if (!truth_note.empty()) log->info("on the truth: {}", truth_note);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   json out = {{"mmfusion_version", kVersion},
               {"task", to_string(config.task)},

@@ -233,10 +233,12 @@ TEST(MKLCommand, WritesEveryOutputAndRefusesWhatWouldNotFit) {
 
   args.overrides = {"mkl.train_size=100000", "data.train_size=100000", "mkl.max_memory_gb=1"};
   args.out = dir.file("too-big");
-  expect_error<ConfigError>([&] { run_mkl(args); }, "100000 training points need 447.0 GiB");
-  // Product kernels count: 7 kernels, 10 n x n matrices.
+  // 8 bytes x n x (n x (3 kernels + 3) + 128 validation and test rows x 3 kernels).
+  expect_error<ConfigError>([&] { run_mkl(args); }, "100000 training points need 447.3 GiB");
+  // Product kernels count: 7 kernels, n x (n x 10 + 128 x 7) doubles.
   args.overrides.push_back("mkl.interactions=all");
-  expect_error<ConfigError>([&] { run_mkl(args); }, "need 745.1 GiB of kernel matrices (10 n x n doubles for 7 kernels)");
+  expect_error<ConfigError>([&] { run_mkl(args); },
+                            "need 745.7 GiB of kernel matrices (7 kernels over them and 128 validation and test points");
 }
 
 TEST(MKLCommand, LearnedWeightsDoNoWorseThanUniformOnTheDefaultData) {
@@ -304,20 +306,51 @@ TEST(AnovaKernels, ProductsOfCentredKernelsGiveOrthogonalComponents) {
     centred.push_back(centre_test_kernel(raw.back(), K));
   }
   const auto alpha = torch::randn({n, 1}, f64);
-  auto component = [&](const std::vector<torch::Tensor>& k, std::vector<int> of) {
-    torch::Tensor K = k[of[0]].clone();
-    for (size_t i = 1; i < of.size(); ++i) K *= k[of[i]];
-    return K.mm(alpha).squeeze(1);
+  auto component = [&](const std::vector<torch::Tensor>& k, std::vector<size_t> of) {
+    return product_kernel(k, of).mm(alpha).squeeze(1);
   };
   auto correlation = [](const torch::Tensor& a, const torch::Tensor& b) {
     return torch::corrcoef(torch::stack({a, b}))[0][1].item<double>();
   };
-  const std::vector<std::vector<int>> subsets{{0}, {1}, {2}, {0, 1}, {0, 2}, {1, 2}, {0, 1, 2}};
+  const std::vector<std::vector<size_t>> subsets{{0}, {1}, {2}, {0, 1}, {0, 2}, {1, 2}, {0, 1, 2}};
   for (size_t s = 0; s < subsets.size(); ++s)
     for (size_t t = s + 1; t < subsets.size(); ++t)
       EXPECT_LT(std::abs(correlation(component(centred, subsets[s]), component(centred, subsets[t]))), 0.1)
           << s << " vs " << t;
   EXPECT_GT(correlation(component(raw, {0, 1}), component(raw, {0})), 0.3);
+}
+
+// The experiment's helpers: a product is the elementwise product and leaves its factors
+// alone; rows are centred against the uncentred training kernel, so the training points
+// as rows come out as the centred training kernel itself.
+TEST(AnovaKernels, ProductsAndCentringOfRowsAreConsistent) {
+  torch::manual_seed(6);
+  const auto a = torch::rand({5, 4}, f64), b = torch::rand({5, 4}, f64), c = torch::rand({5, 4}, f64);
+  const auto a0 = a.clone();
+  EXPECT_TRUE(torch::allclose(product_kernel({a, b, c}, {0, 2}), a * c));
+  EXPECT_TRUE(torch::allclose(product_kernel({a, b, c}, {2, 1, 0}), a * b * c));
+  EXPECT_TRUE(torch::equal(a, a0));
+  const auto x = torch::randn({50, 3}, f64), z = torch::randn({20, 3}, f64);
+  const FittedKernel kernel(KernelConfig{}, x);
+  const auto centred = anova_centre(kernel(x, x), {kernel(z, x), kernel(x, x)});
+  ASSERT_EQ(centred.size(), 3u);
+  EXPECT_TRUE(torch::allclose(centred[2], centred[0], 0, 1e-12));
+  // A row by the definition: k(z, x_j) - mean_u k(z, u) - mean_u k(u, x_j) + mean_uv k(u, v).
+  const auto K = kernel(x, x), kz = kernel(z, x);
+  const double expected = (kz[3][7] - kz[3].mean() - K.select(1, 7).mean() + K.mean()).item<double>();
+  EXPECT_NEAR(centred[1][3][7].item<double>(), expected, 1e-12);
+}
+
+// Components with known variances: f_1 = (1, -1, 1, -1) and f_2 = 2 (1, 1, -1, -1) in the
+// first column (orthogonal, variances 1 and 4), twice that in the second: shares 0.2, 0.8.
+TEST(AnovaKernels, ComponentSharesOfKnownComponents) {
+  const auto k1 = torch::tensor({{1.0}, {-1.0}, {1.0}, {-1.0}}, f64), k2 = torch::tensor({{1.0}, {1.0}, {-1.0}, {-1.0}}, f64);
+  const auto alpha = torch::tensor({{1.0, 2.0}}, f64);  // [n = 1, 2 columns]
+  const auto shares = component_shares({k1, k2}, {1.0, 2.0}, alpha);
+  ASSERT_EQ(shares.size(), 2u);
+  EXPECT_NEAR(shares[0], 0.2, 1e-12);
+  EXPECT_NEAR(shares[1], 0.8, 1e-12);
+  EXPECT_EQ(component_shares({k1}, {0.0}, alpha), (std::vector<double>{0.0}));  // a constant prediction
 }
 
 namespace {
@@ -326,7 +359,9 @@ json mkl_on_terms(const TempDir& dir, const std::string& name, const std::string
                   const std::vector<std::string>& more = {}) {
   MKLArgs args;
   args.config = source_path("configs/tiny.json");
-  args.overrides = {"threads=2", "data.train_size=800", "data.test_size=1000", "data.synthetic.shared_latent_dim=0",
+  // One thread (ctest runs two tests at once) and at most 30 SimpleMKL iterations: the
+  // shares settle long before the KKT conditions hold to 1e-6.
+  args.overrides = {"threads=1", "mkl.max_iter=30", "data.train_size=800", "data.test_size=1000", "data.synthetic.shared_latent_dim=0",
                     "data.synthetic.weights=null", "data.synthetic.terms=" + terms, "mkl.interactions=all",
                     "mkl.train_size=0"};
   args.overrides.insert(args.overrides.end(), more.begin(), more.end());
@@ -371,7 +406,7 @@ TEST(AnovaKernels, InteractionKernelsFitTheDefaultDataWhereTheSumCannot) {
   TempDir dir;
   MKLArgs args;
   args.config = source_path("configs/default.json");
-  args.overrides = {"data.synthetic.shared_latent_dim=0", "mkl.train_size=2000"};
+  args.overrides = {"threads=1", "data.synthetic.shared_latent_dim=0", "mkl.train_size=2000"};
   args.out = dir.file("additive");
   const double additive = run_mkl(args)["metrics"]["learned"]["test"]["r2"].get<double>();
   args.overrides.insert(args.overrides.end(), {"mkl.interactions=all", "mkl.kernels.default.gamma_scale=0.5"});

@@ -86,6 +86,14 @@ KernelPCA fit_kernel_pca(const torch::Tensor& K, int64_t components = 2);
 // function sum_j k~(., x_j) a_j then has mean zero over the training points.
 torch::Tensor centre_test_kernel(const torch::Tensor& test_kernel, const torch::Tensor& train_kernel);
 
+// ANOVA centring of one kernel's matrices on the training points: `rows` (val x train,
+// test x train, ...) are centred against the uncentred training kernel, then the training
+// kernel itself; returns {centred train, centred rows...}.
+std::vector<torch::Tensor> anova_centre(const torch::Tensor& train, const std::vector<torch::Tensor>& rows);
+
+// The elementwise product of the kernels base[of[0]], base[of[1]], ... (a new tensor).
+torch::Tensor product_kernel(const std::vector<torch::Tensor>& base, const std::vector<size_t>& of);
+
 // Each component's share of a combined prediction's variance: f_k = theta_k K_k alpha over
 // the rows of the kernels (rows x train, e.g. test points), Var(f_k) / Var(sum_k f_k),
 // variances summed over alpha's columns. With centred base kernels and their products
@@ -100,9 +108,10 @@ std::vector<double> component_shares(const std::vector<torch::Tensor>& kernels, 
 double separability(Task task, const torch::Tensor& train_xy, const torch::Tensor& train_y,
                     const torch::Tensor& test_xy, const torch::Tensor& test_y);
 
-// Bytes the kernel matrices of an MKL problem take (one per kernel: every modality's and
-// every product kernel; the combined one, its regularised copy and its factor; n x n
-// doubles each).
-double mkl_memory_bytes(int64_t n, int64_t kernels);
+// Bytes the kernel matrices of an MKL problem take, for n training points, `kernels`
+// kernels (every modality's and every product kernel) and `other_rows` validation and
+// test points: per kernel an n x n training matrix and an other_rows x n one, plus three
+// n x n (the combination, its regularised copy and its factor); doubles.
+double mkl_memory_bytes(int64_t n, int64_t kernels, int64_t other_rows = 0);
 
 }  // namespace mmfusion
