@@ -48,6 +48,12 @@ Stats stats(const std::vector<double>& v) {
   return s;
 }
 
+// A run's relevance score of one block (InTense), NaN when it has none.
+double relevance_score(const json& results, const std::string& block) {
+  const json score = results.value("relevance", json::object()).value(block, json());
+  return score.is_number() ? score.get<double>() : NAN;
+}
+
 std::string format_stat(const Stats& s) {
   if (s.n == 0) return "-";
   char buf[64];
@@ -325,8 +331,8 @@ void write_sweep_reports(const std::string& dir, const std::string& name, const 
     csv << ',' << (ok ? r.results["best_epoch"].dump() : "") << ',' << (ok ? r.results["epochs"].dump() : "");
     for (const auto& k : metric_keys) csv << ',' << (ok && r.results["test"].contains(k) ? r.results["test"][k].dump() : "");
     for (const auto& b : blocks) {
-      const json score = ok ? r.results.value("relevance", json::object()).value(b, json()) : json();
-      csv << ',' << (score.is_number() ? score.dump() : "");
+      const double score = ok ? relevance_score(r.results, b) : NAN;
+      csv << ',' << (std::isfinite(score) ? json(score).dump() : "");
     }
     csv << ',' << (ok ? r.results["parameters"]["total"].dump() : "") << ','
         << (ok ? r.results["train_seconds"].dump() : "") << ','
@@ -388,10 +394,7 @@ void write_sweep_reports(const std::string& dir, const std::string& name, const 
       md << '|';
       for (const auto& kv : g) md << ' ' << value_text(kv.second) << " |";
       for (const auto& b : blocks)
-        md << ' ' << format_stat(stats(collect(g, [&](const json& r) {
-          const json score = r.value("relevance", json::object()).value(b, json());
-          return score.is_number() ? score.get<double>() : NAN;
-        }))) << " |";
+        md << ' ' << format_stat(stats(collect(g, [&](const json& r) { return relevance_score(r, b); }))) << " |";
       md << "\n";
     }
   }
