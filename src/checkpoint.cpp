@@ -14,26 +14,132 @@ using nlohmann::json;
 
 namespace {
 
-// FNV-1a over every parameter and buffer and every scaling statistic (names and bytes):
-// a damaged tensor payload is otherwise read back silently, since the archive does not
-// verify its contents. Without scaling it is the digest of format 1's first files.
-std::string model_digest(torch::nn::Module& model, const Scaling& scaling) {
+// FNV-1a, 64 bit: checksums of what a checkpoint holds. The archive's reader does not
+// verify its records, so a damaged payload would otherwise be read back silently.
+struct Fnv {
   uint64_t h = 0xcbf29ce484222325ULL;
-  auto mix = [&h](const void* data, size_t n) {
+  void mix(const void* data, size_t n) {
     const auto* bytes = static_cast<const unsigned char*>(data);
     for (size_t i = 0; i < n; ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
-  };
-  auto add = [&](const std::string& name, const torch::Tensor& t) {
-    mix(name.data(), name.size());
+  }
+  void mix(const std::string& s) {
+    const uint64_t n = s.size();
+    mix(&n, sizeof n);
+    mix(s.data(), s.size());
+  }
+  void mix_tensor(const torch::Tensor& t) {
     const auto c = t.detach().to(torch::kCPU).contiguous();
     mix(c.data_ptr(), c.numel() * c.element_size());
+  }
+  std::string hex() const {
+    char out[17];
+    std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+    return out;
+  }
+};
+
+// Format 2's checksum: every parameter and buffer and every scaling statistic (names and
+// bytes). Without scaling it is the digest of format 1's first files.
+std::string model_digest(torch::nn::Module& model, const Scaling& scaling) {
+  Fnv f;
+  auto add = [&f](const std::string& name, const torch::Tensor& t) {
+    f.mix(name.data(), name.size());
+    f.mix_tensor(t);
   };
   for (const auto& p : model.named_parameters()) add(p.key(), p.value());
   for (const auto& b : model.named_buffers()) add(b.key(), b.value());
   for (const auto& [name, t] : scaling.named_tensors()) add("scaling." + name, t);
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return hex;
+  return f.hex();
+}
+
+// Format 3: a checksum of each entry of the archive (every value in it, nested archives
+// by attribute name, tensors by dtype, shape and bytes), kept in the entry "digests".
+void mix_value(Fnv& f, const c10::IValue& v) {
+  f.mix(v.tagKind());
+  if (v.isTensor()) {
+    const auto& t = v.toTensor();
+    f.mix(c10::toString(t.scalar_type()));
+    for (int64_t d : t.sizes()) f.mix(&d, sizeof d);
+    f.mix_tensor(t);
+  } else if (v.isString()) {
+    f.mix(v.toStringRef());
+  } else if (v.isInt()) {
+    const int64_t x = v.toInt();
+    f.mix(&x, sizeof x);
+  } else if (v.isDouble()) {
+    const double x = v.toDouble();
+    f.mix(&x, sizeof x);
+  } else if (v.isBool()) {
+    const bool x = v.toBool();
+    f.mix(&x, sizeof x);
+  } else if (v.isList()) {
+    for (const auto& e : v.toListRef()) mix_value(f, e);
+  } else if (v.isTuple()) {
+    for (const auto& e : v.toTupleRef().elements()) mix_value(f, e);
+  } else if (v.isGenericDict()) {
+    for (const auto& e : v.toGenericDict()) mix_value(f, e.key()), mix_value(f, e.value());
+  } else if (v.isObject()) {
+    const auto object = v.toObject();
+    const auto& type = object->type();
+    for (size_t i = 0; i < type->numAttributes(); ++i) {
+      f.mix(type->getAttributeName(i));
+      mix_value(f, object->getSlot(i));
+    }
+  }
+}
+
+constexpr const char* kDigestsEntry = "digests";
+
+// {entry: checksum} over every entry but "digests", plus "record": the checksum of the
+// other lines, so that damage to the record itself is told apart from damage elsewhere.
+json entry_digests(torch::serialize::InputArchive& archive) {
+  json digests = json::object();
+  for (const auto& key : archive.keys()) {
+    if (key == kDigestsEntry) continue;
+    c10::IValue value;
+    if (!archive.try_read(key, value)) continue;
+    Fnv f;
+    mix_value(f, value);
+    digests[key] = f.hex();
+  }
+  Fnv record;
+  record.mix(digests.dump());
+  digests["record"] = record.hex();
+  return digests;
+}
+
+// What an entry holds, for messages.
+std::string entry_label(const std::string& key) {
+  if (key == "model") return "the model (parameters and buffers)";
+  if (key == "optimizer") return "the optimizer state";
+  if (key == "scaling") return "the scaling statistics";
+  if (key == "meta") return "the metadata (progress and config)";
+  if (key.rfind("rng_", 0) == 0) return "the generator state " + key;
+  return "entry " + key;
+}
+
+void verify_entry_digests(torch::serialize::InputArchive& archive, const std::string& path) {
+  const std::string damaged = path + ": corrupt checkpoint: ";
+  const std::string after = " (the file was damaged after it was written)";
+  c10::IValue stored_value;
+  json stored;
+  if (archive.try_read(kDigestsEntry, stored_value) && stored_value.isString())
+    stored = json::parse(stored_value.toStringRef(), nullptr, /*allow_exceptions=*/false);
+  if (!stored.is_object() || !stored.contains("record"))
+    throw Error(damaged + "its checksum record is missing or unreadable" + after);
+  json lines = stored;
+  lines.erase("record");
+  Fnv record;
+  record.mix(lines.dump());
+  if (stored["record"] != record.hex()) throw Error(damaged + "its checksum record is damaged" + after);
+  const json actual = entry_digests(archive);
+  for (const auto& [key, digest] : actual.items()) {
+    if (key == "record") continue;
+    if (!stored.contains(key)) throw Error(damaged + entry_label(key) + " has no checksum" + after);
+    if (stored[key] != digest) throw Error(damaged + entry_label(key) + " does not match its checksum" + after);
+  }
+  for (const auto& [key, digest] : stored.items())
+    if (!actual.contains(key)) throw Error(damaged + entry_label(key) + " is missing" + after);
 }
 
 }  // namespace
@@ -131,6 +237,18 @@ void save_checkpoint(const std::string& path, const ExperimentConfig& config,
   if (rng.cpu.defined()) archive.write("rng_cpu", rng.cpu, /*is_buffer=*/true);
   if (rng.cuda.defined()) archive.write("rng_cuda", rng.cuda.cpu(), /*is_buffer=*/true);
   archive.write("meta", c10::IValue(meta.dump()));
+  {
+    // The checksums are those of the entries as a reader will see them: the archive is
+    // written to memory and read back once.
+    std::string bytes;
+    archive.save_to([&bytes](const void* data, size_t n) {
+      bytes.append(static_cast<const char*>(data), n);
+      return n;
+    });
+    torch::serialize::InputArchive written;
+    written.load_from(bytes.data(), bytes.size());
+    archive.write(kDigestsEntry, c10::IValue(entry_digests(written).dump()));
+  }
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   atomic_write(path, [&](const std::string& tmp) {
@@ -161,10 +279,15 @@ Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& pa
     throw Error(path + ": " + unreadable);
   }
   // Every tensor's view must lie inside its storage before anything reads a value.
+  bool has_digests = false;
   for (const auto& key : c.archive.keys()) {
     c10::IValue value;
     if (c.archive.try_read(key, value)) check_file_tensors(value, path + ": " + key);
+    has_digests = has_digests || key == kDigestsEntry;
   }
+  // Format 3 and later checksum every entry; a file without the record passes only as an
+  // older format, whose model checksum load_model checks.
+  if (has_digests) verify_entry_digests(c.archive, path);
   if (!device.is_cpu()) {
     try {
       c.archive.load_from(data, size, device);
@@ -188,6 +311,8 @@ Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& pa
                 " is newer than this mmfusion (" + kVersion + ") reads (version " +
                 std::to_string(kCheckpointFormatVersion) + "); upgrade mmfusion");
   if (version < 1) throw Error(path + ": invalid checkpoint format version");
+  if (version >= 3 && !has_digests)
+    throw Error(path + ": corrupt checkpoint: its checksum record is missing (the file was damaged after it was written)");
   try {
     c.progress = progress_from_json(c.meta.at("progress"));
   } catch (const json::exception& e) {

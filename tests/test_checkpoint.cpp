@@ -1,11 +1,13 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <functional>
 
 #include <torch/torch.h>
 
 #include "helpers.hpp"
 #include "mmfusion/checkpoint.hpp"
+#include "mmfusion/commands.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/step.hpp"
 #include "mmfusion/trainer.hpp"
@@ -195,4 +197,121 @@ TEST(Checkpoint, DamagedOrForeignFilesAreRejectedCleanly) {
   newer.write("meta", c10::IValue(meta.dump()));
   newer.save_to(dir.file("newer.pt"));
   expect_error([&] { open_checkpoint(dir.file("newer.pt")); }, "is newer than this mmfusion");
+}
+
+// Whole-file checksums (format 3): one byte changed inside any entry of the file is an
+// error on open that names the entry. The damage is placed by looking for the entry's
+// own bytes in the file (the archive stores tensors and strings as they are).
+namespace {
+
+// A trained tiny run whose checkpoint has every kind of entry: model, scaling,
+// optimizer, generator states, metadata and the checksum record.
+struct DamageCase {
+  TempDir dir;
+  std::string path, whole;
+  DamageCase() {
+    ExperimentConfig config = tiny_config({"data.standardize=zscore"});
+    config.model.output_dim = 1;
+    const RunPaths paths(dir.file("run"));
+    fs::create_directories(paths.checkpoints);
+    const DataSplits data = load_splits(config);
+    Trainer trainer(config, data, torch::kCPU, paths, quiet_logger(), Scaling::fit(config.data, data.train));
+    trainer.fit();
+    path = paths.last;
+    whole = read_text(path);
+  }
+
+  // The file with one byte flipped in the middle of `needle`, which must occur once.
+  std::string flip_in(const std::string& needle) const {
+    const size_t at = whole.find(needle);
+    EXPECT_NE(at, std::string::npos) << "needle not found";
+    EXPECT_EQ(whole.find(needle, at + 1), std::string::npos) << "needle not unique";
+    std::string damaged = whole;
+    if (at != std::string::npos) damaged[at + needle.size() / 2] ^= 0x01;
+    return damaged;
+  }
+
+  // The bytes of the largest tensor inside entry `key`, read with LibTorch's own archive.
+  std::string largest_tensor_bytes(const std::string& key) const {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    c10::IValue value;
+    EXPECT_TRUE(archive.try_read(key, value)) << key;
+    torch::Tensor largest;
+    std::function<void(const c10::IValue&)> visit = [&](const c10::IValue& v) {
+      if (v.isTensor() && (!largest.defined() || v.toTensor().nbytes() > largest.nbytes())) largest = v.toTensor();
+      if (v.isObject())
+        for (const auto& slot : v.toObject()->slots()) visit(slot);
+      if (v.isList())
+        for (const auto& e : v.toListRef()) visit(e);
+    };
+    visit(value);
+    EXPECT_TRUE(largest.defined() && largest.nbytes() >= 16) << key << " has no tensor to damage";
+    if (!largest.defined()) return "";
+    const auto c = largest.contiguous();
+    return std::string(static_cast<const char*>(c.data_ptr()), std::min<size_t>(c.nbytes(), 256));
+  }
+
+  void expect_named(const std::string& damaged, const std::string& words) const {
+    const std::string file = dir.file("damaged.pt");
+    write_text(file, damaged);
+    expect_error([&] { open_checkpoint(file); }, "damaged.pt: corrupt checkpoint: " + words);
+  }
+};
+
+}  // namespace
+
+TEST(CheckpointDigest, AnUndamagedFileOpensAndHasEveryEntry) {
+  DamageCase k;
+  Checkpoint c = open_checkpoint(k.path);
+  EXPECT_EQ(c.meta["format_version"], 3);
+  const auto keys = c.archive.keys();
+  for (const char* key : {"model", "scaling", "optimizer", "rng_shuffle", "rng_cpu", "meta", "digests"})
+    EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
+}
+
+TEST(CheckpointDigest, AByteFlippedInTheModelIsNamed) {
+  DamageCase k;
+  k.expect_named(k.flip_in(k.largest_tensor_bytes("model")), "the model (parameters and buffers) does not match its checksum");
+}
+
+TEST(CheckpointDigest, AByteFlippedInTheOptimizerStateIsNamed) {
+  DamageCase k;
+  k.expect_named(k.flip_in(k.largest_tensor_bytes("optimizer")), "the optimizer state does not match its checksum");
+}
+
+TEST(CheckpointDigest, AByteFlippedInTheScalingStatisticsIsNamed) {
+  DamageCase k;
+  k.expect_named(k.flip_in(k.largest_tensor_bytes("scaling")), "the scaling statistics does not match its checksum");
+}
+
+TEST(CheckpointDigest, AByteFlippedInAGeneratorStateIsNamed) {
+  DamageCase k;
+  k.expect_named(k.flip_in(k.largest_tensor_bytes("rng_cpu")), "the generator state rng_cpu does not match its checksum");
+  k.expect_named(k.flip_in(k.largest_tensor_bytes("rng_shuffle")),
+                 "the generator state rng_shuffle does not match its checksum");
+}
+
+TEST(CheckpointDigest, AByteFlippedInTheMetadataIsNamed) {
+  DamageCase k;
+  k.expect_named(k.flip_in("\"format\":\"mmfusion-checkpoint\""), "the metadata (progress and config) does not match its checksum");
+}
+
+TEST(CheckpointDigest, AByteFlippedInTheChecksumRecordIsNamed) {
+  DamageCase k;
+  const size_t at = k.whole.find("\"record\":\"");
+  ASSERT_NE(at, std::string::npos);
+  k.expect_named(k.flip_in(k.whole.substr(at, 26)), "its checksum record is damaged");
+}
+
+TEST(CheckpointDigest, ResumingFromADamagedOptimizerStateFailsBeforeTraining) {
+  // The case that went unnoticed before: Adam's moments damaged, `train --resume` went on.
+  DamageCase k;
+  const std::string file = k.dir.file("run/checkpoints/damaged.pt");
+  write_text(file, k.flip_in(k.largest_tensor_bytes("optimizer")));
+  TrainArgs args;
+  args.resume = file;
+  args.out = k.dir.file("resumed");
+  expect_error([&] { run_train(args); }, "the optimizer state does not match its checksum");
+  EXPECT_FALSE(fs::exists(k.dir.file("resumed")));
 }

@@ -5,6 +5,8 @@
 //   optimizer  nested archive: the optimizer's state
 //   rng_shuffle, rng_cpu[, rng_cuda]  generator states, so a resumed run continues exactly
 //   meta       JSON string: format, format_version, mmfusion_version, progress, config
+//   digests    JSON string: a checksum of every other entry (format 3), checked on every
+//              open, so that a damaged byte anywhere is an error naming the entry
 // Python opens it with torch.jit.load(path) (docs/checkpoints.md).
 #include <limits>
 #include <string>
@@ -20,7 +22,8 @@
 namespace mmfusion {
 
 // 2: the scaling entry and data.standardize (version 1 files read as unscaled).
-inline constexpr int kCheckpointFormatVersion = 2;
+// 3: the digests entry (versions 1 and 2 have only the model's checksum, in meta).
+inline constexpr int kCheckpointFormatVersion = 3;
 inline constexpr const char* kCheckpointFormat = "mmfusion-checkpoint";
 
 // Where training stands. Saved at every epoch end and on interruption.
@@ -73,7 +76,8 @@ struct Checkpoint {
 };
 
 // Throws Error with a one-line reason for a missing, truncated, corrupt or foreign
-// file, or one written by a newer format version. Every tensor in it is checked to lie
+// file, one whose entries do not match their checksums (naming the damaged one), or one
+// written by a newer format version. Every tensor in it is checked to lie
 // inside its storage (file_safety.hpp) before any value is read.
 Checkpoint open_checkpoint(const std::string& path, const torch::Device& device = torch::kCPU);
 // The same from the file's bytes; `path` names it in errors.
