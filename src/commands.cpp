@@ -27,28 +27,6 @@ using nlohmann::json;
 
 namespace {
 
-// SIGINT/SIGTERM ask the trainer to stop after the current step; a second signal
-// falls back to the default action (immediate exit).
-std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int signal) {
-  g_stop_signal.store(signal);
-  std::signal(signal, SIG_DFL);
-}
-
-struct SignalScope {
-  SignalScope() {
-    g_stop_signal.store(0);
-    previous_int = std::signal(SIGINT, on_stop_signal);
-    previous_term = std::signal(SIGTERM, on_stop_signal);
-  }
-  ~SignalScope() {
-    std::signal(SIGINT, previous_int);
-    std::signal(SIGTERM, previous_term);
-  }
-  void (*previous_int)(int);
-  void (*previous_term)(int);
-};
-
 // Keys a resumed run may change: they alter neither the model nor the data (cuda_graphs
 // and tf32 change how a GPU runs the step; TF32 also rounds the matrix products' inputs).
 void check_resume_overrides(const std::vector<std::string>& overrides) {
@@ -102,7 +80,7 @@ int64_t target_columns(const DataSplits& data) {
 }  // namespace
 
 TrainOutcome run_train(const TrainArgs& args) {
-  SignalScope signals;  // from the start: a signal during setup stops at the first step
+  StopSignals signals;  // from the start: a signal during setup stops at the first step
   ExperimentConfig config;
   std::optional<Checkpoint> checkpoint;
   if (!args.resume.empty()) {
@@ -131,9 +109,12 @@ TrainOutcome run_train(const TrainArgs& args) {
                                                                        processes_on_this_machine()));
 
   std::string dir;
+  RunLock lock;  // one writer per run folder, until the run ends
   if (!args.resume.empty()) checkpoint = open_checkpoint(args.resume, device);
   if (leader && !args.resume.empty()) {
     dir = args.out.empty() ? resume_run_dir(args.resume) : fresh_run_dir(args.out, config.name);
+    lock = RunLock(dir);
+    if (!args.out.empty()) fresh_run_dir(dir, config.name);  // still empty, now that it is ours
     if (args.out.empty()) {
       // Resuming from an older checkpoint in place would overwrite newer ones.
       const RunPaths existing(dir);
@@ -145,6 +126,8 @@ TrainOutcome run_train(const TrainArgs& args) {
     }
   } else if (leader) {
     dir = fresh_run_dir(args.out, config.name);
+    lock = RunLock(dir);
+    fresh_run_dir(dir, config.name);  // still empty, now that it is ours
   }
   if (comm) dir = comm->share("run_dir", dir);
 
@@ -190,7 +173,7 @@ TrainOutcome run_train(const TrainArgs& args) {
   Trainer trainer(config, data, device, paths, log, scaling);
   trainer.set_communicator(comm);
   if (checkpoint) trainer.restore(*checkpoint);
-  trainer.fit(&g_stop_signal);
+  trainer.fit(&stop_signal());
   if (!leader) return {dir, json::object(), false};
   TrainOutcome outcome{dir, trainer.write_results(), true};
   std::string summary;

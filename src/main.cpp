@@ -1,6 +1,7 @@
 // mmfusion command line: parses arguments and hands them to the library.
 // Exit codes: 0 success, 2 usage or config error, 1 other failure, 130 interrupted.
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -124,9 +125,17 @@ int main(int argc, char** argv) {
   sweep_cmd->add_option("--out", sweep.out, "Sweep folder (default runs/sweep-<name>; rerun to continue)");
   sweep_cmd->add_flag("--dry-run", sweep.dry_run, "Validate every combination and list them; train nothing");
   sweep_cmd->add_option("--x", sweep.x, "Grid key for chart.svg's x axis (default: the numeric key with the most values)");
+  sweep_cmd->add_option("--jobs", sweep.jobs, "Combinations at once on this machine, one process each, "
+                                              "with cores/J threads each (default 1)");
+  sweep_cmd->add_option("--shard", sweep.shard, "K/N: run the combinations i with i % N == K (0 <= K < N), "
+                                                "e.g. one SLURM array task or Kubernetes job index each");
+  auto* sweep_report = sweep_cmd->add_option("--report", sweep.report,
+                                             "Rebuild results.csv, summary.md and chart.svg of sweep folder DIR; train nothing");
+  auto* sweep_worker = sweep_cmd->add_option("--worker", sweep.worker, "")->group("");  // what --jobs starts
   sweep_cmd->callback([&] {
-    if (sweep_config->count() == 0 && sweep_file->count() == 0)
-      throw CLI::RequiredError("sweep needs --config BASE or --sweep FILE");
+    if (sweep_config->count() == 0 && sweep_file->count() == 0 && sweep_report->count() == 0 &&
+        sweep_worker->count() == 0)
+      throw CLI::RequiredError("sweep needs --config BASE, --sweep FILE or --report DIR");
   });
 
   try {
@@ -163,7 +172,10 @@ int main(int argc, char** argv) {
       } else if (*mkl_cmd) {
         std::cout << run_mkl(mkl)["run_dir"].get<std::string>() << "\n";
       } else if (*sweep_cmd) {
+        std::error_code ec;
+        sweep.executable = std::filesystem::read_symlink("/proc/self/exe", ec).string();
         const auto outcome = run_sweep(sweep);
+        if (!sweep.worker.empty()) return outcome.failed > 0 ? 1 : outcome.busy > 0 ? kSweepWorkerBusy : 0;
         if (sweep.dry_run)
           for (const auto& run : outcome.runs) std::cout << outcome.dir << "/" << run << "\n";
         else

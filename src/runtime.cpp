@@ -1,5 +1,7 @@
 #include "mmfusion/runtime.hpp"
 
+#include <csignal>
+
 #include <sys/resource.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -88,6 +90,27 @@ int local_rank() { return env_int("LOCAL_RANK", 0); }
 
 int processes_on_this_machine() {
   return std::max(1, env_int("LOCAL_WORLD_SIZE", env_int("WORLD_SIZE", 1)));
+}
+
+namespace {
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int signal) {
+  g_stop_signal.store(signal);
+  std::signal(signal, SIG_DFL);
+}
+}  // namespace
+
+std::atomic<int>& stop_signal() { return g_stop_signal; }
+
+StopSignals::StopSignals() {
+  g_stop_signal.store(0);
+  previous_int_ = std::signal(SIGINT, on_stop_signal);
+  previous_term_ = std::signal(SIGTERM, on_stop_signal);
+}
+
+StopSignals::~StopSignals() {
+  std::signal(SIGINT, previous_int_);
+  std::signal(SIGTERM, previous_term_);
 }
 
 }  // namespace mmfusion

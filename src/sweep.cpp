@@ -1,12 +1,21 @@
 #include "mmfusion/sweep.hpp"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -15,7 +24,10 @@
 #include "mmfusion/errors.hpp"
 #include "mmfusion/files.hpp"
 #include "mmfusion/run_folder.hpp"
+#include "mmfusion/runtime.hpp"
 #include "mmfusion/svg.hpp"
+
+extern char** environ;
 
 namespace mmfusion {
 namespace fs = std::filesystem;
@@ -23,6 +35,11 @@ using nlohmann::json;
 using Combination = std::vector<std::pair<std::string, json>>;
 
 namespace {
+
+std::string read_text_file(const std::string& path) {
+  const std::vector<char> bytes = read_bytes(path);
+  return std::string(bytes.begin(), bytes.end());
+}
 
 std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
@@ -118,46 +135,100 @@ std::string combination_name(const Combination& combination) {
   return name;
 }
 
-SweepOutcome run_sweep(const SweepArgs& args) {
+Shard parse_shard(const std::string& text) {
+  Shard shard;
+  if (text.empty()) return shard;
+  const auto slash = text.find('/');
+  try {
+    size_t used_k = 0, used_n = 0;
+    if (slash == std::string::npos) throw std::invalid_argument("no slash");
+    shard.index = std::stoll(text.substr(0, slash), &used_k);
+    shard.count = std::stoll(text.substr(slash + 1), &used_n);
+    if (used_k != slash || used_n != text.size() - slash - 1) throw std::invalid_argument("trailing");
+  } catch (const std::exception&) {
+    throw ConfigError("--shard " + text + ": expected K/N, e.g. 0/4 (K from 0 to N-1)");
+  }
+  if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
+    throw ConfigError("--shard " + text + ": K must lie in 0.." + std::to_string(shard.count - 1) +
+                      " for N = " + std::to_string(shard.count) + " (N >= 1)");
+  return shard;
+}
+
+namespace {
+
+// A sweep as DIR/sweep.json records it, with every combination's config.
+struct Plan {
+  std::string name, dir, x;
   json base = json::object();
   std::vector<std::string> sets;
   std::vector<GridAxis> axes;
-  std::string name;
+  int64_t threads = 0;  // each run's threads when several run at once (0: as configured)
+  Task task = Task::Regression;
+  std::vector<std::pair<std::string, json>> runs;  // (combination name, config), in grid order
+};
+
+constexpr const char* kSweepFile = "sweep.json";
+
+// Every combination's config, built and validated before anything runs.
+void resolve_runs(Plan& plan) {
+  chart_x_axis(plan.axes, plan.x);  // an unknown --x fails before anything runs
+  plan.runs.clear();
+  for (const auto& combination : grid_combinations(plan.axes)) {
+    json doc = plan.base;
+    for (const auto& s : plan.sets) apply_override(doc, s);
+    for (const auto& [key, value] : combination) apply_override(doc, key + "=" + value.dump());
+    const std::string run_name = combination_name(combination);
+    doc["name"] = run_name;
+    try {
+      plan.task = parse_config(doc).task;
+    } catch (const ConfigError& e) {
+      throw ConfigError("sweep combination " + run_name + ": " + e.what());
+    }
+    plan.runs.emplace_back(run_name, doc);
+  }
+}
+
+// The plan of the command line: a sweep file, a base config, --set and --grid.
+Plan plan_from_args(const SweepArgs& args) {
+  Plan plan;
   if (!args.sweep_file.empty()) {
     const json file = read_json_file(args.sweep_file);
     if (!file.is_object()) throw ConfigError(args.sweep_file + ": expected a JSON object");
     for (const auto& item : file.items())
       if (item.key() != "name" && item.key() != "base" && item.key() != "set" && item.key() != "grid")
         throw ConfigError(args.sweep_file + ": " + item.key() + ": unknown key (known: name, base, set, grid)");
-    name = file.value("name", "");
+    plan.name = file.value("name", "");
     if (file.contains("base")) {
       const json& b = file["base"];
       if (b.is_string()) {
         // A relative base path is relative to the sweep file's folder.
         fs::path p(b.get<std::string>());
         if (p.is_relative()) p = fs::path(args.sweep_file).parent_path() / p;
-        base = read_json_file(p.string());
+        plan.base = read_json_file(p.string());
       } else if (b.is_object()) {
-        base = b;
+        plan.base = b;
       } else {
         throw ConfigError(args.sweep_file + ": base: expected a config file path or a config object");
       }
     }
     if (file.contains("set")) {
       if (!file["set"].is_object()) throw ConfigError(args.sweep_file + ": set: expected an object {key: value}");
-      for (const auto& item : file["set"].items()) sets.push_back(item.key() + "=" + item.value().dump());
+      for (const auto& item : file["set"].items()) plan.sets.push_back(item.key() + "=" + item.value().dump());
     }
     if (file.contains("grid")) {
-      if (!file["grid"].is_object()) throw ConfigError(args.sweep_file + ": grid: expected an object {key: [values]}");
-      for (const auto& item : file["grid"].items()) {
+      // Read again keeping the file's key order: it is the grid's order.
+      const auto ordered = nlohmann::ordered_json::parse(read_text_file(args.sweep_file));
+      if (!ordered["grid"].is_object()) throw ConfigError(args.sweep_file + ": grid: expected an object {key: [values]}");
+      for (const auto& item : ordered["grid"].items()) {
         if (!item.value().is_array() || item.value().empty())
           throw ConfigError(args.sweep_file + ": grid." + item.key() + ": expected a non-empty list of values");
-        axes.push_back({item.key(), std::vector<json>(item.value().begin(), item.value().end())});
+        plan.axes.push_back({item.key(), {}});
+        for (const auto& v : item.value()) plan.axes.back().values.push_back(json::parse(v.dump()));
       }
     }
   }
-  if (!args.config.empty()) base = read_json_file(args.config);
-  sets.insert(sets.end(), args.overrides.begin(), args.overrides.end());
+  if (!args.config.empty()) plan.base = read_json_file(args.config);
+  plan.sets.insert(plan.sets.end(), args.overrides.begin(), args.overrides.end());
   // A --grid key that the sweep file grids too replaces the file's values (the command
   // line wins, as --set does over the base); the same key twice on the command line is
   // an error.
@@ -166,88 +237,274 @@ SweepOutcome run_sweep(const SweepArgs& args) {
     GridAxis axis = parse_grid_axis(g);
     if (!command_line_keys.insert(axis.key).second)
       throw ConfigError("--grid " + axis.key + ": the key is given twice on the command line");
-    auto same = std::find_if(axes.begin(), axes.end(), [&](const GridAxis& a) { return a.key == axis.key; });
-    if (same != axes.end()) *same = std::move(axis);
-    else axes.push_back(std::move(axis));
+    auto same = std::find_if(plan.axes.begin(), plan.axes.end(), [&](const GridAxis& a) { return a.key == axis.key; });
+    if (same != plan.axes.end()) *same = std::move(axis);
+    else plan.axes.push_back(std::move(axis));
   }
-  if (axes.empty()) throw ConfigError("--grid: a sweep needs at least one grid axis");
-  chart_x_axis(axes, args.x);  // an unknown --x fails before anything runs
-  if (name.empty()) name = base.value("name", "sweep");
-  const std::string dir = args.out.empty() ? (fs::path("runs") / ("sweep-" + name)).string() : args.out;
+  if (plan.axes.empty()) throw ConfigError("--grid: a sweep needs at least one grid axis");
+  plan.x = args.x;
+  if (plan.name.empty()) plan.name = plan.base.value("name", "sweep");
+  plan.dir = args.out.empty() ? (fs::path("runs") / ("sweep-" + plan.name)).string() : args.out;
+  return plan;
+}
 
-  // Every combination's config is built and validated before anything runs.
-  const auto combinations = grid_combinations(axes);
-  std::vector<std::pair<std::string, json>> runs;
-  Task task = Task::Regression;
-  for (const auto& combination : combinations) {
-    json doc = base;
-    for (const auto& s : sets) apply_override(doc, s);
-    for (const auto& [key, value] : combination) apply_override(doc, key + "=" + value.dump());
-    const std::string run_name = combination_name(combination);
-    doc["name"] = run_name;
-    try {
-      task = parse_config(doc).task;
-    } catch (const ConfigError& e) {
-      throw ConfigError("sweep combination " + run_name + ": " + e.what());
+std::string sweep_file_text(const Plan& plan) {
+  nlohmann::ordered_json grid = nlohmann::ordered_json::object();
+  for (const auto& a : plan.axes) grid[a.key] = a.values;
+  nlohmann::ordered_json doc = {{"name", plan.name}, {"base", plan.base}, {"set", plan.sets}, {"grid", grid}};
+  if (!plan.x.empty()) doc["x"] = plan.x;
+  if (plan.threads > 0) doc["threads"] = plan.threads;
+  return doc.dump(2) + "\n";
+}
+
+// The plan a sweep folder records.
+Plan plan_from_folder(const std::string& dir) {
+  const std::string file = (fs::path(dir) / kSweepFile).string();
+  if (!fs::exists(file)) throw ConfigError(dir + ": no " + kSweepFile + " (not a sweep folder)");
+  nlohmann::ordered_json doc;
+  try {
+    doc = nlohmann::ordered_json::parse(read_text_file(file));
+    Plan plan;
+    plan.dir = dir;
+    plan.name = doc.at("name").get<std::string>();
+    plan.base = json::parse(doc.at("base").dump());
+    plan.sets = doc.at("set").get<std::vector<std::string>>();
+    for (const auto& item : doc.at("grid").items()) {
+      plan.axes.push_back({item.key(), {}});
+      for (const auto& v : item.value()) plan.axes.back().values.push_back(json::parse(v.dump()));
     }
-    runs.emplace_back(run_name, doc);
+    plan.x = doc.value("x", "");
+    plan.threads = doc.value("threads", int64_t(0));
+    resolve_runs(plan);
+    return plan;
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError(file + ": not a sweep record: " + e.what());
+  } catch (const ConfigError& e) {
+    throw ConfigError(file + ": " + e.what());
   }
+}
 
-  SweepOutcome outcome;
-  outcome.dir = dir;
-  for (const auto& run : runs) outcome.runs.push_back(run.first);
-  if (args.dry_run) return outcome;
+enum class RunStatus { Trained, Skipped, Busy, Failed };
+
+void count(SweepOutcome& outcome, RunStatus status) {
+  switch (status) {
+    case RunStatus::Trained: ++outcome.completed; break;
+    case RunStatus::Skipped: ++outcome.skipped; break;
+    case RunStatus::Busy: ++outcome.busy; break;
+    case RunStatus::Failed: ++outcome.failed; break;
+  }
+}
+
+std::string progress(const Plan& plan, size_t i) {
+  return fmt::format("[{}/{}] {}", i + 1, plan.runs.size(), plan.runs[i].first);
+}
+
+fs::path run_dir_of(const Plan& plan, size_t i) { return fs::path(plan.dir) / plan.runs[i].first; }
+
+void record_failure(const fs::path& run_dir, std::string message) {
+  std::replace(message.begin(), message.end(), '\n', ' ');
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw Error(dir + ": cannot create the sweep folder: " + ec.message());
-  json grid = json::object();
-  for (const auto& a : axes) grid[a.key] = a.values;
-  atomic_write_text((fs::path(dir) / "sweep.json").string(),
-                    json{{"name", name}, {"base", base}, {"set", sets}, {"grid", grid}}.dump(2) + "\n");
-  auto log = make_logger((fs::path(dir) / "sweep.log").string(), "sweep: ");
-  log->info("{} combinations in {}", runs.size(), dir);
+  fs::create_directories(run_dir, ec);
+  atomic_write_text((run_dir / "error.txt").string(), message + "\n");
+}
 
-  for (size_t i = 0; i < runs.size(); ++i) {
-    const auto& [run_name, doc] = runs[i];
-    const fs::path run_dir = fs::path(dir) / run_name;
-    if (fs::exists(run_dir / "results.json")) {
-      log->info("[{}/{}] {}: complete, skipped", i + 1, runs.size(), run_name);
-      ++outcome.skipped;
+// Trains combination i in this process, under its folder's lock: skipped when complete
+// or held by another process, resumed from its last checkpoint, else started afresh.
+RunStatus run_combination(const Plan& plan, size_t i, spdlog::logger& log) {
+  const fs::path run_dir = run_dir_of(plan, i);
+  if (fs::exists(run_dir / "results.json")) {
+    log.info("{}: complete, skipped", progress(plan, i));
+    return RunStatus::Skipped;
+  }
+  RunLock lock;
+  try {
+    lock = RunLock(run_dir.string());
+  } catch (const RunFolderInUse& e) {
+    log.info("{}: left to its holder: {}", progress(plan, i), e.what());
+    return RunStatus::Busy;
+  }
+  if (fs::exists(run_dir / "results.json")) {  // completed while this process waited
+    log.info("{}: complete, skipped", progress(plan, i));
+    return RunStatus::Skipped;
+  }
+  TrainArgs train;
+  if (fs::exists(run_dir / "checkpoints" / "last.pt")) {
+    train.resume = (run_dir / "checkpoints" / "last.pt").string();
+    if (plan.threads > 0) train.overrides.push_back("threads=" + std::to_string(plan.threads));
+    log.info("{}: resuming", progress(plan, i));
+  } else {
+    if (!is_empty_run_dir(run_dir.string())) {
+      // A run that failed before its first checkpoint: keep it, aside (all but the lock,
+      // which stays with the folder), and start over.
+      const fs::path aside = run_dir.string() + ".failed-" + timestamp();
+      std::error_code ec;
+      fs::create_directories(aside, ec);
+      for (const auto& entry : fs::directory_iterator(run_dir, ec))
+        if (entry.path().filename() != RunLock::kFileName) fs::rename(entry.path(), aside / entry.path().filename(), ec);
+      log.info("{}: earlier attempt moved to {}", progress(plan, i), aside.string());
+    }
+    train.config_doc = plan.runs[i].second;
+    if (plan.threads > 0) train.config_doc["threads"] = plan.threads;
+    train.out = run_dir.string();
+    log.info("{}: training", progress(plan, i));
+  }
+  try {
+    run_train(train);
+    return RunStatus::Trained;
+  } catch (const Interrupted&) {
+    throw;
+  } catch (const std::exception& e) {
+    log.error("{}: failed: {}", progress(plan, i), e.what());
+    record_failure(run_dir, e.what());
+    return RunStatus::Failed;
+  }
+}
+
+// Runs the combinations `indices` in up to `jobs` worker processes at once
+// (`executable` sweep --out DIR --worker NAME), each in its own process group with
+// OpenMP's passive wait policy: spinning OpenMP threads of several processes on the
+// same cores slowed training 100-fold (docs/performance.md). A stop signal is passed on
+// to the workers, which save and exit; then Interrupted.
+void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs, const std::string& executable,
+                 spdlog::logger& log, SweepOutcome& outcome) {
+  if (executable.empty()) throw Error("sweep --jobs: no mmfusion executable to start workers with");
+  const fs::path logs = fs::path(plan.dir) / "logs";
+  std::error_code ec;
+  fs::create_directories(logs, ec);
+  std::vector<std::string> environment;
+  for (char** e = environ; *e; ++e)
+    if (std::string(*e).rfind("OMP_WAIT_POLICY=", 0) != 0) environment.emplace_back(*e);
+  environment.emplace_back("OMP_WAIT_POLICY=passive");
+  std::vector<char*> envp;
+  for (auto& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  StopSignals signals;
+  std::map<pid_t, size_t> running;
+  auto start = [&](size_t i) {
+    std::vector<std::string> argv_text{executable, "sweep", "--out", plan.dir, "--worker", plan.runs[i].first};
+    std::vector<char*> argv;
+    for (auto& a : argv_text) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const std::string log_file = (logs / (plan.runs[i].first + ".log")).string();
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attributes, 0);  // a terminal's ^C reaches the sweep alone
+    pid_t pid = 0;
+    const int error = posix_spawn(&pid, executable.c_str(), &actions, &attributes, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    if (error != 0) throw Error(executable + ": cannot start a sweep worker: " + std::strerror(error));
+    running[pid] = i;
+    log.info("{}: training in process {} (log: {})", progress(plan, i), pid, log_file);
+  };
+  auto finish = [&](pid_t pid, int status) {
+    const size_t i = running.at(pid);
+    running.erase(pid);
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == 0) return count(outcome, RunStatus::Trained);
+    if (code == kSweepWorkerBusy) return count(outcome, RunStatus::Busy);
+    if (code == 130 || (WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT)))
+      return log.info("{}: stopped; rerun the sweep to continue it", progress(plan, i));
+    count(outcome, RunStatus::Failed);
+    const fs::path run_dir = run_dir_of(plan, i);
+    const std::string how = WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
+                                                : "exited with code " + std::to_string(code);
+    log.error("{}: failed: its worker {}", progress(plan, i), how);
+    if (!fs::exists(run_dir / "error.txt"))  // a worker that could not write it itself
+      record_failure(run_dir, "the worker process " + how + " (see " + (logs / (plan.runs[i].first + ".log")).string() + ")");
+  };
+
+  size_t next = 0;
+  bool stopping = false;
+  while (running.size() > 0 || (!stopping && next < indices.size())) {
+    if (stop_signal() && !stopping) {
+      stopping = true;
+      log.warn("stop signal: asking {} worker(s) to save and stop", running.size());
+      for (const auto& [pid, i] : running) ::kill(pid, SIGTERM);
+    }
+    if (!stopping && next < indices.size() && static_cast<int>(running.size()) < jobs) {
+      const size_t i = indices[next++];
+      if (fs::exists(run_dir_of(plan, i) / "results.json")) {
+        log.info("{}: complete, skipped", progress(plan, i));
+        count(outcome, RunStatus::Skipped);
+      } else {
+        start(i);
+      }
       continue;
     }
-    TrainArgs train;
-    if (fs::exists(run_dir / "checkpoints" / "last.pt")) {
-      train.resume = (run_dir / "checkpoints" / "last.pt").string();
-      log->info("[{}/{}] {}: resuming", i + 1, runs.size(), run_name);
-    } else {
-      if (fs::exists(run_dir) && !fs::is_empty(run_dir)) {
-        // A run that failed before its first checkpoint: keep it, aside, and start over.
-        const fs::path aside = run_dir.string() + ".failed-" + timestamp();
-        fs::rename(run_dir, aside, ec);
-        log->info("[{}/{}] {}: earlier attempt moved to {}", i + 1, runs.size(), run_name, aside.string());
-      }
-      train.config_doc = doc;
-      train.out = run_dir.string();
-      log->info("[{}/{}] {}: training", i + 1, runs.size(), run_name);
-    }
-    try {
-      run_train(train);
-      ++outcome.completed;
-    } catch (const Interrupted&) {
-      write_sweep_reports(dir, name, axes, task, args.x);
-      throw;
-    } catch (const std::exception& e) {
-      ++outcome.failed;
-      std::string message = e.what();
-      std::replace(message.begin(), message.end(), '\n', ' ');
-      log->error("[{}/{}] {}: failed: {}", i + 1, runs.size(), run_name, message);
-      fs::create_directories(run_dir, ec);
-      atomic_write_text((run_dir / "error.txt").string(), message + "\n");
-    }
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid > 0 && running.count(pid)) finish(pid, status);
+    else if (pid == 0 || (pid < 0 && errno == EINTR)) ::usleep(100 * 1000);
+    else if (pid < 0) break;  // no children left
   }
-  write_sweep_reports(dir, name, axes, task, args.x);
-  log->info("done: {} trained, {} skipped, {} failed; results in {}/results.csv, summary.md, chart.svg",
-            outcome.completed, outcome.skipped, outcome.failed, dir);
+  if (stopping) throw Interrupted("sweep stopped by signal; rerun the same command to continue it");
+}
+
+}  // namespace
+
+SweepOutcome run_sweep(const SweepArgs& args) {
+  SweepOutcome outcome;
+  if (!args.report.empty()) {  // the reports of a sweep folder, from the folder alone
+    const Plan plan = plan_from_folder(args.report);
+    outcome.dir = plan.dir;
+    for (const auto& run : plan.runs) outcome.runs.push_back(run.first);
+    write_sweep_reports(plan.dir, plan.name, plan.axes, plan.task, plan.x);
+    return outcome;
+  }
+  if (!args.worker.empty()) {  // one combination, for a parent sweep with --jobs
+    if (args.out.empty()) throw ConfigError("--worker needs --out DIR (the sweep folder)");
+    const Plan plan = plan_from_folder(args.out);
+    const auto it = std::find_if(plan.runs.begin(), plan.runs.end(), [&](const auto& r) { return r.first == args.worker; });
+    if (it == plan.runs.end()) throw ConfigError("--worker " + args.worker + ": not a combination of " + plan.dir);
+    outcome.dir = plan.dir;
+    outcome.runs = {args.worker};
+    auto log = make_logger((fs::path(plan.dir) / "sweep.log").string(), "sweep: ");
+    count(outcome, run_combination(plan, it - plan.runs.begin(), *log));
+    return outcome;
+  }
+  if (args.jobs < 1) throw ConfigError("--jobs " + std::to_string(args.jobs) + ": expected 1 or more");
+  const Shard shard = parse_shard(args.shard);
+  Plan plan = plan_from_args(args);
+  resolve_runs(plan);
+  if (args.jobs > 1 && parse_config(plan.runs.front().second).threads == 0) {
+    // All hardware threads, shared: J runs on cores / J each.
+    const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+    plan.threads = std::max<int64_t>(1, cores / args.jobs);
+  }
+
+  outcome.dir = plan.dir;
+  std::vector<size_t> indices;  // this process's share, in grid order
+  for (size_t i = 0; i < plan.runs.size(); ++i)
+    if (shard.contains(i)) indices.push_back(i), outcome.runs.push_back(plan.runs[i].first);
+  if (args.dry_run) return outcome;
+  // Shards share the folder; any other sweep has it to itself.
+  RunLock lock(plan.dir, shard.count > 1 ? RunLock::Mode::Shared : RunLock::Mode::Exclusive);
+  atomic_write_text((fs::path(plan.dir) / kSweepFile).string(), sweep_file_text(plan));
+  auto log = make_logger((fs::path(plan.dir) / "sweep.log").string(), "sweep: ");
+  log->info("{} of {} combinations in {}{}{}", indices.size(), plan.runs.size(), plan.dir,
+            shard.count > 1 ? fmt::format(" (shard {}/{})", shard.index, shard.count) : "",
+            args.jobs > 1 ? fmt::format(", {} at once with {} threads each", args.jobs, plan.threads) : "");
+  try {
+    if (args.jobs > 1) {
+      run_workers(plan, indices, args.jobs, args.executable, *log, outcome);
+    } else {
+      for (const size_t i : indices) count(outcome, run_combination(plan, i, *log));
+    }
+  } catch (const Interrupted&) {
+    write_sweep_reports(plan.dir, plan.name, plan.axes, plan.task, plan.x);
+    throw;
+  }
+  write_sweep_reports(plan.dir, plan.name, plan.axes, plan.task, plan.x);
+  log->info("done: {} trained, {} skipped, {} left to other processes, {} failed; results in {}/results.csv, "
+            "summary.md, chart.svg",
+            outcome.completed, outcome.skipped, outcome.busy, outcome.failed, plan.dir);
   return outcome;
 }
 

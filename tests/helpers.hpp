@@ -2,6 +2,8 @@
 // Shared test fixtures: temporary folders, small configs, quiet loggers.
 #include <gtest/gtest.h>
 #include <ftw.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -18,6 +20,7 @@
 
 #include "mmfusion/config.hpp"
 #include "mmfusion/errors.hpp"
+#include "mmfusion/run_folder.hpp"
 
 namespace mmfusion::testing {
 
@@ -42,6 +45,50 @@ class TempDir {
 
  private:
   std::filesystem::path path_;
+};
+
+// Another process holding a run folder's lock (RunLock), as a second mmfusion would:
+// a forked child that takes it, says so through a pipe and waits to be killed.
+class LockHolder {
+ public:
+  explicit LockHolder(const std::string& dir, RunLock::Mode mode = RunLock::Mode::Exclusive) {
+    int fds[2];
+    if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(fds[0]);
+      char ok = 'n';
+      try {
+        RunLock lock(dir, mode);
+        ok = 'y';
+        (void)!::write(fds[1], &ok, 1);
+        for (;;) ::pause();
+      } catch (...) {
+        (void)!::write(fds[1], &ok, 1);
+      }
+      ::_exit(1);
+    }
+    ::close(fds[1]);
+    char ok = 'n';
+    const bool told = ::read(fds[0], &ok, 1) == 1;
+    ::close(fds[0]);
+    if (!told || ok != 'y') {
+      kill();
+      throw std::runtime_error("the lock holder could not lock " + dir);
+    }
+  }
+  ~LockHolder() { kill(); }
+  // Ends the holder as a crash would (SIGKILL): no clean-up of its own runs.
+  void kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
 };
 
 inline std::string source_path(const std::string& relative) {

@@ -108,7 +108,7 @@ TEST(Cli, TrainEvalPredictInspectOnATinyConfig) {
   const json info = json::parse(r.out);
   EXPECT_EQ(info["epoch"], 2);
   EXPECT_EQ(info["global_step"], 16);
-  EXPECT_EQ(info["format_version"], 2);
+  EXPECT_EQ(info["format_version"], 3);
   EXPECT_EQ(info["config"]["name"], "tiny");
   EXPECT_EQ(info["parameters"]["total"].get<int64_t>(),
             info["parameters"]["encoders"].get<int64_t>() + info["parameters"]["fusion"].get<int64_t>() +
@@ -226,4 +226,64 @@ TEST(Cli, EveryRunWritesAWellFormedLossChart) {
   ASSERT_TRUE(fs::exists(dir.file("run/loss.svg")));
   EXPECT_TRUE(well_formed_xml(dir.file("run/loss.svg")));
   EXPECT_NE(read_text(dir.file("run/loss.svg")).find("validation loss"), std::string::npos);
+}
+
+TEST(Cli, ARunFolderInUseIsRefusedAndLeftAsItWas) {
+  TempDir dir;
+  const std::string out = dir.file("run");
+  ASSERT_EQ(run("train --config " + tiny() + " --out " + out, dir).code, 0);
+  const std::string metrics = read_text(out + "/metrics.jsonl");
+  {
+    mmfusion::testing::LockHolder other(out);
+    const std::string in_use = out + ": run folder in use by process " + std::to_string(other.pid());
+    Result r = run("train --resume " + out + "/checkpoints/last.pt --set train.epochs=3", dir);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find(in_use), std::string::npos) << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_EQ(read_text(out + "/metrics.jsonl"), metrics);
+
+    const std::string fresh = dir.file("fresh");
+    mmfusion::testing::LockHolder fresh_holder(fresh);
+    r = run("train --config " + tiny() + " --out " + fresh, dir);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find(fresh + ": run folder in use by process"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(fresh + "/config.json"));
+
+    const std::string sweep = dir.file("sweep");
+    mmfusion::testing::LockHolder sweep_holder(sweep);
+    r = run("sweep --config " + tiny() + " --grid seed=1 --out " + sweep, dir);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find(sweep + ": run folder in use by process"), std::string::npos) << r.err;
+  }
+  // Its holder killed, the run resumes.
+  EXPECT_EQ(run("train --resume " + out + "/checkpoints/last.pt --set train.epochs=3", dir).code, 0);
+  EXPECT_EQ(count_lines(read_text(out + "/metrics.jsonl")), 3);
+}
+
+TEST(Cli, ShardsAndARerunAtOnceTrainEachCombinationOnce) {
+  TempDir dir;
+  const std::string sweep = dir.file("sweep");
+  const std::string bin = MMFUSION_BINARY;
+  const std::string common = " sweep --config " + tiny() + " --grid seed=1,2,3,4,5 --out " + sweep;
+  // Shard 0 twice (a rerun while the first still runs) and shard 1, all at once.
+  const std::string cmd = "(" + bin + common + " --shard 0/2 & " + bin + common + " --shard 1/2 & " + bin + common +
+                          " --shard 0/2 & wait) >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  for (int seed = 1; seed <= 5; ++seed) {
+    const std::string run_dir = sweep + "/seed-" + std::to_string(seed);
+    SCOPED_TRACE(run_dir);
+    EXPECT_TRUE(fs::exists(run_dir + "/results.json"));
+    const std::string log = read_text(run_dir + "/train.log");
+    size_t starts = 0;
+    for (size_t at = log.find(": run seed-"); at != std::string::npos; at = log.find(": run seed-", at + 1)) ++starts;
+    EXPECT_EQ(starts, 1u) << log;
+    EXPECT_EQ(log.find("resuming"), std::string::npos) << log;
+  }
+  // The reports hold every run, whichever shard finished last.
+  Result r = run("sweep --report " + sweep, dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string csv = read_text(sweep + "/results.csv");
+  EXPECT_EQ(count_lines(csv), 6);
+  EXPECT_EQ(csv.find(",missing,"), std::string::npos) << csv;
+  EXPECT_EQ(csv.find(",incomplete,"), std::string::npos) << csv;
 }

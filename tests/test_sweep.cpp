@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <map>
 #include <sstream>
+#include <thread>
 
 #include "helpers.hpp"
 #include "mmfusion/errors.hpp"
@@ -221,4 +223,132 @@ TEST(Sweep, InTenseScoresReachTheReports) {
   std::snprintf(mean, sizeof mean, "%.4g ± ", mean_first_group);
   EXPECT_EQ(first_row.find("| 1 | 0 | "), 0u) << first_row;
   EXPECT_NE(first_row.substr(0, first_row.find('\n')).find(mean), std::string::npos) << first_row;
+}
+
+// Scale: shards, workers, locks and reports rebuilt from the folder.
+
+TEST(Sweep, ShardsPartitionTheCombinationsWithoutOverlap) {
+  TempDir dir;
+  SweepArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.grid = {"model.rank=1,2,3,4,5,6,7"};
+  args.out = dir.file("sweep");
+  args.dry_run = true;
+  const auto all = run_sweep(args).runs;
+  ASSERT_EQ(all.size(), 7u);
+  std::vector<std::string> joined;
+  for (int k = 0; k < 3; ++k) {
+    args.shard = std::to_string(k) + "/3";
+    const auto share = run_sweep(args).runs;
+    EXPECT_EQ(share, run_sweep(args).runs);  // deterministic
+    EXPECT_GE(share.size(), 2u);
+    joined.insert(joined.end(), share.begin(), share.end());
+  }
+  std::sort(joined.begin(), joined.end());
+  auto sorted = all;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(joined, sorted);  // every combination once
+  EXPECT_EQ(parse_shard("1/3").index, 1);
+  EXPECT_TRUE(parse_shard("").contains(5));
+  for (const char* bad : {"3/3", "-1/2", "1", "a/b", "1/0", "1/2x"})
+    expect_error<ConfigError>([&] { parse_shard(bad); }, std::string("--shard ") + bad);
+}
+
+TEST(Sweep, ACombinationHeldByAnotherProcessIsLeftToIt) {
+  TempDir dir;
+  SweepArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.grid = {"seed=1,2"};
+  args.out = dir.file("sweep");
+  LockHolder other(dir.file("sweep/seed-2"));
+  const SweepOutcome outcome = run_sweep(args);
+  EXPECT_EQ(outcome.completed, 1);
+  EXPECT_EQ(outcome.busy, 1);
+  EXPECT_EQ(outcome.failed, 0);
+  EXPECT_FALSE(fs::exists(dir.file("sweep/seed-2/error.txt")));
+  EXPECT_FALSE(fs::exists(dir.file("sweep/seed-2/config.json")));
+  other.kill();
+  const SweepOutcome again = run_sweep(args);  // its holder gone, a rerun trains it
+  EXPECT_EQ(again.completed, 1);
+  EXPECT_EQ(again.skipped, 1);
+}
+
+TEST(Sweep, ASweepFolderHasOneSweepAtATimeButShardsShareIt) {
+  TempDir dir;
+  SweepArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.grid = {"seed=1"};
+  args.out = dir.file("sweep");
+  {
+    LockHolder other(args.out);
+    expect_error<RunFolderInUse>([&] { run_sweep(args); }, "run folder in use by process " + std::to_string(other.pid()));
+    args.shard = "0/2";
+    expect_error<RunFolderInUse>([&] { run_sweep(args); }, "run folder in use");
+  }
+  LockHolder shard(args.out, RunLock::Mode::Shared);
+  args.shard = "0/2";
+  EXPECT_EQ(run_sweep(args).completed, 1);
+  args.shard = "";
+  expect_error<RunFolderInUse>([&] { run_sweep(args); }, "run folder in use");
+}
+
+TEST(Sweep, ReportsAreRebuiltFromTheFolderAlone) {
+  TempDir dir;
+  // A sweep file whose grid order is not alphabetical: the folder names follow it.
+  write_text(dir.file("sweep.json"), R"({"name": "order", "base": ")" + source_path("configs/tiny.json") +
+                                         R"(", "grid": {"seed": [1, 2], "model.rank": [1, 2]}})");
+  SweepArgs args;
+  args.sweep_file = dir.file("sweep.json");
+  args.out = dir.file("sweep");
+  args.x = "model.rank";
+  run_sweep(args);
+  ASSERT_TRUE(fs::exists(dir.file("sweep/seed-1_rank-2/results.json")));
+  std::map<std::string, std::string> before;
+  for (const char* f : {"results.csv", "summary.md", "chart.svg"}) {
+    before[f] = read_text(dir.file(std::string("sweep/") + f));
+    fs::remove(dir.file(std::string("sweep/") + f));
+  }
+  SweepArgs report;
+  report.report = dir.file("sweep");
+  const SweepOutcome outcome = run_sweep(report);
+  EXPECT_EQ(outcome.runs.size(), 4u);
+  for (const auto& [f, text] : before) EXPECT_EQ(read_text(dir.file("sweep/" + f)), text) << f;
+  EXPECT_NE(before["results.csv"].find("seed-2_rank-1,2,1,ok"), std::string::npos) << before["results.csv"];
+  report.report = dir.file("nothing");
+  expect_error<ConfigError>([&] { run_sweep(report); }, "no sweep.json (not a sweep folder)");
+}
+
+TEST(Sweep, JobsTrainCombinationsInWorkerProcessesToTheSameResults) {
+  TempDir dir;
+  SweepArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.grid = {"seed=1,2,3"};
+  args.overrides = {"threads=0"};  // all cores: shared out among the workers
+  args.out = dir.file("parallel");
+  args.jobs = 2;
+  args.executable = MMFUSION_BINARY;
+  const SweepOutcome parallel = run_sweep(args);
+  EXPECT_EQ(parallel.completed, 3);
+  EXPECT_EQ(parallel.failed, 0);
+  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const json record = json::parse(read_text(dir.file("parallel/sweep.json")));
+  EXPECT_EQ(record["threads"], std::max<int64_t>(1, cores / 2));
+
+  args.jobs = 1;
+  args.overrides = {"threads=" + record["threads"].dump()};
+  args.out = dir.file("serial");
+  EXPECT_EQ(run_sweep(args).completed, 3);
+  for (const char* run : {"seed-1", "seed-2", "seed-3"}) {
+    SCOPED_TRACE(run);
+    EXPECT_TRUE(fs::exists(dir.file(std::string("parallel/logs/") + run + ".log")));
+    const json config = json::parse(read_text(dir.file(std::string("parallel/") + run + "/config.json")));
+    EXPECT_EQ(config["threads"], record["threads"]);
+    const json a = json::parse(read_text(dir.file(std::string("parallel/") + run + "/results.json")));
+    const json b = json::parse(read_text(dir.file(std::string("serial/") + run + "/results.json")));
+    EXPECT_NEAR(a["test"]["mse"].get<double>(), b["test"]["mse"].get<double>(), 1e-6);
+  }
+  // A rerun skips them all without starting a worker.
+  args.out = dir.file("parallel");
+  args.jobs = 2;
+  EXPECT_EQ(run_sweep(args).skipped, 3);
 }

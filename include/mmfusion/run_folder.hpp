@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 
+#include "mmfusion/errors.hpp"
+
 namespace spdlog {
 class logger;
 }
@@ -17,8 +19,43 @@ struct RunPaths {
   std::string dir, config, log, metrics, results, loss_svg, relevance_svg, checkpoints, last, best;
 };
 
-// A fresh run folder: `out` must be new or empty (ConfigError otherwise, naming how to
-// continue that run); without `out`, runs/<name>-<timestamp>, with a suffix rather than
+// Another process holds a run folder's lock (RunLock).
+struct RunFolderInUse : Error {
+  using Error::Error;
+};
+
+// One writer per run folder: an advisory lock (flock) on DIR/.lock, held until the object
+// is destroyed or released. The kernel drops it when the process ends, however it ends,
+// so a killed run never blocks the next one. Shared locks coexist with each other, not
+// with an exclusive one (sweep shards share their sweep folder). Taken again in the same
+// process, a folder's lock is shared with the first holder (a sweep locks a combination's
+// folder, then trains it in-process, which locks it too).
+class RunLock {
+ public:
+  enum class Mode { Exclusive, Shared };
+  RunLock() = default;
+  // Creates DIR when missing (removed again on release if nothing but the lock file was
+  // put in it). Throws RunFolderInUse ("DIR: run folder in use by process N") when
+  // another process holds it, Error when it cannot be locked at all.
+  explicit RunLock(const std::string& dir, Mode mode = Mode::Exclusive);
+  RunLock(RunLock&& other) noexcept;
+  RunLock& operator=(RunLock&& other) noexcept;
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+  ~RunLock();
+  void release();
+
+  static constexpr const char* kFileName = ".lock";
+
+ private:
+  std::string key_;  // the folder's absolute path; empty when nothing is held
+};
+
+// Whether a folder is missing or holds nothing but a lock file.
+bool is_empty_run_dir(const std::string& dir);
+
+// A fresh run folder: `out` must be new or empty, but for a lock file (ConfigError
+// otherwise, naming how to continue that run); without `out`, runs/<name>-<timestamp>, with a suffix rather than
 // reuse a folder.
 std::string fresh_run_dir(const std::string& out, const std::string& name);
 

@@ -2,6 +2,7 @@
 // The process's runtime: which device, how many threads, how the allocator keeps freed
 // memory, how much memory is resident, and the environment variables a launcher sets.
 // Nothing here knows of models or training.
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -37,6 +38,23 @@ std::string env_string(const char* name, const std::string& fallback = "");
 // A non-negative integer variable; `fallback` when unset or empty; ConfigError naming the
 // variable when it holds anything else.
 int env_int(const char* name, int fallback);
+
+// SIGINT and SIGTERM ask long work to stop at its next safe point: while a StopSignals
+// object lives, the first such signal is recorded in stop_signal() (cleared when the object
+// is made) and a second one takes the default action (immediate exit).
+class StopSignals {
+ public:
+  StopSignals();
+  ~StopSignals();
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  void (*previous_int_)(int);
+  void (*previous_term_)(int);
+};
+// The signal received (0: none).
+std::atomic<int>& stop_signal();
 
 // torchrun's LOCAL_RANK (0 without it), and how many processes share this machine
 // (LOCAL_WORLD_SIZE, else WORLD_SIZE, else 1).

@@ -1,7 +1,11 @@
 #pragma once
-// Sweeps: a base config, a grid of overrides, one ordinary run per combination, run one
-// after another in DIR/<combination>/. Completed combinations are skipped when the sweep
-// runs again; a failing one is reported and the sweep goes on.
+// Sweeps: a base config, a grid of overrides, one ordinary run per combination in
+// DIR/<combination>/: one after another, or several at once (--jobs, one process each),
+// or a share of them per machine (--shard K/N over a shared folder). Every combination
+// trains under its folder's lock (run_folder.hpp), so shards and reruns never train one
+// twice. Completed combinations are skipped when the sweep runs again; a failing one is
+// reported and the sweep goes on. DIR/sweep.json records the sweep, so that its reports
+// can be rebuilt from the folder alone.
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,7 +24,22 @@ struct SweepArgs {
   std::string out;                     // default runs/sweep-<name>
   bool dry_run = false;                // validate every combination, train nothing
   std::string x;                       // --x KEY: the chart's x axis (a grid key); "" = the rule below
+  int jobs = 1;                        // --jobs J: combinations at once, one process each
+  std::string shard;                   // --shard K/N: this process's share ("" = all)
+  std::string report;                  // --report DIR: rebuild DIR's reports, train nothing
+  std::string worker;                  // --worker NAME (what --jobs starts): train that combination of --out's sweep.json
+  std::string executable;              // the mmfusion executable --jobs starts workers with
 };
+
+// The exit code of a worker whose combination another process holds.
+inline constexpr int kSweepWorkerBusy = 75;
+
+// "K/N": combinations i (in grid order, from 0) with i % N == K, for 0 <= K < N.
+struct Shard {
+  int64_t index = 0, count = 1;
+  bool contains(size_t i) const { return static_cast<int64_t>(i % count) == index; }
+};
+Shard parse_shard(const std::string& text);  // "" = the whole sweep; ConfigError otherwise
 
 struct GridAxis {
   std::string key;
@@ -41,7 +60,8 @@ std::string combination_name(const std::vector<std::pair<std::string, nlohmann::
 struct SweepOutcome {
   std::string dir;
   int completed = 0, skipped = 0, failed = 0;
-  std::vector<std::string> runs;  // combination names, in order
+  int busy = 0;                   // held by another process (another shard, a rerun): left to it
+  std::vector<std::string> runs;  // this process's combination names, in order
 };
 SweepOutcome run_sweep(const SweepArgs& args);
 
