@@ -326,6 +326,9 @@ Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& pa
       c.config.data.standardize = Standardize::None;
       c.config.data.standardize_target = false;
     }
+    // Written before data.synthetic.generator existed: its data came from the first one.
+    if (!c.meta.at("config").value("data", json::object()).value("synthetic", json::object()).contains("generator"))
+      c.config.data.synthetic.generator = kFirstGenerator;
   } catch (const ConfigError& e) {
     throw Error(path + ": the checkpoint's config is invalid: " + e.what());
   } catch (const json::exception& e) {

@@ -419,6 +419,8 @@ DataConfig parse_data(const json* j, Task task) {
   sy.shared_latent_dim = s.integer("shared_latent_dim", sy.shared_latent_dim, 0, 4096);
   sy.feature_noise = s.number("feature_noise", sy.feature_noise, 0.0, INFINITY);
   sy.target_noise = s.number("target_noise", sy.target_noise, 0.0, INFINITY);
+  sy.generator = s.integer("generator", sy.generator, 1, 2);
+  sy.stream = s.boolean("stream", sy.stream);
   // weights: null is no weights, so that --set can drop a config's weights for terms.
   const json* weights = s.find("weights");
   if (weights && weights->is_null()) weights = nullptr;
@@ -443,6 +445,10 @@ DataConfig parse_data(const json* j, Task task) {
     fail("data.synthetic.weights.trimodal",
          "needs at least 3 modalities, the config has " + std::to_string(d.modalities.size()) +
              " (set it to 0)");
+  if (sy.stream && sy.generator < 2)
+    fail("data.synthetic.stream", "needs data.synthetic.generator 2 (generator 1 draws a split in one sequence)");
+  if (sy.stream && d.source != DataSource::Synthetic)
+    fail("data.synthetic.stream", "only for synthetic data (data.source is \"file\")");
   if (d.source == DataSource::Synthetic && sy.terms.empty() &&
       sy.weight_unimodal + sy.weight_bimodal + sy.weight_trimodal == 0)
     fail("data.synthetic.weights", "at least one weight must be > 0 (the target would be noise)");
@@ -723,7 +729,9 @@ json to_json(const ExperimentConfig& c) {
     data["synthetic"] = {{"latent_dim", s.latent_dim},
                          {"shared_latent_dim", s.shared_latent_dim},
                          {"feature_noise", s.feature_noise},
-                         {"target_noise", s.target_noise}};
+                         {"target_noise", s.target_noise},
+                         {"generator", s.generator},
+                         {"stream", s.stream}};
     if (s.terms.empty()) {
       data["synthetic"]["weights"] = {
           {"unimodal", s.weight_unimodal}, {"bimodal", s.weight_bimodal}, {"trimodal", s.weight_trimodal}};

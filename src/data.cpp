@@ -14,6 +14,8 @@
 #include "mmfusion/file_safety.hpp"
 #include "mmfusion/files.hpp"
 #include "mmfusion/npz.hpp"
+#include "mmfusion/parallel.hpp"
+#include "mmfusion/random.hpp"
 
 namespace mmfusion {
 namespace {
@@ -140,10 +142,11 @@ size_t modality_index(const DataConfig& d, const std::string& name) {
   throw std::logic_error("no modality " + name);  // the config parser checked the names
 }
 
-// n samples from generator stream `stream`; without features when only the target's
-// distribution is wanted.
-Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int64_t n,
-                        bool with_features) {
+// Generator 1: n samples from generator stream `stream`, drawn in float64 by one
+// sequential LibTorch generator; without features when only the target's distribution
+// is wanted.
+Dataset generate_stream_v1(const DataConfig& d, uint64_t seed, uint64_t stream, int64_t n,
+                           bool with_features) {
   const auto& s = d.synthetic;
   const SyntheticStructure st = make_structure(d, seed);
   at::Generator gen = at::detail::createCPUGenerator(mix_seed(seed, stream));
@@ -208,6 +211,137 @@ Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int
   return out;
 }
 
+// Generator 2: the same distribution, each row made by its own counter-based generator
+// (random.hpp) keyed by (seed, stream, row), straight into float32 tensors, rows split
+// among threads. Per row: the shared latents, each modality's latents, the target's
+// noise, then each modality's feature noise.
+class RowMaker {
+ public:
+  RowMaker(const DataConfig& d, uint64_t seed) : d_(d), st_(make_structure(d, seed)) {
+    const auto& s = d.synthetic;
+    z_ = s.shared_latent_dim + s.latent_dim;
+    for (const auto& m : st_.mixing) {
+      // [z, dim], float32: a row's features are then z contiguous multiply-adds.
+      const auto t = m.t().contiguous().to(torch::kFloat32);
+      mixing_t_.emplace_back(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+    }
+    auto to_vector = [](const torch::Tensor& v) {
+      const auto c = v.contiguous();
+      return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+    };
+    for (const auto& v : st_.unimodal) unimodal_.push_back(to_vector(v));
+    if (st_.shared.defined()) shared_ = to_vector(st_.shared);
+    for (const auto& p : st_.bimodal) bimodal_.push_back({to_vector(p[0]), to_vector(p[1])});
+    for (const auto& v : st_.trimodal) trimodal_.push_back(to_vector(v));
+    for (size_t t = 0; t < s.terms.size(); ++t) {
+      terms_.emplace_back();
+      for (size_t k = 0; k < s.terms[t].modalities.size(); ++k)
+        terms_.back().push_back({modality_index(d, s.terms[t].modalities[k]), to_vector(st_.terms[t][k])});
+    }
+  }
+
+  // Rows [r0, r0 + n) of stream `stream`.
+  Dataset rows(uint64_t seed, uint64_t stream, int64_t r0, int64_t n, bool with_features) const {
+    const auto& s = d_.synthetic;
+    const size_t M = d_.modalities.size();
+    const bool parts = s.terms.empty();
+    Dataset out;
+    std::vector<float*> x;
+    for (size_t m = 0; m < M && with_features; ++m) {
+      out.names.push_back(d_.modalities[m].name);
+      out.features.push_back(torch::empty({n, d_.modalities[m].dim}, torch::kFloat32));
+      x.push_back(out.features.back().data_ptr<float>());
+    }
+    out.target = torch::empty({n, 1}, torch::kFloat32);
+    if (parts)
+      for (auto* t : {&out.unimodal, &out.bimodal, &out.trimodal}) *t = torch::empty({n}, torch::kFloat32);
+    float* y = out.target.data_ptr<float>();
+    float* uni_out = parts ? out.unimodal.data_ptr<float>() : nullptr;
+    float* bi_out = parts ? out.bimodal.data_ptr<float>() : nullptr;
+    float* tri_out = parts ? out.trimodal.data_ptr<float>() : nullptr;
+    const uint64_t key = stream_key(seed, stream);
+    const int64_t S = s.shared_latent_dim, L = s.latent_dim;
+
+    parallel_chunks(n, 256, [&](int64_t begin, int64_t end) {
+      std::vector<double> latent(S + M * L);
+      std::vector<float> row_latent(z_);
+      for (int64_t i = begin; i < end; ++i) {
+        RowRandom g(key, static_cast<uint64_t>(r0 + i));
+        for (auto& v : latent) v = g.normal();
+        const double* shared = latent.data();
+        auto unique = [&](size_t m) { return latent.data() + S + m * L; };
+        auto dot = [&](const double* u, const std::vector<double>& c) {
+          double sum = 0;
+          for (int64_t k = 0; k < L; ++k) sum += u[k] * c[k];
+          return sum;
+        };
+        const double noise = s.target_noise * g.normal();
+        double target = 0;
+        if (!parts) {
+          for (size_t t = 0; t < terms_.size(); ++t) {
+            double product = 1;
+            for (const auto& [m, c] : terms_[t]) product *= dot(unique(m), c);
+            target += s.terms[t].weight * product;
+          }
+        } else {
+          // As generator 1: each part a sum of unit-variance terms over sqrt(#terms).
+          double uni = 0, uni_terms = double(M);
+          for (size_t m = 0; m < M; ++m) uni += dot(unique(m), unimodal_[m]);
+          if (!shared_.empty()) {
+            for (int64_t k = 0; k < S; ++k) uni += shared[k] * shared_[k];
+            uni_terms += 1;
+          }
+          uni /= std::sqrt(uni_terms);
+          double bi = 0;
+          size_t pair = 0;
+          for (size_t m = 0; m < M; ++m)
+            for (size_t k = m + 1; k < M; ++k, ++pair)
+              bi += dot(unique(m), bimodal_[pair][0]) * dot(unique(k), bimodal_[pair][1]);
+          bi /= std::sqrt(double(pair));
+          double tri = 0;
+          if (M >= 3) {
+            tri = 1;
+            for (size_t m = 0; m < M; ++m) tri *= dot(unique(m), trimodal_[m]);
+          }
+          target = s.weight_unimodal * uni + s.weight_bimodal * bi + s.weight_trimodal * tri;
+          uni_out[i] = static_cast<float>(uni), bi_out[i] = static_cast<float>(bi), tri_out[i] = static_cast<float>(tri);
+        }
+        y[i] = static_cast<float>(target + noise);
+        for (size_t m = 0; m < x.size(); ++m) {
+          const int64_t dim = d_.modalities[m].dim;
+          float* row = x[m] + i * dim;
+          g.normals(row, dim, static_cast<float>(s.feature_noise));
+          for (int64_t k = 0; k < S; ++k) row_latent[k] = static_cast<float>(shared[k]);
+          for (int64_t k = 0; k < L; ++k) row_latent[S + k] = static_cast<float>(unique(m)[k]);
+          const float* a = mixing_t_[m].data();
+          for (int64_t k = 0; k < z_; ++k) {
+            const float v = row_latent[k];
+            const float* column = a + k * dim;
+            for (int64_t j = 0; j < dim; ++j) row[j] += v * column[j];
+          }
+        }
+      }
+    });
+    return out;
+  }
+
+ private:
+  const DataConfig d_;
+  SyntheticStructure st_;
+  int64_t z_ = 0;
+  std::vector<std::vector<float>> mixing_t_;
+  std::vector<std::vector<double>> unimodal_, trimodal_;
+  std::vector<double> shared_;
+  std::vector<std::array<std::vector<double>, 2>> bimodal_;
+  std::vector<std::vector<std::pair<size_t, std::vector<double>>>> terms_;
+};
+
+// n samples of stream `stream` by the config's generator.
+Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int64_t n, bool with_features) {
+  if (d.synthetic.generator == 1) return generate_stream_v1(d, seed, stream, n, with_features);
+  return RowMaker(d, seed).rows(seed, stream, 0, n, with_features);
+}
+
 // The terms the generator sums: data.synthetic.terms, or the ones the weights stand for
 // (each part's terms share its weight, divided by sqrt(#terms) so that the part has unit
 // variance; the shared latents' unimodal term belongs to no modality subset and is left
@@ -258,6 +392,35 @@ double recovered(const torch::Tensor& mixing, int64_t shared, const torch::Tenso
 constexpr uint64_t kCalibrationStream = 50;
 constexpr int64_t kCalibrationSize = 1 << 16;
 }  // namespace
+
+// Epoch e of a training stream is generator stream kTrainingStreams + e.
+constexpr uint64_t kTrainingStreams = 1000;
+
+struct TrainingStream::Impl {
+  ExperimentConfig config;
+  RowMaker maker;
+  torch::Tensor thresholds;  // classification
+};
+
+TrainingStream::TrainingStream(const ExperimentConfig& config)
+    : impl_(std::make_shared<const Impl>(Impl{
+          config, RowMaker(config.data, config.seed),
+          config.task == Task::Classification ? class_thresholds(config) : torch::Tensor()})) {
+  if (config.data.synthetic.generator < 2)
+    throw ConfigError("data.synthetic.stream: needs data.synthetic.generator 2 (rows keyed by their index)");
+}
+
+TrainingStream::~TrainingStream() = default;
+
+int64_t TrainingStream::rows_per_epoch() const { return impl_->config.data.train_size; }
+
+Dataset TrainingStream::rows(int64_t epoch, int64_t r0, int64_t r1) const {
+  Dataset out = impl_->maker.rows(impl_->config.seed, kTrainingStreams + static_cast<uint64_t>(epoch), r0, r1 - r0, true);
+  if (impl_->thresholds.defined())
+    out.target = torch::bucketize(out.target.squeeze(1), impl_->thresholds).to(torch::kInt64);
+  out.origin = "synthetic training stream, epoch " + std::to_string(epoch + 1);
+  return out;
+}
 
 Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
   Dataset out = generate_stream(d, seed, 1 + static_cast<uint64_t>(split), split_size(d, split), true);
@@ -571,6 +734,8 @@ Dataset synthetic_split(const ExperimentConfig& config, Split split, const torch
 }  // namespace
 
 Dataset load_split(const ExperimentConfig& config, Split split) {
+  if (config.data.source == DataSource::Synthetic && config.data.synthetic.stream && split == Split::Train)
+    return TrainingStream(config).rows(0, 0, std::min(config.data.train_size, kStreamSampleRows));
   if (config.data.source == DataSource::Synthetic)
     return synthetic_split(config, split,
                            config.task == Task::Classification ? class_thresholds(config) : torch::Tensor());
@@ -580,8 +745,10 @@ Dataset load_split(const ExperimentConfig& config, Split split) {
 DataSplits load_splits(const ExperimentConfig& config) {
   if (config.data.source == DataSource::Synthetic) {
     const auto thresholds = config.task == Task::Classification ? class_thresholds(config) : torch::Tensor();
-    return {synthetic_split(config, Split::Train, thresholds), synthetic_split(config, Split::Val, thresholds),
-            synthetic_split(config, Split::Test, thresholds)};
+    Dataset train = config.data.synthetic.stream
+                        ? TrainingStream(config).rows(0, 0, std::min(config.data.train_size, kStreamSampleRows))
+                        : synthetic_split(config, Split::Train, thresholds);
+    return {std::move(train), synthetic_split(config, Split::Val, thresholds), synthetic_split(config, Split::Test, thresholds)};
   }
   const Dataset all = read_data_file(config.data.path, config.data.modalities, target_rule(config, true));
   return {file_split(config, Split::Train, &all), file_split(config, Split::Val, &all),

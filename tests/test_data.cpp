@@ -6,6 +6,7 @@
 #include "mmfusion/data.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/files.hpp"
+#include "mmfusion/random.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;
@@ -184,13 +185,14 @@ TEST(DataFile, FileSourceSplitsByFractionsWithoutOverlap) {
 
 
 // The weights are shorthand: configs without data.synthetic.terms generate what they did
-// before terms existed (fixtures written by that code, tests/fixtures/README.md).
+// before terms existed (fixtures written by that code, tests/fixtures/README.md), with
+// the generator of that time.
 TEST(SyntheticTerms, ShorthandConfigsKeepTheirData) {
-  const auto regression = tiny_config();
+  const auto regression = tiny_config({"data.synthetic.generator=1"});
   EXPECT_TRUE(same(load_split(regression, Split::Train),
                    read_data_file(source_path("tests/fixtures/synth-tiny-train.pt"), regression.data.modalities,
                                   target_rule(regression, true))));
-  const auto classes = tiny_config({"data.synthetic.shared_latent_dim=0",
+  const auto classes = tiny_config({"data.synthetic.generator=1", "data.synthetic.shared_latent_dim=0",
                                     "data.synthetic.weights={\"unimodal\":0.5,\"bimodal\":1.5,\"trimodal\":2.0}",
                                     "task=\"classification\"", "num_classes=3"});
   EXPECT_TRUE(same(load_split(classes, Split::Val),
@@ -304,4 +306,82 @@ TEST(SyntheticTerms, BadTermsAreConfigErrors) {
   // weights: null drops a config's weights, so that --set can switch it to terms.
   EXPECT_EQ(tiny_config({"data.synthetic.weights=null", prefix + "[{\"modalities\":[\"text\"]}]"})
                 .data.synthetic.terms.size(), 1u);
+}
+
+// Generator 2: every row from its own counter-based generator (random.hpp).
+
+TEST(CounterRandom, NormalsFollowTheStandardNormal) {
+  // Kolmogorov-Smirnov distance to the normal CDF, and the first four moments, over
+  // 200000 draws from 2000 rows: the tails (the ziggurat's slow paths) included.
+  std::vector<double> x;
+  for (uint64_t row = 0; row < 2000; ++row) {
+    RowRandom g(stream_key(5, 1), row);
+    for (int i = 0; i < 100; ++i) x.push_back(g.normal());
+  }
+  std::sort(x.begin(), x.end());
+  const double n = double(x.size());
+  double d = 0, m1 = 0, m2 = 0, m4 = 0, beyond3 = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double cdf = 0.5 * std::erfc(-x[i] / std::sqrt(2.0));
+    d = std::max({d, std::abs(cdf - i / n), std::abs(cdf - (i + 1) / n)});
+    m1 += x[i], m2 += x[i] * x[i], m4 += x[i] * x[i] * x[i] * x[i];
+    beyond3 += std::abs(x[i]) > 3;
+  }
+  EXPECT_LT(d, 1.63 / std::sqrt(n));  // the 1% critical value
+  EXPECT_NEAR(m1 / n, 0.0, 4 / std::sqrt(n));
+  EXPECT_NEAR(m2 / n, 1.0, 4 * std::sqrt(2 / n));
+  EXPECT_NEAR(m4 / n, 3.0, 4 * std::sqrt(96 / n));
+  EXPECT_NEAR(beyond3 / n, 0.0026998, 4 * std::sqrt(0.0027 / n));  // 2 (1 - Phi(3))
+  // Rows are independent of one another and of the order they are made in.
+  RowRandom a(stream_key(5, 1), 7), b(stream_key(5, 1), 7), c(stream_key(5, 1), 8), e(stream_key(5, 2), 7);
+  const uint64_t first = a.next();
+  EXPECT_EQ(first, b.next());
+  EXPECT_NE(first, c.next());
+  EXPECT_NE(first, e.next());
+}
+
+TEST(SyntheticData, Generator2GivesTheSameRowsWhateverTheThreadCount) {
+  const auto c = tiny_config({"data.train_size=5000", "data.synthetic.generator=2"});
+  const int before = torch::get_num_threads();
+  torch::set_num_threads(1);
+  const Dataset one = generate_synthetic(c.data, c.seed, Split::Train);
+  torch::set_num_threads(3);  // more threads than cores: other chunk boundaries
+  const Dataset three = generate_synthetic(c.data, c.seed, Split::Train);
+  torch::set_num_threads(before);
+  EXPECT_TRUE(same(one, three));
+  EXPECT_TRUE(torch::equal(one.unimodal, three.unimodal));
+  // Not generator 1's data: the numbers for a seed changed once, with the version.
+  EXPECT_FALSE(same(one, generate_synthetic(tiny_config({"data.train_size=5000", "data.synthetic.generator=1"}).data,
+                                            c.seed, Split::Train)));
+}
+
+TEST(SyntheticData, AStreamMakesEachEpochsRowsInAnyPieces) {
+  const auto c = tiny_config({"data.synthetic.stream=true", "data.train_size=3000"});
+  const TrainingStream stream(c);
+  EXPECT_EQ(stream.rows_per_epoch(), 3000);
+  const Dataset whole = stream.rows(0, 0, 3000);
+  Dataset pieces;
+  pieces.names = whole.names;
+  std::vector<Dataset> parts = {stream.rows(0, 0, 1000), stream.rows(0, 1000, 1777), stream.rows(0, 1777, 3000)};
+  for (size_t m = 0; m < whole.features.size(); ++m)
+    pieces.features.push_back(torch::cat({parts[0].features[m], parts[1].features[m], parts[2].features[m]}));
+  pieces.target = torch::cat({parts[0].target, parts[1].target, parts[2].target});
+  EXPECT_TRUE(same(whole, pieces));
+  EXPECT_TRUE(same(whole, TrainingStream(c).rows(0, 0, 3000)));  // from (seed, epoch, row) alone
+  EXPECT_FALSE(torch::equal(whole.target, stream.rows(1, 0, 3000).target));  // each epoch fresh rows
+  // load_splits holds a sample of the stream, no training split; val and test as usual.
+  const DataSplits splits = load_splits(c);
+  EXPECT_EQ(splits.train.size(), std::min<int64_t>(3000, kStreamSampleRows));
+  EXPECT_TRUE(same(splits.val, generate_synthetic(c.data, c.seed, Split::Val)));
+  // Classification: the stream's labels cut its targets at the split's thresholds.
+  const auto k = tiny_config({"data.synthetic.stream=true", "task=\"classification\"", "num_classes=3"});
+  const Dataset labels = TrainingStream(k).rows(0, 0, 3000);
+  EXPECT_EQ(labels.target.scalar_type(), torch::kInt64);
+  EXPECT_TRUE(torch::equal(labels.target, torch::bucketize(whole.target.squeeze(1), class_thresholds(k))));
+}
+
+TEST(SyntheticData, StreamingNeedsGenerator2AndSyntheticData) {
+  expect_error<ConfigError>([] { tiny_config({"data.synthetic.stream=true", "data.synthetic.generator=1"}); },
+                            "data.synthetic.stream: needs data.synthetic.generator 2");
+  expect_error<ConfigError>([] { tiny_config({"data.synthetic.generator=3"}); }, "data.synthetic.generator");
 }

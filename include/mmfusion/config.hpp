@@ -81,7 +81,16 @@ struct SyntheticConfig {
   // The target as a sum of weighted terms instead of the three weights above (which are
   // shorthand for their own fixed set of terms; synthetic_truth in data.hpp).
   std::vector<TargetTerm> terms;
+  // Which generator draws the samples (data.hpp): 2, row-keyed, float32 and threaded; 1,
+  // the first one, which configs and checkpoints written before generator 2 used.
+  int64_t generator = 2;
+  // Training batches made on the fly from (seed, epoch, step) instead of a stored
+  // training split (generator 2); data.train_size is then the samples per epoch.
+  bool stream = false;
 };
+
+// The generator a config that names none was written for (data.synthetic.generator).
+inline constexpr int64_t kFirstGenerator = 1;
 
 struct DataConfig {
   DataSource source = DataSource::Synthetic;

@@ -41,8 +41,28 @@ struct DataSplits {
 
 // Synthetic split, generated on the CPU by a generator seeded from (seed, split) alone:
 // the same config gives bit-identical data whatever the batch size, device or the sizes
-// of the other splits.
+// of the other splits. data.synthetic.generator picks the generator: 2 keys each row's
+// randomness by its index (the same data on any number of threads), 1 is the first one.
 Dataset generate_synthetic(const DataConfig& data, uint64_t seed, Split split);
+
+// Streaming training data (data.synthetic.stream, generator 2): the rows of each epoch
+// made on demand from (seed, epoch, row) alone, data.train_size of them per epoch, so that
+// no training set is ever held. Validation and test stay fixed splits.
+class TrainingStream {
+ public:
+  explicit TrainingStream(const ExperimentConfig& config);
+  ~TrainingStream();
+  int64_t rows_per_epoch() const;
+  // Rows [r0, r1) of epoch `epoch` (from 0), on the CPU; class labels for classification.
+  Dataset rows(int64_t epoch, int64_t r0, int64_t r1) const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Impl> impl_;
+};
+// What load_splits gives as a streaming config's training split: its first rows of epoch
+// 1, at most this many (for scaling statistics and shapes, not for training).
+inline constexpr int64_t kStreamSampleRows = 8192;
 
 // What the synthetic generator knows about its target: a sum of weighted pure
 // interaction terms over modality subsets (data.synthetic.terms, or the terms the
