@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "mmfusion/config.hpp"
+#include "mmfusion/data.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/graph_step.hpp"
 #include "mmfusion/optim.hpp"
@@ -16,6 +17,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+
+constexpr int64_t kGenerationRows = 1 << 17;  // rows per timed generation of a split
 
 void sync(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
@@ -82,6 +85,27 @@ json run_bench(const BenchArgs& args) {
   const int64_t out = resolve_output_dim(config, config.model.output_dim > 0 ? config.model.output_dim : 1);
   config.model.output_dim = out;
 
+  // Synthetic data: how fast the generator makes a split (kGenerationRows rows at once,
+  // all threads), and with generator 2 one batch at a time, as streaming does.
+  json generation = nullptr;
+  std::unique_ptr<TrainingStream> stream;
+  if (config.data.source == DataSource::Synthetic) {
+    DataConfig d = config.data;
+    d.train_size = kGenerationRows;
+    std::vector<double> rates;
+    for (int64_t r = 0; r < args.repeats; ++r) {
+      const auto start = Clock::now();
+      generate_synthetic(d, config.seed + r, Split::Train);
+      rates.push_back(double(kGenerationRows) / std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    generation = summarise(rates, kGenerationRows, 0);
+    generation.erase("gflops");
+    generation.erase("ms_per_step");
+    generation["rows"] = kGenerationRows;
+    generation["generator"] = config.data.synthetic.generator;
+    if (config.data.synthetic.generator >= 2) stream = std::make_unique<TrainingStream>(config);
+  }
+
   json results = json::array();
   double forward_flops = 0;
   int64_t parameters = 0;
@@ -144,6 +168,17 @@ json run_bench(const BenchArgs& args) {
     results.push_back({{"batch_size", batch},
                        {"train", summarise(train_rates, batch, 3 * forward_flops)},
                        {"eval", summarise(eval_rates, batch, forward_flops)}});
+    // Streaming makes each batch as it trains: how fast one batch of this size is made.
+    if (stream) {
+      std::vector<double> rates;
+      for (int64_t r = 0; r < args.repeats; ++r) {
+        const auto start = Clock::now();
+        for (int64_t i = 0; i < args.steps; ++i) stream->rows(r, i * batch, (i + 1) * batch);
+        rates.push_back(double(batch * args.steps) / std::chrono::duration<double>(Clock::now() - start).count());
+      }
+      results.back()["stream"] = summarise(rates, batch, 0);
+      results.back()["stream"].erase("gflops");
+    }
   }
   return {{"config", args.config},
           {"model", to_string(config.model.type)},
@@ -160,6 +195,7 @@ json run_bench(const BenchArgs& args) {
           {"warmup", args.warmup},
           {"repeats", args.repeats},
           {"peak_rss_mb", memory_usage().peak_rss_mb},
+          {"generation", generation},
           {"results", results}};
 }
 
@@ -176,16 +212,26 @@ std::string bench_table(const json& r) {
                 r["train_flops_per_sample"].get<double>(), r["matmul_gflops"].get<double>(),
                 r["peak_rss_mb"].get<double>());
   out << line;
-  std::snprintf(line, sizeof line, "%8s %16s %10s %10s %10s %16s %10s\n", "batch", "train samples/s", "ms/step",
-                "GFLOP/s", "% ceiling", "eval samples/s", "GFLOP/s");
+  const json& generation = r["generation"];
+  if (!generation.is_null()) {
+    std::snprintf(line, sizeof line, "synthetic data (generator %lld): %.0f samples/s for a split of %lld rows\n",
+                  static_cast<long long>(generation["generator"].get<int64_t>()),
+                  generation["samples_per_s"].get<double>(),
+                  static_cast<long long>(generation["rows"].get<int64_t>()));
+    out << line;
+  }
+  std::snprintf(line, sizeof line, "%8s %16s %10s %10s %10s %16s %10s %18s\n", "batch", "train samples/s", "ms/step",
+                "GFLOP/s", "% ceiling", "eval samples/s", "GFLOP/s", "stream samples/s");
   out << line;
   const double ceiling = r["matmul_gflops"].get<double>();
   for (const auto& b : r["results"]) {
     const double gflops = b["train"]["gflops"].get<double>();
-    std::snprintf(line, sizeof line, "%8lld %16.0f %10.3f %10.2f %9.1f%% %16.0f %10.2f\n",
+    const std::string stream_rate =
+        b.contains("stream") ? std::to_string(static_cast<long long>(b["stream"]["samples_per_s"].get<double>())) : "-";
+    std::snprintf(line, sizeof line, "%8lld %16.0f %10.3f %10.2f %9.1f%% %16.0f %10.2f %18s\n",
                   static_cast<long long>(b["batch_size"].get<int64_t>()), b["train"]["samples_per_s"].get<double>(),
                   b["train"]["ms_per_step"].get<double>(), gflops, ceiling > 0 ? 100 * gflops / ceiling : 0.0,
-                  b["eval"]["samples_per_s"].get<double>(), b["eval"]["gflops"].get<double>());
+                  b["eval"]["samples_per_s"].get<double>(), b["eval"]["gflops"].get<double>(), stream_rate.c_str());
     out << line;
   }
   return out.str();

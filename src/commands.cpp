@@ -1,5 +1,6 @@
 #include "mmfusion/commands.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <optional>
@@ -131,7 +132,9 @@ TrainOutcome run_train(const TrainArgs& args) {
   }
   if (comm) dir = comm->share("run_dir", dir);
 
+  const auto data_start = std::chrono::steady_clock::now();
   const DataSplits data = load_splits(config);  // before creating anything on disk
+  const double data_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - data_start).count();
   resolve_num_classes(config, data);
   config.model.output_dim = resolve_output_dim(config, target_columns(data));
   // Statistics of the training split (a resumed run keeps the ones it was trained with);
@@ -163,6 +166,13 @@ TrainOutcome run_train(const TrainArgs& args) {
   } else {
     log->info("mmfusion {}: run {} in {}", kVersion, config.name, dir);
   }
+  const int64_t rows = data.train.size() + data.val.size() + data.test.size();
+  if (config.data.source == DataSource::Synthetic)
+    log->info("data: {} rows generated in {:.2f} s ({:.0f} samples/s, generator {}{})", rows, data_seconds,
+              rows / std::max(data_seconds, 1e-9), config.data.synthetic.generator,
+              config.data.synthetic.stream ? "; training rows streamed, these are validation, test and a sample" : "");
+  else
+    log->info("data: {} rows read in {:.2f} s", rows, data_seconds);
 
   torch::manual_seed(config.seed);  // model initialisation and dropout
   if (scaling.scales_features() || scaling.scales_target())

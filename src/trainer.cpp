@@ -54,12 +54,22 @@ Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device 
       shuffle_gen_(at::detail::createCPUGenerator(config_.seed ^ 0x5851F42D4C957F2DULL)) {
   // Scaled once: training sees scaled features and targets; validation and test keep
   // their targets in their own units (score() compares there).
-  train_ = scaling_.features(data.train).to(device_);
-  train_.target = scaling_.target(train_.target);
+  // Streaming: no training split is held, only one batch of it at a time.
+  if (config_.data.source == DataSource::Synthetic && config_.data.synthetic.stream)
+    stream_ = std::make_unique<TrainingStream>(config_);
+  else
+    train_ = scaling_.features(data.train).to(device_);
   val_ = scaling_.features(data.val).to(device_);
   test_ = scaling_.features(data.test).to(device_);
-  for (const auto& f : train_.features) shuffled_.push_back(torch::empty_like(f));
-  shuffled_target_ = torch::empty_like(train_.target);
+  // One batch of buffers: the epoch's order is gathered a batch at a time, so the
+  // training split is held once (it was held twice with a whole shuffled copy).
+  const int64_t buffer_rows = std::min(config_.train.batch_size, train_rows());
+  const Dataset& shapes = stream_ ? data.train : train_;
+  for (const auto& f : shapes.features) shuffled_.push_back(torch::empty({buffer_rows, f.size(1)}, f.options().device(device_)));
+  auto target_shape = shapes.target.sizes().vec();
+  target_shape[0] = buffer_rows;
+  shuffled_target_ = torch::empty(target_shape, shapes.target.options().device(device_));
+  if (!stream_) train_.target = scaling_.target(train_.target);
   model_ = make_model(config_.model, config_.data.modalities, config_.model.output_dim);
   model_->to(device_);
   build_steps();
@@ -99,18 +109,14 @@ void Trainer::save(const std::string& path) {
 
 void Trainer::train_epoch(const std::atomic<int>* stop) {
   const auto& t = config_.train;
-  const int64_t n = train_.size();
+  const int64_t n = train_rows();
   const int64_t steps = (n + t.batch_size - 1) / t.batch_size;
   {
     std::lock_guard<std::mutex> lock(shuffle_gen_.mutex());
     shuffle_epoch_start_ = shuffle_gen_.get_state();
   }
-  // One permutation per epoch, gathered into reused buffers: every batch is then a
-  // contiguous slice, with no per-step copy of the dataset.
-  const auto perm = torch::randperm(n, shuffle_gen_, torch::kInt64).to(device_);
-  for (size_t m = 0; m < shuffled_.size(); ++m)
-    torch::index_select_out(shuffled_[m], train_.features[m], 0, perm);
-  torch::index_select_out(shuffled_target_, train_.target, 0, perm);
+  // One permutation per epoch (a stream's rows are fresh and independent: nothing to shuffle).
+  if (!stream_) perm_ = torch::randperm(n, shuffle_gen_, torch::kInt64).to(device_);
 
   const bool show_progress = ::isatty(STDERR_FILENO) && steps > 1;
   auto last_draw = Clock::now();
@@ -135,8 +141,9 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
   for (int64_t step = progress_.epoch_step; step < steps; ++step) {
     const int64_t b0 = step * t.batch_size, b1 = std::min(n, b0 + t.batch_size);
     bool stop_now = stop && stop->load() != 0;
+    load_batch(b0, b1);
     if (graph_) {
-      graph_->run(shuffled_rows(b0, b1), shuffled_target_.slice(0, b0, b1));
+      graph_->run(shuffled_rows(b0, b1), shuffled_targets(b0, b1));
     } else {
       progress_.epoch_loss_sum += eager_step(step, b0, b1, stop_now) * static_cast<double>(b1 - b0);
     }
@@ -168,8 +175,33 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
 std::vector<torch::Tensor> Trainer::shuffled_rows(int64_t r0, int64_t r1) const {
   std::vector<torch::Tensor> rows;
   rows.reserve(shuffled_.size());
-  for (const auto& f : shuffled_) rows.push_back(f.slice(0, r0, r1));
+  for (const auto& f : shuffled_) rows.push_back(f.slice(0, r0 - window_, r1 - window_));
   return rows;
+}
+
+torch::Tensor Trainer::shuffled_targets(int64_t r0, int64_t r1) const {
+  return shuffled_target_.slice(0, r0 - window_, r1 - window_);
+}
+
+int64_t Trainer::train_rows() const { return stream_ ? stream_->rows_per_epoch() : train_.size(); }
+
+void Trainer::load_batch(int64_t b0, int64_t b1) {
+  window_ = b0;
+  if (!stream_) {
+    const auto rows = perm_.slice(0, b0, b1);
+    for (size_t m = 0; m < shuffled_.size(); ++m) {
+      auto out = shuffled_[m].slice(0, 0, b1 - b0);
+      torch::index_select_out(out, train_.features[m], 0, rows);
+    }
+    auto target = shuffled_target_.slice(0, 0, b1 - b0);
+    torch::index_select_out(target, train_.target, 0, rows);
+    return;
+  }
+  // Made from (seed, epoch, rows) alone: a resumed run gets the same batch, and every
+  // rank of a data-parallel run the same global batch (each trains its shard of it).
+  Dataset batch = scaling_.features(stream_->rows(progress_.epoch, b0, b1));
+  for (size_t m = 0; m < shuffled_.size(); ++m) shuffled_[m].slice(0, 0, b1 - b0).copy_(batch.features[m]);
+  shuffled_target_.slice(0, 0, b1 - b0).copy_(scaling_.target(batch.target));
 }
 
 double Trainer::eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now) {
@@ -181,7 +213,7 @@ double Trainer::eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now)
   double value = 0;
   // The model's penalty is counted once: on the last rank, whose shard is never empty.
   if (s1 > s0)
-    value = step_->forward_backward(shuffled_rows(s0, s1), shuffled_target_.slice(0, s0, s1),
+    value = step_->forward_backward(shuffled_rows(s0, s1), shuffled_targets(s0, s1),
                                     comm_ ? double(s1 - s0) / double(b1 - b0) : 1.0, rank == world - 1 ? 1.0 : 0.0);
   if (comm_) {
     all_reduce_gradients();
@@ -352,8 +384,9 @@ void Trainer::fit(const std::atomic<int>* stop) {
                progress_.stopped_early ? " (stopped early)" : "");
     return;
   }
-  log_->info("training {} on {}: {} train / {} val / {} test samples, {} parameters, {} threads",
-             to_string(config_.model.type), device_.str(), train_.size(), val_.size(), test_.size(),
+  log_->info("training {} on {}: {} train{} / {} val / {} test samples, {} parameters, {} threads",
+             to_string(config_.model.type), device_.str(), train_rows(), stream_ ? " (streamed, per epoch)" : "",
+             val_.size(), test_.size(),
              parameter_counts(*model_)[0].second, torch::get_num_threads());
   if (comm_ && t.batch_size < 2 * comm_->world_size()) {
     const auto buffers = model_->named_buffers();
@@ -423,7 +456,7 @@ json Trainer::write_results() {
                   {"stopped_early", progress_.stopped_early},
                   {"train_seconds", progress_.train_seconds},
                   {"samples_per_s", progress_.train_seconds > 0
-                                        ? double(progress_.epoch) * double(train_.size()) / progress_.train_seconds
+                                        ? double(progress_.epoch) * double(train_rows()) / progress_.train_seconds
                                         : 0.0},
                   {"parameters", params},
                   {"val", evaluate_on(val_)},

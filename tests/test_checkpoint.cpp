@@ -315,3 +315,11 @@ TEST(CheckpointDigest, ResumingFromADamagedOptimizerStateFailsBeforeTraining) {
   expect_error([&] { run_train(args); }, "the optimizer state does not match its checksum");
   EXPECT_FALSE(fs::exists(k.dir.file("resumed")));
 }
+
+TEST(Checkpoint, AStreamingRunResumesExactly) {
+  // Each batch is made from (seed, epoch, rows): stopped after one step and resumed, the
+  // run meets the uninterrupted one.
+  std::vector<std::string> overrides = kResumable;
+  overrides.push_back("data.synthetic.stream=true");
+  expect_exact_resume_mid_epoch(tiny_config(overrides));
+}
