@@ -16,7 +16,9 @@ constexpr double kArmijo = 1e-4;         // sufficient-decrease constant of the 
 constexpr int kMaxHalvings = 40;
 constexpr int64_t kDirectEigenSize = 1500;  // kernel PCA: full eigh up to this size
 constexpr int64_t kBlock = 12;              // subspace iteration block size
-constexpr int kSubspaceIterations = 60;
+constexpr int kSubspaceIterations = 60;    // at most
+constexpr int kMinSubspaceIterations = 8;
+constexpr double kSubspaceTolerance = 1e-12;  // relative change of the leading Ritz values
 
 torch::Tensor squared_distances(const torch::Tensor& a, const torch::Tensor& b) {
   const auto a2 = a.pow(2).sum(1, true), b2 = b.pow(2).sum(1, true);
@@ -71,6 +73,7 @@ KRRSolution krr_solve(const torch::Tensor& K, const torch::Tensor& Y, double lam
   if (info.item<int64_t>() != 0)
     throw Error("kernel ridge: K + lambda I is not positive definite (raise mkl.lambda)");
   KRRSolution s;
+  s.factor = L;
   s.alpha = torch::cholesky_solve(Y, L);
   s.objective = lambda * (Y * s.alpha).sum().item<double>();
   return s;
@@ -139,6 +142,91 @@ double simple_mkl_kkt_gap(const std::vector<double>& theta, const std::vector<do
   return gap / g_scale;
 }
 
+torch::Tensor krr_hessian(const std::vector<torch::Tensor>& kernels, const KRRSolution& s, double lambda) {
+  const int64_t M = static_cast<int64_t>(kernels.size());
+  std::vector<torch::Tensor> v, w;  // K_m alpha, (K + lambda I)^-1 K_m alpha
+  for (const auto& K : kernels) {
+    v.push_back(K.mm(s.alpha));
+    w.push_back(torch::cholesky_solve(v.back(), s.factor));
+  }
+  auto h = torch::zeros({M, M}, torch::kFloat64);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = i; j < M; ++j) {
+      const double x = 2 * lambda * (v[i] * w[j]).sum().item<double>();
+      h[i][j] = x, h[j][i] = x;
+    }
+  return h;
+}
+
+namespace {
+
+// SimpleMKL's reduced gradient (Rakotomamonjy et al. 2008): mu = the largest weight,
+// eliminated through the equality constraint; a zero weight whose gradient exceeds mu's
+// stays put.
+std::vector<double> reduced_gradient_direction(const std::vector<double>& theta, const std::vector<double>& g) {
+  const size_t M = theta.size();
+  const size_t mu = std::max_element(theta.begin(), theta.end()) - theta.begin();
+  std::vector<double> D(M, 0.0);
+  double sum = 0;
+  for (size_t m = 0; m < M; ++m) {
+    if (m == mu) continue;
+    D[m] = (theta[m] <= 0 && g[m] - g[mu] > 0) ? 0.0 : -(g[m] - g[mu]);
+    sum += D[m];
+  }
+  D[mu] = -sum;
+  return D;
+}
+
+// The Newton step of J on the simplex's face (krr_hessian). Over the free weights (the positive ones,
+// and zero ones whose gradient lies below the support's smallest, which would enter) it
+// solves [H 1; 1' 0] [d; nu] = [-g; 0]: the minimum of the quadratic model with sum d = 0.
+// Empty when that system is singular or d does not descend.
+std::vector<double> reduced_newton_direction(const std::vector<torch::Tensor>& kernels, const KRRSolution& s,
+                                             double lambda, const std::vector<double>& theta,
+                                             const std::vector<double>& g) {
+  const size_t M = theta.size();
+  double support_min = INFINITY;
+  for (size_t m = 0; m < M; ++m)
+    if (theta[m] > 0) support_min = std::min(support_min, g[m]);
+  std::vector<size_t> free;
+  for (size_t m = 0; m < M; ++m)
+    if (theta[m] > 0 || g[m] < support_min) free.push_back(m);
+  // A zero weight the step would make negative leaves the free set, and the step is
+  // solved again without it.
+  const torch::Tensor hessian = krr_hessian(kernels, s, lambda).cpu();
+  for (;;) {
+    const int64_t F = static_cast<int64_t>(free.size());
+    if (F < 2) return {};
+    auto system = torch::zeros({F + 1, F + 1}, torch::kFloat64);
+    auto rhs = torch::zeros({F + 1}, torch::kFloat64);
+    auto sa = system.accessor<double, 2>();
+    auto ra = rhs.accessor<double, 1>();
+    const auto ha = hessian.accessor<double, 2>();
+    for (int64_t i = 0; i < F; ++i) {
+      for (int64_t j = 0; j < F; ++j) sa[i][j] = ha[free[i]][free[j]];
+      sa[i][F] = sa[F][i] = 1;
+      ra[i] = -g[free[i]];
+    }
+    const auto [solution, info] = torch::linalg_solve_ex(system, rhs);
+    if (info.item<int64_t>() != 0 || !torch::isfinite(solution).all().item<bool>()) return {};
+    std::vector<double> D(M, 0.0);
+    double slope = 0;
+    std::vector<size_t> keep;
+    for (int64_t i = 0; i < F; ++i) {
+      D[free[i]] = solution[i].item<double>(), slope += g[free[i]] * D[free[i]];
+      if (theta[free[i]] > 0 || D[free[i]] >= 0) keep.push_back(free[i]);
+    }
+    if (keep.size() < free.size()) {
+      free = keep;
+      continue;
+    }
+    if (!(slope < 0)) return {};
+    return D;
+  }
+}
+
+}  // namespace
+
 MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y, double lambda,
                      int64_t max_iter, double tol) {
   const size_t M = kernels.size();
@@ -154,16 +242,10 @@ MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Ten
       r.stop_reason = "KKT conditions hold";
       break;
     }
-    // Reduced gradient (Rakotomamonjy et al. 2008): mu = the largest weight.
-    const size_t mu = std::max_element(r.theta.begin(), r.theta.end()) - r.theta.begin();
-    std::vector<double> D(M, 0.0);
-    double sum = 0;
-    for (size_t m = 0; m < M; ++m) {
-      if (m == mu) continue;
-      D[m] = (r.theta[m] <= 0 && g[m] - g[mu] > 0) ? 0.0 : -(g[m] - g[mu]);
-      sum += D[m];
-    }
-    D[mu] = -sum;
+    // The direction: a reduced Newton step where it descends, else the reduced gradient.
+    std::vector<double> D = reduced_newton_direction(kernels, s, lambda, r.theta, g);
+    const bool newton_steps = !D.empty();
+    if (!newton_steps) D = reduced_gradient_direction(r.theta, g);
     double slope = 0, gamma_max = INFINITY;
     size_t hits_zero = M;
     for (size_t m = 0; m < M; ++m) {
@@ -174,21 +256,42 @@ MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Ten
       r.stop_reason = "no descent direction";
       break;
     }
-    // Backtracking (Armijo) line search on [0, gamma_max].
-    double gamma = gamma_max;
-    bool accepted = false;
-    std::vector<double> next(M);
-    KRRSolution trial;
-    for (int k = 0; k < kMaxHalvings && !accepted; ++k, gamma *= 0.5) {
+    // A Newton step is 1 (the quadratic model's minimum) unless a weight reaches zero first.
+    if (newton_steps && gamma_max > 1) gamma_max = 1, hits_zero = M;
+    // Line search on [0, gamma_max], Armijo's condition: gamma_max first; when it fails,
+    // J being convex in theta and so in gamma, the zero of the slope's secant between 0
+    // and gamma_max (each solve also gives the slope there, J'(gamma) = sum_m D_m g_m),
+    // then halving from there.
+    auto weights_at = [&](double gamma, std::vector<double>& out) {
       double total = 0;
       for (size_t m = 0; m < M; ++m) {
-        next[m] = std::max(0.0, r.theta[m] + gamma * D[m]);
-        if (gamma == gamma_max && m == hits_zero) next[m] = 0.0;  // exactly on the face
-        total += next[m];
+        out[m] = std::max(0.0, r.theta[m] + gamma * D[m]);
+        if (gamma == gamma_max && m == hits_zero) out[m] = 0.0;  // exactly on the face
+        total += out[m];
       }
-      for (auto& t : next) t /= total;
+      for (auto& t : out) t /= total;
+    };
+    auto slope_at = [&](const std::vector<double>& gradient) {
+      double d = 0;
+      for (size_t m = 0; m < M; ++m) d += D[m] * gradient[m];
+      return d;
+    };
+    std::vector<double> next(M), next_g;
+    KRRSolution trial;
+    weights_at(gamma_max, next);
+    trial = krr_solve(combine(kernels, next), Y, lambda);
+    next_g = krr_gradient(kernels, trial.alpha, lambda);
+    const double end_slope = slope_at(next_g);
+    bool accepted = trial.objective <= s.objective + kArmijo * gamma_max * slope;
+    double gamma = gamma_max;
+    if (!accepted) gamma = end_slope > 0 ? gamma_max * slope / (slope - end_slope)  // in (0, gamma_max)
+                                         : 0.5 * gamma_max;
+    for (int k = 0; k < kMaxHalvings && !accepted; ++k) {
+      weights_at(gamma, next);
       trial = krr_solve(combine(kernels, next), Y, lambda);
       accepted = trial.objective <= s.objective + kArmijo * gamma * slope;
+      if (accepted) next_g = krr_gradient(kernels, trial.alpha, lambda);
+      else gamma *= 0.5;
     }
     if (!accepted) {
       r.stop_reason = "line search found no decrease (numerical precision)";
@@ -196,7 +299,7 @@ MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Ten
     }
     r.theta = next;
     s = trial;
-    g = krr_gradient(kernels, s.alpha, lambda);
+    g = next_g;
     r.objective.push_back(s.objective);
     ++r.iterations;
   }
@@ -241,9 +344,23 @@ KernelPCA fit_kernel_pca(const torch::Tensor& K, int64_t components) {
     // Only the leading k pairs are needed: orthogonal (subspace) iteration on a block of
     // kBlock vectors, then Rayleigh-Ritz. O(n^2 kBlock) per iteration instead of the
     // O(n^3) of a full eigendecomposition (minutes at n = 4000 in double).
+    // It stops once the leading k Ritz values (from Q'KQ, which each iteration's product
+    // gives for a small product more) agree with the previous iteration's to
+    // kSubspaceTolerance: the iterations were a fixed 60 before, most of the mkl
+    // command's time (a thin product re-packs the whole n x n kernel each time).
     at::Generator gen = at::detail::createCPUGenerator(12345);
-    auto Q = torch::randn({n, std::max(kBlock, k)}, gen, torch::kFloat64).to(Kc.device());
-    for (int it = 0; it < kSubspaceIterations; ++it) Q = std::get<0>(torch::linalg_qr(Kc.mm(Q)));
+    auto Q = std::get<0>(torch::linalg_qr(torch::randn({n, std::max(kBlock, k)}, gen, torch::kFloat64).to(Kc.device())));
+    torch::Tensor previous;
+    for (int it = 0; it < kSubspaceIterations; ++it) {
+      const auto KQ = Kc.mm(Q);
+      const auto ritz = std::get<0>(torch::linalg_eigh(Q.t().mm(KQ)));  // ascending
+      const auto leading = ritz.slice(0, ritz.size(0) - k);
+      const bool settled = previous.defined() &&
+                           ((leading - previous).abs() <= kSubspaceTolerance * leading.abs().max()).all().item<bool>();
+      previous = leading;
+      if (settled && it >= kMinSubspaceIterations) break;
+      Q = std::get<0>(torch::linalg_qr(KQ));
+    }
     auto [ritz_values, ritz_vectors] = torch::linalg_eigh(Q.t().mm(Kc.mm(Q)));
     values = ritz_values;
     vectors = Q.mm(ritz_vectors);

@@ -35,8 +35,12 @@ class FittedKernel {
 struct KRRSolution {
   torch::Tensor alpha;  // [n, C]
   double objective = 0;
+  torch::Tensor factor;  // the Cholesky factor of K + lambda I (lower)
 };
 KRRSolution krr_solve(const torch::Tensor& K, const torch::Tensor& Y, double lambda);
+// d2J/dtheta_m dtheta_n = 2 lambda sum_c (K_m alpha_c)' (K + lambda I)^-1 (K_n alpha_c), from
+// the solve's Cholesky factor: [M, M], positive semi-definite (J is convex in theta).
+torch::Tensor krr_hessian(const std::vector<torch::Tensor>& kernels, const KRRSolution& s, double lambda);
 // dJ/dtheta_m = -lambda * sum_c alpha_c' K_m alpha_c
 std::vector<double> krr_gradient(const std::vector<torch::Tensor>& kernels, const torch::Tensor& alpha,
                                  double lambda);
