@@ -84,9 +84,11 @@ TrainOutcome run_train(const TrainArgs& args) {
   StopSignals signals;  // from the start: a signal during setup stops at the first step
   ExperimentConfig config;
   std::optional<Checkpoint> checkpoint;
+  int64_t probe_step = 0;  // where the checkpoint stood when its config was read
   if (!args.resume.empty()) {
     check_resume_overrides(args.overrides);
     Checkpoint probe = open_checkpoint(args.resume);
+    probe_step = probe.progress.global_step;
     json doc = to_json(probe.config);
     for (const auto& o : args.overrides) apply_override(doc, o);
     config = parse_config(doc);
@@ -106,12 +108,11 @@ TrainOutcome run_train(const TrainArgs& args) {
     device = resolve_device("cuda:" + std::to_string(local_rank()));  // one GPU per process
   // threads 0 = all hardware threads, shared among the processes on this machine.
   apply_threads(config.threads > 0 || !comm ? config.threads
-                                            : std::max<int64_t>(1, std::thread::hardware_concurrency() /
+                                            : std::max<int64_t>(1, available_cores() /
                                                                        processes_on_this_machine()));
 
   std::string dir;
   RunLock lock;  // one writer per run folder, until the run ends
-  if (!args.resume.empty()) checkpoint = open_checkpoint(args.resume, device);
   if (leader && !args.resume.empty()) {
     dir = args.out.empty() ? resume_run_dir(args.resume) : fresh_run_dir(args.out, config.name);
     lock = RunLock(dir);
@@ -120,7 +121,7 @@ TrainOutcome run_train(const TrainArgs& args) {
       // Resuming from an older checkpoint in place would overwrite newer ones.
       const RunPaths existing(dir);
       if (fs::exists(existing.last) && !fs::equivalent(existing.last, args.resume) &&
-          open_checkpoint(existing.last).progress.global_step > checkpoint->progress.global_step)
+          open_checkpoint(existing.last).progress.global_step > probe_step)
         throw ConfigError("--resume " + args.resume + ": " + existing.last +
                           " is newer; resuming in place would overwrite it (resume from it, or "
                           "pass --out DIR to branch into a new folder)");
@@ -129,6 +130,13 @@ TrainOutcome run_train(const TrainArgs& args) {
     dir = fresh_run_dir(args.out, config.name);
     lock = RunLock(dir);
     fresh_run_dir(dir, config.name);  // still empty, now that it is ours
+  }
+  // Read under the lock: a run that held the folder until now may have saved since.
+  if (!args.resume.empty()) {
+    checkpoint = open_checkpoint(args.resume, device);
+    if (checkpoint->progress.global_step != probe_step)
+      throw Error("--resume " + args.resume + ": the checkpoint changed while this run started (another process "
+                  "saved it); run the command again");
   }
   if (comm) dir = comm->share("run_dir", dir);
 

@@ -262,7 +262,7 @@ class RowMaker {
     const uint64_t key = stream_key(seed, stream);
     const int64_t S = s.shared_latent_dim, L = s.latent_dim;
 
-    parallel_chunks(n, 256, [&](int64_t begin, int64_t end) {
+    parallel_chunks(n, 256, at::get_num_threads(), [&](int64_t begin, int64_t end) {
       std::vector<double> latent(S + M * L);
       std::vector<float> row_latent(z_);
       for (int64_t i = begin; i < end; ++i) {
@@ -406,8 +406,8 @@ TrainingStream::TrainingStream(const ExperimentConfig& config)
     : impl_(std::make_shared<const Impl>(Impl{
           config, RowMaker(config.data, config.seed),
           config.task == Task::Classification ? class_thresholds(config) : torch::Tensor()})) {
-  if (config.data.synthetic.generator < 2)
-    throw ConfigError("data.synthetic.stream: needs data.synthetic.generator 2 (rows keyed by their index)");
+  if (config.data.synthetic.generator < 2)  // parse_config refuses such a config
+    throw std::logic_error("TrainingStream: generator 1 cannot stream");
 }
 
 TrainingStream::~TrainingStream() = default;

@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
   auto* sweep_report = sweep_cmd->add_option("--report", sweep.report,
                                              "Rebuild results.csv, summary.md and chart.svg of sweep folder DIR; train nothing");
   auto* sweep_worker = sweep_cmd->add_option("--worker", sweep.worker, "")->group("");  // what --jobs starts
+  sweep_cmd->add_option("--worker-threads", sweep.worker_threads, "")->group("");
   sweep_cmd->callback([&] {
     if (sweep_config->count() == 0 && sweep_file->count() == 0 && sweep_report->count() == 0 &&
         sweep_worker->count() == 0)
@@ -175,7 +176,8 @@ int main(int argc, char** argv) {
         std::error_code ec;
         sweep.executable = std::filesystem::read_symlink("/proc/self/exe", ec).string();
         const auto outcome = run_sweep(sweep);
-        if (!sweep.worker.empty()) return outcome.failed > 0 ? 1 : outcome.busy > 0 ? kSweepWorkerBusy : 0;
+        if (!sweep.worker.empty())
+          return outcome.failed > 0 ? 1 : outcome.busy > 0 ? kSweepWorkerBusy : outcome.skipped > 0 ? kSweepWorkerSkipped : 0;
         if (sweep.dry_run)
           for (const auto& run : outcome.runs) std::cout << outcome.dir << "/" << run << "\n";
         else

@@ -8,10 +8,10 @@
 
 namespace mmfusion {
 
-void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
+void parallel_chunks(int64_t n, int64_t grain, int threads_wanted, const std::function<void(int64_t, int64_t)>& f) {
   if (n <= 0) return;
   const int64_t most = std::max<int64_t>(1, n / std::max<int64_t>(1, grain));
-  const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), most));
+  const int threads = static_cast<int>(std::min<int64_t>(std::max(1, threads_wanted), most));
   if (threads <= 1 || omp_in_parallel()) return f(0, n);
   std::exception_ptr error;
   std::mutex error_mutex;

@@ -2,6 +2,7 @@
 
 #include <csignal>
 
+#include <sched.h>
 #include <sys/resource.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -39,10 +40,16 @@ void apply_tf32(bool allow) {
   at::globalContext().setAllowTF32CuDNN(allow);
 }
 
+int64_t available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max<int64_t>(1, std::thread::hardware_concurrency());
+}
+
 int64_t apply_threads(int64_t threads) {
   // LibTorch counts physical cores and may start below what the machine offers.
-  const int64_t n = threads > 0 ? threads
-                                : std::max<int64_t>(1, std::thread::hardware_concurrency());
+  const int64_t n = threads > 0 ? threads : available_cores();
   torch::set_num_threads(static_cast<int>(n));
   return n;
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -216,14 +217,12 @@ Plan plan_from_args(const SweepArgs& args) {
       for (const auto& item : file["set"].items()) plan.sets.push_back(item.key() + "=" + item.value().dump());
     }
     if (file.contains("grid")) {
-      // Read again keeping the file's key order: it is the grid's order.
-      const auto ordered = nlohmann::ordered_json::parse(read_text_file(args.sweep_file));
-      if (!ordered["grid"].is_object()) throw ConfigError(args.sweep_file + ": grid: expected an object {key: [values]}");
-      for (const auto& item : ordered["grid"].items()) {
+      // In the keys' alphabetical order (a JSON object's), which names the folders.
+      if (!file["grid"].is_object()) throw ConfigError(args.sweep_file + ": grid: expected an object {key: [values]}");
+      for (const auto& item : file["grid"].items()) {
         if (!item.value().is_array() || item.value().empty())
           throw ConfigError(args.sweep_file + ": grid." + item.key() + ": expected a non-empty list of values");
-        plan.axes.push_back({item.key(), {}});
-        for (const auto& v : item.value()) plan.axes.back().values.push_back(json::parse(v.dump()));
+        plan.axes.push_back({item.key(), std::vector<json>(item.value().begin(), item.value().end())});
       }
     }
   }
@@ -248,12 +247,13 @@ Plan plan_from_args(const SweepArgs& args) {
   return plan;
 }
 
+// sweep.json: the sweep file's keys, plus "axes" (the grid keys in the order that names
+// the folders; a JSON object's keys are sorted) and "x".
 std::string sweep_file_text(const Plan& plan) {
-  nlohmann::ordered_json grid = nlohmann::ordered_json::object();
-  for (const auto& a : plan.axes) grid[a.key] = a.values;
-  nlohmann::ordered_json doc = {{"name", plan.name}, {"base", plan.base}, {"set", plan.sets}, {"grid", grid}};
+  json grid = json::object(), axes = json::array();
+  for (const auto& a : plan.axes) grid[a.key] = a.values, axes.push_back(a.key);
+  json doc = {{"name", plan.name}, {"base", plan.base}, {"set", plan.sets}, {"grid", grid}, {"axes", axes}};
   if (!plan.x.empty()) doc["x"] = plan.x;
-  if (plan.threads > 0) doc["threads"] = plan.threads;
   return doc.dump(2) + "\n";
 }
 
@@ -261,20 +261,23 @@ std::string sweep_file_text(const Plan& plan) {
 Plan plan_from_folder(const std::string& dir) {
   const std::string file = (fs::path(dir) / kSweepFile).string();
   if (!fs::exists(file)) throw ConfigError(dir + ": no " + kSweepFile + " (not a sweep folder)");
-  nlohmann::ordered_json doc;
   try {
-    doc = nlohmann::ordered_json::parse(read_text_file(file));
+    const json doc = json::parse(read_text_file(file));
     Plan plan;
     plan.dir = dir;
     plan.name = doc.at("name").get<std::string>();
-    plan.base = json::parse(doc.at("base").dump());
+    plan.base = doc.at("base");
     plan.sets = doc.at("set").get<std::vector<std::string>>();
-    for (const auto& item : doc.at("grid").items()) {
-      plan.axes.push_back({item.key(), {}});
-      for (const auto& v : item.value()) plan.axes.back().values.push_back(json::parse(v.dump()));
+    // Records written before "axes" existed: the grid's sorted keys, right for sweep
+    // files; a --grid order other than alphabetical shows as missing runs.
+    std::vector<std::string> keys;
+    for (const auto& item : doc.at("grid").items()) keys.push_back(item.key());
+    if (doc.contains("axes")) keys = doc["axes"].get<std::vector<std::string>>();
+    for (const auto& key : keys) {
+      const json& values = doc["grid"].at(key);
+      plan.axes.push_back({key, std::vector<json>(values.begin(), values.end())});
     }
     plan.x = doc.value("x", "");
-    plan.threads = doc.value("threads", int64_t(0));
     resolve_runs(plan);
     return plan;
   } catch (const nlohmann::json::exception& e) {
@@ -327,6 +330,8 @@ RunStatus run_combination(const Plan& plan, size_t i, spdlog::logger& log) {
     log.info("{}: complete, skipped", progress(plan, i));
     return RunStatus::Skipped;
   }
+  std::error_code ec;
+  fs::remove(run_dir / "error.txt", ec);  // an earlier attempt's; this one writes its own
   TrainArgs train;
   if (fs::exists(run_dir / "checkpoints" / "last.pt")) {
     train.resume = (run_dir / "checkpoints" / "last.pt").string();
@@ -337,7 +342,6 @@ RunStatus run_combination(const Plan& plan, size_t i, spdlog::logger& log) {
       // A run that failed before its first checkpoint: keep it, aside (all but the lock,
       // which stays with the folder), and start over.
       const fs::path aside = run_dir.string() + ".failed-" + timestamp();
-      std::error_code ec;
       fs::create_directories(aside, ec);
       for (const auto& entry : fs::directory_iterator(run_dir, ec))
         if (entry.path().filename() != RunLock::kFileName) fs::rename(entry.path(), aside / entry.path().filename(), ec);
@@ -371,6 +375,7 @@ void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs,
   const fs::path logs = fs::path(plan.dir) / "logs";
   std::error_code ec;
   fs::create_directories(logs, ec);
+  if (ec) throw Error(logs.string() + ": cannot create the workers' log folder: " + ec.message());
   std::vector<std::string> environment;
   for (char** e = environ; *e; ++e)
     if (std::string(*e).rfind("OMP_WAIT_POLICY=", 0) != 0) environment.emplace_back(*e);
@@ -381,8 +386,18 @@ void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs,
 
   StopSignals signals;
   std::map<pid_t, size_t> running;
+  // However this function ends (an error included), no worker outlives it unasked: the
+  // ones still running are told to save and stop, and waited for.
+  struct Reaper {
+    std::map<pid_t, size_t>& running;
+    ~Reaper() {
+      for (const auto& [pid, i] : running) ::kill(pid, SIGTERM);
+      for (const auto& [pid, i] : running) ::waitpid(pid, nullptr, 0);
+    }
+  } reaper{running};
   auto start = [&](size_t i) {
     std::vector<std::string> argv_text{executable, "sweep", "--out", plan.dir, "--worker", plan.runs[i].first};
+    if (plan.threads > 0) argv_text.insert(argv_text.end(), {"--worker-threads", std::to_string(plan.threads)});
     std::vector<char*> argv;
     for (auto& a : argv_text) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -391,6 +406,7 @@ void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs,
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);  // no other file of the sweep's (its log)
     posix_spawnattr_t attributes;
     posix_spawnattr_init(&attributes);
     posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
@@ -409,6 +425,7 @@ void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs,
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     if (code == 0) return count(outcome, RunStatus::Trained);
     if (code == kSweepWorkerBusy) return count(outcome, RunStatus::Busy);
+    if (code == kSweepWorkerSkipped) return count(outcome, RunStatus::Skipped);
     if (code == 130 || (WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT)))
       return log.info("{}: stopped; rerun the sweep to continue it", progress(plan, i));
     count(outcome, RunStatus::Failed);
@@ -460,11 +477,13 @@ SweepOutcome run_sweep(const SweepArgs& args) {
   }
   if (!args.worker.empty()) {  // one combination, for a parent sweep with --jobs
     if (args.out.empty()) throw ConfigError("--worker needs --out DIR (the sweep folder)");
-    const Plan plan = plan_from_folder(args.out);
+    Plan plan = plan_from_folder(args.out);
+    plan.threads = args.worker_threads;
     const auto it = std::find_if(plan.runs.begin(), plan.runs.end(), [&](const auto& r) { return r.first == args.worker; });
     if (it == plan.runs.end()) throw ConfigError("--worker " + args.worker + ": not a combination of " + plan.dir);
     outcome.dir = plan.dir;
     outcome.runs = {args.worker};
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // its sweep gone (even killed), it saves and stops
     auto log = make_logger((fs::path(plan.dir) / "sweep.log").string(), "sweep: ");
     count(outcome, run_combination(plan, it - plan.runs.begin(), *log));
     return outcome;
@@ -475,8 +494,7 @@ SweepOutcome run_sweep(const SweepArgs& args) {
   resolve_runs(plan);
   if (args.jobs > 1 && parse_config(plan.runs.front().second).threads == 0) {
     // All hardware threads, shared: J runs on cores / J each.
-    const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
-    plan.threads = std::max<int64_t>(1, cores / args.jobs);
+    plan.threads = std::max<int64_t>(1, available_cores() / args.jobs);
   }
 
   outcome.dir = plan.dir;

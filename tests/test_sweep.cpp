@@ -7,6 +7,7 @@
 #include "helpers.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/files.hpp"
+#include "mmfusion/runtime.hpp"
 #include "mmfusion/sweep.hpp"
 
 using namespace mmfusion;
@@ -294,11 +295,11 @@ TEST(Sweep, ASweepFolderHasOneSweepAtATimeButShardsShareIt) {
 
 TEST(Sweep, ReportsAreRebuiltFromTheFolderAlone) {
   TempDir dir;
-  // A sweep file whose grid order is not alphabetical: the folder names follow it.
-  write_text(dir.file("sweep.json"), R"({"name": "order", "base": ")" + source_path("configs/tiny.json") +
-                                         R"(", "grid": {"seed": [1, 2], "model.rank": [1, 2]}})");
+  // A grid order that is not alphabetical: the folder names follow it, and the record
+  // keeps it.
   SweepArgs args;
-  args.sweep_file = dir.file("sweep.json");
+  args.config = source_path("configs/tiny.json");
+  args.grid = {"seed=1,2", "model.rank=1,2"};
   args.out = dir.file("sweep");
   args.x = "model.rank";
   run_sweep(args);
@@ -330,19 +331,17 @@ TEST(Sweep, JobsTrainCombinationsInWorkerProcessesToTheSameResults) {
   const SweepOutcome parallel = run_sweep(args);
   EXPECT_EQ(parallel.completed, 3);
   EXPECT_EQ(parallel.failed, 0);
-  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
-  const json record = json::parse(read_text(dir.file("parallel/sweep.json")));
-  EXPECT_EQ(record["threads"], std::max<int64_t>(1, cores / 2));
+  const int64_t threads = std::max<int64_t>(1, available_cores() / 2);
 
   args.jobs = 1;
-  args.overrides = {"threads=" + record["threads"].dump()};
+  args.overrides = {"threads=" + std::to_string(threads)};
   args.out = dir.file("serial");
   EXPECT_EQ(run_sweep(args).completed, 3);
   for (const char* run : {"seed-1", "seed-2", "seed-3"}) {
     SCOPED_TRACE(run);
     EXPECT_TRUE(fs::exists(dir.file(std::string("parallel/logs/") + run + ".log")));
     const json config = json::parse(read_text(dir.file(std::string("parallel/") + run + "/config.json")));
-    EXPECT_EQ(config["threads"], record["threads"]);
+    EXPECT_EQ(config["threads"], threads);
     const json a = json::parse(read_text(dir.file(std::string("parallel/") + run + "/results.json")));
     const json b = json::parse(read_text(dir.file(std::string("serial/") + run + "/results.json")));
     EXPECT_NEAR(a["test"]["mse"].get<double>(), b["test"]["mse"].get<double>(), 1e-6);

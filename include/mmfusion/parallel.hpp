@@ -8,9 +8,10 @@
 namespace mmfusion {
 
 // Runs f(begin, end) over [0, n) in contiguous chunks of at least `grain` rows, one per
-// thread of LibTorch's intra-op setting (at::set_num_threads / apply_threads), and
-// rethrows the first exception a chunk threw. Which rows a chunk gets depends on the
-// thread count: f must give each row the same result whatever chunk it is in.
-void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
+// thread, on `threads` OpenMP threads (callers pass LibTorch's intra-op setting,
+// at::get_num_threads, so that `threads` in a config holds), and rethrows the first
+// exception a chunk threw. Which rows a chunk gets depends on the thread count: f must
+// give each row the same result whatever chunk it is in.
+void parallel_chunks(int64_t n, int64_t grain, int threads, const std::function<void(int64_t, int64_t)>& f);
 
 }  // namespace mmfusion

@@ -28,11 +28,14 @@ struct SweepArgs {
   std::string shard;                   // --shard K/N: this process's share ("" = all)
   std::string report;                  // --report DIR: rebuild DIR's reports, train nothing
   std::string worker;                  // --worker NAME (what --jobs starts): train that combination of --out's sweep.json
+  int64_t worker_threads = 0;          // --worker-threads T: its threads (0: as configured)
   std::string executable;              // the mmfusion executable --jobs starts workers with
 };
 
-// The exit code of a worker whose combination another process holds.
+// The exit codes of a worker whose combination another process holds, or that found it
+// complete.
 inline constexpr int kSweepWorkerBusy = 75;
+inline constexpr int kSweepWorkerSkipped = 76;
 
 // "K/N": combinations i (in grid order, from 0) with i % N == K, for 0 <= K < N.
 struct Shard {

@@ -88,7 +88,8 @@ class Trainer {
   void build_steps();  // optimizer_, step_ and graph_ over the model's current parameters
   std::vector<torch::Tensor> shuffled_rows(int64_t r0, int64_t r1) const;  // rows [r0, r1) of the epoch's order
   torch::Tensor shuffled_targets(int64_t r0, int64_t r1) const;             // their targets
-  void load_batch(int64_t b0, int64_t b1);  // rows [b0, b1) of the epoch's order into the batch buffers
+  void load_batch(int64_t b0, int64_t b1);  // makes rows [b0, b1) of the epoch's order available
+  static constexpr int64_t kWindowRows = 16384;  // rows gathered at a time (rounded up to whole batches)
   int64_t train_rows() const;                      // training rows per epoch
   [[noreturn]] void diverged(const std::string& where, const std::string& what) const;
   EpochRecord finish_epoch(double seconds);
@@ -107,10 +108,10 @@ class Trainer {
   std::shared_ptr<spdlog::logger> log_;
   Scaling scaling_;
   Dataset train_, val_, test_;  // scaled features; train_'s target scaled, val_'s and test_'s not
-  std::vector<torch::Tensor> shuffled_;  // one batch of the epoch's order, gathered per step
+  std::vector<torch::Tensor> shuffled_;  // a window of the epoch's order (kWindowRows)
   torch::Tensor shuffled_target_;
   torch::Tensor perm_;                     // the epoch's order of the training rows
-  int64_t window_ = 0;                     // the epoch row the batch buffers start at
+  int64_t window_ = 0, window_end_ = 0;    // the epoch rows the window holds
   std::unique_ptr<TrainingStream> stream_;  // streaming: where the batches come from
   ModelPtr model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
