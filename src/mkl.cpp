@@ -68,7 +68,9 @@ torch::Tensor FittedKernel::operator()(const torch::Tensor& a_in, const torch::T
 }
 
 KRRSolution krr_solve(const torch::Tensor& K, const torch::Tensor& Y, double lambda) {
-  const auto A = K + lambda * torch::eye(K.size(0), K.options());
+  // K + lambda I without an n x n identity: one pass over K, not three.
+  auto A = K.clone();
+  A.diagonal().add_(lambda);
   auto [L, info] = torch::linalg_cholesky_ex(A);
   if (info.item<int64_t>() != 0)
     throw Error("kernel ridge: K + lambda I is not positive definite (raise mkl.lambda)");
@@ -87,10 +89,13 @@ std::vector<double> krr_gradient(const std::vector<torch::Tensor>& kernels, cons
 }
 
 torch::Tensor combine(const std::vector<torch::Tensor>& kernels, const std::vector<double>& theta) {
-  auto K = torch::zeros_like(kernels.front());
-  for (size_t m = 0; m < kernels.size(); ++m)
-    if (theta[m] != 0) K.add_(kernels[m], theta[m]);
-  return K;
+  torch::Tensor K;  // the first weighted kernel written, not added to zeros
+  for (size_t m = 0; m < kernels.size(); ++m) {
+    if (theta[m] == 0) continue;
+    if (K.defined()) K.add_(kernels[m], theta[m]);
+    else K = kernels[m] * theta[m];
+  }
+  return K.defined() ? K : torch::zeros_like(kernels.front());
 }
 
 MKLResult lp_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y, double lambda,
@@ -126,6 +131,7 @@ MKLResult lp_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor&
     }
   }
   r.gradient = krr_gradient(kernels, s.alpha, lambda);
+  r.alpha = s.alpha;
   return r;
 }
 
@@ -304,6 +310,7 @@ MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Ten
     ++r.iterations;
   }
   r.gradient = g;
+  r.alpha = s.alpha;
   // Converged means what docs/mkl.md says: the KKT conditions hold to tol. Any other stop
   // (no descent, a failed line search, max_iter) reports its gap, and converged = false
   // unless the gap is within tol all the same.
@@ -320,6 +327,7 @@ MKLResult learn_weights(const MKLConfig& c, const std::vector<torch::Tensor>& ke
   const KRRSolution s = krr_solve(combine(kernels, r.theta), Y, c.lambda);
   r.objective.push_back(s.objective);
   r.gradient = krr_gradient(kernels, s.alpha, c.lambda);
+  r.alpha = s.alpha;
   r.converged = true;
   r.stop_reason = "uniform weights";
   return r;

@@ -150,7 +150,8 @@ json run_mkl(const MKLArgs& args) {
     const auto& theta = weightings[w];
     const std::string label = kernel_label(names, w);
     const auto K = combine(k_train, theta);
-    const auto alpha = krr_solve(K, Y, mc.lambda).alpha;
+    // The learner's own solution at its final weights, where this is that combination.
+    const auto alpha = theta == learned.theta ? learned.alpha : krr_solve(K, Y, mc.lambda).alpha;
     auto scores_for = [&](const torch::Tensor& Kx) {
       auto s = Kx.mm(alpha);
       return offset.defined() ? s + offset : s;

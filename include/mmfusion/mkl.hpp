@@ -58,6 +58,7 @@ struct MKLResult {
   // SimpleMKL: how far the final weights are from the KKT conditions, relative to the
   // largest |gradient| (simple_mkl_kkt_gap); NaN for the other solvers.
   double kkt_gap = NAN;
+  torch::Tensor alpha;  // the kernel ridge solution at the final weights
 };
 // The KKT gap of weights on the simplex: the spread of the gradients over the support,
 // or how far a zero weight's gradient lies below the support's smallest, whichever is
