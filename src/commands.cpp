@@ -134,7 +134,7 @@ TrainOutcome run_train(const TrainArgs& args) {
   // Read under the lock: a run that held the folder until now may have saved since.
   if (!args.resume.empty()) {
     checkpoint = open_checkpoint(args.resume, device);
-    if (checkpoint->progress.global_step != probe_step)
+    if (leader && checkpoint->progress.global_step != probe_step)
       throw Error("--resume " + args.resume + ": the checkpoint changed while this run started (another process "
                   "saved it); run the command again");
   }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,6 +56,7 @@ namespace {
 // one process too, so a second holder in the process shares the first's.
 struct HeldLock {
   pid_t owner = 0;  // a forked child inherits the table, not the locks' ownership
+  bool exclusive = true;
   int fd = -1;
   int holders = 0;
   fs::path created;  // the topmost folder the lock created, to remove if left empty
@@ -99,17 +101,29 @@ RunLock::RunLock(const std::string& dir, Mode mode) {
   if (ec) throw Error(dir + ": cannot create the run folder: " + ec.message());
   held.created = missing;
   const std::string file = (fs::path(key) / kFileName).string();
-  held.fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (held.fd < 0) throw Error(file + ": cannot open the run folder's lock file: " + std::strerror(errno));
-  if (::flock(held.fd, (mode == Mode::Shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
-    const int error = errno;
-    const std::string owner = lock_owner(held.fd);
-    ::close(held.fd);
-    if (error == EWOULDBLOCK)
-      throw RunFolderInUse(dir + ": run folder in use by " + owner +
-                           " (one writer per folder: wait for it to finish, or stop it)");
-    throw Error(dir + ": cannot lock the run folder: " + std::strerror(error));
+  // A holder that created the folder removes it with its lock file when it leaves nothing
+  // else there; a process that opened the file just before then holds a lock on a file no
+  // longer in the folder. So the lock counts only on the file the path still names.
+  for (;;) {
+    held.fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (held.fd < 0) throw Error(file + ": cannot open the run folder's lock file: " + std::strerror(errno));
+    if (::flock(held.fd, (mode == Mode::Shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+      const int error = errno;
+      const std::string owner = lock_owner(held.fd);
+      ::close(held.fd);
+      if (error == EWOULDBLOCK)
+        throw RunFolderInUse(dir + ": run folder in use by " + owner +
+                             " (one writer per folder: wait for it to finish, or stop it)");
+      throw Error(dir + ": cannot lock the run folder: " + std::strerror(error));
+    }
+    struct stat locked {}, named {};
+    if (::fstat(held.fd, &locked) == 0 && ::stat(file.c_str(), &named) == 0 && locked.st_ino == named.st_ino &&
+        locked.st_dev == named.st_dev)
+      break;
+    ::close(held.fd);  // removed under us: lock the folder's file of now
+    fs::create_directories(key, ec);
   }
+  held.exclusive = mode == Mode::Exclusive;
   // The holder's process id, for the message another process gets. Shared holders
   // overwrite each other: the file names one of them.
   const std::string pid = std::to_string(::getpid()) + "\n";
@@ -139,13 +153,17 @@ void RunLock::release() {
   if (key_.empty()) return;
   std::lock_guard<std::mutex> guard(g_locks_mutex);
   auto it = g_locks.find(key_);
-  if (it != g_locks.end() && --it->second.holders == 0) {
+  if (it != g_locks.end() && it->second.owner != ::getpid()) {  // a forked child's copy
+    ::close(it->second.fd);
+    g_locks.erase(it);
+  } else if (it != g_locks.end() && --it->second.holders == 0) {
     const HeldLock held = it->second;
     g_locks.erase(it);
     // A folder made only for the lock (a run that failed before writing anything) goes
-    // again, with the parents the lock created, while the lock is still held.
+    // again, with the parents the lock created, while the lock is still held (exclusively:
+    // shared holders may still use the file).
     std::error_code ec;
-    if (!held.created.empty() && is_empty_run_dir(key_)) {
+    if (held.exclusive && !held.created.empty() && is_empty_run_dir(key_)) {
       fs::remove(fs::path(key_) / kFileName, ec);
       for (fs::path p = key_; !ec && fs::is_empty(p, ec); p = p.parent_path()) {
         fs::remove(p, ec);

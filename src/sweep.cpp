@@ -287,6 +287,17 @@ Plan plan_from_folder(const std::string& dir) {
   }
 }
 
+// The same base, overrides and grid values per key (the axes' order aside: records
+// written before "axes" existed have lost it).
+bool same_sweep(const Plan& a, const Plan& b) {
+  auto values = [](const Plan& p) {
+    std::map<std::string, std::vector<json>> m;
+    for (const auto& axis : p.axes) m[axis.key] = axis.values;
+    return m;
+  };
+  return a.base == b.base && a.sets == b.sets && values(a) == values(b);
+}
+
 enum class RunStatus { Trained, Skipped, Busy, Failed };
 
 void count(SweepOutcome& outcome, RunStatus status) {
@@ -331,9 +342,9 @@ RunStatus run_combination(const Plan& plan, size_t i, spdlog::logger& log) {
     return RunStatus::Skipped;
   }
   std::error_code ec;
-  fs::remove(run_dir / "error.txt", ec);  // an earlier attempt's; this one writes its own
   TrainArgs train;
   if (fs::exists(run_dir / "checkpoints" / "last.pt")) {
+    fs::remove(run_dir / "error.txt", ec);  // an earlier attempt's; this one writes its own
     train.resume = (run_dir / "checkpoints" / "last.pt").string();
     if (plan.threads > 0) train.overrides.push_back("threads=" + std::to_string(plan.threads));
     log.info("{}: resuming", progress(plan, i));
@@ -433,8 +444,12 @@ void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs,
     const std::string how = WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
                                                 : "exited with code " + std::to_string(code);
     log.error("{}: failed: its worker {}", progress(plan, i), how);
-    if (!fs::exists(run_dir / "error.txt"))  // a worker that could not write it itself
-      record_failure(run_dir, "the worker process " + how + " (see " + (logs / (plan.runs[i].first + ".log")).string() + ")");
+    try {  // a worker that could not write it itself; under its lock, since another may hold it by now
+      RunLock lock(run_dir.string());
+      if (!fs::exists(run_dir / "error.txt"))
+        record_failure(run_dir, "the worker process " + how + " (see " + (logs / (plan.runs[i].first + ".log")).string() + ")");
+    } catch (const RunFolderInUse&) {
+    }
   };
 
   size_t next = 0;
@@ -504,7 +519,24 @@ SweepOutcome run_sweep(const SweepArgs& args) {
   if (args.dry_run) return outcome;
   // Shards share the folder; any other sweep has it to itself.
   RunLock lock(plan.dir, shard.count > 1 ? RunLock::Mode::Shared : RunLock::Mode::Exclusive);
-  atomic_write_text((fs::path(plan.dir) / kSweepFile).string(), sweep_file_text(plan));
+  const std::string record = (fs::path(plan.dir) / kSweepFile).string();
+  if (shard.count > 1) {
+    // Shards must run one sweep: the first to start writes the record (never over another
+    // shard's), and a shard whose base, --set or grid differ from it is refused, since the
+    // report would mix two sweeps. (A whole sweep may change its record: a rerun with more
+    // seeds, say.)
+    const std::string mine = record + "." + std::to_string(::getpid());
+    atomic_write_text(mine, sweep_file_text(plan));
+    if (::link(mine.c_str(), record.c_str()) != 0 && errno != EEXIST)
+      throw Error(record + ": cannot write the sweep's record: " + std::strerror(errno));
+    std::error_code ec;
+    fs::remove(mine, ec);
+    if (!same_sweep(plan_from_folder(plan.dir), plan))
+      throw ConfigError("--shard " + args.shard + ": " + plan.dir + " holds another sweep (its " + kSweepFile +
+                        " gives another base, --set or grid); shards must run the same sweep");
+  } else {
+    atomic_write_text(record, sweep_file_text(plan));
+  }
   auto log = make_logger((fs::path(plan.dir) / "sweep.log").string(), "sweep: ");
   log->info("{} of {} combinations in {}{}{}", indices.size(), plan.runs.size(), plan.dir,
             shard.count > 1 ? fmt::format(" (shard {}/{})", shard.index, shard.count) : "",

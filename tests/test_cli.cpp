@@ -235,7 +235,8 @@ TEST(Cli, ARunFolderInUseIsRefusedAndLeftAsItWas) {
   const std::string metrics = read_text(out + "/metrics.jsonl");
   {
     mmfusion::testing::LockHolder other(out);
-    const std::string in_use = out + ": run folder in use by process " + std::to_string(other.pid());
+    // The folder as resume finds it (relative to the working directory), then the holder.
+    const std::string in_use = "run: run folder in use by process " + std::to_string(other.pid());
     Result r = run("train --resume " + out + "/checkpoints/last.pt --set train.epochs=3", dir);
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find(in_use), std::string::npos) << r.err;

@@ -351,3 +351,21 @@ TEST(Sweep, JobsTrainCombinationsInWorkerProcessesToTheSameResults) {
   args.jobs = 2;
   EXPECT_EQ(run_sweep(args).skipped, 3);
 }
+
+TEST(Sweep, AShardOfAnotherSweepIsRefused) {
+  TempDir dir;
+  SweepArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.grid = {"seed=1,2"};
+  args.out = dir.file("sweep");
+  args.shard = "0/2";
+  EXPECT_EQ(run_sweep(args).completed, 1);
+  args.shard = "1/2";
+  args.grid = {"seed=1,2,3"};  // not the sweep shard 0 ran
+  expect_error<ConfigError>([&] { run_sweep(args); }, "--shard 1/2: " + dir.file("sweep") + " holds another sweep");
+  args.grid = {"seed=1,2"};
+  args.overrides = {"train.epochs=3"};
+  expect_error<ConfigError>([&] { run_sweep(args); }, "holds another sweep");
+  args.overrides.clear();
+  EXPECT_EQ(run_sweep(args).completed, 1);
+}
