@@ -17,8 +17,8 @@ constexpr int kMaxHalvings = 40;
 constexpr int64_t kDirectEigenSize = 1500;  // kernel PCA: full eigh up to this size
 constexpr int64_t kBlock = 12;              // subspace iteration block size
 constexpr int kSubspaceIterations = 60;    // at most
-constexpr int kMinSubspaceIterations = 8;
-constexpr double kSubspaceTolerance = 1e-12;  // relative change of the leading Ritz values
+constexpr int kMinSubspaceIterations = 4;
+constexpr double kSubspaceTolerance = 1e-10;  // relative change of the leading Ritz values
 
 torch::Tensor squared_distances(const torch::Tensor& a, const torch::Tensor& b) {
   const auto a2 = a.pow(2).sum(1, true), b2 = b.pow(2).sum(1, true);
