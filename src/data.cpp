@@ -726,6 +726,11 @@ Dataset file_split(const ExperimentConfig& config, Split split, const Dataset* a
 }  // namespace
 
 namespace {
+// What a streaming config shows as its training split: the stream's first rows.
+Dataset stream_sample(const ExperimentConfig& config) {
+  return TrainingStream(config).rows(0, 0, std::min(config.data.train_size, kStreamSampleRows));
+}
+
 Dataset synthetic_split(const ExperimentConfig& config, Split split, const torch::Tensor& thresholds) {
   Dataset d = generate_synthetic(config.data, config.seed, split);
   if (thresholds.defined()) d.target = torch::bucketize(d.target.squeeze(1), thresholds).to(torch::kInt64);
@@ -735,7 +740,7 @@ Dataset synthetic_split(const ExperimentConfig& config, Split split, const torch
 
 Dataset load_split(const ExperimentConfig& config, Split split) {
   if (config.data.source == DataSource::Synthetic && config.data.synthetic.stream && split == Split::Train)
-    return TrainingStream(config).rows(0, 0, std::min(config.data.train_size, kStreamSampleRows));
+    return stream_sample(config);
   if (config.data.source == DataSource::Synthetic)
     return synthetic_split(config, split,
                            config.task == Task::Classification ? class_thresholds(config) : torch::Tensor());
@@ -746,7 +751,7 @@ DataSplits load_splits(const ExperimentConfig& config) {
   if (config.data.source == DataSource::Synthetic) {
     const auto thresholds = config.task == Task::Classification ? class_thresholds(config) : torch::Tensor();
     Dataset train = config.data.synthetic.stream
-                        ? TrainingStream(config).rows(0, 0, std::min(config.data.train_size, kStreamSampleRows))
+                        ? stream_sample(config)
                         : synthetic_split(config, Split::Train, thresholds);
     return {std::move(train), synthetic_split(config, Split::Val, thresholds), synthetic_split(config, Split::Test, thresholds)};
   }

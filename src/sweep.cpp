@@ -37,11 +37,6 @@ using Combination = std::vector<std::pair<std::string, json>>;
 
 namespace {
 
-std::string read_text_file(const std::string& path) {
-  const std::vector<char> bytes = read_bytes(path);
-  return std::string(bytes.begin(), bytes.end());
-}
-
 std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
 std::string last_segment(const std::string& key) {
@@ -262,7 +257,7 @@ Plan plan_from_folder(const std::string& dir) {
   const std::string file = (fs::path(dir) / kSweepFile).string();
   if (!fs::exists(file)) throw ConfigError(dir + ": no " + kSweepFile + " (not a sweep folder)");
   try {
-    const json doc = json::parse(read_text_file(file));
+    const json doc = read_json_file(file);
     Plan plan;
     plan.dir = dir;
     plan.name = doc.at("name").get<std::string>();
