@@ -15,6 +15,9 @@
 # Writes at most 8 files into RESULTS_DIR (what a device lease returns). Every stage is
 # cut at the deadline (BUDGET seconds from the start, default 540), so that a lease that
 # ends returns what ran.
+# STAGES (default: all) names the stages to run after the build, for a second call that
+# finishes what a first one left: cuda-tests compare bench train intense explain mkl suite
+# (explain needs train's checkpoint).
 #   usage: scripts/gpu-check.sh [DEBS_DIR] [RESULTS_DIR]
 #   DEBS_DIR     .deb files from scripts/gpu/fetch-deps.sh (default .gpu/debs)
 #   RESULTS_DIR  where logs and the table go (default $OUT, else gpu-check-results)
@@ -30,6 +33,8 @@ deadline=$(( t0 + ${BUDGET:-540} ))
 # limit CAP: seconds a stage may take, CAP at most and no later than the deadline.
 limit() { local left=$(( deadline - $(date +%s) )); left=$(( left < $1 ? left : $1 )); echo $(( left < 1 ? 1 : left )); }
 declare -a table
+stages=" ${STAGES:-cuda-tests compare bench train intense explain mkl suite} "
+want() { [[ $stages == *" $1 "* ]]; }
 say() { echo "$*" | tee -a "$summary"; }
 # stage NAME RC: one line of the final table, with the seconds since the start.
 stage() {
@@ -62,18 +67,23 @@ export LD_LIBRARY_PATH="${MMFUSION_DEPS_PREFIX:-/opt/mmfusion-deps}/usr/lib/x86_
 bin=$build/mmfusion
 work=$(mktemp -d)
 
+if want cuda-tests; then
 timeout "$(limit 120)" ctest --test-dir "$build" -R '^Cuda\.' --output-on-failure -j 4 > "$results/ctest-cuda.log" 2>&1
 rc=$?
 grep -E "tests passed|tests failed|Passed|Failed|\*\*\*" "$results/ctest-cuda.log" | tee -a "$summary"
 stage "CUDA tests" $rc
+fi
 
+if want compare; then
 # The side-by-side: one round, mmfusion and both PyTorch forms one after the other.
 PYTHON=python3 MMFUSION=$bin BATCH_SIZES=32,256,2048,8192,65536 ROUNDS=1 STEPS=50 \
   timeout "$(limit 150)" bench/compare.sh configs/default.json --set device=cuda > "$results/compare.txt" 2>&1
 rc=$?
 cat "$results/compare.txt" | tee -a "$summary"
 stage "compare (eager, torch.compile)" $rc
+fi
 
+if want bench; then
 # mmfusion's own step: graph against eager, TF32, and TFN at the same sizes.
 {
   for variant in "graph" "eager train.cuda_graphs=false" "graph+tf32 train.tf32=true"; do
@@ -91,7 +101,9 @@ stage "compare (eager, torch.compile)" $rc
 rc=$?
 cat "$results/bench.txt" | tee -a "$summary"
 stage "bench (graph, eager, tf32, tfn)" $rc
+fi
 
+if want train; then
 # The default config trained on cuda: the graph, the eager step, and TF32.
 rc=0
 for variant in "graph" "eager train.cuda_graphs=false" "tf32 train.tf32=true"; do
@@ -113,7 +125,9 @@ for name in ("graph", "eager", "tf32"):
 PY
 grep -h "training step" "$results/train.log" | sort | uniq -c | tee -a "$summary"
 stage "train default (graph, eager, tf32)" $rc
+fi
 
+if want intense; then
 # InTense on cuda: the graph step and the eager one should give the same scores.
 rc=0
 for variant in "intense-graph" "intense-eager train.cuda_graphs=false"; do
@@ -133,7 +147,9 @@ for name in ("intense-graph", "intense-eager"):
         print(f"{name:<16} no result ({e})")
 PY
 stage "intense on cuda (graph, eager)" $rc
+fi
 
+if want explain; then
 # explain on cuda: the graph run's model, 65536 pairs (the issue's "seconds on CUDA too").
 start=$(date +%s)
 timeout "$(limit 60)" $bin explain --checkpoint "$work/graph/checkpoints/best.pt" --device cuda \
@@ -142,19 +158,24 @@ rc=$?
 grep -A12 "row pairs" "$results/train.log" | tee -a "$summary"
 say "explain on cuda: $(( $(date +%s) - start )) s"
 stage "explain on cuda" $rc
+fi
 
+if want mkl; then
 timeout "$(limit 60)" $bin mkl --config configs/default.json --set device=cuda --set mkl.interactions=all \
   --set mkl.kernels.default.gamma_scale=0.5 --out "$work/mkl" > "$results/mkl.log" 2>&1
 rc=$?
 tail -15 "$results/mkl.log" | tee -a "$summary"
 stage "mkl on cuda" $rc
+fi
 
+if want suite; then
 timeout "$(limit 300)" ctest --test-dir "$build" -E 'Docs.EveryCommandShownRuns' --output-on-failure -j 16 \
   > "$results/ctest.log" 2>&1
 rc=$?
 grep -E "tests passed|tests failed" "$results/ctest.log" | tee -a "$summary"
 grep -A30 "The following tests FAILED" "$results/ctest.log" | tee -a "$summary"
 stage "test suite (all but docs commands)" $rc
+fi
 
 say ""
 say "stage                              result   since start"

@@ -110,9 +110,13 @@ struct GraphedTrainStep::Impl {
       try {
         step(*g);
       } catch (...) {
-        // End the stream's capture, so that what follows is not refused for it.
-        cudaGraph_t partial = nullptr;
-        if (cudaStreamEndCapture(side.stream(), &partial) == cudaSuccess && partial) cudaGraphDestroy(partial);
+        // End the stream's capture and the allocator's routing to the graph's pool, so
+        // that what follows is not refused for them; the capture's own error is the one
+        // to report.
+        try {
+          g->graph.capture_end();
+        } catch (...) {
+        }
         throw;
       }
       g->graph.capture_end();
