@@ -98,6 +98,33 @@ torch::Tensor combine(const std::vector<torch::Tensor>& kernels, const std::vect
   return K.defined() ? K : torch::zeros_like(kernels.front());
 }
 
+namespace {
+
+// lp-MKL's closed-form weights for the solution at theta (Kloft et al.):
+// n_m = theta_m^2 a' K_m a = ||w_m||^2, theta_m = n_m^(1/(p+1)) / (sum_k n_k^(p/(p+1)))^(1/p).
+// False when every n_m is zero (no weights to give).
+bool lp_update(const std::vector<torch::Tensor>& kernels, const std::vector<double>& theta,
+               const KRRSolution& s, double p, std::vector<double>& out) {
+  const size_t M = kernels.size();
+  std::vector<double> norm2(M);
+  for (size_t m = 0; m < M; ++m)
+    norm2[m] = theta[m] * theta[m] * (s.alpha * kernels[m].mm(s.alpha)).sum().item<double>();
+  double denom = 0;
+  for (double n : norm2) denom += std::pow(std::max(n, 0.0), p / (p + 1));
+  denom = std::pow(denom, 1.0 / p);
+  if (!(denom > 0)) return false;
+  out.resize(M);
+  for (size_t m = 0; m < M; ++m) out[m] = std::pow(std::max(norm2[m], 0.0), 1.0 / (p + 1)) / denom;
+  return true;
+}
+
+// An extrapolation is halved towards the plain step at most this often (each rejection
+// costs a solve, each negative weight none), then the plain step is taken.
+constexpr int kMaxRejectedExtrapolations = 3;
+constexpr int kMaxPositivityHalvings = 50;
+
+}  // namespace
+
 MKLResult lp_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y, double lambda,
                  double p, int64_t max_iter, double tol) {
   const size_t M = kernels.size();
@@ -106,29 +133,72 @@ MKLResult lp_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor&
   KRRSolution s = krr_solve(combine(kernels, r.theta), Y, lambda);
   r.objective.push_back(s.objective);
   r.stop_reason = "max_iter";
-  for (r.iterations = 0; r.iterations < max_iter;) {
-    // Closed form (Kloft et al.): n_m = theta_m^2 a' K_m a = ||w_m||^2,
-    // theta_m = n_m^(1/(p+1)) / (sum_k n_k^(p/(p+1)))^(1/p).
-    std::vector<double> norm2(M);
-    for (size_t m = 0; m < M; ++m)
-      norm2[m] = r.theta[m] * r.theta[m] * (s.alpha * kernels[m].mm(s.alpha)).sum().item<double>();
-    double denom = 0;
-    for (double n : norm2) denom += std::pow(std::max(n, 0.0), p / (p + 1));
-    denom = std::pow(denom, 1.0 / p);
-    if (!(denom > 0)) {
+  // Accepts weights whose solve is s_new: one more point of the objective, true when the
+  // relative change from the last accepted point is below tol.
+  auto accept = [&](std::vector<double> theta, KRRSolution s_new) {
+    const double before = r.objective.back();
+    r.theta = std::move(theta), s = std::move(s_new);
+    r.objective.push_back(s.objective);
+    if (std::abs(before - s.objective) > tol * std::abs(before)) return false;
+    r.converged = true;
+    r.stop_reason = "relative objective change below tol";
+    return true;
+  };
+  auto solve = [&](const std::vector<double>& theta) {
+    ++r.iterations;  // one kernel ridge solve each
+    return krr_solve(combine(kernels, theta), Y, lambda);
+  };
+  // The closed-form step theta -> F(theta) converges linearly; each cycle takes one plain
+  // step and then a squared extrapolation (SQUAREM, Varadhan & Roland 2008) along
+  // r = F(t0) - t0, v = F(F(t0)) - 2 F(t0) + t0. The extrapolated weights are accepted only
+  // when positive (a zero weight never returns) and when their objective is no higher than
+  // the plain step's; else the step is halved towards F(F(t0)), the plain point, which
+  // never raises the objective (each closed-form step is a block minimisation).
+  std::vector<double> t1, t2;
+  while (r.iterations < max_iter) {
+    const std::vector<double> t0 = r.theta;
+    if (!lp_update(kernels, t0, s, p, t1)) {
       r.stop_reason = "zero weights";
       break;
     }
-    for (size_t m = 0; m < M; ++m) r.theta[m] = std::pow(std::max(norm2[m], 0.0), 1.0 / (p + 1)) / denom;
-    s = krr_solve(combine(kernels, r.theta), Y, lambda);
-    r.objective.push_back(s.objective);
-    ++r.iterations;
-    const double before = r.objective[r.objective.size() - 2];
-    if (std::abs(before - s.objective) <= tol * std::abs(before)) {
-      r.converged = true;
-      r.stop_reason = "relative objective change below tol";
+    if (accept(t1, solve(t1)) || r.iterations >= max_iter) break;
+    if (!lp_update(kernels, t1, s, p, t2)) {
+      r.stop_reason = "zero weights";
       break;
     }
+    double r_norm = 0, v_norm = 0;
+    for (size_t m = 0; m < M; ++m) {
+      r_norm += std::pow(t1[m] - t0[m], 2);
+      v_norm += std::pow(t2[m] - 2 * t1[m] + t0[m], 2);
+    }
+    double step = v_norm > 0 ? -std::sqrt(r_norm / v_norm) : -1.0;
+    step = std::min(step, -1.0);
+    const double plain_objective = s.objective;
+    for (int rejected = 0, halvings = 0;;) {
+      if (rejected >= kMaxRejectedExtrapolations || halvings >= kMaxPositivityHalvings) step = -1.0;
+      std::vector<double> t(M);
+      bool positive = true;
+      double norm = 0;
+      for (size_t m = 0; m < M; ++m) {
+        const double rm = t1[m] - t0[m], vm = t2[m] - 2 * t1[m] + t0[m];
+        t[m] = step == -1.0 ? t2[m] : std::max(0.0, t0[m] - 2 * step * rm + step * step * vm);
+        if (t2[m] > 0 && !(t[m] > 0)) positive = false;
+        norm += std::pow(t[m], p);
+      }
+      if (!positive) {
+        step = (step - 1) / 2, ++halvings;
+        continue;
+      }
+      for (double& x : t) x /= std::pow(norm, 1.0 / p);  // back onto ||theta||_p = 1
+      KRRSolution trial = solve(t);
+      if (step == -1.0 || trial.objective <= plain_objective) {
+        accept(std::move(t), std::move(trial));
+        break;
+      }
+      if (r.iterations >= max_iter) break;
+      step = (step - 1) / 2, ++rejected;
+    }
+    if (r.converged) break;
   }
   r.gradient = krr_gradient(kernels, s.alpha, lambda);
   r.alpha = s.alpha;

@@ -104,6 +104,22 @@ TEST(LpMKL, WeightsHaveUnitPNormAndTheObjectiveNeverIncreases) {
   }
 }
 
+TEST(LpMKL, StopsAtTheOptimumWhereTheGradientFollowsTheWeightsPowerPMinusOne) {
+  // The optimality condition of min J(theta) subject to ||theta||_p = 1, theta > 0 (its
+  // Lagrangian): dJ/dtheta_m = -mu p theta_m^(p-1), the same mu for every m. It holds
+  // whatever steps (plain or extrapolated) reached the weights.
+  Problem p = one_informative_modality(80, 3);
+  p.kernels[1] = 0.5 * p.kernels[0] + 0.5 * p.kernels[1];
+  for (double norm : {1.5, 2.0, 4.0}) {
+    SCOPED_TRACE("p = " + std::to_string(norm));
+    const MKLResult r = lp_mkl(p.kernels, p.y, 0.1, norm, 500, 1e-13);
+    EXPECT_TRUE(r.converged) << r.stop_reason;
+    const double mu0 = r.gradient[0] / std::pow(r.theta[0], norm - 1);
+    for (size_t m = 1; m < 3; ++m)
+      EXPECT_NEAR(r.gradient[m] / std::pow(r.theta[m], norm - 1), mu0, 1e-5 * std::abs(mu0)) << m;
+  }
+}
+
 TEST(SimpleMKL, ReachesTheSameOptimumAsLpMKLWithPOneAndSatisfiesKKT) {
   Problem p = one_informative_modality(60, 4);
   // A less lopsided problem, so that more than one weight stays positive.
