@@ -15,6 +15,7 @@ packages=(
   libgloo-dev             # headers of c10d's Gloo process group (multi-process training)
   libopenblas0-openmp     # fast BLAS: Debian's default reference BLAS is ~20x slower
   python3-torch           # Python side of the checkpoint/data-file interop tests
+  python3-jsonschema      # the config JSON Schema checked by a second validator (tests)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -9,6 +9,7 @@
 
 #include "mmfusion/bench.hpp"
 #include "mmfusion/commands.hpp"
+#include "mmfusion/config_keys.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/mkl_experiment.hpp"
 #include "mmfusion/run_folder.hpp"
@@ -94,6 +95,10 @@ int main(int argc, char** argv) {
   auto* validate_cmd = app.add_subcommand("validate", "Check a config and print it resolved (JSON)");
   validate_cmd->add_option("--config", validate_path, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
   validate_cmd->add_option("--set", validate_overrides, "Override a config key: KEY=VALUE")->take_all();
+
+  bool schema_markdown = false;
+  auto* schema_cmd = app.add_subcommand("schema", "Print the JSON Schema of a config (configs/mmfusion.schema.json)");
+  schema_cmd->add_flag("--markdown", schema_markdown, "Print docs/config.md's key tables instead");
 
   BenchArgs bench;
   bool bench_json = false;
@@ -186,6 +191,8 @@ int main(int argc, char** argv) {
                                                            outcome.dir + "/results.csv", 1);
       } else if (*validate_cmd) {
         std::cout << run_validate(validate_path, validate_overrides).dump(2) << "\n";
+      } else if (*schema_cmd) {
+        std::cout << (schema_markdown ? config_keys_markdown() : config_schema().dump(2) + "\n");
       }
     }
   } catch (const ConfigError& e) {

@@ -21,6 +21,7 @@
 #include "mmfusion/config.hpp"
 #include "mmfusion/errors.hpp"
 #include "mmfusion/run_folder.hpp"
+#include "schema_validator.hpp"
 
 namespace mmfusion::testing {
 
@@ -96,8 +97,14 @@ inline std::string source_path(const std::string& relative) {
 }
 
 // configs/tiny.json (three small modalities, CPU, one thread) plus overrides.
+// configs/tiny.json with overrides; every resolved config made here is checked against
+// the shipped JSON Schema on the way (ConfigKeys tests).
 inline ExperimentConfig tiny_config(const std::vector<std::string>& overrides = {}) {
-  return load_config(source_path("configs/tiny.json"), overrides);
+  ExperimentConfig config = load_config(source_path("configs/tiny.json"), overrides);
+  static const nlohmann::json schema = read_json_file(source_path("configs/mmfusion.schema.json"));
+  const std::string violation = schema_violation(schema, to_json(config));
+  EXPECT_EQ(violation, "") << "the resolved config breaks configs/mmfusion.schema.json";
+  return config;
 }
 
 inline void write_text(const std::string& path, const std::string& text) {

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bad_configs.hpp"
 #include "helpers.hpp"
 #include "mmfusion/config.hpp"
 #include "mmfusion/errors.hpp"
@@ -57,7 +58,7 @@ TEST(Config, DefaultsMatchTheDocumentedValues) {
 TEST(Config, EveryShippedConfigValidates) {
   int count = 0;
   for (const auto& entry : std::filesystem::directory_iterator(source_path("configs"))) {
-    if (entry.path().extension() != ".json") continue;
+    if (entry.path().extension() != ".json" || entry.path().filename() == "mmfusion.schema.json") continue;
     SCOPED_TRACE(entry.path().string());
     EXPECT_NO_THROW(load_config(entry.path().string(), {}));
     ++count;
@@ -74,14 +75,6 @@ TEST(Config, ResolvedConfigRoundTrips) {
   EXPECT_EQ(resolved["model"]["encoders"]["text"], json({64}));
 }
 
-struct BadConfig {
-  const char* assignment;  // applied to an empty document
-  const char* path;        // the JSON path the message must start with
-  const char* words;       // and words it must contain
-};
-
-void PrintTo(const BadConfig& bad, std::ostream* os) { *os << "--set " << bad.assignment; }
-
 class BadConfigs : public ::testing::TestWithParam<BadConfig> {};
 
 TEST_P(BadConfigs, FailWithTheirPath) {
@@ -93,50 +86,7 @@ TEST_P(BadConfigs, FailWithTheirPath) {
 
 INSTANTIATE_TEST_SUITE_P(
     Config, BadConfigs,
-    ::testing::Values(
-        BadConfig{"model.rank=0", "model.rank", "expected an integer >= 1, got 0"},
-        BadConfig{"model.rank=\"four\"", "model.rank", "got a string \"four\""},
-        BadConfig{"model.rank=2.5", "model.rank", "expected an integer"},
-        BadConfig{"model.rnak=4", "model.rnak", "unknown key (did you mean model.rank?)"},
-        BadConfig{"trian.epochs=3", "trian", "did you mean train?"},
-        BadConfig{"model.dropout=1.0", "model.dropout", "in [0, 1)"},
-        BadConfig{"model.dropout=-0.1", "model.dropout", "got -0.1"},
-        BadConfig{"model.type=\"rnn\"", "model.type", "expected one of \"lmf\""},
-        BadConfig{"train.lr=0", "train.lr", "expected a number > 0"},
-        BadConfig{"train.optimizer=rmsprop", "train.optimizer", "\"adam\", \"adamw\", \"sgd\""},
-        BadConfig{"train.loss=hinge", "train.loss", "\"mse\", \"l1\", \"huber\""},
-        BadConfig{"train.epochs=0", "train.epochs", "expected an integer >= 1"},
-        BadConfig{"train.batch_size=true", "train.batch_size", "got a boolean true"},
-        BadConfig{"train.momentum=1", "train.momentum", "in [0, 1)"},
-        BadConfig{"train.handwritten_step=1", "train.handwritten_step", "expected true or false"},
-        BadConfig{"train.fused_step=1", "train.handwritten_step", "expected true or false"},
-        BadConfig{"model.activation=gelu", "model.activation", "expected one of \"relu\", \"tanh\""},
-        BadConfig{"train.flat_optimizer=\"no\"", "train.flat_optimizer", "expected true or false"},
-        BadConfig{"device=gpu", "device", "\"auto\", \"cpu\", \"cuda\" or \"cuda:N\""},
-        BadConfig{"threads=-1", "threads", "expected an integer >= 0"},
-        BadConfig{"seed=-5", "seed", "expected an integer >= 0"},
-        BadConfig{"name=a/b", "name", "without '/'"},
-        BadConfig{"data.source=csv", "data.source", "\"synthetic\", \"file\""},
-        BadConfig{"data.source=file", "data.path", "required when data.source is \"file\""},
-        BadConfig{"data.modalities=[{\"name\":\"a\",\"dim\":3},{\"name\":\"a\",\"dim\":4}]",
-                  "data.modalities[1].name", "duplicate modality name \"a\""},
-        BadConfig{"data.modalities=[{\"name\":\"a\",\"dim\":3}]", "data.modalities",
-                  "at least 2 modalities"},
-        BadConfig{"data.modalities=[{\"name\":\"a\",\"dim\":3},{\"name\":\"b\",\"dim\":0}]",
-                  "data.modalities[1].dim", "expected an integer >= 1, got 0"},
-        BadConfig{"data.modalities=[{\"name\":\"a b\",\"dim\":3},{\"name\":\"c\",\"dim\":1}]",
-                  "data.modalities[0].name", "expected an identifier"},
-        BadConfig{"data.modalities=[{\"name\":\"a\",\"dim\":3},{\"name\":\"b\",\"size\":1}]",
-                  "data.modalities[1].dim", "required"},
-        BadConfig{"data.train_size=0", "data.train_size", "expected an integer >= 1"},
-        BadConfig{"data.synthetic.feature_noise=-1", "data.synthetic.feature_noise", ">= 0"},
-        BadConfig{"data.synthetic.weights.cubic=1", "data.synthetic.weights.cubic", "unknown key"},
-        BadConfig{"model.encoders={\"speech\":[8]}", "model.encoders.speech",
-                  "no modality named \"speech\""},
-        BadConfig{"model.encoders={\"text\":[8,0]}", "model.encoders.text[1]",
-                  "expected an integer >= 1, got 0"},
-        BadConfig{"model.encoder_hidden=16", "model.encoder_hidden", "expected a list"},
-        BadConfig{"model=[]", "model", "expected an object"}),
+    ::testing::ValuesIn(bad_configs()),
     [](const ::testing::TestParamInfo<BadConfig>& info) {
       std::string name = std::to_string(info.index) + "_" + info.param.path;
       for (char& c : name)
