@@ -133,13 +133,14 @@ MKLResult lp_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor&
   KRRSolution s = krr_solve(combine(kernels, r.theta), Y, lambda);
   r.objective.push_back(s.objective);
   r.stop_reason = "max_iter";
-  // Accepts weights whose solve is s_new: one more point of the objective, true when the
-  // relative change from the last accepted point is below tol.
-  auto accept = [&](std::vector<double> theta, KRRSolution s_new) {
+  // Accepts weights whose solve is s_new: one more point of the objective. After a plain
+  // update (F of the last accepted weights), true when it changed the objective by less
+  // than tol, relatively: converged means what it meant before the extrapolation.
+  auto accept = [&](std::vector<double> theta, KRRSolution s_new, bool plain) {
     const double before = r.objective.back();
     r.theta = std::move(theta), s = std::move(s_new);
     r.objective.push_back(s.objective);
-    if (std::abs(before - s.objective) > tol * std::abs(before)) return false;
+    if (!plain || std::abs(before - s.objective) > tol * std::abs(before)) return false;
     r.converged = true;
     r.stop_reason = "relative objective change below tol";
     return true;
@@ -161,7 +162,7 @@ MKLResult lp_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor&
       r.stop_reason = "zero weights";
       break;
     }
-    if (accept(t1, solve(t1)) || r.iterations >= max_iter) break;
+    if (accept(t1, solve(t1), true) || r.iterations >= max_iter) break;
     if (!lp_update(kernels, t1, s, p, t2)) {
       r.stop_reason = "zero weights";
       break;
@@ -192,7 +193,7 @@ MKLResult lp_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor&
       for (double& x : t) x /= std::pow(norm, 1.0 / p);  // back onto ||theta||_p = 1
       KRRSolution trial = solve(t);
       if (step == -1.0 || trial.objective <= plain_objective) {
-        accept(std::move(t), std::move(trial));
+        accept(std::move(t), std::move(trial), step == -1.0);  // step -1 is F(F(t0)): plain
         break;
       }
       if (r.iterations >= max_iter) break;

@@ -48,8 +48,10 @@ torch::Tensor combine(const std::vector<torch::Tensor>& kernels, const std::vect
 
 struct MKLResult {
   std::vector<double> theta;
-  std::vector<double> objective;  // per iteration (the first is at the starting weights)
+  std::vector<double> objective;  // per accepted weighting (the first is at the starting weights)
   std::vector<double> gradient;   // at the final weights
+  // SimpleMKL: iterations; lp: kernel ridge solves after the first, rejected
+  // extrapolations included (max_iter bounds the same count).
   int64_t iterations = 0;
   // SimpleMKL: true exactly when the KKT conditions hold to tol at the final weights
   // (kkt_gap <= tol); lp: when the relative objective change fell below tol.
