@@ -168,18 +168,21 @@ void read_group(const std::string& group, const json* j, const std::string& at, 
   ObjectReader r(j, at);
   for (const ConfigKey* k : keys_under(group)) {
     const std::string name = k->name();
+    if (k->kind == KeyKind::Ignored) {
+      if (const json* v = r.find_unlisted(name)) check_string(*v, r.path(name));
+      continue;
+    }
     const json* v = k->old_name.empty() ? r.find(name) : r.find_renamed(name, k->old_name, deprecations);
     switch (k->kind) {
       case KeyKind::Object:
         read_group(k->path, v && k->nullable && v->is_null() ? nullptr : v, r.path(name), slot, config, deprecations, doc);
-        if (k->check) k->check(config, doc);
         break;
       case KeyKind::Special: k->parse(config, v, r.path(name), j); break;
-      case KeyKind::Ignored: break;
       default:
         if (v) k->set(config, slot, checked(*k, *v, r.path(name)));
         else if (k->dynamic_default) k->set(config, slot, k->dynamic_default(config, slot));
     }
+    if (k->check) k->check(config, doc);
   }
   r.finish();
 }

@@ -168,11 +168,10 @@ const KernelConfig& kernel_slot(const ExperimentConfig& c, const std::string& sl
 
 constexpr const char* kKernelGroup = "mkl.kernels.<kernel>";
 
-// The rules between the data keys, and num_classes's, which depends on the source.
+// The rules between the data keys, and num_classes's, which depends on the source
+// (data.standardize_target's is its own check).
 void check_data(const ExperimentConfig& c, const json& doc) {
   const DataConfig& d = c.data;
-  if (d.standardize_target && c.task != Task::Regression)
-    fail("data.standardize_target", "only for regression (class labels are not scaled)");
   const auto& sy = d.synthetic;
   if (sy.weight_trimodal > 0 && d.modalities.size() < 3)
     fail("data.synthetic.weights.trimodal",
@@ -340,23 +339,6 @@ std::vector<ConfigKey> make_table() {
                                 nullptr),
                    [](const ExperimentConfig& c) { return c.task == Task::Classification && c.num_classes > 0; }),
       everywhere));
-  t.push_back(used_by(integer("seed", MMF_FIELD(seed), 0, inf,
-                              "data generation, model initialisation, dropout, shuffling"),
-                      everywhere));
-  {
-    ConfigKey k = used_by(row("device", KeyKind::String, MMF_FIELD(device),
-                              "`auto`: CUDA when LibTorch sees a GPU, else the CPU; asking for CUDA where there is "
-                              "none is a config error, never a silent fallback"),
-                          "train, mkl, bench");
-    k.pattern = "auto|cpu|cuda|cuda:[0-9]+";
-    k.pattern_message = "expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"";
-    k.range_text = "`auto`, `cpu`, `cuda`, `cuda:N`";
-    t.push_back(k);
-  }
-  t.push_back(used_by(integer("threads", MMF_FIELD(threads), 0, 1024,
-                              "CPU threads for LibTorch; 0 = all the cores this process may use"),
-                      "train, synth, mkl, bench"));
-
   // ---- data
   {
     ConfigKey k = group("data", "where the samples come from",
@@ -371,13 +353,20 @@ std::vector<ConfigKey> make_table() {
           "applied by `eval` and `predict`; `mkl` fits its own on the training points it uses"),
       "`\"zscore\"` for file data",
       [](const ExperimentConfig& c, const std::string&) { return json(to_string(from_file(c) ? Standardize::ZScore : Standardize::None)); }));
-  t.push_back(written_when(
-      with_default(row("data.standardize_target", KeyKind::Boolean, MMF_FIELD(data.standardize_target),
-                       "regression only: the same scaling for each target column; predictions and metrics are "
-                       "reported in the target's own units, `loss` and `val_loss` in scaled units"),
-                   "`true` for file data",
-                   [](const ExperimentConfig& c, const std::string&) { return json(from_file(c) && c.task == Task::Regression); }),
-      [](const ExperimentConfig& c) { return c.task == Task::Regression; }));
+  {
+    ConfigKey k = written_when(
+        with_default(row("data.standardize_target", KeyKind::Boolean, MMF_FIELD(data.standardize_target),
+                         "regression only: the same scaling for each target column; predictions and metrics are "
+                         "reported in the target's own units, `loss` and `val_loss` in scaled units"),
+                     "`true` for file data",
+                     [](const ExperimentConfig& c, const std::string&) { return json(from_file(c) && c.task == Task::Regression); }),
+        [](const ExperimentConfig& c) { return c.task == Task::Regression; });
+    k.check = [](const ExperimentConfig& c, const json&) {
+      if (c.data.standardize_target && c.task != Task::Regression)
+        fail("data.standardize_target", "only for regression (class labels are not scaled)");
+    };
+    t.push_back(k);
+  }
   {
     ConfigKey k = special(
         "data.modalities", "list of objects", ">= 2 entries for synthetic data, >= 1 for files",
@@ -492,6 +481,26 @@ std::vector<ConfigKey> make_table() {
                            [](const ExperimentConfig& c, const std::string&) {
                              return json(c.data.modalities.size() >= 3 ? SyntheticConfig{}.weight_trimodal : 0.0);
                            }));
+
+  // ---- top level again: after data, where the parser has always read them (the order
+  // in which errors are found)
+  t.push_back(used_by(integer("seed", MMF_FIELD(seed), 0, inf,
+                              "data generation, model initialisation, dropout, shuffling"),
+                      everywhere));
+  {
+    ConfigKey k = used_by(row("device", KeyKind::String, MMF_FIELD(device),
+                              "`auto`: CUDA when LibTorch sees a GPU, else the CPU; asking for CUDA where there is "
+                              "none is a config error, never a silent fallback"),
+                          "train, mkl, bench");
+    k.pattern = "auto|cpu|cuda|cuda:[0-9]+";
+    k.pattern_message = "expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"";
+    k.range_text = "`auto`, `cpu`, `cuda`, `cuda:N`";
+    t.push_back(k);
+  }
+  t.push_back(used_by(integer("threads", MMF_FIELD(threads), 0, 1024,
+                              "CPU threads for LibTorch; 0 = all the cores this process may use"),
+                      "train, synth, mkl, bench"));
+
 
   // ---- model
   t.push_back(group("model", "the fusion model", "train, bench"));

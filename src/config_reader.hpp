@@ -130,6 +130,14 @@ class ObjectReader {
     return it == j_->end() ? nullptr : &*it;
   }
 
+  // A key that is allowed but not suggested: it is left out of unknown-key hints.
+  const json* find_unlisted(const std::string& key) {
+    unlisted_.insert(key);
+    if (!j_) return nullptr;
+    auto it = j_->find(key);
+    return it == j_->end() ? nullptr : &*it;
+  }
+
   std::string path(const std::string& key) const { return join_path(path_, key); }
 
   // A key that was renamed: the old spelling still works, noted in *deprecations.
@@ -146,7 +154,7 @@ class ObjectReader {
   void finish() const {
     if (!j_) return;
     for (const auto& item : j_->items()) {
-      if (known_.count(item.key())) continue;
+      if (known_.count(item.key()) || unlisted_.count(item.key())) continue;
       std::string best;
       size_t best_distance = SIZE_MAX;
       for (const auto& k : known_) {
@@ -169,6 +177,7 @@ class ObjectReader {
   const json* j_;
   std::string path_;
   std::set<std::string> known_;
+  std::set<std::string> unlisted_;
 };
 
 // Reads the keys of the group at `group` (a table path, placeholders included) from `j`

@@ -30,7 +30,8 @@ json key_schema(const ConfigKey& k) {
     case KeyKind::Integer:
       s["type"] = "integer";
       if (std::isfinite(k.minimum)) s["minimum"] = static_cast<int64_t>(k.minimum);
-      if (std::isfinite(k.maximum)) s["maximum"] = static_cast<int64_t>(k.maximum);
+      // The parser's integers are int64: the schema says so where the key has no maximum.
+      s["maximum"] = std::isfinite(k.maximum) ? static_cast<int64_t>(k.maximum) : INT64_MAX;
       break;
     case KeyKind::Number:
       s["type"] = "number";

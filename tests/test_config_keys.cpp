@@ -81,6 +81,22 @@ TEST(ConfigKeys, ShippedSchemaAndDocsAreWhatTheBinaryGenerates) {
         << table.substr(0, table.find('\n'));
   }
   EXPECT_EQ(tables, 6);  // top level, data, model, train, mkl, distributed
+  int in_docs = 0;  // and no stale table left beside them
+  for (size_t at = docs.find(begin); at != std::string::npos; at = docs.find(begin, at + 1)) ++in_docs;
+  EXPECT_EQ(in_docs, tables);
+}
+
+TEST(ConfigKeys, SchemaKeyIsAStringThatIsNeitherReadNorSuggested) {
+  EXPECT_NO_THROW(parse_config(json::parse(R"({"$schema": "mmfusion.schema.json"})")));
+  expect_error<ConfigError>([] { parse_config(json::parse(R"({"$schema": 3})")); }, "$schema: expected a string");
+  try {
+    parse_config(json::parse(R"({"zzzzzzzzzz": 1})"));
+    ADD_FAILURE() << "an unknown key was accepted";
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("unknown key (known keys: data, device"), std::string::npos) << message;
+    EXPECT_EQ(message.find("$schema"), std::string::npos) << message;
+  }
 }
 
 TEST(ConfigKeys, EveryKeySaysWhatItIsAndWhoReadsIt) {

@@ -28,7 +28,7 @@ enum class KeyKind {
   Choice,    // one of `choices`
   Sizes,     // a list of integers >= 1 (may be empty)
   Special,   // a structured value (modality lists, term lists, modality sets, maps)
-  Ignored,   // accepted and ignored ("$schema")
+  Ignored,   // a string accepted and ignored ("$schema"), left out of unknown-key hints
 };
 
 // Where a key sits: map keys such as model.encoders.<modality> and mkl.kernels.<kernel>
@@ -61,8 +61,8 @@ struct ConfigKey {
   std::function<void(ExperimentConfig&, const nlohmann::json* value, const std::string& at,
                      const nlohmann::json* siblings)>
       parse;
-  // Object: the rules between its keys and earlier ones, checked once the group is read
-  // (`doc`: the whole document).
+  // Rules between this key (an Object: its keys) and earlier ones, checked as soon as it
+  // is read (`doc`: the whole document).
   std::function<void(const ExperimentConfig&, const nlohmann::json& doc)> check;
   // The default where it depends on other keys (read after those, in table order).
   std::function<nlohmann::json(const ExperimentConfig&, const std::string& slot)> dynamic_default;
