@@ -17,7 +17,7 @@
 # ends returns what ran.
 # STAGES (default: all) names the stages to run after the build, for a second call that
 # finishes what a first one left: cuda-tests compare bench train intense explain mkl suite
-# (explain needs train's checkpoint).
+# (explain needs train in the same call, for its checkpoint).
 #   usage: scripts/gpu-check.sh [DEBS_DIR] [RESULTS_DIR]
 #   DEBS_DIR     .deb files from scripts/gpu/fetch-deps.sh (default .gpu/debs)
 #   RESULTS_DIR  where logs and the table go (default $OUT, else gpu-check-results)
@@ -33,7 +33,13 @@ deadline=$(( t0 + ${BUDGET:-540} ))
 # limit CAP: seconds a stage may take, CAP at most and no later than the deadline.
 limit() { local left=$(( deadline - $(date +%s) )); left=$(( left < $1 ? left : $1 )); echo $(( left < 1 ? 1 : left )); }
 declare -a table
-stages=" ${STAGES:-cuda-tests compare bench train intense explain mkl suite} "
+all_stages="cuda-tests compare bench train intense explain mkl suite"
+stages=" ${STAGES:-$all_stages} "
+for s in $stages; do
+  [[ " $all_stages " == *" $s "* ]] || { echo "gpu-check: unknown stage '$s' (stages: $all_stages)" >&2; exit 2; }
+done
+[[ $stages == *" explain "* && $stages != *" train "* ]] &&
+  { echo "gpu-check: explain needs train in the same call (its checkpoint)" >&2; exit 2; }
 want() { [[ $stages == *" $1 "* ]]; }
 say() { echo "$*" | tee -a "$summary"; }
 # stage NAME RC: one line of the final table, with the seconds since the start.

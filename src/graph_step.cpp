@@ -110,9 +110,10 @@ struct GraphedTrainStep::Impl {
       try {
         step(*g);
       } catch (...) {
-        // End the stream's capture and the allocator's routing to the graph's pool, so
-        // that what follows is not refused for them; the capture's own error is the one
-        // to report.
+        // End the stream's capture, so that what follows is not refused for it; the
+        // capture's own error is the one to report. (Where the capture was invalidated,
+        // capture_end throws before it ends the allocator's routing to the graph's pool;
+        // training then stops with the error below anyway.)
         try {
           g->graph.capture_end();
         } catch (...) {
