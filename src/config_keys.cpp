@@ -27,8 +27,12 @@ namespace {
 
 // ---- the structured values -------------------------------------------------------------
 
-const std::regex& identifier() {
-  static const std::regex re("[A-Za-z_][A-Za-z0-9_]*");
+// A modality name: an identifier (it becomes part of parameter names), and not the data
+// files' "target". The parser and the schema both take it from here.
+constexpr const char* kModalityNamePattern = "(?!target$)[A-Za-z_][A-Za-z0-9_]*";
+
+const std::regex& modality_name() {
+  static const std::regex re(kModalityNamePattern);
   return re;
 }
 
@@ -48,7 +52,7 @@ std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& p
     const json* name = r.find("name");
     if (!name) fail(r.path("name"), "required (a modality needs a name)");
     m.name = check_string(*name, r.path("name"));
-    if (!std::regex_match(m.name, identifier()) || m.name == "target")
+    if (!std::regex_match(m.name, modality_name()))
       fail(r.path("name"), "expected an identifier (letters, digits, '_'; not \"target\"), got \"" + m.name + "\"");
     if (!seen.insert(m.name).second) fail(r.path("name"), "duplicate modality name \"" + m.name + "\"");
     const json* dim = r.find("dim");
@@ -375,7 +379,7 @@ std::vector<ConfigKey> make_table() {
          {"items",
           {{"type", "object"},
            {"properties",
-            {{"name", {{"type", "string"}, {"pattern", "^(?!target$)[A-Za-z_][A-Za-z0-9_]*$"}}},
+            {{"name", {{"type", "string"}, {"pattern", std::string("^") + kModalityNamePattern + "$"}}},
              {"dim", {{"type", "integer"}, {"minimum", 1}}}}},
            {"required", {"name", "dim"}},
            {"additionalProperties", false}}}},
