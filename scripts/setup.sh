@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Sets up mmfusion on Debian 12: installs the Debian packages it needs (apt-get, as root
 # or through sudo) when any is missing, then configures and builds a Release build in
-# build/. Safe to run again: it installs nothing that is already there and rebuilds
-# only what changed.
-#   usage: scripts/setup.sh [extra cmake arguments]
+# build/: the mmfusion executable, and with --tests the test suite too. Safe to run
+# again: it installs nothing that is already there and rebuilds only what changed.
+#   usage: scripts/setup.sh [--tests] [extra cmake arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+targets=(--target mmfusion)
+if [ "${1:-}" = "--tests" ]; then
+  targets=()  # everything: the executable and the tests
+  shift
+fi
 
 packages=(
   build-essential cmake ninja-build
@@ -41,5 +46,9 @@ case "$blas" in
 esac
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "$@"
-cmake --build build -j "$(nproc)"
-echo "setup: built build/mmfusion and build/tests/mmfusion_tests"
+cmake --build build -j "$(nproc)" "${targets[@]}"
+if ((${#targets[@]})); then
+  echo "setup: built build/mmfusion (scripts/setup.sh --tests builds the tests too)"
+else
+  echo "setup: built build/mmfusion and build/tests/mmfusion_tests"
+fi

@@ -18,9 +18,10 @@
 
 #include <torch/torch.h>
 
-#include "mmfusion/config.hpp"
-#include "mmfusion/errors.hpp"
-#include "mmfusion/run_folder.hpp"
+#include "mmfusion/config/config.hpp"
+#include "mmfusion/config/config_io.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/io/run_folder.hpp"
 #include "schema_validator.hpp"
 
 namespace mmfusion::testing {

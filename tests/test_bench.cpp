@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "helpers.hpp"
-#include "mmfusion/bench.hpp"
+#include "mmfusion/experiments/bench.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -288,3 +288,15 @@ TEST(Cli, ShardsAndARerunAtOnceTrainEachCombinationOnce) {
   EXPECT_EQ(csv.find(",missing,"), std::string::npos) << csv;
   EXPECT_EQ(csv.find(",incomplete,"), std::string::npos) << csv;
 }
+
+TEST(Cli, AnUnknownCommandIsNamedWithTheNearestOne) {
+  TempDir dir;
+  Result r = run("trian --config x.json", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "mmfusion: usage error: unknown command 'trian' (did you mean 'train'?)\n");
+  r = run("frobnicate", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown command 'frobnicate' (commands: train, eval, predict, explain"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(run("--version", dir).code, 0);  // options before a command stay CLI11's
+}

@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "helpers.hpp"
-#include "mmfusion/checkpoint.hpp"
-#include "mmfusion/commands.hpp"
+#include "mmfusion/training/checkpoint.hpp"
+#include "mmfusion/cli/commands.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -6,8 +6,9 @@
 
 #include "bad_configs.hpp"
 #include "helpers.hpp"
-#include "mmfusion/config.hpp"
-#include "mmfusion/errors.hpp"
+#include "mmfusion/config/config.hpp"
+#include "mmfusion/config/config_io.hpp"
+#include "mmfusion/base/errors.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -11,9 +11,10 @@
 
 #include "bad_configs.hpp"
 #include "helpers.hpp"
-#include "mmfusion/config.hpp"
-#include "mmfusion/config_keys.hpp"
-#include "mmfusion/errors.hpp"
+#include "mmfusion/config/config.hpp"
+#include "mmfusion/config/config_io.hpp"
+#include "mmfusion/config/config_keys.hpp"
+#include "mmfusion/base/errors.hpp"
 #include "schema_validator.hpp"
 
 using namespace mmfusion;
@@ -80,10 +81,21 @@ TEST(ConfigKeys, ShippedSchemaAndDocsAreWhatTheBinaryGenerates) {
         << "docs/config.md lacks or differs from this generated table (run scripts/generate-config-docs.py):\n"
         << table.substr(0, table.find('\n'));
   }
-  EXPECT_EQ(tables, 6);  // top level, data, model, train, mkl, distributed
+  EXPECT_EQ(tables, 7);  // the resumable keys; top level, data, model, train, mkl, distributed
   int in_docs = 0;  // and no stale table left beside them
   for (size_t at = docs.find(begin); at != std::string::npos; at = docs.find(begin, at + 1)) ++in_docs;
   EXPECT_EQ(in_docs, tables);
+}
+
+TEST(ConfigKeys, TheResumableKeysAreThoseThatChangeNeitherModelNorData) {
+  std::vector<std::string> resumable;
+  for (const auto& k : config_keys())
+    if (k.resumable) resumable.push_back(k.path);
+  const std::vector<std::string> expected{"device", "threads", "train.epochs", "train.patience",
+                                          "train.cuda_graphs", "train.tf32"};
+  EXPECT_EQ(resumable, expected);
+  const std::string markdown = config_keys_markdown();
+  for (const auto& path : expected) EXPECT_NE(markdown.find("`" + path + "`"), std::string::npos) << path;
 }
 
 TEST(ConfigKeys, SchemaKeyIsAStringThatIsNeitherReadNorSuggested) {

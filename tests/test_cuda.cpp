@@ -4,14 +4,14 @@
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/bench.hpp"
-#include "mmfusion/commands.hpp"
-#include "mmfusion/errors.hpp"
-#include "mmfusion/graph_step.hpp"
-#include "mmfusion/optim.hpp"
-#include "mmfusion/runtime.hpp"
-#include "mmfusion/step.hpp"
-#include "mmfusion/trainer.hpp"
+#include "mmfusion/experiments/bench.hpp"
+#include "mmfusion/cli/commands.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/training/graph_step.hpp"
+#include "mmfusion/training/optim.hpp"
+#include "mmfusion/runtime/runtime.hpp"
+#include "mmfusion/training/step.hpp"
+#include "mmfusion/training/trainer.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

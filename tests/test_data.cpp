@@ -3,10 +3,10 @@
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/data.hpp"
-#include "mmfusion/errors.hpp"
-#include "mmfusion/files.hpp"
-#include "mmfusion/random.hpp"
+#include "mmfusion/data/data.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/files.hpp"
+#include "mmfusion/base/random.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -12,9 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "helpers.hpp"
-#include "mmfusion/checkpoint.hpp"
-#include "mmfusion/distributed.hpp"
-#include "mmfusion/models.hpp"
+#include "mmfusion/training/checkpoint.hpp"
+#include "mmfusion/runtime/distributed.hpp"
+#include "mmfusion/models/models.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

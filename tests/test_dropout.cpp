@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "helpers.hpp"
-#include "mmfusion/dropout.hpp"
+#include "mmfusion/models/dropout.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -8,11 +8,11 @@
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/commands.hpp"
-#include "mmfusion/errors.hpp"
-#include "mmfusion/explain.hpp"
-#include "mmfusion/step.hpp"
-#include "mmfusion/trainer.hpp"
+#include "mmfusion/cli/commands.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/explain/explain.hpp"
+#include "mmfusion/training/step.hpp"
+#include "mmfusion/training/trainer.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -12,12 +12,12 @@
 #include <random>
 
 #include "helpers.hpp"
-#include "mmfusion/checkpoint.hpp"
-#include "mmfusion/data.hpp"
-#include "mmfusion/errors.hpp"
-#include "mmfusion/file_safety.hpp"
-#include "mmfusion/files.hpp"
-#include "mmfusion/optim.hpp"
+#include "mmfusion/training/checkpoint.hpp"
+#include "mmfusion/data/data.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/io/file_safety.hpp"
+#include "mmfusion/base/files.hpp"
+#include "mmfusion/training/optim.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

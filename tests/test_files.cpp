@@ -4,8 +4,8 @@
 #include <filesystem>
 
 #include "helpers.hpp"
-#include "mmfusion/errors.hpp"
-#include "mmfusion/files.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/files.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -5,10 +5,10 @@
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/checkpoint.hpp"
-#include "mmfusion/errors.hpp"
-#include "mmfusion/metrics.hpp"
-#include "mmfusion/trainer.hpp"
+#include "mmfusion/training/checkpoint.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/training/metrics.hpp"
+#include "mmfusion/training/trainer.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -12,12 +12,13 @@
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/commands.hpp"
-#include "mmfusion/distributed.hpp"
-#include "mmfusion/intense.hpp"
-#include "mmfusion/models.hpp"
-#include "mmfusion/step.hpp"
-#include "mmfusion/trainer.hpp"
+#include "mmfusion/cli/commands.hpp"
+#include "mmfusion/runtime/distributed.hpp"
+#include "mmfusion/models/intense.hpp"
+#include "mmfusion/models/models.hpp"
+#include "mmfusion/training/step.hpp"
+#include "mmfusion/training/trainer.hpp"
+#include "mmfusion/config/config_io.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

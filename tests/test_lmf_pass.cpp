@@ -8,9 +8,9 @@
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/lmf_pass.hpp"
-#include "mmfusion/optim.hpp"
-#include "mmfusion/step.hpp"
+#include "mmfusion/training/lmf_pass.hpp"
+#include "mmfusion/training/optim.hpp"
+#include "mmfusion/training/step.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

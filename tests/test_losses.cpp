@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "helpers.hpp"
-#include "mmfusion/losses.hpp"
+#include "mmfusion/training/losses.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "helpers.hpp"
-#include "mmfusion/metrics.hpp"
+#include "mmfusion/training/metrics.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

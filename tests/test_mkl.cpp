@@ -3,9 +3,10 @@
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/mkl_experiment.hpp"
-#include "mmfusion/errors.hpp"
-#include "mmfusion/mkl.hpp"
+#include "mmfusion/mkl/mkl_experiment.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/mkl/mkl.hpp"
+#include "mmfusion/config/config_io.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

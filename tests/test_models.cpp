@@ -3,8 +3,8 @@
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/errors.hpp"
-#include "mmfusion/models.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/models/models.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -7,8 +7,8 @@
 #include <cstring>
 
 #include "helpers.hpp"
-#include "mmfusion/data.hpp"
-#include "mmfusion/npz.hpp"
+#include "mmfusion/data/data.hpp"
+#include "mmfusion/io/npz.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

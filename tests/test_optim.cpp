@@ -5,7 +5,7 @@
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/optim.hpp"
+#include "mmfusion/training/optim.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

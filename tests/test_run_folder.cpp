@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "helpers.hpp"
-#include "mmfusion/run_folder.hpp"
+#include "mmfusion/io/run_folder.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

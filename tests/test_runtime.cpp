@@ -7,9 +7,9 @@
 #include <thread>
 
 #include "helpers.hpp"
-#include "mmfusion/errors.hpp"
-#include "mmfusion/parallel.hpp"
-#include "mmfusion/runtime.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/parallel.hpp"
+#include "mmfusion/runtime/runtime.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -9,9 +9,10 @@
 #include <sstream>
 
 #include "helpers.hpp"
-#include "mmfusion/checkpoint.hpp"
-#include "mmfusion/data.hpp"
-#include "mmfusion/scaling.hpp"
+#include "mmfusion/training/checkpoint.hpp"
+#include "mmfusion/data/data.hpp"
+#include "mmfusion/data/scaling.hpp"
+#include "mmfusion/config/config_io.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

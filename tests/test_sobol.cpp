@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "helpers.hpp"
-#include "mmfusion/sobol.hpp"
+#include "mmfusion/explain/sobol.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "helpers.hpp"
-#include "mmfusion/files.hpp"
-#include "mmfusion/svg.hpp"
+#include "mmfusion/base/files.hpp"
+#include "mmfusion/base/svg.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

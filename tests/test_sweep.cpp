@@ -5,10 +5,10 @@
 #include <thread>
 
 #include "helpers.hpp"
-#include "mmfusion/errors.hpp"
-#include "mmfusion/files.hpp"
-#include "mmfusion/runtime.hpp"
-#include "mmfusion/sweep.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/files.hpp"
+#include "mmfusion/runtime/runtime.hpp"
+#include "mmfusion/experiments/sweep.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -5,10 +5,10 @@
 #include <torch/torch.h>
 
 #include "helpers.hpp"
-#include "mmfusion/commands.hpp"
-#include "mmfusion/errors.hpp"
-#include "mmfusion/metrics.hpp"
-#include "mmfusion/trainer.hpp"
+#include "mmfusion/cli/commands.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/training/metrics.hpp"
+#include "mmfusion/training/trainer.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;

@@ -3,8 +3,8 @@
 // the generator states. Built by scripts/fuzz.sh with clang's -fsanitize=fuzzer,address.
 #include <cstdint>
 
-#include "mmfusion/checkpoint.hpp"
-#include "mmfusion/optim.hpp"
+#include "mmfusion/training/checkpoint.hpp"
+#include "mmfusion/training/optim.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

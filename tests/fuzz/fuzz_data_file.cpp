@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "mmfusion/data.hpp"
+#include "mmfusion/data/data.hpp"
 
 #ifndef FUZZ_FILE_NAME
 #define FUZZ_FILE_NAME "fuzz.pt"

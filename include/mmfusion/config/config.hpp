@@ -1,0 +1,241 @@
+#pragma once
+// The experiment configuration: parsed once from JSON into these typed structs and
+// validated once. The rest of mmfusion never sees raw JSON. Every field's default is
+// written here and documented (with its range) in docs/config.md.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace mmfusion {
+
+// The choices a config makes, as enums: each is parsed once from its string here, and code
+// that acts on one uses a switch with no default, so the compiler names every switch a
+// new value must be handled in. to_string gives the config's spelling.
+enum class Task { Regression, Classification };
+enum class Loss { MSE, L1, Huber, CrossEntropy };
+enum class ModelType { LMF, TFN, Concat, Late, Intense };
+enum class OptimizerType { Adam, AdamW, SGD };
+enum class Activation { ReLU, Tanh };           // after each encoder Linear layer
+enum class RankWeighting { Learned, Sum };      // LMF: learned (1, rank) weights or a plain sum
+enum class LateCombine { Sum, Mean };           // late fusion: how the heads' outputs combine
+enum class DataSource { Synthetic, File };
+enum class Standardize { None, ZScore };         // feature scaling fitted on the training split
+
+const char* to_string(Task v);
+const char* to_string(Loss v);
+const char* to_string(ModelType v);
+const char* to_string(OptimizerType v);
+const char* to_string(Activation v);
+const char* to_string(RankWeighting v);
+const char* to_string(LateCombine v);
+const char* to_string(DataSource v);
+const char* to_string(Standardize v);
+
+// Every value of an enum above, in declaration order (parsing and the docs use them).
+template <typename E>
+const std::vector<E>& all_values();
+template <>
+const std::vector<Task>& all_values<Task>();
+template <>
+const std::vector<Loss>& all_values<Loss>();
+template <>
+const std::vector<ModelType>& all_values<ModelType>();
+template <>
+const std::vector<OptimizerType>& all_values<OptimizerType>();
+template <>
+const std::vector<Activation>& all_values<Activation>();
+template <>
+const std::vector<RankWeighting>& all_values<RankWeighting>();
+template <>
+const std::vector<LateCombine>& all_values<LateCombine>();
+template <>
+const std::vector<DataSource>& all_values<DataSource>();
+template <>
+const std::vector<Standardize>& all_values<Standardize>();
+
+struct ModalityConfig {
+  std::string name;  // an identifier: letters, digits, '_' (used in parameter names)
+  int64_t dim = 0;   // feature size
+};
+
+// Synthetic data with known structure (docs/data.md has the formula).
+// One term of a synthetic target (data.synthetic.terms): the product over the modalities
+// m in the set of (c_m . u_m), u_m the modality's unique latents and c_m a fixed random
+// unit vector: zero mean, unit variance, a pure |set|-way interaction.
+struct TargetTerm {
+  std::vector<std::string> modalities;  // a set, in the config's modality order
+  double weight = 1.0;
+};
+
+struct SyntheticConfig {
+  int64_t latent_dim = 4;         // latents unique to each modality
+  int64_t shared_latent_dim = 2;  // latents shared by every modality
+  double feature_noise = 0.1;     // std of the noise added to each feature
+  double target_noise = 0.1;      // std of the noise added to the target
+  double weight_unimodal = 1.0;   // weight of the unit-variance unimodal part
+  double weight_bimodal = 1.0;    // weight of the unit-variance bimodal part
+  double weight_trimodal = 1.0;   // weight of the unit-variance trimodal part (M >= 3)
+  // The target as a sum of weighted terms instead of the three weights above (which are
+  // shorthand for their own fixed set of terms; synthetic_truth in data.hpp).
+  std::vector<TargetTerm> terms;
+  // Which generator draws the samples (data.hpp): 2, row-keyed, float32 and threaded; 1,
+  // the first one, which configs and checkpoints written before generator 2 used.
+  int64_t generator = 2;
+  // Training batches made on the fly from (seed, epoch, step) instead of a stored
+  // training split (generator 2); data.train_size is then the samples per epoch.
+  bool stream = false;
+};
+
+// The generator a config that names none was written for (data.synthetic.generator).
+inline constexpr int64_t kFirstGenerator = 1;
+
+struct DataConfig {
+  DataSource source = DataSource::Synthetic;
+  std::vector<ModalityConfig> modalities = {{"visual", 128}, {"audio", 64}, {"text", 300}};
+  // synthetic source
+  int64_t train_size = 8192;
+  int64_t val_size = 1024;
+  int64_t test_size = 1024;
+  SyntheticConfig synthetic;
+  // file source
+  std::string path;       // training data (or all data, split by the fractions)
+  std::string val_path;   // optional; else val_fraction of `path`
+  std::string test_path;  // optional; else test_fraction of `path`
+  double val_fraction = 0.1;
+  double test_fraction = 0.1;
+  // Per-feature scaling fitted on the training split (scaling.hpp). When the config does
+  // not say, file data is z-scored and synthetic data (unit scale by construction) is not.
+  Standardize standardize = Standardize::None;
+  // Regression: train on the z-scored target, report in its own units. Same default rule.
+  bool standardize_target = false;
+};
+
+// InTense (docs/intense.md): which interaction blocks it has, the size of the projections
+// they are built from, and the block regulariser of its fusion layer.
+struct IntenseConfig {
+  // Modality sets (at least 2 each) with an interaction block, each set in the config's
+  // modality order. Resolved when parsed; default: every pair, and the full set when there
+  // are exactly 3 modalities.
+  std::vector<std::vector<std::string>> interactions;
+  int64_t latent_dim = 4;  // every modality's projection for the interaction blocks
+  double p = 1.0;          // the l_p norm of the relevance scores (>= 1); q = 2p/(p+1)
+  double reg = 0.05;       // weight of the l_{2,q} block regulariser in the loss
+};
+
+struct ModelConfig {
+  ModelType type = ModelType::LMF;
+  int64_t rank = 4;                                    // lmf
+  RankWeighting rank_weighting = RankWeighting::Learned;  // lmf
+  double dropout = 0.1;
+  Activation activation = Activation::ReLU;  // every encoder and post-fusion layer
+  int64_t fused_dim = 32;    // LMF's d_out: size of the fused vector
+  int64_t output_dim = 0;    // 0: the target's number of columns
+  std::vector<int64_t> encoder_hidden = {32};                // every modality's MLP
+  std::map<std::string, std::vector<int64_t>> encoders;    // per-modality override
+  std::vector<int64_t> post_hidden = {64, 64};  // tfn, concat: post-fusion MLP hidden sizes
+  LateCombine late_combine = LateCombine::Sum;  // late: sum or mean of per-modality heads
+  int64_t max_fused_size = 1 << 22;  // tfn, intense: refuse larger outer products
+  IntenseConfig intense;             // intense
+};
+
+struct TrainConfig {
+  int64_t epochs = 20;
+  int64_t batch_size = 64;
+  int64_t eval_batch_size = 1024;
+  OptimizerType optimizer = OptimizerType::Adam;
+  double lr = 1e-3;
+  double factor_lr = 0.0;          // 0: same as lr; else the LMF factors' own lr
+  double weight_decay = 0.0;
+  double momentum = 0.9;           // sgd only
+  Loss loss = Loss::MSE;           // classification: cross_entropy (the default there)
+  double huber_delta = 1.0;
+  double grad_clip = 0.0;          // max global gradient norm; 0: off
+  int64_t patience = 0;            // early stopping on val loss; 0: off
+  // adam/adamw over one flat buffer (optim.hpp). Was train.fused_optimizer.
+  bool flat_optimizer = true;
+  // LMF on the CPU: the hand-written forward/backward (lmf_pass.hpp) wherever it applies,
+  // in training and evaluation. Was train.fused_step.
+  bool handwritten_step = true;
+  // CUDA: the whole training step captured once as a CUDA graph and replayed
+  // (graph_step.hpp), where the optimizer is the flat Adam and training is not distributed.
+  bool cuda_graphs = true;
+  // CUDA: float32 matrix products may run on TF32 tensor cores (10-bit mantissa inputs).
+  bool tf32 = false;
+};
+
+// One modality's kernel for multiple kernel learning (docs/mkl.md).
+struct KernelConfig {
+  std::string type = "rbf";             // "linear" | "polynomial" | "rbf"
+  double gamma = 0;                     // rbf: exp(-gamma |x - z|^2); 0 = median heuristic
+  double gamma_scale = 1;               // rbf, median heuristic: gamma = gamma_scale / median
+  int64_t degree = 2;                   // polynomial: (x.z / dim + coef0)^degree
+  double coef0 = 1;                     // polynomial
+  std::string normalize = "unit_diagonal";  // "none" | "unit_diagonal" | "unit_trace"
+};
+
+struct MKLConfig {
+  std::string solver = "simple";  // "average" | "lp" | "simple" (SimpleMKL)
+  double p = 1.0;                 // lp: the norm of the weight constraint, >= 1
+  double lambda = 0.1;            // kernel ridge regularisation
+  int64_t max_iter = 200;
+  double tol = 1e-6;              // relative objective change / KKT gap to stop at
+  int64_t train_size = 2000;      // training points used (the first ones); 0 = all
+  double max_memory_gb = 8;       // refuse problems whose kernel matrices need more
+  KernelConfig default_kernel;    // for every modality without its own entry
+  std::map<std::string, KernelConfig> kernels;
+  // Product kernels over these modality sets (each in the config's modality order), beside
+  // the one kernel per modality; resolved when parsed ("all" in JSON: every set of 2 to
+  // max_order modalities). Default: none, an additive model.
+  std::vector<std::vector<std::string>> interactions;
+  int64_t max_order = 3;  // the largest set "all" stands for
+  // ANOVA centring of every base kernel on the training points. Default: on exactly when
+  // there are interactions (it makes each product kernel's functions pure interactions).
+  bool centre = false;
+};
+
+// Multi-process training (docs/distributed.md); used only when WORLD_SIZE > 1.
+struct DistributedConfig {
+  std::string backend = "auto";  // "auto" (nccl on CUDA when built in, else gloo) | "gloo" | "nccl"
+  double timeout_s = 300;        // a peer that stops answering fails the others after this
+};
+
+// The largest num_classes (and output width) a config may ask for.
+inline constexpr int64_t kMaxClasses = 1 << 20;
+
+struct ExperimentConfig {
+  std::string name = "default";
+  Task task = Task::Regression;
+  // classification: >= 2. File data may leave it out (0) until training infers it from
+  // the training split's largest label (resolve_num_classes in data.hpp).
+  int64_t num_classes = 0;
+  uint64_t seed = 42;
+  std::string device = "auto";  // "auto" | "cpu" | "cuda" | "cuda:N"
+  int64_t threads = 0;          // 0: all hardware threads
+  DataConfig data;
+  ModelConfig model;
+  TrainConfig train;
+  MKLConfig mkl;
+  DistributedConfig distributed;
+};
+
+// One modality's MKL kernel (its own entry, or the default).
+const KernelConfig& kernel_for(const MKLConfig& mkl, const std::string& modality);
+// The hidden sizes of one modality's encoder (per-modality override or the default).
+const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model,
+                                               const std::string& modality);
+// A set of modalities named in R's notation: its names joined by ':' ("visual:audio").
+std::string subset_name(const std::vector<std::string>& modalities);
+// Every modality's encoding size: its last hidden size, or its input size without any.
+std::vector<int64_t> encoder_output_dims(const ModelConfig& model,
+                                         const std::vector<ModalityConfig>& modalities);
+// TFN's fused size prod_m (d_m + 1), as a double (it may not fit an integer).
+double tfn_fused_size(const std::vector<int64_t>& encoder_output_dims);
+// The model's output width for a target of `target_columns` columns: num_classes for
+// classification, else model.output_dim or (when 0) the target's columns. ConfigError
+// when model.output_dim disagrees with the target.
+int64_t resolve_output_dim(const ExperimentConfig& config, int64_t target_columns);
+
+}  // namespace mmfusion

@@ -1,0 +1,40 @@
+#pragma once
+// Metrics over whole splits (computed in double precision).
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "mmfusion/config/config.hpp"  // Task
+
+namespace mmfusion {
+
+struct RegressionMetrics {
+  double mse = 0;
+  double mae = 0;
+  double pearson = 0;  // over all elements; 0 when either side has no variance
+  double r2 = 0;       // 1 - SS_res / SS_tot, SS_tot around each column's mean
+  // The sentiment benchmarks' convention (CMU-MOSI): the sign as a binary label,
+  // positive = (x >= 0). First column only.
+  double sign_accuracy = 0;
+  double sign_f1 = 0;  // F1 of the positive class
+  int64_t count = 0;   // samples
+};
+
+struct ClassificationMetrics {
+  double accuracy = 0;
+  double macro_f1 = 0;  // unweighted mean of per-class F1 over the classes present
+  int64_t count = 0;
+};
+
+// prediction and target: [N, K] on any device.
+RegressionMetrics regression_metrics(const torch::Tensor& prediction, const torch::Tensor& target);
+nlohmann::json to_json(const RegressionMetrics& m);
+
+// logits: [N, K]; labels: int64 [N].
+ClassificationMetrics classification_metrics(const torch::Tensor& logits, const torch::Tensor& labels);
+nlohmann::json to_json(const ClassificationMetrics& m);
+
+// The metrics of a task as JSON.
+nlohmann::json task_metrics(Task task, const torch::Tensor& prediction, const torch::Tensor& target);
+
+}  // namespace mmfusion

@@ -1,0 +1,176 @@
+#include "mmfusion/config/config.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "mmfusion/base/errors.hpp"
+
+namespace mmfusion {
+
+const char* to_string(Task v) {
+  switch (v) {
+    case Task::Regression: return "regression";
+    case Task::Classification: return "classification";
+  }
+  return "?";
+}
+const char* to_string(Loss v) {
+  switch (v) {
+    case Loss::MSE: return "mse";
+    case Loss::L1: return "l1";
+    case Loss::Huber: return "huber";
+    case Loss::CrossEntropy: return "cross_entropy";
+  }
+  return "?";
+}
+const char* to_string(ModelType v) {
+  switch (v) {
+    case ModelType::LMF: return "lmf";
+    case ModelType::TFN: return "tfn";
+    case ModelType::Concat: return "concat";
+    case ModelType::Late: return "late";
+    case ModelType::Intense: return "intense";
+  }
+  return "?";
+}
+const char* to_string(OptimizerType v) {
+  switch (v) {
+    case OptimizerType::Adam: return "adam";
+    case OptimizerType::AdamW: return "adamw";
+    case OptimizerType::SGD: return "sgd";
+  }
+  return "?";
+}
+const char* to_string(Activation v) {
+  switch (v) {
+    case Activation::ReLU: return "relu";
+    case Activation::Tanh: return "tanh";
+  }
+  return "?";
+}
+const char* to_string(RankWeighting v) {
+  switch (v) {
+    case RankWeighting::Learned: return "learned";
+    case RankWeighting::Sum: return "sum";
+  }
+  return "?";
+}
+const char* to_string(LateCombine v) {
+  switch (v) {
+    case LateCombine::Sum: return "sum";
+    case LateCombine::Mean: return "mean";
+  }
+  return "?";
+}
+const char* to_string(DataSource v) {
+  switch (v) {
+    case DataSource::Synthetic: return "synthetic";
+    case DataSource::File: return "file";
+  }
+  return "?";
+}
+const char* to_string(Standardize v) {
+  switch (v) {
+    case Standardize::None: return "none";
+    case Standardize::ZScore: return "zscore";
+  }
+  return "?";
+}
+
+template <>
+const std::vector<Task>& all_values() {
+  static const std::vector<Task> v{Task::Regression, Task::Classification};
+  return v;
+}
+template <>
+const std::vector<Loss>& all_values() {
+  static const std::vector<Loss> v{Loss::MSE, Loss::L1, Loss::Huber, Loss::CrossEntropy};
+  return v;
+}
+template <>
+const std::vector<ModelType>& all_values() {
+  static const std::vector<ModelType> v{ModelType::LMF, ModelType::TFN, ModelType::Concat, ModelType::Late,
+                                        ModelType::Intense};
+  return v;
+}
+template <>
+const std::vector<OptimizerType>& all_values() {
+  static const std::vector<OptimizerType> v{OptimizerType::Adam, OptimizerType::AdamW, OptimizerType::SGD};
+  return v;
+}
+template <>
+const std::vector<Activation>& all_values() {
+  static const std::vector<Activation> v{Activation::ReLU, Activation::Tanh};
+  return v;
+}
+template <>
+const std::vector<RankWeighting>& all_values() {
+  static const std::vector<RankWeighting> v{RankWeighting::Learned, RankWeighting::Sum};
+  return v;
+}
+template <>
+const std::vector<LateCombine>& all_values() {
+  static const std::vector<LateCombine> v{LateCombine::Sum, LateCombine::Mean};
+  return v;
+}
+template <>
+const std::vector<DataSource>& all_values() {
+  static const std::vector<DataSource> v{DataSource::Synthetic, DataSource::File};
+  return v;
+}
+template <>
+const std::vector<Standardize>& all_values() {
+  static const std::vector<Standardize> v{Standardize::None, Standardize::ZScore};
+  return v;
+}
+
+const KernelConfig& kernel_for(const MKLConfig& mkl, const std::string& modality) {
+  auto it = mkl.kernels.find(modality);
+  return it == mkl.kernels.end() ? mkl.default_kernel : it->second;
+}
+
+std::vector<int64_t> encoder_output_dims(const ModelConfig& model, const std::vector<ModalityConfig>& modalities) {
+  std::vector<int64_t> dims;
+  for (const auto& m : modalities) {
+    const auto& hidden = encoder_hidden_for(model, m.name);
+    dims.push_back(hidden.empty() ? m.dim : hidden.back());
+  }
+  return dims;
+}
+
+double tfn_fused_size(const std::vector<int64_t>& encoder_output_dims) {
+  double fused = 1;
+  for (int64_t d : encoder_output_dims) fused *= double(d) + 1;
+  return fused;
+}
+
+int64_t resolve_output_dim(const ExperimentConfig& config, int64_t target_columns) {
+  switch (config.task) {
+    case Task::Classification:
+      // num_classes may have been inferred after parsing: check model.output_dim again.
+      if (config.model.output_dim != 0 && config.model.output_dim != config.num_classes)
+        throw ConfigError("model.output_dim: " + std::to_string(config.model.output_dim) + " but num_classes is " +
+                          std::to_string(config.num_classes));
+      return config.num_classes;
+    case Task::Regression: break;
+  }
+  if (config.model.output_dim == 0) return target_columns;
+  if (config.model.output_dim != target_columns)
+    throw ConfigError("model.output_dim: " + std::to_string(config.model.output_dim) + " but the target has " +
+                      std::to_string(target_columns) + " column(s)");
+  return config.model.output_dim;
+}
+
+std::string subset_name(const std::vector<std::string>& modalities) {
+  std::string out;
+  for (const auto& m : modalities) out += (out.empty() ? "" : ":") + m;
+  return out;
+}
+
+const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model, const std::string& modality) {
+  auto it = model.encoders.find(modality);
+  return it == model.encoders.end() ? model.encoder_hidden : it->second;
+}
+}  // namespace mmfusion

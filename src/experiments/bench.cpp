@@ -1,0 +1,241 @@
+#include "mmfusion/experiments/bench.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <sstream>
+
+#include "mmfusion/config/config.hpp"
+#include "mmfusion/config/config_io.hpp"
+#include "mmfusion/data/data.hpp"
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/training/graph_step.hpp"
+#include "mmfusion/training/optim.hpp"
+#include "mmfusion/runtime/runtime.hpp"
+#include "mmfusion/training/step.hpp"
+
+namespace mmfusion {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+constexpr int64_t kGenerationRows = 1 << 17;  // rows per timed generation of a split
+
+void sync(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+json summarise(std::vector<double> samples_per_s, int64_t batch, double flops_per_sample) {
+  std::sort(samples_per_s.begin(), samples_per_s.end());
+  const double median = samples_per_s[samples_per_s.size() / 2];
+  return {{"samples_per_s", median},
+          {"samples_per_s_min", samples_per_s.front()},
+          {"samples_per_s_max", samples_per_s.back()},
+          {"ms_per_step", 1000.0 * batch / median},
+          {"gflops", median * flops_per_sample / 1e9}};
+}
+
+}  // namespace
+
+double forward_flops_per_sample(MultimodalModelImpl& model) {
+  double flops = 0;
+  for (const auto& module : model.modules(/*include_self=*/false))
+    if (const auto* linear = module->as<torch::nn::LinearImpl>())
+      flops += 2.0 * linear->options.in_features() * linear->options.out_features() +
+               (linear->options.bias() ? linear->options.out_features() : 0);
+  if (auto* lmf = dynamic_cast<LMFImpl*>(&model)) {
+    const LMFDescription d = lmf->describe();
+    const double ro = double(d.rank * d.fused_dim);
+    for (const auto& layout : d.factor_layouts) flops += 2.0 * double(layout.rows - 1) * ro + ro;  // addmm, bias row
+    flops += double(d.factor_layouts.size() - 1) * ro;  // product over modalities
+    flops += 2.0 * ro + double(d.fused_dim);            // rank sum and bias
+  }
+  if (auto* tfn = dynamic_cast<TFNImpl*>(&model)) {
+    double partial = 1;
+    for (int64_t d : tfn->encoders->output_dims()) {
+      if (partial > 1) flops += partial * double(d + 1);  // one multiply per new entry
+      partial *= double(d + 1);
+    }
+  }
+  return flops;
+}
+
+double matmul_gflops(const torch::Device& device, int repeats) {
+  const int64_t n = device.is_cpu() ? 1024 : 8192;
+  const auto a = torch::randn({n, n}).to(device), b = torch::randn({n, n}).to(device);
+  auto c = torch::mm(a, b);  // warm-up
+  sync(device);
+  const auto start = Clock::now();
+  for (int i = 0; i < repeats; ++i) torch::mm_out(c, a, b);
+  sync(device);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return 2.0 * double(n) * n * n * repeats / seconds / 1e9;
+}
+
+json run_bench(const BenchArgs& args) {
+  ExperimentConfig config = load_config(args.config, args.overrides);
+  const torch::Device device = resolve_device(config.device);
+  apply_tf32(config.train.tf32);
+  const int64_t threads = apply_threads(config.threads);
+  if (args.steps < 1 || args.repeats < 1 || args.warmup < 0)
+    throw ConfigError("bench: --steps and --repeats must be >= 1, --warmup >= 0");
+  const bool classification = config.task == Task::Classification;
+  if (classification && config.num_classes == 0)  // file data may leave it to training
+    throw ConfigError("num_classes: bench draws random labels and needs it (--set num_classes=N)");
+  // Random targets stand in for data: model.output_dim columns when given, else one.
+  const int64_t out = resolve_output_dim(config, config.model.output_dim > 0 ? config.model.output_dim : 1);
+  config.model.output_dim = out;
+
+  // Synthetic data: how fast the generator makes a split (kGenerationRows rows at once,
+  // all threads), and with generator 2 one batch at a time, as streaming does.
+  json generation = nullptr;
+  std::unique_ptr<TrainingStream> stream;
+  if (config.data.source == DataSource::Synthetic) {
+    DataConfig d = config.data;
+    d.train_size = kGenerationRows;
+    std::vector<double> rates;
+    for (int64_t r = 0; r < args.repeats; ++r) {
+      const auto start = Clock::now();
+      generate_synthetic(d, config.seed + r, Split::Train);
+      rates.push_back(double(kGenerationRows) / std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    generation = summarise(rates, kGenerationRows, 0);
+    generation.erase("gflops");
+    generation.erase("ms_per_step");
+    generation["rows"] = kGenerationRows;
+    generation["generator"] = config.data.synthetic.generator;
+    if (config.data.synthetic.generator >= 2) stream = std::make_unique<TrainingStream>(config);
+  }
+
+  json results = json::array();
+  double forward_flops = 0;
+  int64_t parameters = 0;
+  std::string train_path, eval_path;
+  for (int64_t batch : args.batch_sizes) {
+    if (batch < 1) throw ConfigError("--batch-sizes: expected integers >= 1, got " + std::to_string(batch));
+    torch::manual_seed(config.seed);
+    ModelPtr model = make_model(config.model, config.data.modalities, out);
+    model->to(device);
+    auto optimizer = make_optimizer(config.train, *model);
+    forward_flops = forward_flops_per_sample(*model);
+    parameters = parameter_counts(*model)[0].second;
+    std::vector<torch::Tensor> x;
+    for (const auto& m : config.data.modalities) x.push_back(torch::randn({batch, m.dim}).to(device));
+    const auto y = classification ? torch::randint(out, {batch}, torch::kInt64).to(device)
+                                  : torch::randn({batch, out}).to(device);
+
+    // A training step as the trainer runs it: the eager step reads its loss back, the
+    // CUDA graph keeps it on the device.
+    model->train();
+    StepRunner step(model, config.train);
+    const auto graph = GraphedTrainStep::make(config.train, step, *optimizer, device);
+    auto train_step = [&] {
+      if (graph) return graph->run(x, y);
+      clear_gradients(*optimizer);
+      step.forward_backward(x, y);
+      optimizer->step();
+    };
+    for (int64_t i = 0; i < args.warmup; ++i) train_step();
+    sync(device);
+    std::vector<double> train_rates;
+    for (int64_t r = 0; r < args.repeats; ++r) {
+      const auto start = Clock::now();
+      for (int64_t i = 0; i < args.steps; ++i) train_step();
+      sync(device);
+      train_rates.push_back(double(batch * args.steps) /
+                            std::chrono::duration<double>(Clock::now() - start).count());
+    }
+
+    model->eval();
+    std::vector<double> eval_rates;
+    {
+      torch::InferenceMode guard;
+      for (int64_t i = 0; i < args.warmup; ++i) step.infer(x);
+      sync(device);
+      for (int64_t r = 0; r < args.repeats; ++r) {
+        const auto start = Clock::now();
+        for (int64_t i = 0; i < args.steps; ++i) step.infer(x);
+        sync(device);
+        eval_rates.push_back(double(batch * args.steps) /
+                             std::chrono::duration<double>(Clock::now() - start).count());
+      }
+    }
+    // Which path the timed steps took (all of them, or "mixed").
+    auto path_of = [](const StepRunner::Counts& c) {
+      return c.autograd == 0 ? to_string(StepPath::HandWritten) : c.handwritten == 0 ? to_string(StepPath::Autograd) : "mixed";
+    };
+    train_path = graph ? "cuda-graph" : path_of(step.train_counts());
+    eval_path = path_of(step.infer_counts());
+    results.push_back({{"batch_size", batch},
+                       {"train", summarise(train_rates, batch, 3 * forward_flops)},
+                       {"eval", summarise(eval_rates, batch, forward_flops)}});
+    // Streaming makes each batch as it trains: how fast one batch of this size is made.
+    if (stream) {
+      std::vector<double> rates;
+      for (int64_t r = 0; r < args.repeats; ++r) {
+        const auto start = Clock::now();
+        for (int64_t i = 0; i < args.steps; ++i) stream->rows(r, i * batch, (i + 1) * batch);
+        rates.push_back(double(batch * args.steps) / std::chrono::duration<double>(Clock::now() - start).count());
+      }
+      results.back()["stream"] = summarise(rates, batch, 0);
+      results.back()["stream"].erase("gflops");
+    }
+  }
+  return {{"config", args.config},
+          {"model", to_string(config.model.type)},
+          {"device", device.str()},
+          {"threads", threads},
+          {"train_path", train_path},
+          {"eval_path", eval_path},
+          {"parameters", parameters},
+          {"forward_flops_per_sample", forward_flops},
+          {"train_flops_per_sample", 3 * forward_flops},
+          {"tf32", config.train.tf32},
+          {"matmul_gflops", matmul_gflops(device)},
+          {"steps", args.steps},
+          {"warmup", args.warmup},
+          {"repeats", args.repeats},
+          {"peak_rss_mb", memory_usage().peak_rss_mb},
+          {"generation", generation},
+          {"results", results}};
+}
+
+std::string bench_table(const json& r) {
+  std::ostringstream out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%s (train %s, eval %s) on %s, %lld threads, %lld parameters, %.0f train FLOPs/sample, "
+                "matmul ceiling %.1f GFLOP/s, peak RSS %.0f MiB\n",
+                r["model"].get<std::string>().c_str(), r["train_path"].get<std::string>().c_str(),
+                r["eval_path"].get<std::string>().c_str(),
+                r["device"].get<std::string>().c_str(),
+                static_cast<long long>(r["threads"].get<int64_t>()),
+                static_cast<long long>(r["parameters"].get<int64_t>()),
+                r["train_flops_per_sample"].get<double>(), r["matmul_gflops"].get<double>(),
+                r["peak_rss_mb"].get<double>());
+  out << line;
+  const json& generation = r["generation"];
+  if (!generation.is_null()) {
+    std::snprintf(line, sizeof line, "synthetic data (generator %lld): %.0f samples/s for a split of %lld rows\n",
+                  static_cast<long long>(generation["generator"].get<int64_t>()),
+                  generation["samples_per_s"].get<double>(),
+                  static_cast<long long>(generation["rows"].get<int64_t>()));
+    out << line;
+  }
+  std::snprintf(line, sizeof line, "%8s %16s %10s %10s %10s %16s %10s %18s\n", "batch", "train samples/s", "ms/step",
+                "GFLOP/s", "% ceiling", "eval samples/s", "GFLOP/s", "stream samples/s");
+  out << line;
+  const double ceiling = r["matmul_gflops"].get<double>();
+  for (const auto& b : r["results"]) {
+    const double gflops = b["train"]["gflops"].get<double>();
+    const std::string stream_rate =
+        b.contains("stream") ? std::to_string(static_cast<long long>(b["stream"]["samples_per_s"].get<double>())) : "-";
+    std::snprintf(line, sizeof line, "%8lld %16.0f %10.3f %10.2f %9.1f%% %16.0f %10.2f %18s\n",
+                  static_cast<long long>(b["batch_size"].get<int64_t>()), b["train"]["samples_per_s"].get<double>(),
+                  b["train"]["ms_per_step"].get<double>(), gflops, ceiling > 0 ? 100 * gflops / ceiling : 0.0,
+                  b["eval"]["samples_per_s"].get<double>(), b["eval"]["gflops"].get<double>(), stream_rate.c_str());
+    out << line;
+  }
+  return out.str();
+}
+
+}  // namespace mmfusion

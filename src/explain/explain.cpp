@@ -1,0 +1,279 @@
+#include "mmfusion/explain/explain.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/explain/sobol.hpp"
+#include "mmfusion/training/step.hpp"
+#include "mmfusion/base/svg.hpp"
+
+namespace mmfusion {
+namespace {
+
+using nlohmann::json;
+using torch::Tensor;
+
+// Non-empty subsets by size, then by the order of their members in the config.
+std::vector<uint32_t> subsets_in_order(int groups) {
+  std::vector<uint32_t> out;
+  for (uint32_t s = 1; s < (1u << groups); ++s) out.push_back(s);
+  std::stable_sort(out.begin(), out.end(), [](uint32_t a, uint32_t b) {
+    if (a == b) return false;
+    if (subset_size(a) != subset_size(b)) return subset_size(a) < subset_size(b);
+    for (uint32_t bit = 1;; bit <<= 1)  // the lowest differing member decides
+      if ((a & bit) != (b & bit)) return (a & bit) != 0;
+  });
+  return out;
+}
+
+std::vector<std::string> members(uint32_t mask, const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  for (size_t m = 0; m < names.size(); ++m)
+    if (mask & (1u << m)) out.push_back(names[m]);
+  return out;
+}
+
+// The model's output on the mixed rows whose modality m is a[m]'s where `mask` has bit m
+// and b[m]'s elsewhere, as the quantity decomposed (original units, or class
+// probabilities). a, b: [M, pairs] row indices.
+Tensor evaluate_mixed(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& data,
+                      const Tensor& a, const Tensor& b, uint32_t mask, int64_t batch_size,
+                      const torch::Device& device) {
+  Dataset mixed;
+  for (size_t m = 0; m < data.features.size(); ++m)
+    mixed.features.push_back(data.features[m].index_select(0, ((mask & (1u << m)) ? a : b)[static_cast<int64_t>(m)]));
+  const Tensor out = predict(runner, mixed, batch_size, device);
+  return (task == Task::Classification ? torch::softmax(out, 1) : scaling.original_units(out)).to(torch::kCPU, torch::kFloat64);
+}
+
+// {"share": x, "ci": [lo, hi] or null} from a point estimate and its bootstrap draws.
+json with_interval(double share, std::vector<double> draws) {
+  if (draws.empty()) return {{"share", share}, {"ci", nullptr}};
+  std::sort(draws.begin(), draws.end());
+  auto quantile = [&](double q) {
+    const double at = q * double(draws.size() - 1);
+    const size_t i = static_cast<size_t>(at);
+    const double f = at - double(i);
+    return i + 1 < draws.size() ? draws[i] * (1 - f) + draws[i + 1] * f : draws[i];
+  };
+  return {{"share", share}, {"ci", {quantile(0.025), quantile(0.975)}}};
+}
+
+std::string format_share(const json& v) { return v.is_number() ? fmt::format("{:.3f}", v.get<double>()) : "-"; }
+std::string format_ci(const json& ci) {
+  return ci.is_array() ? fmt::format("[{:.3f}, {:.3f}]", ci[0].get<double>(), ci[1].get<double>()) : "";
+}
+
+// LMF's own decomposition (docs/explain.md): per rank r, modality m contributes the
+// factor b_{m,r} + g_{m,r}(h_m) (bias row, and h_m times the other rows). Centred at the
+// rows' mean mu, the product over modalities expands into one term per subset,
+// T_S = sum_r w_r prod_{m in S} (g - mu)_{m,r} prod_{m not in S} (b + mu)_{m,r}, mutually
+// orthogonal when the modalities are independent. Returns Var(head(T_S)) / Var f over the
+// rows, per subset mask (index 0 unused), in the model's own output units.
+std::vector<double> lmf_exact_shares(LMFImpl& lmf, const Dataset& data, const torch::Device& device) {
+  torch::InferenceMode guard;
+  std::vector<Tensor> x;
+  for (const auto& f : data.features) x.push_back(f.to(device));
+  const std::vector<Tensor> h = lmf.encoders->forward(x);
+  const LMFDescription d = lmf.describe();
+  const size_t M = h.size();
+  std::vector<Tensor> g_hat, b_hat;
+  for (size_t m = 0; m < M; ++m) {
+    const Tensor& w = d.factors[m];  // (rank, d_m + 1, fused)
+    const Tensor g = torch::einsum("nd,rdo->nro", {h[m], w.slice(1, 1)});
+    const Tensor mu = g.mean(0);
+    g_hat.push_back(g - mu);
+    b_hat.push_back((w.select(1, 0) + mu).unsqueeze(0));
+  }
+  const Tensor rank_weights = d.rank_weights.reshape({1, d.rank, 1});
+  const double variance = lmf.forward(x).to(torch::kFloat64).var(0, false).sum().item<double>();
+  std::vector<double> shares(1u << M, 0.0);
+  for (uint32_t s = 1; s < shares.size(); ++s) {
+    Tensor t = (s & 1u) ? g_hat[0] : b_hat[0];
+    for (size_t m = 1; m < M; ++m) t = t * ((s & (1u << m)) ? g_hat[m] : b_hat[m]);
+    Tensor term = (t * rank_weights).sum(1);  // (N, fused)
+    if (d.has_head()) term = term.matmul(d.head_weight.t());
+    shares[s] = variance > 0 ? term.to(torch::kFloat64).var(0, false).sum().item<double>() / variance : 0.0;
+  }
+  return shares;
+}
+
+}  // namespace
+
+json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& raw,
+                   const ExplainOptions& options, const torch::Device& device) {
+  const int groups = static_cast<int>(raw.features.size());
+  if (groups > kMaxSobolGroups)
+    throw ConfigError("explain: " + std::to_string(groups) + " modalities; at most " +
+                      std::to_string(kMaxSobolGroups) + " are supported (the decomposition has 2^M subsets)");
+  if (options.samples < 2) throw ConfigError("--samples: expected at least 2 row pairs");
+  if (options.bootstrap < 0) throw ConfigError("--bootstrap: expected 0 or more resamples");
+  const int64_t n = raw.size();
+  if (n < 2) throw Error(raw.origin + ": explain needs at least 2 rows, got " + std::to_string(n));
+  const Dataset data = scaling.features(raw);
+
+  // The pairs (A, B) are drawn from the product of the modalities' marginals: every
+  // modality of A comes from its own random row, and the same modality of B from another
+  // row. Drawing A as one real row instead would mix the data's dependence between the
+  // modalities into the estimate (an additive model would show interactions).
+  at::Generator gen = at::detail::createCPUGenerator(options.seed);
+  const Tensor a = torch::randint(n, {groups, options.samples}, gen, torch::kInt64);
+  const Tensor b = (a + 1 + torch::randint(n - 1, {groups, options.samples}, gen, torch::kInt64)) % n;
+
+  std::vector<Tensor> outputs(1u << groups);
+  for (uint32_t mask = 0; mask < outputs.size(); ++mask)
+    outputs[mask] = evaluate_mixed(runner, task, scaling, data, a, b, mask, options.batch_size, device);
+  std::vector<double> exact;
+  auto& model = runner.model();
+  if (auto* lmf = dynamic_cast<LMFImpl*>(&model)) {
+    const bool was_training = model.is_training();
+    model.eval();
+    exact = lmf_exact_shares(*lmf, data, device);
+    model.train(was_training);
+  }
+
+  const SobolIndices point = sobol_indices(outputs, groups);
+  std::vector<SobolIndices> draws;
+  for (int64_t r = 0; r < options.bootstrap; ++r)
+    draws.push_back(sobol_indices(outputs, groups, torch::randint(options.samples, {options.samples}, gen, torch::kInt64)));
+  auto collect = [&](auto pick) {
+    std::vector<double> v;
+    for (const auto& d : draws) v.push_back(pick(d));
+    return v;
+  };
+
+  const auto& names = raw.names;
+  const json relevance = relevance_json(model);  // the model's own scores (InTense), by block name
+  json subsets = json::array();
+  for (uint32_t s : subsets_in_order(groups)) {
+    json entry = with_interval(point.pure[s], collect([&](const SobolIndices& d) { return d.pure[s]; }));
+    const auto mods = members(s, names);
+    subsets.push_back({{"name", subset_name(mods)},
+                       {"modalities", mods},
+                       {"share", entry["share"]},
+                       {"ci", entry["ci"]},
+                       {"closed", point.closed[s]},
+                       {"truth", nullptr}});
+    if (!exact.empty()) subsets.back()["lmf_exact"] = exact[s];
+    if (!relevance.empty()) subsets.back()["relevance"] = relevance.value(subsets.back()["name"].get<std::string>(), json());
+  }
+  // Summaries as {key: share} (the format), their intervals beside as {key: ci}.
+  json orders, orders_ci, total, total_ci, shapley, shapley_ci;
+  auto put = [](json& values, json& intervals, const std::string& key, const json& entry) {
+    values[key] = entry["share"];
+    intervals[key] = entry["ci"];
+  };
+  for (int k = 0; k < groups; ++k)
+    put(orders, orders_ci, std::to_string(k + 1),
+        with_interval(point.orders[k], collect([&](const SobolIndices& d) { return d.orders[k]; })));
+  for (int m = 0; m < groups; ++m) {
+    put(total, total_ci, names[m], with_interval(point.total[m], collect([&](const SobolIndices& d) { return d.total[m]; })));
+    put(shapley, shapley_ci, names[m],
+        with_interval(point.shapley[m], collect([&](const SobolIndices& d) { return d.shapley[m]; })));
+  }
+  return {{"output", task == Task::Classification ? "predicted class probabilities" : "prediction"},
+          {"samples", options.samples},
+          {"rows", n},
+          {"bootstrap", options.bootstrap},
+          {"output_variance", point.variance},
+          {"assumption",
+           "pick-freeze over the product of the modalities' marginals: every modality of every evaluated "
+           "row drawn from its own random row, as if the modalities were independent"},
+          {"subsets", subsets},
+          {"orders", orders},
+          {"orders_ci", orders_ci},
+          {"total_effect", total},
+          {"total_effect_ci", total_ci},
+          {"shapley", shapley},
+          {"shapley_ci", shapley_ci}};
+}
+
+void attach_truth(json& result, const json& truth) {
+  const bool exact = truth.value("exact", false);
+  for (auto& subset : result["subsets"]) {
+    subset["truth"] = exact ? json(0.0) : json(nullptr);
+    for (const auto& t : truth["subsets"])
+      if (exact && t["name"] == subset["name"]) subset["truth"] = t["share"];
+  }
+  result["truth"] = truth;
+}
+
+std::string explain_table(const json& r) {
+  std::ostringstream out;
+  out << fmt::format("{} of {}: {} row pairs from {} rows, output variance {:.4g}\n",
+                     r.value("output", std::string("prediction")), r.value("model", std::string("the model")),
+                     r["samples"].get<int64_t>(), r["rows"].get<int64_t>(), r["output_variance"].get<double>());
+  // The model's own view beside the shares, when it has one: LMF's exact split, or
+  // InTense's relevance scores (not shares of variance: docs/intense.md).
+  const bool scores = !r["subsets"].empty() && r["subsets"][0].contains("relevance");
+  const std::string own = scores ? "relevance" : "lmf_exact";
+  out << fmt::format("{:<28} {:>7} {:>18} {:>7} {:>9} {:>7}\n", "subset", "share", "95% interval", "closed",
+                     scores ? "relevance" : "LMF exact", "truth");
+  for (const auto& s : r["subsets"])
+    out << fmt::format("{:<28} {:>7} {:>18} {:>7.3f} {:>9} {:>7}\n", s["name"].get<std::string>(),
+                       format_share(s["share"]), format_ci(s["ci"]), s["closed"].get<double>(),
+                       format_share(s.value(own, json())), format_share(s["truth"]));
+  for (const auto& [k, v] : r["orders"].items())
+    out << fmt::format("order {:<22} {:>7} {:>18}\n", k, format_share(v), format_ci(r["orders_ci"][k]));
+  for (const auto& s : r["subsets"]) {  // the modalities in the config's order
+    if (s["modalities"].size() != 1) continue;
+    const std::string m = s["name"].get<std::string>();
+    out << fmt::format("total effect {:<15} {:>7} {:>18}   Shapley {} {}\n", m, format_share(r["total_effect"][m]),
+                       format_ci(r["total_effect_ci"][m]), format_share(r["shapley"][m]), format_ci(r["shapley_ci"][m]));
+  }
+  if (r.contains("truth") && !r["truth"].value("exact", false) && r["truth"]["why_not"].is_string())
+    out << "no truth: " << r["truth"]["why_not"].get<std::string>() << "\n";
+  out << "assumption: " << r["assumption"].get<std::string>() << "\n";
+  return out.str();
+}
+
+std::string explain_csv(const json& r) {
+  std::ostringstream out;
+  out << "kind,name,share,ci_low,ci_high,truth\n";
+  auto row = [&](const std::string& kind, const std::string& name, const json& share, const json& ci,
+                 const json& truth) {
+    out << kind << "," << name << "," << fmt::format("{:.6g}", share.get<double>()) << ","
+        << (ci.is_array() ? fmt::format("{:.6g},{:.6g}", ci[0].get<double>(), ci[1].get<double>()) : ",") << ","
+        << (truth.is_number() ? fmt::format("{:.6g}", truth.get<double>()) : "") << "\n";
+  };
+  for (const auto& s : r["subsets"]) row("subset", s["name"].get<std::string>(), s["share"], s["ci"], s["truth"]);
+  for (const auto& s : r["subsets"])
+    if (s.value("relevance", json()).is_number())
+      row("relevance", s["name"].get<std::string>(), s["relevance"], nullptr, nullptr);
+  for (const char* kind : {"orders", "total_effect", "shapley"})
+    for (const auto& [key, share] : r[kind].items())
+      row(kind, key, share, r[std::string(kind) + "_ci"][key], nullptr);
+  return out.str();
+}
+
+std::string explain_svg(const json& r) {
+  ChartOptions o;
+  o.title = "Share of the " + r.value("output", std::string("prediction")) + "'s variance, by modality subset";
+  o.x_label = "modality subset (pure interaction)";
+  o.y_label = "share of output variance";
+  o.connect = false;
+  o.width = std::max(640, 90 * static_cast<int>(r["subsets"].size()) + 240);
+  ChartSeries estimate{"explain (95% interval)", {}, {}, {}, {}, {}}, truth{"truth", {}, {}, {}, {}, {}},
+      relevance{"the model's relevance score", {}, {}, {}, {}, {}};
+  for (const auto& s : r["subsets"]) {
+    const double x = double(o.x_categories.size());
+    o.x_categories.push_back(s["name"].get<std::string>());
+    estimate.x.push_back(x);
+    estimate.y.push_back(s["share"].get<double>());
+    estimate.low.push_back(s["ci"].is_array() ? s["ci"][0].get<double>() : NAN);
+    estimate.high.push_back(s["ci"].is_array() ? s["ci"][1].get<double>() : NAN);
+    if (s["truth"].is_number()) truth.x.push_back(x), truth.y.push_back(s["truth"].get<double>());
+    if (s.value("relevance", json()).is_number()) relevance.x.push_back(x), relevance.y.push_back(s["relevance"].get<double>());
+  }
+  std::vector<ChartSeries> series{estimate};
+  if (!truth.x.empty()) series.push_back(truth);
+  if (!relevance.x.empty()) series.push_back(relevance);
+  return line_chart(o, series);
+}
+
+}  // namespace mmfusion

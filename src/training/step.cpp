@@ -1,0 +1,114 @@
+#include "mmfusion/training/step.hpp"
+
+#include "mmfusion/training/lmf_pass.hpp"
+#include "mmfusion/training/metrics.hpp"
+
+namespace mmfusion {
+
+using torch::Tensor;
+
+const char* to_string(StepPath path) {
+  switch (path) {
+    case StepPath::HandWritten: return "hand-written";
+    case StepPath::Autograd: return "autograd";
+  }
+  return "?";
+}
+
+StepRunner::StepRunner(ModelPtr model, const TrainConfig& train)
+    : model_(std::move(model)), loss_(LossSpec::of(train)) {
+  const auto* lmf = dynamic_cast<const LMFImpl*>(model_.get());
+  if (!train.handwritten_step) {
+    why_autograd_ = "train.handwritten_step is off";
+  } else if (!lmf) {
+    why_autograd_ = "the hand-written pass is for LMF only";
+  } else {
+    LMFDescription description = lmf->describe();
+    why_autograd_ = LMFPass::unsupported(description);
+    if (why_autograd_.empty()) pass_ = std::make_unique<LMFPass>(std::move(description), loss_);
+  }
+}
+
+StepRunner::~StepRunner() = default;
+
+Tensor StepRunner::objective(const std::vector<Tensor>& inputs, const Tensor& target, double weight,
+                             double penalty_weight, Tensor* loss) {
+  Tensor value = loss_value(loss_, model_->forward(inputs), target);
+  if (weight != 1.0) value = value * weight;
+  if (loss) *loss = value;
+  if (penalty_weight != 0)
+    if (const Tensor penalty = model_->penalty(); penalty.defined()) value = value + penalty_weight * penalty;
+  return value;
+}
+
+double StepRunner::forward_backward(const std::vector<Tensor>& inputs, const Tensor& target, double weight,
+                                    double penalty_weight) {
+  // The pass is LMF's, and an LMF has no penalty.
+  if (pass_ && LMFPass::accepts(inputs) && target.device().is_cpu()) {
+    const double loss = pass_->train_step(inputs, target, weight, model_->is_training());
+    std::lock_guard<std::mutex> lock(counts_mutex_);
+    ++train_counts_.handwritten;
+    return loss;
+  }
+  Tensor loss;
+  objective(inputs, target, weight, penalty_weight, &loss).backward();
+  {
+    std::lock_guard<std::mutex> lock(counts_mutex_);
+    ++train_counts_.autograd;
+  }
+  return loss.item<double>();
+}
+
+Tensor StepRunner::infer(const std::vector<Tensor>& inputs) {
+  const bool handwritten = pass_ && !model_->is_training() && LMFPass::accepts(inputs);
+  {
+    std::lock_guard<std::mutex> lock(counts_mutex_);
+    ++(handwritten ? infer_counts_.handwritten : infer_counts_.autograd);
+  }
+  if (handwritten) return pass_->infer(inputs);
+  torch::InferenceMode guard;
+  return model_->forward(inputs);
+}
+
+StepRunner::Counts StepRunner::train_counts() const {
+  std::lock_guard<std::mutex> lock(counts_mutex_);
+  return train_counts_;
+}
+
+StepRunner::Counts StepRunner::infer_counts() const {
+  std::lock_guard<std::mutex> lock(counts_mutex_);
+  return infer_counts_;
+}
+
+Tensor predict(StepRunner& runner, const Dataset& data, int64_t batch_size, const torch::Device& device) {
+  torch::InferenceMode guard;
+  auto& model = runner.model();
+  const bool was_training = model.is_training();
+  model.eval();
+  std::vector<Tensor> outputs;
+  const int64_t n = data.size();
+  for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
+    const int64_t b1 = std::min(n, b0 + batch_size);
+    std::vector<Tensor> inputs;
+    for (const auto& f : data.features) inputs.push_back(f.slice(0, b0, b1).to(device));
+    outputs.push_back(runner.infer(inputs));
+  }
+  model.train(was_training);
+  return torch::cat(outputs, 0);
+}
+
+nlohmann::json score(const LossSpec& loss, Task task, const Scaling& scaling, const Tensor& output,
+                     const Tensor& target) {
+  const auto y = target.to(output.device());
+  nlohmann::json m = task_metrics(task, scaling.original_units(output), y);
+  m["loss"] = loss_value(loss, output, scaling.target(y)).item<double>();
+  return m;
+}
+
+nlohmann::json evaluate(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& data,
+                        int64_t batch_size, const torch::Device& device) {
+  return score(runner.loss(), task, scaling, predict(runner, scaling.features(data), batch_size, device),
+               data.target);
+}
+
+}  // namespace mmfusion
