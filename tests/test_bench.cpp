@@ -1,3 +1,4 @@
+// bench (experiments/bench.hpp): FLOP counts against the layer sizes, and the command's JSON.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -23,13 +24,26 @@ TEST(Bench, FlopCountsFollowTheLayerSizes) {
                         + 2 * ro                     // product of three
                         + 2 * ro + 4;                // rank sum and bias
   const double head = 2.0 * 4 * 1 + 1;
-  EXPECT_DOUBLE_EQ(forward_flops_per_sample(*lmf), encoders + fusion + head);
+  EXPECT_DOUBLE_EQ(lmf->forward_flops(), encoders + fusion + head);
 
   const auto t = tiny_config({"model.type=tfn", "model.post_hidden=[5]"});
   ModelPtr tfn = make_model(t.model, t.data.modalities, 1);
   const double outer = 9.0 * 9 + 9.0 * 9 * 9;        // (9 x 9) then (81 x 9) products
   const double post = (2.0 * 729 * 5 + 5) + (2.0 * 5 * 1 + 1);
-  EXPECT_DOUBLE_EQ(forward_flops_per_sample(*tfn), encoders + outer + post);
+  EXPECT_DOUBLE_EQ(tfn->forward_flops(), encoders + outer + post);
+
+  // InTense over the three and the pair (visual, audio), latent 3: one projection (no bias:
+  // its normalisation centres it) and that normalisation per member of the pair, the
+  // pair's 3 x 3 outer product, every block's normalisation, and one Linear layer from all
+  // blocks (8 + 8 + 8 + 9 columns) to 1.
+  const auto i = tiny_config({"model.type=intense", "model.intense.interactions=[[\"visual\",\"audio\"]]",
+                              "model.intense.latent_dim=3"});
+  ModelPtr intense = make_model(i.model, i.data.modalities, 1);
+  const double projections = 2 * (2.0 * 8 * 3) + 2 * (2.0 * 3);
+  const double pair = 3.0 * 3;
+  const double norms = 2.0 * (8 + 8 + 8 + 9);
+  const double fusion_layer = 2.0 * 33 * 1 + 1;
+  EXPECT_DOUBLE_EQ(intense->forward_flops(), encoders + projections + pair + norms + fusion_layer);
 }
 
 TEST(Bench, CommandPrintsWellFormedJsonWithEveryField) {

@@ -1,3 +1,5 @@
+// Multiple kernel learning (mkl/mkl.hpp, mkl/mkl_experiment.hpp): kernels, KRR and the
+// solvers against their definitions and optimality conditions, kernel PCA, ANOVA kernels.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
@@ -52,7 +54,7 @@ TEST(Kernels, MatchTheirDefinitions) {
   EXPECT_NEAR(FittedKernel(median, x).gamma(), 1.0 / d[(d.size() - 1) / 2], 1e-12);  // torch: lower median
   // Polynomial, normalised to a unit diagonal.
   KernelConfig poly;
-  poly.type = "polynomial";
+  poly.type = KernelType::Polynomial;
   poly.degree = 3;
   poly.coef0 = 1;
   const auto kp = FittedKernel(poly, x)(x, z);
@@ -62,8 +64,8 @@ TEST(Kernels, MatchTheirDefinitions) {
   EXPECT_NEAR(kp[1][2].item<double>(), raw(x[1], z[2]) / std::sqrt(raw(x[1], x[1]) * raw(z[2], z[2])), 1e-12);
   // unit_trace: the training kernel's mean diagonal is 1.
   KernelConfig linear;
-  linear.type = "linear";
-  linear.normalize = "unit_trace";
+  linear.type = KernelType::Linear;
+  linear.normalize = KernelNormalize::UnitTrace;
   EXPECT_NEAR(FittedKernel(linear, x)(x, x).diagonal().mean().item<double>(), 1.0, 1e-12);
 }
 

@@ -1,197 +1,210 @@
+// Every model type's basics, the comparison models (TFN, concat, late), LMF's rank
+// weighting, and classification.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
 
 #include "helpers.hpp"
+#include "mmfusion/training/checkpoint.hpp"
 #include "mmfusion/base/errors.hpp"
-#include "mmfusion/models/models.hpp"
+#include "mmfusion/training/metrics.hpp"
+#include "mmfusion/training/trainer.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;
+namespace fs = std::filesystem;
 
-TEST(LMF, OutputShapesIncludingBatchOfOne) {
+namespace {
+
+
+const char* kSmall =
+    "data.modalities=[{\"name\":\"a\",\"dim\":2},{\"name\":\"b\",\"dim\":3},{\"name\":\"c\",\"dim\":2}]";
+
+}  // namespace
+
+class EveryModel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryModel, ShapesGradientsAndBatchOfOne) {
   torch::manual_seed(0);
-  const auto c = tiny_config();
-  for (int64_t out : {1, 3}) {
-    ModelPtr model = make_model(c.model, c.data.modalities, out);
-    for (int64_t batch : {1, 2, 17}) {
-      const auto y = model->forward(random_inputs(c.data.modalities, batch));
-      EXPECT_EQ(y.sizes(), (std::vector<int64_t>{batch, out}));
-    }
-  }
-}
-
-TEST(LMF, ParameterNamesAndShapesFormTheCheckpointSchema) {
-  const auto c = tiny_config({"model.rank=3", "model.fused_dim=5", "model.encoders={\"text\":[6,7]}"});
-  ModelPtr model = make_model(c.model, c.data.modalities, 1);
-  const auto params = model->named_parameters();
-  EXPECT_EQ(params["fusion.factor_visual"].sizes(), (std::vector<int64_t>{3, 8 + 1, 5}));
-  EXPECT_EQ(params["fusion.factor_text"].sizes(), (std::vector<int64_t>{3, 7 + 1, 5}));
-  EXPECT_EQ(params["fusion.rank_weights"].sizes(), (std::vector<int64_t>{1, 3}));
-  EXPECT_EQ(params["fusion.bias"].sizes(), (std::vector<int64_t>{1, 5}));
-  EXPECT_EQ(params["encoders.text.fc1.weight"].sizes(), (std::vector<int64_t>{7, 6}));
-  EXPECT_EQ(params["encoders.audio.fc0.weight"].sizes(), (std::vector<int64_t>{8, 8}));
-  EXPECT_EQ(params["head.weight"].sizes(), (std::vector<int64_t>{1, 5}));
-  // No head when the fused size already is the output size.
-  const auto same = tiny_config({"model.fused_dim=1"});
-  EXPECT_EQ(make_model(same.model, same.data.modalities, 1)->named_parameters().find("head.weight"),
-            nullptr);
-}
-
-TEST(LMF, InitialisationIsXavierNormalWithZeroBias) {
-  torch::manual_seed(1);
-  const auto c = tiny_config({"model.rank=64", "model.fused_dim=64", "model.encoder_hidden=[63]"});
-  LMF model(LMFOptions(c.data.modalities, 1).model(c.model));
-  // xavier_normal std = sqrt(2 / (fan_in + fan_out)); for a (r, d+1, o) tensor
-  // fan_in = (d+1) * o and fan_out = r * o.
-  const auto& f = model->fusion->factors[0];
-  const double expected = std::sqrt(2.0 / (64.0 * 64 + 64.0 * 64));
-  EXPECT_NEAR(f.std().item<double>(), expected, 0.03 * expected);
-  EXPECT_NEAR(f.mean().item<double>(), 0.0, 0.05 * expected);
-  EXPECT_TRUE(torch::equal(model->fusion->bias, torch::zeros({1, 64})));
-  const double w_expected = std::sqrt(2.0 / (1 + 64));
-  EXPECT_NEAR(model->fusion->rank_weights.std().item<double>(), w_expected, 0.4 * w_expected);
-}
-
-TEST(LMF, EveryParameterReceivesAGradient) {
-  torch::manual_seed(2);
-  const auto c = tiny_config();
-  ModelPtr model = make_model(c.model, c.data.modalities, 2);
-  const auto y = model->forward(random_inputs(c.data.modalities, 8));
-  y.pow(2).sum().backward();
+  const auto c = tiny_config({"model.type=" + GetParam(), "model.post_hidden=[8]"});
+  ModelPtr model = make_model(c.model, c.data.modalities, 3);
+  for (int64_t batch : {1, 5}) EXPECT_EQ(model->forward(random_inputs(c.data.modalities, batch)).sizes(),
+                                         (std::vector<int64_t>{batch, 3}));
+  model->forward(random_inputs(c.data.modalities, 6)).pow(2).sum().backward();
   for (const auto& p : model->named_parameters()) {
-    SCOPED_TRACE(p.key());
-    ASSERT_TRUE(p.value().grad().defined());
-    EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>());
-    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0);
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
   }
 }
 
-TEST(LMF, EqualsTheExplicitFullTensorFusion) {
-  // With identity encoders (no hidden layers) h_m = x_m, and LMF must equal TFN whose
-  // weight is W = sum_r w_r W_1[r] (x) W_2[r] (x) W_3[r]  (METHODS.md section 1):
-  //   y[b, o] = sum_{ijk} z1[b,i] z2[b,j] z3[b,k] W[i,j,k,o] + bias[o].
+TEST_P(EveryModel, CheckpointRoundTripGivesIdenticalOutputs) {
+  TempDir dir;
+  torch::manual_seed(1);
+  auto c = tiny_config({"model.type=" + GetParam(), "model.output_dim=1"});
+  ModelPtr model = make_model(c.model, c.data.modalities, 1);
+  {
+    torch::NoGradGuard no_grad;  // running statistics (InTense) away from their initial values
+    model->forward(random_inputs(c.data.modalities, 16));
+  }
+  save_checkpoint(dir.file("m.pt"), c, TrainProgress{}, *model, nullptr, RngStates{});
+  Checkpoint ckpt = open_checkpoint(dir.file("m.pt"));
+  ModelPtr loaded = make_model(ckpt.config.model, ckpt.config.data.modalities, 1);
+  ckpt.load_model(*loaded);
+  model->eval(), loaded->eval();
+  const auto x = random_inputs(c.data.modalities, 9);
+  EXPECT_TRUE(torch::equal(model->forward(x), loaded->forward(x)));
+}
+
+std::vector<std::string> every_model_type() {
+  std::vector<std::string> names;
+  for (ModelType type : all_values<ModelType>()) names.push_back(to_string(type));
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fusion, EveryModel, ::testing::ValuesIn(every_model_type()),
+                         [](const auto& info) { return info.param; });
+
+TEST(TFN, FusedVectorIsTheOuterProductComputedByHand) {
+  torch::manual_seed(2);
+  const auto c = tiny_config({kSmall, "model.type=tfn", "model.encoder_hidden=[]", "model.dropout=0"});
+  TFN model(c.data.modalities, c.model, 1);
+  EXPECT_EQ(model->fused_size(), 3 * 4 * 3);
+  const auto x = random_inputs(c.data.modalities, 4);
+  const auto z = model->fuse(x);
+  ASSERT_EQ(z.sizes(), (std::vector<int64_t>{4, 36}));
+  for (int64_t b = 0; b < 4; ++b) {
+    const std::vector<double> z1{1, x[0][b][0].item<double>(), x[0][b][1].item<double>()};
+    const std::vector<double> z2{1, x[1][b][0].item<double>(), x[1][b][1].item<double>(), x[1][b][2].item<double>()};
+    const std::vector<double> z3{1, x[2][b][0].item<double>(), x[2][b][1].item<double>()};
+    int64_t k = 0;
+    for (double v1 : z1)
+      for (double v2 : z2)
+        for (double v3 : z3) EXPECT_NEAR(z[b][k++].item<double>(), v1 * v2 * v3, 1e-5);
+  }
+}
+
+TEST(TFN, RefusesAnOuterProductTooLargeToHold) {
+  expect_error<ConfigError>(
+      [] { tiny_config({"model.type=tfn", "model.encoders={\"visual\":[512],\"audio\":[512],\"text\":[512]}"}); },
+      "TFN's fused size prod(d_m + 1) would be 135005697");
+}
+
+TEST(LateFusion, IsExactlyAdditiveOverModalities) {
+  // f(x_a, x_b) - f(x_a', x_b) - f(x_a, x_b') + f(x_a', x_b') = 0 for an additive f.
   torch::manual_seed(3);
-  auto c = tiny_config({"model.encoder_hidden=[]", "model.rank=3", "model.fused_dim=2",
-                        "data.modalities=[{\"name\":\"a\",\"dim\":2},{\"name\":\"b\",\"dim\":3},"
-                        "{\"name\":\"c\",\"dim\":2}]"});
-  LMF model(LMFOptions(c.data.modalities, 2).model(c.model));
+  const auto c = tiny_config({"model.type=late", "model.dropout=0"});
+  ModelPtr model = make_model(c.model, c.data.modalities, 1);
+  const auto x = random_inputs(c.data.modalities, 16), y = random_inputs(c.data.modalities, 16);
+  auto mix = [&](bool first_from_y, bool second_from_y) {
+    return model->forward({first_from_y ? y[0] : x[0], second_from_y ? y[1] : x[1], x[2]});
+  };
+  const auto interaction = mix(false, false) - mix(true, false) - mix(false, true) + mix(true, true);
+  EXPECT_LT(interaction.abs().max().item<double>(), 1e-5);
+  // LMF is not additive: the same contrast is far from zero.
+  ModelPtr lmf = make_model(tiny_config({"model.dropout=0"}).model, c.data.modalities, 1);
+  auto lmf_mix = [&](bool a, bool b) { return lmf->forward({a ? y[0] : x[0], b ? y[1] : x[1], x[2]}); };
+  EXPECT_GT((lmf_mix(false, false) - lmf_mix(true, false) - lmf_mix(false, true) + lmf_mix(true, true))
+                .abs().max().item<double>(), 1e-3);
+}
+
+TEST(LateFusion, CannotFitAPureProductWhileLMFCan) {
+  // Target: the product of the two modalities' first features. Late fusion's best is the
+  // mean (R^2 ~ 0); LMF represents it exactly.
+  TempDir dir;
+  auto c = tiny_config({"data.modalities=[{\"name\":\"a\",\"dim\":2},{\"name\":\"b\",\"dim\":2}]",
+                        "model.dropout=0", "model.encoder_hidden=[16]", "train.epochs=40",
+                        "train.lr=0.01", "model.output_dim=1"});
+  torch::manual_seed(4);
+  DataSplits data;
+  for (auto* d : {&data.train, &data.val, &data.test}) {
+    const int64_t n = d == &data.train ? 2048 : 512;
+    d->names = {"a", "b"};
+    d->features = {torch::randn({n, 2}), torch::randn({n, 2})};
+    d->target = (d->features[0].select(1, 0) * d->features[1].select(1, 0)).unsqueeze(1);
+  }
+  double r2[2];
+  int i = 0;
+  for (const ModelType type : {ModelType::Late, ModelType::LMF}) {
+    c.model.type = type;
+    RunPaths paths(dir.file(to_string(type)));
+    fs::create_directories(paths.checkpoints);
+    Trainer trainer(c, data, torch::kCPU, paths, quiet_logger());
+    trainer.fit();
+    r2[i++] = trainer.write_results()["test"]["r2"].get<double>();
+  }
+  EXPECT_LT(r2[0], 0.05) << "late fusion fitted a product";
+  EXPECT_GT(r2[1], 0.9) << "LMF failed to fit a product";
+}
+
+TEST(LMF, SumRankWeightingIsThePapersPlainSum) {
+  torch::manual_seed(5);
+  const auto c = tiny_config({"model.rank_weighting=sum"});
+  LMF model(LMFOptions(c.data.modalities, 1).model(c.model));
+  EXPECT_EQ(model->named_parameters().find("fusion.rank_weights"), nullptr);
+  ASSERT_NE(model->named_buffers().find("fusion.rank_weights"), nullptr);
+  EXPECT_TRUE(torch::equal(model->fusion->rank_weights, torch::ones({1, c.model.rank})));
+  // Equal to the learned variant with its weights set to one.
+  const auto learned = tiny_config();
+  LMF other(LMFOptions(c.data.modalities, 1).model(learned.model));
   {
     torch::NoGradGuard g;
-    model->fusion->bias.normal_();  // a non-zero bias is part of the check
+    auto src = model->named_parameters();
+    for (auto& p : other->named_parameters())
+      p.value().copy_(p.key() == "fusion.rank_weights" ? torch::ones_like(p.value()) : src[p.key()]);
   }
-  const auto x = random_inputs(c.data.modalities, 5);
-  const auto y = model->forward(x).to(torch::kFloat64);
-
-  const auto& F = model->fusion->factors;
-  const auto w = model->fusion->rank_weights.to(torch::kFloat64);
-  auto W = torch::zeros({3, 4, 3, 2}, torch::kFloat64);
-  for (int64_t r = 0; r < 3; ++r)
-    for (int64_t i = 0; i < 3; ++i)
-      for (int64_t j = 0; j < 4; ++j)
-        for (int64_t k = 0; k < 3; ++k)
-          for (int64_t o = 0; o < 2; ++o)
-            W[i][j][k][o] += w[0][r].item<double>() * F[0][r][i][o].item<double>() *
-                             F[1][r][j][o].item<double>() * F[2][r][k][o].item<double>();
-  auto augment = [](const torch::Tensor& h) {
-    return torch::cat({torch::ones({h.size(0), 1}), h}, 1).to(torch::kFloat64);
-  };
-  const auto z1 = augment(x[0]), z2 = augment(x[1]), z3 = augment(x[2]);
-  auto expected = torch::zeros({5, 2}, torch::kFloat64);
-  for (int64_t b = 0; b < 5; ++b)
-    for (int64_t i = 0; i < 3; ++i)
-      for (int64_t j = 0; j < 4; ++j)
-        for (int64_t k = 0; k < 3; ++k)
-          expected[b] += z1[b][i] * z2[b][j] * z3[b][k] * W[i][j][k];
-  expected += model->fusion->bias.to(torch::kFloat64);
-  EXPECT_TRUE(torch::allclose(y, expected, 1e-5, 1e-5)) << y << "\n" << expected;
+  model->eval(), other->eval();
+  const auto x = random_inputs(c.data.modalities, 7);
+  EXPECT_TRUE(torch::allclose(model->forward(x), other->forward(x), 1e-6, 1e-6));
 }
 
-TEST(LMF, EvalModeIsDeterministicAndDropoutActsInTraining) {
-  torch::manual_seed(4);
-  const auto c = tiny_config({"model.dropout=0.5"});
-  ModelPtr model = make_model(c.model, c.data.modalities, 1);
-  const auto x = random_inputs(c.data.modalities, 16);
-  model->eval();
-  EXPECT_TRUE(torch::equal(model->forward(x), model->forward(x)));
-  model->train();
-  EXPECT_FALSE(torch::equal(model->forward(x), model->forward(x)));
+TEST(Classification, SyntheticClassesAreEquallyLikely) {
+  auto c = tiny_config({"task=classification", "num_classes=4", "data.train_size=20000"});
+  const Dataset d = load_split(c, Split::Train);
+  ASSERT_EQ(d.target.dtype(), torch::kInt64);
+  ASSERT_EQ(d.target.dim(), 1);
+  const auto counts = torch::bincount(d.target, {}, 4).to(torch::kFloat64) / 20000.0;
+  for (int k = 0; k < 4; ++k) EXPECT_NEAR(counts[k].item<double>(), 0.25, 0.02) << "class " << k;
+  // The classes order the continuous target: class means increase.
+  const Dataset r = generate_synthetic(c.data, c.seed, Split::Train);
+  double previous = -1e9;
+  for (int k = 0; k < 4; ++k) {
+    const double mean = r.target.squeeze(1).index({d.target == k}).mean().item<double>();
+    EXPECT_GT(mean, previous);
+    previous = mean;
+  }
 }
 
-TEST(Models, FactoryRejectsWhatItCannotBuild) {
-  const auto c = tiny_config();
-  EXPECT_THROW(make_model(c.model, c.data.modalities, 0), ConfigError);
+TEST(Classification, TrainsEndToEndAndReportsAccuracyAndF1) {
+  TempDir dir;
+  auto c = tiny_config({"task=classification", "num_classes=3", "data.train_size=2048",
+                        "train.epochs=15", "train.lr=0.005", "data.synthetic.target_noise=0"});
+  c.model.output_dim = 3;
+  RunPaths paths(dir.file("run"));
+  fs::create_directories(paths.checkpoints);
+  torch::manual_seed(c.seed);
+  Trainer trainer(c, load_splits(c), torch::kCPU, paths, quiet_logger());
+  trainer.fit();
+  const auto results = trainer.write_results();
+  EXPECT_GT(results["test"]["accuracy"].get<double>(), 0.5) << results.dump(2);  // chance: 1/3
+  EXPECT_TRUE(results["test"].contains("macro_f1"));
+  EXPECT_NE(read_text(paths.metrics).find("val_accuracy"), std::string::npos);
 }
 
-TEST(Models, ParameterCountsAddUp) {
-  const auto c = tiny_config();
-  ModelPtr model = make_model(c.model, c.data.modalities, 1);
-  const auto counts = parameter_counts(*model);
-  // encoders: (16*8+8) + (8*8+8) + (24*8+8); fusion: 3 factors (2, 9, 4), rank weights, bias;
-  // head: 4 + 1.
-  const int64_t encoders = 136 + 72 + 200, fusion = 3 * 2 * 9 * 4 + 2 + 4, head = 5;
-  ASSERT_EQ(counts.size(), 4u);
-  EXPECT_EQ(counts[0], (std::pair<std::string, int64_t>{"total", encoders + fusion + head}));
-  EXPECT_EQ(counts[1], (std::pair<std::string, int64_t>{"encoders", encoders}));
-  EXPECT_EQ(counts[2], (std::pair<std::string, int64_t>{"fusion", fusion}));
-  EXPECT_EQ(counts[3], (std::pair<std::string, int64_t>{"head", head}));
+TEST(Classification, LabelFilesAreChecked) {
+  TempDir dir;
+  auto c = tiny_config({"task=classification", "num_classes=3"});
+  Dataset d = load_split(c, Split::Val);
+  write_data_file(d, dir.file("ok.pt"));
+  EXPECT_TRUE(torch::equal(read_data_file(dir.file("ok.pt"), c.data.modalities, TargetRule{true, true, 3}).target, d.target));
+  d.target[3] = 7;
+  write_data_file(d, dir.file("bad.pt"));
+  expect_error([&] { read_data_file(dir.file("bad.pt"), c.data.modalities, TargetRule{true, true, 3}); },
+               "holds label 7 in row 3, outside [0, 3)");
+  d.target = d.target.to(torch::kFloat32);
+  write_data_file(d, dir.file("float.pt"));
+  EXPECT_THROW(read_data_file(dir.file("float.pt"), c.data.modalities, TargetRule{true, true, 3}), Error);
+  EXPECT_THROW(tiny_config({"task=classification"}), ConfigError);                       // no num_classes
+  EXPECT_THROW(tiny_config({"task=classification", "num_classes=3", "train.loss=mse"}), ConfigError);
+  EXPECT_THROW(tiny_config({"num_classes=3"}), ConfigError);                            // regression
 }
 
-TEST(LMF, DescriptionNamesEveryParameterAndTheStructure) {
-  const auto c = tiny_config({"model.rank=3", "model.fused_dim=5", "model.encoders={\"text\":[6,7]}",
-                              "model.dropout=0.25"});
-  auto model = LMF(LMFOptions(c.data.modalities, 2).model(c.model));
-  const LMFDescription d = model->describe();
-  EXPECT_TRUE(d.complete());
-  int64_t total = 0;
-  for (const auto& p : model->parameters()) total += p.numel();
-  EXPECT_EQ(d.module_parameters, total);
-  ASSERT_EQ(d.encoders.size(), 3u);
-  EXPECT_EQ(d.encoders[2].hidden, (std::vector<int64_t>{6, 7}));
-  EXPECT_EQ(d.encoders[2].output_dim(), 7);
-  EXPECT_EQ(d.encoders[0].input_dim, 16);
-  EXPECT_EQ(d.encoders[0].activation, Activation::ReLU);
-  EXPECT_DOUBLE_EQ(d.encoders[1].dropout, 0.25);
-  EXPECT_EQ(d.rank, 3);
-  EXPECT_EQ(d.fused_dim, 5);
-  EXPECT_EQ(d.output_dim, 2);
-  EXPECT_TRUE(d.has_head());
-  // The description holds the module's own tensors, not copies.
-  EXPECT_TRUE(d.factors[2].is_same(model->fusion->factors[2]));
-  EXPECT_TRUE(d.head_weight.is_same(model->head->weight));
-  EXPECT_EQ(d.factor_layouts[2].rows, 8);  // d + 1 with d = 7
-  // Summed rank weights are a buffer, not a parameter; no head when fused_dim == output.
-  const auto s = tiny_config({"model.rank_weighting=sum", "model.fused_dim=2"});
-  const auto plain = LMF(LMFOptions(s.data.modalities, 2).model(s.model))->describe();
-  EXPECT_TRUE(plain.complete());
-  EXPECT_EQ(plain.rank_weighting, RankWeighting::Sum);
-  EXPECT_FALSE(plain.has_head());
-}
-
-TEST(LMF, FactorLayoutsFlatViewIsTheSameInEveryForm) {
-  // V[i, r * out + j] = W[r, i, j], written out by hand, against the layout's three forms.
-  const FactorLayout layout{3, 4, 2};
-  const auto w = torch::randn({3, 4, 2});
-  auto expected = torch::empty({4, 6});
-  for (int64_t r = 0; r < 3; ++r)
-    for (int64_t i = 0; i < 4; ++i)
-      for (int64_t j = 0; j < 2; ++j) expected[i][r * 2 + j] = w[r][i][j];
-  EXPECT_TRUE(torch::equal(layout.flatten(w), expected));
-  auto v = torch::empty({4, 6});
-  layout.flatten_into(w.data_ptr<float>(), v.data_ptr<float>());
-  EXPECT_TRUE(torch::equal(v, expected));
-  auto back = torch::ones({3, 4, 2});
-  layout.add_unflattened(expected.data_ptr<float>(), back.data_ptr<float>());
-  EXPECT_TRUE(torch::equal(back, w + 1));
-}
-
-TEST(LMF, TanhEncodersComputeTanh) {
-  const auto c = tiny_config({"model.activation=tanh", "model.encoder_hidden=[3]"});
-  auto encoder = MLPEncoder(16, std::vector<int64_t>{3}, 0.0, Activation::Tanh);
-  const auto x = torch::randn({4, 16});
-  const auto description = encoder->describe();
-  const auto& layer = description.layers[0];
-  EXPECT_TRUE(torch::allclose(encoder->forward(x), torch::tanh(x.mm(layer.weight.t()) + layer.bias)));
-  EXPECT_EQ(make_model(c.model, c.data.modalities, 1)->as<LMFImpl>()->describe().encoders[0].activation,
-            Activation::Tanh);
-}

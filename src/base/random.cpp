@@ -5,14 +5,8 @@
 
 namespace mmfusion {
 
-uint64_t mix64(uint64_t x) {
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
 uint64_t stream_key(uint64_t seed, uint64_t stream) {
-  return mix64(mix64(seed + 0x9E3779B97F4A7C15ULL) ^ (stream * 0xD1B54A32D192ED03ULL + 0x2545F4914F6CDD1DULL));
+  return mix64(splitmix64(seed) ^ (stream * 0xD1B54A32D192ED03ULL + 0x2545F4914F6CDD1DULL));
 }
 
 namespace {
@@ -53,11 +47,8 @@ const Ziggurat& ziggurat() {
 }  // namespace
 
 RowRandom::RowRandom(uint64_t key, uint64_t row) {
-  uint64_t z = key ^ mix64(row + 0x632BE59BD9B4E019ULL);
-  for (auto& s : s_) {
-    z += 0x9E3779B97F4A7C15ULL;
-    s = mix64(z);
-  }
+  const uint64_t z = key ^ mix64(row + 0x632BE59BD9B4E019ULL);
+  for (uint64_t i = 0; i < 4; ++i) s_[i] = splitmix64(z, i + 1);
 }
 
 double RowRandom::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }

@@ -78,6 +78,38 @@ const char* to_string(Standardize v) {
   }
   return "?";
 }
+const char* to_string(KernelType v) {
+  switch (v) {
+    case KernelType::Linear: return "linear";
+    case KernelType::Polynomial: return "polynomial";
+    case KernelType::RBF: return "rbf";
+  }
+  return "?";
+}
+const char* to_string(KernelNormalize v) {
+  switch (v) {
+    case KernelNormalize::None: return "none";
+    case KernelNormalize::UnitDiagonal: return "unit_diagonal";
+    case KernelNormalize::UnitTrace: return "unit_trace";
+  }
+  return "?";
+}
+const char* to_string(MKLSolver v) {
+  switch (v) {
+    case MKLSolver::Average: return "average";
+    case MKLSolver::LP: return "lp";
+    case MKLSolver::Simple: return "simple";
+  }
+  return "?";
+}
+const char* to_string(Backend v) {
+  switch (v) {
+    case Backend::Auto: return "auto";
+    case Backend::Gloo: return "gloo";
+    case Backend::NCCL: return "nccl";
+  }
+  return "?";
+}
 
 template <>
 const std::vector<Task>& all_values() {
@@ -123,6 +155,27 @@ const std::vector<DataSource>& all_values() {
 template <>
 const std::vector<Standardize>& all_values() {
   static const std::vector<Standardize> v{Standardize::None, Standardize::ZScore};
+  return v;
+}
+template <>
+const std::vector<KernelType>& all_values() {
+  static const std::vector<KernelType> v{KernelType::Linear, KernelType::Polynomial, KernelType::RBF};
+  return v;
+}
+template <>
+const std::vector<KernelNormalize>& all_values() {
+  static const std::vector<KernelNormalize> v{KernelNormalize::None, KernelNormalize::UnitDiagonal,
+                                              KernelNormalize::UnitTrace};
+  return v;
+}
+template <>
+const std::vector<MKLSolver>& all_values() {
+  static const std::vector<MKLSolver> v{MKLSolver::Average, MKLSolver::LP, MKLSolver::Simple};
+  return v;
+}
+template <>
+const std::vector<Backend>& all_values() {
+  static const std::vector<Backend> v{Backend::Auto, Backend::Gloo, Backend::NCCL};
   return v;
 }
 

@@ -29,7 +29,7 @@ namespace {
 
 // A modality name: an identifier (it becomes part of parameter names), and not the data
 // files' "target". The parser and the schema both take it from here.
-constexpr const char* kModalityNamePattern = "(?!target$)[A-Za-z_][A-Za-z0-9_]*";
+const std::string kModalityNamePattern = std::string("(?!") + kTargetEntry + "$)[A-Za-z_][A-Za-z0-9_]*";
 
 const std::regex& modality_name() {
   static const std::regex re(kModalityNamePattern);
@@ -53,7 +53,7 @@ std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& p
     if (!name) fail(r.path("name"), "required (a modality needs a name)");
     m.name = check_string(*name, r.path("name"));
     if (!std::regex_match(m.name, modality_name()))
-      fail(r.path("name"), "expected an identifier (letters, digits, '_'; not \"target\"), got \"" + m.name + "\"");
+      fail(r.path("name"), "expected an identifier (letters, digits, '_'; not \"" + std::string(kTargetEntry) + "\"), got \"" + m.name + "\"");
     if (!seen.insert(m.name).second) fail(r.path("name"), "duplicate modality name \"" + m.name + "\"");
     const json* dim = r.find("dim");
     if (!dim) fail(r.path("dim"), "required (the modality's feature size)");
@@ -261,13 +261,6 @@ template <typename Ref>
 ConfigKey positive(std::string path, Ref ref, std::string description) {
   ConfigKey k = row(std::move(path), KeyKind::Number, ref, std::move(description));
   k.minimum = 0, k.exclusive_minimum = true;
-  return k;
-}
-
-template <typename Ref>
-ConfigKey choice(std::string path, Ref ref, std::vector<std::string> options, std::string description) {
-  ConfigKey k = row(std::move(path), KeyKind::Choice, ref, std::move(description));
-  k.choices = std::move(options);
   return k;
 }
 
@@ -627,7 +620,7 @@ std::vector<ConfigKey> make_table() {
 
   // ---- mkl
   t.push_back(group("mkl", "multiple kernel learning (mkl.md)", "mkl"));
-  t.push_back(choice("mkl.solver", MMF_FIELD(mkl.solver), {"average", "lp", "simple"},
+  t.push_back(row("mkl.solver", KeyKind::Choice, MMF_FIELD(mkl.solver),
                      "`average`: uniform weights (the baseline); `lp`: lp-norm MKL; `simple`: SimpleMKL"));
   t.push_back(number("mkl.p", MMF_FIELD(mkl.p), 1, inf, false, "lp: the norm of the weight constraint"));
   t.push_back(positive("mkl.lambda", MMF_FIELD(mkl.lambda), "kernel ridge regularisation"));
@@ -682,7 +675,7 @@ std::vector<ConfigKey> make_table() {
     t.push_back(k);
   }
   t.push_back(group(kKernelGroup, "one kernel; a modality's keys default to `default`'s"));
-  t.push_back(choice("mkl.kernels.<kernel>.type", MMF_KERNEL_FIELD(type), {"linear", "polynomial", "rbf"},
+  t.push_back(row("mkl.kernels.<kernel>.type", KeyKind::Choice, MMF_KERNEL_FIELD(type),
                      "`linear`: x.z; `polynomial`: (x.z / dim + coef0)^degree; `rbf`: exp(-gamma |x - z|^2)"));
   t.push_back(number("mkl.kernels.<kernel>.gamma", MMF_KERNEL_FIELD(gamma), 0, inf, false,
                      "rbf; 0 = the median heuristic: `gamma_scale` / median of the pairwise squared distances of (up "
@@ -692,7 +685,7 @@ std::vector<ConfigKey> make_table() {
                        "may need wider kernels"));
   t.push_back(integer("mkl.kernels.<kernel>.degree", MMF_KERNEL_FIELD(degree), 1, 10, "polynomial"));
   t.push_back(number("mkl.kernels.<kernel>.coef0", MMF_KERNEL_FIELD(coef0), 0, inf, false, "polynomial"));
-  t.push_back(choice("mkl.kernels.<kernel>.normalize", MMF_KERNEL_FIELD(normalize), {"none", "unit_diagonal", "unit_trace"},
+  t.push_back(row("mkl.kernels.<kernel>.normalize", KeyKind::Choice, MMF_KERNEL_FIELD(normalize),
                      "`unit_diagonal`: K(x,z) / sqrt(K(x,x) K(z,z)) (RBF already is); `unit_trace`: divided by the "
                      "mean of the training diagonal"));
   for (auto& k : t)
@@ -701,7 +694,7 @@ std::vector<ConfigKey> make_table() {
   // ---- distributed
   t.push_back(group("distributed", "several processes (distributed.md); used only when WORLD_SIZE > 1",
                     "train (several processes)"));
-  t.push_back(choice("distributed.backend", MMF_FIELD(distributed.backend), {"auto", "gloo", "nccl"},
+  t.push_back(row("distributed.backend", KeyKind::Choice, MMF_FIELD(distributed.backend),
                      "`auto`: Gloo (NCCL is not wired for LibTorch 2.x yet); `gloo` is an error in a build without "
                      "Gloo's headers"));
   t.push_back(positive("distributed.timeout_s", MMF_FIELD(distributed.timeout_s),

@@ -21,13 +21,18 @@
 namespace mmfusion {
 namespace {
 
-// splitmix64: derives independent generator seeds for (seed, stream).
-uint64_t mix_seed(uint64_t seed, uint64_t stream) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+// The random streams of one seed. Every number is part of what a seed means: changing one
+// changes every data set made from that seed.
+namespace streams {
+constexpr uint64_t kStructure = 0;      // the task: mixing matrices, effect directions
+constexpr uint64_t kFirstSplit = 1;     // + Split: the train, val and test rows
+constexpr uint64_t kCalibration = 50;   // rows whose target quantiles are the class thresholds
+constexpr uint64_t kFileSplit = 100;    // the permutation that splits a data file by fractions
+constexpr uint64_t kFirstEpoch = 1000;  // + epoch: the rows of a training stream's epoch
+}  // namespace streams
+
+// Generator 1's seed for stream `stream` of `seed`: output stream + 1 of splitmix64.
+uint64_t mix_seed(uint64_t seed, uint64_t stream) { return splitmix64(seed, stream + 1); }
 
 torch::Tensor unit_vector(int64_t n, at::Generator& gen) {
   auto v = torch::randn({n}, gen, torch::kFloat64);
@@ -46,7 +51,7 @@ struct SyntheticStructure {
 
 SyntheticStructure make_structure(const DataConfig& d, uint64_t seed) {
   const auto& s = d.synthetic;
-  at::Generator gen = at::detail::createCPUGenerator(mix_seed(seed, 0));
+  at::Generator gen = at::detail::createCPUGenerator(mix_seed(seed, streams::kStructure));
   const int64_t z = s.shared_latent_dim + s.latent_dim;
   const size_t M = d.modalities.size();
   SyntheticStructure st;
@@ -390,12 +395,8 @@ double recovered(const torch::Tensor& mixing, int64_t shared, const torch::Tenso
   return c.dot(p.matmul(c)).item<double>();
 }
 
-constexpr uint64_t kCalibrationStream = 50;
 constexpr int64_t kCalibrationSize = 1 << 16;
 }  // namespace
-
-// Epoch e of a training stream is generator stream kTrainingStreams + e.
-constexpr uint64_t kTrainingStreams = 1000;
 
 struct TrainingStream::Impl {
   ExperimentConfig config;
@@ -416,7 +417,7 @@ TrainingStream::~TrainingStream() = default;
 int64_t TrainingStream::rows_per_epoch() const { return impl_->config.data.train_size; }
 
 Dataset TrainingStream::rows(int64_t epoch, int64_t r0, int64_t r1) const {
-  Dataset out = impl_->maker.rows(impl_->config.seed, kTrainingStreams + static_cast<uint64_t>(epoch), r0, r1 - r0, true);
+  Dataset out = impl_->maker.rows(impl_->config.seed, streams::kFirstEpoch + static_cast<uint64_t>(epoch), r0, r1 - r0, true);
   if (impl_->thresholds.defined())
     out.target = torch::bucketize(out.target.squeeze(1), impl_->thresholds).to(torch::kInt64);
   out.origin = "synthetic training stream, epoch " + std::to_string(epoch + 1);
@@ -424,7 +425,7 @@ Dataset TrainingStream::rows(int64_t epoch, int64_t r0, int64_t r1) const {
 }
 
 Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
-  Dataset out = generate_stream(d, seed, 1 + static_cast<uint64_t>(split), split_size(d, split), true);
+  Dataset out = generate_stream(d, seed, streams::kFirstSplit + static_cast<uint64_t>(split), split_size(d, split), true);
   out.origin = std::string("synthetic ") + split_name(split) + " split";
   return out;
 }
@@ -475,7 +476,7 @@ nlohmann::json to_json(const SyntheticTruth& t) {
 }
 
 torch::Tensor class_thresholds(const ExperimentConfig& config) {
-  const auto y = generate_stream(config.data, config.seed, kCalibrationStream, kCalibrationSize, false)
+  const auto y = generate_stream(config.data, config.seed, streams::kCalibration, kCalibrationSize, false)
                      .target.squeeze(1).to(torch::kFloat64);
   const int64_t k = config.num_classes;
   const auto q = torch::arange(1, k, torch::kFloat64) / static_cast<double>(k);
@@ -544,9 +545,12 @@ std::map<std::string, torch::Tensor> npz_entries(const std::vector<char>& bytes,
 
 }  // namespace
 
+// The target entry's name as messages quote it.
+const std::string kTarget = std::string("\"") + kTargetEntry + "\"";
+
 Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
                         const std::vector<ModalityConfig>& modalities, const TargetRule& rule) {
-  std::set<std::string> wanted{"target"};
+  std::set<std::string> wanted{kTargetEntry};
   for (const auto& m : modalities) wanted.insert(m.name);
   std::vector<std::string> names;  // every entry of the file, for messages
   const std::map<std::string, torch::Tensor> entries =
@@ -562,7 +566,7 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
       throw Error(path + ": entry \"" + key + "\" has " + std::to_string(n) + " rows but \"" +
                   rows_from + "\" has " + std::to_string(rows));
   };
-  // Entries that are neither a configured modality nor "target" are left alone: one file
+  // Entries that are neither a configured modality nor the target are left alone: one file
   // can serve configs that use some of its modalities.
   for (const auto& m : modalities) {
     auto it = entries.find(m.name);
@@ -577,30 +581,30 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
     out.names.push_back(m.name);
     out.features.push_back(t);
   }
-  auto target = entries.find("target");
+  auto target = entries.find(kTargetEntry);
   if (target != entries.end() && rule.labels) {
     torch::Tensor t = target->second;
     if (t.is_floating_point() || t.is_complex() || t.scalar_type() == torch::kBool)
-      throw Error(path + ": entry \"target\" has dtype " + std::string(c10::toString(t.scalar_type())) +
+      throw Error(path + ": entry " + kTarget + " has dtype " + std::string(c10::toString(t.scalar_type())) +
                   ", expected integer class labels for classification");
     if (t.dim() == 2 && t.size(1) == 1) t = t.squeeze(1);
     if (t.dim() != 1)
-      throw Error(path + ": entry \"target\" has shape " + c10::str(t.sizes()) + ", expected [N] class labels");
-    check_rows("target", t.size(0));
+      throw Error(path + ": entry " + kTarget + " has shape " + c10::str(t.sizes()) + ", expected [N] class labels");
+    check_rows(kTargetEntry, t.size(0));
     t = t.to(torch::kInt64).contiguous();
     check_labels(t, rule.num_classes > 0 ? rule.num_classes : kMaxClasses, path);
     out.target = t;
   } else if (target != entries.end()) {
-    torch::Tensor t = float_entry(path, "target", target->second);
+    torch::Tensor t = float_entry(path, kTargetEntry, target->second);
     if (t.dim() == 1) t = t.unsqueeze(1);
     if (t.dim() != 2 || t.size(1) < 1)
-      throw Error(path + ": entry \"target\" has shape " + c10::str(t.sizes()) +
+      throw Error(path + ": entry " + kTarget + " has shape " + c10::str(t.sizes()) +
                   ", expected [N] or [N, K]");
-    check_rows("target", t.size(0));
-    t = require_finite(path, "target", t);
+    check_rows(kTargetEntry, t.size(0));
+    t = require_finite(path, kTargetEntry, t);
     out.target = t;
   } else if (rule.required) {
-    throw Error(path + ": missing entry \"target\" (needed for training and evaluation)");
+    throw Error(path + ": missing entry " + kTarget + " (needed for training and evaluation)");
   }
   if (rows == 0) throw Error(path + ": the file holds no rows");
   return out;
@@ -610,7 +614,7 @@ void check_labels(const torch::Tensor& labels, int64_t num_classes, const std::s
   const auto bad = (labels < 0) | (labels >= num_classes);
   if (labels.numel() == 0 || !bad.any().item<bool>()) return;
   const int64_t row = bad.nonzero()[0][0].item<int64_t>();
-  throw Error(origin + ": entry \"target\" holds label " + std::to_string(labels[row].item<int64_t>()) +
+  throw Error(origin + ": entry " + kTarget + " holds label " + std::to_string(labels[row].item<int64_t>()) +
               " in row " + std::to_string(row) + ", outside [0, " + std::to_string(num_classes) + ")");
 }
 
@@ -673,7 +677,7 @@ void write_data_file(const Dataset& data, const std::string& path) {
     for (size_t m = 0; m < data.names.size(); ++m) arrays.emplace_back(data.names[m], data.features[m].cpu().contiguous());
     if (data.target.defined()) {
       auto t = data.target.cpu().contiguous();
-      arrays.emplace_back("target", t.dim() == 2 && t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
+      arrays.emplace_back(kTargetEntry, t.dim() == 2 && t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
     }
     write_npz(path, arrays);
     return;
@@ -683,7 +687,7 @@ void write_data_file(const Dataset& data, const std::string& path) {
     dict.insert(data.names[m], data.features[m].cpu().contiguous());
   if (data.target.defined()) {
     auto t = data.target.cpu().contiguous();
-    dict.insert("target", t.dim() == 2 && t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
+    dict.insert(kTargetEntry, t.dim() == 2 && t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
   }
   const std::vector<char> bytes = torch_save_bytes(c10::IValue(dict));
   atomic_write(path, [&](const std::string& tmp) {
@@ -705,7 +709,7 @@ Dataset fraction_split(const ExperimentConfig& config, const Dataset& all, Split
   if ((d.val_path.empty() && n_val < 1) || (d.test_path.empty() && n_test < 1) || n - n_val - n_test < 1)
     throw Error(d.path + ": " + std::to_string(n) +
                 " rows are too few to split into train/val/test by the configured fractions");
-  at::Generator gen = at::detail::createCPUGenerator(mix_seed(config.seed, 100));
+  at::Generator gen = at::detail::createCPUGenerator(mix_seed(config.seed, streams::kFileSplit));
   const auto perm = torch::randperm(n, gen, torch::kInt64);
   Dataset out;
   switch (split) {

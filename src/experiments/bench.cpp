@@ -37,29 +37,6 @@ json summarise(std::vector<double> samples_per_s, int64_t batch, double flops_pe
 
 }  // namespace
 
-double forward_flops_per_sample(MultimodalModelImpl& model) {
-  double flops = 0;
-  for (const auto& module : model.modules(/*include_self=*/false))
-    if (const auto* linear = module->as<torch::nn::LinearImpl>())
-      flops += 2.0 * linear->options.in_features() * linear->options.out_features() +
-               (linear->options.bias() ? linear->options.out_features() : 0);
-  if (auto* lmf = dynamic_cast<LMFImpl*>(&model)) {
-    const LMFDescription d = lmf->describe();
-    const double ro = double(d.rank * d.fused_dim);
-    for (const auto& layout : d.factor_layouts) flops += 2.0 * double(layout.rows - 1) * ro + ro;  // addmm, bias row
-    flops += double(d.factor_layouts.size() - 1) * ro;  // product over modalities
-    flops += 2.0 * ro + double(d.fused_dim);            // rank sum and bias
-  }
-  if (auto* tfn = dynamic_cast<TFNImpl*>(&model)) {
-    double partial = 1;
-    for (int64_t d : tfn->encoders->output_dims()) {
-      if (partial > 1) flops += partial * double(d + 1);  // one multiply per new entry
-      partial *= double(d + 1);
-    }
-  }
-  return flops;
-}
-
 double matmul_gflops(const torch::Device& device, int repeats) {
   const int64_t n = device.is_cpu() ? 1024 : 8192;
   const auto a = torch::randn({n, n}).to(device), b = torch::randn({n, n}).to(device);
@@ -72,6 +49,106 @@ double matmul_gflops(const torch::Device& device, int repeats) {
   return 2.0 * double(n) * n * n * repeats / seconds / 1e9;
 }
 
+namespace {
+
+// Samples per second of args.steps calls of `step` per repeat, after args.warmup untimed
+// calls; each repeat's clock stops once the device has finished.
+template <typename Step>
+std::vector<double> timed_rates(const BenchArgs& args, int64_t batch, const torch::Device& device, Step&& step) {
+  for (int64_t i = 0; i < args.warmup; ++i) step();
+  sync(device);
+  std::vector<double> rates;
+  for (int64_t r = 0; r < args.repeats; ++r) {
+    const auto start = Clock::now();
+    for (int64_t i = 0; i < args.steps; ++i) step();
+    sync(device);
+    rates.push_back(double(batch * args.steps) / std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  return rates;
+}
+
+// Synthetic data: how fast the generator makes a split (kGenerationRows rows at once, all
+// threads); null for file data.
+json time_generation(const ExperimentConfig& config, const BenchArgs& args) {
+  if (config.data.source != DataSource::Synthetic) return nullptr;
+  DataConfig d = config.data;
+  d.train_size = kGenerationRows;
+  std::vector<double> rates;
+  for (int64_t r = 0; r < args.repeats; ++r) {
+    const auto start = Clock::now();
+    generate_synthetic(d, config.seed + r, Split::Train);
+    rates.push_back(double(kGenerationRows) / std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  json generation = summarise(rates, kGenerationRows, 0);
+  generation.erase("gflops");
+  generation.erase("ms_per_step");
+  generation["rows"] = kGenerationRows;
+  generation["generator"] = config.data.synthetic.generator;
+  return generation;
+}
+
+// What every batch size shares: the model's size and FLOPs, and the paths the steps took.
+struct BenchFacts {
+  double forward_flops = 0;
+  int64_t parameters = 0;
+  std::string train_path, eval_path;
+};
+
+// One batch size: training steps as the trainer runs them (the eager step reads its loss
+// back, the CUDA graph keeps it on the device), inference steps, and with a training
+// stream how fast it makes one batch of this size.
+json bench_batch(const ExperimentConfig& config, const BenchArgs& args, const torch::Device& device, int64_t out,
+                 int64_t batch, const TrainingStream* stream, BenchFacts& facts) {
+  if (batch < 1) throw ConfigError("--batch-sizes: expected integers >= 1, got " + std::to_string(batch));
+  torch::manual_seed(config.seed);
+  ModelPtr model = make_model(config.model, config.data.modalities, out);
+  model->to(device);
+  auto optimizer = make_optimizer(config.train, *model);
+  facts.forward_flops = model->forward_flops();
+  facts.parameters = parameter_counts(*model)[0].second;
+  std::vector<torch::Tensor> x;
+  for (const auto& m : config.data.modalities) x.push_back(torch::randn({batch, m.dim}).to(device));
+  const auto y = config.task == Task::Classification ? torch::randint(out, {batch}, torch::kInt64).to(device)
+                                                     : torch::randn({batch, out}).to(device);
+  model->train();
+  StepRunner step(model, config.train);
+  const auto graph = GraphedTrainStep::make(config.train, step, *optimizer, device);
+  const auto train_rates = timed_rates(args, batch, device, [&] {
+    if (graph) return graph->run(x, y);
+    clear_gradients(*optimizer);
+    step.forward_backward(x, y);
+    optimizer->step();
+  });
+  model->eval();
+  std::vector<double> eval_rates;
+  {
+    torch::InferenceMode guard;
+    eval_rates = timed_rates(args, batch, device, [&] { step.infer(x); });
+  }
+  // Which path the timed steps took (all of them, or "mixed").
+  auto path_of = [](const StepRunner::Counts& c) {
+    return c.autograd == 0 ? to_string(StepPath::HandWritten) : c.handwritten == 0 ? to_string(StepPath::Autograd) : "mixed";
+  };
+  facts.train_path = graph ? "cuda-graph" : path_of(step.train_counts());
+  facts.eval_path = path_of(step.infer_counts());
+  json result = {{"batch_size", batch},
+                 {"train", summarise(train_rates, batch, 3 * facts.forward_flops)},
+                 {"eval", summarise(eval_rates, batch, facts.forward_flops)}};
+  if (stream) {  // streaming makes each batch as it trains
+    std::vector<double> rates;
+    for (int64_t r = 0; r < args.repeats; ++r) {
+      const auto start = Clock::now();
+      for (int64_t i = 0; i < args.steps; ++i) stream->rows(r, i * batch, (i + 1) * batch);
+      rates.push_back(double(batch * args.steps) / std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    result["stream"] = summarise(rates, batch, 0);
+    result["stream"].erase("gflops");
+  }
+  return result;
+}
+
+}  // namespace
+
 json run_bench(const BenchArgs& args) {
   ExperimentConfig config = load_config(args.config, args.overrides);
   const torch::Device device = resolve_device(config.device);
@@ -79,117 +156,29 @@ json run_bench(const BenchArgs& args) {
   const int64_t threads = apply_threads(config.threads);
   if (args.steps < 1 || args.repeats < 1 || args.warmup < 0)
     throw ConfigError("bench: --steps and --repeats must be >= 1, --warmup >= 0");
-  const bool classification = config.task == Task::Classification;
-  if (classification && config.num_classes == 0)  // file data may leave it to training
+  if (config.task == Task::Classification && config.num_classes == 0)  // file data may leave it to training
     throw ConfigError("num_classes: bench draws random labels and needs it (--set num_classes=N)");
   // Random targets stand in for data: model.output_dim columns when given, else one.
   const int64_t out = resolve_output_dim(config, config.model.output_dim > 0 ? config.model.output_dim : 1);
   config.model.output_dim = out;
-
-  // Synthetic data: how fast the generator makes a split (kGenerationRows rows at once,
-  // all threads), and with generator 2 one batch at a time, as streaming does.
-  json generation = nullptr;
-  std::unique_ptr<TrainingStream> stream;
-  if (config.data.source == DataSource::Synthetic) {
-    DataConfig d = config.data;
-    d.train_size = kGenerationRows;
-    std::vector<double> rates;
-    for (int64_t r = 0; r < args.repeats; ++r) {
-      const auto start = Clock::now();
-      generate_synthetic(d, config.seed + r, Split::Train);
-      rates.push_back(double(kGenerationRows) / std::chrono::duration<double>(Clock::now() - start).count());
-    }
-    generation = summarise(rates, kGenerationRows, 0);
-    generation.erase("gflops");
-    generation.erase("ms_per_step");
-    generation["rows"] = kGenerationRows;
-    generation["generator"] = config.data.synthetic.generator;
-    if (config.data.synthetic.generator >= 2) stream = std::make_unique<TrainingStream>(config);
-  }
+  const json generation = time_generation(config, args);
+  std::unique_ptr<TrainingStream> stream;  // generator 2 makes one batch at a time, as streaming does
+  if (config.data.source == DataSource::Synthetic && config.data.synthetic.generator >= 2)
+    stream = std::make_unique<TrainingStream>(config);
 
   json results = json::array();
-  double forward_flops = 0;
-  int64_t parameters = 0;
-  std::string train_path, eval_path;
-  for (int64_t batch : args.batch_sizes) {
-    if (batch < 1) throw ConfigError("--batch-sizes: expected integers >= 1, got " + std::to_string(batch));
-    torch::manual_seed(config.seed);
-    ModelPtr model = make_model(config.model, config.data.modalities, out);
-    model->to(device);
-    auto optimizer = make_optimizer(config.train, *model);
-    forward_flops = forward_flops_per_sample(*model);
-    parameters = parameter_counts(*model)[0].second;
-    std::vector<torch::Tensor> x;
-    for (const auto& m : config.data.modalities) x.push_back(torch::randn({batch, m.dim}).to(device));
-    const auto y = classification ? torch::randint(out, {batch}, torch::kInt64).to(device)
-                                  : torch::randn({batch, out}).to(device);
-
-    // A training step as the trainer runs it: the eager step reads its loss back, the
-    // CUDA graph keeps it on the device.
-    model->train();
-    StepRunner step(model, config.train);
-    const auto graph = GraphedTrainStep::make(config.train, step, *optimizer, device);
-    auto train_step = [&] {
-      if (graph) return graph->run(x, y);
-      clear_gradients(*optimizer);
-      step.forward_backward(x, y);
-      optimizer->step();
-    };
-    for (int64_t i = 0; i < args.warmup; ++i) train_step();
-    sync(device);
-    std::vector<double> train_rates;
-    for (int64_t r = 0; r < args.repeats; ++r) {
-      const auto start = Clock::now();
-      for (int64_t i = 0; i < args.steps; ++i) train_step();
-      sync(device);
-      train_rates.push_back(double(batch * args.steps) /
-                            std::chrono::duration<double>(Clock::now() - start).count());
-    }
-
-    model->eval();
-    std::vector<double> eval_rates;
-    {
-      torch::InferenceMode guard;
-      for (int64_t i = 0; i < args.warmup; ++i) step.infer(x);
-      sync(device);
-      for (int64_t r = 0; r < args.repeats; ++r) {
-        const auto start = Clock::now();
-        for (int64_t i = 0; i < args.steps; ++i) step.infer(x);
-        sync(device);
-        eval_rates.push_back(double(batch * args.steps) /
-                             std::chrono::duration<double>(Clock::now() - start).count());
-      }
-    }
-    // Which path the timed steps took (all of them, or "mixed").
-    auto path_of = [](const StepRunner::Counts& c) {
-      return c.autograd == 0 ? to_string(StepPath::HandWritten) : c.handwritten == 0 ? to_string(StepPath::Autograd) : "mixed";
-    };
-    train_path = graph ? "cuda-graph" : path_of(step.train_counts());
-    eval_path = path_of(step.infer_counts());
-    results.push_back({{"batch_size", batch},
-                       {"train", summarise(train_rates, batch, 3 * forward_flops)},
-                       {"eval", summarise(eval_rates, batch, forward_flops)}});
-    // Streaming makes each batch as it trains: how fast one batch of this size is made.
-    if (stream) {
-      std::vector<double> rates;
-      for (int64_t r = 0; r < args.repeats; ++r) {
-        const auto start = Clock::now();
-        for (int64_t i = 0; i < args.steps; ++i) stream->rows(r, i * batch, (i + 1) * batch);
-        rates.push_back(double(batch * args.steps) / std::chrono::duration<double>(Clock::now() - start).count());
-      }
-      results.back()["stream"] = summarise(rates, batch, 0);
-      results.back()["stream"].erase("gflops");
-    }
-  }
+  BenchFacts facts;
+  for (int64_t batch : args.batch_sizes)
+    results.push_back(bench_batch(config, args, device, out, batch, stream.get(), facts));
   return {{"config", args.config},
           {"model", to_string(config.model.type)},
           {"device", device.str()},
           {"threads", threads},
-          {"train_path", train_path},
-          {"eval_path", eval_path},
-          {"parameters", parameters},
-          {"forward_flops_per_sample", forward_flops},
-          {"train_flops_per_sample", 3 * forward_flops},
+          {"train_path", facts.train_path},
+          {"eval_path", facts.eval_path},
+          {"parameters", facts.parameters},
+          {"forward_flops_per_sample", facts.forward_flops},
+          {"train_flops_per_sample", 3 * facts.forward_flops},
           {"tf32", config.train.tf32},
           {"matmul_gflops", matmul_gflops(device)},
           {"steps", args.steps},

@@ -34,122 +34,6 @@ extern char** environ;
 namespace mmfusion {
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Combination = std::vector<std::pair<std::string, json>>;
-
-namespace {
-
-std::string value_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
-
-std::string last_segment(const std::string& key) {
-  const auto dot = key.rfind('.');
-  return dot == std::string::npos ? key : key.substr(dot + 1);
-}
-
-struct Stats {
-  double mean = NAN, std = NAN;
-  size_t n = 0;
-};
-Stats stats(const std::vector<double>& v) {
-  Stats s;
-  s.n = v.size();
-  if (v.empty()) return s;
-  double sum = 0;
-  for (double x : v) sum += x;
-  s.mean = sum / v.size();
-  double sq = 0;
-  for (double x : v) sq += (x - s.mean) * (x - s.mean);
-  s.std = v.size() > 1 ? std::sqrt(sq / (v.size() - 1)) : 0.0;
-  return s;
-}
-
-// A run's relevance score of one block (InTense), NaN when it has none.
-double relevance_score(const json& results, const std::string& block) {
-  const json score = results.value("relevance", json::object()).value(block, json());
-  return score.is_number() ? score.get<double>() : NAN;
-}
-
-std::string format_stat(const Stats& s) {
-  if (s.n == 0) return "-";
-  char buf[64];
-  if (s.n == 1) std::snprintf(buf, sizeof buf, "%.4g", s.mean);  // one run has no spread
-  else std::snprintf(buf, sizeof buf, "%.4g ± %.2g", s.mean, s.std);
-  return buf;
-}
-
-}  // namespace
-
-GridAxis parse_grid_axis(const std::string& text) {
-  const auto eq = text.find('=');
-  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
-    throw ConfigError("--grid " + text + ": expected KEY=V1,V2,... (e.g. model.rank=1,4,16)");
-  GridAxis axis{text.substr(0, eq), {}};
-  const std::string values = text.substr(eq + 1);
-  int depth = 0;
-  bool quoted = false;
-  std::string current;
-  for (size_t i = 0; i <= values.size(); ++i) {
-    const char c = i < values.size() ? values[i] : ',';
-    if (c == '"' && (i == 0 || values[i - 1] != '\\')) quoted = !quoted;
-    if (!quoted && (c == '[' || c == '{')) ++depth;
-    if (!quoted && (c == ']' || c == '}')) --depth;
-    if (c == ',' && depth == 0 && !quoted) {
-      if (current.empty()) throw ConfigError("--grid " + text + ": empty value");
-      axis.values.push_back(parse_value(current));
-      current.clear();
-    } else {
-      current += c;
-    }
-  }
-  return axis;
-}
-
-std::vector<Combination> grid_combinations(const std::vector<GridAxis>& axes) {
-  std::vector<Combination> out{{}};
-  for (const auto& axis : axes) {
-    std::vector<Combination> next;
-    for (const auto& partial : out)
-      for (const auto& v : axis.values) {
-        Combination c = partial;
-        c.emplace_back(axis.key, v);
-        next.push_back(std::move(c));
-      }
-    out = std::move(next);
-  }
-  return out;
-}
-
-std::string combination_name(const Combination& combination) {
-  std::map<std::string, int> seen;
-  for (const auto& [key, v] : combination) seen[last_segment(key)]++;
-  std::string name;
-  for (const auto& [key, v] : combination) {
-    std::string label = seen[last_segment(key)] > 1 ? key : last_segment(key);
-    std::string text = label + "-" + value_text(v);
-    for (char& c : text)
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '-';
-    name += (name.empty() ? "" : "_") + text;
-  }
-  return name;
-}
-
-Shard parse_shard(const std::string& text) {
-  Shard shard;
-  if (text.empty()) return shard;
-  const auto slash = text.find('/');
-  try {
-    size_t used_k = 0, used_n = 0;
-    if (slash == std::string::npos) throw std::invalid_argument("no slash");
-    shard.index = std::stoll(text.substr(0, slash), &used_k);
-    shard.count = std::stoll(text.substr(slash + 1), &used_n);
-    if (used_k != slash || used_n != text.size() - slash - 1) throw std::invalid_argument("trailing");
-  } catch (const std::exception&) {
-    throw ConfigError("--shard " + text + ": expected K/N, e.g. 0/4 (K from 0 to N-1)");
-  }
-  if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
-    throw ConfigError("--shard " + text + ": K must lie in 0.." + std::to_string(shard.count - 1) +
-                      " for N = " + std::to_string(shard.count) + " (N >= 1)");
-  return shard;
-}
 
 namespace {
 
@@ -376,6 +260,48 @@ RunStatus run_combination(const Plan& plan, size_t i, spdlog::logger& log) {
 // OpenMP's passive wait policy: spinning OpenMP threads of several processes on the
 // same cores slowed training 100-fold (docs/performance.md). A stop signal is passed on
 // to the workers, which save and exit; then Interrupted.
+// This process's environment with OMP_WAIT_POLICY=passive, as posix_spawn takes it.
+std::vector<std::string> worker_environment() {
+  std::vector<std::string> environment;
+  for (char** e = environ; *e; ++e)
+    if (std::string(*e).rfind("OMP_WAIT_POLICY=", 0) != 0) environment.emplace_back(*e);
+  environment.emplace_back("OMP_WAIT_POLICY=passive");
+  return environment;
+}
+
+// Starts `executable sweep --out DIR --worker NAME` for combination i, its output to
+// log_file, in a process group of its own (a terminal's ^C reaches the sweep alone).
+pid_t spawn_worker(const Plan& plan, size_t i, const std::string& executable, std::vector<std::string> environment,
+                   const std::string& log_file) {
+  std::vector<std::string> argv_text{executable, "sweep", "--out", plan.dir, "--worker", plan.runs[i].first};
+  if (plan.threads > 0) argv_text.insert(argv_text.end(), {"--worker-threads", std::to_string(plan.threads)});
+  std::vector<char*> argv, envp;
+  for (auto& a : argv_text) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);  // no other file of the sweep's (its log)
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attributes, 0);
+  pid_t pid = 0;
+  const int error = posix_spawn(&pid, executable.c_str(), &actions, &attributes, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  if (error != 0) throw Error(executable + ": cannot start a sweep worker: " + std::strerror(error));
+  return pid;
+}
+
+// Runs the combinations `indices` in up to `jobs` worker processes at once
+// (`executable` sweep --out DIR --worker NAME), each in its own process group with
+// OpenMP's passive wait policy: spinning OpenMP threads of several processes on the
+// same cores slowed training 100-fold (docs/performance.md). A stop signal is passed on
+// to the workers, which save and exit; then Interrupted.
 void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs, const std::string& executable,
                  spdlog::logger& log, SweepOutcome& outcome) {
   if (executable.empty()) throw Error("sweep --jobs: no mmfusion executable to start workers with");
@@ -383,13 +309,7 @@ void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs,
   std::error_code ec;
   fs::create_directories(logs, ec);
   if (ec) throw Error(logs.string() + ": cannot create the workers' log folder: " + ec.message());
-  std::vector<std::string> environment;
-  for (char** e = environ; *e; ++e)
-    if (std::string(*e).rfind("OMP_WAIT_POLICY=", 0) != 0) environment.emplace_back(*e);
-  environment.emplace_back("OMP_WAIT_POLICY=passive");
-  std::vector<char*> envp;
-  for (auto& e : environment) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  const std::vector<std::string> environment = worker_environment();
 
   StopSignals signals;
   std::map<pid_t, size_t> running;
@@ -403,26 +323,8 @@ void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs,
     }
   } reaper{running};
   auto start = [&](size_t i) {
-    std::vector<std::string> argv_text{executable, "sweep", "--out", plan.dir, "--worker", plan.runs[i].first};
-    if (plan.threads > 0) argv_text.insert(argv_text.end(), {"--worker-threads", std::to_string(plan.threads)});
-    std::vector<char*> argv;
-    for (auto& a : argv_text) argv.push_back(a.data());
-    argv.push_back(nullptr);
     const std::string log_file = (logs / (plan.runs[i].first + ".log")).string();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    posix_spawn_file_actions_addclosefrom_np(&actions, 3);  // no other file of the sweep's (its log)
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attributes, 0);  // a terminal's ^C reaches the sweep alone
-    pid_t pid = 0;
-    const int error = posix_spawn(&pid, executable.c_str(), &actions, &attributes, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attributes);
-    if (error != 0) throw Error(executable + ": cannot start a sweep worker: " + std::strerror(error));
+    const pid_t pid = spawn_worker(plan, i, executable, environment, log_file);
     running[pid] = i;
     log.info("{}: training in process {} (log: {})", progress(plan, i), pid, log_file);
   };
@@ -552,190 +454,6 @@ SweepOutcome run_sweep(const SweepArgs& args) {
             "summary.md, chart.svg",
             outcome.completed, outcome.skipped, outcome.busy, outcome.failed, plan.dir);
   return outcome;
-}
-
-const GridAxis* chart_x_axis(const std::vector<GridAxis>& axes, const std::string& x) {
-  if (!x.empty()) {
-    for (const auto& a : axes)
-      if (a.key == x && a.key != "seed") return &a;
-    std::string keys;
-    for (const auto& a : axes)
-      if (a.key != "seed") keys += (keys.empty() ? "" : ", ") + a.key;
-    throw ConfigError("--x " + x + ": not a grid key of this sweep (grid keys: " + keys + ")");
-  }
-  const GridAxis* x_axis = nullptr;
-  for (const auto& a : axes)  // the numeric axis with the most values
-    if (a.key != "seed" && a.values.size() > 1 &&
-        std::all_of(a.values.begin(), a.values.end(), [](const json& v) { return v.is_number(); }) &&
-        (!x_axis || a.values.size() > x_axis->values.size()))
-      x_axis = &a;
-  for (const auto& a : axes)
-    if (!x_axis && a.key != "seed" && a.values.size() > 1) x_axis = &a;
-  return x_axis;
-}
-
-void write_sweep_reports(const std::string& dir, const std::string& name, const std::vector<GridAxis>& axes,
-                         Task task, const std::string& x) {
-  const bool classification = task == Task::Classification;
-  const std::vector<std::string> main_metrics =
-      classification ? std::vector<std::string>{"accuracy", "macro_f1", "loss"}
-                     : std::vector<std::string>{"mse", "r2", "pearson", "mae"};
-  const auto combinations = grid_combinations(axes);
-  const bool seed_in_grid = std::any_of(axes.begin(), axes.end(), [](const GridAxis& a) { return a.key == "seed"; });
-
-  struct Row {
-    Combination combination;
-    std::string name, status, error;
-    json results;
-    json config;
-  };
-  std::vector<Row> rows;
-  std::set<std::string> metric_keys;
-  std::vector<std::string> blocks;  // relevance scores' blocks (InTense), first seen first
-  for (const auto& c : combinations) {
-    Row row{c, combination_name(c), "missing", "", json(), json()};
-    const fs::path run = fs::path(dir) / row.name;
-    const RunPaths files(run.string());
-    std::ifstream results(files.results), config(files.config), error(files.error);
-    if (config) row.config = json::parse(config, nullptr, false);
-    if (results) {
-      row.results = json::parse(results, nullptr, false);
-      row.status = row.results.is_object() ? "ok" : "unreadable";
-      if (row.status == "ok") {
-        for (const auto& item : row.results["test"].items())
-          if (item.key() != "count") metric_keys.insert(item.key());
-        const json relevance = row.results.value("relevance", json::object());
-        for (const auto& item : relevance.items())
-          if (std::find(blocks.begin(), blocks.end(), item.key()) == blocks.end()) blocks.push_back(item.key());
-      }
-    } else if (error) {
-      std::getline(error, row.error);
-      row.status = "failed";
-    } else if (fs::exists(run)) {
-      row.status = "incomplete";
-    }
-    rows.push_back(std::move(row));
-  }
-
-  // results.csv: one row per run.
-  std::ostringstream csv;
-  csv << "run";
-  for (const auto& a : axes) csv << ',' << csv_field(a.key);
-  if (!seed_in_grid) csv << ",seed";
-  csv << ",status,best_epoch,epochs";
-  for (const auto& k : metric_keys) csv << ",test_" << k;
-  for (const auto& b : blocks) csv << ',' << csv_field("relevance_" + b);
-  csv << ",parameters,train_seconds,samples_per_s,error\n";
-  for (const auto& r : rows) {
-    csv << csv_field(r.name);
-    for (const auto& [key, value] : r.combination) csv << ',' << csv_field(value_text(value));
-    if (!seed_in_grid) csv << ',' << (r.config.is_object() ? r.config.value("seed", json()).dump() : "");
-    csv << ',' << r.status;
-    const bool ok = r.status == "ok";
-    csv << ',' << (ok ? r.results["best_epoch"].dump() : "") << ',' << (ok ? r.results["epochs"].dump() : "");
-    for (const auto& k : metric_keys) csv << ',' << (ok && r.results["test"].contains(k) ? r.results["test"][k].dump() : "");
-    for (const auto& b : blocks) {
-      const double score = ok ? relevance_score(r.results, b) : NAN;
-      csv << ',' << (std::isfinite(score) ? json(score).dump() : "");
-    }
-    csv << ',' << (ok ? r.results["parameters"]["total"].dump() : "") << ','
-        << (ok ? r.results["train_seconds"].dump() : "") << ','
-        << (ok ? r.results.value("samples_per_s", json()).dump() : "") << ',' << csv_field(r.error) << "\n";
-  }
-  atomic_write_text((fs::path(dir) / "results.csv").string(), csv.str());
-
-  // summary.md: mean +- std over seeds for every other combination.
-  std::vector<std::string> group_keys;
-  for (const auto& a : axes)
-    if (a.key != "seed") group_keys.push_back(a.key);
-  auto group_of = [&](const Combination& c) {
-    Combination g;
-    for (const auto& kv : c)
-      if (kv.first != "seed") g.push_back(kv);
-    return g;
-  };
-  std::vector<Combination> groups;
-  for (const auto& r : rows) {
-    const auto g = group_of(r.combination);
-    if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
-  }
-  auto collect = [&](const Combination& g, const std::function<double(const json&)>& get) {
-    std::vector<double> v;
-    for (const auto& r : rows)
-      if (r.status == "ok" && group_of(r.combination) == g) v.push_back(get(r.results));
-    return v;
-  };
-  std::ostringstream md;
-  md << "# Sweep summary: " << name << "\n\n"
-     << "Mean ± sample standard deviation over seeds of each run's best checkpoint on the test split "
-        "(a single run: its value alone).\n\n|";
-  for (const auto& k : group_keys) md << ' ' << k << " |";
-  md << " runs |";
-  for (const auto& m : main_metrics) md << " test " << m << " |";
-  md << " parameters | train s | samples/s |\n|";
-  for (size_t i = 0; i < group_keys.size() + main_metrics.size() + 4; ++i) md << " --- |";
-  md << "\n";
-  for (const auto& g : groups) {
-    md << '|';
-    for (const auto& kv : g) md << ' ' << value_text(kv.second) << " |";
-    const auto n = collect(g, [](const json&) { return 1.0; }).size();
-    md << ' ' << n << " |";
-    for (const auto& m : main_metrics)
-      md << ' ' << format_stat(stats(collect(g, [&](const json& r) { return r["test"].value(m, NAN); }))) << " |";
-    const auto params = collect(g, [](const json& r) { return r["parameters"]["total"].get<double>(); });
-    md << ' ' << (params.empty() ? std::string("-") : std::to_string(static_cast<int64_t>(params.front()))) << " |"
-       << ' ' << format_stat(stats(collect(g, [](const json& r) { return r["train_seconds"].get<double>(); }))) << " |"
-       << ' ' << format_stat(stats(collect(g, [](const json& r) { return r.value("samples_per_s", NAN); }))) << " |\n";
-  }
-  if (!blocks.empty()) {  // the relevance scores (InTense), mean +- std over seeds per block
-    md << "\n## Relevance scores\n\n|";
-    for (const auto& k : group_keys) md << ' ' << k << " |";
-    for (const auto& b : blocks) md << ' ' << b << " |";
-    md << "\n|";
-    for (size_t i = 0; i < group_keys.size() + blocks.size(); ++i) md << " --- |";
-    md << "\n";
-    for (const auto& g : groups) {
-      md << '|';
-      for (const auto& kv : g) md << ' ' << value_text(kv.second) << " |";
-      for (const auto& b : blocks)
-        md << ' ' << format_stat(stats(collect(g, [&](const json& r) { return relevance_score(r, b); }))) << " |";
-      md << "\n";
-    }
-  }
-  atomic_write_text((fs::path(dir) / "summary.md").string(), md.str());
-
-  // chart.svg: the main metric against one axis, one line per other combination.
-  const std::string metric = main_metrics.front();
-  const GridAxis* x_axis = chart_x_axis(axes, x);
-  ChartOptions options;
-  options.title = "test " + metric + " (mean ± std over seeds)";
-  options.y_label = "test " + metric;
-  options.x_label = x_axis ? x_axis->key : "run";
-  const bool numeric_x = x_axis && x_axis->values.front().is_number();
-  if (x_axis && !numeric_x)
-    for (const auto& v : x_axis->values) options.x_categories.push_back(value_text(v));
-  std::map<std::string, ChartSeries> lines;
-  std::vector<std::string> order;
-  for (const auto& g : groups) {
-    std::string label;
-    double x = 0;
-    for (const auto& [key, value] : g) {
-      if (x_axis && key == x_axis->key) {
-        x = numeric_x ? value.get<double>()
-                      : double(std::find(x_axis->values.begin(), x_axis->values.end(), value) - x_axis->values.begin());
-        continue;
-      }
-      label += (label.empty() ? "" : ", ") + last_segment(key) + "=" + value_text(value);
-    }
-    if (label.empty()) label = metric;
-    const Stats s = stats(collect(g, [&](const json& r) { return r["test"].value(metric, NAN); }));
-    if (!lines.count(label)) order.push_back(label), lines[label].name = label;
-    auto& line = lines[label];
-    line.x.push_back(x), line.y.push_back(s.mean), line.error.push_back(s.std);
-  }
-  std::vector<ChartSeries> series;
-  for (const auto& label : order) series.push_back(lines[label]);
-  atomic_write_text((fs::path(dir) / "chart.svg").string(), line_chart(options, series));
 }
 
 }  // namespace mmfusion

@@ -17,6 +17,7 @@ constexpr int kMaxHalvings = 40;
 constexpr int64_t kDirectEigenSize = 1500;  // kernel PCA: full eigh up to this size
 constexpr int64_t kBlock = 12;              // subspace iteration block size
 constexpr int kSubspaceIterations = 60;    // at most
+constexpr uint64_t kSubspaceStart = 12345;   // seed of the random start block
 constexpr int kMinSubspaceIterations = 4;
 constexpr double kSubspaceTolerance = 1e-10;  // relative change of the leading Ritz values
 
@@ -29,7 +30,7 @@ torch::Tensor squared_distances(const torch::Tensor& a, const torch::Tensor& b) 
 
 FittedKernel::FittedKernel(const KernelConfig& config, const torch::Tensor& train) : config_(config) {
   const auto x = train.to(torch::kFloat64);
-  if (config_.type == "rbf") {
+  if (config_.type == KernelType::RBF) {
     gamma_ = config_.gamma;
     if (gamma_ <= 0) {  // median heuristic: gamma_scale / median of the pairwise squared distances
       const auto s = x.slice(0, 0, std::min<int64_t>(x.size(0), kMedianSample));
@@ -39,32 +40,41 @@ FittedKernel::FittedKernel(const KernelConfig& config, const torch::Tensor& trai
       gamma_ = (median > 0 ? 1.0 / median : 1.0) * config_.gamma_scale;
     }
   }
-  if (config_.normalize == "unit_trace") trace_scale_ = std::max(1e-12, self_similarity(x).mean().item<double>());
+  if (config_.normalize == KernelNormalize::UnitTrace) trace_scale_ = std::max(1e-12, self_similarity(x).mean().item<double>());
 }
 
 torch::Tensor FittedKernel::raw(const torch::Tensor& a, const torch::Tensor& b) const {
-  if (config_.type == "linear") return a.mm(b.t());
-  if (config_.type == "polynomial")
-    return (a.mm(b.t()) / static_cast<double>(a.size(1)) + config_.coef0).pow(config_.degree);
-  return torch::exp(-gamma_ * squared_distances(a, b));
+  switch (config_.type) {
+    case KernelType::Linear: return a.mm(b.t());
+    case KernelType::Polynomial:
+      return (a.mm(b.t()) / static_cast<double>(a.size(1)) + config_.coef0).pow(config_.degree);
+    case KernelType::RBF: return torch::exp(-gamma_ * squared_distances(a, b));
+  }
+  throw std::logic_error("FittedKernel: unknown kernel type");
 }
 
 torch::Tensor FittedKernel::self_similarity(const torch::Tensor& a) const {
-  if (config_.type == "linear") return a.pow(2).sum(1);
-  if (config_.type == "polynomial")
-    return (a.pow(2).sum(1) / static_cast<double>(a.size(1)) + config_.coef0).pow(config_.degree);
-  return torch::ones({a.size(0)}, a.options());
+  switch (config_.type) {
+    case KernelType::Linear: return a.pow(2).sum(1);
+    case KernelType::Polynomial:
+      return (a.pow(2).sum(1) / static_cast<double>(a.size(1)) + config_.coef0).pow(config_.degree);
+    case KernelType::RBF: return torch::ones({a.size(0)}, a.options());
+  }
+  throw std::logic_error("FittedKernel: unknown kernel type");
 }
 
 torch::Tensor FittedKernel::operator()(const torch::Tensor& a_in, const torch::Tensor& b_in) const {
   const auto a = a_in.to(torch::kFloat64), b = b_in.to(torch::kFloat64);
   auto k = raw(a, b);
-  if (config_.normalize == "unit_diagonal" && config_.type != "rbf")
-    k = k / torch::sqrt(self_similarity(a).clamp_min(1e-12).unsqueeze(1) *
-                        self_similarity(b).clamp_min(1e-12).unsqueeze(0));
-  else if (config_.normalize == "unit_trace")
-    k = k / trace_scale_;
-  return k;
+  switch (config_.normalize) {
+    case KernelNormalize::None: return k;
+    case KernelNormalize::UnitDiagonal:  // an RBF kernel's diagonal already is 1
+      if (config_.type == KernelType::RBF) return k;
+      return k / torch::sqrt(self_similarity(a).clamp_min(1e-12).unsqueeze(1) *
+                             self_similarity(b).clamp_min(1e-12).unsqueeze(0));
+    case KernelNormalize::UnitTrace: return k / trace_scale_;
+  }
+  throw std::logic_error("FittedKernel: unknown normalisation");
 }
 
 KRRSolution krr_solve(const torch::Tensor& K, const torch::Tensor& Y, double lambda) {
@@ -391,8 +401,11 @@ MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Ten
 }
 
 MKLResult learn_weights(const MKLConfig& c, const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y) {
-  if (c.solver == "lp") return lp_mkl(kernels, Y, c.lambda, c.p, c.max_iter, c.tol);
-  if (c.solver == "simple") return simple_mkl(kernels, Y, c.lambda, c.max_iter, c.tol);
+  switch (c.solver) {
+    case MKLSolver::LP: return lp_mkl(kernels, Y, c.lambda, c.p, c.max_iter, c.tol);
+    case MKLSolver::Simple: return simple_mkl(kernels, Y, c.lambda, c.max_iter, c.tol);
+    case MKLSolver::Average: break;
+  }
   MKLResult r;  // average: uniform weights on the simplex
   r.theta.assign(kernels.size(), 1.0 / double(kernels.size()));
   const KRRSolution s = krr_solve(combine(kernels, r.theta), Y, c.lambda);
@@ -427,7 +440,7 @@ KernelPCA fit_kernel_pca(const torch::Tensor& K, int64_t components) {
     // gives for a small product more) agree with the previous iteration's to
     // kSubspaceTolerance: the iterations were a fixed 60 before, most of the mkl
     // command's time (a thin product re-packs the whole n x n kernel each time).
-    at::Generator gen = at::detail::createCPUGenerator(12345);
+    at::Generator gen = at::detail::createCPUGenerator(kSubspaceStart);  // a fixed start: same input, same result
     auto Q = std::get<0>(torch::linalg_qr(torch::randn({n, std::max(kBlock, k)}, gen, torch::kFloat64).to(Kc.device())));
     torch::Tensor previous;
     for (int it = 0; it < kSubspaceIterations; ++it) {

@@ -1,5 +1,7 @@
 #include "mmfusion/models/dropout.hpp"
 
+#include "mmfusion/base/random.hpp"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
@@ -37,12 +39,7 @@ struct DropoutFunction : public torch::autograd::Function<DropoutFunction> {
 
 void fill_dropout_mask(float* mask, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold,
                        float scale) {
-  auto hash = [seed](int64_t i) {
-    uint64_t z = seed + (static_cast<uint64_t>(i) >> 1) + 0x9E3779B97F4A7C15ULL;  // splitmix64
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  };
+  auto hash = [seed](int64_t i) { return splitmix64(seed + (static_cast<uint64_t>(i) >> 1)); };
   // Branch-free: a kept element costs no more than a dropped one.
   auto decide = [&](uint64_t bits) { return scale * static_cast<float>(bits >= threshold); };
   int64_t i = begin;

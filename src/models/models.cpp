@@ -144,6 +144,25 @@ torch::Tensor LMFImpl::forward(const std::vector<torch::Tensor>& inputs) {
   return head ? head(y) : y;
 }
 
+double MultimodalModelImpl::forward_flops() const {
+  double flops = 0;
+  for (const auto& module : modules(/*include_self=*/false))
+    if (const auto* linear = module->as<torch::nn::LinearImpl>())
+      flops += 2.0 * double(linear->options.in_features()) * double(linear->options.out_features()) +
+               (linear->options.bias() ? double(linear->options.out_features()) : 0.0);
+  return flops;
+}
+
+double LMFImpl::forward_flops() const {
+  const LMFDescription d = describe();
+  const double ro = double(d.rank * d.fused_dim);
+  double flops = MultimodalModelImpl::forward_flops();
+  for (const auto& layout : d.factor_layouts) flops += 2.0 * double(layout.rows - 1) * ro + ro;  // addmm, bias row
+  flops += double(d.factor_layouts.size() - 1) * ro;  // product over modalities
+  flops += 2.0 * ro + double(d.fused_dim);            // rank sum and bias
+  return flops;
+}
+
 LMFDescription LMFImpl::describe() const {
   LMFDescription d;
   for (const auto& e : encoders->encoders()) d.encoders.push_back(e->describe());
@@ -204,6 +223,15 @@ torch::Tensor TFNImpl::fuse(const std::vector<torch::Tensor>& h) const {
     z = z.defined() ? (z.unsqueeze(2) * zm.unsqueeze(1)).view({batch, -1}) : zm;
   }
   return z;
+}
+
+double TFNImpl::forward_flops() const {
+  double flops = MultimodalModelImpl::forward_flops(), partial = 1;
+  for (int64_t d : encoders->output_dims()) {
+    if (partial > 1) flops += partial * double(d + 1);  // one multiply per new entry
+    partial *= double(d + 1);
+  }
+  return flops;
 }
 
 torch::Tensor TFNImpl::forward(const std::vector<torch::Tensor>& inputs) {
@@ -328,6 +356,23 @@ std::vector<torch::Tensor> IntenseImpl::blocks(const std::vector<torch::Tensor>&
     out.push_back(block_norms[b](raw));
   }
   return out;
+}
+
+double IntenseImpl::forward_flops() const {
+  double flops = MultimodalModelImpl::forward_flops();
+  for (size_t m = 0; m < projections.size(); ++m)
+    if (projections[m]) flops += 2.0 * double(projections[m]->options.out_features());  // projection_norms
+  for (const auto& b : layout_) {
+    if (b.members.size() > 1) {  // the outer product of the members' projections
+      double partial = double(projections[b.members[0]]->options.out_features());
+      for (size_t i = 1; i < b.members.size(); ++i) {
+        partial *= double(projections[b.members[i]]->options.out_features());
+        flops += partial;
+      }
+    }
+    flops += 2.0 * double(b.end - b.begin);  // block_norms
+  }
+  return flops;
 }
 
 torch::Tensor IntenseImpl::forward(const std::vector<torch::Tensor>& inputs) {

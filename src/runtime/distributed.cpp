@@ -108,18 +108,18 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
   if (port == 0 || port > 65535) throw ConfigError("MASTER_PORT: expected a port number, got " + std::to_string(port));
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(settings.timeout_s * 1000));
 
-  std::string backend = settings.backend;
-  if (backend == "auto") backend = device.is_cuda() ? "nccl" : "gloo";
+  Backend backend = settings.backend;
+  if (backend == Backend::Auto) backend = device.is_cuda() ? Backend::NCCL : Backend::Gloo;
 #ifndef MMFUSION_HAVE_NCCL
-  if (backend == "nccl") {
-    if (settings.backend == "nccl")
+  if (backend == Backend::NCCL) {
+    if (settings.backend == Backend::NCCL)
       throw ConfigError(gloo_available() ? "distributed.backend: \"nccl\" is not wired for LibTorch 2.x yet "
                                            "(docs/distributed.md); use gloo"
                                          : kNoBackend);
-    backend = "gloo";
+    backend = Backend::Gloo;
   }
 #endif
-  if (backend == "gloo" && !gloo_available()) throw ConfigError(kNoBackend);
+  if (backend == Backend::Gloo && !gloo_available()) throw ConfigError(kNoBackend);
 
   c10::intrusive_ptr<c10d::Store> store;
   try {
@@ -141,7 +141,7 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
   const auto joining = std::chrono::steady_clock::now();
   try {
 #ifdef MMFUSION_HAVE_NCCL
-    if (backend == "nccl") {
+    if (backend == Backend::NCCL) {
       auto options = c10d::ProcessGroupNCCL::Options::create();
       options->timeout = timeout;
       group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, options);
@@ -166,12 +166,12 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
     const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - joining).count();
     char when[64];
     std::snprintf(when, sizeof when, "%.0f s", waited);
-    throw Error("rank " + std::to_string(rank) + ": the " + backend + " process group of " + std::to_string(world) +
+    throw Error("rank " + std::to_string(rank) + ": the " + to_string(backend) + " process group of " + std::to_string(world) +
                 " did not form: gave up after " + when + " (distributed.timeout_s = " +
                 std::to_string(timeout.count() / 1000) + ") because a peer never joined or died while joining (" +
                 reason.substr(0, reason.find('\n')) + ")");
   }
-  return std::make_shared<C10dCommunicator>(store, group, rank, world, backend, timeout);
+  return std::make_shared<C10dCommunicator>(store, group, rank, world, to_string(backend), timeout);
 }
 
 }  // namespace mmfusion

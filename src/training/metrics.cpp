@@ -29,9 +29,13 @@ RegressionMetrics regression_metrics(const torch::Tensor& prediction, const torc
 }
 
 nlohmann::json to_json(const RegressionMetrics& m) {
-  return {{"mse", m.mse},           {"mae", m.mae},       {"pearson", m.pearson},
-          {"r2", m.r2},             {"sign_accuracy", m.sign_accuracy},
-          {"sign_f1", m.sign_f1},   {"count", m.count}};
+  return {{metric::kMSE, m.mse},
+          {metric::kMAE, m.mae},
+          {metric::kPearson, m.pearson},
+          {metric::kR2, m.r2},
+          {metric::kSignAccuracy, m.sign_accuracy},
+          {metric::kSignF1, m.sign_f1},
+          {metric::kCount, m.count}};
 }
 
 ClassificationMetrics classification_metrics(const torch::Tensor& logits, const torch::Tensor& labels) {
@@ -59,7 +63,13 @@ ClassificationMetrics classification_metrics(const torch::Tensor& logits, const 
 }
 
 nlohmann::json to_json(const ClassificationMetrics& m) {
-  return {{"accuracy", m.accuracy}, {"macro_f1", m.macro_f1}, {"count", m.count}};
+  return {{metric::kAccuracy, m.accuracy}, {metric::kMacroF1, m.macro_f1}, {metric::kCount, m.count}};
+}
+
+const std::vector<std::string>& headline_metrics(Task task) {
+  static const std::vector<std::string> regression{metric::kMSE, metric::kR2, metric::kPearson, metric::kMAE};
+  static const std::vector<std::string> classification{metric::kAccuracy, metric::kMacroF1, metric::kLoss};
+  return task == Task::Classification ? classification : regression;
 }
 
 nlohmann::json task_metrics(Task task, const torch::Tensor& prediction, const torch::Tensor& target) {

@@ -101,7 +101,7 @@ nlohmann::json score(const LossSpec& loss, Task task, const Scaling& scaling, co
                      const Tensor& target) {
   const auto y = target.to(output.device());
   nlohmann::json m = task_metrics(task, scaling.original_units(output), y);
-  m["loss"] = loss_value(loss, output, scaling.target(y)).item<double>();
+  m[metric::kLoss] = loss_value(loss, output, scaling.target(y)).item<double>();
   return m;
 }
 

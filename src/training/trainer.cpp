@@ -18,6 +18,7 @@
 #include "mmfusion/training/charts.hpp"
 #include "mmfusion/training/graph_step.hpp"
 #include "mmfusion/training/losses.hpp"
+#include "mmfusion/training/metrics.hpp"
 #include "mmfusion/training/optim.hpp"
 #include "mmfusion/runtime/runtime.hpp"
 #include "mmfusion/training/step.hpp"
@@ -25,6 +26,11 @@
 #include "mmfusion/config/config_io.hpp"
 
 namespace mmfusion {
+
+// The epoch shuffles' generator is seeded with the run's seed xor this constant, so that
+// it draws other numbers than the generators seeded with the seed itself.
+constexpr uint64_t kShuffleStream = 0x5851F42D4C957F2DULL;
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -40,7 +46,7 @@ json to_json(const EpochRecord& r) {
               {"rss_mb", r.rss_mb},
               {"peak_rss_mb", r.peak_rss_mb}};
   for (const auto& item : r.val.items())
-    if (item.key() != "count") out["val_" + item.key()] = item.value();
+    if (item.key() != metric::kCount) out[metric::kValPrefix + item.key()] = item.value();
   if (!r.penalty.is_null()) out["penalty"] = r.penalty;
   if (!r.relevance.empty()) out["relevance"] = r.relevance;
   return out;
@@ -53,7 +59,7 @@ Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device 
       paths_(std::move(paths)),
       log_(std::move(logger)),
       scaling_(std::move(scaling)),
-      shuffle_gen_(at::detail::createCPUGenerator(config_.seed ^ 0x5851F42D4C957F2DULL)) {
+      shuffle_gen_(at::detail::createCPUGenerator(config_.seed ^ kShuffleStream)) {
   // Scaled once: training sees scaled features and targets; validation and test keep
   // their targets in their own units (score() compares there).
   // Streaming: no training split is held, only one batch of it at a time.
@@ -261,8 +267,8 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   }
   r.relevance = relevance_json(*model_);
   r.val = score(step_->loss(), config_.task, scaling_, predict_sharded(val_), val_.target);
-  r.val_loss = r.val["loss"].get<double>();
-  r.val.erase("loss");
+  r.val_loss = r.val[metric::kLoss].get<double>();
+  r.val.erase(metric::kLoss);
   r.lr = config_.train.lr;
   r.seconds = seconds;
   r.samples_per_s = seconds > 0 ? progress_.epoch_samples / seconds : 0;
@@ -419,8 +425,9 @@ void Trainer::fit(const std::atomic<int>* stop) {
     log_->info("epoch {:>3}/{}  train_loss {:.6f}  val_loss {:.6f}  {} {:.4f}  {} {:.4f}  "
                "lr {:.3g}  {:.2f}s  {:.0f} samples/s{}",
                r.epoch, t.epochs, r.train_loss, r.val_loss, classification ? "val_acc" : "val_mae",
-               r.val[classification ? "accuracy" : "mae"].get<double>(),
-               classification ? "val_f1" : "val_r", r.val[classification ? "macro_f1" : "pearson"].get<double>(),
+               r.val[classification ? metric::kAccuracy : metric::kMAE].get<double>(),
+               classification ? "val_f1" : "val_r",
+               r.val[classification ? metric::kMacroF1 : metric::kPearson].get<double>(),
                r.lr, r.seconds, r.samples_per_s, r.epoch == progress_.best_epoch ? "  *best" : "");
     if (!r.relevance.empty()) {
       std::string scores;

@@ -8,8 +8,16 @@
 
 namespace mmfusion {
 
-// splitmix64's output function: a well-mixed 64-bit value of `x`.
-uint64_t mix64(uint64_t x);
+// splitmix64 (Steele, Lea and Flood, 2014), the one implementation: mix64 is its output
+// function, a well-mixed 64-bit value of `x`; splitmix64(state, n) is the n-th output of
+// the generator started at `state` (its state advances by the golden gamma per output).
+inline constexpr uint64_t kGoldenGamma = 0x9E3779B97F4A7C15ULL;
+inline uint64_t mix64(uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+inline uint64_t splitmix64(uint64_t state, uint64_t n = 1) { return mix64(state + kGoldenGamma * n); }
 
 // The key of stream `stream` of `seed` (e.g. a split, or an epoch of a training stream).
 uint64_t stream_key(uint64_t seed, uint64_t stream);

@@ -23,6 +23,10 @@ enum class RankWeighting { Learned, Sum };      // LMF: learned (1, rank) weight
 enum class LateCombine { Sum, Mean };           // late fusion: how the heads' outputs combine
 enum class DataSource { Synthetic, File };
 enum class Standardize { None, ZScore };         // feature scaling fitted on the training split
+enum class KernelType { Linear, Polynomial, RBF };
+enum class KernelNormalize { None, UnitDiagonal, UnitTrace };
+enum class MKLSolver { Average, LP, Simple };     // uniform weights, lp-norm MKL, SimpleMKL
+enum class Backend { Auto, Gloo, NCCL };          // c10d process group (distributed training)
 
 const char* to_string(Task v);
 const char* to_string(Loss v);
@@ -33,6 +37,10 @@ const char* to_string(RankWeighting v);
 const char* to_string(LateCombine v);
 const char* to_string(DataSource v);
 const char* to_string(Standardize v);
+const char* to_string(KernelType v);
+const char* to_string(KernelNormalize v);
+const char* to_string(MKLSolver v);
+const char* to_string(Backend v);
 
 // Every value of an enum above, in declaration order (parsing and the docs use them).
 template <typename E>
@@ -55,6 +63,18 @@ template <>
 const std::vector<DataSource>& all_values<DataSource>();
 template <>
 const std::vector<Standardize>& all_values<Standardize>();
+template <>
+const std::vector<KernelType>& all_values<KernelType>();
+template <>
+const std::vector<KernelNormalize>& all_values<KernelNormalize>();
+template <>
+const std::vector<MKLSolver>& all_values<MKLSolver>();
+template <>
+const std::vector<Backend>& all_values<Backend>();
+
+// The entry of a data file that holds the target (every other entry is named for its
+// modality, so no modality may take this name).
+inline constexpr const char* kTargetEntry = "target";
 
 struct ModalityConfig {
   std::string name;  // an identifier: letters, digits, '_' (used in parameter names)
@@ -168,16 +188,16 @@ struct TrainConfig {
 
 // One modality's kernel for multiple kernel learning (docs/mkl.md).
 struct KernelConfig {
-  std::string type = "rbf";             // "linear" | "polynomial" | "rbf"
+  KernelType type = KernelType::RBF;
   double gamma = 0;                     // rbf: exp(-gamma |x - z|^2); 0 = median heuristic
   double gamma_scale = 1;               // rbf, median heuristic: gamma = gamma_scale / median
   int64_t degree = 2;                   // polynomial: (x.z / dim + coef0)^degree
   double coef0 = 1;                     // polynomial
-  std::string normalize = "unit_diagonal";  // "none" | "unit_diagonal" | "unit_trace"
+  KernelNormalize normalize = KernelNormalize::UnitDiagonal;
 };
 
 struct MKLConfig {
-  std::string solver = "simple";  // "average" | "lp" | "simple" (SimpleMKL)
+  MKLSolver solver = MKLSolver::Simple;
   double p = 1.0;                 // lp: the norm of the weight constraint, >= 1
   double lambda = 0.1;            // kernel ridge regularisation
   int64_t max_iter = 200;
@@ -198,7 +218,7 @@ struct MKLConfig {
 
 // Multi-process training (docs/distributed.md); used only when WORLD_SIZE > 1.
 struct DistributedConfig {
-  std::string backend = "auto";  // "auto" (nccl on CUDA when built in, else gloo) | "gloo" | "nccl"
+  Backend backend = Backend::Auto;  // auto: nccl on CUDA when built in, else gloo
   double timeout_s = 300;        // a peer that stops answering fails the others after this
 };
 

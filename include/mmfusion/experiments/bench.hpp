@@ -18,10 +18,6 @@ struct BenchArgs {
   int64_t repeats = 5;
 };
 
-// Forward FLOPs per sample, counted from the layer sizes (multiply-adds count as 2):
-// every Linear layer, LMF's factor products and rank sum, TFN's outer product.
-double forward_flops_per_sample(MultimodalModelImpl& model);
-
 // Single-precision matrix-multiply GFLOP/s on `device` (the ceiling): on the CPU with the
 // current thread count, n = 1024; on CUDA n = 8192, with TF32 where apply_tf32 allowed it.
 double matmul_gflops(const torch::Device& device, int repeats = 10);

@@ -39,6 +39,10 @@ class MultimodalModelImpl : public torch::nn::Module {
   // Named relevance scores of the model's parts (InTense: one per block, named as in
   // subset_name); empty when the model has none.
   virtual std::vector<std::pair<std::string, double>> relevance() const { return {}; }
+  // Floating-point operations of one sample's forward pass (bench's GFLOP/s): every
+  // Linear layer (2 in out, + out with a bias), plus what a model computes besides
+  // (override and add to this); element-wise activations and dropout are not counted.
+  virtual double forward_flops() const;
 };
 using ModelPtr = std::shared_ptr<MultimodalModelImpl>;
 
@@ -109,8 +113,8 @@ struct LowRankFusionOptions {
       : names_(std::move(names)), input_dims_(std::move(input_dims)) {}
   TORCH_ARG(std::vector<std::string>, names);
   TORCH_ARG(std::vector<int64_t>, input_dims);  // d_m, without the constant 1
-  TORCH_ARG(int64_t, rank) = 4;
-  TORCH_ARG(int64_t, fused_dim) = 32;  // d_out, the width of y
+  TORCH_ARG(int64_t, rank) = ModelConfig{}.rank;            // the config's default
+  TORCH_ARG(int64_t, fused_dim) = ModelConfig{}.fused_dim;  // d_out, the width of y
   // false: the paper's plain sum over rank (rank_weights is then a buffer of ones).
   TORCH_ARG(bool, learned_rank_weights) = true;
 };
@@ -164,6 +168,7 @@ class LMFImpl : public MultimodalModelImpl {
   explicit LMFImpl(LMFOptions options);
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
   std::vector<torch::Tensor> factor_parameters() override { return fusion->factors; }
+  double forward_flops() const override;  // + the factors' products, the rank sum, the bias
   LMFDescription describe() const;
 
   LMFOptions options;
@@ -191,6 +196,7 @@ class TFNImpl : public MultimodalModelImpl {
  public:
   TFNImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model, int64_t output_dim);
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+  double forward_flops() const override;  // + one multiply per entry of the outer product
   // The fused representation itself, [B, prod(d_m + 1)] (tests check it).
   torch::Tensor fuse(const std::vector<torch::Tensor>& h) const;
   int64_t fused_size() const { return fused_size_; }
@@ -262,6 +268,8 @@ class IntenseImpl : public MultimodalModelImpl {
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
   torch::Tensor penalty() override;
   std::vector<std::pair<std::string, double>> relevance() const override;
+  // + the interaction blocks' outer products and the normalisations (2 per element)
+  double forward_flops() const override;
   // The normalised blocks, [B, end - begin] each, in layout() order.
   std::vector<torch::Tensor> blocks(const std::vector<torch::Tensor>& inputs);
   const std::vector<Block>& layout() const { return layout_; }

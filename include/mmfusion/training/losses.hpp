@@ -13,8 +13,8 @@
 namespace mmfusion {
 
 struct LossSpec {
-  Loss kind = Loss::MSE;
-  double huber_delta = 1.0;
+  Loss kind = TrainConfig{}.loss;  // the config's defaults
+  double huber_delta = TrainConfig{}.huber_delta;
   static LossSpec of(const TrainConfig& train) { return {train.loss, train.huber_delta}; }
 };
 

@@ -8,6 +8,26 @@
 
 namespace mmfusion {
 
+// The metrics' names, as results.json, metrics.jsonl (with "val_" before them) and the
+// sweep reports spell them.
+namespace metric {
+inline constexpr const char* kMSE = "mse";
+inline constexpr const char* kMAE = "mae";
+inline constexpr const char* kPearson = "pearson";
+inline constexpr const char* kR2 = "r2";
+inline constexpr const char* kSignAccuracy = "sign_accuracy";
+inline constexpr const char* kSignF1 = "sign_f1";
+inline constexpr const char* kAccuracy = "accuracy";
+inline constexpr const char* kMacroF1 = "macro_f1";
+inline constexpr const char* kLoss = "loss";    // the training loss on the split
+inline constexpr const char* kCount = "count";  // samples
+inline constexpr const char* kValPrefix = "val_";
+}  // namespace metric
+
+// A task's headline metrics, first the one it is judged by (mse, accuracy), in the order
+// reports show them.
+const std::vector<std::string>& headline_metrics(Task task);
+
 struct RegressionMetrics {
   double mse = 0;
   double mae = 0;
