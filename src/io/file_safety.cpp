@@ -129,111 +129,132 @@ int64_t storage_item_size(const std::string& global) {
 
 }  // namespace
 
-void check_pickle(const char* data, size_t size, const std::string& where, const StorageRecords* records) {
-  const auto* b = reinterpret_cast<const unsigned char*>(data);
-  size_t i = 0;
-  auto fail = [&](const std::string& what) { throw Error(where + ": " + what + " at byte " + std::to_string(i)); };
-  auto need = [&](uint64_t n) {
-    if (n > size - i) fail("a length of " + std::to_string(n) + " bytes runs past the end of the pickle");
-  };
-  auto little = [&](int bytes) {
+namespace {
+
+// The walk over one pickle's opcodes: the reader of their arguments, the value stack and
+// the marks (kept apart as LibTorch's unpickler keeps them), and the memo. LibTorch 1.13's
+// unpickler reads an empty stack or mark list without checking (a SEGV the fuzzer found),
+// so every opcode here must find what it consumes.
+class PickleScan {
+ public:
+  PickleScan(const char* data, size_t size, const std::string& where, const StorageRecords* records)
+      : data_(data), b_(reinterpret_cast<const unsigned char*>(data)), size_(size), where_(where), records_(records) {}
+
+  void run() {
+    while (i_ < size_) {
+      const unsigned char op = b_[i_++];
+      if (op == '.') {  // STOP: the result is the value on the stack
+        if (stack_.empty()) fail("STOP with nothing on the stack");
+        return;
+      }
+      if (!structure(op) && !scalar(op)) {
+        --i_;
+        fail("unknown pickle opcode " + std::to_string(op));
+      }
+    }
+    fail("no STOP opcode: the pickle is truncated");
+  }
+
+ private:
+  using Kind = PickleValue::Kind;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(where_ + ": " + what + " at byte " + std::to_string(i_));
+  }
+  void need(uint64_t n) const {
+    if (n > size_ - i_) fail("a length of " + std::to_string(n) + " bytes runs past the end of the pickle");
+  }
+  uint64_t little(int bytes) {
     need(bytes);
     uint64_t v = 0;
-    for (int k = bytes - 1; k >= 0; --k) v = (v << 8) | b[i + k];
-    i += bytes;
+    for (int k = bytes - 1; k >= 0; --k) v = (v << 8) | b_[i_ + k];
+    i_ += bytes;
     return v;
-  };
-  auto text_arg = [&](uint64_t n) {
+  }
+  std::string text_arg(uint64_t n) {
     need(n);
-    std::string t(data + i, n);
-    i += n;
+    std::string t(data_ + i_, n);
+    i_ += n;
     return t;
-  };
-  auto line = [&] {
-    const void* nl = std::memchr(b + i, '\n', size - i);
+  }
+  std::string line() {
+    const void* nl = std::memchr(b_ + i_, '\n', size_ - i_);
     if (!nl) fail("an unterminated text argument");
-    const size_t end = static_cast<const unsigned char*>(nl) - b;
-    std::string t(data + i, end - i);
-    i = end + 1;
+    const size_t end = static_cast<const unsigned char*>(nl) - b_;
+    std::string t(data_ + i_, end - i_);
+    i_ = end + 1;
     return t;
-  };
-  using Kind = PickleValue::Kind;
-  // The value stack and the marks, kept apart as LibTorch's unpickler keeps them. Its
-  // 1.13 version reads an empty stack or mark list without checking (a SEGV the fuzzer
-  // found), so every opcode here must find what it consumes.
-  std::vector<ValuePtr> stack;
-  std::vector<size_t> marks;
-  std::map<uint64_t, ValuePtr> memo;
-  auto push = [&](ValuePtr v) { stack.push_back(std::move(v)); };
-  auto other = [&] { push(make_value(Kind::Other)); };
-  auto require = [&](size_t n) {
-    const size_t floor = marks.empty() ? 0 : marks.back();
-    if (stack.size() < floor + n) fail("an opcode that needs " + std::to_string(n) + " value(s) on the stack");
-  };
-  auto pop = [&]() -> ValuePtr {
+  }
+
+  void push(ValuePtr v) { stack_.push_back(std::move(v)); }
+  void other() { push(make_value(Kind::Other)); }
+  void require(size_t n) const {
+    const size_t floor = marks_.empty() ? 0 : marks_.back();
+    if (stack_.size() < floor + n) fail("an opcode that needs " + std::to_string(n) + " value(s) on the stack");
+  }
+  ValuePtr pop() {
     require(1);
-    ValuePtr v = stack.back();
-    stack.pop_back();
+    ValuePtr v = stack_.back();
+    stack_.pop_back();
     return v;
-  };
+  }
   // The values above the last mark, removed with the mark; `below`: values the opcode
   // needs under the mark (the list of APPENDS, the dict of SETITEMS).
-  auto pop_to_mark = [&](size_t below = 0) {
-    if (marks.empty() || marks.back() > stack.size()) fail("an opcode that needs a mark");
-    const size_t mark = marks.back();
-    marks.pop_back();
-    if (mark < below + (marks.empty() ? 0 : marks.back())) fail("an opcode that needs a value under its mark");
-    std::vector<ValuePtr> items(stack.begin() + static_cast<std::ptrdiff_t>(mark), stack.end());
-    stack.resize(mark);
+  std::vector<ValuePtr> pop_to_mark(size_t below = 0) {
+    if (marks_.empty() || marks_.back() > stack_.size()) fail("an opcode that needs a mark");
+    const size_t mark = marks_.back();
+    marks_.pop_back();
+    if (mark < below + (marks_.empty() ? 0 : marks_.back())) fail("an opcode that needs a value under its mark");
+    std::vector<ValuePtr> items(stack_.begin() + static_cast<std::ptrdiff_t>(mark), stack_.end());
+    stack_.resize(mark);
     return items;
-  };
-  auto tuple = [&](std::vector<ValuePtr> items) {
+  }
+  void tuple(std::vector<ValuePtr> items) {
     auto v = std::make_shared<PickleValue>();
     v->kind = Kind::Tuple, v->items = std::move(items);
     push(v);
-  };
+  }
   // A memo index can be no larger than the pickle: LibTorch reserves memo space for it
   // (a crafted index asked for 30 GB).
-  auto memo_id = [&](uint64_t id) {
-    if (id > size) fail("memo index " + std::to_string(id) + " beyond any this pickle can hold");
+  uint64_t memo_id(uint64_t id) const {
+    if (id > size_) fail("memo index " + std::to_string(id) + " beyond any this pickle can hold");
     return id;
-  };
-  auto get = [&](uint64_t id) {
-    auto it = memo.find(memo_id(id));
-    push(it == memo.end() ? make_value(Kind::Other) : it->second);
-  };
-  auto put = [&](uint64_t id) {
-    if (stack.empty()) fail("a memo store with nothing on the stack");
-    memo[memo_id(id)] = stack.back();
-  };
-  auto persistent_id = [&](const ValuePtr& pid) {
-    if (!records || pid->kind != Kind::Tuple || pid->items.size() < 5) return;
+  }
+  void get(uint64_t id) {
+    auto it = memo_.find(memo_id(id));
+    push(it == memo_.end() ? make_value(Kind::Other) : it->second);
+  }
+  void put(uint64_t id) {
+    if (stack_.empty()) fail("a memo store with nothing on the stack");
+    memo_[memo_id(id)] = stack_.back();
+  }
+  // A tensor storage's persistent id: its record must exist and hold the elements it declares.
+  void persistent_id(const ValuePtr& pid) const {
+    if (!records_ || pid->kind != Kind::Tuple || pid->items.size() < 5) return;
     const auto& it = pid->items;
     if (it[0]->kind != Kind::Text || it[0]->text != "storage") return;
     if (it[1]->kind != Kind::Global || it[2]->kind != Kind::Text || it[4]->kind != Kind::Int)
       fail("a storage reference of an unexpected form");
     const int64_t item = storage_item_size(it[1]->text);
     if (item == 0) fail("unknown storage type " + it[1]->text);
-    const std::string record = records->folder + it[2]->text;
-    auto found = records->sizes.find(record);
-    if (found == records->sizes.end()) fail("storage " + it[2]->text + " has no record " + record);
+    const std::string record = records_->folder + it[2]->text;
+    auto found = records_->sizes.find(record);
+    if (found == records_->sizes.end()) fail("storage " + it[2]->text + " has no record " + record);
     const int64_t numel = it[4]->number;
     if (numel < 0 || static_cast<__int128>(numel) * item > static_cast<__int128>(found->second))
       fail("storage " + it[2]->text + " declares " + std::to_string(numel) + " elements of " + std::to_string(item) +
            " bytes, but its record holds " + std::to_string(found->second) + " bytes");
-  };
-  while (i < size) {
-    const unsigned char op = b[i++];
+  }
+
+  // Opcodes that build containers, call, or move values about; false for any other.
+  bool structure(unsigned char op) {
     switch (op) {
-      case '.':  // STOP: the result is the value on the stack
-        if (stack.empty()) fail("STOP with nothing on the stack");
-        return;
-      case '(': marks.push_back(stack.size()); break;
+      case '(': marks_.push_back(stack_.size()); break;
       case 't': tuple(pop_to_mark()); break;
       case ')': tuple({}); break;
       case 0x85: { auto a = pop(); tuple({a}); break; }
-      case 0x86: { auto b2 = pop(), a = pop(); tuple({a, b2}); break; }
-      case 0x87: { auto c = pop(), b2 = pop(), a = pop(); tuple({a, b2, c}); break; }
+      case 0x86: { auto b = pop(), a = pop(); tuple({a, b}); break; }
+      case 0x87: { auto c = pop(), b = pop(), a = pop(); tuple({a, b, c}); break; }
       case ']': case '}': case 'N': case 0x88: case 0x89: case 0x8f: other(); break;
       case 'a': require(2), pop(); break;                      // APPEND to the list below
       case 's': require(3), pop(), pop(); break;               // SETITEM of the dict below
@@ -244,42 +265,17 @@ void check_pickle(const char* data, size_t size, const std::string& where, const
       case 'b': require(2), pop(); break;                      // BUILD on the object below
       case '0': pop(); break;                                  // POP (a value above the last mark)
       case '1': pop_to_mark(); break;                          // POP_MARK
-      case '2': require(1), push(stack.back()); break;         // DUP
+      case '2': require(1), push(stack_.back()); break;        // DUP
       case 'Q': persistent_id(pop()); other(); break;          // BINPERSID
-      case 0x94: put(memo.size()); break;                      // MEMOIZE (needs a value, as put checks)
+      case 0x94: put(memo_.size()); break;                     // MEMOIZE (needs a value, as put checks)
       case 0x97: other(); break;                               // NEXT_BUFFER
       case 0x98: break;                                        // READONLY_BUFFER
       case 0x80: little(1); break;                             // PROTO
       case 0x95: little(8); break;                             // FRAME
-      case 'K': push(make_value(Kind::Int, "", static_cast<int64_t>(little(1)))); break;
-      case 'M': push(make_value(Kind::Int, "", static_cast<int64_t>(little(2)))); break;
-      case 'J': push(make_value(Kind::Int, "", static_cast<int32_t>(little(4)))); break;
-      case 'G': little(8), other(); break;                     // BINFLOAT
       case 'h': get(little(1)); break;
       case 'j': get(little(4)); break;
       case 'q': put(little(1)); break;
       case 'r': put(little(4)); break;
-      case 0x82: little(1), other(); break;                    // EXT1
-      case 0x83: little(2), other(); break;                    // EXT2
-      case 0x84: little(4), other(); break;                    // EXT4
-      case 0x8a: case 0x8b: {                                  // LONG1, LONG4: little-endian two's complement
-        const std::string bytes = text_arg(little(op == 0x8a ? 1 : 4));
-        int64_t v = 0;
-        if (bytes.size() <= 8) {
-          uint64_t u = 0;
-          for (size_t k = bytes.size(); k-- > 0;) u = (u << 8) | static_cast<unsigned char>(bytes[k]);
-          if (!bytes.empty() && bytes.size() < 8 && (static_cast<unsigned char>(bytes.back()) & 0x80))
-            u |= ~uint64_t(0) << (8 * bytes.size());
-          v = static_cast<int64_t>(u);
-          push(make_value(Kind::Int, "", v));
-        } else {
-          other();
-        }
-        break;
-      }
-      case 0x8c: case 'C': case 'U': push(make_value(Kind::Text, text_arg(little(1)))); break;
-      case 'X': case 'B': case 'T': push(make_value(Kind::Text, text_arg(little(4)))); break;
-      case 0x8d: case 0x8e: case 0x96: push(make_value(Kind::Text, text_arg(little(8)))); break;
       case 'c': {  // GLOBAL module\nname\n
         std::string module = line();
         push(make_value(Kind::Global, module + "." + line()));
@@ -291,7 +287,29 @@ void check_pickle(const char* data, size_t size, const std::string& where, const
         break;
       }
       case 'i': line(), line(), pop_to_mark(), other(); break;  // INST
-      case 'I': case 'L': {                                       // INT, LONG as text
+      case 'P': line(), other(); break;                          // PERSID (text)
+      case 'g': get(std::strtoull(line().c_str(), nullptr, 10)); break;
+      case 'p': put(std::strtoull(line().c_str(), nullptr, 10)); break;
+      default: return false;
+    }
+    return true;
+  }
+
+  // Opcodes that push a number or a text; false for any other.
+  bool scalar(unsigned char op) {
+    switch (op) {
+      case 'K': push(make_value(Kind::Int, "", static_cast<int64_t>(little(1)))); break;
+      case 'M': push(make_value(Kind::Int, "", static_cast<int64_t>(little(2)))); break;
+      case 'J': push(make_value(Kind::Int, "", static_cast<int32_t>(little(4)))); break;
+      case 'G': little(8), other(); break;                     // BINFLOAT
+      case 0x82: little(1), other(); break;                    // EXT1
+      case 0x83: little(2), other(); break;                    // EXT2
+      case 0x84: little(4), other(); break;                    // EXT4
+      case 0x8a: case 0x8b: long_integer(text_arg(little(op == 0x8a ? 1 : 4))); break;  // LONG1, LONG4
+      case 0x8c: case 'C': case 'U': push(make_value(Kind::Text, text_arg(little(1)))); break;
+      case 'X': case 'B': case 'T': push(make_value(Kind::Text, text_arg(little(4)))); break;
+      case 0x8d: case 0x8e: case 0x96: push(make_value(Kind::Text, text_arg(little(8)))); break;
+      case 'I': case 'L': {                                     // INT, LONG as text
         const std::string t = line();
         char* end = nullptr;
         const long long v = std::strtoll(t.c_str(), &end, 10);
@@ -300,13 +318,34 @@ void check_pickle(const char* data, size_t size, const std::string& where, const
       }
       case 'S': case 'V': push(make_value(Kind::Text, line())); break;
       case 'F': line(), other(); break;
-      case 'P': line(), other(); break;                            // PERSID (text)
-      case 'g': get(std::strtoull(line().c_str(), nullptr, 10)); break;
-      case 'p': put(std::strtoull(line().c_str(), nullptr, 10)); break;
-      default: --i; fail("unknown pickle opcode " + std::to_string(op));
+      default: return false;
     }
+    return true;
   }
-  fail("no STOP opcode: the pickle is truncated");
+  // LONG1/LONG4's little-endian two's complement; wider than 64 bits: not a number we use.
+  void long_integer(const std::string& bytes) {
+    if (bytes.size() > 8) return other();
+    uint64_t u = 0;
+    for (size_t k = bytes.size(); k-- > 0;) u = (u << 8) | static_cast<unsigned char>(bytes[k]);
+    if (!bytes.empty() && bytes.size() < 8 && (static_cast<unsigned char>(bytes.back()) & 0x80))
+      u |= ~uint64_t(0) << (8 * bytes.size());
+    push(make_value(Kind::Int, "", static_cast<int64_t>(u)));
+  }
+
+  const char* data_;
+  const unsigned char* b_;
+  size_t size_, i_ = 0;
+  const std::string& where_;
+  const StorageRecords* records_;
+  std::vector<ValuePtr> stack_;
+  std::vector<size_t> marks_;
+  std::map<uint64_t, ValuePtr> memo_;
+};
+
+}  // namespace
+
+void check_pickle(const char* data, size_t size, const std::string& where, const StorageRecords* records) {
+  PickleScan(data, size, where, records).run();
 }
 
 namespace {

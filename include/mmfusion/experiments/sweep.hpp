@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "mmfusion/config/config.hpp"
+#include "mmfusion/experiments/grid.hpp"
+#include "mmfusion/experiments/sweep_report.hpp"
 
 namespace mmfusion {
 
@@ -37,29 +39,6 @@ struct SweepArgs {
 inline constexpr int kSweepWorkerBusy = 75;
 inline constexpr int kSweepWorkerSkipped = 76;
 
-// "K/N": combinations i (in grid order, from 0) with i % N == K, for 0 <= K < N.
-struct Shard {
-  int64_t index = 0, count = 1;
-  bool contains(size_t i) const { return static_cast<int64_t>(i % count) == index; }
-};
-Shard parse_shard(const std::string& text);  // "" = the whole sweep; ConfigError otherwise
-
-struct GridAxis {
-  std::string key;
-  std::vector<nlohmann::json> values;
-};
-
-// "KEY=V1,V2,..." -> values, split at top-level commas (JSON arrays and objects stay
-// whole); each value is JSON when it parses, else a string.
-GridAxis parse_grid_axis(const std::string& text);
-
-// Every combination of the axes (the last axis varies fastest), as (key, value) lists.
-std::vector<std::vector<std::pair<std::string, nlohmann::json>>> grid_combinations(
-    const std::vector<GridAxis>& axes);
-
-// A readable folder name for a combination, e.g. "type-lmf_rank-4_seed-1".
-std::string combination_name(const std::vector<std::pair<std::string, nlohmann::json>>& combination);
-
 struct SweepOutcome {
   std::string dir;
   int completed = 0, skipped = 0, failed = 0;
@@ -67,15 +46,5 @@ struct SweepOutcome {
   std::vector<std::string> runs;  // this process's combination names, in order
 };
 SweepOutcome run_sweep(const SweepArgs& args);
-
-// The chart's x axis: `x` when given (a grid key other than seed; ConfigError otherwise),
-// else the numeric grid key with the most values (the first of equals), else the first
-// grid key with more than one value; nullptr when there is none.
-const GridAxis* chart_x_axis(const std::vector<GridAxis>& axes, const std::string& x);
-
-// Writes DIR/results.csv, DIR/summary.md (titled with the sweep's name) and DIR/chart.svg
-// (against chart_x_axis(axes, x)) from the runs' results.json.
-void write_sweep_reports(const std::string& dir, const std::string& name, const std::vector<GridAxis>& axes,
-                         Task task, const std::string& x = "");
 
 }  // namespace mmfusion

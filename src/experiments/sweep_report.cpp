@@ -1,0 +1,276 @@
+#include "mmfusion/experiments/sweep_report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/files.hpp"
+#include "mmfusion/base/svg.hpp"
+#include "mmfusion/io/run_folder.hpp"
+#include "mmfusion/training/metrics.hpp"
+
+namespace mmfusion {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct Stats {
+  double mean = NAN, std = NAN;
+  size_t n = 0;
+};
+Stats stats(const std::vector<double>& v) {
+  Stats s;
+  s.n = v.size();
+  if (v.empty()) return s;
+  double sum = 0;
+  for (double x : v) sum += x;
+  s.mean = sum / v.size();
+  double sq = 0;
+  for (double x : v) sq += (x - s.mean) * (x - s.mean);
+  s.std = v.size() > 1 ? std::sqrt(sq / (v.size() - 1)) : 0.0;
+  return s;
+}
+
+// A run's relevance score of one block (InTense), NaN when it has none.
+double relevance_score(const json& results, const std::string& block) {
+  const json score = results.value("relevance", json::object()).value(block, json());
+  return score.is_number() ? score.get<double>() : NAN;
+}
+
+std::string format_stat(const Stats& s) {
+  if (s.n == 0) return "-";
+  char buf[64];
+  if (s.n == 1) std::snprintf(buf, sizeof buf, "%.4g", s.mean);  // one run has no spread
+  else std::snprintf(buf, sizeof buf, "%.4g ± %.2g", s.mean, s.std);
+  return buf;
+}
+
+}  // namespace
+
+const GridAxis* chart_x_axis(const std::vector<GridAxis>& axes, const std::string& x) {
+  if (!x.empty()) {
+    for (const auto& a : axes)
+      if (a.key == x && a.key != "seed") return &a;
+    std::string keys;
+    for (const auto& a : axes)
+      if (a.key != "seed") keys += (keys.empty() ? "" : ", ") + a.key;
+    throw ConfigError("--x " + x + ": not a grid key of this sweep (grid keys: " + keys + ")");
+  }
+  const GridAxis* x_axis = nullptr;
+  for (const auto& a : axes)  // the numeric axis with the most values
+    if (a.key != "seed" && a.values.size() > 1 &&
+        std::all_of(a.values.begin(), a.values.end(), [](const json& v) { return v.is_number(); }) &&
+        (!x_axis || a.values.size() > x_axis->values.size()))
+      x_axis = &a;
+  for (const auto& a : axes)
+    if (!x_axis && a.key != "seed" && a.values.size() > 1) x_axis = &a;
+  return x_axis;
+}
+
+namespace {
+
+// What one combination's folder holds.
+struct RunRow {
+  Combination combination;
+  std::string name, status, error;  // status: ok, failed, incomplete, missing or unreadable
+  json results;
+  json config;
+  bool ok() const { return status == "ok"; }
+};
+
+struct SweepRuns {
+  std::vector<RunRow> rows;  // grid order
+  std::set<std::string> metric_keys;
+  std::vector<std::string> blocks;  // relevance scores' blocks (InTense), first seen first
+  bool seed_in_grid = false;
+};
+
+SweepRuns read_runs(const std::string& dir, const std::vector<GridAxis>& axes) {
+  SweepRuns runs;
+  runs.seed_in_grid = std::any_of(axes.begin(), axes.end(), [](const GridAxis& a) { return a.key == "seed"; });
+  for (const auto& c : grid_combinations(axes)) {
+    RunRow row{c, combination_name(c), "missing", "", json(), json()};
+    const fs::path run = fs::path(dir) / row.name;
+    const RunPaths files(run.string());
+    std::ifstream results(files.results), config(files.config), error(files.error);
+    if (config) row.config = json::parse(config, nullptr, false);
+    if (results) {
+      row.results = json::parse(results, nullptr, false);
+      row.status = row.results.is_object() ? "ok" : "unreadable";
+      if (row.ok()) {
+        for (const auto& item : row.results["test"].items())
+          if (item.key() != metric::kCount) runs.metric_keys.insert(item.key());
+        const json relevance = row.results.value("relevance", json::object());
+        for (const auto& item : relevance.items())
+          if (std::find(runs.blocks.begin(), runs.blocks.end(), item.key()) == runs.blocks.end())
+            runs.blocks.push_back(item.key());
+      }
+    } else if (error) {
+      std::getline(error, row.error);
+      row.status = "failed";
+    } else if (fs::exists(run)) {
+      row.status = "incomplete";
+    }
+    runs.rows.push_back(std::move(row));
+  }
+  return runs;
+}
+
+// results.csv: one row per run.
+std::string results_csv(const SweepRuns& runs, const std::vector<GridAxis>& axes) {
+  std::ostringstream csv;
+  csv << "run";
+  for (const auto& a : axes) csv << ',' << csv_field(a.key);
+  if (!runs.seed_in_grid) csv << ",seed";
+  csv << ",status,best_epoch,epochs";
+  for (const auto& k : runs.metric_keys) csv << ",test_" << k;
+  for (const auto& b : runs.blocks) csv << ',' << csv_field("relevance_" + b);
+  csv << ",parameters,train_seconds,samples_per_s,error\n";
+  for (const auto& r : runs.rows) {
+    csv << csv_field(r.name);
+    for (const auto& [key, value] : r.combination) csv << ',' << csv_field(value_text(value));
+    if (!runs.seed_in_grid) csv << ',' << (r.config.is_object() ? r.config.value("seed", json()).dump() : "");
+    csv << ',' << r.status;
+    const bool ok = r.ok();
+    csv << ',' << (ok ? r.results["best_epoch"].dump() : "") << ',' << (ok ? r.results["epochs"].dump() : "");
+    for (const auto& k : runs.metric_keys)
+      csv << ',' << (ok && r.results["test"].contains(k) ? r.results["test"][k].dump() : "");
+    for (const auto& b : runs.blocks) {
+      const double score = ok ? relevance_score(r.results, b) : NAN;
+      csv << ',' << (std::isfinite(score) ? json(score).dump() : "");
+    }
+    csv << ',' << (ok ? r.results["parameters"]["total"].dump() : "") << ','
+        << (ok ? r.results["train_seconds"].dump() : "") << ','
+        << (ok ? r.results.value("samples_per_s", json()).dump() : "") << ',' << csv_field(r.error) << "\n";
+  }
+  return csv.str();
+}
+
+// The combinations without their seed: the groups that summary.md and the chart average
+// over, in first-seen order.
+struct SeedGroups {
+  explicit SeedGroups(const SweepRuns& runs) : runs(runs) {
+    for (const auto& r : runs.rows) {
+      const auto g = of(r.combination);
+      if (std::find(list.begin(), list.end(), g) == list.end()) list.push_back(g);
+    }
+  }
+  static Combination of(const Combination& c) {
+    Combination g;
+    for (const auto& kv : c)
+      if (kv.first != "seed") g.push_back(kv);
+    return g;
+  }
+  // `get` of every completed run of group g.
+  std::vector<double> collect(const Combination& g, const std::function<double(const json&)>& get) const {
+    std::vector<double> v;
+    for (const auto& r : runs.rows)
+      if (r.ok() && of(r.combination) == g) v.push_back(get(r.results));
+    return v;
+  }
+  const SweepRuns& runs;
+  std::vector<Combination> list;
+};
+
+// summary.md: mean +- std over seeds for every other combination.
+std::string summary_md(const SweepRuns& runs, const SeedGroups& groups, const std::vector<GridAxis>& axes,
+                       const std::string& name, Task task) {
+  const std::vector<std::string>& main_metrics = headline_metrics(task);
+  std::vector<std::string> group_keys;
+  for (const auto& a : axes)
+    if (a.key != "seed") group_keys.push_back(a.key);
+  auto summary = [&](const Combination& g, const std::function<double(const json&)>& get) {
+    return format_stat(stats(groups.collect(g, get)));
+  };
+  std::ostringstream md;
+  md << "# Sweep summary: " << name << "\n\n"
+     << "Mean ± sample standard deviation over seeds of each run's best checkpoint on the test split "
+        "(a single run: its value alone).\n\n|";
+  for (const auto& k : group_keys) md << ' ' << k << " |";
+  md << " runs |";
+  for (const auto& m : main_metrics) md << " test " << m << " |";
+  md << " parameters | train s | samples/s |\n|";
+  for (size_t i = 0; i < group_keys.size() + main_metrics.size() + 4; ++i) md << " --- |";
+  md << "\n";
+  for (const auto& g : groups.list) {
+    md << '|';
+    for (const auto& kv : g) md << ' ' << value_text(kv.second) << " |";
+    md << ' ' << groups.collect(g, [](const json&) { return 1.0; }).size() << " |";
+    for (const auto& m : main_metrics) md << ' ' << summary(g, [&](const json& r) { return r["test"].value(m, NAN); }) << " |";
+    const auto params = groups.collect(g, [](const json& r) { return r["parameters"]["total"].get<double>(); });
+    md << ' ' << (params.empty() ? std::string("-") : std::to_string(static_cast<int64_t>(params.front()))) << " |"
+       << ' ' << summary(g, [](const json& r) { return r["train_seconds"].get<double>(); }) << " |"
+       << ' ' << summary(g, [](const json& r) { return r.value("samples_per_s", NAN); }) << " |\n";
+  }
+  if (!runs.blocks.empty()) {  // the relevance scores (InTense), mean +- std over seeds per block
+    md << "\n## Relevance scores\n\n|";
+    for (const auto& k : group_keys) md << ' ' << k << " |";
+    for (const auto& b : runs.blocks) md << ' ' << b << " |";
+    md << "\n|";
+    for (size_t i = 0; i < group_keys.size() + runs.blocks.size(); ++i) md << " --- |";
+    md << "\n";
+    for (const auto& g : groups.list) {
+      md << '|';
+      for (const auto& kv : g) md << ' ' << value_text(kv.second) << " |";
+      for (const auto& b : runs.blocks) md << ' ' << summary(g, [&](const json& r) { return relevance_score(r, b); }) << " |";
+      md << "\n";
+    }
+  }
+  return md.str();
+}
+
+// chart.svg: the main metric against one axis, one line per other combination.
+std::string chart_svg(const SeedGroups& groups, const std::vector<GridAxis>& axes, Task task, const std::string& x) {
+  const std::string metric = headline_metrics(task).front();
+  const GridAxis* x_axis = chart_x_axis(axes, x);
+  ChartOptions options;
+  options.title = "test " + metric + " (mean ± std over seeds)";
+  options.y_label = "test " + metric;
+  options.x_label = x_axis ? x_axis->key : "run";
+  const bool numeric_x = x_axis && x_axis->values.front().is_number();
+  if (x_axis && !numeric_x)
+    for (const auto& v : x_axis->values) options.x_categories.push_back(value_text(v));
+  std::map<std::string, ChartSeries> lines;
+  std::vector<std::string> order;
+  for (const auto& g : groups.list) {
+    std::string label;
+    double at = 0;
+    for (const auto& [key, value] : g) {
+      if (x_axis && key == x_axis->key) {
+        at = numeric_x ? value.get<double>()
+                       : double(std::find(x_axis->values.begin(), x_axis->values.end(), value) - x_axis->values.begin());
+        continue;
+      }
+      label += (label.empty() ? "" : ", ") + last_segment(key) + "=" + value_text(value);
+    }
+    if (label.empty()) label = metric;
+    const Stats s = stats(groups.collect(g, [&](const json& r) { return r["test"].value(metric, NAN); }));
+    if (!lines.count(label)) order.push_back(label), lines[label].name = label;
+    auto& line = lines[label];
+    line.x.push_back(at), line.y.push_back(s.mean), line.error.push_back(s.std);
+  }
+  std::vector<ChartSeries> series;
+  for (const auto& label : order) series.push_back(lines[label]);
+  return line_chart(options, series);
+}
+
+}  // namespace
+
+void write_sweep_reports(const std::string& dir, const std::string& name, const std::vector<GridAxis>& axes,
+                         Task task, const std::string& x) {
+  const SweepRuns runs = read_runs(dir, axes);
+  const SeedGroups groups(runs);
+  atomic_write_text((fs::path(dir) / "results.csv").string(), results_csv(runs, axes));
+  atomic_write_text((fs::path(dir) / "summary.md").string(), summary_md(runs, groups, axes, name, task));
+  atomic_write_text((fs::path(dir) / "chart.svg").string(), chart_svg(groups, axes, task, x));
+}
+
+}  // namespace mmfusion
