@@ -1,3 +1,5 @@
+// Checkpoints (training/checkpoint.hpp): round trips, best and last, exact resumes after
+// and within an epoch, and every damaged part named by its digest.
 #include <gtest/gtest.h>
 
 #include <csignal>

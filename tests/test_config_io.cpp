@@ -1,3 +1,5 @@
+// Reading configs (config/config_io.hpp): defaults, the shipped configs, round trips,
+// every bad config failing with its key path, overrides, renamed keys.
 #include <gtest/gtest.h>
 
 #include <filesystem>

@@ -1,3 +1,5 @@
+// Data (data/data.hpp): the synthetic generators against their documented variances and
+// truth, data files both ways, splits, and training streams.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>

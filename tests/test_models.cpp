@@ -1,5 +1,5 @@
-// Every model type's basics, the comparison models (TFN, concat, late), LMF's rank
-// weighting, and classification.
+// Every model type (models/models.hpp): each one's basics, the comparison models (TFN,
+// concat, late) against hand computations, LMF's rank weighting, and classification.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>

@@ -1,3 +1,5 @@
+// LMF (models/models.hpp): shapes, the checkpoint's parameter schema, initialisation,
+// gradients, equality with the explicit full-tensor fusion, and its description.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>

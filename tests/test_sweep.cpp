@@ -1,3 +1,5 @@
+// Sweeps (experiments/grid.hpp, sweep.hpp, sweep_report.hpp): grids and names, reruns,
+// failures, shards, locks, workers, and the reports rebuilt from a folder.
 #include <gtest/gtest.h>
 
 #include <map>

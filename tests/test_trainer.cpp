@@ -1,3 +1,5 @@
+// The trainer (training/trainer.hpp): learning a known task, divergence, early stopping,
+// and streaming runs.
 #include <gtest/gtest.h>
 
 #include <thread>
