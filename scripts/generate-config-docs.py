@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes what `mmfusion schema` generates from the config key table (src/config_keys.cpp)
+"""Writes what `mmfusion schema` generates from the config key table (src/config/config_keys.cpp)
 into the repository: configs/mmfusion.schema.json, and docs/config.md's key tables (each
 between its generated-by marker and the end marker, which must already be there).
 A test (ConfigKeys.ShippedSchemaAndDocsAreWhatTheBinaryGenerates) fails until this has run.
