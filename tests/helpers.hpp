@@ -38,9 +38,10 @@ class TempDir {
   // Removed with nftw, not std::filesystem::remove_all: PyTorch 2.11's libtorch.so
   // exports a copy of remove_all that crashes when it wins symbol resolution.
   ~TempDir() {
-    ::nftw(path_.c_str(),
-           [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-           FTW_DEPTH | FTW_PHYS);
+    ::nftw(
+        path_.c_str(),
+        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+        FTW_DEPTH | FTW_PHYS);
   }
   std::string file(const std::string& name) const { return (path_ / name).string(); }
   const std::filesystem::path& path() const { return path_; }
@@ -65,9 +66,7 @@ class LockHolder {
         ok = 'y';
         (void)!::write(fds[1], &ok, 1);
         for (;;) ::pause();
-      } catch (...) {
-        (void)!::write(fds[1], &ok, 1);
-      }
+      } catch (...) { (void)!::write(fds[1], &ok, 1); }
       ::_exit(1);
     }
     ::close(fds[1]);
@@ -131,7 +130,8 @@ void expect_error(F&& f, const std::string& words) {
 }
 
 // One random [batch, dim] input per modality.
-inline std::vector<torch::Tensor> random_inputs(const std::vector<ModalityConfig>& mods, int64_t batch) {
+inline std::vector<torch::Tensor> random_inputs(const std::vector<ModalityConfig>& mods,
+                                                int64_t batch) {
   std::vector<torch::Tensor> x;
   for (const auto& m : mods) x.push_back(torch::randn({batch, m.dim}));
   return x;
@@ -139,8 +139,10 @@ inline std::vector<torch::Tensor> random_inputs(const std::vector<ModalityConfig
 
 // Well-formed XML, checked by Python's standard-library parser (independent of ours).
 inline bool well_formed_xml(const std::string& path) {
-  const std::string cmd = std::string(MMFUSION_PYTHON) + " -c 'import sys, xml.dom.minidom; "
-                          "xml.dom.minidom.parse(sys.argv[1])' " + path + " 2>/dev/null";
+  const std::string cmd = std::string(MMFUSION_PYTHON) +
+                          " -c 'import sys, xml.dom.minidom; "
+                          "xml.dom.minidom.parse(sys.argv[1])' " +
+                          path + " 2>/dev/null";
   return std::system(cmd.c_str()) == 0;
 }
 

@@ -17,10 +17,23 @@ namespace mmfusion::testing {
 inline std::string schema_violation(const nlohmann::json& schema, const nlohmann::json& value,
                                     const std::string& path = "") {
   using nlohmann::json;
-  static const std::set<std::string> annotations{"$schema", "title", "description", "default", "deprecated"};
-  static const std::set<std::string> known{"type", "properties", "additionalProperties", "required", "enum", "const",
-                                           "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "items",
-                                           "minItems", "uniqueItems", "pattern", "anyOf"};
+  static const std::set<std::string> annotations{"$schema", "title", "description", "default",
+                                                 "deprecated"};
+  static const std::set<std::string> known{"type",
+                                           "properties",
+                                           "additionalProperties",
+                                           "required",
+                                           "enum",
+                                           "const",
+                                           "minimum",
+                                           "maximum",
+                                           "exclusiveMinimum",
+                                           "exclusiveMaximum",
+                                           "items",
+                                           "minItems",
+                                           "uniqueItems",
+                                           "pattern",
+                                           "anyOf"};
   const std::string at = path.empty() ? "(root)" : path;
   for (const auto& item : schema.items())
     if (!annotations.count(item.key()) && !known.count(item.key()))
@@ -34,14 +47,16 @@ inline std::string schema_violation(const nlohmann::json& schema, const nlohmann
     if (type == "null") return value.is_null();
     if (type == "number") return value.is_number();
     if (type == "integer")
-      return value.is_number_integer() || (value.is_number_float() && std::floor(value.get<double>()) == value.get<double>());
+      return value.is_number_integer() ||
+             (value.is_number_float() && std::floor(value.get<double>()) == value.get<double>());
     return false;
   };
   if (schema.contains("type")) {
     const json& t = schema["type"];
     bool ok = false;
     if (t.is_string()) ok = is_type(t.get<std::string>());
-    for (const auto& one : t.is_array() ? t : json::array()) ok = ok || is_type(one.get<std::string>());
+    for (const auto& one : t.is_array() ? t : json::array())
+      ok = ok || is_type(one.get<std::string>());
     if (!ok) return at + ": not of type " + t.dump();
   }
   if (schema.contains("enum")) {
@@ -49,39 +64,48 @@ inline std::string schema_violation(const nlohmann::json& schema, const nlohmann
     for (const auto& e : schema["enum"]) found = found || e == value;
     if (!found) return at + ": not one of " + schema["enum"].dump();
   }
-  if (schema.contains("const") && schema["const"] != value) return at + ": not " + schema["const"].dump();
+  if (schema.contains("const") && schema["const"] != value)
+    return at + ": not " + schema["const"].dump();
   if (value.is_number()) {
     const double x = value.get<double>();
-    if (schema.contains("minimum") && x < schema["minimum"].get<double>()) return at + ": below the minimum";
-    if (schema.contains("maximum") && x > schema["maximum"].get<double>()) return at + ": above the maximum";
+    if (schema.contains("minimum") && x < schema["minimum"].get<double>())
+      return at + ": below the minimum";
+    if (schema.contains("maximum") && x > schema["maximum"].get<double>())
+      return at + ": above the maximum";
     if (schema.contains("exclusiveMinimum") && x <= schema["exclusiveMinimum"].get<double>())
       return at + ": not above the exclusive minimum";
     if (schema.contains("exclusiveMaximum") && x >= schema["exclusiveMaximum"].get<double>())
       return at + ": not below the exclusive maximum";
   }
   if (value.is_string() && schema.contains("pattern") &&
-      !std::regex_search(value.get<std::string>(), std::regex(schema["pattern"].get<std::string>())))
+      !std::regex_search(value.get<std::string>(),
+                         std::regex(schema["pattern"].get<std::string>())))
     return at + ": does not match " + schema["pattern"].get<std::string>();
   if (value.is_array()) {
-    if (schema.contains("minItems") && value.size() < schema["minItems"].get<size_t>()) return at + ": too few items";
+    if (schema.contains("minItems") && value.size() < schema["minItems"].get<size_t>())
+      return at + ": too few items";
     if (schema.value("uniqueItems", false))
       for (size_t i = 0; i < value.size(); ++i)
         for (size_t j = i + 1; j < value.size(); ++j)
-          if (value[i] == value[j]) return at + ": items " + std::to_string(i) + " and " + std::to_string(j) + " are equal";
+          if (value[i] == value[j])
+            return at + ": items " + std::to_string(i) + " and " + std::to_string(j) + " are equal";
     if (schema.contains("items"))
       for (size_t i = 0; i < value.size(); ++i) {
-        const std::string why = schema_violation(schema["items"], value[i], path + "[" + std::to_string(i) + "]");
+        const std::string why =
+            schema_violation(schema["items"], value[i], path + "[" + std::to_string(i) + "]");
         if (!why.empty()) return why;
       }
   }
   if (value.is_object()) {
     for (const auto& name : schema.value("required", json::array()))
-      if (!value.contains(name.get<std::string>())) return at + ": lacks " + name.get<std::string>();
+      if (!value.contains(name.get<std::string>()))
+        return at + ": lacks " + name.get<std::string>();
     const json properties = schema.value("properties", json::object());
     for (const auto& item : value.items()) {
       const std::string child = path.empty() ? item.key() : path + "." + item.key();
       const json* sub = nullptr;
-      if (properties.contains(item.key())) sub = &properties[item.key()];
+      if (properties.contains(item.key()))
+        sub = &properties[item.key()];
       else if (schema.contains("additionalProperties")) {
         const json& extra = schema["additionalProperties"];
         if (extra.is_boolean()) {

@@ -32,13 +32,13 @@ TestRun make_run(const ExperimentConfig& base, const std::string& dir) {
   RunPaths paths(dir);
   fs::create_directories(paths.checkpoints);
   torch::manual_seed(config.seed);
-  auto trainer = std::make_unique<Trainer>(config, load_splits(config), torch::kCPU, paths, quiet_logger());
+  auto trainer =
+      std::make_unique<Trainer>(config, load_splits(config), torch::kCPU, paths, quiet_logger());
   return {paths, std::move(trainer)};
 }
 
-
-const std::vector<std::string> kResumable = {"threads=1", "model.dropout=0.2",
-                                             "train.epochs=4", "train.batch_size=48"};
+const std::vector<std::string> kResumable = {"threads=1", "model.dropout=0.2", "train.epochs=4",
+                                             "train.batch_size=48"};
 
 void expect_same_history(const std::vector<EpochRecord>& a, const std::vector<EpochRecord>& b) {
   ASSERT_EQ(a.size(), b.size());
@@ -63,8 +63,9 @@ TEST(Checkpoint, RoundTripGivesIdenticalOutputs) {
   EXPECT_TRUE(c.config == tiny_config({"model.output_dim=1"}));
 
   const Dataset test = load_split(c.config, Split::Test);
-  StepRunner trained(std::dynamic_pointer_cast<MultimodalModelImpl>(run.trainer->model().shared_from_this()),
-                     c.config.train);
+  StepRunner trained(
+      std::dynamic_pointer_cast<MultimodalModelImpl>(run.trainer->model().shared_from_this()),
+      c.config.train);
   StepRunner loaded(c.build_model(torch::kCPU), c.config.train);
   const auto a = predict(trained, test, 16, torch::kCPU);
   const auto b = predict(loaded, test, 64, torch::kCPU);
@@ -76,9 +77,8 @@ TEST(Checkpoint, BestIsTheEpochWithTheLowestValidationLoss) {
   TestRun run = make_run(tiny_config({"train.epochs=5", "train.lr=0.01"}), dir.file("run"));
   run.trainer->fit();
   const auto& h = run.trainer->history();
-  const auto best = std::min_element(h.begin(), h.end(), [](const auto& a, const auto& b) {
-    return a.val_loss < b.val_loss;
-  });
+  const auto best = std::min_element(
+      h.begin(), h.end(), [](const auto& a, const auto& b) { return a.val_loss < b.val_loss; });
   Checkpoint c = open_checkpoint(run.paths.best);
   EXPECT_EQ(c.progress.epoch, best->epoch);
   EXPECT_DOUBLE_EQ(c.progress.best_val_loss, best->val_loss);
@@ -217,7 +217,8 @@ struct DamageCase {
     const RunPaths paths(dir.file("run"));
     fs::create_directories(paths.checkpoints);
     const DataSplits data = load_splits(config);
-    Trainer trainer(config, data, torch::kCPU, paths, quiet_logger(), Scaling::fit(config.data, data.train));
+    Trainer trainer(config, data, torch::kCPU, paths, quiet_logger(),
+                    Scaling::fit(config.data, data.train));
     trainer.fit();
     path = paths.last;
     whole = read_text(path);
@@ -241,7 +242,8 @@ struct DamageCase {
     EXPECT_TRUE(archive.try_read(key, value)) << key;
     torch::Tensor largest;
     std::function<void(const c10::IValue&)> visit = [&](const c10::IValue& v) {
-      if (v.isTensor() && (!largest.defined() || v.toTensor().nbytes() > largest.nbytes())) largest = v.toTensor();
+      if (v.isTensor() && (!largest.defined() || v.toTensor().nbytes() > largest.nbytes()))
+        largest = v.toTensor();
       if (v.isObject())
         for (const auto& slot : v.toObject()->slots()) visit(slot);
       if (v.isList())
@@ -268,35 +270,41 @@ TEST(CheckpointDigest, AnUndamagedFileOpensAndHasEveryEntry) {
   Checkpoint c = open_checkpoint(k.path);
   EXPECT_EQ(c.meta["format_version"], 3);
   const auto keys = c.archive.keys();
-  for (const char* key : {"model", "scaling", "optimizer", "rng_shuffle", "rng_cpu", "meta", "digests"})
+  for (const char* key :
+       {"model", "scaling", "optimizer", "rng_shuffle", "rng_cpu", "meta", "digests"})
     EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
 }
 
 TEST(CheckpointDigest, AByteFlippedInTheModelIsNamed) {
   DamageCase k;
-  k.expect_named(k.flip_in(k.largest_tensor_bytes("model")), "the model (parameters and buffers) does not match its checksum");
+  k.expect_named(k.flip_in(k.largest_tensor_bytes("model")),
+                 "the model (parameters and buffers) does not match its checksum");
 }
 
 TEST(CheckpointDigest, AByteFlippedInTheOptimizerStateIsNamed) {
   DamageCase k;
-  k.expect_named(k.flip_in(k.largest_tensor_bytes("optimizer")), "the optimizer state does not match its checksum");
+  k.expect_named(k.flip_in(k.largest_tensor_bytes("optimizer")),
+                 "the optimizer state does not match its checksum");
 }
 
 TEST(CheckpointDigest, AByteFlippedInTheScalingStatisticsIsNamed) {
   DamageCase k;
-  k.expect_named(k.flip_in(k.largest_tensor_bytes("scaling")), "the scaling statistics does not match its checksum");
+  k.expect_named(k.flip_in(k.largest_tensor_bytes("scaling")),
+                 "the scaling statistics does not match its checksum");
 }
 
 TEST(CheckpointDigest, AByteFlippedInAGeneratorStateIsNamed) {
   DamageCase k;
-  k.expect_named(k.flip_in(k.largest_tensor_bytes("rng_cpu")), "the generator state rng_cpu does not match its checksum");
+  k.expect_named(k.flip_in(k.largest_tensor_bytes("rng_cpu")),
+                 "the generator state rng_cpu does not match its checksum");
   k.expect_named(k.flip_in(k.largest_tensor_bytes("rng_shuffle")),
                  "the generator state rng_shuffle does not match its checksum");
 }
 
 TEST(CheckpointDigest, AByteFlippedInTheMetadataIsNamed) {
   DamageCase k;
-  k.expect_named(k.flip_in("\"format\":\"mmfusion-checkpoint\""), "the metadata (progress and config) does not match its checksum");
+  k.expect_named(k.flip_in("\"format\":\"mmfusion-checkpoint\""),
+                 "the metadata (progress and config) does not match its checksum");
 }
 
 TEST(CheckpointDigest, AByteFlippedInTheChecksumRecordIsNamed) {

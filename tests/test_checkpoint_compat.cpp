@@ -29,7 +29,9 @@ void expect_same_eval(const std::string& fixture) {
   const json now = run_eval(args);
   const json then = json::parse(read_text(source_path(fixture + ".eval-test.json")));
   for (const char* k : {"loss", "mae", "mse", "pearson", "r2", "sign_accuracy", "sign_f1"})
-    EXPECT_NEAR(now[k].get<double>(), then[k].get<double>(), 1e-6 * std::abs(then[k].get<double>()) + 1e-9) << k;
+    EXPECT_NEAR(now[k].get<double>(), then[k].get<double>(),
+                1e-6 * std::abs(then[k].get<double>()) + 1e-9)
+        << k;
   EXPECT_EQ(now["count"], then["count"]);
   EXPECT_EQ(now["loss_name"], then["loss_name"]);
 }

@@ -61,7 +61,8 @@ TEST(Cli, TrainEvalPredictInspectOnATinyConfig) {
   EXPECT_NE(r.err.find("epoch   2/2"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find('\033'), std::string::npos) << "control characters on a non-terminal";
   const json results = json::parse(read_text(out + "/results.json"));
-  for (const char* k : {"mse", "mae", "pearson", "r2"}) EXPECT_TRUE(results["test"].contains(k)) << k;
+  for (const char* k : {"mse", "mae", "pearson", "r2"})
+    EXPECT_TRUE(results["test"].contains(k)) << k;
   const json config = json::parse(read_text(out + "/config.json"));
   EXPECT_EQ(config["model"]["output_dim"], 1);  // resolved from the data
 
@@ -111,7 +112,8 @@ TEST(Cli, TrainEvalPredictInspectOnATinyConfig) {
   EXPECT_EQ(info["format_version"], 3);
   EXPECT_EQ(info["config"]["name"], "tiny");
   EXPECT_EQ(info["parameters"]["total"].get<int64_t>(),
-            info["parameters"]["encoders"].get<int64_t>() + info["parameters"]["fusion"].get<int64_t>() +
+            info["parameters"]["encoders"].get<int64_t>() +
+                info["parameters"]["fusion"].get<int64_t>() +
                 info["parameters"]["head"].get<int64_t>());
 
   r = run("validate --config " + tiny() + " --set model.rank=3", dir);
@@ -131,7 +133,8 @@ TEST(Cli, ResumeRaisesEpochsAndAppendsToTheRun) {
   // Changing the model on resume is refused.
   r = run("train --resume " + out + "/checkpoints/last.pt --set model.rank=8", dir);
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("--set model.rank: cannot be changed when resuming"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--set model.rank: cannot be changed when resuming"), std::string::npos)
+      << r.err;
 }
 
 TEST(Cli, BadInputGetsOneLineAndTheRightExitCode) {
@@ -178,7 +181,8 @@ TEST(Cli, InterruptSavesLastAndExits130) {
   const std::string cmd = std::string(MMFUSION_BINARY) + " train --config " + tiny() +
                           " --set train.epochs=100000 --set train.batch_size=4 --out " + out +
                           " 2>" + dir.file("err.txt") + " & pid=$!; for i in $(seq 300); do [ -s " +
-                          out + "/metrics.jsonl ] && break; sleep 0.1; done; kill -INT $pid; wait $pid";
+                          out +
+                          "/metrics.jsonl ] && break; sleep 0.1; done; kill -INT $pid; wait $pid";
   const int status = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 130) << read_text(dir.file("err.txt"));
@@ -195,8 +199,14 @@ TEST(PythonInterop, CheckpointsAndDataFilesCrossTheBoundary) {
   TempDir dir;
   const std::string out = dir.file("run");
   // Standardised inputs and target: Python finds the statistics in the checkpoint too.
-  ASSERT_EQ(run("train --config " + tiny() + " --set data.standardize=zscore --set data.standardize_target=true --out " + out, dir).code, 0);
-  ASSERT_EQ(run("synth --config " + tiny() + " --split val --output " + dir.file("val.pt"), dir).code, 0);
+  ASSERT_EQ(
+      run("train --config " + tiny() +
+              " --set data.standardize=zscore --set data.standardize_target=true --out " + out,
+          dir)
+          .code,
+      0);
+  ASSERT_EQ(
+      run("synth --config " + tiny() + " --split val --output " + dir.file("val.pt"), dir).code, 0);
   // Python reads both, recomputes the forward pass from the state dict, and writes a
   // data file of its own for mmfusion to read.
   const std::string script = source_path("tests/python_interop.py");
@@ -206,13 +216,14 @@ TEST(PythonInterop, CheckpointsAndDataFilesCrossTheBoundary) {
   ASSERT_EQ(std::system(cmd.c_str()), 0) << read_text(dir.file("py.txt"));
   // Python's own LMF forward pass on the checkpoint's weights agrees with mmfusion's eval.
   const json py = json::parse(read_text(dir.file("py.txt")));
-  Result r = run("eval --checkpoint " + out + "/checkpoints/best.pt --data " + dir.file("val.pt"), dir);
+  Result r =
+      run("eval --checkpoint " + out + "/checkpoints/best.pt --data " + dir.file("val.pt"), dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NEAR(py["mse"].get<double>(), json::parse(r.out)["mse"].get<double>(),
               1e-5 * py["mse"].get<double>());
   r = run("predict --checkpoint " + out + "/checkpoints/best.pt --data " + dir.file("py.pt") +
-                     " --output " + dir.file("py.csv"),
-                 dir);
+              " --output " + dir.file("py.csv"),
+          dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(count_lines(read_text(dir.file("py.csv"))), 1 + 10);
   EXPECT_EQ(read_text(dir.file("py.csv")).substr(0, 17), "index,prediction\n");
@@ -221,7 +232,8 @@ TEST(PythonInterop, CheckpointsAndDataFilesCrossTheBoundary) {
 TEST(Cli, EveryRunWritesAWellFormedLossChart) {
   TempDir dir;
   const std::string cmd = std::string(MMFUSION_BINARY) + " train --config " +
-                          source_path("configs/tiny.json") + " --out " + dir.file("run") + " 2>/dev/null >/dev/null";
+                          source_path("configs/tiny.json") + " --out " + dir.file("run") +
+                          " 2>/dev/null >/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   ASSERT_TRUE(fs::exists(dir.file("run/loss.svg")));
   EXPECT_TRUE(well_formed_xml(dir.file("run/loss.svg")));
@@ -257,7 +269,8 @@ TEST(Cli, ARunFolderInUseIsRefusedAndLeftAsItWas) {
     EXPECT_NE(r.err.find(sweep + ": run folder in use by process"), std::string::npos) << r.err;
   }
   // Its holder killed, the run resumes.
-  EXPECT_EQ(run("train --resume " + out + "/checkpoints/last.pt --set train.epochs=3", dir).code, 0);
+  EXPECT_EQ(run("train --resume " + out + "/checkpoints/last.pt --set train.epochs=3", dir).code,
+            0);
   EXPECT_EQ(count_lines(read_text(out + "/metrics.jsonl")), 3);
 }
 
@@ -267,8 +280,8 @@ TEST(Cli, ShardsAndARerunAtOnceTrainEachCombinationOnce) {
   const std::string bin = MMFUSION_BINARY;
   const std::string common = " sweep --config " + tiny() + " --grid seed=1,2,3,4,5 --out " + sweep;
   // Shard 0 twice (a rerun while the first still runs) and shard 1, all at once.
-  const std::string cmd = "(" + bin + common + " --shard 0/2 & " + bin + common + " --shard 1/2 & " + bin + common +
-                          " --shard 0/2 & wait) >/dev/null 2>&1";
+  const std::string cmd = "(" + bin + common + " --shard 0/2 & " + bin + common +
+                          " --shard 1/2 & " + bin + common + " --shard 0/2 & wait) >/dev/null 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   for (int seed = 1; seed <= 5; ++seed) {
     const std::string run_dir = sweep + "/seed-" + std::to_string(seed);
@@ -276,7 +289,9 @@ TEST(Cli, ShardsAndARerunAtOnceTrainEachCombinationOnce) {
     EXPECT_TRUE(fs::exists(run_dir + "/results.json"));
     const std::string log = read_text(run_dir + "/train.log");
     size_t starts = 0;
-    for (size_t at = log.find(": run seed-"); at != std::string::npos; at = log.find(": run seed-", at + 1)) ++starts;
+    for (size_t at = log.find(": run seed-"); at != std::string::npos;
+         at = log.find(": run seed-", at + 1))
+      ++starts;
     EXPECT_EQ(starts, 1u) << log;
     EXPECT_EQ(log.find("resuming"), std::string::npos) << log;
   }
@@ -296,7 +311,8 @@ TEST(Cli, AnUnknownCommandIsNamedWithTheNearestOne) {
   EXPECT_EQ(r.err, "mmfusion: usage error: unknown command 'trian' (did you mean 'train'?)\n");
   r = run("frobnicate", dir);
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("unknown command 'frobnicate' (commands: train, eval, predict, explain"), std::string::npos)
+  EXPECT_NE(r.err.find("unknown command 'frobnicate' (commands: train, eval, predict, explain"),
+            std::string::npos)
       << r.err;
   EXPECT_EQ(run("--version", dir).code, 0);  // options before a command stay CLI11's
 }

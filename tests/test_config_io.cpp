@@ -21,9 +21,7 @@ namespace {
 std::string config_error(const json& doc) {
   try {
     parse_config(doc);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
+  } catch (const ConfigError& e) { return e.what(); }
   return "(no error)";
 }
 
@@ -61,7 +59,8 @@ TEST(Config, DefaultsMatchTheDocumentedValues) {
 TEST(Config, EveryShippedConfigValidates) {
   int count = 0;
   for (const auto& entry : std::filesystem::directory_iterator(source_path("configs"))) {
-    if (entry.path().extension() != ".json" || entry.path().filename() == "mmfusion.schema.json") continue;
+    if (entry.path().extension() != ".json" || entry.path().filename() == "mmfusion.schema.json")
+      continue;
     SCOPED_TRACE(entry.path().string());
     EXPECT_NO_THROW(load_config(entry.path().string(), {}));
     ++count;
@@ -87,15 +86,13 @@ TEST_P(BadConfigs, FailWithTheirPath) {
   EXPECT_NE(message.find(bad.words), std::string::npos) << message;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Config, BadConfigs,
-    ::testing::ValuesIn(bad_configs()),
-    [](const ::testing::TestParamInfo<BadConfig>& info) {
-      std::string name = std::to_string(info.index) + "_" + info.param.path;
-      for (char& c : name)
-        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(Config, BadConfigs, ::testing::ValuesIn(bad_configs()),
+                         [](const ::testing::TestParamInfo<BadConfig>& info) {
+                           std::string name = std::to_string(info.index) + "_" + info.param.path;
+                           for (char& c : name)
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return name;
+                         });
 
 TEST(Config, InconsistentCombinationsAreErrors) {
   json two = with("data.modalities=[{\"name\":\"a\",\"dim\":3},{\"name\":\"b\",\"dim\":4}]");
@@ -164,8 +161,10 @@ TEST(Config, EveryEnumValueRoundTripsThroughItsName) {
       json doc = json::object();
       if (key == "train.loss" && std::string(to_string(v)) == "cross_entropy")
         doc = with("task=classification"), apply_override(doc, "num_classes=2");
-      if (key == "task" && std::string(to_string(v)) == "classification") apply_override(doc, "num_classes=2");
-      if (key == "data.source" && std::string(to_string(v)) == "file") apply_override(doc, "data.path=x.pt");
+      if (key == "task" && std::string(to_string(v)) == "classification")
+        apply_override(doc, "num_classes=2");
+      if (key == "data.source" && std::string(to_string(v)) == "file")
+        apply_override(doc, "data.path=x.pt");
       apply_override(doc, key + "=\"" + to_string(v) + "\"");
       const ExperimentConfig c = parse_config(doc);
       EXPECT_TRUE(parse_config(to_json(c)) == c);
@@ -199,8 +198,9 @@ TEST(Config, RenamedKeysStillWorkWithADeprecationNote) {
   EXPECT_EQ(resolved["train"]["handwritten_step"], false);
   // Both names at once is ambiguous.
   apply_override(old_names, "train.handwritten_step=true");
-  EXPECT_NE(config_error(old_names).find("train.fused_step: is the old name of train.handwritten_step"),
-            std::string::npos);
+  EXPECT_NE(
+      config_error(old_names).find("train.fused_step: is the old name of train.handwritten_step"),
+      std::string::npos);
 }
 
 TEST(Config, OutputSizeFollowsTheTaskAndTheTarget) {
@@ -208,7 +208,8 @@ TEST(Config, OutputSizeFollowsTheTaskAndTheTarget) {
   EXPECT_EQ(resolve_output_dim(c, 3), 3);
   c.model.output_dim = 2;
   EXPECT_EQ(resolve_output_dim(c, 2), 2);
-  expect_error<ConfigError>([&] { resolve_output_dim(c, 1); }, "model.output_dim: 2 but the target has 1 column(s)");
+  expect_error<ConfigError>([&] { resolve_output_dim(c, 1); },
+                            "model.output_dim: 2 but the target has 1 column(s)");
   json classes = with("task=classification");
   apply_override(classes, "num_classes=4");
   const auto k = parse_config(classes);

@@ -17,7 +17,7 @@ using namespace mmfusion;
 using namespace mmfusion::testing;
 namespace fs = std::filesystem;
 
-#define REQUIRE_CUDA()                                                        \
+#define REQUIRE_CUDA() \
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device here"
 
 namespace {
@@ -124,15 +124,18 @@ CudaRun cuda_run(const ExperimentConfig& c) {
 void expect_same_parameters(MultimodalModelImpl& a, MultimodalModelImpl& b, double tolerance) {
   auto b_params = b.named_parameters();
   for (const auto& p : a.named_parameters())
-    EXPECT_TRUE(torch::allclose(p.value(), b_params[p.key()], tolerance, tolerance / 10)) << p.key();
+    EXPECT_TRUE(torch::allclose(p.value(), b_params[p.key()], tolerance, tolerance / 10))
+        << p.key();
 }
 
-std::unique_ptr<Trainer> cuda_trainer(ExperimentConfig config, const DataSplits& data, const std::string& dir) {
+std::unique_ptr<Trainer> cuda_trainer(ExperimentConfig config, const DataSplits& data,
+                                      const std::string& dir) {
   config.model.output_dim = 1;
   RunPaths paths(dir);
   fs::create_directories(paths.checkpoints);
   torch::manual_seed(config.seed);
-  return std::make_unique<Trainer>(config, data, torch::Device(torch::kCUDA), paths, quiet_logger());
+  return std::make_unique<Trainer>(config, data, torch::Device(torch::kCUDA), paths,
+                                   quiet_logger());
 }
 
 }  // namespace
@@ -143,43 +146,45 @@ std::unique_ptr<Trainer> cuda_trainer(ExperimentConfig config, const DataSplits&
 TEST(Cuda, GraphStepGivesTheEagerLossesAndParameters) {
   REQUIRE_CUDA();
   for (const std::string model : {"lmf", "intense"})
-  for (const std::string dropout : {"0", "0.3"}) {
-    SCOPED_TRACE(model + ", dropout " + dropout);
-    const auto c = tiny_config({"model.type=" + model, "model.dropout=" + dropout});
-    torch::manual_seed(2);
-    std::vector<std::vector<torch::Tensor>> xs;
-    std::vector<torch::Tensor> ys;
-    for (int s = 0; s < 20; ++s) {
-      const int64_t rows = s % 4 == 3 ? 7 : 32;
-      xs.push_back(random_inputs(c.data.modalities, rows));
-      for (auto& x : xs.back()) x = x.cuda();
-      ys.push_back(torch::randn({rows, 1}).cuda());
+    for (const std::string dropout : {"0", "0.3"}) {
+      SCOPED_TRACE(model + ", dropout " + dropout);
+      const auto c = tiny_config({"model.type=" + model, "model.dropout=" + dropout});
+      torch::manual_seed(2);
+      std::vector<std::vector<torch::Tensor>> xs;
+      std::vector<torch::Tensor> ys;
+      for (int s = 0; s < 20; ++s) {
+        const int64_t rows = s % 4 == 3 ? 7 : 32;
+        xs.push_back(random_inputs(c.data.modalities, rows));
+        for (auto& x : xs.back()) x = x.cuda();
+        ys.push_back(torch::randn({rows, 1}).cuda());
+      }
+      CudaRun eager = cuda_run(c);
+      torch::manual_seed(3);
+      std::vector<double> eager_losses;
+      for (int s = 0; s < 20; ++s) {
+        clear_gradients(*eager.optimizer);
+        eager_losses.push_back(eager.runner->forward_backward(xs[s], ys[s]));
+        eager.optimizer->step();
+      }
+      CudaRun graphed = cuda_run(c);
+      torch::manual_seed(3);
+      ASSERT_EQ(GraphedTrainStep::unsupported(c.train, *graphed.optimizer, torch::kCUDA), "");
+      GraphedTrainStep graph(*graphed.runner, dynamic_cast<FlatAdam&>(*graphed.optimizer), 0.0);
+      for (int s = 0; s < 20; ++s) {
+        graph.set_loss_sum(0);
+        graph.run(xs[s], ys[s]);
+        EXPECT_NEAR(graph.loss_sum() / double(ys[s].size(0)), eager_losses[s],
+                    1e-6 * eager_losses[s])
+            << "step " << s;
+      }
+      EXPECT_EQ(graph.captures(), 2);
+      EXPECT_EQ(graph.replays(), 20);
+      EXPECT_EQ(dynamic_cast<FlatAdam&>(*graphed.optimizer).steps(), 20);
+      expect_same_parameters(*graphed.model, *eager.model, 1e-6);
+      auto eager_buffers = eager.model->named_buffers();
+      for (const auto& b : graphed.model->named_buffers())
+        EXPECT_TRUE(torch::allclose(b.value(), eager_buffers[b.key()], 1e-6, 1e-7)) << b.key();
     }
-    CudaRun eager = cuda_run(c);
-    torch::manual_seed(3);
-    std::vector<double> eager_losses;
-    for (int s = 0; s < 20; ++s) {
-      clear_gradients(*eager.optimizer);
-      eager_losses.push_back(eager.runner->forward_backward(xs[s], ys[s]));
-      eager.optimizer->step();
-    }
-    CudaRun graphed = cuda_run(c);
-    torch::manual_seed(3);
-    ASSERT_EQ(GraphedTrainStep::unsupported(c.train, *graphed.optimizer, torch::kCUDA), "");
-    GraphedTrainStep graph(*graphed.runner, dynamic_cast<FlatAdam&>(*graphed.optimizer), 0.0);
-    for (int s = 0; s < 20; ++s) {
-      graph.set_loss_sum(0);
-      graph.run(xs[s], ys[s]);
-      EXPECT_NEAR(graph.loss_sum() / double(ys[s].size(0)), eager_losses[s], 1e-6 * eager_losses[s]) << "step " << s;
-    }
-    EXPECT_EQ(graph.captures(), 2);
-    EXPECT_EQ(graph.replays(), 20);
-    EXPECT_EQ(dynamic_cast<FlatAdam&>(*graphed.optimizer).steps(), 20);
-    expect_same_parameters(*graphed.model, *eager.model, 1e-6);
-    auto eager_buffers = eager.model->named_buffers();
-    for (const auto& b : graphed.model->named_buffers())
-      EXPECT_TRUE(torch::allclose(b.value(), eager_buffers[b.key()], 1e-6, 1e-7)) << b.key();
-  }
 }
 
 // The trainer takes the graph on CUDA by default (flat Adam, one process), gives the
@@ -221,7 +226,8 @@ TEST(Cuda, TrainerOnCudaGraphsMatchesTheEagerTrainerAndResumesExactly) {
     torch::manual_seed(config.seed);
     first->fit();
     auto second = cuda_trainer(config, data, dir.file("resume" + clip));
-    Checkpoint last = open_checkpoint(dir.file("resume" + clip) + "/checkpoints/last.pt", torch::kCUDA);
+    Checkpoint last =
+        open_checkpoint(dir.file("resume" + clip) + "/checkpoints/last.pt", torch::kCUDA);
     second->restore(last);
     second->fit();
     EXPECT_EQ(second->history().size(), 1u);

@@ -22,13 +22,14 @@ bool same(const Dataset& a, const Dataset& b) {
   return torch::equal(a.target, b.target);
 }
 
-
 }  // namespace
 
 TEST(SyntheticData, SameSeedGivesIdenticalTensors) {
   const auto c = tiny_config();
-  EXPECT_TRUE(same(generate_synthetic(c.data, 11, Split::Train), generate_synthetic(c.data, 11, Split::Train)));
-  EXPECT_FALSE(same(generate_synthetic(c.data, 11, Split::Train), generate_synthetic(c.data, 12, Split::Train)));
+  EXPECT_TRUE(same(generate_synthetic(c.data, 11, Split::Train),
+                   generate_synthetic(c.data, 11, Split::Train)));
+  EXPECT_FALSE(same(generate_synthetic(c.data, 11, Split::Train),
+                    generate_synthetic(c.data, 12, Split::Train)));
 }
 
 TEST(SyntheticData, ShapesFollowTheConfig) {
@@ -62,8 +63,9 @@ TEST(SyntheticData, SplitsAreDisjointAndIndependentOfOtherSplitSizes) {
 TEST(SyntheticData, TargetPartsHaveTheDocumentedVariances) {
   // Noise-free target: y = wu * U + wb * B + wt * T with Var(U) = Var(B) = Var(T) = 1,
   // zero means and no correlation between the parts (docs/data.md).
-  auto c = tiny_config({"data.train_size=40000", "data.synthetic.target_noise=0",
-                        "data.synthetic.weights={\"unimodal\":0.5,\"bimodal\":1.5,\"trimodal\":2.0}"});
+  auto c =
+      tiny_config({"data.train_size=40000", "data.synthetic.target_noise=0",
+                   "data.synthetic.weights={\"unimodal\":0.5,\"bimodal\":1.5,\"trimodal\":2.0}"});
   const Dataset d = generate_synthetic(c.data, 3, Split::Train);
   for (const auto* part : {&d.unimodal, &d.bimodal, &d.trimodal}) {
     const auto x = part->to(torch::kFloat64);
@@ -137,7 +139,8 @@ TEST(DataFile, BadFilesAreClearErrors) {
 
   auto rows = base();
   rows.insert_or_assign("audio", torch::zeros({63, 8}));
-  expect_error([&] { read_data_file(write_dict("rows.pt", rows), mods, TargetRule{true}); }, "has 63 rows");
+  expect_error([&] { read_data_file(write_dict("rows.pt", rows), mods, TargetRule{true}); },
+               "has 63 rows");
 
   auto missing = base();
   (void)missing.erase("visual");
@@ -159,13 +162,16 @@ TEST(DataFile, BadFilesAreClearErrors) {
   auto no_target = base();
   (void)no_target.erase("target");
   const std::string no_target_path = write_dict("no_target.pt", no_target);
-  expect_error([&] { read_data_file(no_target_path, mods, TargetRule{true}); }, "missing entry \"target\"");
+  expect_error([&] { read_data_file(no_target_path, mods, TargetRule{true}); },
+               "missing entry \"target\"");
   EXPECT_FALSE(read_data_file(no_target_path, mods, TargetRule{false}).target.defined());
 
   const std::string whole = read_text(dir.file("extra.pt"));
   write_text(dir.file("truncated.pt"), whole.substr(0, whole.size() / 2));
-  expect_error([&] { read_data_file(dir.file("truncated.pt"), mods, TargetRule{true}); }, "not a readable data file");
-  expect_error([&] { read_data_file(dir.file("absent.pt"), mods, TargetRule{true}); }, "absent.pt: no such data file (write one with `mmfusion synth");
+  expect_error([&] { read_data_file(dir.file("truncated.pt"), mods, TargetRule{true}); },
+               "not a readable data file");
+  expect_error([&] { read_data_file(dir.file("absent.pt"), mods, TargetRule{true}); },
+               "absent.pt: no such data file (write one with `mmfusion synth");
 }
 
 TEST(DataFile, FileSourceSplitsByFractionsWithoutOverlap) {
@@ -179,12 +185,14 @@ TEST(DataFile, FileSourceSplitsByFractionsWithoutOverlap) {
   EXPECT_EQ(s.test.size(), 40);
   EXPECT_EQ(s.train.size(), 140);
   // Together the splits hold every row once: compare sorted first columns.
-  const auto all = torch::cat({s.train.features[0], s.val.features[0], s.test.features[0]}).select(1, 0);
-  const auto original = read_data_file(dir.file("all.pt"), f.data.modalities, TargetRule{true}).features[0].select(1, 0);
+  const auto all =
+      torch::cat({s.train.features[0], s.val.features[0], s.test.features[0]}).select(1, 0);
+  const auto original = read_data_file(dir.file("all.pt"), f.data.modalities, TargetRule{true})
+                            .features[0]
+                            .select(1, 0);
   EXPECT_TRUE(torch::equal(std::get<0>(all.sort()), std::get<0>(original.sort())));
   EXPECT_TRUE(same(load_split(f, Split::Test), s.test));
 }
-
 
 // The weights are shorthand: configs without data.synthetic.terms generate what they did
 // before terms existed (fixtures written by that code, tests/fixtures/README.md), with
@@ -192,21 +200,23 @@ TEST(DataFile, FileSourceSplitsByFractionsWithoutOverlap) {
 TEST(SyntheticTerms, ShorthandConfigsKeepTheirData) {
   const auto regression = tiny_config({"data.synthetic.generator=1"});
   EXPECT_TRUE(same(load_split(regression, Split::Train),
-                   read_data_file(source_path("tests/fixtures/synth-tiny-train.pt"), regression.data.modalities,
-                                  target_rule(regression, true))));
-  const auto classes = tiny_config({"data.synthetic.generator=1", "data.synthetic.shared_latent_dim=0",
-                                    "data.synthetic.weights={\"unimodal\":0.5,\"bimodal\":1.5,\"trimodal\":2.0}",
-                                    "task=\"classification\"", "num_classes=3"});
+                   read_data_file(source_path("tests/fixtures/synth-tiny-train.pt"),
+                                  regression.data.modalities, target_rule(regression, true))));
+  const auto classes =
+      tiny_config({"data.synthetic.generator=1", "data.synthetic.shared_latent_dim=0",
+                   "data.synthetic.weights={\"unimodal\":0.5,\"bimodal\":1.5,\"trimodal\":2.0}",
+                   "task=\"classification\"", "num_classes=3"});
   EXPECT_TRUE(same(load_split(classes, Split::Val),
-                   read_data_file(source_path("tests/fixtures/synth-tiny-val-classes.pt"), classes.data.modalities,
-                                  target_rule(classes, true))));
+                   read_data_file(source_path("tests/fixtures/synth-tiny-val-classes.pt"),
+                                  classes.data.modalities, target_rule(classes, true))));
 }
 
 namespace {
 
 // R^2 of the least-squares fit of y on the columns of x (with an intercept).
 double fit_r2(const torch::Tensor& x, const torch::Tensor& y) {
-  const auto design = torch::cat({torch::ones({x.size(0), 1}, torch::kFloat64), x.to(torch::kFloat64)}, 1);
+  const auto design =
+      torch::cat({torch::ones({x.size(0), 1}, torch::kFloat64), x.to(torch::kFloat64)}, 1);
   const auto target = y.to(torch::kFloat64).reshape({-1, 1});
   const auto beta = std::get<0>(torch::linalg_lstsq(design, target));
   const auto residual = target - design.matmul(beta);
@@ -223,10 +233,12 @@ torch::Tensor pairwise_products(const torch::Tensor& a, const torch::Tensor& b) 
 // A pair-only term is a pure interaction: no linear function of the features predicts it,
 // a bilinear one of the pair's features does; a modality in no term predicts nothing.
 TEST(SyntheticTerms, APairTermIsAPureInteraction) {
-  const auto c = tiny_config({"data.train_size=20000", "data.synthetic.shared_latent_dim=0",
-                              "data.synthetic.target_noise=0", "data.synthetic.feature_noise=0.01",
-                              "data.synthetic.terms=[{\"modalities\":[\"audio\",\"visual\"],\"weight\":2}]"});
-  EXPECT_EQ(c.data.synthetic.terms[0].modalities, (std::vector<std::string>{"visual", "audio"}));  // config order
+  const auto c =
+      tiny_config({"data.train_size=20000", "data.synthetic.shared_latent_dim=0",
+                   "data.synthetic.target_noise=0", "data.synthetic.feature_noise=0.01",
+                   "data.synthetic.terms=[{\"modalities\":[\"audio\",\"visual\"],\"weight\":2}]"});
+  EXPECT_EQ(c.data.synthetic.terms[0].modalities,
+            (std::vector<std::string>{"visual", "audio"}));  // config order
   const Dataset d = generate_synthetic(c.data, 11, Split::Train);
   const auto y = d.target.squeeze(1);
   EXPECT_NEAR(y.mean().item<double>(), 0.0, 0.06);
@@ -248,10 +260,11 @@ TEST(SyntheticTerms, VariancesAddUpOverTerms) {
 
 // The truth without feature noise: w_S^2 / sum of w^2, exact only without shared latents.
 TEST(SyntheticTerms, TheTruthIsEachTermsShareOfTheSignal) {
-  const auto terms = tiny_config({"data.synthetic.shared_latent_dim=0", "data.synthetic.feature_noise=0",
-                                  "data.synthetic.terms=[{\"modalities\":[\"visual\"],\"weight\":1},"
-                                  "{\"modalities\":[\"visual\",\"audio\"],\"weight\":2},"
-                                  "{\"modalities\":[\"text\",\"visual\",\"audio\"],\"weight\":0.5}]"});
+  const auto terms =
+      tiny_config({"data.synthetic.shared_latent_dim=0", "data.synthetic.feature_noise=0",
+                   "data.synthetic.terms=[{\"modalities\":[\"visual\"],\"weight\":1},"
+                   "{\"modalities\":[\"visual\",\"audio\"],\"weight\":2},"
+                   "{\"modalities\":[\"text\",\"visual\",\"audio\"],\"weight\":0.5}]"});
   const SyntheticTruth t = synthetic_truth(terms.data, terms.seed);
   ASSERT_TRUE(t.exact);
   ASSERT_EQ(t.subsets.size(), 3u);
@@ -263,12 +276,14 @@ TEST(SyntheticTerms, TheTruthIsEachTermsShareOfTheSignal) {
   EXPECT_NEAR(t.best_r2, 5.25 / 5.26, 1e-9);
 
   // The shorthand 1/1/1 over three modalities: 1/9 per modality and per pair, 1/3 for all three.
-  const auto shorthand = tiny_config({"data.synthetic.shared_latent_dim=0", "data.synthetic.feature_noise=0",
-                                      "data.synthetic.target_noise=0", "data.train_size=40000"});
+  const auto shorthand =
+      tiny_config({"data.synthetic.shared_latent_dim=0", "data.synthetic.feature_noise=0",
+                   "data.synthetic.target_noise=0", "data.train_size=40000"});
   const SyntheticTruth s = synthetic_truth(shorthand.data, shorthand.seed);
   ASSERT_EQ(s.subsets.size(), 7u);
   for (const auto& subset : s.subsets)
-    EXPECT_NEAR(subset.share, subset.modalities.size() == 3 ? 1.0 / 3 : 1.0 / 9, 1e-9) << subset_name(subset.modalities);
+    EXPECT_NEAR(subset.share, subset.modalities.size() == 3 ? 1.0 / 3 : 1.0 / 9, 1e-9)
+        << subset_name(subset.modalities);
   // ... and the generator's target has the variance the truth's terms add up to.
   const auto y = generate_synthetic(shorthand.data, 4, Split::Train).target.to(torch::kFloat64);
   EXPECT_NEAR(y.var().item<double>() / s.signal_variance, 1.0, 0.05);
@@ -294,20 +309,31 @@ TEST(SyntheticTerms, TheTruthAccountsForWhatNoisyFeaturesRecover) {
 
 TEST(SyntheticTerms, BadTermsAreConfigErrors) {
   const std::string prefix = "data.synthetic.terms=";
-  expect_error<ConfigError>([&] { tiny_config({prefix + "[{\"modalities\":[\"smell\"],\"weight\":1}]"}); },
-               "no modality named \"smell\"");
-  expect_error<ConfigError>([&] { tiny_config({prefix + "[{\"modalities\":[\"audio\",\"audio\"]}]"}); }, "appears twice");
-  expect_error<ConfigError>([&] {
-    tiny_config({prefix + "[{\"modalities\":[\"audio\",\"text\"]},{\"modalities\":[\"text\",\"audio\"]}]"});
-  }, "the same set of modalities");
-  expect_error<ConfigError>([&] { tiny_config({prefix + "[{\"modalities\":[\"text\"],\"weight\":0}]"}); }, "weight");
+  expect_error<ConfigError>(
+      [&] { tiny_config({prefix + "[{\"modalities\":[\"smell\"],\"weight\":1}]"}); },
+      "no modality named \"smell\"");
+  expect_error<ConfigError>(
+      [&] { tiny_config({prefix + "[{\"modalities\":[\"audio\",\"audio\"]}]"}); }, "appears twice");
+  expect_error<ConfigError>(
+      [&] {
+        tiny_config(
+            {prefix +
+             "[{\"modalities\":[\"audio\",\"text\"]},{\"modalities\":[\"text\",\"audio\"]}]"});
+      },
+      "the same set of modalities");
+  expect_error<ConfigError>(
+      [&] { tiny_config({prefix + "[{\"modalities\":[\"text\"],\"weight\":0}]"}); }, "weight");
   expect_error<ConfigError>([&] { tiny_config({prefix + "[]"}); }, "non-empty list");
-  expect_error<ConfigError>([&] {
-    tiny_config({prefix + "[{\"modalities\":[\"text\"]}]", "data.synthetic.weights={\"unimodal\":1}"});
-  }, "either terms or weights");
+  expect_error<ConfigError>(
+      [&] {
+        tiny_config(
+            {prefix + "[{\"modalities\":[\"text\"]}]", "data.synthetic.weights={\"unimodal\":1}"});
+      },
+      "either terms or weights");
   // weights: null drops a config's weights, so that --set can switch it to terms.
   EXPECT_EQ(tiny_config({"data.synthetic.weights=null", prefix + "[{\"modalities\":[\"text\"]}]"})
-                .data.synthetic.terms.size(), 1u);
+                .data.synthetic.terms.size(),
+            1u);
 }
 
 // Generator 2: every row from its own counter-based generator (random.hpp).
@@ -335,7 +361,8 @@ TEST(CounterRandom, NormalsFollowTheStandardNormal) {
   EXPECT_NEAR(m4 / n, 3.0, 4 * std::sqrt(96 / n));
   EXPECT_NEAR(beyond3 / n, 0.0026998, 4 * std::sqrt(0.0027 / n));  // 2 (1 - Phi(3))
   // Rows are independent of one another and of the order they are made in.
-  RowRandom a(stream_key(5, 1), 7), b(stream_key(5, 1), 7), c(stream_key(5, 1), 8), e(stream_key(5, 2), 7);
+  RowRandom a(stream_key(5, 1), 7), b(stream_key(5, 1), 7), c(stream_key(5, 1), 8),
+      e(stream_key(5, 2), 7);
   const uint64_t first = a.next();
   EXPECT_EQ(first, b.next());
   EXPECT_NE(first, c.next());
@@ -353,8 +380,10 @@ TEST(SyntheticData, Generator2GivesTheSameRowsWhateverTheThreadCount) {
   EXPECT_TRUE(same(one, three));
   EXPECT_TRUE(torch::equal(one.unimodal, three.unimodal));
   // Not generator 1's data: the numbers for a seed changed once, with the version.
-  EXPECT_FALSE(same(one, generate_synthetic(tiny_config({"data.train_size=5000", "data.synthetic.generator=1"}).data,
-                                            c.seed, Split::Train)));
+  EXPECT_FALSE(same(
+      one,
+      generate_synthetic(tiny_config({"data.train_size=5000", "data.synthetic.generator=1"}).data,
+                         c.seed, Split::Train)));
 }
 
 TEST(SyntheticData, AStreamMakesEachEpochsRowsInAnyPieces) {
@@ -364,26 +393,35 @@ TEST(SyntheticData, AStreamMakesEachEpochsRowsInAnyPieces) {
   const Dataset whole = stream.rows(0, 0, 3000);
   Dataset pieces;
   pieces.names = whole.names;
-  std::vector<Dataset> parts = {stream.rows(0, 0, 1000), stream.rows(0, 1000, 1777), stream.rows(0, 1777, 3000)};
+  std::vector<Dataset> parts = {stream.rows(0, 0, 1000), stream.rows(0, 1000, 1777),
+                                stream.rows(0, 1777, 3000)};
   for (size_t m = 0; m < whole.features.size(); ++m)
-    pieces.features.push_back(torch::cat({parts[0].features[m], parts[1].features[m], parts[2].features[m]}));
+    pieces.features.push_back(
+        torch::cat({parts[0].features[m], parts[1].features[m], parts[2].features[m]}));
   pieces.target = torch::cat({parts[0].target, parts[1].target, parts[2].target});
   EXPECT_TRUE(same(whole, pieces));
   EXPECT_TRUE(same(whole, TrainingStream(c).rows(0, 0, 3000)));  // from (seed, epoch, row) alone
-  EXPECT_FALSE(torch::equal(whole.target, stream.rows(1, 0, 3000).target));  // each epoch fresh rows
+  EXPECT_FALSE(
+      torch::equal(whole.target, stream.rows(1, 0, 3000).target));  // each epoch fresh rows
   // load_splits holds a sample of the stream, no training split; val and test as usual.
   const DataSplits splits = load_splits(c);
   EXPECT_EQ(splits.train.size(), std::min<int64_t>(3000, kStreamSampleRows));
   EXPECT_TRUE(same(splits.val, generate_synthetic(c.data, c.seed, Split::Val)));
   // Classification: the stream's labels cut its targets at the split's thresholds.
-  const auto k = tiny_config({"data.synthetic.stream=true", "task=\"classification\"", "num_classes=3"});
+  const auto k =
+      tiny_config({"data.synthetic.stream=true", "task=\"classification\"", "num_classes=3"});
   const Dataset labels = TrainingStream(k).rows(0, 0, 3000);
   EXPECT_EQ(labels.target.scalar_type(), torch::kInt64);
-  EXPECT_TRUE(torch::equal(labels.target, torch::bucketize(whole.target.squeeze(1), class_thresholds(k))));
+  EXPECT_TRUE(
+      torch::equal(labels.target, torch::bucketize(whole.target.squeeze(1), class_thresholds(k))));
 }
 
 TEST(SyntheticData, StreamingNeedsGenerator2AndSyntheticData) {
-  expect_error<ConfigError>([] { tiny_config({"data.synthetic.stream=true", "data.synthetic.generator=1"}); },
-                            "data.synthetic.stream: needs data.synthetic.generator 2");
-  expect_error<ConfigError>([] { tiny_config({"data.synthetic.generator=3"}); }, "data.synthetic.generator");
+  expect_error<ConfigError>(
+      [] {
+        tiny_config({"data.synthetic.stream=true", "data.synthetic.generator=1"});
+      },
+      "data.synthetic.stream: needs data.synthetic.generator 2");
+  expect_error<ConfigError>([] { tiny_config({"data.synthetic.generator=3"}); },
+                            "data.synthetic.generator");
 }

@@ -37,8 +37,9 @@ int free_port() {
 }
 
 std::string rank_env(int rank, int world, int port) {
-  return "WORLD_SIZE=" + std::to_string(world) + " RANK=" + std::to_string(rank) + " LOCAL_RANK=" +
-         std::to_string(rank) + " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " ";
+  return "WORLD_SIZE=" + std::to_string(world) + " RANK=" + std::to_string(rank) +
+         " LOCAL_RANK=" + std::to_string(rank) +
+         " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " ";
 }
 
 std::vector<json> metrics(const std::string& run) {
@@ -84,13 +85,18 @@ TEST(Distributed, TwoProcessesMatchOneProcessWithTheSameGlobalBatch) {
   if (!gloo_available()) GTEST_SKIP() << "this build has no Gloo (CPU) backend";
   TempDir dir;
   const std::string bin = MMFUSION_BINARY;
-  ASSERT_EQ(std::system((bin + kArgs + " --set threads=1 --out " + dir.file("single") + " 2>/dev/null >/dev/null").c_str()), 0);
+  ASSERT_EQ(std::system((bin + kArgs + " --set threads=1 --out " + dir.file("single") +
+                         " 2>/dev/null >/dev/null")
+                            .c_str()),
+            0);
   const int port = free_port();
-  const std::string two = "(" + rank_env(0, 2, port) + bin + kArgs + " --out " + dir.file("multi") + " 2>" +
-                          dir.file("r0.txt") + " >" + dir.file("o0.txt") + " & " + rank_env(1, 2, port) + bin + kArgs +
-                          " --out " + dir.file("multi") + " 2>" + dir.file("r1.txt") + " >" + dir.file("o1.txt") +
+  const std::string two = "(" + rank_env(0, 2, port) + bin + kArgs + " --out " + dir.file("multi") +
+                          " 2>" + dir.file("r0.txt") + " >" + dir.file("o0.txt") + " & " +
+                          rank_env(1, 2, port) + bin + kArgs + " --out " + dir.file("multi") +
+                          " 2>" + dir.file("r1.txt") + " >" + dir.file("o1.txt") +
                           "; r1=$?; wait $!; r0=$?; exit $((r0 + r1)))";
-  ASSERT_EQ(std::system(two.c_str()), 0) << read_text(dir.file("r0.txt")) << read_text(dir.file("r1.txt"));
+  ASSERT_EQ(std::system(two.c_str()), 0)
+      << read_text(dir.file("r0.txt")) << read_text(dir.file("r1.txt"));
   // One run folder, written by rank 0; rank 1 logs warnings only.
   EXPECT_TRUE(fs::exists(dir.file("multi/results.json")));
   EXPECT_EQ(read_text(dir.file("r1.txt")), "");
@@ -103,7 +109,8 @@ TEST(Distributed, TwoProcessesMatchOneProcessWithTheSameGlobalBatch) {
   for (size_t i = 0; i < 3; ++i) {
     const double x = a[i]["train_loss"], y = b[i]["train_loss"];
     EXPECT_NEAR(x, y, 1e-5 * std::abs(x)) << "epoch " << i + 1;
-    EXPECT_NEAR(a[i]["val_loss"].get<double>(), b[i]["val_loss"].get<double>(), 1e-5 * a[i]["val_loss"].get<double>());
+    EXPECT_NEAR(a[i]["val_loss"].get<double>(), b[i]["val_loss"].get<double>(),
+                1e-5 * a[i]["val_loss"].get<double>());
   }
   const auto pa = parameters(dir.file("single/checkpoints/last.pt"));
   const auto pb = parameters(dir.file("multi/checkpoints/last.pt"));
@@ -116,16 +123,19 @@ TEST(Distributed, ARankThatDiesMakesTheOtherFailWithinTheTimeout) {
   const std::string bin = MMFUSION_BINARY;
   const int port = free_port();
   const std::string args = " train --config " + source_path("configs/tiny.json") +
-                           " --set train.epochs=100000 --set distributed.timeout_s=5 --out " + dir.file("run");
+                           " --set train.epochs=100000 --set distributed.timeout_s=5 --out " +
+                           dir.file("run");
   // Rank 1 is killed once rank 0 has logged its first epoch; rank 0 must then stop with
   // an error naming the failure, well within the timeout, and keep its checkpoint.
-  const std::string cmd = "(" + rank_env(0, 2, port) + bin + args + " 2>" + dir.file("r0.txt") + " >/dev/null & p0=$!; " +
-                          rank_env(1, 2, port) + bin + args + " 2>/dev/null >/dev/null & p1=$!; " +
-                          "for i in $(seq 300); do [ -s " + dir.file("run/metrics.jsonl") + " ] && break; sleep 0.1; done; " +
+  const std::string cmd = "(" + rank_env(0, 2, port) + bin + args + " 2>" + dir.file("r0.txt") +
+                          " >/dev/null & p0=$!; " + rank_env(1, 2, port) + bin + args +
+                          " 2>/dev/null >/dev/null & p1=$!; " + "for i in $(seq 300); do [ -s " +
+                          dir.file("run/metrics.jsonl") + " ] && break; sleep 0.1; done; " +
                           "kill -9 $p1; wait $p0; echo $? > " + dir.file("rc.txt") + ")";
   const auto start = std::chrono::steady_clock::now();
   std::system(cmd.c_str());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(read_text(dir.file("rc.txt")), "1\n") << read_text(dir.file("r0.txt"));
   EXPECT_LT(seconds, 60.0);
   const std::string err = read_text(dir.file("r0.txt"));
@@ -139,11 +149,13 @@ TEST(Distributed, APeerThatNeverJoinsIsReportedAsSuchWithTheTimeWaited) {
   // that the group did not form, why, and after how long, not just quote the limit.
   TempDir dir;
   const std::string cmd = rank_env(0, 2, free_port()) + MMFUSION_BINARY + " train --config " +
-                          source_path("configs/tiny.json") + " --set distributed.timeout_s=3 --out " +
-                          dir.file("run") + " 2>" + dir.file("err.txt") + " >/dev/null";
+                          source_path("configs/tiny.json") +
+                          " --set distributed.timeout_s=3 --out " + dir.file("run") + " 2>" +
+                          dir.file("err.txt") + " >/dev/null";
   const auto start = std::chrono::steady_clock::now();
   const int status = std::system(cmd.c_str());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_LT(seconds, 60.0);

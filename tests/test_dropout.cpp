@@ -32,5 +32,5 @@ TEST(FastDropout, MaskDependsOnTheSeedNotOnTheThreadCount) {
   const auto b = fast_dropout(x, 0.5, true);
   EXPECT_TRUE(torch::equal(a, b));
   EXPECT_FALSE(torch::equal(a, fast_dropout(x, 0.5, true)));  // the generator moved on
-  torch::set_num_threads(1);  // as the other tests expect
+  torch::set_num_threads(1);                                  // as the other tests expect
 }

@@ -25,7 +25,8 @@ namespace {
 torch::Tensor with_others_fixed(MultimodalModelImpl& model, const Dataset& data, size_t m) {
   std::vector<torch::Tensor> inputs;
   for (size_t k = 0; k < data.features.size(); ++k)
-    inputs.push_back(k == m ? data.features[k] : data.features[k].slice(0, 0, 1).expand_as(data.features[k]));
+    inputs.push_back(k == m ? data.features[k]
+                            : data.features[k].slice(0, 0, 1).expand_as(data.features[k]));
   torch::NoGradGuard guard;
   return model.forward(inputs).squeeze(1).to(torch::kFloat64);
 }
@@ -62,8 +63,10 @@ TEST(Explain, LateFusionIsAdditiveWithTheSharesOfItsHeads) {
     }
     const size_t m = s["name"] == "visual" ? 0 : s["name"] == "audio" ? 1 : 2;
     EXPECT_NEAR(share, head_variance[m] / sum, 0.02) << s["name"];
-    EXPECT_NEAR(r["total_effect"][s["name"].get<std::string>()].get<double>(), head_variance[m] / sum, 0.02);
-    EXPECT_NEAR(r["shapley"][s["name"].get<std::string>()].get<double>(), head_variance[m] / sum, 0.02);
+    EXPECT_NEAR(r["total_effect"][s["name"].get<std::string>()].get<double>(),
+                head_variance[m] / sum, 0.02);
+    EXPECT_NEAR(r["shapley"][s["name"].get<std::string>()].get<double>(), head_variance[m] / sum,
+                0.02);
     const auto ci = s["ci"];
     EXPECT_LE(ci[0].get<double>(), share);
     EXPECT_GE(ci[1].get<double>(), share);
@@ -85,12 +88,19 @@ TEST(Explain, ATrainedLMFRecoversTheGeneratorsTruth) {
   TempDir dir;
   TrainArgs train;
   train.config = source_path("configs/tiny.json");
-  train.overrides = {"threads=2", "data.train_size=8192", "data.val_size=1024", "data.test_size=2048",
-                     "data.synthetic.shared_latent_dim=0", "data.synthetic.target_noise=0.05",
+  train.overrides = {"threads=2",
+                     "data.train_size=8192",
+                     "data.val_size=1024",
+                     "data.test_size=2048",
+                     "data.synthetic.shared_latent_dim=0",
+                     "data.synthetic.target_noise=0.05",
                      "data.synthetic.terms=[{\"modalities\":[\"visual\"],\"weight\":1},"
                      "{\"modalities\":[\"audio\"],\"weight\":0.7},"
                      "{\"modalities\":[\"visual\",\"audio\"],\"weight\":1}]",
-                     "model.rank=4", "model.fused_dim=16", "model.encoder_hidden=[32]", "train.epochs=30",
+                     "model.rank=4",
+                     "model.fused_dim=16",
+                     "model.encoder_hidden=[32]",
+                     "train.epochs=30",
                      "train.lr=0.003"};
   train.out = dir.file("run");
   run_train(train);
@@ -131,13 +141,16 @@ TEST(Explain, TheCommandWritesItsFilesAndKeepsEarlierOnes) {
   args.options.samples = 2000;
   args.options.bootstrap = 5;
   const json r = run_explain(args);
-  for (const char* key : {"model", "samples", "output_variance", "subsets", "orders", "total_effect", "shapley"})
+  for (const char* key :
+       {"model", "samples", "output_variance", "subsets", "orders", "total_effect", "shapley"})
     EXPECT_TRUE(r.contains(key)) << key;
   EXPECT_EQ(r["model"], "lmf");
   EXPECT_FALSE(r["truth"]["exact"].get<bool>());  // tiny has a shared latent: no truth
   for (const auto& s : r["subsets"]) EXPECT_TRUE(s["truth"].is_null());
   EXPECT_EQ(json::parse(read_text(dir.file("run/explain/explain.json"))), r);
-  EXPECT_EQ(read_text(dir.file("run/explain/explain.csv")).rfind("kind,name,share,ci_low,ci_high,truth\n", 0), 0u);
+  EXPECT_EQ(read_text(dir.file("run/explain/explain.csv"))
+                .rfind("kind,name,share,ci_low,ci_high,truth\n", 0),
+            0u);
   EXPECT_TRUE(well_formed_xml(dir.file("run/explain/explain.svg")));
   expect_error<ConfigError>([&] { run_explain(args); }, "the file exists");
   args.force = true;
@@ -155,10 +168,12 @@ TEST(Explain, TheCommandWritesItsFilesAndKeepsEarlierOnes) {
   args.out = dir.file("on-file");
   const json on_file = run_explain(args);
   EXPECT_TRUE(on_file["truth"]["exact"].get<bool>());
-  EXPECT_NEAR(on_file["subsets"][6]["truth"].get<double>(), on_file["truth"]["subsets"][6]["share"].get<double>(),
+  EXPECT_NEAR(on_file["subsets"][6]["truth"].get<double>(),
+              on_file["truth"]["subsets"][6]["share"].get<double>(),
               1e-12);  // visual:audio:text
   // A damaged truth file is a one-line error that names it.
-  write_text(dir.file("independent.truth.json"), "{\"exact\": true, \"subsets\": [{\"name\": \"visual\"}]}");
+  write_text(dir.file("independent.truth.json"),
+             "{\"exact\": true, \"subsets\": [{\"name\": \"visual\"}]}");
   args.out = dir.file("damaged");
   expect_error([&] { run_explain(args); }, "independent.truth.json: not a truth file");
 }

@@ -54,14 +54,16 @@ struct Record {
 
 std::vector<Record> records(const std::string& zip) {
   std::vector<Record> out;
-  for (size_t at = zip.find("PK\x01\x02"); at != std::string::npos; at = zip.find("PK\x01\x02", at + 4)) {
+  for (size_t at = zip.find("PK\x01\x02"); at != std::string::npos;
+       at = zip.find("PK\x01\x02", at + 4)) {
     if (at + 46 > zip.size()) break;
     Record r;
     r.central = at;
     r.size = u32(zip, at + 20);
     r.local = u32(zip, at + 42);
     r.name = zip.substr(at + 46, u16(zip, at + 28));
-    if (r.local + 30 > zip.size() || u32(zip, r.local) != 0x04034b50u) continue;  // a chance match in a payload
+    if (r.local + 30 > zip.size() || u32(zip, r.local) != 0x04034b50u)
+      continue;  // a chance match in a payload
     r.data = r.local + 30 + u16(zip, r.local + 26) + u16(zip, r.local + 28);
     out.push_back(r);
   }
@@ -70,7 +72,8 @@ std::vector<Record> records(const std::string& zip) {
 
 const Record& record_ending(const std::vector<Record>& rs, const std::string& suffix) {
   for (const auto& r : rs)
-    if (r.name.size() >= suffix.size() && r.name.compare(r.name.size() - suffix.size(), suffix.size(), suffix) == 0)
+    if (r.name.size() >= suffix.size() &&
+        r.name.compare(r.name.size() - suffix.size(), suffix.size(), suffix) == 0)
       return r;
   throw std::runtime_error("no record ending in " + suffix);
 }
@@ -113,9 +116,7 @@ void count_read(Tally& tally, const std::string& label, const Read& read) {
   try {
     read();
     ++tally.reads;
-  } catch (const Error&) {
-    ++tally.clean_errors;
-  } catch (const std::exception& e) {
+  } catch (const Error&) { ++tally.clean_errors; } catch (const std::exception& e) {
     if (tally.first_other.empty()) tally.first_other = label + ": " + e.what();
     ++tally.other_exceptions;
   }
@@ -126,10 +127,12 @@ void count_read(Tally& tally, const std::string& label, const Read& read) {
 void read_data(const std::string& bytes, Tally& tally, const std::string& label,
                const std::vector<torch::Tensor>* expected = nullptr) {
   count_read(tally, label, [&] {
-    const Dataset d = parse_data_file(std::vector<char>(bytes.begin(), bytes.end()), label, kMods, TargetRule{false});
+    const Dataset d = parse_data_file(std::vector<char>(bytes.begin(), bytes.end()), label, kMods,
+                                      TargetRule{false});
     for (const auto& f : d.features) EXPECT_TRUE(torch::isfinite(f).all().item<bool>()) << label;
     if (expected)
-      for (size_t m = 0; m < expected->size(); ++m) EXPECT_TRUE(torch::equal(d.features[m], (*expected)[m])) << label;
+      for (size_t m = 0; m < expected->size(); ++m)
+        EXPECT_TRUE(torch::equal(d.features[m], (*expected)[m])) << label;
   });
 }
 
@@ -152,17 +155,22 @@ void read_checkpoint(const std::string& bytes, Tally& tally, const std::string& 
 
 // Either reader, by what the zip is (only a checkpoint has constants.pkl); the label
 // gets "data " or "checkpoint " in front.
-bool is_checkpoint(const std::string& zip) { return zip.find("constants.pkl") != std::string::npos; }
+bool is_checkpoint(const std::string& zip) {
+  return zip.find("constants.pkl") != std::string::npos;
+}
 void read_zip(const std::string& bytes, Tally& tally, bool checkpoint, const std::string& what,
               const std::vector<torch::Tensor>* expected = nullptr) {
-  if (checkpoint) read_checkpoint(bytes, tally, "checkpoint " + what, expected);
-  else read_data(bytes, tally, "data " + what, expected);
+  if (checkpoint)
+    read_checkpoint(bytes, tally, "checkpoint " + what, expected);
+  else
+    read_data(bytes, tally, "data " + what, expected);
 }
 
 std::string data_file(const TempDir& dir) {
   torch::manual_seed(0);
   Dataset d;
-  for (const auto& m : kMods) d.names.push_back(m.name), d.features.push_back(torch::randn({16, m.dim}));
+  for (const auto& m : kMods)
+    d.names.push_back(m.name), d.features.push_back(torch::randn({16, m.dim}));
   d.target = torch::randn({16, 1});
   write_data_file(d, dir.file("ok.pt"));
   return read_file(dir.file("ok.pt"));
@@ -183,7 +191,8 @@ std::string checkpoint_file(const TempDir& dir) {
 std::vector<size_t> zip_boundaries(const std::string& zip) {
   std::vector<size_t> cuts;
   for (const char* sig : {"PK\x03\x04", "PK\x01\x02", "PK\x05\x06", "PK\x06\x06", "PK\x06\x07"})
-    for (size_t at = zip.find(sig); at != std::string::npos; at = zip.find(sig, at + 1)) cuts.push_back(at);
+    for (size_t at = zip.find(sig); at != std::string::npos; at = zip.find(sig, at + 1))
+      cuts.push_back(at);
   for (const auto& r : records(zip)) cuts.push_back(r.data), cuts.push_back(r.data + r.size);
   std::vector<size_t> out;
   for (size_t c : cuts)
@@ -210,7 +219,8 @@ TEST(FileSafety, ATensorThatReachesPastItsStorageIsRefusedBeforeItsValuesAreRead
   std::string crafted_stride = pickle, crafted_width = pickle;
   crafted_stride[stride + 1] = '\xff';  // row stride 255: rows reach far past the storage
   crafted_width[shape + 1] = '\xff';    // width 255 over a 16 x 24 storage
-  for (const auto& [label, bytes] : {std::pair{"stride", crafted_stride}, std::pair{"width", crafted_width}}) {
+  for (const auto& [label, bytes] :
+       {std::pair{"stride", crafted_stride}, std::pair{"width", crafted_width}}) {
     SCOPED_TRACE(label);
     const std::string file = with_record(zip, pkl, bytes);
     const std::string path = dir.file(std::string(label) + ".pt");
@@ -229,8 +239,8 @@ TEST(FileSafety, ATensorThatReachesPastItsStorageIsRefusedBeforeItsValuesAreRead
 namespace {
 // A view of `storage` with any metadata, as a file's unpickler can make one: ATen's own
 // as_strided refuses out-of-bounds views, so the metadata is set on the TensorImpl.
-torch::Tensor raw_view(const torch::Tensor& storage, std::vector<int64_t> sizes, std::vector<int64_t> strides,
-                       int64_t offset = 0) {
+torch::Tensor raw_view(const torch::Tensor& storage, std::vector<int64_t> sizes,
+                       std::vector<int64_t> strides, int64_t offset = 0) {
   auto t = storage.view({-1}).detach().clone();
   t.unsafeGetTensorImpl()->set_sizes_and_strides(sizes, strides);
   t.unsafeGetTensorImpl()->set_storage_offset(offset);
@@ -243,22 +253,36 @@ TEST(FileSafety, TheLayoutCheckFollowsItsDefinition) {
   EXPECT_NO_THROW(check_file_tensor(raw_view(storage, {3, 4}, {4, 1}), "x"));
   EXPECT_NO_THROW(check_file_tensor(raw_view(storage, {4, 3}, {1, 4}), "x"));     // a transpose
   EXPECT_NO_THROW(check_file_tensor(raw_view(storage, {2, 2}, {4, 1}, 6), "x"));  // last element 11
-  expect_error([&] { check_file_tensor(raw_view(storage, {2, 2}, {4, 1}, 7), "x"); },
-               "x: shape [2, 2] with strides [4, 1] and offset 7 reaches element 12, but its storage holds 12");
+  expect_error(
+      [&] {
+        check_file_tensor(raw_view(storage, {2, 2}, {4, 1}, 7), "x");
+      },
+      "x: shape [2, 2] with strides [4, 1] and offset 7 reaches element 12, but its storage holds 12");
   // (A negative stride cannot be made: TensorImpl turns it into a contiguous one, also in
   // the unpickler; the check refuses one all the same.)
-  expect_error([&] { check_file_tensor(raw_view(storage, {2}, {1}, -1), "x"); }, "negative storage offset");
-  expect_error([&] { check_file_tensor(raw_view(storage, {2, 2}, {INT64_MAX, INT64_MAX}), "x"); }, "reaches element");
-  EXPECT_NO_THROW(check_file_tensor(raw_view(storage, {0, 5}, {100, 100}), "x"));  // empty: nothing is read
+  expect_error([&] { check_file_tensor(raw_view(storage, {2}, {1}, -1), "x"); },
+               "negative storage offset");
+  expect_error(
+      [&] {
+        check_file_tensor(raw_view(storage, {2, 2}, {INT64_MAX, INT64_MAX}), "x");
+      },
+      "reaches element");
+  EXPECT_NO_THROW(
+      check_file_tensor(raw_view(storage, {0, 5}, {100, 100}), "x"));  // empty: nothing is read
   // A broadcast (stride 0) view: 36 elements over 12 would let a tiny file stand for a
   // huge tensor; files hold none.
-  expect_error([&] { check_file_tensor(raw_view(storage, {12, 3}, {1, 0}), "x"); }, "an overlapping view");
+  expect_error(
+      [&] {
+        check_file_tensor(raw_view(storage, {12, 3}, {1, 0}), "x");
+      },
+      "an overlapping view");
   expect_error([&] { check_file_tensor(torch::zeros({2}, torch::kComplexFloat), "x"); },
                "x: dtype ComplexFloat is not allowed");
   // Nested values: the entry is named.
   c10::impl::GenericList list(c10::TensorType::get());
   list.push_back(raw_view(storage, {3}, {6}));  // elements 0, 6, 12 of 12
-  expect_error([&] { check_file_tensors(c10::IValue(list), "f.pt: entry \"a\""); }, "f.pt: entry \"a\": shape [3]");
+  expect_error([&] { check_file_tensors(c10::IValue(list), "f.pt: entry \"a\""); },
+               "f.pt: entry \"a\": shape [3]");
 }
 
 TEST(FileSafety, UnchangedFilesPassedThroughTheZipPatcherStillRead) {
@@ -278,7 +302,8 @@ TEST(FileSafety, UnchangedFilesPassedThroughTheZipPatcherStillRead) {
 namespace {
 // `count` seeded mutants of a file's data.pkl, 1 to 8 random bytes each, read by `read`.
 template <typename Read>
-Tally pickle_mutants(const std::string& zip, uint32_t seed, int count, const std::string& label, const Read& read) {
+Tally pickle_mutants(const std::string& zip, uint32_t seed, int count, const std::string& label,
+                     const Read& read) {
   const Record pkl = record_ending(records(zip), "data.pkl");
   const std::string pickle = zip.substr(pkl.data, pkl.size);
   std::mt19937 gen(seed);
@@ -286,11 +311,13 @@ Tally pickle_mutants(const std::string& zip, uint32_t seed, int count, const std
   for (int i = 0; i < count; ++i) {
     std::string mutant = pickle;
     const int changes = 1 + static_cast<int>(gen() % 8);
-    for (int k = 0; k < changes; ++k) mutant[gen() % mutant.size()] = static_cast<char>(gen() & 0xff);
+    for (int k = 0; k < changes; ++k)
+      mutant[gen() % mutant.size()] = static_cast<char>(gen() & 0xff);
     read(with_record(zip, pkl, mutant), tally, label + " mutant " + std::to_string(i), nullptr);
   }
   EXPECT_EQ(tally.other_exceptions, 0) << tally.first_other;
-  std::cout << label << " mutants: " << tally.clean_errors << " clean errors, " << tally.reads << " read\n";
+  std::cout << label << " mutants: " << tally.clean_errors << " clean errors, " << tally.reads
+            << " read\n";
   return tally;
 }
 }  // namespace
@@ -332,7 +359,8 @@ TEST(FileSafety, AZipDirectoryPointingOutsideTheFileEndsCleanly) {
     const size_t end = zip.rfind("PK\x05\x06");
     ASSERT_NE(end, std::string::npos);
     std::vector<std::string> cases;
-    for (uint32_t offset : {0x7ffffff0u, static_cast<uint32_t>(zip.size()), static_cast<uint32_t>(zip.size() - 10)}) {
+    for (uint32_t offset :
+         {0x7ffffff0u, static_cast<uint32_t>(zip.size()), static_cast<uint32_t>(zip.size() - 10)}) {
       std::string entry = zip;  // data.pkl's local header beyond (or at the very end of) the file
       put32(entry, pkl.central + 42, offset);
       cases.push_back(entry);
@@ -346,9 +374,12 @@ TEST(FileSafety, AZipDirectoryPointingOutsideTheFileEndsCleanly) {
     // What a correct read gives: the file as written.
     std::vector<torch::Tensor> truth;
     if (is_data) {
-      truth = parse_data_file(std::vector<char>(zip.begin(), zip.end()), "ok", kMods, TargetRule{false}).features;
+      truth =
+          parse_data_file(std::vector<char>(zip.begin(), zip.end()), "ok", kMods, TargetRule{false})
+              .features;
     } else {
-      for (const auto& p : parse_checkpoint(zip.data(), zip.size(), "ok").build_model(torch::kCPU)->parameters())
+      for (const auto& p :
+           parse_checkpoint(zip.data(), zip.size(), "ok").build_model(torch::kCPU)->parameters())
         truth.push_back(p.detach().clone());
     }
     for (size_t i = 0; i < cases.size(); ++i) {
@@ -370,7 +401,8 @@ std::string checkpoint_with_factor_rank(const TempDir& dir, char rank, std::stri
   const Record pkl = record_ending(records(zip), "data.pkl");
   std::string pickle = zip.substr(pkl.data, pkl.size);
   const size_t at = pickle.find(std::string("K\x02K\x09K\x04", 6));
-  if (at == std::string::npos) throw std::runtime_error("layout of the test checkpoint's pickle changed");
+  if (at == std::string::npos)
+    throw std::runtime_error("layout of the test checkpoint's pickle changed");
   pickle[at + 1] = rank;
   return with_record(zip, pkl, pickle);
 }
@@ -397,15 +429,18 @@ TEST(FileSafety, ACheckpointWithTorchScriptMethodsIsRefusedBeforeItIsCompiled) {
   const Record* code = nullptr;
   for (const auto& r : rs)
     if (r.name.find("code/") != std::string::npos && r.name.size() > 3 &&
-        r.name.compare(r.name.size() - 3, 3, ".py") == 0 && u16(zip, r.central + 10) == 0)  // stored, not deflated
+        r.name.compare(r.name.size() - 3, 3, ".py") == 0 &&
+        u16(zip, r.central + 10) == 0)  // stored, not deflated
       code = &r;
   ASSERT_NE(code, nullptr);
   std::string source = zip.substr(code->data, code->size);
-  const std::string method = "\n  def\t__setstate__(self, s: int) -> None:\n    pass\n";  // a tab, too
+  const std::string method =
+      "\n  def\t__setstate__(self, s: int) -> None:\n    pass\n";  // a tab, too
   ASSERT_GT(source.size(), method.size());
   source.replace(source.size() - method.size(), method.size(), method);
   const std::string crafted = with_record(zip, *code, source);
-  expect_error([&] { parse_checkpoint(crafted.data(), crafted.size(), "m.pt"); }, "is not an attribute declaration");
+  expect_error([&] { parse_checkpoint(crafted.data(), crafted.size(), "m.pt"); },
+               "is not an attribute declaration");
 }
 
 TEST(FileSafety, ACheckpointWhoseTensorsDisagreeWithItsConfigIsRefused) {
@@ -416,12 +451,15 @@ TEST(FileSafety, ACheckpointWhoseTensorsDisagreeWithItsConfigIsRefused) {
   // model's checksum refuses it on open; a file without checksums (format 2, as the
   // fixture) reaches the shape check.
   const std::string crafted = checkpoint_with_factor_rank(dir, '\x01');
-  expect_error([&] { parse_checkpoint(crafted.data(), crafted.size(), "shape.pt"); },
-               "shape.pt: corrupt checkpoint: the model (parameters and buffers) does not match its checksum");
-  const std::string old = checkpoint_with_factor_rank(dir, '\x01', read_file(source_path("tests/fixtures/tiny-format2-v0.1.0.pt")));
+  expect_error(
+      [&] { parse_checkpoint(crafted.data(), crafted.size(), "shape.pt"); },
+      "shape.pt: corrupt checkpoint: the model (parameters and buffers) does not match its checksum");
+  const std::string old = checkpoint_with_factor_rank(
+      dir, '\x01', read_file(source_path("tests/fixtures/tiny-format2-v0.1.0.pt")));
   Checkpoint c = parse_checkpoint(old.data(), old.size(), "shape.pt");
   expect_error([&] { c.build_model(torch::kCPU); }, "shape.pt: model.fusion.factor_");
-  expect_error([&] { c.build_model(torch::kCPU); }, "has shape [1, 9, 4] Float, its config gives [2, 9, 4] Float");
+  expect_error([&] { c.build_model(torch::kCPU); },
+               "has shape [1, 9, 4] Float, its config gives [2, 9, 4] Float");
 }
 
 TEST(FileSafety, AStorageDeclaringMoreElementsThanItsRecordHoldsIsRefused) {
@@ -432,22 +470,28 @@ TEST(FileSafety, AStorageDeclaringMoreElementsThanItsRecordHoldsIsRefused) {
   const Record pkl = record_ending(records(zip), "data.pkl");
   std::string pickle = zip.substr(pkl.data, pkl.size);
   const size_t text = pickle.find("text");
-  const size_t numel = pickle.find(std::string("M\x80\x01", 3), text);  // text's storage: 384 elements
+  const size_t numel =
+      pickle.find(std::string("M\x80\x01", 3), text);  // text's storage: 384 elements
   ASSERT_NE(numel, std::string::npos);
   pickle[numel + 2] = '\x7f';  // 0x7f80 elements
   const std::string path = dir.file("numel.pt");
   write_text(path, with_record(zip, pkl, pickle));
-  expect_error([&] { read_data_file(path, kMods, TargetRule{false}); },
-               path + ": data.pkl: storage 2 declares 32640 elements of 4 bytes, but its record holds 1536 bytes");
+  expect_error(
+      [&] { read_data_file(path, kMods, TargetRule{false}); },
+      path +
+          ": data.pkl: storage 2 declares 32640 elements of 4 bytes, but its record holds 1536 bytes");
 }
 
 TEST(FileSafety, AHugeMemoIndexIsRefusedBeforeTheUnpicklerReservesIt) {
   const std::string pickle = std::string("\x80\x02}r\xff\xff\xff\x7f.", 9);  // LONG_BINPUT 2^31 - 1
-  expect_error([&] { check_pickle(pickle.data(), pickle.size(), "p"); }, "p: memo index 2147483647 beyond");
+  expect_error([&] { check_pickle(pickle.data(), pickle.size(), "p"); },
+               "p: memo index 2147483647 beyond");
   const std::string fine = std::string("\x80\x02}q\x00.", 6);
   EXPECT_NO_THROW(check_pickle(fine.data(), fine.size(), "p"));
-  expect_error([&] { check_pickle("\x80\x02\xff.", 4, "p"); }, "p: unknown pickle opcode 255 at byte 2");
-  expect_error([&] { check_pickle("\x80\x02X\xff\xff\xff\x00ab.", 10, "p"); }, "runs past the end of the pickle");
+  expect_error([&] { check_pickle("\x80\x02\xff.", 4, "p"); },
+               "p: unknown pickle opcode 255 at byte 2");
+  expect_error([&] { check_pickle("\x80\x02X\xff\xff\xff\x00ab.", 10, "p"); },
+               "runs past the end of the pickle");
   expect_error([&] { check_pickle("\x80\x02}", 3, "p"); }, "no STOP opcode");
   // Opcodes that consume what is not there (LibTorch 1.13's unpickler reads past its empty
   // stack: the fuzzer's SEGV).
@@ -464,16 +508,20 @@ TEST(FileSafety, EveryInputTheFuzzersFoundEndsCleanly) {
   // out-of-memory abort, kept so that every later build is checked against them.
   Tally data, checkpoints;
   int files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(source_path("tests/fixtures/fuzz"))) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(source_path("tests/fixtures/fuzz"))) {
     const std::string bytes = read_file(entry.path().string());
     const std::string name = entry.path().filename().string();
-    if (name.rfind("data-", 0) == 0) read_data(bytes, data, name);
-    else read_checkpoint(bytes, checkpoints, name);
+    if (name.rfind("data-", 0) == 0)
+      read_data(bytes, data, name);
+    else
+      read_checkpoint(bytes, checkpoints, name);
     ++files;
   }
   EXPECT_GE(files, 2);
   EXPECT_EQ(data.reads + checkpoints.reads, 0);
-  EXPECT_EQ(data.other_exceptions + checkpoints.other_exceptions, 0) << data.first_other << checkpoints.first_other;
+  EXPECT_EQ(data.other_exceptions + checkpoints.other_exceptions, 0)
+      << data.first_other << checkpoints.first_other;
 }
 
 TEST(FileSafety, ARecordWhoseDirectoryStatesAHugeSizeIsRefusedBeforeItIsAllocated) {
@@ -485,12 +533,15 @@ TEST(FileSafety, ARecordWhoseDirectoryStatesAHugeSizeIsRefusedBeforeItIsAllocate
     put32(huge, pkl.central + 24, 0xAB000000u);  // uncompressed size 2.8 GB, stored
     const bool is_data = !is_checkpoint(zip);
     try {
-      if (is_data) parse_data_file(std::vector<char>(huge.begin(), huge.end()), "z.pt", kMods, TargetRule{false});
-      else parse_checkpoint(huge.data(), huge.size(), "z.pt");
+      if (is_data)
+        parse_data_file(std::vector<char>(huge.begin(), huge.end()), "z.pt", kMods,
+                        TargetRule{false});
+      else
+        parse_checkpoint(huge.data(), huge.size(), "z.pt");
       ADD_FAILURE() << "read a zip whose directory states 2.8 GB";
     } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("states 2868903936 bytes, more than"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("states 2868903936 bytes, more than"), std::string::npos)
+          << e.what();
     }
   }
 }
-

@@ -42,6 +42,7 @@ TEST(Files, AnExistingOutputIsRefusedUnlessForced) {
   const std::string path = dir.file("out.csv");
   EXPECT_NO_THROW(refuse_overwrite(path, false));
   write_text(path, "x");
-  expect_error<ConfigError>([&] { refuse_overwrite(path, false); }, "--output " + path + ": the file exists");
+  expect_error<ConfigError>([&] { refuse_overwrite(path, false); },
+                            "--output " + path + ": the file exists");
   EXPECT_NO_THROW(refuse_overwrite(path, true));
 }

@@ -39,9 +39,11 @@ double max_abs_correlation(const torch::Tensor& a, const torch::Tensor& b) {
 // public code mixed an (i, k, j) layout into its 3-way centring).
 TEST(InTense, InteractionBlockIsTheRowMajorOuterProductOfCentredFactors) {
   torch::manual_seed(0);
-  const std::vector<torch::Tensor> u{torch::randn({5, 2}, torch::kFloat64), torch::randn({5, 3}, torch::kFloat64),
+  const std::vector<torch::Tensor> u{torch::randn({5, 2}, torch::kFloat64),
+                                     torch::randn({5, 3}, torch::kFloat64),
                                      torch::randn({5, 4}, torch::kFloat64)};
-  const std::vector<torch::Tensor> mu{torch::randn({2}, torch::kFloat64), torch::randn({3}, torch::kFloat64),
+  const std::vector<torch::Tensor> mu{torch::randn({2}, torch::kFloat64),
+                                      torch::randn({3}, torch::kFloat64),
                                       torch::randn({4}, torch::kFloat64)};
   const auto block = interaction_block(u, mu);
   ASSERT_EQ(block.sizes(), (std::vector<int64_t>{5, 24}));
@@ -49,7 +51,8 @@ TEST(InTense, InteractionBlockIsTheRowMajorOuterProductOfCentredFactors) {
     for (int64_t i = 0; i < 2; ++i)
       for (int64_t j = 0; j < 3; ++j)
         for (int64_t k = 0; k < 4; ++k) {
-          const double expected = (u[0][r][i] - mu[0][i]).item<double>() * (u[1][r][j] - mu[1][j]).item<double>() *
+          const double expected = (u[0][r][i] - mu[0][i]).item<double>() *
+                                  (u[1][r][j] - mu[1][j]).item<double>() *
                                   (u[2][r][k] - mu[2][k]).item<double>();
           EXPECT_NEAR(block[r][i * 12 + j * 4 + k].item<double>(), expected, 1e-12);
         }
@@ -77,9 +80,12 @@ TEST(InTense, CentringRemovesEveryLowerOrderPart) {
     if (m < 3) EXPECT_LT(max_abs_correlation(triple, u[m]), noise);
   }
   EXPECT_LT(max_abs_correlation(triple, interaction_block({u[0], u[1]}, {mu[0], mu[1]})), noise);
-  EXPECT_LT(max_abs_correlation(quadruple, interaction_block({u[1], u[2], u[3]}, {mu[1], mu[2], mu[3]})), noise);
+  EXPECT_LT(
+      max_abs_correlation(quadruple, interaction_block({u[1], u[2], u[3]}, {mu[1], mu[2], mu[3]})),
+      noise);
   // Uncentred, the product carries its factors.
-  const std::vector<torch::Tensor> zero{torch::zeros({2}, torch::kFloat64), torch::zeros({2}, torch::kFloat64),
+  const std::vector<torch::Tensor> zero{torch::zeros({2}, torch::kFloat64),
+                                        torch::zeros({2}, torch::kFloat64),
                                         torch::zeros({2}, torch::kFloat64)};
   EXPECT_GT(max_abs_correlation(interaction_block({u[0], u[1], u[2]}, zero), u[0]), 0.3);
 }
@@ -109,7 +115,8 @@ TEST(InTense, BlockRegulariserHasItsValueAndItsGradient) {
   const auto w0 = torch::randn({2, 5}, torch::kFloat64);
   const std::vector<std::pair<int64_t, int64_t>> blocks{{0, 2}, {2, 5}};
   const double p = 2, q = 4.0 / 3;
-  const double n1 = w0.slice(1, 0, 2).norm().item<double>(), n2 = w0.slice(1, 2, 5).norm().item<double>();
+  const double n1 = w0.slice(1, 0, 2).norm().item<double>(),
+               n2 = w0.slice(1, 2, 5).norm().item<double>();
   auto w = w0.clone().requires_grad_(true);
   const auto r = block_regularizer(w, blocks, p);
   EXPECT_NEAR(r.item<double>(), std::pow(std::pow(n1, q) + std::pow(n2, q), 2 / q), 1e-12);
@@ -121,14 +128,14 @@ TEST(InTense, BlockRegulariserHasItsValueAndItsGradient) {
       auto plus = w0.clone(), minus = w0.clone();
       plus[i][j] += h, minus[i][j] -= h;
       const double numeric = (block_regularizer(plus, blocks, p).item<double>() -
-                              block_regularizer(minus, blocks, p).item<double>()) / (2 * h);
+                              block_regularizer(minus, blocks, p).item<double>()) /
+                             (2 * h);
       EXPECT_NEAR(w.grad()[i][j].item<double>(), numeric, 1e-6);
     }
 }
 
 // ---------------------------------------------------------------------------------------
 // The `intense` model type: config, blocks, penalty, scores, training, truth.
-
 
 namespace {
 
@@ -140,7 +147,8 @@ std::vector<std::string> with(std::vector<std::string> base, const std::vector<s
 }
 
 std::shared_ptr<IntenseImpl> make_intense(const ExperimentConfig& config, int64_t output_dim = 1) {
-  return std::dynamic_pointer_cast<IntenseImpl>(make_model(config.model, config.data.modalities, output_dim));
+  return std::dynamic_pointer_cast<IntenseImpl>(
+      make_model(config.model, config.data.modalities, output_dim));
 }
 
 double p_norm(const std::vector<std::pair<std::string, double>>& scores, double p) {
@@ -153,41 +161,56 @@ double p_norm(const std::vector<std::pair<std::string, double>>& scores, double 
 
 TEST(InTenseConfig, DefaultInteractionsArePairsAndTheFullSetOfThree) {
   using Sets = std::vector<std::vector<std::string>>;
-  EXPECT_EQ(tiny_config().model.intense.interactions,
-            (Sets{{"visual", "audio"}, {"visual", "text"}, {"audio", "text"}, {"visual", "audio", "text"}}));
-  EXPECT_EQ(tiny_config({"data.modalities=[{\"name\":\"a\",\"dim\":2},{\"name\":\"b\",\"dim\":3}]"}).model.intense.interactions,
+  EXPECT_EQ(tiny_config().model.intense.interactions, (Sets{{"visual", "audio"},
+                                                            {"visual", "text"},
+                                                            {"audio", "text"},
+                                                            {"visual", "audio", "text"}}));
+  EXPECT_EQ(tiny_config({"data.modalities=[{\"name\":\"a\",\"dim\":2},{\"name\":\"b\",\"dim\":3}]"})
+                .model.intense.interactions,
             (Sets{{"a", "b"}}));
   // Four modalities: the six pairs, no higher order unless asked for.
-  const auto four = tiny_config({"data.modalities=[{\"name\":\"a\",\"dim\":2},{\"name\":\"b\",\"dim\":2},"
-                                 "{\"name\":\"c\",\"dim\":2},{\"name\":\"d\",\"dim\":2}]"});
+  const auto four =
+      tiny_config({"data.modalities=[{\"name\":\"a\",\"dim\":2},{\"name\":\"b\",\"dim\":2},"
+                   "{\"name\":\"c\",\"dim\":2},{\"name\":\"d\",\"dim\":2}]"});
   EXPECT_EQ(four.model.intense.interactions.size(), 6u);
   // Given sets are stored in the config's modality order; [] means unimodal blocks only.
-  EXPECT_EQ(tiny_config({"model.intense.interactions=[[\"text\",\"visual\"]]"}).model.intense.interactions,
+  EXPECT_EQ(tiny_config({"model.intense.interactions=[[\"text\",\"visual\"]]"})
+                .model.intense.interactions,
             (Sets{{"visual", "text"}}));
   EXPECT_TRUE(tiny_config({"model.intense.interactions=[]"}).model.intense.interactions.empty());
   // The resolved config round-trips.
-  const auto c = tiny_config({"model.intense.interactions=[[\"audio\",\"visual\"]]", "model.intense.p=2"});
+  const auto c =
+      tiny_config({"model.intense.interactions=[[\"audio\",\"visual\"]]", "model.intense.p=2"});
   EXPECT_TRUE(parse_config(to_json(c)) == c);
 }
 
 TEST(InTenseConfig, BadInteractionsNameTheirPlace) {
-  expect_error<ConfigError>([] { tiny_config({"model.intense.interactions=[[\"visual\"]]"}); },
-                            "model.intense.interactions[0]: expected a list of at least 2 modality names");
-  expect_error<ConfigError>([] { tiny_config({"model.intense.interactions=[[\"visual\",\"smell\"]]"}); },
-                            "no modality named \"smell\"");
   expect_error<ConfigError>(
-      [] { tiny_config({"model.intense.interactions=[[\"visual\",\"audio\"],[\"audio\",\"visual\"]]"}); },
+      [] { tiny_config({"model.intense.interactions=[[\"visual\"]]"}); },
+      "model.intense.interactions[0]: expected a list of at least 2 modality names");
+  expect_error<ConfigError>(
+      [] { tiny_config({"model.intense.interactions=[[\"visual\",\"smell\"]]"}); },
+      "no modality named \"smell\"");
+  expect_error<ConfigError>(
+      [] {
+        tiny_config({"model.intense.interactions=[[\"visual\",\"audio\"],[\"audio\",\"visual\"]]"});
+      },
       "model.intense.interactions[1]: the same set of modalities as an earlier interaction");
   expect_error<ConfigError>([] { tiny_config({"model.intense.interactions=\"all\""}); },
                             "model.intense.interactions: expected a list of modality-name lists");
   expect_error<ConfigError>([] { tiny_config({"model.intense.p=0.5"}); }, "model.intense.p");
   expect_error<ConfigError>([] { tiny_config({"model.intense.reg=-1"}); }, "model.intense.reg");
   expect_error<ConfigError>(
-      [] { tiny_config({"model.type=intense", "model.intense.latent_dim=64", "model.max_fused_size=100000"}); },
+      [] {
+        tiny_config(
+            {"model.type=intense", "model.intense.latent_dim=64", "model.max_fused_size=100000"});
+      },
       "model.intense.interactions[3]: the block of 3 modalities has latent_dim^3 = 262144 values per sample, above "
       "model.max_fused_size");
-  EXPECT_NO_THROW(tiny_config({"model.intense.latent_dim=64", "model.max_fused_size=100000"}));  // not InTense
-  expect_error<ConfigError>([] { tiny_config({"model.intense.rank=3"}); }, "model.intense.rank: unknown key");
+  EXPECT_NO_THROW(
+      tiny_config({"model.intense.latent_dim=64", "model.max_fused_size=100000"}));  // not InTense
+  expect_error<ConfigError>([] { tiny_config({"model.intense.rank=3"}); },
+                            "model.intense.rank: unknown key");
 }
 
 TEST(InTenseModel, BlocksAreNamedLaidOutAndNormalised) {
@@ -198,13 +221,15 @@ TEST(InTenseModel, BlocksAreNamedLaidOutAndNormalised) {
   std::vector<std::string> names;
   std::vector<int64_t> widths;
   for (const auto& b : model->layout()) names.push_back(b.name), widths.push_back(b.end - b.begin);
-  EXPECT_EQ(names, (std::vector<std::string>{"visual", "audio", "text", "visual:audio", "visual:text", "audio:text",
-                                             "visual:audio:text"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"visual", "audio", "text", "visual:audio",
+                                             "visual:text", "audio:text", "visual:audio:text"}));
   EXPECT_EQ(widths, (std::vector<int64_t>{8, 8, 8, 9, 9, 9, 27}));  // encoders [8]; 3^2, 3^3
   const auto params = model->named_parameters();
-  for (const char* key : {"encoders.visual.fc0.weight", "project.visual.weight", "project.text.weight", "fusion.weight"})
+  for (const char* key : {"encoders.visual.fc0.weight", "project.visual.weight",
+                          "project.text.weight", "fusion.weight"})
     EXPECT_TRUE(params.contains(key)) << key;
-  EXPECT_FALSE(params.contains("project.text.bias"));  // batch normalisation follows: a bias would do nothing
+  EXPECT_FALSE(params.contains(
+      "project.text.bias"));  // batch normalisation follows: a bias would do nothing
   EXPECT_EQ(params["fusion.weight"].sizes(), (std::vector<int64_t>{2, 78}));
   EXPECT_TRUE(model->named_buffers().contains("block_norm.6.running_var"));
 
@@ -217,14 +242,16 @@ TEST(InTenseModel, BlocksAreNamedLaidOutAndNormalised) {
     EXPECT_LT(block.mean(0).abs().max().item<double>(), 1e-5);
   }
   // A training batch of one row uses the running estimates instead of failing.
-  EXPECT_EQ(model->forward(random_inputs(config.data.modalities, 1)).sizes(), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(model->forward(random_inputs(config.data.modalities, 1)).sizes(),
+            (std::vector<int64_t>{1, 2}));
 }
 
 // The interaction blocks are uncorrelated with every lower-order part (the projections of
 // their members, and the blocks of strict subsets) on independent inputs with non-zero
 // means, in training and, once the running estimates have settled, in evaluation.
 TEST(InTenseModel, InteractionBlocksHoldNoLowerOrderPart) {
-  const auto config = tiny_config(with(kIntense, {"model.intense.latent_dim=2", "model.encoder_hidden=[6]"}));
+  const auto config =
+      tiny_config(with(kIntense, {"model.intense.latent_dim=2", "model.encoder_hidden=[6]"}));
   torch::manual_seed(1);
   auto model = make_intense(config);
   auto inputs = [&](int64_t n) {
@@ -237,19 +264,22 @@ TEST(InTenseModel, InteractionBlocksHoldNoLowerOrderPart) {
     const auto x = inputs(100000);
     const auto z = model->encoders->forward(x);
     std::vector<torch::Tensor> u;
-    for (size_t m = 0; m < z.size(); ++m) u.push_back(model->projection_norms[m](model->projections[m](z[m])));
+    for (size_t m = 0; m < z.size(); ++m)
+      u.push_back(model->projection_norms[m](model->projections[m](z[m])));
     const auto blocks = model->blocks(x);
     const auto& layout = model->layout();
     // Noise of the largest of up to 48 correlations of 1e5 heavy-tailed products: < 0.03.
     for (size_t b = 3; b < layout.size(); ++b) {
       for (size_t m : layout[b].members) {
-        EXPECT_LT(max_abs_correlation(blocks[b], u[m]), 0.03) << mode << ": " << layout[b].name << " vs its factor";
-        EXPECT_LT(max_abs_correlation(blocks[b], blocks[m]), 0.03) << mode << ": " << layout[b].name << " vs "
-                                                                    << layout[m].name;
+        EXPECT_LT(max_abs_correlation(blocks[b], u[m]), 0.03)
+            << mode << ": " << layout[b].name << " vs its factor";
+        EXPECT_LT(max_abs_correlation(blocks[b], blocks[m]), 0.03)
+            << mode << ": " << layout[b].name << " vs " << layout[m].name;
       }
       if (layout[b].members.size() == 3)
         for (size_t pair = 3; pair < 6; ++pair)
-          EXPECT_LT(max_abs_correlation(blocks[b], blocks[pair]), 0.03) << mode << ": " << layout[pair].name;
+          EXPECT_LT(max_abs_correlation(blocks[b], blocks[pair]), 0.03)
+              << mode << ": " << layout[pair].name;
     }
   };
   model->train();
@@ -272,7 +302,8 @@ TEST(InTenseModel, InteractionBlocksHoldNoLowerOrderPart) {
 // parameter's (the public code's first release detached it: no change at all).
 TEST(InTenseModel, TheRegulariserChangesTheFusionWeightsGradientByItsOwn) {
   const auto base = tiny_config(with(kIntense, {"model.dropout=0", "model.intense.reg=0"}));
-  const auto regularised = tiny_config(with(kIntense, {"model.dropout=0", "model.intense.reg=0.5", "model.intense.p=1.5"}));
+  const auto regularised = tiny_config(
+      with(kIntense, {"model.dropout=0", "model.intense.reg=0.5", "model.intense.p=1.5"}));
   torch::manual_seed(2);
   auto a = make_intense(base);
   auto b = make_intense(regularised);
@@ -296,7 +327,8 @@ TEST(InTenseModel, TheRegulariserChangesTheFusionWeightsGradientByItsOwn) {
     const auto difference = (gb[p.key()].grad() - p.value().grad()).to(torch::kFloat64);
     if (p.key() == "fusion.weight") {
       EXPECT_GT(w.grad().abs().max().item<double>(), 1e-3);
-      EXPECT_TRUE(torch::allclose(difference, w.grad(), 1e-4, 1e-6)) << (difference - w.grad()).abs().max();
+      EXPECT_TRUE(torch::allclose(difference, w.grad(), 1e-4, 1e-6))
+          << (difference - w.grad()).abs().max();
     } else {
       EXPECT_EQ(difference.abs().max().item<double>(), 0.0) << p.key();
     }
@@ -306,7 +338,8 @@ TEST(InTenseModel, TheRegulariserChangesTheFusionWeightsGradientByItsOwn) {
 TEST(InTenseModel, RelevanceScoresHaveUnitPNormAndTheBlocksNames) {
   for (double p : {1.0, 2.0, 3.0}) {
     torch::manual_seed(3);
-    auto model = make_intense(tiny_config(with(kIntense, {"model.intense.p=" + std::to_string(p)})), 3);
+    auto model =
+        make_intense(tiny_config(with(kIntense, {"model.intense.p=" + std::to_string(p)})), 3);
     const auto scores = model->relevance();
     ASSERT_EQ(scores.size(), model->layout().size());
     for (size_t b = 0; b < scores.size(); ++b) {
@@ -318,7 +351,8 @@ TEST(InTenseModel, RelevanceScoresHaveUnitPNormAndTheBlocksNames) {
     const auto w = model->fusion->weight.detach().to(torch::kFloat64);
     double denominator = 0;
     for (const auto& block : model->layout())
-      denominator += std::pow(w.slice(1, block.begin, block.end).norm().item<double>(), 2 * p / (p + 1));
+      denominator +=
+          std::pow(w.slice(1, block.begin, block.end).norm().item<double>(), 2 * p / (p + 1));
     const auto& first = model->layout()[0];
     EXPECT_NEAR(scores[0].second,
                 std::pow(w.slice(1, first.begin, first.end).norm().item<double>(), 2 / (p + 1)) /
@@ -335,7 +369,8 @@ class ThreadGroup {
  public:
   explicit ThreadGroup(int world) : world_(world), slots_(world) {}
   int world() const { return world_; }
-  void collective(int rank, torch::Tensor& t, const std::function<void(std::vector<torch::Tensor>&, torch::Tensor&)>& combine) {
+  void collective(int rank, torch::Tensor& t,
+                  const std::function<void(std::vector<torch::Tensor>&, torch::Tensor&)>& combine) {
     slots_[rank] = t.clone();
     barrier();
     combine(slots_, t);
@@ -382,7 +417,9 @@ class ThreadCommunicator : public Communicator {
     });
   }
   void broadcast(torch::Tensor& t, int root) override {
-    group_.collective(rank_, t, [root](std::vector<torch::Tensor>& all, torch::Tensor& out) { out.copy_(all[root]); });
+    group_.collective(rank_, t, [root](std::vector<torch::Tensor>& all, torch::Tensor& out) {
+      out.copy_(all[root]);
+    });
   }
   std::string share(const std::string&, const std::string& value) override { return value; }
 
@@ -393,10 +430,12 @@ class ThreadCommunicator : public Communicator {
 
 // The fusion weights after one plain SGD step of data-parallel training on `world` ranks
 // (threads), and their initial values.
-std::pair<torch::Tensor, torch::Tensor> one_sgd_step(int world, double reg, const std::string& dir) {
-  auto config = tiny_config({"model.type=intense", "threads=1", "model.dropout=0", "data.train_size=48",
-                             "train.batch_size=48", "train.epochs=1", "train.optimizer=sgd", "train.momentum=0",
-                             "train.lr=0.5", "model.intense.reg=" + std::to_string(reg)});
+std::pair<torch::Tensor, torch::Tensor> one_sgd_step(int world, double reg,
+                                                     const std::string& dir) {
+  auto config =
+      tiny_config({"model.type=intense", "threads=1", "model.dropout=0", "data.train_size=48",
+                   "train.batch_size=48", "train.epochs=1", "train.optimizer=sgd",
+                   "train.momentum=0", "train.lr=0.5", "model.intense.reg=" + std::to_string(reg)});
   config.model.output_dim = 1;
   const DataSplits data = load_splits(config);
   ThreadGroup group(world);
@@ -418,7 +457,8 @@ std::pair<torch::Tensor, torch::Tensor> one_sgd_step(int world, double reg, cons
   for (int r = 1; r < world; ++r)
     for (const auto& b : trainers[r]->model().named_buffers())
       EXPECT_TRUE(torch::equal(b.value(), leader[b.key()])) << "rank " << r << ": " << b.key();
-  return {dynamic_cast<IntenseImpl&>(trainers[0]->model()).fusion->weight.detach().clone(), initial};
+  return {dynamic_cast<IntenseImpl&>(trainers[0]->model()).fusion->weight.detach().clone(),
+          initial};
 }
 
 }  // namespace
@@ -431,14 +471,17 @@ TEST(InTenseModel, DataParallelTrainingCountsTheRegulariserOnce) {
   const double lr = 0.5, reg = 0.3;
   for (int world : {1, 3}) {
     SCOPED_TRACE("world " + std::to_string(world));
-    const auto [with_reg, initial] = one_sgd_step(world, reg, dir.file("reg" + std::to_string(world)));
-    const auto [without, initial0] = one_sgd_step(world, 0.0, dir.file("plain" + std::to_string(world)));
+    const auto [with_reg, initial] =
+        one_sgd_step(world, reg, dir.file("reg" + std::to_string(world)));
+    const auto [without, initial0] =
+        one_sgd_step(world, 0.0, dir.file("plain" + std::to_string(world)));
     ASSERT_TRUE(torch::equal(initial, initial0));
     auto model = make_intense(tiny_config({"model.type=intense"}));  // the same block layout
     const auto w = initial.to(torch::kFloat64).requires_grad_(true);
     (reg * block_regularizer(w, model->columns(), 1.0)).backward();
     const auto moved = (with_reg - without).to(torch::kFloat64);
-    EXPECT_TRUE(torch::allclose(moved, -lr * w.grad(), 1e-3, 1e-6)) << (moved + lr * w.grad()).abs().max();
+    EXPECT_TRUE(torch::allclose(moved, -lr * w.grad(), 1e-3, 1e-6))
+        << (moved + lr * w.grad()).abs().max();
   }
 }
 
@@ -449,9 +492,9 @@ namespace {
 json train_on_terms(const std::string& dir, const std::vector<std::string>& overrides) {
   TrainArgs train;
   train.config = source_path("configs/tiny.json");
-  train.overrides = with({"threads=2", "data.train_size=4096", "data.val_size=512", "data.test_size=1024",
-                          "data.synthetic.shared_latent_dim=0", "model.encoder_hidden=[16]", "train.epochs=20",
-                          "train.lr=0.003"},
+  train.overrides = with({"threads=2", "data.train_size=4096", "data.val_size=512",
+                          "data.test_size=1024", "data.synthetic.shared_latent_dim=0",
+                          "model.encoder_hidden=[16]", "train.epochs=20", "train.lr=0.003"},
                          overrides);
   train.out = dir;
   return run_train(train).results;
@@ -469,7 +512,8 @@ TEST(InTenseTruth, AnXorLabelGoesToTheVisualAudioBlock) {
   const std::vector<std::string> xor_task = {
       "task=classification", "num_classes=2", "data.synthetic.target_noise=0.01",
       "data.synthetic.terms=[{\"modalities\":[\"visual\",\"audio\"],\"weight\":1}]"};
-  const json r = train_on_terms(dir.file("intense"), with(xor_task, {"model.type=intense", "model.intense.p=1"}));
+  const json r = train_on_terms(dir.file("intense"),
+                                with(xor_task, {"model.type=intense", "model.intense.p=1"}));
   EXPECT_GE(r["test"]["accuracy"].get<double>(), 0.95) << r.dump(2);
   const json& s = r["relevance"];
   ASSERT_EQ(s.size(), 7u) << r.dump(2);
@@ -486,9 +530,10 @@ TEST(InTenseTruth, AnXorLabelGoesToTheVisualAudioBlock) {
 TEST(InTenseTruth, AdditiveDataPutsTheScoreOnUnimodalBlocks) {
   TempDir dir;
   const json r = train_on_terms(
-      dir.file("run"), {"model.type=intense", "data.synthetic.target_noise=0.05",
-                        "data.synthetic.terms=[{\"modalities\":[\"visual\"],\"weight\":1},"
-                        "{\"modalities\":[\"audio\"],\"weight\":1},{\"modalities\":[\"text\"],\"weight\":1}]"});
+      dir.file("run"),
+      {"model.type=intense", "data.synthetic.target_noise=0.05",
+       "data.synthetic.terms=[{\"modalities\":[\"visual\"],\"weight\":1},"
+       "{\"modalities\":[\"audio\"],\"weight\":1},{\"modalities\":[\"text\"],\"weight\":1}]"});
   double unimodal = 0, total = 0;
   for (const auto& [block, score] : r["relevance"].items()) {
     total += score.get<double>();
@@ -518,9 +563,11 @@ TEST(InTenseTruth, MixedDataScoresRankSubsetsAsTheTruthDoes) {
       const double ta = share.count(a) ? share[a] : 0.0, tb = share.count(b) ? share[b] : 0.0;
       if (ta - tb <= 0.1) continue;
       ++compared;
-      EXPECT_GT(sa.get<double>(), sb.get<double>()) << a << " (truth " << ta << ") vs " << b << " (truth " << tb << ")";
+      EXPECT_GT(sa.get<double>(), sb.get<double>())
+          << a << " (truth " << ta << ") vs " << b << " (truth " << tb << ")";
     }
-  EXPECT_GE(compared, 10);  // visual and visual:audio above every other block, visual above visual:audio
+  EXPECT_GE(compared,
+            10);  // visual and visual:audio above every other block, visual above visual:audio
 }
 
 // Every place a run reports relevance: metrics.jsonl (every epoch), results.json,
@@ -540,7 +587,8 @@ TEST(InTenseTraining, TheRunFolderReportsTheScores) {
     ASSERT_EQ(r["relevance"].size(), 7u) << line;
     EXPECT_GT(r["penalty"].get<double>(), 0.0);
     double sum = 0;
-    for (const auto& [block, score] : r["relevance"].items()) sum += std::pow(score.get<double>(), 2.0);
+    for (const auto& [block, score] : r["relevance"].items())
+      sum += std::pow(score.get<double>(), 2.0);
     EXPECT_NEAR(sum, 1.0, 1e-9);  // p = 2
     ++epochs;
   }
@@ -561,7 +609,8 @@ TEST(InTenseTraining, TheRunFolderReportsTheScores) {
     EXPECT_EQ(s["relevance"], results["relevance"][name]) << name;  // every subset has a block here
   }
   EXPECT_NE(explain_table(explained).find("relevance"), std::string::npos);
-  EXPECT_NE(read_text(dir.file("run/explain/explain.csv")).find("relevance,visual:audio,"), std::string::npos);
+  EXPECT_NE(read_text(dir.file("run/explain/explain.csv")).find("relevance,visual:audio,"),
+            std::string::npos);
   // Models without scores report none.
   train.overrides = {"model.type=concat", "train.epochs=1"};
   train.out = dir.file("concat");

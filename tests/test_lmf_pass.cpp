@@ -23,7 +23,8 @@ struct Side {
   std::unique_ptr<StepRunner> step;
 };
 
-Side make_side(const ExperimentConfig& config, int64_t output_dim, bool handwritten, bool flat_optimizer) {
+Side make_side(const ExperimentConfig& config, int64_t output_dim, bool handwritten,
+               bool flat_optimizer) {
   Side s;
   s.model = make_model(config.model, config.data.modalities, output_dim);
   auto t = config.train;
@@ -56,7 +57,8 @@ void expect_same_step(const std::vector<std::string>& overrides, int64_t batch, 
   copy_parameters(*fused.model, *plain.model);
   fused.model->train(training), plain.model->train(training);
   const auto x = random_inputs(config.data.modalities, batch);
-  const auto y = classification ? torch::randint(out, {batch}, torch::kInt64) : torch::randn({batch, out});
+  const auto y =
+      classification ? torch::randint(out, {batch}, torch::kInt64) : torch::randn({batch, out});
   for (auto* side : {&fused, &plain}) clear_gradients(*side->optimizer);
   torch::manual_seed(99);  // the dropout seeds
   const double fused_loss = fused.step->forward_backward(x, y, weight);
@@ -71,9 +73,11 @@ void expect_same_step(const std::vector<std::string>& overrides, int64_t batch, 
     const auto& expected = plain_params[p.key()].grad();
     ASSERT_TRUE(p.value().grad().defined()) << p.key();
     ASSERT_TRUE(expected.defined()) << p.key();
-    EXPECT_GT(expected.abs().max().item<double>(), 0) << p.key() << ": a gradient that is all zeros proves nothing";
+    EXPECT_GT(expected.abs().max().item<double>(), 0)
+        << p.key() << ": a gradient that is all zeros proves nothing";
     EXPECT_TRUE(torch::allclose(p.value().grad(), expected, 1e-4, 1e-6))
-        << p.key() << ": max difference " << (p.value().grad() - expected).abs().max().item<double>();
+        << p.key() << ": max difference "
+        << (p.value().grad() - expected).abs().max().item<double>();
   }
 }
 
@@ -83,11 +87,14 @@ TEST(LMFPass, UsedForLMFOnTheCPUOnlyAndWhenEnabled) {
   auto config = tiny_config();
   EXPECT_TRUE(make_side(config, 1, true, true).step->handwritten_available());
   EXPECT_FALSE(make_side(config, 1, false, true).step->handwritten_available());
-  EXPECT_FALSE(make_side(tiny_config({"model.type=concat"}), 1, true, true).step->handwritten_available());
-  EXPECT_FALSE(make_side(tiny_config({"model.type=tfn"}), 1, true, true).step->handwritten_available());
+  EXPECT_FALSE(
+      make_side(tiny_config({"model.type=concat"}), 1, true, true).step->handwritten_available());
+  EXPECT_FALSE(
+      make_side(tiny_config({"model.type=tfn"}), 1, true, true).step->handwritten_available());
   auto doubles = make_model(config.model, config.data.modalities, 1);
   doubles->to(torch::kFloat64);
-  EXPECT_EQ(StepRunner(doubles, config.train).why_autograd(), "tensors that are not contiguous CPU float32");
+  EXPECT_EQ(StepRunner(doubles, config.train).why_autograd(),
+            "tensors that are not contiguous CPU float32");
 }
 
 TEST(LMFPass, AStructureItDoesNotImplementRunsOnAutograd) {
@@ -104,7 +111,8 @@ TEST(LMFPass, AStructureItDoesNotImplementRunsOnAutograd) {
   EXPECT_EQ(side.step->train_counts().autograd, 1);
   EXPECT_EQ(side.step->train_counts().handwritten, 0);
   side.model->train();
-  EXPECT_NEAR(loss, torch::nn::functional::mse_loss(side.model->forward(x), y).item<double>(), 1e-6);
+  EXPECT_NEAR(loss, torch::nn::functional::mse_loss(side.model->forward(x), y).item<double>(),
+              1e-6);
   side.model->eval();
   const auto out = side.step->infer(x);
   EXPECT_EQ(side.step->infer_counts().autograd, 1);
@@ -137,12 +145,12 @@ TEST(LMFPass, MatchesAutogradInEvalModeWithoutDropout) {
 TEST(LMFPass, MatchesAutogradForDeepShallowAndHeadlessModels) {
   expect_same_step({"model.encoder_hidden=[8,6,5]"}, 20);
   expect_same_step({"model.encoders={\"audio\":[]}", "model.dropout=0.2"}, 20);  // identity encoder
-  expect_same_step({"model.fused_dim=2"}, 20);                                     // no head
-  expect_same_step({"model.rank_weighting=sum", "model.rank=5"}, 20);              // fixed rank weights
+  expect_same_step({"model.fused_dim=2"}, 20);                                   // no head
+  expect_same_step({"model.rank_weighting=sum", "model.rank=5"}, 20);  // fixed rank weights
   expect_same_step({"train.factor_lr=0.01"}, 20);
   // One modality (file data allows it): the product over modalities has one factor.
-  expect_same_step({"data.source=file", "data.path=unused.pt", "data.modalities=[{\"name\":\"visual\",\"dim\":16}]",
-                    "model.dropout=0.2"},
+  expect_same_step({"data.source=file", "data.path=unused.pt",
+                    "data.modalities=[{\"name\":\"visual\",\"dim\":16}]", "model.dropout=0.2"},
                    20);
 }
 
@@ -210,8 +218,11 @@ TEST(LMFPass, RejectsInputsAndTargetsOfTheWrongShapeOrRange) {
   expect_rejected({x[0], x[1], torch::randn({7, 24})}, torch::randn({8, 2}), "modality input 2");
   expect_rejected(x, torch::randn({8, 3}), "expected a target of 8 x 2 values");
   auto classes = make_side(tiny_config({"task=classification", "num_classes=3"}), 3, true, true);
-  expect_error<c10::Error>([&] { classes.step->forward_backward(x, torch::tensor({0, 1, 2, 3, 0, 1, 2, 0})); },
-                           "class label 3 is out of range [0, 3)");
+  expect_error<c10::Error>(
+      [&] {
+        classes.step->forward_backward(x, torch::tensor({0, 1, 2, 3, 0, 1, 2, 0}));
+      },
+      "class label 3 is out of range [0, 3)");
 }
 
 namespace {
@@ -232,7 +243,8 @@ void expect_same_inference(const std::vector<std::string>& overrides, int64_t ba
   EXPECT_EQ(runner.infer_counts().handwritten, 1) << runner.why_autograd();
   EXPECT_EQ(runner.infer_counts().autograd, 0);
   ASSERT_EQ(fast.sizes(), graph.sizes());
-  EXPECT_TRUE(torch::allclose(fast, graph.detach(), 1e-5, 1e-6)) << (fast - graph).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(fast, graph.detach(), 1e-5, 1e-6))
+      << (fast - graph).abs().max().item<double>();
 }
 
 }  // namespace

@@ -45,14 +45,19 @@ void expect_gradient_like_autograd(const LossSpec& loss, int64_t batch, int64_t 
   switch (loss.kind) {
     case Loss::MSE: reference = F::mse_loss(x, target); break;
     case Loss::L1: reference = F::l1_loss(x, target); break;
-    case Loss::Huber: reference = F::huber_loss(x, target, F::HuberLossFuncOptions().delta(loss.huber_delta)); break;
+    case Loss::Huber:
+      reference = F::huber_loss(x, target, F::HuberLossFuncOptions().delta(loss.huber_delta));
+      break;
     case Loss::CrossEntropy: reference = F::cross_entropy(x, target); break;
   }
   (reference * weight).backward();
   auto grad = torch::empty({batch, k});
-  const double value = loss_and_gradient(loss, out.data_ptr<float>(), batch, k, target, weight, grad.data_ptr<float>());
-  EXPECT_NEAR(value, weight * reference.item<double>(), 1e-5 * std::abs(reference.item<double>()) + 1e-7);
-  EXPECT_TRUE(torch::allclose(grad, x.grad(), 1e-5, 1e-7)) << (grad - x.grad()).abs().max().item<double>();
+  const double value = loss_and_gradient(loss, out.data_ptr<float>(), batch, k, target, weight,
+                                         grad.data_ptr<float>());
+  EXPECT_NEAR(value, weight * reference.item<double>(),
+              1e-5 * std::abs(reference.item<double>()) + 1e-7);
+  EXPECT_TRUE(torch::allclose(grad, x.grad(), 1e-5, 1e-7))
+      << (grad - x.grad()).abs().max().item<double>();
 }
 
 }  // namespace
@@ -63,9 +68,14 @@ TEST(Losses, HandWrittenGradientsMatchAutogradForEveryLoss) {
 
 TEST(Losses, HandWrittenLossChecksTheTargetBeforeReadingIt) {
   float out[6] = {0}, grad[6];
-  expect_error<c10::Error>([&] { loss_and_gradient({Loss::MSE, 1}, out, 2, 3, torch::zeros({5}), 1, grad); },
-                           "expected a target of 2 x 3 values");
   expect_error<c10::Error>(
-      [&] { loss_and_gradient({Loss::CrossEntropy, 1}, out, 2, 3, torch::tensor({0, 3}), 1, grad); },
+      [&] {
+        loss_and_gradient({Loss::MSE, 1}, out, 2, 3, torch::zeros({5}), 1, grad);
+      },
+      "expected a target of 2 x 3 values");
+  expect_error<c10::Error>(
+      [&] {
+        loss_and_gradient({Loss::CrossEntropy, 1}, out, 2, 3, torch::tensor({0, 3}), 1, grad);
+      },
       "class label 3 is out of range [0, 3)");
 }

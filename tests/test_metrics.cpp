@@ -26,7 +26,8 @@ TEST(Metrics, MatchClosedForms) {
 
 TEST(Metrics, ClassificationAndSignMetricsMatchClosedForms) {
   // Predictions 0,1,1,2 for labels 0,1,2,2: accuracy 3/4; F1: class0 1, class1 2/3, class2 2/3.
-  const auto logits = torch::tensor({{5.0, 0.0, 0.0}, {0.0, 5.0, 0.0}, {0.0, 5.0, 0.0}, {0.0, 0.0, 5.0}});
+  const auto logits =
+      torch::tensor({{5.0, 0.0, 0.0}, {0.0, 5.0, 0.0}, {0.0, 5.0, 0.0}, {0.0, 0.0, 5.0}});
   const auto m = classification_metrics(logits, torch::tensor({0, 1, 2, 2}, torch::kInt64));
   EXPECT_DOUBLE_EQ(m.accuracy, 0.75);
   EXPECT_NEAR(m.macro_f1, (1.0 + 2.0 / 3 + 2.0 / 3) / 3, 1e-12);

@@ -27,7 +27,8 @@ struct Problem {
 };
 Problem one_informative_modality(int64_t n, uint64_t seed) {
   torch::manual_seed(seed);
-  const auto a = torch::randn({n, 3}, f64), b = torch::randn({n, 3}, f64), c = torch::randn({n, 3}, f64);
+  const auto a = torch::randn({n, 3}, f64), b = torch::randn({n, 3}, f64),
+             c = torch::randn({n, 3}, f64);
   Problem p;
   KernelConfig rbf;
   for (const auto& x : {a, b, c}) p.kernels.push_back(FittedKernel(rbf, x)(x, x));
@@ -44,14 +45,16 @@ TEST(Kernels, MatchTheirDefinitions) {
   KernelConfig rbf;
   rbf.gamma = 0.3;
   const auto k = FittedKernel(rbf, x)(x, z);
-  EXPECT_NEAR(k[2][3].item<double>(), std::exp(-0.3 * (x[2] - z[3]).pow(2).sum().item<double>()), 1e-12);
+  EXPECT_NEAR(k[2][3].item<double>(), std::exp(-0.3 * (x[2] - z[3]).pow(2).sum().item<double>()),
+              1e-12);
   // The median heuristic: gamma = 1 / median of the pairwise squared distances.
   KernelConfig median;
   std::vector<double> d;
   for (int i = 0; i < 6; ++i)
     for (int j = i + 1; j < 6; ++j) d.push_back((x[i] - x[j]).pow(2).sum().item<double>());
   std::sort(d.begin(), d.end());
-  EXPECT_NEAR(FittedKernel(median, x).gamma(), 1.0 / d[(d.size() - 1) / 2], 1e-12);  // torch: lower median
+  EXPECT_NEAR(FittedKernel(median, x).gamma(), 1.0 / d[(d.size() - 1) / 2],
+              1e-12);  // torch: lower median
   // Polynomial, normalised to a unit diagonal.
   KernelConfig poly;
   poly.type = KernelType::Polynomial;
@@ -61,7 +64,8 @@ TEST(Kernels, MatchTheirDefinitions) {
   auto raw = [&](const torch::Tensor& u, const torch::Tensor& v) {
     return std::pow(u.dot(v).item<double>() / 4 + 1, 3);
   };
-  EXPECT_NEAR(kp[1][2].item<double>(), raw(x[1], z[2]) / std::sqrt(raw(x[1], x[1]) * raw(z[2], z[2])), 1e-12);
+  EXPECT_NEAR(kp[1][2].item<double>(),
+              raw(x[1], z[2]) / std::sqrt(raw(x[1], x[1]) * raw(z[2], z[2])), 1e-12);
   // unit_trace: the training kernel's mean diagonal is 1.
   KernelConfig linear;
   linear.type = KernelType::Linear;
@@ -72,7 +76,8 @@ TEST(Kernels, MatchTheirDefinitions) {
 TEST(KernelRidge, DualSolutionEqualsThePrimalRidgeSolution) {
   // Linear kernel: K_t (K + lambda I)^-1 y = X_t (X'X + lambda I)^-1 X' y.
   torch::manual_seed(1);
-  const auto X = torch::randn({30, 5}, f64), Xt = torch::randn({7, 5}, f64), y = torch::randn({30, 2}, f64);
+  const auto X = torch::randn({30, 5}, f64), Xt = torch::randn({7, 5}, f64),
+             y = torch::randn({30, 2}, f64);
   const double lambda = 0.7;
   const auto alpha = krr_solve(X.mm(X.t()), y, lambda).alpha;
   const auto dual = Xt.mm(X.t()).mm(alpha);
@@ -86,7 +91,8 @@ TEST(KernelRidge, DualSolutionEqualsThePrimalRidgeSolution) {
   for (size_t m = 0; m < 3; ++m) {
     auto up = theta;
     up[m] += 1e-6;
-    const double numeric = (krr_solve(combine(p.kernels, up), p.y, 0.1).objective - s.objective) / 1e-6;
+    const double numeric =
+        (krr_solve(combine(p.kernels, up), p.y, 0.1).objective - s.objective) / 1e-6;
     EXPECT_NEAR(g[m], numeric, 1e-4 * std::abs(numeric) + 1e-8) << m;
   }
 }
@@ -135,7 +141,8 @@ TEST(SimpleMKL, ReachesTheSameOptimumAsLpMKLWithPOneAndSatisfiesKKT) {
   double sum = 0;
   for (double t : simple.theta) sum += t;
   EXPECT_NEAR(sum, 1.0, 1e-12);
-  for (size_t i = 1; i < simple.objective.size(); ++i) EXPECT_LE(simple.objective[i], simple.objective[i - 1]);
+  for (size_t i = 1; i < simple.objective.size(); ++i)
+    EXPECT_LE(simple.objective[i], simple.objective[i - 1]);
   // KKT: equal gradients on the support, no smaller gradient off it.
   double g_support = NAN;
   for (size_t m = 0; m < 3; ++m)
@@ -158,11 +165,14 @@ TEST(SimpleMKL, TheHessianIsTheGradientsDerivative) {
   for (size_t n = 0; n < 3; ++n) {
     auto up = theta, down = theta;
     up[n] += h, down[n] -= h;
-    const auto g_up = krr_gradient(p.kernels, krr_solve(combine(p.kernels, up), p.y, lambda).alpha, lambda);
-    const auto g_down = krr_gradient(p.kernels, krr_solve(combine(p.kernels, down), p.y, lambda).alpha, lambda);
+    const auto g_up =
+        krr_gradient(p.kernels, krr_solve(combine(p.kernels, up), p.y, lambda).alpha, lambda);
+    const auto g_down =
+        krr_gradient(p.kernels, krr_solve(combine(p.kernels, down), p.y, lambda).alpha, lambda);
     for (size_t m = 0; m < 3; ++m) {
       const double numeric = (g_up[m] - g_down[m]) / (2 * h);
-      EXPECT_NEAR(hessian[m][n].item<double>(), numeric, 1e-5 * std::abs(numeric) + 1e-8) << m << "," << n;
+      EXPECT_NEAR(hessian[m][n].item<double>(), numeric, 1e-5 * std::abs(numeric) + 1e-8)
+          << m << "," << n;
     }
   }
   EXPECT_GE(torch::linalg_eigvalsh(hessian).min().item<double>(), -1e-9);  // convex
@@ -174,7 +184,8 @@ TEST(SimpleMKL, ConvergedMeansTheKKTGapIsWithinTolWhateverStoppedIt) {
   // The gap by hand: gradients (-3, -2, -1) with weights (0.5, 0.5, 0): spread 1 on the
   // support, the zero weight's gradient above it; largest |gradient| 3.
   EXPECT_DOUBLE_EQ(simple_mkl_kkt_gap({0.5, 0.5, 0.0}, {-3, -2, -1}), 1.0 / 3);
-  EXPECT_DOUBLE_EQ(simple_mkl_kkt_gap({0.5, 0.5, 0.0}, {-2, -2, -4}), 2.0 / 4);  // a zero weight below
+  EXPECT_DOUBLE_EQ(simple_mkl_kkt_gap({0.5, 0.5, 0.0}, {-2, -2, -4}),
+                   2.0 / 4);  // a zero weight below
   EXPECT_DOUBLE_EQ(simple_mkl_kkt_gap({1, 0}, {-2, -1}), 0.0);
   // One iteration cannot reach the optimum: not converged, whatever the objective did.
   const MKLResult short_run = simple_mkl(p.kernels, p.y, 0.05, 1, 1e-6);
@@ -212,7 +223,8 @@ TEST(KernelPCA, LinearKernelGivesThePrincipalComponentScores) {
   const auto scores = Xc.mm(Vh.slice(0, 0, 2).t());  // ordinary PCA, independent of kPCA
   const auto coords = pca.train_coordinates();
   for (int k = 0; k < 2; ++k) {
-    const double sign = (coords.select(1, k) * scores.select(1, k)).sum().item<double>() > 0 ? 1 : -1;
+    const double sign =
+        (coords.select(1, k) * scores.select(1, k)).sum().item<double>() > 0 ? 1 : -1;
     EXPECT_TRUE(torch::allclose(coords.select(1, k), sign * scores.select(1, k), 1e-8, 1e-8)) << k;
   }
   // Projecting the training points as if they were new gives the same coordinates.
@@ -237,9 +249,12 @@ TEST(KernelPCA, SubspaceIterationMatchesTheFullEigendecomposition) {
   const auto fast = fit_kernel_pca(K, 2);
   const auto H = torch::eye(1600, f64) - 1.0 / 1600;
   const auto [values, vectors] = torch::linalg_eigh(H.mm(K).mm(H));
-  EXPECT_NEAR(fast.eigenvalues[0].item<double>(), values[-1].item<double>(), 1e-6 * values[-1].item<double>());
-  EXPECT_NEAR(fast.eigenvalues[1].item<double>(), values[-2].item<double>(), 1e-6 * values[-2].item<double>());
-  EXPECT_NEAR(std::abs(fast.eigenvectors.select(1, 0).dot(vectors.select(1, -1)).item<double>()), 1.0, 1e-6);
+  EXPECT_NEAR(fast.eigenvalues[0].item<double>(), values[-1].item<double>(),
+              1e-6 * values[-1].item<double>());
+  EXPECT_NEAR(fast.eigenvalues[1].item<double>(), values[-2].item<double>(),
+              1e-6 * values[-2].item<double>());
+  EXPECT_NEAR(std::abs(fast.eigenvectors.select(1, 0).dot(vectors.select(1, -1)).item<double>()),
+              1.0, 1e-6);
 }
 
 TEST(KernelPCA, SeparabilityScoresWhatIsSeparable) {
@@ -259,7 +274,8 @@ TEST(MKLCommand, WritesEveryOutputAndRefusesWhatWouldNotFit) {
   const json out = run_mkl(args);
   for (const char* f : {"mkl.json", "kpca.csv", "kpca.svg", "predictions.csv", "config.json"})
     EXPECT_TRUE(fs::exists(dir.file(std::string("mkl/") + f))) << f;
-  EXPECT_FALSE(fs::exists(dir.file("mkl/checkpoints"))) << "MKL writes no checkpoint; no empty folder either";
+  EXPECT_FALSE(fs::exists(dir.file("mkl/checkpoints")))
+      << "MKL writes no checkpoint; no empty folder either";
   EXPECT_EQ(out["converged"].get<bool>(), out["kkt_gap"].get<double>() <= 1e-6);  // the default tol
   double sum = 0;
   for (const auto& item : out["weights"].items()) sum += item.value().get<double>();
@@ -277,8 +293,9 @@ TEST(MKLCommand, WritesEveryOutputAndRefusesWhatWouldNotFit) {
   expect_error<ConfigError>([&] { run_mkl(args); }, "100000 training points need 447.3 GiB");
   // Product kernels count: 7 kernels, n x (n x 10 + 128 x 7) doubles.
   args.overrides.push_back("mkl.interactions=all");
-  expect_error<ConfigError>([&] { run_mkl(args); },
-                            "need 745.7 GiB of kernel matrices (7 kernels over them and 128 validation and test points");
+  expect_error<ConfigError>(
+      [&] { run_mkl(args); },
+      "need 745.7 GiB of kernel matrices (7 kernels over them and 128 validation and test points");
 }
 
 TEST(MKLCommand, LearnedWeightsDoNoWorseThanUniformOnTheDefaultData) {
@@ -291,7 +308,8 @@ TEST(MKLCommand, LearnedWeightsDoNoWorseThanUniformOnTheDefaultData) {
   EXPECT_LE(out["metrics"]["learned"]["test"]["mse"].get<double>(),
             out["metrics"]["uniform"]["test"]["mse"].get<double>() * (1 + 1e-3));
   const auto& objective = out["objective"];
-  for (size_t i = 1; i < objective.size(); ++i) EXPECT_LE(objective[i].get<double>(), objective[i - 1].get<double>());
+  for (size_t i = 1; i < objective.size(); ++i)
+    EXPECT_LE(objective[i].get<double>(), objective[i - 1].get<double>());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -302,16 +320,21 @@ TEST(AnovaKernels, ConfigResolvesAllUpToMaxOrderAndCentresByDefaultWithInteracti
   EXPECT_TRUE(tiny_config().mkl.interactions.empty());  // additive, as before
   EXPECT_FALSE(tiny_config().mkl.centre);
   const auto all = tiny_config({"mkl.interactions=all"});
-  EXPECT_EQ(all.mkl.interactions,
-            (Sets{{"visual", "audio"}, {"visual", "text"}, {"audio", "text"}, {"visual", "audio", "text"}}));
+  EXPECT_EQ(all.mkl.interactions, (Sets{{"visual", "audio"},
+                                        {"visual", "text"},
+                                        {"audio", "text"},
+                                        {"visual", "audio", "text"}}));
   EXPECT_TRUE(all.mkl.centre);
   EXPECT_EQ(tiny_config({"mkl.interactions=all", "mkl.max_order=2"}).mkl.interactions.size(), 3u);
-  EXPECT_FALSE(tiny_config({"mkl.interactions=[[\"text\",\"audio\"]]", "mkl.centre=false"}).mkl.centre);
-  EXPECT_EQ(tiny_config({"mkl.interactions=[[\"text\",\"audio\"]]"}).mkl.interactions, (Sets{{"audio", "text"}}));
+  EXPECT_FALSE(
+      tiny_config({"mkl.interactions=[[\"text\",\"audio\"]]", "mkl.centre=false"}).mkl.centre);
+  EXPECT_EQ(tiny_config({"mkl.interactions=[[\"text\",\"audio\"]]"}).mkl.interactions,
+            (Sets{{"audio", "text"}}));
   EXPECT_TRUE(parse_config(to_json(all)) == all);
   expect_error<ConfigError>([] { tiny_config({"mkl.interactions=some"}); },
                             "mkl.interactions: expected \"all\" or a list of modality-name lists");
-  expect_error<ConfigError>([] { tiny_config({"mkl.interactions=[[\"audio\"]]"}); }, "mkl.interactions[0]");
+  expect_error<ConfigError>([] { tiny_config({"mkl.interactions=[[\"audio\"]]"}); },
+                            "mkl.interactions[0]");
   expect_error<ConfigError>([] { tiny_config({"mkl.max_order=1"}); }, "mkl.max_order");
 }
 
@@ -324,7 +347,8 @@ TEST(AnovaKernels, CentredKernelFunctionsHaveMeanZeroOverTheTrainingPoints) {
   const auto centred = centre_test_kernel(K, K);
   const auto f = centred.mm(torch::randn({300, 4}, f64));
   EXPECT_LT(f.mean(0).abs().max().item<double>(), 1e-12 * f.abs().max().item<double>() * 300);
-  EXPECT_GT(K.mm(torch::ones({300, 1}, f64)).abs().min().item<double>(), 1.0);  // uncentred: far from zero
+  EXPECT_GT(K.mm(torch::ones({300, 1}, f64)).abs().min().item<double>(),
+            1.0);  // uncentred: far from zero
   EXPECT_TRUE(torch::allclose(centred, centred.t(), 0, 1e-12));
 }
 
@@ -355,7 +379,9 @@ TEST(AnovaKernels, ProductsOfCentredKernelsGiveOrthogonalComponents) {
   const std::vector<std::vector<size_t>> subsets{{0}, {1}, {2}, {0, 1}, {0, 2}, {1, 2}, {0, 1, 2}};
   for (size_t s = 0; s < subsets.size(); ++s)
     for (size_t t = s + 1; t < subsets.size(); ++t)
-      EXPECT_LT(std::abs(correlation(component(centred, subsets[s]), component(centred, subsets[t]))), 0.1)
+      EXPECT_LT(
+          std::abs(correlation(component(centred, subsets[s]), component(centred, subsets[t]))),
+          0.1)
           << s << " vs " << t;
   EXPECT_GT(correlation(component(raw, {0, 1}), component(raw, {0})), 0.3);
 }
@@ -365,7 +391,8 @@ TEST(AnovaKernels, ProductsOfCentredKernelsGiveOrthogonalComponents) {
 // as rows come out as the centred training kernel itself.
 TEST(AnovaKernels, ProductsAndCentringOfRowsAreConsistent) {
   torch::manual_seed(6);
-  const auto a = torch::rand({5, 4}, f64), b = torch::rand({5, 4}, f64), c = torch::rand({5, 4}, f64);
+  const auto a = torch::rand({5, 4}, f64), b = torch::rand({5, 4}, f64),
+             c = torch::rand({5, 4}, f64);
   const auto a0 = a.clone();
   EXPECT_TRUE(torch::allclose(product_kernel({a, b, c}, {0, 2}), a * c));
   EXPECT_TRUE(torch::allclose(product_kernel({a, b, c}, {2, 1, 0}), a * b * c));
@@ -377,20 +404,23 @@ TEST(AnovaKernels, ProductsAndCentringOfRowsAreConsistent) {
   EXPECT_TRUE(torch::allclose(centred[2], centred[0], 0, 1e-12));
   // A row by the definition: k(z, x_j) - mean_u k(z, u) - mean_u k(u, x_j) + mean_uv k(u, v).
   const auto K = kernel(x, x), kz = kernel(z, x);
-  const double expected = (kz[3][7] - kz[3].mean() - K.select(1, 7).mean() + K.mean()).item<double>();
+  const double expected =
+      (kz[3][7] - kz[3].mean() - K.select(1, 7).mean() + K.mean()).item<double>();
   EXPECT_NEAR(centred[1][3][7].item<double>(), expected, 1e-12);
 }
 
 // Components with known variances: f_1 = (1, -1, 1, -1) and f_2 = 2 (1, 1, -1, -1) in the
 // first column (orthogonal, variances 1 and 4), twice that in the second: shares 0.2, 0.8.
 TEST(AnovaKernels, ComponentSharesOfKnownComponents) {
-  const auto k1 = torch::tensor({{1.0}, {-1.0}, {1.0}, {-1.0}}, f64), k2 = torch::tensor({{1.0}, {1.0}, {-1.0}, {-1.0}}, f64);
+  const auto k1 = torch::tensor({{1.0}, {-1.0}, {1.0}, {-1.0}}, f64),
+             k2 = torch::tensor({{1.0}, {1.0}, {-1.0}, {-1.0}}, f64);
   const auto alpha = torch::tensor({{1.0, 2.0}}, f64);  // [n = 1, 2 columns]
   const auto shares = component_shares({k1, k2}, {1.0, 2.0}, alpha);
   ASSERT_EQ(shares.size(), 2u);
   EXPECT_NEAR(shares[0], 0.2, 1e-12);
   EXPECT_NEAR(shares[1], 0.8, 1e-12);
-  EXPECT_EQ(component_shares({k1}, {0.0}, alpha), (std::vector<double>{0.0}));  // a constant prediction
+  EXPECT_EQ(component_shares({k1}, {0.0}, alpha),
+            (std::vector<double>{0.0}));  // a constant prediction
 }
 
 namespace {
@@ -401,8 +431,14 @@ json mkl_on_terms(const TempDir& dir, const std::string& name, const std::string
   args.config = source_path("configs/tiny.json");
   // One thread (ctest runs two tests at once) and at most 30 SimpleMKL iterations: the
   // shares settle long before the KKT conditions hold to 1e-6.
-  args.overrides = {"threads=1", "mkl.max_iter=30", "data.train_size=800", "data.test_size=1000", "data.synthetic.shared_latent_dim=0",
-                    "data.synthetic.weights=null", "data.synthetic.terms=" + terms, "mkl.interactions=all",
+  args.overrides = {"threads=1",
+                    "mkl.max_iter=30",
+                    "data.train_size=800",
+                    "data.test_size=1000",
+                    "data.synthetic.shared_latent_dim=0",
+                    "data.synthetic.weights=null",
+                    "data.synthetic.terms=" + terms,
+                    "mkl.interactions=all",
                     "mkl.train_size=0"};
   args.overrides.insert(args.overrides.end(), more.begin(), more.end());
   args.out = dir.file(name);
@@ -420,18 +456,23 @@ double interaction_share(const json& out) {
 
 TEST(AnovaKernels, AdditiveDataLeavesTheInteractionComponentsLittle) {
   TempDir dir;
-  const json out = mkl_on_terms(dir, "additive", R"([{"modalities":["visual"]},{"modalities":["audio"]},{"modalities":["text"]}])");
+  const json out = mkl_on_terms(
+      dir, "additive",
+      R"([{"modalities":["visual"]},{"modalities":["audio"]},{"modalities":["text"]}])");
   ASSERT_EQ(out["components"].size(), 7u);
   EXPECT_LT(interaction_share(out), 0.1) << out["components"].dump();
-  for (const auto& c : out["components"]) EXPECT_TRUE(c["truth"].is_number()) << c["name"];  // exact truth here
+  for (const auto& c : out["components"])
+    EXPECT_TRUE(c["truth"].is_number()) << c["name"];  // exact truth here
   EXPECT_TRUE(fs::exists(dir.file("additive/kpca.svg")));
   EXPECT_NE(read_text(dir.file("additive/kpca.svg")).find("visual:audio:text"), std::string::npos);
 }
 
 TEST(AnovaKernels, PairsOnlyDataPutsMostOfThePredictionOnThePairs) {
   TempDir dir;
-  const json out = mkl_on_terms(dir, "pairs", R"([{"modalities":["visual","audio"]},{"modalities":["visual","text"]},)"
-                                              R"({"modalities":["audio","text"]}])");
+  const json out =
+      mkl_on_terms(dir, "pairs",
+                   R"([{"modalities":["visual","audio"]},{"modalities":["visual","text"]},)"
+                   R"({"modalities":["audio","text"]}])");
   double pairs = 0;
   for (const auto& c : out["components"])
     if (c["modalities"].size() == 2) pairs += c["share"].get<double>();
@@ -449,9 +490,11 @@ TEST(AnovaKernels, InteractionKernelsFitTheDefaultDataWhereTheSumCannot) {
   args.overrides = {"threads=1", "data.synthetic.shared_latent_dim=0", "mkl.train_size=2000"};
   args.out = dir.file("additive");
   const double additive = run_mkl(args)["metrics"]["learned"]["test"]["r2"].get<double>();
-  args.overrides.insert(args.overrides.end(), {"mkl.interactions=all", "mkl.kernels.default.gamma_scale=0.5"});
+  args.overrides.insert(args.overrides.end(),
+                        {"mkl.interactions=all", "mkl.kernels.default.gamma_scale=0.5"});
   args.out = dir.file("all");
   const json all = run_mkl(args);
   EXPECT_LT(additive, 0.3);
-  EXPECT_GE(all["metrics"]["learned"]["test"]["r2"].get<double>(), 0.85) << all["components"].dump();
+  EXPECT_GE(all["metrics"]["learned"]["test"]["r2"].get<double>(), 0.85)
+      << all["components"].dump();
 }

@@ -16,7 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
 const char* kSmall =
     "data.modalities=[{\"name\":\"a\",\"dim\":2},{\"name\":\"b\",\"dim\":3},{\"name\":\"c\",\"dim\":2}]";
 
@@ -28,8 +27,9 @@ TEST_P(EveryModel, ShapesGradientsAndBatchOfOne) {
   torch::manual_seed(0);
   const auto c = tiny_config({"model.type=" + GetParam(), "model.post_hidden=[8]"});
   ModelPtr model = make_model(c.model, c.data.modalities, 3);
-  for (int64_t batch : {1, 5}) EXPECT_EQ(model->forward(random_inputs(c.data.modalities, batch)).sizes(),
-                                         (std::vector<int64_t>{batch, 3}));
+  for (int64_t batch : {1, 5})
+    EXPECT_EQ(model->forward(random_inputs(c.data.modalities, batch)).sizes(),
+              (std::vector<int64_t>{batch, 3}));
   model->forward(random_inputs(c.data.modalities, 6)).pow(2).sum().backward();
   for (const auto& p : model->named_parameters()) {
     ASSERT_TRUE(p.value().grad().defined()) << p.key();
@@ -66,7 +66,8 @@ INSTANTIATE_TEST_SUITE_P(Fusion, EveryModel, ::testing::ValuesIn(every_model_typ
 
 TEST(TFN, FusedVectorIsTheOuterProductComputedByHand) {
   torch::manual_seed(2);
-  const auto c = tiny_config({kSmall, "model.type=tfn", "model.encoder_hidden=[]", "model.dropout=0"});
+  const auto c =
+      tiny_config({kSmall, "model.type=tfn", "model.encoder_hidden=[]", "model.dropout=0"});
   TFN model(c.data.modalities, c.model, 1);
   EXPECT_EQ(model->fused_size(), 3 * 4 * 3);
   const auto x = random_inputs(c.data.modalities, 4);
@@ -74,7 +75,8 @@ TEST(TFN, FusedVectorIsTheOuterProductComputedByHand) {
   ASSERT_EQ(z.sizes(), (std::vector<int64_t>{4, 36}));
   for (int64_t b = 0; b < 4; ++b) {
     const std::vector<double> z1{1, x[0][b][0].item<double>(), x[0][b][1].item<double>()};
-    const std::vector<double> z2{1, x[1][b][0].item<double>(), x[1][b][1].item<double>(), x[1][b][2].item<double>()};
+    const std::vector<double> z2{1, x[1][b][0].item<double>(), x[1][b][1].item<double>(),
+                                 x[1][b][2].item<double>()};
     const std::vector<double> z3{1, x[2][b][0].item<double>(), x[2][b][1].item<double>()};
     int64_t k = 0;
     for (double v1 : z1)
@@ -85,7 +87,10 @@ TEST(TFN, FusedVectorIsTheOuterProductComputedByHand) {
 
 TEST(TFN, RefusesAnOuterProductTooLargeToHold) {
   expect_error<ConfigError>(
-      [] { tiny_config({"model.type=tfn", "model.encoders={\"visual\":[512],\"audio\":[512],\"text\":[512]}"}); },
+      [] {
+        tiny_config(
+            {"model.type=tfn", "model.encoders={\"visual\":[512],\"audio\":[512],\"text\":[512]}"});
+      },
       "TFN's fused size prod(d_m + 1) would be 135005697");
 }
 
@@ -98,13 +103,20 @@ TEST(LateFusion, IsExactlyAdditiveOverModalities) {
   auto mix = [&](bool first_from_y, bool second_from_y) {
     return model->forward({first_from_y ? y[0] : x[0], second_from_y ? y[1] : x[1], x[2]});
   };
-  const auto interaction = mix(false, false) - mix(true, false) - mix(false, true) + mix(true, true);
+  const auto interaction =
+      mix(false, false) - mix(true, false) - mix(false, true) + mix(true, true);
   EXPECT_LT(interaction.abs().max().item<double>(), 1e-5);
   // LMF is not additive: the same contrast is far from zero.
   ModelPtr lmf = make_model(tiny_config({"model.dropout=0"}).model, c.data.modalities, 1);
-  auto lmf_mix = [&](bool a, bool b) { return lmf->forward({a ? y[0] : x[0], b ? y[1] : x[1], x[2]}); };
-  EXPECT_GT((lmf_mix(false, false) - lmf_mix(true, false) - lmf_mix(false, true) + lmf_mix(true, true))
-                .abs().max().item<double>(), 1e-3);
+  auto lmf_mix = [&](bool a, bool b) {
+    return lmf->forward({a ? y[0] : x[0], b ? y[1] : x[1], x[2]});
+  };
+  EXPECT_GT(
+      (lmf_mix(false, false) - lmf_mix(true, false) - lmf_mix(false, true) + lmf_mix(true, true))
+          .abs()
+          .max()
+          .item<double>(),
+      1e-3);
 }
 
 TEST(LateFusion, CannotFitAPureProductWhileLMFCan) {
@@ -150,7 +162,8 @@ TEST(LMF, SumRankWeightingIsThePapersPlainSum) {
     torch::NoGradGuard g;
     auto src = model->named_parameters();
     for (auto& p : other->named_parameters())
-      p.value().copy_(p.key() == "fusion.rank_weights" ? torch::ones_like(p.value()) : src[p.key()]);
+      p.value().copy_(p.key() == "fusion.rank_weights" ? torch::ones_like(p.value())
+                                                       : src[p.key()]);
   }
   model->eval(), other->eval();
   const auto x = random_inputs(c.data.modalities, 7);
@@ -195,16 +208,22 @@ TEST(Classification, LabelFilesAreChecked) {
   auto c = tiny_config({"task=classification", "num_classes=3"});
   Dataset d = load_split(c, Split::Val);
   write_data_file(d, dir.file("ok.pt"));
-  EXPECT_TRUE(torch::equal(read_data_file(dir.file("ok.pt"), c.data.modalities, TargetRule{true, true, 3}).target, d.target));
+  EXPECT_TRUE(torch::equal(
+      read_data_file(dir.file("ok.pt"), c.data.modalities, TargetRule{true, true, 3}).target,
+      d.target));
   d.target[3] = 7;
   write_data_file(d, dir.file("bad.pt"));
-  expect_error([&] { read_data_file(dir.file("bad.pt"), c.data.modalities, TargetRule{true, true, 3}); },
-               "holds label 7 in row 3, outside [0, 3)");
+  expect_error(
+      [&] {
+        read_data_file(dir.file("bad.pt"), c.data.modalities, TargetRule{true, true, 3});
+      },
+      "holds label 7 in row 3, outside [0, 3)");
   d.target = d.target.to(torch::kFloat32);
   write_data_file(d, dir.file("float.pt"));
-  EXPECT_THROW(read_data_file(dir.file("float.pt"), c.data.modalities, TargetRule{true, true, 3}), Error);
-  EXPECT_THROW(tiny_config({"task=classification"}), ConfigError);                       // no num_classes
-  EXPECT_THROW(tiny_config({"task=classification", "num_classes=3", "train.loss=mse"}), ConfigError);
-  EXPECT_THROW(tiny_config({"num_classes=3"}), ConfigError);                            // regression
+  EXPECT_THROW(read_data_file(dir.file("float.pt"), c.data.modalities, TargetRule{true, true, 3}),
+               Error);
+  EXPECT_THROW(tiny_config({"task=classification"}), ConfigError);  // no num_classes
+  EXPECT_THROW(tiny_config({"task=classification", "num_classes=3", "train.loss=mse"}),
+               ConfigError);
+  EXPECT_THROW(tiny_config({"num_classes=3"}), ConfigError);  // regression
 }
-

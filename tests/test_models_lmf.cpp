@@ -24,7 +24,8 @@ TEST(LMF, OutputShapesIncludingBatchOfOne) {
 }
 
 TEST(LMF, ParameterNamesAndShapesFormTheCheckpointSchema) {
-  const auto c = tiny_config({"model.rank=3", "model.fused_dim=5", "model.encoders={\"text\":[6,7]}"});
+  const auto c =
+      tiny_config({"model.rank=3", "model.fused_dim=5", "model.encoders={\"text\":[6,7]}"});
   ModelPtr model = make_model(c.model, c.data.modalities, 1);
   const auto params = model->named_parameters();
   EXPECT_EQ(params["fusion.factor_visual"].sizes(), (std::vector<int64_t>{3, 8 + 1, 5}));
@@ -103,8 +104,7 @@ TEST(LMF, EqualsTheExplicitFullTensorFusion) {
   for (int64_t b = 0; b < 5; ++b)
     for (int64_t i = 0; i < 3; ++i)
       for (int64_t j = 0; j < 4; ++j)
-        for (int64_t k = 0; k < 3; ++k)
-          expected[b] += z1[b][i] * z2[b][j] * z3[b][k] * W[i][j][k];
+        for (int64_t k = 0; k < 3; ++k) expected[b] += z1[b][i] * z2[b][j] * z3[b][k] * W[i][j][k];
   expected += model->fusion->bias.to(torch::kFloat64);
   EXPECT_TRUE(torch::allclose(y, expected, 1e-5, 1e-5)) << y << "\n" << expected;
 }
@@ -140,8 +140,8 @@ TEST(Models, ParameterCountsAddUp) {
 }
 
 TEST(LMF, DescriptionNamesEveryParameterAndTheStructure) {
-  const auto c = tiny_config({"model.rank=3", "model.fused_dim=5", "model.encoders={\"text\":[6,7]}",
-                              "model.dropout=0.25"});
+  const auto c = tiny_config({"model.rank=3", "model.fused_dim=5",
+                              "model.encoders={\"text\":[6,7]}", "model.dropout=0.25"});
   auto model = LMF(LMFOptions(c.data.modalities, 2).model(c.model));
   const LMFDescription d = model->describe();
   EXPECT_TRUE(d.complete());
@@ -193,7 +193,9 @@ TEST(LMF, TanhEncodersComputeTanh) {
   const auto x = torch::randn({4, 16});
   const auto description = encoder->describe();
   const auto& layer = description.layers[0];
-  EXPECT_TRUE(torch::allclose(encoder->forward(x), torch::tanh(x.mm(layer.weight.t()) + layer.bias)));
-  EXPECT_EQ(make_model(c.model, c.data.modalities, 1)->as<LMFImpl>()->describe().encoders[0].activation,
-            Activation::Tanh);
+  EXPECT_TRUE(
+      torch::allclose(encoder->forward(x), torch::tanh(x.mm(layer.weight.t()) + layer.bias)));
+  EXPECT_EQ(
+      make_model(c.model, c.data.modalities, 1)->as<LMFImpl>()->describe().encoders[0].activation,
+      Activation::Tanh);
 }

@@ -23,7 +23,8 @@ bool python_has_numpy() {
 // Runs a Python snippet with numpy as np and the folder as the working directory.
 int python(const TempDir& dir, const std::string& code) {
   write_text(dir.file("snippet.py"), "import numpy as np\n" + code);
-  const std::string cmd = "cd " + dir.path().string() + " && " + MMFUSION_PYTHON + " snippet.py > py.txt 2>&1";
+  const std::string cmd =
+      "cd " + dir.path().string() + " && " + MMFUSION_PYTHON + " snippet.py > py.txt 2>&1";
   return std::system(cmd.c_str());
 }
 
@@ -42,7 +43,9 @@ std::string npy(const std::string& dict, size_t payload_bytes, int version = 1) 
   return out + header + std::string(payload_bytes, '\0');
 }
 
-torch::Tensor read_npy(const std::string& bytes) { return parse_npy(bytes.data(), bytes.size(), "x.npy"); }
+torch::Tensor read_npy(const std::string& bytes) {
+  return parse_npy(bytes.data(), bytes.size(), "x.npy");
+}
 
 const std::vector<ModalityConfig> kMods = {{"visual", 3}, {"audio", 2}};
 
@@ -58,7 +61,8 @@ const std::vector<ModalityConfig> kMods = {{"visual", 3}, {"audio", 2}};
 TEST(Npy, HeadersAreReadStrictly) {
   // A well-formed header of each version; values are copied as they are.
   for (int version : {1, 2, 3}) {
-    const auto t = read_npy(npy("{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }", 24, version));
+    const auto t =
+        read_npy(npy("{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }", 24, version));
     EXPECT_EQ(t.scalar_type(), torch::kInt32);
     EXPECT_EQ(t.sizes(), torch::IntArrayRef({2, 3}));
   }
@@ -67,22 +71,32 @@ TEST(Npy, HeadersAreReadStrictly) {
   EXPECT_EQ(read_npy(npy("{'shape': (), 'fortran_order': False, 'descr': '<f4'}", 4)).dim(), 0);
 
   const std::vector<std::pair<std::string, std::string>> bad = {
-      {npy("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8), "big-endian dtype '>f4'"},
+      {npy("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8),
+       "big-endian dtype '>f4'"},
       {npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16), "Fortran-order"},
       {npy("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", 16), "object arrays"},
-      {npy("{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }", 4), "dtype '<f2' is not read"},
-      {npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }", 2), "dtype '|u1' is not read"},
-      {npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", 8), "structured arrays"},
-      {npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20), "needs 24 bytes, the entry holds 20"},
-      {npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 28), "needs 24 bytes, the entry holds 28"},
+      {npy("{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }", 4),
+       "dtype '<f2' is not read"},
+      {npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }", 2),
+       "dtype '|u1' is not read"},
+      {npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", 8),
+       "structured arrays"},
+      {npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20),
+       "needs 24 bytes, the entry holds 20"},
+      {npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 28),
+       "needs 24 bytes, the entry holds 28"},
       {npy("{'descr': '<f4', 'fortran_order': False}", 4), "the key 'shape' is missing"},
-      {npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1}", 4), "unexpected key 'x'"},
-      {npy("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1,)}", 4), "appears twice"},
+      {npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1}", 4),
+       "unexpected key 'x'"},
+      {npy("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1,)}", 4),
+       "appears twice"},
       {npy("{'descr': '<f4', 'fortran_order': 0, 'shape': (1,)}", 4), "True or False"},
       {npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,)}", 4), "non-negative integers"},
-      {npy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999)}", 4), "overflows"},
+      {npy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999)}", 4),
+       "overflows"},
       {npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,)} x", 4), "after the dict"},
-      {npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,)}", 4, 4), "version 4 is not read"},
+      {npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,)}", 4, 4),
+       "version 4 is not read"},
       {std::string("\x93NUMPY\x01\x00\xff\x00{", 11), "truncated .npy header"},
       {std::string("PK\x03\x04", 4), "no NumPy magic string"},
   };
@@ -92,11 +106,12 @@ TEST(Npy, HeadersAreReadStrictly) {
 TEST(Npz, ArchivesRoundTripEveryDtype) {
   REQUIRE_LIBZIP();
   TempDir dir;
-  const NamedArrays arrays = {{"f32", torch::arange(12, torch::kFloat32).reshape({3, 4}) / 7},
-                              {"f64", torch::arange(5, torch::kFloat64) * 1e300},
-                              {"i32", torch::tensor({-2147483647 - 1, 0, 2147483647}, torch::kInt32)},
-                              {"i64", torch::tensor({int64_t(-1) << 62, int64_t(5)}, torch::kInt64)},
-                              {"empty", torch::zeros({0, 3}, torch::kFloat32)}};
+  const NamedArrays arrays = {
+      {"f32", torch::arange(12, torch::kFloat32).reshape({3, 4}) / 7},
+      {"f64", torch::arange(5, torch::kFloat64) * 1e300},
+      {"i32", torch::tensor({-2147483647 - 1, 0, 2147483647}, torch::kInt32)},
+      {"i64", torch::tensor({int64_t(-1) << 62, int64_t(5)}, torch::kInt64)},
+      {"empty", torch::zeros({0, 3}, torch::kFloat32)}};
   write_npz(dir.file("a.npz"), arrays);
   const std::string bytes = read_text(dir.file("a.npz"));
   const NamedArrays back = parse_npz(bytes.data(), bytes.size(), "a.npz");
@@ -146,7 +161,8 @@ TEST(Npz, DamagedArchivesAreOneLineErrors) {
                             .c_str()),
             0);
   const std::string other = read_text(dir.file("x.npz"));
-  expect_error([&] { parse_npz(other.data(), other.size(), "x.npz"); }, "x.npz: entry \"plain.txt\" is not a .npy array");
+  expect_error([&] { parse_npz(other.data(), other.size(), "x.npz"); },
+               "x.npz: entry \"plain.txt\" is not a .npy array");
 }
 
 TEST(Npz, NumpyWritesWhatMmfusionReadsAndBack) {
@@ -178,8 +194,11 @@ np.savez('reals.npz', visual=visual, audio=audio, target=np.arange(n, dtype=np.f
   const Dataset reals = read_data_file(dir.file("reals.npz"), kMods, TargetRule{true});
   EXPECT_TRUE(torch::equal(reals.target, (torch::arange(6, torch::kFloat32) * 1.5).unsqueeze(1)));
   // Labels beyond num_classes: the first bad row is named.
-  expect_error([&] { read_data_file(dir.file("stored.npz"), kMods, TargetRule{true, true, 2}); },
-               "stored.npz: entry \"target\" holds label 2 in row 2, outside [0, 2)");
+  expect_error(
+      [&] {
+        read_data_file(dir.file("stored.npz"), kMods, TargetRule{true, true, 2});
+      },
+      "stored.npz: entry \"target\" holds label 2 in row 2, outside [0, 2)");
 
   // What mmfusion writes, NumPy reads with the same values.
   Dataset out = reals;
@@ -234,10 +253,12 @@ open('truncated.npz', 'wb').write(data[: len(data) // 2])
   }
   // The command line: exit 1 and one line, for each.
   for (const auto& [file, words] : cases) {
-    write_text(dir.file("c.json"), R"({"data": {"source": "file", "path": ")" + dir.file(file) +
-                                       R"(", "modalities": [{"name": "visual", "dim": 3}, {"name": "audio", "dim": 2}]}})");
-    const std::string cmd = std::string(MMFUSION_BINARY) + " train --config " + dir.file("c.json") + " --out " +
-                            dir.file("run") + " > /dev/null 2> " + dir.file("err.txt");
+    write_text(
+        dir.file("c.json"),
+        R"({"data": {"source": "file", "path": ")" + dir.file(file) +
+            R"(", "modalities": [{"name": "visual", "dim": 3}, {"name": "audio", "dim": 2}]}})");
+    const std::string cmd = std::string(MMFUSION_BINARY) + " train --config " + dir.file("c.json") +
+                            " --out " + dir.file("run") + " > /dev/null 2> " + dir.file("err.txt");
     const int status = std::system(cmd.c_str());
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << file;
     const std::string err = read_text(dir.file("err.txt"));

@@ -14,7 +14,8 @@ namespace {
 
 // Two identical models, one trained by the fused optimizer and one by LibTorch's.
 // float32 takes FlatAdam's CPU loop; float64 its tensor path, the one CUDA runs.
-void expect_same_training(const std::vector<std::string>& overrides, torch::Dtype dtype = torch::kFloat32) {
+void expect_same_training(const std::vector<std::string>& overrides,
+                          torch::Dtype dtype = torch::kFloat32) {
   auto config = tiny_config(overrides);
   torch::manual_seed(0);
   ModelPtr fused = make_model(config.model, config.data.modalities, 1);
@@ -48,7 +49,8 @@ void expect_same_training(const std::vector<std::string>& overrides, torch::Dtyp
   const double tolerance = dtype == torch::kFloat64 ? 1e-12 : 1e-6;
   auto plain_params = plain->named_parameters();
   for (const auto& p : fused->named_parameters())
-    EXPECT_TRUE(torch::allclose(p.value(), plain_params[p.key()], tolerance, tolerance / 10)) << p.key();
+    EXPECT_TRUE(torch::allclose(p.value(), plain_params[p.key()], tolerance, tolerance / 10))
+        << p.key();
 }
 
 }  // namespace
@@ -59,7 +61,9 @@ TEST(FlatAdam, MatchesTorchAdamWithWeightDecayAndAFactorGroup) {
   expect_same_training({"train.weight_decay=0.01", "train.factor_lr=0.01"});
 }
 
-TEST(FlatAdam, MatchesTorchAdamW) { expect_same_training({"train.optimizer=adamw", "train.weight_decay=0.05"}); }
+TEST(FlatAdam, MatchesTorchAdamW) {
+  expect_same_training({"train.optimizer=adamw", "train.weight_decay=0.05"});
+}
 
 // The tensor path (step count and bias corrections on the device, for CUDA graphs),
 // exercised on the CPU through float64.
@@ -105,13 +109,16 @@ TEST(Optimizers, TheFactoryBuildsTheOptimizerTheConfigNames) {
   };
   EXPECT_NE(dynamic_cast<FlatAdam*>(built({}).get()), nullptr);
   EXPECT_NE(dynamic_cast<FlatAdam*>(built({"train.optimizer=adamw"}).get()), nullptr);
-  EXPECT_NE(dynamic_cast<torch::optim::Adam*>(built({"train.flat_optimizer=false"}).get()), nullptr);
-  EXPECT_NE(dynamic_cast<torch::optim::AdamW*>(built({"train.optimizer=adamw", "train.flat_optimizer=false"}).get()),
+  EXPECT_NE(dynamic_cast<torch::optim::Adam*>(built({"train.flat_optimizer=false"}).get()),
+            nullptr);
+  EXPECT_NE(dynamic_cast<torch::optim::AdamW*>(
+                built({"train.optimizer=adamw", "train.flat_optimizer=false"}).get()),
             nullptr);
   auto sgd = built({"train.optimizer=sgd", "train.momentum=0.5", "train.lr=0.2"});
   auto* as_sgd = dynamic_cast<torch::optim::SGD*>(sgd.get());
   ASSERT_NE(as_sgd, nullptr);
-  const auto& options = static_cast<const torch::optim::SGDOptions&>(as_sgd->param_groups()[0].options());
+  const auto& options =
+      static_cast<const torch::optim::SGDOptions&>(as_sgd->param_groups()[0].options());
   EXPECT_DOUBLE_EQ(options.momentum(), 0.5);
   EXPECT_DOUBLE_EQ(options.lr(), 0.2);
   // AdamW's decoupled decay differs from Adam's L2 term: one step from the same state.

@@ -14,9 +14,10 @@ TEST(RunLock, ASecondProcessIsRefusedWithTheHoldersProcessId) {
   TempDir dir;
   const std::string run = dir.file("run");
   LockHolder holder(run);
-  expect_error<RunFolderInUse>([&] { RunLock lock(run); },
-                               run + ": run folder in use by process " + std::to_string(holder.pid()));
-  expect_error<RunFolderInUse>([&] { RunLock lock(run, RunLock::Mode::Shared); }, "run folder in use by process");
+  expect_error<RunFolderInUse>([&] { RunLock lock(run); }, run + ": run folder in use by process " +
+                                                               std::to_string(holder.pid()));
+  expect_error<RunFolderInUse>([&] { RunLock lock(run, RunLock::Mode::Shared); },
+                               "run folder in use by process");
 }
 
 TEST(RunLock, ALockLeftByAKilledProcessDoesNotBlock) {

@@ -31,7 +31,8 @@ TEST(Devices, MissingCudaDeviceIsAConfigError) {
     resolve_device(beyond);
     FAIL() << "no error for " << beyond;
   } catch (const ConfigError& e) {
-    EXPECT_EQ(std::string(e.what()).rfind("device: \"" + beyond + "\" requested but", 0), 0u) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind("device: \"" + beyond + "\" requested but", 0), 0u)
+        << e.what();
   }
   if (count == 0) {
     EXPECT_THROW(resolve_device("cuda"), ConfigError);
@@ -45,7 +46,8 @@ TEST(Runtime, EnvironmentIntegersAreCheckedAndNamed) {
   ::setenv("MMFUSION_TEST_INT", "", 1);
   EXPECT_EQ(env_int("MMFUSION_TEST_INT", 3), 3);
   ::setenv("MMFUSION_TEST_INT", "2x", 1);
-  expect_error<ConfigError>([] { env_int("MMFUSION_TEST_INT", 1); }, "MMFUSION_TEST_INT: expected a non-negative integer, got \"2x\"");
+  expect_error<ConfigError>([] { env_int("MMFUSION_TEST_INT", 1); },
+                            "MMFUSION_TEST_INT: expected a non-negative integer, got \"2x\"");
   ::unsetenv("MMFUSION_TEST_INT");
   EXPECT_EQ(env_string("MMFUSION_TEST_INT", "none"), "none");
 }
@@ -79,8 +81,9 @@ TEST(Parallel, ChunksCoverTheRangeOncePerThreadAndPassErrorsOn) {
     chunks.emplace_back(b, e);
   });
   EXPECT_EQ(chunks.size(), 2u);
-  EXPECT_THROW(parallel_chunks(1000, 1, 2, [](int64_t b, int64_t) {
-                 if (b > 0) throw std::runtime_error("chunk");
-               }),
+  EXPECT_THROW(parallel_chunks(1000, 1, 2,
+                               [](int64_t b, int64_t) {
+                                 if (b > 0) throw std::runtime_error("chunk");
+                               }),
                std::runtime_error);
 }

@@ -34,11 +34,14 @@ std::pair<double, double> column_moments(const torch::Tensor& x, int64_t j) {
 
 ExperimentConfig file_config(const TempDir& dir, const std::string& extra = "") {
   write_text(dir.file("c.json"), R"({"name": "s", "threads": 1, "device": "cpu",
-    "data": {"source": "file", "path": ")" + dir.file("train.pt") + R"(", "val_path": ")" +
-                                     dir.file("val.pt") + R"(", "test_path": ")" + dir.file("test.pt") + R"(",
+    "data": {"source": "file", "path": ")" +
+                                     dir.file("train.pt") + R"(", "val_path": ")" +
+                                     dir.file("val.pt") + R"(", "test_path": ")" +
+                                     dir.file("test.pt") + R"(",
              "modalities": [{"name": "a", "dim": 3}, {"name": "b", "dim": 2}]},
     "model": {"encoder_hidden": [8], "fused_dim": 4, "rank": 2, "dropout": 0},
-    "train": {"epochs": 3, "batch_size": 16}})" + extra);
+    "train": {"epochs": 3, "batch_size": 16}})" +
+                                     extra);
   return load_config(dir.file("c.json"), {});
 }
 
@@ -48,7 +51,8 @@ Dataset make_split(int64_t n, uint64_t seed, double offset) {
   torch::manual_seed(seed);
   Dataset d;
   d.names = {"a", "b"};
-  auto a = torch::randn({n, 3}) * torch::tensor({1e-3f, 50.f, 1.f}) + torch::tensor({0.f, 1000.f, 0.f}) + offset;
+  auto a = torch::randn({n, 3}) * torch::tensor({1e-3f, 50.f, 1.f}) +
+           torch::tensor({0.f, 1000.f, 0.f}) + offset;
   a.select(1, 2).fill_(7.0f);
   const auto b = torch::rand({n, 2}) * 1e-4;
   d.features = {a, b};
@@ -57,8 +61,9 @@ Dataset make_split(int64_t n, uint64_t seed, double offset) {
 }
 
 int run_cli(const std::string& args, const TempDir& dir) {
-  const int status = std::system((std::string(MMFUSION_BINARY) + " " + args + " > " + dir.file("out.txt") +
-                                  " 2> " + dir.file("err.txt")).c_str());
+  const int status = std::system((std::string(MMFUSION_BINARY) + " " + args + " > " +
+                                  dir.file("out.txt") + " 2> " + dir.file("err.txt"))
+                                     .c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -77,7 +82,8 @@ TEST(Scaling, StatisticsMatchAHandComputationAndConstantFeaturesStayFinite) {
     const auto& x = train.features[m];
     for (int64_t j = 0; j < x.size(1); ++j) {
       const auto [mean, sd] = column_moments(x, j);
-      EXPECT_NEAR(by_name["mean_" + train.names[m]][j].item<double>(), mean, 1e-6 * (1 + std::abs(mean)));
+      EXPECT_NEAR(by_name["mean_" + train.names[m]][j].item<double>(), mean,
+                  1e-6 * (1 + std::abs(mean)));
       const double want = (train.names[m] == "a" && j == 2) ? 1.0 : sd;  // the constant feature
       EXPECT_NEAR(by_name["scale_" + train.names[m]][j].item<double>(), want, 1e-5 * want);
     }
@@ -101,7 +107,8 @@ TEST(Scaling, StatisticsMatchAHandComputationAndConstantFeaturesStayFinite) {
   // std would blow the rounding up to order 1.
   Dataset rounding;
   rounding.names = {"a"};
-  rounding.features = {torch::tensor({1000.0f, std::nextafter(1000.0f, 2000.0f), 1000.0f, 1000.0f}).unsqueeze(1)};
+  rounding.features = {
+      torch::tensor({1000.0f, std::nextafter(1000.0f, 2000.0f), 1000.0f, 1000.0f}).unsqueeze(1)};
   DataConfig zscore;
   zscore.standardize = Standardize::ZScore;
   EXPECT_EQ(Scaling::fit(zscore, rounding).named_tensors()[1].second.item<float>(), 1.0f);
@@ -116,8 +123,10 @@ TEST(Scaling, FileDataIsZScoredByDefaultAndTheCheckpointKeepsTheTrainingStatisti
   // Validation and test data far from the training data: statistics fitted on them
   // would differ visibly.
   for (const auto& [file, seed, offset] : {std::tuple<const char*, int, double>{"train.pt", 1, 0},
-                                           {"val.pt", 2, 300}, {"test.pt", 3, -300}})
-    write_data_file(make_split(file == std::string("train.pt") ? 256 : 64, seed, offset), dir.file(file));
+                                           {"val.pt", 2, 300},
+                                           {"test.pt", 3, -300}})
+    write_data_file(make_split(file == std::string("train.pt") ? 256 : 64, seed, offset),
+                    dir.file(file));
   const ExperimentConfig config = file_config(dir);
   EXPECT_EQ(config.data.standardize, Standardize::ZScore);
   EXPECT_TRUE(config.data.standardize_target);
@@ -125,7 +134,8 @@ TEST(Scaling, FileDataIsZScoredByDefaultAndTheCheckpointKeepsTheTrainingStatisti
       << read_text(dir.file("err.txt"));
 
   Checkpoint ckpt = open_checkpoint(dir.file("run/checkpoints/best.pt"));
-  const Dataset train = read_data_file(dir.file("train.pt"), config.data.modalities, TargetRule{true});
+  const Dataset train =
+      read_data_file(dir.file("train.pt"), config.data.modalities, TargetRule{true});
   const auto named = ckpt.scaling.named_tensors();
   std::map<std::string, torch::Tensor> by_name(named.begin(), named.end());
   ASSERT_EQ(by_name.size(), 6u);
@@ -137,22 +147,28 @@ TEST(Scaling, FileDataIsZScoredByDefaultAndTheCheckpointKeepsTheTrainingStatisti
 
   // eval on the test file: metrics in the target's units, loss in the scaled units the
   // model trains on. For MSE the two differ by exactly target_scale^2.
-  ASSERT_EQ(run_cli("eval --checkpoint " + dir.file("run/checkpoints/best.pt") + " --data " + dir.file("test.pt"), dir), 0)
+  ASSERT_EQ(run_cli("eval --checkpoint " + dir.file("run/checkpoints/best.pt") + " --data " +
+                        dir.file("test.pt"),
+                    dir),
+            0)
       << read_text(dir.file("err.txt"));
   const json ev = json::parse(read_text(dir.file("out.txt")));
   const double scale = by_name["target_scale"][0].item<double>();
-  EXPECT_NEAR(ev["mse"].get<double>(), ev["loss"].get<double>() * scale * scale, 1e-3 * ev["mse"].get<double>());
+  EXPECT_NEAR(ev["mse"].get<double>(), ev["loss"].get<double>() * scale * scale,
+              1e-3 * ev["mse"].get<double>());
 
   // The test file is the config's test_path: eval of the checkpoint on it gives what
   // training reported (both apply the checkpoint's statistics to raw features).
   const json results = json::parse(read_text(dir.file("run/results.json")));
-  EXPECT_NEAR(ev["mse"].get<double>(), results["test"]["mse"].get<double>(), 1e-6 * ev["mse"].get<double>());
-  EXPECT_NEAR(ev["loss"].get<double>(), results["test"]["loss"].get<double>(), 1e-6 * ev["loss"].get<double>());
+  EXPECT_NEAR(ev["mse"].get<double>(), results["test"]["mse"].get<double>(),
+              1e-6 * ev["mse"].get<double>());
+  EXPECT_NEAR(ev["loss"].get<double>(), results["test"]["loss"].get<double>(),
+              1e-6 * ev["loss"].get<double>());
 
   // predict writes predictions in the target's units: their MSE against the file's
   // target, computed here from the CSV, is eval's.
-  ASSERT_EQ(run_cli("predict --checkpoint " + dir.file("run/checkpoints/best.pt") + " --data " + dir.file("test.pt") +
-                        " --output " + dir.file("p.csv"),
+  ASSERT_EQ(run_cli("predict --checkpoint " + dir.file("run/checkpoints/best.pt") + " --data " +
+                        dir.file("test.pt") + " --output " + dir.file("p.csv"),
                     dir),
             0);
   std::istringstream csv(read_text(dir.file("p.csv")));
@@ -179,7 +195,8 @@ TEST(Scaling, FileDataIsZScoredByDefaultAndTheCheckpointKeepsTheTrainingStatisti
 
 TEST(Scaling, ACheckpointWhoseStatisticsAreDamagedOrMissingIsRefused) {
   TempDir dir;
-  for (const auto& [file, seed] : {std::pair<const char*, int>{"train.pt", 1}, {"val.pt", 2}, {"test.pt", 3}})
+  for (const auto& [file, seed] :
+       {std::pair<const char*, int>{"train.pt", 1}, {"val.pt", 2}, {"test.pt", 3}})
     write_data_file(make_split(64, seed, 0), dir.file(file));
   ExperimentConfig config = file_config(dir);
   config.model.output_dim = 1;
@@ -194,9 +211,11 @@ TEST(Scaling, ACheckpointWhoseStatisticsAreDamagedOrMissingIsRefused) {
   // A zero scale (a division by zero later) and a statistic of the wrong size.
   auto named = s.named_tensors();
   named[1].second[0] = 0.0f;  // scale_a
-  expect_error([&] { Scaling::from_named(named, config, "x"); }, "x: scale_a holds values that are not finite and > 0");
+  expect_error([&] { Scaling::from_named(named, config, "x"); },
+               "x: scale_a holds values that are not finite and > 0");
   named[1].second = torch::ones({5});
-  expect_error([&] { Scaling::from_named(named, config, "x"); }, "x: scale_a is [5] Float, expected [3] Float");
+  expect_error([&] { Scaling::from_named(named, config, "x"); },
+               "x: scale_a is [5] Float, expected [3] Float");
   named[1].second = torch::ones({3});
   named.pop_back();
   expect_error([&] { Scaling::from_named(named, config, "x"); }, "x: no target_scale");
@@ -206,14 +225,20 @@ TEST(Scaling, ACheckpointWhoseStatisticsAreDamagedOrMissingIsRefused) {
   swapped.scaling = Scaling::fit(config.data, splits.val);
   expect_error([&] { swapped.build_model(torch::kCPU); }, "checksum does not match");
   // Statistics that disagree with the config are never written.
-  expect_error([&] { save_checkpoint(dir.file("bad.pt"), config, TrainProgress{}, *model, nullptr, RngStates{}, Scaling()); },
-               "do not match data.standardize");
+  expect_error(
+      [&] {
+        save_checkpoint(dir.file("bad.pt"), config, TrainProgress{}, *model, nullptr, RngStates{},
+                        Scaling());
+      },
+      "do not match data.standardize");
   EXPECT_FALSE(std::filesystem::exists(dir.file("bad.pt")));
 
   // Statistics changed after saving: the checksum says so.
   Scaling other = Scaling::fit(config.data, splits.val);
-  save_checkpoint(dir.file("other.pt"), config, TrainProgress{}, *model, nullptr, RngStates{}, other);
-  json meta_ok = open_checkpoint(dir.file("ok.pt")).meta, meta_other = open_checkpoint(dir.file("other.pt")).meta;
+  save_checkpoint(dir.file("other.pt"), config, TrainProgress{}, *model, nullptr, RngStates{},
+                  other);
+  json meta_ok = open_checkpoint(dir.file("ok.pt")).meta,
+       meta_other = open_checkpoint(dir.file("other.pt")).meta;
   EXPECT_NE(meta_ok["model_digest"], meta_other["model_digest"]);
 }
 
@@ -224,17 +249,23 @@ TEST(Scaling, DefaultsFollowTheSourceAndTheTargetRuleTheTask) {
   const ExperimentConfig file = tiny_config({"data.source=file", "data.path=x.pt"});
   EXPECT_EQ(file.data.standardize, Standardize::ZScore);
   EXPECT_TRUE(file.data.standardize_target);
-  const ExperimentConfig labels = tiny_config({"data.source=file", "data.path=x.pt", "task=classification"});
+  const ExperimentConfig labels =
+      tiny_config({"data.source=file", "data.path=x.pt", "task=classification"});
   EXPECT_FALSE(labels.data.standardize_target);
   EXPECT_EQ(labels.num_classes, 0);  // inferred at training
-  expect_error<ConfigError>([] { tiny_config({"task=classification", "num_classes=3", "data.standardize_target=true"}); },
-                            "data.standardize_target: only for regression");
-  expect_error<ConfigError>([] { tiny_config({"task=classification"}); }, "num_classes: expected an integer >= 2");
+  expect_error<ConfigError>(
+      [] {
+        tiny_config({"task=classification", "num_classes=3", "data.standardize_target=true"});
+      },
+      "data.standardize_target: only for regression");
+  expect_error<ConfigError>([] { tiny_config({"task=classification"}); },
+                            "num_classes: expected an integer >= 2");
 }
 
 TEST(Scaling, ClassesAreInferredFromTheTrainingLabelsWhenTheConfigLeavesThemOut) {
   TempDir dir;
-  for (const auto& [file, seed] : {std::pair<const char*, int>{"train.pt", 1}, {"val.pt", 2}, {"test.pt", 3}}) {
+  for (const auto& [file, seed] :
+       {std::pair<const char*, int>{"train.pt", 1}, {"val.pt", 2}, {"test.pt", 3}}) {
     Dataset d = make_split(60, seed, 0);
     d.target = torch::arange(60, torch::kInt64) % 4;  // labels 0..3
     write_data_file(d, dir.file(file));
@@ -256,7 +287,9 @@ TEST(Scaling, ClassesAreInferredFromTheTrainingLabelsWhenTheConfigLeavesThemOut)
   write_data_file(val, dir.file("val.pt"));
   EXPECT_EQ(run_cli("train --config " + dir.file("c.json") + " --out " + dir.file("run2"), dir), 1);
   const std::string err = read_text(dir.file("err.txt"));
-  EXPECT_NE(err.find("val.pt: entry \"target\" holds label 9 in row 7, outside [0, 4)"), std::string::npos) << err;
+  EXPECT_NE(err.find("val.pt: entry \"target\" holds label 9 in row 7, outside [0, 4)"),
+            std::string::npos)
+      << err;
   EXPECT_NE(err.find("set num_classes"), std::string::npos) << err;
   EXPECT_FALSE(std::filesystem::exists(dir.file("run2")));  // nothing created
 }

@@ -15,7 +15,8 @@ namespace {
 template <typename F>
 std::vector<torch::Tensor> pick_freeze(F f, int groups, int64_t n, uint64_t seed) {
   torch::manual_seed(seed);
-  const auto a = torch::randn({n, groups}, torch::kFloat64), b = torch::randn({n, groups}, torch::kFloat64);
+  const auto a = torch::randn({n, groups}, torch::kFloat64),
+             b = torch::randn({n, groups}, torch::kFloat64);
   std::vector<torch::Tensor> out;
   for (uint32_t mask = 0; mask < (1u << groups); ++mask) {
     auto x = b.clone();
@@ -36,7 +37,8 @@ TEST(Sobol, MoebiusAndShapleyMatchAHandComputedGame) {
   // {0,1,2}: 1 - 0.4 - 0.3 - 0.25 + 0.2 + 0.1 + 0.1.
   const std::vector<double> want = {0, 0.2, 0.1, 0.1, 0.1, 0.0, 0.05, 0.45};
   for (size_t s = 0; s < want.size(); ++s) EXPECT_NEAR(pure[s], want[s], 1e-12) << "mask " << s;
-  // phi_0 = 0.2 + 0.1/2 + 0/2 + 0.45/3, phi_1 = 0.1 + 0.1/2 + 0.05/2 + 0.15, phi_2 = 0.1 + 0 + 0.025 + 0.15.
+  // phi_0 = 0.2 + 0.1/2 + 0/2 + 0.45/3, phi_1 = 0.1 + 0.1/2 + 0.05/2 + 0.15, phi_2 = 0.1 + 0 +
+  // 0.025 + 0.15.
   const auto phi = shapley_values(pure, 3);
   EXPECT_NEAR(phi[0], 0.40, 1e-12);
   EXPECT_NEAR(phi[1], 0.325, 1e-12);
@@ -49,7 +51,8 @@ TEST(Sobol, SampledIndicesOfAKnownFunctionFallWithinTheirBootstrapIntervals) {
   // Shapley 0.2, 0.4, 0.4.
   const int64_t n = 1 << 16;
   const auto outputs = pick_freeze(
-      [](const torch::Tensor& x) { return x.select(1, 0) + 2 * x.select(1, 1) * x.select(1, 2); }, 3, n, 11);
+      [](const torch::Tensor& x) { return x.select(1, 0) + 2 * x.select(1, 1) * x.select(1, 2); },
+      3, n, 11);
   const SobolIndices r = sobol_indices(outputs, 3);
   const std::vector<double> pure = {0, 0.2, 0, 0, 0, 0, 0.8, 0};
   EXPECT_NEAR(r.variance, 5.0, 0.15);
@@ -88,7 +91,9 @@ TEST(Sobol, AnAdditiveFunctionHasNoInteractionAndANoiseGroupNothing) {
   // f = x0 + x1 over 3 groups, one column per output and two outputs (the second 3 x0):
   // group 2 is pure noise; the decomposition is additive (pure shares on singletons).
   const auto outputs = pick_freeze(
-      [](const torch::Tensor& x) { return torch::stack({x.select(1, 0) + x.select(1, 1), 3 * x.select(1, 0)}, 1); },
+      [](const torch::Tensor& x) {
+        return torch::stack({x.select(1, 0) + x.select(1, 1), 3 * x.select(1, 0)}, 1);
+      },
       3, 1 << 15, 3);
   const SobolIndices r = sobol_indices(outputs, 3);
   // Var = 2 + 9 = 11 over both columns; x0 carries 1 + 9, x1 carries 1.

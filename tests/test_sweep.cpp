@@ -54,7 +54,8 @@ TEST(Sweep, GridValuesSplitAtTopLevelCommas) {
 }
 
 TEST(Sweep, CombinationsAndNames) {
-  const auto combos = grid_combinations({parse_grid_axis("model.type=lmf,late"), parse_grid_axis("seed=1,2,3")});
+  const auto combos =
+      grid_combinations({parse_grid_axis("model.type=lmf,late"), parse_grid_axis("seed=1,2,3")});
   ASSERT_EQ(combos.size(), 6u);
   EXPECT_EQ(combination_name(combos[0]), "type-lmf_seed-1");
   EXPECT_EQ(combination_name(combos[5]), "type-late_seed-3");
@@ -76,15 +77,17 @@ TEST(Sweep, RunsEveryCombinationThenSkipsCompleteOnesAndRetriesFailures) {
   const auto rows = read_csv(dir.file("sweep/results.csv"));
   ASSERT_EQ(rows.size(), 5u);
   const auto& h = rows[0];
-  for (const char* col : {"run", "model.type", "seed", "status", "test_mse", "test_r2", "parameters",
-                          "train_seconds", "samples_per_s"})
+  for (const char* col : {"run", "model.type", "seed", "status", "test_mse", "test_r2",
+                          "parameters", "train_seconds", "samples_per_s"})
     EXPECT_LT(column(h, col), h.size()) << col;
   for (size_t i = 1; i < rows.size(); ++i) {
     EXPECT_EQ(rows[i][column(h, "status")], "ok");
     // Each row's metrics are those of its own run's results.json.
     const json results = json::parse(read_text(dir.file("sweep/" + rows[i][0] + "/results.json")));
-    EXPECT_NEAR(std::stod(rows[i][column(h, "test_mse")]), results["test"]["mse"].get<double>(), 1e-12);
-    EXPECT_EQ(std::stoll(rows[i][column(h, "parameters")]), results["parameters"]["total"].get<int64_t>());
+    EXPECT_NEAR(std::stod(rows[i][column(h, "test_mse")]), results["test"]["mse"].get<double>(),
+                1e-12);
+    EXPECT_EQ(std::stoll(rows[i][column(h, "parameters")]),
+              results["parameters"]["total"].get<int64_t>());
   }
   EXPECT_EQ(rows[1][column(h, "model.type")], "lmf");
   EXPECT_EQ(rows[4][column(h, "seed")], "2");
@@ -152,8 +155,9 @@ TEST(Sweep, EveryCombinationOfEveryShippedSweepValidatesInADryRun) {
 
 TEST(Sweep, SummaryIsTitledWithTheSweepsNameAndSingleRunsShowNoSpread) {
   TempDir dir;
-  write_text(dir.file("s.json"), "{\"name\": \"my-ranks\", \"base\": \"" + source_path("configs/tiny.json") +
-                                     "\", \"grid\": {\"model.rank\": [1, 2], \"model.type\": [\"lmf\", \"late\"]}}");
+  write_text(dir.file("s.json"),
+             "{\"name\": \"my-ranks\", \"base\": \"" + source_path("configs/tiny.json") +
+                 "\", \"grid\": {\"model.rank\": [1, 2], \"model.type\": [\"lmf\", \"late\"]}}");
   SweepArgs args;
   args.sweep_file = dir.file("s.json");
   args.out = dir.file("elsewhere");
@@ -170,19 +174,23 @@ TEST(Sweep, SummaryIsTitledWithTheSweepsNameAndSingleRunsShowNoSpread) {
 }
 
 TEST(Sweep, ChartXAxisFollowsTheDocumentedRule) {
-  const std::vector<GridAxis> axes{parse_grid_axis("model.type=lmf,tfn,late"), parse_grid_axis("train.lr=0.1,0.01"),
-                                   parse_grid_axis("model.rank=1,2,4"), parse_grid_axis("seed=1,2,3,4")};
+  const std::vector<GridAxis> axes{
+      parse_grid_axis("model.type=lmf,tfn,late"), parse_grid_axis("train.lr=0.1,0.01"),
+      parse_grid_axis("model.rank=1,2,4"), parse_grid_axis("seed=1,2,3,4")};
   EXPECT_EQ(chart_x_axis(axes, "")->key, "model.rank");  // numeric, most values (seed aside)
   EXPECT_EQ(chart_x_axis(axes, "train.lr")->key, "train.lr");
   expect_error<ConfigError>([&] { chart_x_axis(axes, "seed"); }, "--x seed: not a grid key");
-  expect_error<ConfigError>([&] { chart_x_axis(axes, "model.rnak"); }, "(grid keys: model.type, train.lr, model.rank)");
-  EXPECT_EQ(chart_x_axis({parse_grid_axis("model.type=lmf,tfn")}, "")->key, "model.type");  // no numeric key
+  expect_error<ConfigError>([&] { chart_x_axis(axes, "model.rnak"); },
+                            "(grid keys: model.type, train.lr, model.rank)");
+  EXPECT_EQ(chart_x_axis({parse_grid_axis("model.type=lmf,tfn")}, "")->key,
+            "model.type");  // no numeric key
 }
 
 TEST(Sweep, AGridKeyOnTheCommandLineReplacesTheFilesValues) {
   TempDir dir;
-  write_text(dir.file("s.json"), "{\"base\": \"" + source_path("configs/tiny.json") +
-                                     "\", \"grid\": {\"model.rank\": [1, 2, 3], \"seed\": [1, 2]}}");
+  write_text(dir.file("s.json"),
+             "{\"base\": \"" + source_path("configs/tiny.json") +
+                 "\", \"grid\": {\"model.rank\": [1, 2, 3], \"seed\": [1, 2]}}");
   SweepArgs args;
   args.sweep_file = dir.file("s.json");
   args.grid = {"model.rank=8"};
@@ -190,18 +198,20 @@ TEST(Sweep, AGridKeyOnTheCommandLineReplacesTheFilesValues) {
   const SweepOutcome outcome = run_sweep(args);
   EXPECT_EQ(outcome.runs, (std::vector<std::string>{"rank-8_seed-1", "rank-8_seed-2"}));
   args.grid = {"model.rank=8", "model.rank=4"};
-  expect_error<ConfigError>([&] { run_sweep(args); }, "--grid model.rank: the key is given twice on the command line");
+  expect_error<ConfigError>([&] { run_sweep(args); },
+                            "--grid model.rank: the key is given twice on the command line");
 }
 
 // A grid over InTense's p and reg: every run's relevance scores in results.csv, and their
 // mean over seeds in summary.md.
 TEST(Sweep, InTenseScoresReachTheReports) {
   TempDir dir;
-  write_text(dir.file("s.json"), "{\"name\": \"p-reg\", \"base\": \"" + source_path("configs/tiny.json") +
-                                     "\", \"set\": {\"model.type\": \"intense\", \"train.epochs\": 1,"
-                                     " \"model.intense.interactions\": [[\"visual\", \"audio\"]]},"
-                                     " \"grid\": {\"model.intense.p\": [1, 2], \"model.intense.reg\": [0, 0.1],"
-                                     " \"seed\": [1, 2]}}");
+  write_text(dir.file("s.json"),
+             "{\"name\": \"p-reg\", \"base\": \"" + source_path("configs/tiny.json") +
+                 "\", \"set\": {\"model.type\": \"intense\", \"train.epochs\": 1,"
+                 " \"model.intense.interactions\": [[\"visual\", \"audio\"]]},"
+                 " \"grid\": {\"model.intense.p\": [1, 2], \"model.intense.reg\": [0, 0.1],"
+                 " \"seed\": [1, 2]}}");
   SweepArgs args;
   args.sweep_file = dir.file("s.json");
   args.out = dir.file("sweep");
@@ -209,13 +219,15 @@ TEST(Sweep, InTenseScoresReachTheReports) {
   ASSERT_EQ(outcome.completed, 8);
   const auto rows = read_csv(dir.file("sweep/results.csv"));
   ASSERT_EQ(rows.size(), 9u);
-  const size_t va = column(rows[0], "relevance_visual:audio"), text = column(rows[0], "relevance_text");
+  const size_t va = column(rows[0], "relevance_visual:audio"),
+               text = column(rows[0], "relevance_text");
   ASSERT_LT(va, rows[0].size());
   ASSERT_LT(text, rows[0].size());
   double mean_first_group = 0;  // p 1, reg 0: seeds 1 and 2 are the first two rows
   for (size_t r = 1; r < rows.size(); ++r) {
     const json results = json::parse(read_text(dir.file("sweep/" + rows[r][0] + "/results.json")));
-    EXPECT_DOUBLE_EQ(std::stod(rows[r][va]), results["relevance"]["visual:audio"].get<double>()) << rows[r][0];
+    EXPECT_DOUBLE_EQ(std::stod(rows[r][va]), results["relevance"]["visual:audio"].get<double>())
+        << rows[r][0];
     if (r <= 2) mean_first_group += results["relevance"]["visual:audio"].get<double>() / 2;
   }
   const std::string summary = read_text(dir.file("sweep/summary.md"));
@@ -284,7 +296,8 @@ TEST(Sweep, ASweepFolderHasOneSweepAtATimeButShardsShareIt) {
   args.out = dir.file("sweep");
   {
     LockHolder other(args.out);
-    expect_error<RunFolderInUse>([&] { run_sweep(args); }, "run folder in use by process " + std::to_string(other.pid()));
+    expect_error<RunFolderInUse>([&] { run_sweep(args); },
+                                 "run folder in use by process " + std::to_string(other.pid()));
     args.shard = "0/2";
     expect_error<RunFolderInUse>([&] { run_sweep(args); }, "run folder in use");
   }
@@ -316,7 +329,8 @@ TEST(Sweep, ReportsAreRebuiltFromTheFolderAlone) {
   const SweepOutcome outcome = run_sweep(report);
   EXPECT_EQ(outcome.runs.size(), 4u);
   for (const auto& [f, text] : before) EXPECT_EQ(read_text(dir.file("sweep/" + f)), text) << f;
-  EXPECT_NE(before["results.csv"].find("seed-2_rank-1,2,1,ok"), std::string::npos) << before["results.csv"];
+  EXPECT_NE(before["results.csv"].find("seed-2_rank-1,2,1,ok"), std::string::npos)
+      << before["results.csv"];
   report.report = dir.file("nothing");
   expect_error<ConfigError>([&] { run_sweep(report); }, "no sweep.json (not a sweep folder)");
 }
@@ -342,9 +356,11 @@ TEST(Sweep, JobsTrainCombinationsInWorkerProcessesToTheSameResults) {
   for (const char* run : {"seed-1", "seed-2", "seed-3"}) {
     SCOPED_TRACE(run);
     EXPECT_TRUE(fs::exists(dir.file(std::string("parallel/logs/") + run + ".log")));
-    const json config = json::parse(read_text(dir.file(std::string("parallel/") + run + "/config.json")));
+    const json config =
+        json::parse(read_text(dir.file(std::string("parallel/") + run + "/config.json")));
     EXPECT_EQ(config["threads"], threads);
-    const json a = json::parse(read_text(dir.file(std::string("parallel/") + run + "/results.json")));
+    const json a =
+        json::parse(read_text(dir.file(std::string("parallel/") + run + "/results.json")));
     const json b = json::parse(read_text(dir.file(std::string("serial/") + run + "/results.json")));
     EXPECT_NEAR(a["test"]["mse"].get<double>(), b["test"]["mse"].get<double>(), 1e-6);
   }
@@ -364,7 +380,8 @@ TEST(Sweep, AShardOfAnotherSweepIsRefused) {
   EXPECT_EQ(run_sweep(args).completed, 1);
   args.shard = "1/2";
   args.grid = {"seed=1,2,3"};  // not the sweep shard 0 ran
-  expect_error<ConfigError>([&] { run_sweep(args); }, "--shard 1/2: " + dir.file("sweep") + " holds another sweep");
+  expect_error<ConfigError>([&] { run_sweep(args); },
+                            "--shard 1/2: " + dir.file("sweep") + " holds another sweep");
   args.grid = {"seed=1,2"};
   args.overrides = {"train.epochs=3"};
   expect_error<ConfigError>([&] { run_sweep(args); }, "holds another sweep");

@@ -78,13 +78,12 @@ TEST(Training, EarlyStoppingStopsPatienceEpochsAfterTheBest) {
   const auto& p = trainer->progress();
   ASSERT_TRUE(p.stopped_early) << "validation loss kept improving for 60 epochs";
   EXPECT_EQ(static_cast<int64_t>(h.size()), p.best_epoch + 3);
-  const auto best = std::min_element(h.begin(), h.end(),
-                                     [](const auto& a, const auto& b) { return a.val_loss < b.val_loss; });
+  const auto best = std::min_element(
+      h.begin(), h.end(), [](const auto& a, const auto& b) { return a.val_loss < b.val_loss; });
   EXPECT_EQ(best->epoch, p.best_epoch);
   for (const auto& r : h)
     if (r.epoch > p.best_epoch) EXPECT_GE(r.val_loss, best->val_loss);
 }
-
 
 TEST(Training, DivergenceInTheFirstEpochSaysNoCheckpointExistsYet) {
   TempDir dir;
@@ -126,7 +125,8 @@ TEST(Training, ABranchWhoseEpochsNeverImproveStillReportsItsBest) {
   EXPECT_EQ(b.results["epochs"], best + 1);
   EXPECT_EQ(b.results["best_epoch"], best);
   EXPECT_EQ(b.results["checkpoint"], dir.file("branch/checkpoints/best.pt"));
-  EXPECT_DOUBLE_EQ(b.results["test"]["loss"].get<double>(), a.results["test"]["loss"].get<double>());
+  EXPECT_DOUBLE_EQ(b.results["test"]["loss"].get<double>(),
+                   a.results["test"]["loss"].get<double>());
   EXPECT_TRUE(fs::exists(dir.file("branch/results.json")));
 }
 
@@ -138,12 +138,14 @@ TEST(Training, AStreamingRunLearnsAsWellAsOneOnAStoredSplit) {
   auto run = [&](const std::string& stream) {
     TrainArgs args;
     args.config = source_path("configs/default.json");
-    args.overrides = {"data.train_size=8192", "train.epochs=4", "threads=1", "data.synthetic.stream=" + stream};
+    args.overrides = {"data.train_size=8192", "train.epochs=4", "threads=1",
+                      "data.synthetic.stream=" + stream};
     args.out = dir.file("run-" + stream);
     return run_train(args).results;
   };
   const auto stored = run("false"), streamed = run("true");
-  const double r2_stored = stored["test"]["r2"].get<double>(), r2_streamed = streamed["test"]["r2"].get<double>();
+  const double r2_stored = stored["test"]["r2"].get<double>(),
+               r2_streamed = streamed["test"]["r2"].get<double>();
   EXPECT_GT(r2_streamed, 0.8);
   EXPECT_NEAR(r2_streamed, r2_stored, 0.05);
   const auto config = nlohmann::json::parse(read_text(dir.file("run-true/config.json")));

@@ -8,7 +8,8 @@
 
 namespace mmfusion {
 
-void parallel_chunks(int64_t n, int64_t grain, int threads_wanted, const std::function<void(int64_t, int64_t)>& f) {
+void parallel_chunks(int64_t n, int64_t grain, int threads_wanted,
+                     const std::function<void(int64_t, int64_t)>& f) {
   if (n <= 0) return;
   const int64_t most = std::max<int64_t>(1, n / std::max<int64_t>(1, grain));
   const int threads = static_cast<int>(std::min<int64_t>(std::max(1, threads_wanted), most));

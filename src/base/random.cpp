@@ -12,9 +12,9 @@ uint64_t stream_key(uint64_t seed, uint64_t stream) {
 namespace {
 
 constexpr int kLayers = 128;
-constexpr double kR = 3.442619855899;          // where the tail begins
-constexpr double kV = 9.91256303526217e-3;     // the area of each layer
-constexpr double kScale = 2147483648.0;        // 2^31: the draws are signed 32-bit values
+constexpr double kR = 3.442619855899;       // where the tail begins
+constexpr double kV = 9.91256303526217e-3;  // the area of each layer
+constexpr double kScale = 2147483648.0;     // 2^31: the draws are signed 32-bit values
 
 // The ziggurat's tables: k (acceptance bounds), w (value per unit draw), f (the density
 // at each layer's edge), from the recursion x_{i-1} = sqrt(-2 log(v / x_i + f(x_i))).
@@ -59,7 +59,8 @@ double RowRandom::normal() {
   const uint64_t draw = next();
   const auto value = static_cast<int32_t>(draw >> 32);
   const int layer = static_cast<int>(draw & (kLayers - 1));
-  const uint32_t magnitude = value < 0 ? 0u - static_cast<uint32_t>(value) : static_cast<uint32_t>(value);
+  const uint32_t magnitude =
+      value < 0 ? 0u - static_cast<uint32_t>(value) : static_cast<uint32_t>(value);
   if (magnitude < z.k[layer]) return value * z.w[layer];
   return normal_tail_or_wedge(draw);
 }
@@ -93,7 +94,8 @@ void RowRandom::normals(float* out, int64_t n, float scale) {
     const uint64_t draw = next();
     const auto value = static_cast<int32_t>(draw >> 32);
     const int layer = static_cast<int>(draw & (kLayers - 1));
-    const uint32_t magnitude = value < 0 ? 0u - static_cast<uint32_t>(value) : static_cast<uint32_t>(value);
+    const uint32_t magnitude =
+        value < 0 ? 0u - static_cast<uint32_t>(value) : static_cast<uint32_t>(value);
     const double x = magnitude < z.k[layer] ? value * z.w[layer] : normal_tail_or_wedge(draw);
     out[i] = static_cast<float>(x) * scale;
   }

@@ -26,7 +26,8 @@ void mul_by(float* __restrict dst, const float* __restrict src, int64_t n) {
 }
 
 MMFUSION_CLONES
-void bias_relu_mask(float* __restrict h, float* __restrict mask, const float* __restrict bias, int64_t n) {
+void bias_relu_mask(float* __restrict h, float* __restrict mask, const float* __restrict bias,
+                    int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
     const float z = h[j] + bias[j];
     const float on = z > 0.0f ? 1.0f : 0.0f;
@@ -36,9 +37,9 @@ void bias_relu_mask(float* __restrict h, float* __restrict mask, const float* __
 }
 
 MMFUSION_CLONES
-void adam_update(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
-                 int64_t n, float b1, float c1, float b2, float c2, float sqrt_bc2, float eps, float step_size,
-                 float l2, float shrink) {
+void adam_update(float* __restrict p, const float* __restrict g, float* __restrict m,
+                 float* __restrict v, int64_t n, float b1, float c1, float b2, float c2,
+                 float sqrt_bc2, float eps, float step_size, float l2, float shrink) {
   for (int64_t i = 0; i < n; ++i) {
     const float pi = p[i] * shrink;
     const float gi = g[i] + l2 * pi;

@@ -32,7 +32,10 @@ std::vector<double> nice_ticks(double lo, double hi, int target_count) {
   const double power = std::pow(10.0, std::floor(std::log10(raw)));
   double step = power;
   for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (m * power >= raw) { step = m * power; break; }
+    if (m * power >= raw) {
+      step = m * power;
+      break;
+    }
   std::vector<double> ticks;
   for (double t = std::floor(lo / step) * step; t <= hi + step * 1e-9; t += step)
     ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
@@ -86,8 +89,8 @@ std::string line_chart(const ChartOptions& o, const std::vector<ChartSeries>& se
 
   std::ostringstream svg;
   svg << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << o.width << "\" height=\"" << o.height
-      << "\" viewBox=\"0 0 " << o.width << " " << o.height
+      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << o.width << "\" height=\""
+      << o.height << "\" viewBox=\"0 0 " << o.width << " " << o.height
       << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       << "<text x=\"" << o.width / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">"
@@ -95,47 +98,51 @@ std::string line_chart(const ChartOptions& o, const std::vector<ChartSeries>& se
   // Grid, ticks and tick labels.
   for (size_t i = 0; i < yticks.size(); ++i) {
     const double y = py(yticks[i]);
-    svg << "<line x1=\"" << left << "\" y1=\"" << y << "\" x2=\"" << left + plot_w << "\" y2=\"" << y
-        << "\" stroke=\"#e0e0e0\"/>\n<text x=\"" << left - 6 << "\" y=\"" << y + 4
+    svg << "<line x1=\"" << left << "\" y1=\"" << y << "\" x2=\"" << left + plot_w << "\" y2=\""
+        << y << "\" stroke=\"#e0e0e0\"/>\n<text x=\"" << left - 6 << "\" y=\"" << y + 4
         << "\" text-anchor=\"end\">" << fmt_number(yticks[i]) << "</text>\n";
   }
   for (size_t i = 0; i < xticks.size(); ++i) {
     const double x = px(xticks[i]);
     const std::string label = categorical ? xml_escape(o.x_categories[i]) : fmt_number(xticks[i]);
     svg << "<line x1=\"" << x << "\" y1=\"" << top + plot_h << "\" x2=\"" << x << "\" y2=\""
-        << top + plot_h + 5 << "\" stroke=\"black\"/>\n<text x=\"" << x << "\" y=\"" << top + plot_h + 18
-        << "\" text-anchor=\"middle\">" << label << "</text>\n";
+        << top + plot_h + 5 << "\" stroke=\"black\"/>\n<text x=\"" << x << "\" y=\""
+        << top + plot_h + 18 << "\" text-anchor=\"middle\">" << label << "</text>\n";
   }
   // Axes and their labels.
-  svg << "<line x1=\"" << left << "\" y1=\"" << top + plot_h << "\" x2=\"" << left + plot_w << "\" y2=\""
+  svg << "<line x1=\"" << left << "\" y1=\"" << top + plot_h << "\" x2=\"" << left + plot_w
+      << "\" y2=\"" << top + plot_h << "\" stroke=\"black\"/>\n"
+      << "<line x1=\"" << left << "\" y1=\"" << top << "\" x2=\"" << left << "\" y2=\""
       << top + plot_h << "\" stroke=\"black\"/>\n"
-      << "<line x1=\"" << left << "\" y1=\"" << top << "\" x2=\"" << left << "\" y2=\"" << top + plot_h
-      << "\" stroke=\"black\"/>\n"
-      << "<text x=\"" << left + plot_w / 2 << "\" y=\"" << o.height - 12 << "\" text-anchor=\"middle\">"
-      << xml_escape(o.x_label) << "</text>\n"
-      << "<text x=\"16\" y=\"" << top + plot_h / 2 << "\" text-anchor=\"middle\" transform=\"rotate(-90 16 "
-      << top + plot_h / 2 << ")\">" << xml_escape(o.y_label) << "</text>\n";
+      << "<text x=\"" << left + plot_w / 2 << "\" y=\"" << o.height - 12
+      << "\" text-anchor=\"middle\">" << xml_escape(o.x_label) << "</text>\n"
+      << "<text x=\"16\" y=\"" << top + plot_h / 2
+      << "\" text-anchor=\"middle\" transform=\"rotate(-90 16 " << top + plot_h / 2 << ")\">"
+      << xml_escape(o.y_label) << "</text>\n";
   // Series: polyline, points, error bars, legend entry.
   for (size_t k = 0; k < series.size(); ++k) {
     const auto& s = series[k];
     const char* color = kColors[k % (sizeof kColors / sizeof *kColors)];
     std::ostringstream points;
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i)
-      if (std::isfinite(s.x[i]) && std::isfinite(s.y[i])) points << px(s.x[i]) << "," << py(s.y[i]) << " ";
+      if (std::isfinite(s.x[i]) && std::isfinite(s.y[i]))
+        points << px(s.x[i]) << "," << py(s.y[i]) << " ";
     if (o.connect)
       svg << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\" points=\""
           << points.str() << "\"/>\n";
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
       if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
-      svg << "<circle cx=\"" << px(s.x[i]) << "\" cy=\"" << py(s.y[i]) << "\" r=\"3\" fill=\"" << color << "\"/>\n";
+      svg << "<circle cx=\"" << px(s.x[i]) << "\" cy=\"" << py(s.y[i]) << "\" r=\"3\" fill=\""
+          << color << "\"/>\n";
       const auto [lo, hi] = bar_of(s, i);
       if (hi > lo)
-        svg << "<line x1=\"" << px(s.x[i]) << "\" y1=\"" << py(lo) << "\" x2=\"" << px(s.x[i]) << "\" y2=\""
-            << py(hi) << "\" stroke=\"" << color << "\"/>\n";
+        svg << "<line x1=\"" << px(s.x[i]) << "\" y1=\"" << py(lo) << "\" x2=\"" << px(s.x[i])
+            << "\" y2=\"" << py(hi) << "\" stroke=\"" << color << "\"/>\n";
     }
     const double ly = top + 10 + 18.0 * k;
-    svg << "<line x1=\"" << left + plot_w + 12 << "\" y1=\"" << ly << "\" x2=\"" << left + plot_w + 32
-        << "\" y2=\"" << ly << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>\n"
+    svg << "<line x1=\"" << left + plot_w + 12 << "\" y1=\"" << ly << "\" x2=\""
+        << left + plot_w + 32 << "\" y2=\"" << ly << "\" stroke=\"" << color
+        << "\" stroke-width=\"2\"/>\n"
         << "<text x=\"" << left + plot_w + 38 << "\" y=\"" << ly + 4 << "\">" << xml_escape(s.name)
         << "</text>\n";
   }
@@ -160,10 +167,11 @@ std::string scatter_panels(const std::string& title, const std::vector<ScatterPa
   std::ostringstream svg;
   svg << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
-      << "\" viewBox=\"0 0 " << width << " " << height << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      << "\" viewBox=\"0 0 " << width << " " << height
+      << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << "<text x=\"" << width / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << xml_escape(title)
-      << "</text>\n";
+      << "<text x=\"" << width / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">"
+      << xml_escape(title) << "</text>\n";
   for (size_t k = 0; k < panels.size(); ++k) {
     const auto& p = panels[k];
     const double x0 = left + k * (size + gap);
@@ -174,8 +182,8 @@ std::string scatter_panels(const std::string& title, const std::vector<ScatterPa
     if (!(xmax > xmin)) xmin -= 1, xmax += 1;
     if (!(ymax > ymin)) ymin -= 1, ymax += 1;
     svg << "<text x=\"" << x0 + size / 2 << "\" y=\"" << top - 10 << "\" text-anchor=\"middle\">"
-        << xml_escape(p.title) << "</text>\n<rect x=\"" << x0 << "\" y=\"" << top << "\" width=\"" << size
-        << "\" height=\"" << size << "\" fill=\"none\" stroke=\"black\"/>\n";
+        << xml_escape(p.title) << "</text>\n<rect x=\"" << x0 << "\" y=\"" << top << "\" width=\""
+        << size << "\" height=\"" << size << "\" fill=\"none\" stroke=\"black\"/>\n";
     for (size_t i = 0; i < p.x.size(); ++i) {
       const double px = x0 + 5 + (p.x[i] - xmin) / (xmax - xmin) * (size - 10);
       const double py = top + size - 5 - (p.y[i] - ymin) / (ymax - ymin) * (size - 10);
@@ -188,15 +196,17 @@ std::string scatter_panels(const std::string& title, const std::vector<ScatterPa
   // Legend: classes, or the ends of the colour scale.
   if (categorical && std::isfinite(vmax)) {
     for (int64_t c = 0; c <= static_cast<int64_t>(vmax); ++c)
-      svg << "<circle cx=\"" << left + 10 + 90 * c << "\" cy=\"" << height - 18 << "\" r=\"5\" fill=\""
-          << color(double(c)) << "\"/>\n<text x=\"" << left + 20 + 90 * c << "\" y=\"" << height - 14 << "\">"
-          << xml_escape(value_label) << " " << c << "</text>\n";
+      svg << "<circle cx=\"" << left + 10 + 90 * c << "\" cy=\"" << height - 18
+          << "\" r=\"5\" fill=\"" << color(double(c)) << "\"/>\n<text x=\"" << left + 20 + 90 * c
+          << "\" y=\"" << height - 14 << "\">" << xml_escape(value_label) << " " << c
+          << "</text>\n";
   } else if (std::isfinite(vmin)) {
-    svg << "<circle cx=\"" << left + 10 << "\" cy=\"" << height - 18 << "\" r=\"5\" fill=\"" << color(vmin)
-        << "\"/>\n<text x=\"" << left + 20 << "\" y=\"" << height - 14 << "\">" << xml_escape(value_label)
-        << " " << fmt_number(vmin) << "</text>\n<circle cx=\"" << left + 170 << "\" cy=\"" << height - 18
-        << "\" r=\"5\" fill=\"" << color(vmax) << "\"/>\n<text x=\"" << left + 180 << "\" y=\"" << height - 14
-        << "\">" << xml_escape(value_label) << " " << fmt_number(vmax) << "</text>\n";
+    svg << "<circle cx=\"" << left + 10 << "\" cy=\"" << height - 18 << "\" r=\"5\" fill=\""
+        << color(vmin) << "\"/>\n<text x=\"" << left + 20 << "\" y=\"" << height - 14 << "\">"
+        << xml_escape(value_label) << " " << fmt_number(vmin) << "</text>\n<circle cx=\""
+        << left + 170 << "\" cy=\"" << height - 18 << "\" r=\"5\" fill=\"" << color(vmax)
+        << "\"/>\n<text x=\"" << left + 180 << "\" y=\"" << height - 14 << "\">"
+        << xml_escape(value_label) << " " << fmt_number(vmax) << "</text>\n";
   }
   svg << "</svg>\n";
   return svg.str();

@@ -41,7 +41,8 @@ json run_eval(const EvalArgs& args) {
     throw Error((args.data.empty() ? std::string("data") : args.data) + ": the target has " +
                 std::to_string(data.target_dim()) + " column(s), the model predicts " +
                 std::to_string(config.model.output_dim));
-  json out = evaluate(runner, config.task, checkpoint.scaling, data, config.train.eval_batch_size, device);
+  json out =
+      evaluate(runner, config.task, checkpoint.scaling, data, config.train.eval_batch_size, device);
   out["loss_name"] = to_string(config.train.loss);
   out["data"] = args.data.empty() ? json(args.split) : json(args.data);
   out["checkpoint"] = args.checkpoint;
@@ -62,9 +63,9 @@ json run_explain(const ExplainArgs& args) {
   refuse_overwrite((out / "explain.json").string(), args.force, "--out");
   apply_threads(config.threads);
   StepRunner runner(checkpoint.build_model(device), config.train);
-  const Dataset data = args.data.empty()
-                           ? load_split(config, parse_split(args.split))
-                           : read_data_file(args.data, config.data.modalities, target_rule(config, /*required=*/false));
+  const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))
+                                         : read_data_file(args.data, config.data.modalities,
+                                                          target_rule(config, /*required=*/false));
   ExplainOptions options = args.options;
   options.batch_size = config.train.eval_batch_size;
   json result = explain_model(runner, config.task, checkpoint.scaling, data, options, device);
@@ -81,21 +82,23 @@ json run_explain(const ExplainArgs& args) {
     const auto bytes = read_bytes(truth_path(args.data));
     truth = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
     auto well_formed = [](const json& t) {
-      if (!t.is_object() || !t.contains("exact") || !t["exact"].is_boolean() || !t.contains("subsets") ||
-          !t["subsets"].is_array())
+      if (!t.is_object() || !t.contains("exact") || !t["exact"].is_boolean() ||
+          !t.contains("subsets") || !t["subsets"].is_array())
         return false;
       return std::all_of(t["subsets"].begin(), t["subsets"].end(), [](const json& s) {
-        return s.is_object() && s.contains("name") && s["name"].is_string() && s.contains("share") &&
-               s["share"].is_number();
+        return s.is_object() && s.contains("name") && s["name"].is_string() &&
+               s.contains("share") && s["share"].is_number();
       });
     };
     if (truth.is_discarded() || !well_formed(truth))
-      throw Error(truth_path(args.data) + ": not a truth file written by mmfusion synth (expected \"exact\" and "
+      throw Error(truth_path(args.data) +
+                  ": not a truth file written by mmfusion synth (expected \"exact\" and "
                   "\"subsets\" of {\"name\", \"share\"})");
   }
   if (!truth.is_null()) {
     if (config.task == Task::Classification)
-      truth["note"] = "the truth decomposes the continuous score the classes are cut from, not the probabilities";
+      truth["note"] =
+          "the truth decomposes the continuous score the classes are cut from, not the probabilities";
     attach_truth(result, truth);
   }
   fs::create_directories(out);
@@ -116,8 +119,10 @@ int64_t run_predict(const PredictArgs& args) {
   const Dataset data =
       read_data_file(args.data, config.data.modalities, target_rule(config, /*required=*/false));
   const Scaling& scaling = checkpoint.scaling;
-  const auto prediction =
-      scaling.original_units(predict(runner, scaling.features(data), config.train.eval_batch_size, device)).cpu();
+  const auto prediction = scaling
+                              .original_units(predict(runner, scaling.features(data),
+                                                      config.train.eval_batch_size, device))
+                              .cpu();
   const bool with_target = data.target.defined();
   std::ostringstream csv;
   if (config.task == Task::Classification) {
@@ -140,7 +145,8 @@ int64_t run_predict(const PredictArgs& args) {
   const int64_t k = prediction.size(1);
 
   csv << "index";
-  for (int64_t j = 0; j < k; ++j) csv << (k == 1 ? ",prediction" : ",prediction_" + std::to_string(j));
+  for (int64_t j = 0; j < k; ++j)
+    csv << (k == 1 ? ",prediction" : ",prediction_" + std::to_string(j));
   if (with_target)
     for (int64_t j = 0; j < data.target_dim(); ++j)
       csv << (data.target_dim() == 1 ? ",target" : ",target_" + std::to_string(j));
@@ -170,20 +176,21 @@ json run_inspect(const std::string& path) {
   json shapes = json::object();
   for (const auto& p : model->named_parameters()) shapes[p.key()] = p.value().sizes().vec();
   const auto& p = checkpoint.progress;
-  json inspected = {{"file", path},
-          {"format", checkpoint.meta["format"]},
-          {"format_version", checkpoint.meta["format_version"]},
-          {"mmfusion_version", checkpoint.meta["mmfusion_version"]},
-          {"epoch", p.epoch},
-          {"epoch_step", p.epoch_step},
-          {"global_step", p.global_step},
-          {"best_val_loss", std::isfinite(p.best_val_loss) ? json(p.best_val_loss) : json(nullptr)},
-          {"best_epoch", p.best_epoch},
-          {"has_optimizer_state", checkpoint.has_optimizer()},
-          {"scaling", checkpoint.scaling.summary()},
-          {"parameters", params},
-          {"parameter_shapes", shapes},
-          {"config", to_json(config)}};
+  json inspected = {
+      {"file", path},
+      {"format", checkpoint.meta["format"]},
+      {"format_version", checkpoint.meta["format_version"]},
+      {"mmfusion_version", checkpoint.meta["mmfusion_version"]},
+      {"epoch", p.epoch},
+      {"epoch_step", p.epoch_step},
+      {"global_step", p.global_step},
+      {"best_val_loss", std::isfinite(p.best_val_loss) ? json(p.best_val_loss) : json(nullptr)},
+      {"best_epoch", p.best_epoch},
+      {"has_optimizer_state", checkpoint.has_optimizer()},
+      {"scaling", checkpoint.scaling.summary()},
+      {"parameters", params},
+      {"parameter_shapes", shapes},
+      {"config", to_json(config)}};
   if (const json scores = relevance_json(*model); !scores.empty()) inspected["relevance"] = scores;
   return inspected;
 }
@@ -197,10 +204,10 @@ int64_t run_synth(const SynthArgs& args) {
   refuse_overwrite(truth_path(args.output), args.force);
   const ExperimentConfig config = load_config(args.config, args.overrides);
   if (config.data.source != DataSource::Synthetic)
-    throw ConfigError("data.source: synth needs \"synthetic\", got \"" + std::string(to_string(config.data.source)) +
-                      "\"");
+    throw ConfigError("data.source: synth needs \"synthetic\", got \"" +
+                      std::string(to_string(config.data.source)) + "\"");
   const Dataset data = load_split(config, parse_split(args.split));  // labels for classification
-  json truth = to_json(synthetic_truth(config.data, config.seed));  // before any file is written
+  json truth = to_json(synthetic_truth(config.data, config.seed));   // before any file is written
   truth["data"] = fs::path(args.output).filename().string();
   write_data_file(data, args.output);
   atomic_write_text(truth_path(args.output), truth.dump(2) + "\n");

@@ -43,15 +43,19 @@ int fail(const std::string& kind, std::string message, int code) {
 
 const std::vector<std::string> kSplits{"train", "val", "test"};
 
-void add_overrides(CLI::App* cmd, std::vector<std::string>& overrides, const char* what = "a config key") {
-  cmd->add_option("--set", overrides, std::string("Override ") + what + ": KEY=VALUE (repeatable)")->take_all();
+void add_overrides(CLI::App* cmd, std::vector<std::string>& overrides,
+                   const char* what = "a config key") {
+  cmd->add_option("--set", overrides, std::string("Override ") + what + ": KEY=VALUE (repeatable)")
+      ->take_all();
 }
 
 Command add_train(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand("train", "Train a model from a JSON config, or resume a run");
-  auto* config = cmd->add_option("--config", args->config, "Experiment config (JSON)")->check(CLI::ExistingFile);
-  auto* resume = cmd->add_option("--resume", args->resume, "Checkpoint to continue from (its run folder is reused)");
+  auto* config = cmd->add_option("--config", args->config, "Experiment config (JSON)")
+                     ->check(CLI::ExistingFile);
+  auto* resume = cmd->add_option("--resume", args->resume,
+                                 "Checkpoint to continue from (its run folder is reused)");
   config->excludes(resume);
   add_overrides(cmd, args->overrides);
   cmd->add_option("--out", args->out, "Run folder (default runs/<name>-<timestamp>)");
@@ -70,7 +74,8 @@ Command add_eval(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
   auto* cmd = app.add_subcommand("eval", "Evaluate a checkpoint; prints metrics as JSON");
   cmd->add_option("--checkpoint", args->checkpoint, "Checkpoint file")->required();
-  cmd->add_option("--split", args->split, "train, val or test split of the checkpoint's data config")
+  cmd->add_option("--split", args->split,
+                  "train, val or test split of the checkpoint's data config")
       ->check(CLI::IsMember(kSplits))
       ->capture_default_str();
   cmd->add_option("--data", args->data, "Data file to evaluate on instead of a split");
@@ -83,7 +88,8 @@ Command add_eval(CLI::App& app) {
 
 Command add_predict(CLI::App& app) {
   auto args = std::make_shared<PredictArgs>();
-  auto* cmd = app.add_subcommand("predict", "Write a checkpoint's predictions on a data file as CSV");
+  auto* cmd =
+      app.add_subcommand("predict", "Write a checkpoint's predictions on a data file as CSV");
   cmd->add_option("--checkpoint", args->checkpoint, "Checkpoint file")->required();
   cmd->add_option("--data", args->data, "Data file (torch.save dict of tensors)")->required();
   cmd->add_option("--output", args->output, "CSV file to write")->required();
@@ -99,19 +105,25 @@ Command add_predict(CLI::App& app) {
 Command add_explain(CLI::App& app) {
   auto args = std::make_shared<ExplainArgs>();
   auto* cmd = app.add_subcommand(
-      "explain", "How much each modality and each combination of modalities contributes to a model's output");
+      "explain",
+      "How much each modality and each combination of modalities contributes to a model's output");
   cmd->add_option("--checkpoint", args->checkpoint, "Checkpoint file")->required();
-  auto* split = cmd->add_option("--split", args->split, "train, val or test split of the checkpoint's data config")
+  auto* split = cmd->add_option("--split", args->split,
+                                "train, val or test split of the checkpoint's data config")
                     ->check(CLI::IsMember(kSplits))
                     ->capture_default_str();
-  cmd->add_option("--data", args->data,
-                  "Data file to explain on instead of a split (its NAME.truth.json is used when present)")
+  cmd->add_option(
+         "--data", args->data,
+         "Data file to explain on instead of a split (its NAME.truth.json is used when present)")
       ->excludes(split);
   cmd->add_option("--samples", args->options.samples, "Row pairs")->capture_default_str();
-  cmd->add_option("--bootstrap", args->options.bootstrap, "Bootstrap resamples for the 95% intervals (0: none)")
+  cmd->add_option("--bootstrap", args->options.bootstrap,
+                  "Bootstrap resamples for the 95% intervals (0: none)")
       ->capture_default_str();
-  cmd->add_option("--seed", args->options.seed, "Seed of the row pairs and resamples")->capture_default_str();
-  cmd->add_option("--out", args->out, "Folder for explain.json, .csv and .svg (default: the run folder's explain/)");
+  cmd->add_option("--seed", args->options.seed, "Seed of the row pairs and resamples")
+      ->capture_default_str();
+  cmd->add_option("--out", args->out,
+                  "Folder for explain.json, .csv and .svg (default: the run folder's explain/)");
   cmd->add_option("--device", args->device, "auto, cpu, cuda or cuda:N");
   cmd->add_flag("--force", args->force, "Overwrite an earlier explain.json in that folder");
   return {cmd, [args] {
@@ -134,9 +146,13 @@ Command add_inspect(CLI::App& app) {
 Command add_synth(CLI::App& app) {
   auto args = std::make_shared<SynthArgs>();
   auto* cmd = app.add_subcommand("synth", "Write a config's synthetic split as a data file");
-  cmd->add_option("--config", args->config, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--config", args->config, "Experiment config (JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
   add_overrides(cmd, args->overrides);
-  cmd->add_option("--split", args->split, "train, val or test")->check(CLI::IsMember(kSplits))->capture_default_str();
+  cmd->add_option("--split", args->split, "train, val or test")
+      ->check(CLI::IsMember(kSplits))
+      ->capture_default_str();
   cmd->add_option("--output", args->output, "Data file to write (.pt or .npz)")->required();
   cmd->add_flag("--force", args->force, "Overwrite an existing output file");
   return {cmd, [args] {
@@ -153,7 +169,9 @@ Command add_validate(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("validate", "Check a config and print it resolved (JSON)");
-  cmd->add_option("--config", args->config, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--config", args->config, "Experiment config (JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
   add_overrides(cmd, args->overrides);
   return {cmd, [args] {
             std::cout << run_validate(args->config, args->overrides).dump(2) << "\n";
@@ -163,7 +181,8 @@ Command add_validate(CLI::App& app) {
 
 Command add_schema(CLI::App& app) {
   auto markdown = std::make_shared<bool>(false);
-  auto* cmd = app.add_subcommand("schema", "Print the JSON Schema of a config (configs/mmfusion.schema.json)");
+  auto* cmd = app.add_subcommand(
+      "schema", "Print the JSON Schema of a config (configs/mmfusion.schema.json)");
   cmd->add_flag("--markdown", *markdown, "Print docs/config.md's key tables instead");
   return {cmd, [markdown] {
             std::cout << (*markdown ? config_keys_markdown() : config_schema().dump(2) + "\n");
@@ -175,12 +194,16 @@ Command add_bench(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   auto json = std::make_shared<bool>(false);
   auto* cmd = app.add_subcommand("bench", "Time training and evaluation steps of a config's model");
-  cmd->add_option("--config", args->config, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--config", args->config, "Experiment config (JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
   add_overrides(cmd, args->overrides);
-  cmd->add_option("--batch-sizes", args->batch_sizes, "Comma-separated batch sizes")->delimiter(',');
+  cmd->add_option("--batch-sizes", args->batch_sizes, "Comma-separated batch sizes")
+      ->delimiter(',');
   cmd->add_option("--steps", args->steps, "Timed steps per repeat")->capture_default_str();
   cmd->add_option("--warmup", args->warmup, "Untimed steps first")->capture_default_str();
-  cmd->add_option("--repeats", args->repeats, "Repeats (median, min and max are reported)")->capture_default_str();
+  cmd->add_option("--repeats", args->repeats, "Repeats (median, min and max are reported)")
+      ->capture_default_str();
   cmd->add_flag("--json", *json, "Print one JSON object instead of a table");
   return {cmd, [args, json] {
             const auto result = run_bench(*args);
@@ -191,8 +214,11 @@ Command add_bench(CLI::App& app) {
 
 Command add_mkl(CLI::App& app) {
   auto args = std::make_shared<MKLArgs>();
-  auto* cmd = app.add_subcommand("mkl", "Multiple kernel learning on a config's data, with kernel PCA pictures");
-  cmd->add_option("--config", args->config, "Experiment config (JSON)")->required()->check(CLI::ExistingFile);
+  auto* cmd = app.add_subcommand(
+      "mkl", "Multiple kernel learning on a config's data, with kernel PCA pictures");
+  cmd->add_option("--config", args->config, "Experiment config (JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
   add_overrides(cmd, args->overrides);
   cmd->add_option("--out", args->out, "Run folder (default runs/<name>-mkl-<timestamp>)");
   return {cmd, [args] {
@@ -210,22 +236,33 @@ int sweep_worker_exit(const SweepOutcome& outcome) {
 
 Command add_sweep(CLI::App& app) {
   auto args = std::make_shared<SweepArgs>();
-  auto* cmd = app.add_subcommand("sweep", "Train one run per combination of a grid; tabulate and chart them");
-  auto* config = cmd->add_option("--config", args->config, "Base experiment config (JSON)")->check(CLI::ExistingFile);
-  auto* file = cmd->add_option("--sweep", args->sweep_file, "Sweep file: {\"name\", \"base\", \"set\", \"grid\"}")
+  auto* cmd = app.add_subcommand(
+      "sweep", "Train one run per combination of a grid; tabulate and chart them");
+  auto* config = cmd->add_option("--config", args->config, "Base experiment config (JSON)")
+                     ->check(CLI::ExistingFile);
+  auto* file = cmd->add_option("--sweep", args->sweep_file,
+                               "Sweep file: {\"name\", \"base\", \"set\", \"grid\"}")
                    ->check(CLI::ExistingFile);
-  cmd->add_option("--grid", args->grid, "KEY=V1,V2,... (repeatable; values are JSON or strings)")->take_all();
+  cmd->add_option("--grid", args->grid, "KEY=V1,V2,... (repeatable; values are JSON or strings)")
+      ->take_all();
   add_overrides(cmd, args->overrides, "a base config key");
-  cmd->add_option("--out", args->out, "Sweep folder (default runs/sweep-<name>; rerun to continue)");
-  cmd->add_flag("--dry-run", args->dry_run, "Validate every combination and list them; train nothing");
-  cmd->add_option("--x", args->x, "Grid key for chart.svg's x axis (default: the numeric key with the most values)");
-  cmd->add_option("--jobs", args->jobs, "Combinations at once on this machine, one process each, "
-                                        "with cores/J threads each")
+  cmd->add_option("--out", args->out,
+                  "Sweep folder (default runs/sweep-<name>; rerun to continue)");
+  cmd->add_flag("--dry-run", args->dry_run,
+                "Validate every combination and list them; train nothing");
+  cmd->add_option(
+      "--x", args->x,
+      "Grid key for chart.svg's x axis (default: the numeric key with the most values)");
+  cmd->add_option("--jobs", args->jobs,
+                  "Combinations at once on this machine, one process each, "
+                  "with cores/J threads each")
       ->capture_default_str();
-  cmd->add_option("--shard", args->shard, "K/N: run the combinations i with i % N == K (0 <= K < N), "
-                                          "e.g. one SLURM array task or Kubernetes job index each");
-  auto* report = cmd->add_option("--report", args->report,
-                                 "Rebuild results.csv, summary.md and chart.svg of sweep folder DIR; train nothing");
+  cmd->add_option("--shard", args->shard,
+                  "K/N: run the combinations i with i % N == K (0 <= K < N), "
+                  "e.g. one SLURM array task or Kubernetes job index each");
+  auto* report = cmd->add_option(
+      "--report", args->report,
+      "Rebuild results.csv, summary.md and chart.svg of sweep folder DIR; train nothing");
   auto* worker = cmd->add_option("--worker", args->worker, "")->group("");  // what --jobs starts
   cmd->add_option("--worker-threads", args->worker_threads, "")->group("");
   cmd->callback([=] {
@@ -242,8 +279,9 @@ Command add_sweep(CLI::App& app) {
             else
               std::cout << outcome.dir << "\n";
             if (outcome.failed > 0)
-              return fail("error: ", std::to_string(outcome.failed) + " sweep run(s) failed; see " + outcome.dir +
-                                         "/results.csv",
+              return fail("error: ",
+                          std::to_string(outcome.failed) + " sweep run(s) failed; see " +
+                              outcome.dir + "/results.csv",
                           1);
             return 0;
           }};
@@ -262,8 +300,9 @@ bool unknown_command(int argc, char** argv, const std::vector<Command>& commands
   const std::string near = nearest_word(word, names);
   std::string known;
   for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
-  fail("usage error: ", "unknown command '" + word + "' " +
-                            (near.empty() ? "(commands: " + known + ")" : "(did you mean '" + near + "'?)"),
+  fail("usage error: ",
+       "unknown command '" + word + "' " +
+           (near.empty() ? "(commands: " + known + ")" : "(did you mean '" + near + "'?)"),
        2);
   return true;
 }
@@ -280,13 +319,9 @@ int run_chosen(const std::vector<Command>& commands) {
   } catch (const Interrupted& e) {
     spdlog::warn("{}", e.what());
     return 130;
-  } catch (const Error& e) {
-    return fail("error: ", e.what(), 1);
-  } catch (const c10::Error& e) {
+  } catch (const Error& e) { return fail("error: ", e.what(), 1); } catch (const c10::Error& e) {
     return fail("error: ", e.what_without_backtrace(), 1);
-  } catch (const std::exception& e) {
-    return fail("error: ", e.what(), 1);
-  }
+  } catch (const std::exception& e) { return fail("error: ", e.what(), 1); }
   return 0;
 }
 
@@ -297,9 +332,10 @@ int main(int argc, char** argv) {
   CLI::App app{"mmfusion: multimodal fusion experiments (LMF) with LibTorch"};
   app.set_version_flag("--version", std::string("mmfusion ") + kVersion);
   app.require_subcommand(1);
-  const std::vector<Command> commands{add_train(app),    add_eval(app),  add_predict(app), add_explain(app),
-                                      add_inspect(app),  add_synth(app), add_validate(app), add_schema(app),
-                                      add_bench(app),    add_mkl(app),   add_sweep(app)};
+  const std::vector<Command> commands{add_train(app),    add_eval(app),    add_predict(app),
+                                      add_explain(app),  add_inspect(app), add_synth(app),
+                                      add_validate(app), add_schema(app),  add_bench(app),
+                                      add_mkl(app),      add_sweep(app)};
   if (unknown_command(argc, argv, commands)) return 2;
   try {
     app.parse(argc, argv);

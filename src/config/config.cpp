@@ -123,13 +123,14 @@ const std::vector<Loss>& all_values() {
 }
 template <>
 const std::vector<ModelType>& all_values() {
-  static const std::vector<ModelType> v{ModelType::LMF, ModelType::TFN, ModelType::Concat, ModelType::Late,
-                                        ModelType::Intense};
+  static const std::vector<ModelType> v{ModelType::LMF, ModelType::TFN, ModelType::Concat,
+                                        ModelType::Late, ModelType::Intense};
   return v;
 }
 template <>
 const std::vector<OptimizerType>& all_values() {
-  static const std::vector<OptimizerType> v{OptimizerType::Adam, OptimizerType::AdamW, OptimizerType::SGD};
+  static const std::vector<OptimizerType> v{OptimizerType::Adam, OptimizerType::AdamW,
+                                            OptimizerType::SGD};
   return v;
 }
 template <>
@@ -159,7 +160,8 @@ const std::vector<Standardize>& all_values() {
 }
 template <>
 const std::vector<KernelType>& all_values() {
-  static const std::vector<KernelType> v{KernelType::Linear, KernelType::Polynomial, KernelType::RBF};
+  static const std::vector<KernelType> v{KernelType::Linear, KernelType::Polynomial,
+                                         KernelType::RBF};
   return v;
 }
 template <>
@@ -184,7 +186,8 @@ const KernelConfig& kernel_for(const MKLConfig& mkl, const std::string& modality
   return it == mkl.kernels.end() ? mkl.default_kernel : it->second;
 }
 
-std::vector<int64_t> encoder_output_dims(const ModelConfig& model, const std::vector<ModalityConfig>& modalities) {
+std::vector<int64_t> encoder_output_dims(const ModelConfig& model,
+                                         const std::vector<ModalityConfig>& modalities) {
   std::vector<int64_t> dims;
   for (const auto& m : modalities) {
     const auto& hidden = encoder_hidden_for(model, m.name);
@@ -204,15 +207,15 @@ int64_t resolve_output_dim(const ExperimentConfig& config, int64_t target_column
     case Task::Classification:
       // num_classes may have been inferred after parsing: check model.output_dim again.
       if (config.model.output_dim != 0 && config.model.output_dim != config.num_classes)
-        throw ConfigError("model.output_dim: " + std::to_string(config.model.output_dim) + " but num_classes is " +
-                          std::to_string(config.num_classes));
+        throw ConfigError("model.output_dim: " + std::to_string(config.model.output_dim) +
+                          " but num_classes is " + std::to_string(config.num_classes));
       return config.num_classes;
     case Task::Regression: break;
   }
   if (config.model.output_dim == 0) return target_columns;
   if (config.model.output_dim != target_columns)
-    throw ConfigError("model.output_dim: " + std::to_string(config.model.output_dim) + " but the target has " +
-                      std::to_string(target_columns) + " column(s)");
+    throw ConfigError("model.output_dim: " + std::to_string(config.model.output_dim) +
+                      " but the target has " + std::to_string(target_columns) + " column(s)");
   return config.model.output_dim;
 }
 
@@ -222,7 +225,8 @@ std::string subset_name(const std::vector<std::string>& modalities) {
   return out;
 }
 
-const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model, const std::string& modality) {
+const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model,
+                                               const std::string& modality) {
   auto it = model.encoders.find(modality);
   return it == model.encoders.end() ? model.encoder_hidden : it->second;
 }

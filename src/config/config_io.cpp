@@ -17,8 +17,8 @@ namespace mmfusion {
 
 namespace {
 
-using nlohmann::json;
 using config_detail::fail;
+using nlohmann::json;
 
 // InTense's blocks: latent_dim^|S| values per sample each, at most model.max_fused_size.
 void check_intense_blocks(const ModelConfig& m) {
@@ -27,10 +27,11 @@ void check_intense_blocks(const ModelConfig& m) {
     const double size = std::pow(double(c.latent_dim), double(c.interactions[i].size()));
     if (size > double(m.max_fused_size))
       fail("model.intense.interactions[" + std::to_string(i) + "]",
-           "the block of " + std::to_string(c.interactions[i].size()) + " modalities has latent_dim^" +
-               std::to_string(c.interactions[i].size()) + " = " + std::to_string(std::llround(size)) +
-               " values per sample, above model.max_fused_size = " + std::to_string(m.max_fused_size) +
-               "; use a smaller model.intense.latent_dim");
+           "the block of " + std::to_string(c.interactions[i].size()) +
+               " modalities has latent_dim^" + std::to_string(c.interactions[i].size()) + " = " +
+               std::to_string(std::llround(size)) +
+               " values per sample, above model.max_fused_size = " +
+               std::to_string(m.max_fused_size) + "; use a smaller model.intense.latent_dim");
   }
 }
 
@@ -45,7 +46,8 @@ ExperimentConfig parse_config(const json& doc, std::vector<std::string>* depreca
     fail("train.loss", classification ? "classification trains with \"cross_entropy\", got \"" +
                                             std::string(to_string(c.train.loss)) + "\""
                                       : "\"cross_entropy\" needs task \"classification\"");
-  if (classification && c.num_classes > 0 && c.model.output_dim != 0 && c.model.output_dim != c.num_classes)
+  if (classification && c.num_classes > 0 && c.model.output_dim != 0 &&
+      c.model.output_dim != c.num_classes)
     fail("model.output_dim", "must equal num_classes (" + std::to_string(c.num_classes) +
                                  ") for classification, got " + std::to_string(c.model.output_dim));
   if (c.model.type == ModelType::TFN) {
@@ -53,9 +55,10 @@ ExperimentConfig parse_config(const json& doc, std::vector<std::string>* depreca
     const double fused = tfn_fused_size(encoder_output_dims(c.model, c.data.modalities));
     if (fused > double(c.model.max_fused_size)) {
       std::ostringstream msg;
-      msg << "TFN's fused size prod(d_m + 1) would be " << std::llround(fused) << " values per sample ("
-          << fused * 4 * c.train.batch_size / (1 << 20) << " MiB per training batch of "
-          << c.train.batch_size << ", and a first post-fusion layer of "
+      msg << "TFN's fused size prod(d_m + 1) would be " << std::llround(fused)
+          << " values per sample (" << fused * 4 * c.train.batch_size / (1 << 20)
+          << " MiB per training batch of " << c.train.batch_size
+          << ", and a first post-fusion layer of "
           << std::llround(fused * (c.model.post_hidden.empty() ? 1 : c.model.post_hidden[0]))
           << " weights), above model.max_fused_size = " << c.model.max_fused_size
           << "; use smaller encoder outputs, or lmf";
@@ -64,7 +67,8 @@ ExperimentConfig parse_config(const json& doc, std::vector<std::string>* depreca
   }
   if (c.model.type == ModelType::Intense) check_intense_blocks(c.model);
   if (c.train.factor_lr > 0 && c.model.type != ModelType::LMF)
-    fail("train.factor_lr", "only LMF has factors; model.type is \"" + std::string(to_string(c.model.type)) + "\"");
+    fail("train.factor_lr",
+         "only LMF has factors; model.type is \"" + std::string(to_string(c.model.type)) + "\"");
   return c;
 }
 
@@ -82,8 +86,10 @@ json read_json_file(const std::string& path) {
     // e.byte is 1-based; turn it into a line and column for humans.
     size_t line = 1, column = 1;
     for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
-      if (text[i] == '\n') ++line, column = 1;
-      else ++column;
+      if (text[i] == '\n')
+        ++line, column = 1;
+      else
+        ++column;
     }
     std::string reason = e.what();
     const auto colon = reason.rfind(": ");
@@ -96,9 +102,7 @@ json read_json_file(const std::string& path) {
 json parse_value(const std::string& text) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error&) {
-    return text;
-  }
+  } catch (const json::parse_error&) { return text; }
 }
 
 void apply_override(json& doc, const std::string& assignment) {
@@ -112,7 +116,8 @@ void apply_override(json& doc, const std::string& assignment) {
   size_t start = 0;
   while (true) {
     const auto dot = key.find('.', start);
-    const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    const std::string part =
+        key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (part.empty()) throw ConfigError("--set " + key + ": empty key segment");
     if (!node->is_object())
       throw ConfigError("--set " + key + ": " + walked + " is not an object, cannot set " + part);
@@ -139,7 +144,6 @@ ExperimentConfig load_config(const std::string& path, const std::vector<std::str
   for (const auto& o : overrides) apply_override(doc, o);
   return parse_config_logged(doc);
 }
-
 
 bool operator==(const ExperimentConfig& a, const ExperimentConfig& b) {
   return to_json(a) == to_json(b);

@@ -29,7 +29,8 @@ namespace {
 
 // A modality name: an identifier (it becomes part of parameter names), and not the data
 // files' "target". The parser and the schema both take it from here.
-const std::string kModalityNamePattern = std::string("(?!") + kTargetEntry + "$)[A-Za-z_][A-Za-z0-9_]*";
+const std::string kModalityNamePattern =
+    std::string("(?!") + kTargetEntry + "$)[A-Za-z_][A-Za-z0-9_]*";
 
 const std::regex& modality_name() {
   static const std::regex re(kModalityNamePattern);
@@ -38,12 +39,15 @@ const std::regex& modality_name() {
 
 // Synthetic data needs two modalities (its target has cross-modal terms); file data may
 // have one, which is how a single modality's worth is measured.
-std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& path, size_t at_least) {
+std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& path,
+                                             size_t at_least) {
   if (!v) return DataConfig{}.modalities;
-  if (!v->is_array()) fail(path, "expected a list of {\"name\", \"dim\"} objects, got " + describe(*v));
+  if (!v->is_array())
+    fail(path, "expected a list of {\"name\", \"dim\"} objects, got " + describe(*v));
   if (v->size() < at_least)
     fail(path, "expected at least " + std::to_string(at_least) + " modalities" +
-                   (at_least > 1 ? " for synthetic data" : "") + ", got " + std::to_string(v->size()));
+                   (at_least > 1 ? " for synthetic data" : "") + ", got " +
+                   std::to_string(v->size()));
   std::vector<ModalityConfig> out;
   std::set<std::string> seen;
   for (size_t i = 0; i < v->size(); ++i) {
@@ -53,8 +57,10 @@ std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& p
     if (!name) fail(r.path("name"), "required (a modality needs a name)");
     m.name = check_string(*name, r.path("name"));
     if (!std::regex_match(m.name, modality_name()))
-      fail(r.path("name"), "expected an identifier (letters, digits, '_'; not \"" + std::string(kTargetEntry) + "\"), got \"" + m.name + "\"");
-    if (!seen.insert(m.name).second) fail(r.path("name"), "duplicate modality name \"" + m.name + "\"");
+      fail(r.path("name"), "expected an identifier (letters, digits, '_'; not \"" +
+                               std::string(kTargetEntry) + "\"), got \"" + m.name + "\"");
+    if (!seen.insert(m.name).second)
+      fail(r.path("name"), "duplicate modality name \"" + m.name + "\"");
     const json* dim = r.find("dim");
     if (!dim) fail(r.path("dim"), "required (the modality's feature size)");
     m.dim = check_integer(*dim, r.path("dim"), 1);
@@ -67,10 +73,13 @@ std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& p
 // A set of at least `at_least` distinct modality names from data.modalities, returned in
 // the config's modality order (so that every spelling of a set is one set).
 std::vector<std::string> parse_modality_set(const json* names, const std::string& at,
-                                            const std::vector<ModalityConfig>& modalities, size_t at_least) {
+                                            const std::vector<ModalityConfig>& modalities,
+                                            size_t at_least) {
   if (!names || !names->is_array() || names->size() < at_least)
-    fail(at, "expected a list of " + std::string(at_least > 1 ? "at least " + std::to_string(at_least) : "one or more") +
-                 " modality names, got " + (names ? describe(*names) : std::string("nothing")));
+    fail(at,
+         "expected a list of " +
+             std::string(at_least > 1 ? "at least " + std::to_string(at_least) : "one or more") +
+             " modality names, got " + (names ? describe(*names) : std::string("nothing")));
   std::set<std::string> wanted;
   for (const auto& n : *names) {
     if (!n.is_string()) fail(at, "expected modality names, got " + describe(n));
@@ -88,9 +97,11 @@ std::vector<std::string> parse_modality_set(const json* names, const std::string
 
 // data.synthetic.terms: [{"modalities": [names], "weight": w}, ...]. Each term's set is
 // stored in the config's modality order; a set may appear once.
-std::vector<TargetTerm> parse_terms(const json& v, const std::string& path, const std::vector<ModalityConfig>& modalities) {
+std::vector<TargetTerm> parse_terms(const json& v, const std::string& path,
+                                    const std::vector<ModalityConfig>& modalities) {
   if (!v.is_array() || v.empty())
-    fail(path, "expected a non-empty list of {\"modalities\": [names], \"weight\": w}, got " + describe(v));
+    fail(path, "expected a non-empty list of {\"modalities\": [names], \"weight\": w}, got " +
+                   describe(v));
   std::vector<TargetTerm> out;
   std::set<std::vector<std::string>> seen;
   for (size_t i = 0; i < v.size(); ++i) {
@@ -100,7 +111,8 @@ std::vector<TargetTerm> parse_terms(const json& v, const std::string& path, cons
     if (const json* w = r.find("weight")) term.weight = check_positive(*w, r.path("weight"));
     r.finish();
     if (!seen.insert(term.modalities).second)
-      fail(r.path("modalities"), "the same set of modalities as an earlier term (give it one weight)");
+      fail(r.path("modalities"),
+           "the same set of modalities as an earlier term (give it one weight)");
     out.push_back(std::move(term));
   }
   return out;
@@ -108,23 +120,25 @@ std::vector<TargetTerm> parse_terms(const json& v, const std::string& path, cons
 
 // A list of distinct modality sets of at least 2 modalities each (InTense's and MKL's
 // interactions), each in the config's order.
-std::vector<std::vector<std::string>> parse_modality_sets(const json& sets, const std::string& path,
-                                                          const std::vector<ModalityConfig>& modalities) {
+std::vector<std::vector<std::string>> parse_modality_sets(
+    const json& sets, const std::string& path, const std::vector<ModalityConfig>& modalities) {
   if (!sets.is_array())
-    fail(path, "expected a list of modality-name lists (e.g. [[\"visual\", \"audio\"]]), got " + describe(sets));
+    fail(path, "expected a list of modality-name lists (e.g. [[\"visual\", \"audio\"]]), got " +
+                   describe(sets));
   std::vector<std::vector<std::string>> out;
   for (size_t i = 0; i < sets.size(); ++i) {
     const std::string at = path + "[" + std::to_string(i) + "]";
     auto set = parse_modality_set(&sets[i], at, modalities, 2);
-    if (std::find(out.begin(), out.end(), set) != out.end()) fail(at, "the same set of modalities as an earlier interaction");
+    if (std::find(out.begin(), out.end(), set) != out.end())
+      fail(at, "the same set of modalities as an earlier interaction");
     out.push_back(std::move(set));
   }
   return out;
 }
 
 // Every set of 2 to max_order modalities, by size, then in the config's order.
-std::vector<std::vector<std::string>> all_interactions(const std::vector<ModalityConfig>& modalities,
-                                                       int64_t max_order) {
+std::vector<std::vector<std::string>> all_interactions(
+    const std::vector<ModalityConfig>& modalities, int64_t max_order) {
   std::vector<std::vector<std::string>> sets;
   const size_t M = modalities.size();
   for (size_t k = 2; k <= std::min<size_t>(M, size_t(max_order)); ++k) {
@@ -144,14 +158,15 @@ std::vector<std::vector<std::string>> all_interactions(const std::vector<Modalit
   return sets;
 }
 
-std::map<std::string, std::vector<int64_t>> parse_encoders(const json& v, const std::string& at,
-                                                           const std::vector<ModalityConfig>& modalities) {
+std::map<std::string, std::vector<int64_t>> parse_encoders(
+    const json& v, const std::string& at, const std::vector<ModalityConfig>& modalities) {
   if (!v.is_object()) fail(at, "expected an object {modality: [hidden sizes]}, got " + describe(v));
   std::map<std::string, std::vector<int64_t>> out;
   for (const auto& item : v.items()) {
     const std::string entry = at + "." + item.key();
-    const bool exists = std::any_of(modalities.begin(), modalities.end(),
-                                    [&](const ModalityConfig& mc) { return mc.name == item.key(); });
+    const bool exists =
+        std::any_of(modalities.begin(), modalities.end(),
+                    [&](const ModalityConfig& mc) { return mc.name == item.key(); });
     if (!exists) {
       std::string names;
       for (const auto& mc : modalities) names += (names.empty() ? "" : ", ") + mc.name;
@@ -178,10 +193,12 @@ void check_data(const ExperimentConfig& c, const json& doc) {
   const DataConfig& d = c.data;
   const auto& sy = d.synthetic;
   if (sy.weight_trimodal > 0 && d.modalities.size() < 3)
-    fail("data.synthetic.weights.trimodal",
-         "needs at least 3 modalities, the config has " + std::to_string(d.modalities.size()) + " (set it to 0)");
+    fail("data.synthetic.weights.trimodal", "needs at least 3 modalities, the config has " +
+                                                std::to_string(d.modalities.size()) +
+                                                " (set it to 0)");
   if (sy.stream && sy.generator < 2)
-    fail("data.synthetic.stream", "needs data.synthetic.generator 2 (generator 1 draws a split in one sequence)");
+    fail("data.synthetic.stream",
+         "needs data.synthetic.generator 2 (generator 1 draws a split in one sequence)");
   if (sy.stream && d.source != DataSource::Synthetic)
     fail("data.synthetic.stream", "only for synthetic data (data.source is \"file\")");
   if (d.source == DataSource::Synthetic && sy.terms.empty() &&
@@ -190,22 +207,30 @@ void check_data(const ExperimentConfig& c, const json& doc) {
   if (d.source == DataSource::File) {
     if (d.path.empty()) fail("data.path", "required when data.source is \"file\"");
     if (d.val_path.empty() && d.val_fraction <= 0)
-      fail("data.val_fraction", "expected a number in (0, 1) when data.val_path is not given, got " +
-                                    json(d.val_fraction).dump());
+      fail("data.val_fraction",
+           "expected a number in (0, 1) when data.val_path is not given, got " +
+               json(d.val_fraction).dump());
     if (d.test_path.empty() && d.test_fraction <= 0)
       fail("data.test_fraction",
-           "expected a number in (0, 1) when data.test_path is not given, got " + json(d.test_fraction).dump());
-    const double taken = (d.val_path.empty() ? d.val_fraction : 0) + (d.test_path.empty() ? d.test_fraction : 0);
+           "expected a number in (0, 1) when data.test_path is not given, got " +
+               json(d.test_fraction).dump());
+    const double taken =
+        (d.val_path.empty() ? d.val_fraction : 0) + (d.test_path.empty() ? d.test_fraction : 0);
     if (taken >= 0.9)
-      fail("data.val_fraction", "val_fraction + test_fraction must leave at least 10% for "
-                                "training, got " + json(taken).dump());
+      fail("data.val_fraction",
+           "val_fraction + test_fraction must leave at least 10% for "
+           "training, got " +
+               json(taken).dump());
   }
   // File data may leave num_classes out: training infers it from the training labels.
   const bool classification = c.task == Task::Classification;
   const bool inferred = d.source == DataSource::File && !doc.contains("num_classes");
   if (classification && c.num_classes < 2 && !inferred)
-    fail("num_classes", "expected an integer >= 2 when task is \"classification\", got " + std::to_string(c.num_classes) +
-                            (d.source == DataSource::File ? " (or leave it out to infer it from the training labels)" : ""));
+    fail("num_classes", "expected an integer >= 2 when task is \"classification\", got " +
+                            std::to_string(c.num_classes) +
+                            (d.source == DataSource::File
+                                 ? " (or leave it out to infer it from the training labels)"
+                                 : ""));
   if (!classification && c.num_classes != 0)
     fail("num_classes", "only used when task is \"classification\" (task is \"regression\")");
 }
@@ -213,21 +238,29 @@ void check_data(const ExperimentConfig& c, const json& doc) {
 // ---- the rows --------------------------------------------------------------------------
 
 // A field of the config, for const and non-const configs alike.
-#define MMF_FIELD(member) [](auto& c, const std::string&) -> auto& { return c.member; }
-#define MMF_KERNEL_FIELD(member) [](auto& c, const std::string& slot) -> auto& { return kernel_slot(c, slot).member; }
+#define MMF_FIELD(member) \
+  [](auto& c, const std::string&) -> auto& { return c.member; }
+#define MMF_KERNEL_FIELD(member) \
+  [](auto& c, const std::string& slot) -> auto& { return kernel_slot(c, slot).member; }
 
 template <typename Ref>
 void bind(ConfigKey& k, Ref ref) {
   using T = std::decay_t<decltype(ref(std::declval<ExperimentConfig&>(), std::string()))>;
   if constexpr (std::is_enum_v<T>) {
-    k.get = [ref](const ExperimentConfig& c, const std::string& slot) { return json(to_string(ref(c, slot))); };
+    k.get = [ref](const ExperimentConfig& c, const std::string& slot) {
+      return json(to_string(ref(c, slot)));
+    };
     k.set = [ref](ExperimentConfig& c, const std::string& slot, const json& v) {
       for (T e : all_values<T>())
         if (v.get<std::string>() == to_string(e)) ref(c, slot) = e;
     };
   } else {
-    k.get = [ref](const ExperimentConfig& c, const std::string& slot) { return json(ref(c, slot)); };
-    k.set = [ref](ExperimentConfig& c, const std::string& slot, const json& v) { ref(c, slot) = v.get<T>(); };
+    k.get = [ref](const ExperimentConfig& c, const std::string& slot) {
+      return json(ref(c, slot));
+    };
+    k.set = [ref](ExperimentConfig& c, const std::string& slot, const json& v) {
+      ref(c, slot) = v.get<T>();
+    };
   }
 }
 
@@ -251,7 +284,8 @@ ConfigKey integer(std::string path, Ref ref, double min, double max, std::string
 
 // A number >= min (and <= max, or < max when max_open).
 template <typename Ref>
-ConfigKey number(std::string path, Ref ref, double min, double max, bool max_open, std::string description) {
+ConfigKey number(std::string path, Ref ref, double min, double max, bool max_open,
+                 std::string description) {
   ConfigKey k = row(std::move(path), KeyKind::Number, ref, std::move(description));
   k.minimum = min, k.maximum = max, k.exclusive_maximum = max_open;
   return k;
@@ -275,7 +309,8 @@ ConfigKey special(std::string path, std::string type_text, std::string range_tex
                   std::string description) {
   ConfigKey k;
   k.path = std::move(path), k.kind = KeyKind::Special, k.description = std::move(description);
-  k.type_text = std::move(type_text), k.range_text = std::move(range_text), k.special_schema = std::move(schema);
+  k.type_text = std::move(type_text), k.range_text = std::move(range_text),
+  k.special_schema = std::move(schema);
   return k;
 }
 
@@ -304,7 +339,11 @@ bool from_file(const ExperimentConfig& c) { return c.data.source == DataSource::
 
 json modality_sets_schema() {
   return {{"type", "array"},
-          {"items", {{"type", "array"}, {"minItems", 2}, {"uniqueItems", true}, {"items", {{"type", "string"}}}}}};
+          {"items",
+           {{"type", "array"},
+            {"minItems", 2},
+            {"uniqueItems", true},
+            {"items", {{"type", "string"}}}}}};
 }
 
 std::vector<ConfigKey> make_table() {
@@ -315,13 +354,15 @@ std::vector<ConfigKey> make_table() {
   {
     ConfigKey k;
     k.path = "$schema", k.kind = KeyKind::Ignored, k.commands = "editors";
-    k.description = "the JSON Schema an editor checks this file against (configs/mmfusion.schema.json); mmfusion ignores it";
+    k.description =
+        "the JSON Schema an editor checks this file against (configs/mmfusion.schema.json); mmfusion ignores it";
     k.get = [](const ExperimentConfig&, const std::string&) { return json(); };
     k.written = [](const ExperimentConfig&) { return false; };
     t.push_back(k);
   }
   {
-    ConfigKey k = used_by(row("name", KeyKind::String, MMF_FIELD(name), "names the run folder `runs/<name>-<timestamp>`"),
+    ConfigKey k = used_by(row("name", KeyKind::String, MMF_FIELD(name),
+                              "names the run folder `runs/<name>-<timestamp>`"),
                           "train, sweep, mkl");
     k.pattern = R"((?!\.\.?$)[^/\\]+)";
     k.pattern_message = "expected a non-empty name without '/' (it names the run folder)";
@@ -329,39 +370,48 @@ std::vector<ConfigKey> make_table() {
     t.push_back(k);
   }
   const std::string everywhere = "train, synth, mkl, bench";
-  t.push_back(used_by(row("task", KeyKind::Choice, MMF_FIELD(task),
-                          "classification trains with cross-entropy and reports accuracy and macro-F1"),
-                      everywhere));
+  t.push_back(
+      used_by(row("task", KeyKind::Choice, MMF_FIELD(task),
+                  "classification trains with cross-entropy and reports accuracy and macro-F1"),
+              everywhere));
   t.push_back(used_by(
-      written_when(with_default(integer("num_classes", MMF_FIELD(num_classes), 0, double(kMaxClasses),
-                                        "classification: synthetic labels cut the continuous target into this many "
-                                        "equally likely classes; file labels must lie in [0, num_classes)"),
-                                "classification: required (>= 2) with synthetic data; file data may leave it out, "
-                                "and training then sets it to the training split's largest label + 1",
-                                nullptr),
-                   [](const ExperimentConfig& c) { return c.task == Task::Classification && c.num_classes > 0; }),
+      written_when(
+          with_default(
+              integer("num_classes", MMF_FIELD(num_classes), 0, double(kMaxClasses),
+                      "classification: synthetic labels cut the continuous target into this many "
+                      "equally likely classes; file labels must lie in [0, num_classes)"),
+              "classification: required (>= 2) with synthetic data; file data may leave it out, "
+              "and training then sets it to the training split's largest label + 1",
+              nullptr),
+          [](const ExperimentConfig& c) {
+            return c.task == Task::Classification && c.num_classes > 0;
+          }),
       everywhere));
   // ---- data
   {
-    ConfigKey k = group("data", "where the samples come from",
-                        "train, synth, mkl, bench");
+    ConfigKey k = group("data", "where the samples come from", "train, synth, mkl, bench");
     k.check = check_data;
     t.push_back(k);
   }
-  t.push_back(row("data.source", KeyKind::Choice, MMF_FIELD(data.source), "where the data comes from"));
+  t.push_back(
+      row("data.source", KeyKind::Choice, MMF_FIELD(data.source), "where the data comes from"));
   t.push_back(with_default(
       row("data.standardize", KeyKind::Choice, MMF_FIELD(data.standardize),
           "per-feature scaling x' = (x - mean) / std fitted on the training split only, kept in every checkpoint and "
           "applied by `eval` and `predict`; `mkl` fits its own on the training points it uses"),
-      "`\"zscore\"` for file data",
-      [](const ExperimentConfig& c, const std::string&) { return json(to_string(from_file(c) ? Standardize::ZScore : Standardize::None)); }));
+      "`\"zscore\"` for file data", [](const ExperimentConfig& c, const std::string&) {
+        return json(to_string(from_file(c) ? Standardize::ZScore : Standardize::None));
+      }));
   {
     ConfigKey k = written_when(
-        with_default(row("data.standardize_target", KeyKind::Boolean, MMF_FIELD(data.standardize_target),
-                         "regression only: the same scaling for each target column; predictions and metrics are "
-                         "reported in the target's own units, `loss` and `val_loss` in scaled units"),
-                     "`true` for file data",
-                     [](const ExperimentConfig& c, const std::string&) { return json(from_file(c) && c.task == Task::Regression); }),
+        with_default(
+            row("data.standardize_target", KeyKind::Boolean, MMF_FIELD(data.standardize_target),
+                "regression only: the same scaling for each target column; predictions and metrics are "
+                "reported in the target's own units, `loss` and `val_loss` in scaled units"),
+            "`true` for file data",
+            [](const ExperimentConfig& c, const std::string&) {
+              return json(from_file(c) && c.task == Task::Regression);
+            }),
         [](const ExperimentConfig& c) { return c.task == Task::Regression; });
     k.check = [](const ExperimentConfig& c, const json&) {
       if (c.data.standardize_target && c.task != Task::Regression)
@@ -377,7 +427,8 @@ std::vector<ConfigKey> make_table() {
          {"items",
           {{"type", "object"},
            {"properties",
-            {{"name", {{"type", "string"}, {"pattern", std::string("^") + kModalityNamePattern + "$"}}},
+            {{"name",
+              {{"type", "string"}, {"pattern", std::string("^") + kModalityNamePattern + "$"}}},
              {"dim", {{"type", "integer"}, {"minimum", 1}}}}},
            {"required", {"name", "dim"}},
            {"additionalProperties", false}}}},
@@ -393,11 +444,16 @@ std::vector<ConfigKey> make_table() {
     };
     t.push_back(k);
   }
-  t.push_back(written_when(integer("data.train_size", MMF_FIELD(data.train_size), 1, inf,
-                                   "synthetic: training samples (with `synthetic.stream`, per epoch)"),
-                           synthetic));
-  t.push_back(written_when(integer("data.val_size", MMF_FIELD(data.val_size), 1, inf, "synthetic: validation samples"), synthetic));
-  t.push_back(written_when(integer("data.test_size", MMF_FIELD(data.test_size), 1, inf, "synthetic: test samples"), synthetic));
+  t.push_back(
+      written_when(integer("data.train_size", MMF_FIELD(data.train_size), 1, inf,
+                           "synthetic: training samples (with `synthetic.stream`, per epoch)"),
+                   synthetic));
+  t.push_back(written_when(
+      integer("data.val_size", MMF_FIELD(data.val_size), 1, inf, "synthetic: validation samples"),
+      synthetic));
+  t.push_back(written_when(
+      integer("data.test_size", MMF_FIELD(data.test_size), 1, inf, "synthetic: test samples"),
+      synthetic));
   {
     ConfigKey k = written_when(row("data.path", KeyKind::String, MMF_FIELD(data.path),
                                    "file: the training data (or all data, split by the fractions)"),
@@ -417,23 +473,27 @@ std::vector<ConfigKey> make_table() {
   t.push_back(written_when(number("data.test_fraction", MMF_FIELD(data.test_fraction), 0, 1, true,
                                   "file: share of `path` held out for testing"),
                            from_file));
-  t.push_back(written_when(group("data.synthetic", "the synthetic generator (data.md)"), synthetic));
+  t.push_back(
+      written_when(group("data.synthetic", "the synthetic generator (data.md)"), synthetic));
   t.push_back(integer("data.synthetic.latent_dim", MMF_FIELD(data.synthetic.latent_dim), 1, 4096,
                       "latents unique to each modality"));
-  t.push_back(integer("data.synthetic.shared_latent_dim", MMF_FIELD(data.synthetic.shared_latent_dim), 0, 4096,
+  t.push_back(integer("data.synthetic.shared_latent_dim",
+                      MMF_FIELD(data.synthetic.shared_latent_dim), 0, 4096,
                       "latents shared by every modality"));
-  t.push_back(number("data.synthetic.feature_noise", MMF_FIELD(data.synthetic.feature_noise), 0, inf, false,
-                     "std of the noise added to each feature"));
-  t.push_back(number("data.synthetic.target_noise", MMF_FIELD(data.synthetic.target_noise), 0, inf, false,
-                     "std of the noise added to the target"));
-  t.push_back(integer("data.synthetic.generator", MMF_FIELD(data.synthetic.generator), 1, 2,
-                      "which generator draws the samples: 2 keys each row's randomness by its index (float32, "
-                      "threaded, the same rows on any thread count); 1 is the first one (float64, one sequence per "
-                      "split), which checkpoints written before generator 2 are read with"));
-  t.push_back(row("data.synthetic.stream", KeyKind::Boolean, MMF_FIELD(data.synthetic.stream),
-                  "make each training batch from (seed, epoch, rows) when it is needed instead of holding a training "
-                  "split: constant memory whatever `train_size`, fresh samples every epoch, exact resume; needs "
-                  "`generator` 2"));
+  t.push_back(number("data.synthetic.feature_noise", MMF_FIELD(data.synthetic.feature_noise), 0,
+                     inf, false, "std of the noise added to each feature"));
+  t.push_back(number("data.synthetic.target_noise", MMF_FIELD(data.synthetic.target_noise), 0, inf,
+                     false, "std of the noise added to the target"));
+  t.push_back(integer(
+      "data.synthetic.generator", MMF_FIELD(data.synthetic.generator), 1, 2,
+      "which generator draws the samples: 2 keys each row's randomness by its index (float32, "
+      "threaded, the same rows on any thread count); 1 is the first one (float64, one sequence per "
+      "split), which checkpoints written before generator 2 are read with"));
+  t.push_back(row(
+      "data.synthetic.stream", KeyKind::Boolean, MMF_FIELD(data.synthetic.stream),
+      "make each training batch from (seed, epoch, rows) when it is needed instead of holding a training "
+      "split: constant memory whatever `train_size`, fresh samples every epoch, exact resume; needs "
+      "`generator` 2"));
   {
     ConfigKey k = special(
         "data.synthetic.terms", "list of objects", "non-empty; each set of modalities once",
@@ -442,8 +502,13 @@ std::vector<ConfigKey> make_table() {
          {"items",
           {{"type", "object"},
            {"properties",
-            {{"modalities", {{"type", "array"}, {"minItems", 1}, {"uniqueItems", true}, {"items", {{"type", "string"}}}}},
-             {"weight", {{"type", "number"}, {"exclusiveMinimum", 0}, {"default", TargetTerm{}.weight}}}}},
+            {{"modalities",
+              {{"type", "array"},
+               {"minItems", 1},
+               {"uniqueItems", true},
+               {"items", {{"type", "string"}}}}},
+             {"weight",
+              {{"type", "number"}, {"exclusiveMinimum", 0}, {"default", TargetTerm{}.weight}}}}},
            {"required", {"modalities"}},
            {"additionalProperties", false}}}},
         "the target as a sum of terms `{\"modalities\": [names], \"weight\": w > 0}` (weight 1 when left out), each "
@@ -453,13 +518,16 @@ std::vector<ConfigKey> make_table() {
     k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json* siblings) {
       if (!v) return;
       if (siblings && siblings->contains("weights") && !(*siblings)["weights"].is_null())
-        fail(at, "give either terms or weights, not both (weights is shorthand for a fixed set of terms; "
-                 "--set data.synthetic.weights=null drops them)");
+        fail(
+            at,
+            "give either terms or weights, not both (weights is shorthand for a fixed set of terms; "
+            "--set data.synthetic.weights=null drops them)");
       c.data.synthetic.terms = parse_terms(*v, at, c.data.modalities);
     };
     k.get = [](const ExperimentConfig& c, const std::string&) {
       json terms = json::array();
-      for (const auto& term : c.data.synthetic.terms) terms.push_back({{"modalities", term.modalities}, {"weight", term.weight}});
+      for (const auto& term : c.data.synthetic.terms)
+        terms.push_back({{"modalities", term.modalities}, {"weight", term.weight}});
       return terms;
     };
     k.written = [](const ExperimentConfig& c) { return !c.data.synthetic.terms.empty(); };
@@ -467,22 +535,24 @@ std::vector<ConfigKey> make_table() {
     t.push_back(k);
   }
   {
-    ConfigKey k = written_when(group("data.synthetic.weights", "the target's unimodal, bimodal and trimodal parts "
-                                                               "(shorthand for a fixed set of terms); null: none"),
-                               [](const ExperimentConfig& c) { return c.data.synthetic.terms.empty(); });
+    ConfigKey k =
+        written_when(group("data.synthetic.weights",
+                           "the target's unimodal, bimodal and trimodal parts "
+                           "(shorthand for a fixed set of terms); null: none"),
+                     [](const ExperimentConfig& c) { return c.data.synthetic.terms.empty(); });
     k.nullable = true;
     t.push_back(k);
   }
-  t.push_back(number("data.synthetic.weights.unimodal", MMF_FIELD(data.synthetic.weight_unimodal), 0, inf, false,
-                     "weight of the unit-variance unimodal part"));
-  t.push_back(number("data.synthetic.weights.bimodal", MMF_FIELD(data.synthetic.weight_bimodal), 0, inf, false,
-                     "weight of the unit-variance bimodal part"));
-  t.push_back(with_default(number("data.synthetic.weights.trimodal", MMF_FIELD(data.synthetic.weight_trimodal), 0, inf,
-                                  false, "weight of the unit-variance trimodal part; > 0 needs 3 or more modalities"),
-                           "`0` with fewer than 3 modalities",
-                           [](const ExperimentConfig& c, const std::string&) {
-                             return json(c.data.modalities.size() >= 3 ? SyntheticConfig{}.weight_trimodal : 0.0);
-                           }));
+  t.push_back(number("data.synthetic.weights.unimodal", MMF_FIELD(data.synthetic.weight_unimodal),
+                     0, inf, false, "weight of the unit-variance unimodal part"));
+  t.push_back(number("data.synthetic.weights.bimodal", MMF_FIELD(data.synthetic.weight_bimodal), 0,
+                     inf, false, "weight of the unit-variance bimodal part"));
+  t.push_back(with_default(
+      number("data.synthetic.weights.trimodal", MMF_FIELD(data.synthetic.weight_trimodal), 0, inf,
+             false, "weight of the unit-variance trimodal part; > 0 needs 3 or more modalities"),
+      "`0` with fewer than 3 modalities", [](const ExperimentConfig& c, const std::string&) {
+        return json(c.data.modalities.size() >= 3 ? SyntheticConfig{}.weight_trimodal : 0.0);
+      }));
 
   // ---- top level again: after data, where the parser has always read them (the order
   // in which errors are found)
@@ -490,51 +560,61 @@ std::vector<ConfigKey> make_table() {
                               "data generation, model initialisation, dropout, shuffling"),
                       everywhere));
   {
-    ConfigKey k = used_by(row("device", KeyKind::String, MMF_FIELD(device),
-                              "`auto`: CUDA when LibTorch sees a GPU, else the CPU; asking for CUDA where there is "
-                              "none is a config error, never a silent fallback"),
-                          "train, mkl, bench");
+    ConfigKey k = used_by(
+        row("device", KeyKind::String, MMF_FIELD(device),
+            "`auto`: CUDA when LibTorch sees a GPU, else the CPU; asking for CUDA where there is "
+            "none is a config error, never a silent fallback"),
+        "train, mkl, bench");
     k.pattern = "auto|cpu|cuda|cuda:[0-9]+";
     k.pattern_message = "expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"";
     k.range_text = "`auto`, `cpu`, `cuda`, `cuda:N`";
     t.push_back(resumable(k));
   }
-  t.push_back(resumable(used_by(integer("threads", MMF_FIELD(threads), 0, 1024,
-                                        "CPU threads for LibTorch; 0 = all the cores this process may use"),
-                                "train, synth, mkl, bench")));
-
+  t.push_back(
+      resumable(used_by(integer("threads", MMF_FIELD(threads), 0, 1024,
+                                "CPU threads for LibTorch; 0 = all the cores this process may use"),
+                        "train, synth, mkl, bench")));
 
   // ---- model
   t.push_back(group("model", "the fusion model", "train, bench"));
   t.push_back(row("model.type", KeyKind::Choice, MMF_FIELD(model.type),
                   "the fusion model; all share the encoders below"));
   t.push_back(integer("model.rank", MMF_FIELD(model.rank), 1, inf, "LMF rank r"));
-  t.push_back(row("model.rank_weighting", KeyKind::Choice, MMF_FIELD(model.rank_weighting),
-                  "LMF: learned (1, rank) weights as in the reference code, or the paper's plain sum over rank"));
-  t.push_back(number("model.dropout", MMF_FIELD(model.dropout), 0, 1, true, "dropout after every encoder layer"));
-  t.push_back(row("model.activation", KeyKind::Choice, MMF_FIELD(model.activation),
-                  "the activation after every encoder and post-fusion Linear layer; the hand-written LMF pass "
-                  "implements `relu` only (with `tanh` LMF trains through autograd)"));
-  t.push_back(integer("model.fused_dim", MMF_FIELD(model.fused_dim), 1, 1 << 20, "LMF output size d_out (the fused vector)"));
-  t.push_back(integer("model.output_dim", MMF_FIELD(model.output_dim), 0, double(kMaxClasses),
-                      "prediction size; 0 = the target's number of columns (resolved at training time and stored)"));
+  t.push_back(row(
+      "model.rank_weighting", KeyKind::Choice, MMF_FIELD(model.rank_weighting),
+      "LMF: learned (1, rank) weights as in the reference code, or the paper's plain sum over rank"));
+  t.push_back(number("model.dropout", MMF_FIELD(model.dropout), 0, 1, true,
+                     "dropout after every encoder layer"));
+  t.push_back(row(
+      "model.activation", KeyKind::Choice, MMF_FIELD(model.activation),
+      "the activation after every encoder and post-fusion Linear layer; the hand-written LMF pass "
+      "implements `relu` only (with `tanh` LMF trains through autograd)"));
+  t.push_back(integer("model.fused_dim", MMF_FIELD(model.fused_dim), 1, 1 << 20,
+                      "LMF output size d_out (the fused vector)"));
+  t.push_back(integer(
+      "model.output_dim", MMF_FIELD(model.output_dim), 0, double(kMaxClasses),
+      "prediction size; 0 = the target's number of columns (resolved at training time and stored)"));
   {
-    ConfigKey k = row("model.encoder_hidden", KeyKind::Sizes, MMF_FIELD(model.encoder_hidden),
-                      "hidden sizes of every modality's MLP encoder; the last is h_m's size; `[]` = identity encoder");
+    ConfigKey k = row(
+        "model.encoder_hidden", KeyKind::Sizes, MMF_FIELD(model.encoder_hidden),
+        "hidden sizes of every modality's MLP encoder; the last is h_m's size; `[]` = identity encoder");
     t.push_back(k);
   }
   t.push_back(row("model.post_hidden", KeyKind::Sizes, MMF_FIELD(model.post_hidden),
                   "TFN and concat: hidden sizes of the post-fusion MLP"));
   t.push_back(row("model.late_combine", KeyKind::Choice, MMF_FIELD(model.late_combine),
                   "late fusion: how the per-modality heads' outputs are combined"));
-  t.push_back(integer("model.max_fused_size", MMF_FIELD(model.max_fused_size), 1, inf,
-                      "TFN: refuse an outer product prod(d_m + 1) larger than this (the error says what it would "
-                      "cost); InTense: refuse a larger interaction block"));
+  t.push_back(integer(
+      "model.max_fused_size", MMF_FIELD(model.max_fused_size), 1, inf,
+      "TFN: refuse an outer product prod(d_m + 1) larger than this (the error says what it would "
+      "cost); InTense: refuse a larger interaction block"));
   {
-    ConfigKey k = special("model.encoders", "object", "keys are modality names",
-                          {{"type", "object"},
-                           {"additionalProperties", {{"type", "array"}, {"items", {{"type", "integer"}, {"minimum", 1}}}}}},
-                          "per-modality hidden sizes overriding `encoder_hidden`, e.g. `{\"text\": [64]}`");
+    ConfigKey k =
+        special("model.encoders", "object", "keys are modality names",
+                {{"type", "object"},
+                 {"additionalProperties",
+                  {{"type", "array"}, {"items", {{"type", "integer"}, {"minimum", 1}}}}}},
+                "per-modality hidden sizes overriding `encoder_hidden`, e.g. `{\"text\": [64]}`");
     k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json*) {
       if (v) c.model.encoders = parse_encoders(*v, at, c.data.modalities);
     };
@@ -546,32 +626,38 @@ std::vector<ConfigKey> make_table() {
     t.push_back(k);
   }
   t.push_back(group("model.intense", "InTense (intense.md)"));
-  t.push_back(integer("model.intense.latent_dim", MMF_FIELD(model.intense.latent_dim), 1, 4096,
-                      "size of each modality's projection (Linear + batch norm) from which the interaction blocks are "
-                      "built; a block of k modalities has latent_dim^k columns"));
-  t.push_back(number("model.intense.p", MMF_FIELD(model.intense.p), 1, 100, false,
-                     "the p of the relevance scores' unit p-norm and of the block regulariser (q = 2p/(p+1))"));
+  t.push_back(integer(
+      "model.intense.latent_dim", MMF_FIELD(model.intense.latent_dim), 1, 4096,
+      "size of each modality's projection (Linear + batch norm) from which the interaction blocks are "
+      "built; a block of k modalities has latent_dim^k columns"));
+  t.push_back(number(
+      "model.intense.p", MMF_FIELD(model.intense.p), 1, 100, false,
+      "the p of the relevance scores' unit p-norm and of the block regulariser (q = 2p/(p+1))"));
   t.push_back(number("model.intense.reg", MMF_FIELD(model.intense.reg), 0, inf, false,
                      "weight of the block regulariser added to the training loss; 0: none"));
   {
-    ConfigKey k = special("model.intense.interactions", "list of lists of names",
-                          "each a set of >= 2 modality names, no set twice", modality_sets_schema(),
-                          "the modality sets with an interaction block (`[]`: unimodal blocks only); stored resolved, "
-                          "in the config's modality order");
+    ConfigKey k = special(
+        "model.intense.interactions", "list of lists of names",
+        "each a set of >= 2 modality names, no set twice", modality_sets_schema(),
+        "the modality sets with an interaction block (`[]`: unimodal blocks only); stored resolved, "
+        "in the config's modality order");
     k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json*) {
       const auto& modalities = c.data.modalities;
-      c.model.intense.interactions = v ? parse_modality_sets(*v, at, modalities)
-                                       : all_interactions(modalities, modalities.size() == 3 ? 3 : 2);
+      c.model.intense.interactions =
+          v ? parse_modality_sets(*v, at, modalities)
+            : all_interactions(modalities, modalities.size() == 3 ? 3 : 2);
     };
-    k.get = [](const ExperimentConfig& c, const std::string&) { return json(c.model.intense.interactions); };
+    k.get = [](const ExperimentConfig& c, const std::string&) {
+      return json(c.model.intense.interactions);
+    };
     k.default_rule = "every pair of modalities, and the full set with exactly 3";
     t.push_back(k);
   }
 
   // ---- train
   t.push_back(group("train", "the optimisation", "train, bench"));
-  t.push_back(resumable(
-      integer("train.epochs", MMF_FIELD(train.epochs), 1, 1000000, "epochs to train (resume may raise it)")));
+  t.push_back(resumable(integer("train.epochs", MMF_FIELD(train.epochs), 1, 1000000,
+                                "epochs to train (resume may raise it)")));
   t.push_back(integer("train.batch_size", MMF_FIELD(train.batch_size), 1, inf,
                       "training batch size (the last batch of an epoch may be smaller)"));
   t.push_back(used_by(integer("train.eval_batch_size", MMF_FIELD(train.eval_batch_size), 1, inf,
@@ -579,17 +665,19 @@ std::vector<ConfigKey> make_table() {
                       "train"));
   t.push_back(row("train.optimizer", KeyKind::Choice, MMF_FIELD(train.optimizer), "the optimizer"));
   t.push_back(positive("train.lr", MMF_FIELD(train.lr), "learning rate"));
-  t.push_back(number("train.factor_lr", MMF_FIELD(train.factor_lr), 0, inf, false,
-                     "LMF factors' own learning rate (a second parameter group, as in the reference code); 0 = `lr`"));
+  t.push_back(number(
+      "train.factor_lr", MMF_FIELD(train.factor_lr), 0, inf, false,
+      "LMF factors' own learning rate (a second parameter group, as in the reference code); 0 = `lr`"));
   t.push_back(number("train.weight_decay", MMF_FIELD(train.weight_decay), 0, inf, false,
                      "L2 (adam, sgd) or decoupled (adamw) weight decay"));
   t.push_back(number("train.momentum", MMF_FIELD(train.momentum), 0, 1, true, "sgd only"));
-  t.push_back(with_default(row("train.loss", KeyKind::Choice, MMF_FIELD(train.loss),
-                               "mean over all elements; `cross_entropy` exactly when task is classification"),
-                           "`\"cross_entropy\"` for classification",
-                           [](const ExperimentConfig& c, const std::string&) {
-                             return json(to_string(c.task == Task::Classification ? Loss::CrossEntropy : TrainConfig{}.loss));
-                           }));
+  t.push_back(with_default(
+      row("train.loss", KeyKind::Choice, MMF_FIELD(train.loss),
+          "mean over all elements; `cross_entropy` exactly when task is classification"),
+      "`\"cross_entropy\"` for classification", [](const ExperimentConfig& c, const std::string&) {
+        return json(
+            to_string(c.task == Task::Classification ? Loss::CrossEntropy : TrainConfig{}.loss));
+      }));
   t.push_back(positive("train.huber_delta", MMF_FIELD(train.huber_delta), "huber only"));
   t.push_back(number("train.grad_clip", MMF_FIELD(train.grad_clip), 0, inf, false,
                      "clip the global gradient norm to this; 0 = off"));
@@ -597,36 +685,44 @@ std::vector<ConfigKey> make_table() {
       "train.patience", MMF_FIELD(train.patience), 0, inf,
       "early stopping: stop when the validation loss has not improved for this many epochs; 0 = off")));
   {
-    ConfigKey k = row("train.flat_optimizer", KeyKind::Boolean, MMF_FIELD(train.flat_optimizer),
-                      "adam/adamw over one flat parameter buffer (LibTorch's arithmetic, far fewer operations); "
-                      "`false` uses torch::optim; a checkpoint resumes only with the setting it was trained with");
+    ConfigKey k = row(
+        "train.flat_optimizer", KeyKind::Boolean, MMF_FIELD(train.flat_optimizer),
+        "adam/adamw over one flat parameter buffer (LibTorch's arithmetic, far fewer operations); "
+        "`false` uses torch::optim; a checkpoint resumes only with the setting it was trained with");
     k.old_name = "fused_optimizer";
     t.push_back(k);
   }
   {
-    ConfigKey k = row("train.handwritten_step", KeyKind::Boolean, MMF_FIELD(train.handwritten_step),
-                      "LMF on the CPU: the forward and backward pass written out by hand instead of autograd, in "
-                      "training and evaluation, where it implements the model exactly (ReLU encoders)");
+    ConfigKey k = row(
+        "train.handwritten_step", KeyKind::Boolean, MMF_FIELD(train.handwritten_step),
+        "LMF on the CPU: the forward and backward pass written out by hand instead of autograd, in "
+        "training and evaluation, where it implements the model exactly (ReLU encoders)");
     k.old_name = "fused_step";
     t.push_back(k);
   }
-  t.push_back(resumable(row("train.cuda_graphs", KeyKind::Boolean, MMF_FIELD(train.cuda_graphs),
-                            "CUDA: the whole training step captured once per batch size as a CUDA graph and "
-                            "replayed (with `flat_optimizer` and adam/adamw in one process; gpu.md); may change "
-                            "on resume")));
-  t.push_back(resumable(row("train.tf32", KeyKind::Boolean, MMF_FIELD(train.tf32),
-                            "CUDA: float32 matrix products may run on TF32 tensor cores (inputs rounded to 10 "
-                            "mantissa bits; gpu.md); may change on resume")));
+  t.push_back(resumable(
+      row("train.cuda_graphs", KeyKind::Boolean, MMF_FIELD(train.cuda_graphs),
+          "CUDA: the whole training step captured once per batch size as a CUDA graph and "
+          "replayed (with `flat_optimizer` and adam/adamw in one process; gpu.md); may change "
+          "on resume")));
+  t.push_back(resumable(
+      row("train.tf32", KeyKind::Boolean, MMF_FIELD(train.tf32),
+          "CUDA: float32 matrix products may run on TF32 tensor cores (inputs rounded to 10 "
+          "mantissa bits; gpu.md); may change on resume")));
 
   // ---- mkl
   t.push_back(group("mkl", "multiple kernel learning (mkl.md)", "mkl"));
-  t.push_back(row("mkl.solver", KeyKind::Choice, MMF_FIELD(mkl.solver),
-                     "`average`: uniform weights (the baseline); `lp`: lp-norm MKL; `simple`: SimpleMKL"));
-  t.push_back(number("mkl.p", MMF_FIELD(mkl.p), 1, inf, false, "lp: the norm of the weight constraint"));
+  t.push_back(
+      row("mkl.solver", KeyKind::Choice, MMF_FIELD(mkl.solver),
+          "`average`: uniform weights (the baseline); `lp`: lp-norm MKL; `simple`: SimpleMKL"));
+  t.push_back(
+      number("mkl.p", MMF_FIELD(mkl.p), 1, inf, false, "lp: the norm of the weight constraint"));
   t.push_back(positive("mkl.lambda", MMF_FIELD(mkl.lambda), "kernel ridge regularisation"));
-  t.push_back(integer("mkl.max_iter", MMF_FIELD(mkl.max_iter), 1, 1000000, "iterations of the weight learner"));
-  t.push_back(positive("mkl.tol", MMF_FIELD(mkl.tol),
-                       "lp: relative objective change to stop at; simple: KKT gap relative to the largest gradient"));
+  t.push_back(integer("mkl.max_iter", MMF_FIELD(mkl.max_iter), 1, 1000000,
+                      "iterations of the weight learner"));
+  t.push_back(positive(
+      "mkl.tol", MMF_FIELD(mkl.tol),
+      "lp: relative objective change to stop at; simple: KKT gap relative to the largest gradient"));
   t.push_back(integer("mkl.train_size", MMF_FIELD(mkl.train_size), 0, inf,
                       "training points used (the first ones of the training split); 0 = all"));
   t.push_back(positive("mkl.max_memory_gb", MMF_FIELD(mkl.max_memory_gb),
@@ -635,11 +731,11 @@ std::vector<ConfigKey> make_table() {
                       "the largest set `\"all\"` stands for in `interactions`"));
   {
     json sets = modality_sets_schema();
-    ConfigKey k = special("mkl.interactions", "`\"all\"` or list of lists of names",
-                          "each a set of >= 2 modality names, no set twice",
-                          {{"anyOf", {{{"const", "all"}}, sets}}},
-                          "product kernels beside the one kernel per modality: the listed sets, or every set of 2 to "
-                          "`max_order` modalities; `[]`: the additive model; stored resolved");
+    ConfigKey k = special(
+        "mkl.interactions", "`\"all\"` or list of lists of names",
+        "each a set of >= 2 modality names, no set twice", {{"anyOf", {{{"const", "all"}}, sets}}},
+        "product kernels beside the one kernel per modality: the listed sets, or every set of 2 to "
+        "`max_order` modalities; `[]`: the additive model; stored resolved");
     k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json*) {
       if (!v) return;
       if (v->is_string() && v->get<std::string>() != "all")
@@ -653,10 +749,13 @@ std::vector<ConfigKey> make_table() {
   t.push_back(with_default(row("mkl.centre", KeyKind::Boolean, MMF_FIELD(mkl.centre),
                                "ANOVA centring of every base kernel on the training points"),
                            "`true` with interactions",
-                           [](const ExperimentConfig& c, const std::string&) { return json(!c.mkl.interactions.empty()); }));
+                           [](const ExperimentConfig& c, const std::string&) {
+                             return json(!c.mkl.interactions.empty());
+                           }));
   {
-    ConfigKey k = special("mkl.kernels", "object", "`default` and modality names", nullptr,
-                          "the kernels: `default` for every modality, `<modality>` overrides keys for one");
+    ConfigKey k =
+        special("mkl.kernels", "object", "`default` and modality names", nullptr,
+                "the kernels: `default` for every modality, `<modality>` overrides keys for one");
     k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json*) {
       ObjectReader r(v, at);
       read_group(kKernelGroup, r.find("default"), r.path("default"), "default", c, nullptr, json());
@@ -669,41 +768,53 @@ std::vector<ConfigKey> make_table() {
     };
     k.get = [](const ExperimentConfig& c, const std::string&) {
       json out = {{"default", write_group(kKernelGroup, c, "default")}};
-      for (const auto& entry : c.mkl.kernels) out[entry.first] = write_group(kKernelGroup, c, entry.first);
+      for (const auto& entry : c.mkl.kernels)
+        out[entry.first] = write_group(kKernelGroup, c, entry.first);
       return out;
     };
     t.push_back(k);
   }
   t.push_back(group(kKernelGroup, "one kernel; a modality's keys default to `default`'s"));
-  t.push_back(row("mkl.kernels.<kernel>.type", KeyKind::Choice, MMF_KERNEL_FIELD(type),
-                     "`linear`: x.z; `polynomial`: (x.z / dim + coef0)^degree; `rbf`: exp(-gamma |x - z|^2)"));
-  t.push_back(number("mkl.kernels.<kernel>.gamma", MMF_KERNEL_FIELD(gamma), 0, inf, false,
-                     "rbf; 0 = the median heuristic: `gamma_scale` / median of the pairwise squared distances of (up "
-                     "to 1000) training points"));
-  t.push_back(positive("mkl.kernels.<kernel>.gamma_scale", MMF_KERNEL_FIELD(gamma_scale),
-                       "rbf with the median heuristic: a product of RBF kernels adds their gammas, so its members "
-                       "may need wider kernels"));
-  t.push_back(integer("mkl.kernels.<kernel>.degree", MMF_KERNEL_FIELD(degree), 1, 10, "polynomial"));
-  t.push_back(number("mkl.kernels.<kernel>.coef0", MMF_KERNEL_FIELD(coef0), 0, inf, false, "polynomial"));
-  t.push_back(row("mkl.kernels.<kernel>.normalize", KeyKind::Choice, MMF_KERNEL_FIELD(normalize),
-                     "`unit_diagonal`: K(x,z) / sqrt(K(x,x) K(z,z)) (RBF already is); `unit_trace`: divided by the "
-                     "mean of the training diagonal"));
+  t.push_back(
+      row("mkl.kernels.<kernel>.type", KeyKind::Choice, MMF_KERNEL_FIELD(type),
+          "`linear`: x.z; `polynomial`: (x.z / dim + coef0)^degree; `rbf`: exp(-gamma |x - z|^2)"));
+  t.push_back(number(
+      "mkl.kernels.<kernel>.gamma", MMF_KERNEL_FIELD(gamma), 0, inf, false,
+      "rbf; 0 = the median heuristic: `gamma_scale` / median of the pairwise squared distances of (up "
+      "to 1000) training points"));
+  t.push_back(positive(
+      "mkl.kernels.<kernel>.gamma_scale", MMF_KERNEL_FIELD(gamma_scale),
+      "rbf with the median heuristic: a product of RBF kernels adds their gammas, so its members "
+      "may need wider kernels"));
+  t.push_back(
+      integer("mkl.kernels.<kernel>.degree", MMF_KERNEL_FIELD(degree), 1, 10, "polynomial"));
+  t.push_back(
+      number("mkl.kernels.<kernel>.coef0", MMF_KERNEL_FIELD(coef0), 0, inf, false, "polynomial"));
+  t.push_back(row(
+      "mkl.kernels.<kernel>.normalize", KeyKind::Choice, MMF_KERNEL_FIELD(normalize),
+      "`unit_diagonal`: K(x,z) / sqrt(K(x,x) K(z,z)) (RBF already is); `unit_trace`: divided by the "
+      "mean of the training diagonal"));
   for (auto& k : t)
-    if (k.path.rfind(std::string(kKernelGroup) + ".", 0) == 0) k.default_rule = "`mkl.kernels.default`'s, for a modality";
+    if (k.path.rfind(std::string(kKernelGroup) + ".", 0) == 0)
+      k.default_rule = "`mkl.kernels.default`'s, for a modality";
 
   // ---- distributed
-  t.push_back(group("distributed", "several processes (distributed.md); used only when WORLD_SIZE > 1",
+  t.push_back(group("distributed",
+                    "several processes (distributed.md); used only when WORLD_SIZE > 1",
                     "train (several processes)"));
-  t.push_back(row("distributed.backend", KeyKind::Choice, MMF_FIELD(distributed.backend),
-                     "`auto`: Gloo (NCCL is not wired for LibTorch 2.x yet); `gloo` is an error in a build without "
-                     "Gloo's headers"));
-  t.push_back(positive("distributed.timeout_s", MMF_FIELD(distributed.timeout_s),
-                       "joining the group and every collective fail after this long without the peers"));
+  t.push_back(row(
+      "distributed.backend", KeyKind::Choice, MMF_FIELD(distributed.backend),
+      "`auto`: Gloo (NCCL is not wired for LibTorch 2.x yet); `gloo` is an error in a build without "
+      "Gloo's headers"));
+  t.push_back(
+      positive("distributed.timeout_s", MMF_FIELD(distributed.timeout_s),
+               "joining the group and every collective fail after this long without the peers"));
 
   // A key without its own commands has its group's.
   for (auto& k : t)
     for (std::string p = k.parent(); k.commands.empty() && !p.empty();) {
-      const auto it = std::find_if(t.begin(), t.end(), [&](const ConfigKey& g) { return g.path == p; });
+      const auto it =
+          std::find_if(t.begin(), t.end(), [&](const ConfigKey& g) { return g.path == p; });
       if (it != t.end()) k.commands = it->commands;
       const auto dot = p.rfind('.');
       p = dot == std::string::npos ? "" : p.substr(0, dot);
@@ -760,7 +871,8 @@ json checked(const ConfigKey& k, const json& v, const std::string& at) {
       return check_integer(v, at, static_cast<int64_t>(k.minimum),
                            std::isfinite(k.maximum) ? static_cast<int64_t>(k.maximum) : INT64_MAX);
     case KeyKind::Number:
-      return k.exclusive_minimum ? check_positive(v, at) : check_number(v, at, k.minimum, k.maximum, k.exclusive_maximum);
+      return k.exclusive_minimum ? check_positive(v, at)
+                                 : check_number(v, at, k.minimum, k.maximum, k.exclusive_maximum);
     case KeyKind::Boolean: return check_boolean(v, at);
     case KeyKind::String: {
       const std::string text = check_string(v, at);
@@ -779,8 +891,9 @@ json checked(const ConfigKey& k, const json& v, const std::string& at) {
 
 }  // namespace
 
-void read_group(const std::string& group, const json* j, const std::string& at, const std::string& slot,
-                ExperimentConfig& config, std::vector<std::string>* deprecations, const json& doc) {
+void read_group(const std::string& group, const json* j, const std::string& at,
+                const std::string& slot, ExperimentConfig& config,
+                std::vector<std::string>* deprecations, const json& doc) {
   ObjectReader r(j, at);
   for (const ConfigKey* k : keys_under(group)) {
     const std::string name = k->name();
@@ -788,26 +901,32 @@ void read_group(const std::string& group, const json* j, const std::string& at, 
       if (const json* v = r.find_unlisted(name)) check_string(*v, r.path(name));
       continue;
     }
-    const json* v = k->old_name.empty() ? r.find(name) : r.find_renamed(name, k->old_name, deprecations);
+    const json* v =
+        k->old_name.empty() ? r.find(name) : r.find_renamed(name, k->old_name, deprecations);
     switch (k->kind) {
       case KeyKind::Object:
-        read_group(k->path, v && k->nullable && v->is_null() ? nullptr : v, r.path(name), slot, config, deprecations, doc);
+        read_group(k->path, v && k->nullable && v->is_null() ? nullptr : v, r.path(name), slot,
+                   config, deprecations, doc);
         break;
       case KeyKind::Special: k->parse(config, v, r.path(name), j); break;
       default:
-        if (v) k->set(config, slot, checked(*k, *v, r.path(name)));
-        else if (k->dynamic_default) k->set(config, slot, k->dynamic_default(config, slot));
+        if (v)
+          k->set(config, slot, checked(*k, *v, r.path(name)));
+        else if (k->dynamic_default)
+          k->set(config, slot, k->dynamic_default(config, slot));
     }
     if (k->check) k->check(config, doc);
   }
   r.finish();
 }
 
-json write_group(const std::string& group, const ExperimentConfig& config, const std::string& slot) {
+json write_group(const std::string& group, const ExperimentConfig& config,
+                 const std::string& slot) {
   json out = json::object();
   for (const ConfigKey* k : keys_under(group)) {
     if (k->kind == KeyKind::Ignored || (k->written && !k->written(config))) continue;
-    out[k->name()] = k->kind == KeyKind::Object ? write_group(k->path, config, slot) : k->get(config, slot);
+    out[k->name()] =
+        k->kind == KeyKind::Object ? write_group(k->path, config, slot) : k->get(config, slot);
   }
   return out;
 }

@@ -42,7 +42,8 @@ inline std::string join_path(const std::string& base, const std::string& key) {
 }
 
 // The checks of one value at JSON path `at`, each with the message users see.
-inline int64_t check_integer(const json& v, const std::string& at, int64_t min, int64_t max = INT64_MAX) {
+inline int64_t check_integer(const json& v, const std::string& at, int64_t min,
+                             int64_t max = INT64_MAX) {
   std::string expect = "expected an integer >= " + std::to_string(min);
   if (max != INT64_MAX) expect += " and <= " + std::to_string(max);
   if (!v.is_number_integer()) fail(at, expect + ", got " + describe(v));
@@ -54,14 +55,18 @@ inline int64_t check_integer(const json& v, const std::string& at, int64_t min, 
 }
 
 // A number in [lo, hi] (or [lo, hi) when hi_open; ">= lo" when hi is infinite).
-inline double check_number(const json& v, const std::string& at, double lo, double hi, bool hi_open = false) {
+inline double check_number(const json& v, const std::string& at, double lo, double hi,
+                           bool hi_open = false) {
   std::ostringstream expect;
   expect << "expected a number";
-  if (std::isfinite(hi)) expect << " in [" << lo << ", " << hi << (hi_open ? ")" : "]");
-  else expect << " >= " << lo;
+  if (std::isfinite(hi))
+    expect << " in [" << lo << ", " << hi << (hi_open ? ")" : "]");
+  else
+    expect << " >= " << lo;
   if (!v.is_number()) fail(at, expect.str() + ", got " + describe(v));
   const double x = v.get<double>();
-  if (!std::isfinite(x) || x < lo || x > hi || (hi_open && x >= hi)) fail(at, expect.str() + ", got " + v.dump());
+  if (!std::isfinite(x) || x < lo || x > hi || (hi_open && x >= hi))
+    fail(at, expect.str() + ", got " + v.dump());
   return x;
 }
 
@@ -81,10 +86,12 @@ inline std::string check_string(const json& v, const std::string& at) {
   return v.get<std::string>();
 }
 
-inline std::string check_choice(const json& v, const std::string& at, const std::vector<std::string>& options) {
+inline std::string check_choice(const json& v, const std::string& at,
+                                const std::vector<std::string>& options) {
   std::string allowed;
   for (const auto& o : options) allowed += (allowed.empty() ? "\"" : ", \"") + o + "\"";
-  if (!v.is_string() || std::find(options.begin(), options.end(), v.get<std::string>()) == options.end())
+  if (!v.is_string() ||
+      std::find(options.begin(), options.end(), v.get<std::string>()) == options.end())
     fail(at, "expected one of " + allowed + ", got " + describe(v));
   return v.get<std::string>();
 }
@@ -131,7 +138,8 @@ class ObjectReader {
                            std::vector<std::string>* deprecations) {
     const json* now = find(key);
     const json* old = find(old_key);
-    if (old && now) fail(path(old_key), "is the old name of " + path(key) + "; give only " + path(key));
+    if (old && now)
+      fail(path(old_key), "is the old name of " + path(key) + "; give only " + path(key));
     if (old && deprecations)
       deprecations->push_back(path(old_key) + " is deprecated; it is now " + path(key));
     return now ? now : old;
@@ -164,8 +172,9 @@ class ObjectReader {
 // (null: every key absent) into the config, at the JSON path `at`, `slot` naming the map
 // entry where the group is one (mkl.kernels.<kernel>); `doc` is the whole document, for
 // the groups' checks.
-void read_group(const std::string& group, const json* j, const std::string& at, const std::string& slot,
-                ExperimentConfig& config, std::vector<std::string>* deprecations, const json& doc);
+void read_group(const std::string& group, const json* j, const std::string& at,
+                const std::string& slot, ExperimentConfig& config,
+                std::vector<std::string>* deprecations, const json& doc);
 // The group's keys of a config, as the resolved config holds them.
 json write_group(const std::string& group, const ExperimentConfig& config, const std::string& slot);
 

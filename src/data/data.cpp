@@ -41,12 +41,13 @@ torch::Tensor unit_vector(int64_t n, at::Generator& gen) {
 
 // The fixed random structure of a synthetic task: depends on the seed alone.
 struct SyntheticStructure {
-  std::vector<torch::Tensor> mixing;        // per modality [dim, shared + latent]
-  std::vector<torch::Tensor> unimodal;      // per modality [latent]
-  torch::Tensor shared;                     // [shared] (undefined when shared = 0)
+  std::vector<torch::Tensor> mixing;                  // per modality [dim, shared + latent]
+  std::vector<torch::Tensor> unimodal;                // per modality [latent]
+  torch::Tensor shared;                               // [shared] (undefined when shared = 0)
   std::vector<std::array<torch::Tensor, 2>> bimodal;  // per pair m<n: ([latent], [latent])
-  std::vector<torch::Tensor> trimodal;      // per modality [latent]
-  std::vector<std::vector<torch::Tensor>> terms;  // per data.synthetic.terms entry, per modality in it: [latent]
+  std::vector<torch::Tensor> trimodal;                // per modality [latent]
+  std::vector<std::vector<torch::Tensor>>
+      terms;  // per data.synthetic.terms entry, per modality in it: [latent]
 };
 
 SyntheticStructure make_structure(const DataConfig& d, uint64_t seed) {
@@ -67,7 +68,8 @@ SyntheticStructure make_structure(const DataConfig& d, uint64_t seed) {
   // their structure bit for bit.
   for (const auto& term : s.terms) {
     st.terms.emplace_back();
-    for (size_t k = 0; k < term.modalities.size(); ++k) st.terms.back().push_back(unit_vector(s.latent_dim, gen));
+    for (size_t k = 0; k < term.modalities.size(); ++k)
+      st.terms.back().push_back(unit_vector(s.latent_dim, gen));
   }
   return st;
 }
@@ -90,8 +92,8 @@ std::string join(const std::vector<std::string>& v) {
 // the caller checks its shape before require_finite reads the values.
 torch::Tensor float_entry(const std::string& path, const std::string& key, const torch::Tensor& t) {
   if (!t.is_floating_point())
-    throw Error(path + ": entry \"" + key + "\" has dtype " + std::string(c10::toString(t.scalar_type())) +
-                ", expected a float tensor");
+    throw Error(path + ": entry \"" + key + "\" has dtype " +
+                std::string(c10::toString(t.scalar_type())) + ", expected a float tensor");
   return t;
 }
 
@@ -99,7 +101,8 @@ torch::Tensor require_finite(const std::string& path, const std::string& key, to
   t = t.to(torch::kFloat32).contiguous();
   const auto bad = torch::logical_not(torch::isfinite(t));
   if (bad.any().item<bool>()) {
-    const int64_t row = bad.dim() == 0 ? 0 : bad.reshape({t.size(0), -1}).any(1).nonzero()[0][0].item<int64_t>();
+    const int64_t row =
+        bad.dim() == 0 ? 0 : bad.reshape({t.size(0), -1}).any(1).nonzero()[0][0].item<int64_t>();
     throw Error(path + ": entry \"" + key + "\" has NaN or Inf values (first in row " +
                 std::to_string(row) + ")");
   }
@@ -242,7 +245,8 @@ class RowMaker {
     for (size_t t = 0; t < s.terms.size(); ++t) {
       terms_.emplace_back();
       for (size_t k = 0; k < s.terms[t].modalities.size(); ++k)
-        terms_.back().push_back({modality_index(d, s.terms[t].modalities[k]), to_vector(st_.terms[t][k])});
+        terms_.back().push_back(
+            {modality_index(d, s.terms[t].modalities[k]), to_vector(st_.terms[t][k])});
     }
   }
 
@@ -260,7 +264,8 @@ class RowMaker {
     }
     out.target = torch::empty({n, 1}, torch::kFloat32);
     if (parts)
-      for (auto* t : {&out.unimodal, &out.bimodal, &out.trimodal}) *t = torch::empty({n}, torch::kFloat32);
+      for (auto* t : {&out.unimodal, &out.bimodal, &out.trimodal})
+        *t = torch::empty({n}, torch::kFloat32);
     float* y = out.target.data_ptr<float>();
     float* uni_out = parts ? out.unimodal.data_ptr<float>() : nullptr;
     float* bi_out = parts ? out.bimodal.data_ptr<float>() : nullptr;
@@ -310,7 +315,8 @@ class RowMaker {
             for (size_t m = 0; m < M; ++m) tri *= dot(unique(m), trimodal_[m]);
           }
           target = s.weight_unimodal * uni + s.weight_bimodal * bi + s.weight_trimodal * tri;
-          uni_out[i] = static_cast<float>(uni), bi_out[i] = static_cast<float>(bi), tri_out[i] = static_cast<float>(tri);
+          uni_out[i] = static_cast<float>(uni), bi_out[i] = static_cast<float>(bi),
+          tri_out[i] = static_cast<float>(tri);
         }
         y[i] = static_cast<float>(target + noise);
         for (size_t m = 0; m < x.size(); ++m) {
@@ -343,7 +349,8 @@ class RowMaker {
 };
 
 // n samples of stream `stream` by the config's generator.
-Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int64_t n, bool with_features) {
+Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int64_t n,
+                        bool with_features) {
   if (d.synthetic.generator == 1) return generate_stream_v1(d, seed, stream, n, with_features);
   return RowMaker(d, seed).rows(seed, stream, 0, n, with_features);
 }
@@ -367,14 +374,16 @@ std::vector<Term> effective_terms(const DataConfig& d, const SyntheticStructure&
   const size_t M = d.modalities.size();
   const double uni_terms = double(M) + (s.shared_latent_dim > 0 ? 1 : 0);
   for (size_t m = 0; m < M && s.weight_unimodal > 0; ++m)
-    out.push_back({{{d.modalities[m].name}, s.weight_unimodal / std::sqrt(uni_terms)}, {st.unimodal[m]}});
+    out.push_back(
+        {{{d.modalities[m].name}, s.weight_unimodal / std::sqrt(uni_terms)}, {st.unimodal[m]}});
   const double pairs = double(M * (M - 1) / 2);
   size_t pair = 0;
   for (size_t m = 0; m < M; ++m)
     for (size_t k = m + 1; k < M; ++k, ++pair)
       if (s.weight_bimodal > 0)
-        out.push_back({{{d.modalities[m].name, d.modalities[k].name}, s.weight_bimodal / std::sqrt(pairs)},
-                       {st.bimodal[pair][0], st.bimodal[pair][1]}});
+        out.push_back(
+            {{{d.modalities[m].name, d.modalities[k].name}, s.weight_bimodal / std::sqrt(pairs)},
+             {st.bimodal[pair][0], st.bimodal[pair][1]}});
   if (M >= 3 && s.weight_trimodal > 0) {
     Term all{{{}, s.weight_trimodal}, st.trimodal};
     for (const auto& m : d.modalities) all.term.modalities.push_back(m.name);
@@ -387,11 +396,13 @@ std::vector<Term> effective_terms(const DataConfig& d, const SyntheticStructure&
 // x_m = A u_m + noise (A: the mixing columns of m's own latents; u_m ~ N(0, I); noise
 // N(0, s^2 I)), which is c' G (G + s^2 I)^-1 c with G = A'A; without noise, c' P c with P
 // the projection onto what A does not lose (1 when A has full column rank).
-double recovered(const torch::Tensor& mixing, int64_t shared, const torch::Tensor& c, double noise) {
+double recovered(const torch::Tensor& mixing, int64_t shared, const torch::Tensor& c,
+                 double noise) {
   const auto a = mixing.slice(1, shared);
   const auto g = a.t().matmul(a);
-  const auto p = noise > 0 ? torch::linalg_solve(g + noise * noise * torch::eye(g.size(0), torch::kFloat64), g)
-                           : torch::linalg_pinv(a).matmul(a);
+  const auto p =
+      noise > 0 ? torch::linalg_solve(g + noise * noise * torch::eye(g.size(0), torch::kFloat64), g)
+                : torch::linalg_pinv(a).matmul(a);
   return c.dot(p.matmul(c)).item<double>();
 }
 
@@ -405,9 +416,9 @@ struct TrainingStream::Impl {
 };
 
 TrainingStream::TrainingStream(const ExperimentConfig& config)
-    : impl_(std::make_shared<const Impl>(Impl{
-          config, RowMaker(config.data, config.seed),
-          config.task == Task::Classification ? class_thresholds(config) : torch::Tensor()})) {
+    : impl_(std::make_shared<const Impl>(
+          Impl{config, RowMaker(config.data, config.seed),
+               config.task == Task::Classification ? class_thresholds(config) : torch::Tensor()})) {
   if (config.data.synthetic.generator < 2)  // parse_config refuses such a config
     throw std::logic_error("TrainingStream: generator 1 cannot stream");
 }
@@ -417,7 +428,8 @@ TrainingStream::~TrainingStream() = default;
 int64_t TrainingStream::rows_per_epoch() const { return impl_->config.data.train_size; }
 
 Dataset TrainingStream::rows(int64_t epoch, int64_t r0, int64_t r1) const {
-  Dataset out = impl_->maker.rows(impl_->config.seed, streams::kFirstEpoch + static_cast<uint64_t>(epoch), r0, r1 - r0, true);
+  Dataset out = impl_->maker.rows(
+      impl_->config.seed, streams::kFirstEpoch + static_cast<uint64_t>(epoch), r0, r1 - r0, true);
   if (impl_->thresholds.defined())
     out.target = torch::bucketize(out.target.squeeze(1), impl_->thresholds).to(torch::kInt64);
   out.origin = "synthetic training stream, epoch " + std::to_string(epoch + 1);
@@ -425,7 +437,8 @@ Dataset TrainingStream::rows(int64_t epoch, int64_t r0, int64_t r1) const {
 }
 
 Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
-  Dataset out = generate_stream(d, seed, streams::kFirstSplit + static_cast<uint64_t>(split), split_size(d, split), true);
+  Dataset out = generate_stream(d, seed, streams::kFirstSplit + static_cast<uint64_t>(split),
+                                split_size(d, split), true);
   out.origin = std::string("synthetic ") + split_name(split) + " split";
   return out;
 }
@@ -442,29 +455,33 @@ SyntheticTruth synthetic_truth(const DataConfig& d, uint64_t seed) {
     double v = t.term.weight * t.term.weight;
     truth.signal_variance += v;
     for (size_t k = 0; k < t.term.modalities.size(); ++k)
-      v *= recovered(st.mixing[modality_index(d, t.term.modalities[k])], s.shared_latent_dim, t.coefficients[k],
-                     s.feature_noise);
+      v *= recovered(st.mixing[modality_index(d, t.term.modalities[k])], s.shared_latent_dim,
+                     t.coefficients[k], s.feature_noise);
     explained.push_back(v);
     total += v;
     truth.subsets.push_back({t.term.modalities, 0.0});
   }
-  for (size_t i = 0; i < explained.size(); ++i) truth.subsets[i].share = total > 0 ? explained[i] / total : 0.0;
+  for (size_t i = 0; i < explained.size(); ++i)
+    truth.subsets[i].share = total > 0 ? explained[i] / total : 0.0;
   if (s.terms.empty() && s.shared_latent_dim > 0)
-    truth.signal_variance += s.weight_unimodal * s.weight_unimodal / (double(d.modalities.size()) + 1);
+    truth.signal_variance +=
+        s.weight_unimodal * s.weight_unimodal / (double(d.modalities.size()) + 1);
   truth.noise_variance = s.target_noise * s.target_noise;
   truth.best_r2 = total / (truth.signal_variance + truth.noise_variance);
   truth.exact = s.shared_latent_dim == 0;
   if (!truth.exact)
-    truth.why_not = "data.synthetic.shared_latent_dim is " + std::to_string(s.shared_latent_dim) +
-                    ": latents shared by every modality make the modalities dependent, and no split of "
-                    "the target over modality subsets exists";
+    truth.why_not =
+        "data.synthetic.shared_latent_dim is " + std::to_string(s.shared_latent_dim) +
+        ": latents shared by every modality make the modalities dependent, and no split of "
+        "the target over modality subsets exists";
   return truth;
 }
 
 nlohmann::json to_json(const SyntheticTruth& t) {
   nlohmann::json subsets = nlohmann::json::array();
   for (const auto& s : t.subsets)
-    subsets.push_back({{"name", subset_name(s.modalities)}, {"modalities", s.modalities}, {"share", s.share}});
+    subsets.push_back(
+        {{"name", subset_name(s.modalities)}, {"modalities", s.modalities}, {"share", s.share}});
   const double total = t.signal_variance + t.noise_variance;
   return {{"exact", t.exact},
           {"why_not", t.exact ? nlohmann::json(nullptr) : nlohmann::json(t.why_not)},
@@ -476,8 +493,10 @@ nlohmann::json to_json(const SyntheticTruth& t) {
 }
 
 torch::Tensor class_thresholds(const ExperimentConfig& config) {
-  const auto y = generate_stream(config.data, config.seed, streams::kCalibration, kCalibrationSize, false)
-                     .target.squeeze(1).to(torch::kFloat64);
+  const auto y =
+      generate_stream(config.data, config.seed, streams::kCalibration, kCalibrationSize, false)
+          .target.squeeze(1)
+          .to(torch::kFloat64);
   const int64_t k = config.num_classes;
   const auto q = torch::arange(1, k, torch::kFloat64) / static_cast<double>(k);
   return torch::quantile(y, q).to(torch::kFloat32);
@@ -495,8 +514,10 @@ Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig
                        const TargetRule& target) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
-    throw Error(path + ": no such data file (write one with `mmfusion synth --config CONFIG --split train "
-                       "--output " + path + "`; data/README.md describes the format)");
+    throw Error(path +
+                ": no such data file (write one with `mmfusion synth --config CONFIG --split train "
+                "--output " +
+                path + "`; data/README.md describes the format)");
   return parse_data_file(read_bytes(path), path, modalities, target);
 }
 
@@ -508,18 +529,19 @@ bool is_npz(const std::string& path) {
 }
 
 // The named tensors of a torch.save'd dict, each checked to lie inside its storage.
-std::map<std::string, torch::Tensor> torch_entries(const std::vector<char>& bytes, const std::string& path,
-                                                   const std::set<std::string>& wanted, std::vector<std::string>& names) {
+std::map<std::string, torch::Tensor> torch_entries(const std::vector<char>& bytes,
+                                                   const std::string& path,
+                                                   const std::set<std::string>& wanted,
+                                                   std::vector<std::string>& names) {
   const std::string unreadable =
       "not a readable data file (expected what torch.save writes for a dict of tensors, or an .npz archive "
       "named *.npz; the file is truncated, corrupt or of another kind)";
-  check_archive_pickles(bytes.data(), bytes.size(), path, unreadable);  // before the unpickler trusts a length
+  check_archive_pickles(bytes.data(), bytes.size(), path,
+                        unreadable);  // before the unpickler trusts a length
   c10::IValue value;
   try {
     value = torch::pickle_load(bytes);
-  } catch (const std::exception& e) {
-    throw Error(path + ": " + unreadable);
-  }
+  } catch (const std::exception& e) { throw Error(path + ": " + unreadable); }
   if (!value.isGenericDict())
     throw Error(path + ": expected a dict of tensors, found " + value.tagKind());
   // Every tensor's view must lie inside its storage before anything reads a value.
@@ -536,10 +558,13 @@ std::map<std::string, torch::Tensor> torch_entries(const std::vector<char>& byte
   return entries;
 }
 
-std::map<std::string, torch::Tensor> npz_entries(const std::vector<char>& bytes, const std::string& path,
-                                                 const std::set<std::string>& wanted, std::vector<std::string>& names) {
+std::map<std::string, torch::Tensor> npz_entries(const std::vector<char>& bytes,
+                                                 const std::string& path,
+                                                 const std::set<std::string>& wanted,
+                                                 std::vector<std::string>& names) {
   std::map<std::string, torch::Tensor> entries;
-  for (auto& [name, values] : parse_npz(bytes.data(), bytes.size(), path, &wanted, &names)) entries[name] = values;
+  for (auto& [name, values] : parse_npz(bytes.data(), bytes.size(), path, &wanted, &names))
+    entries[name] = values;
   return entries;
 }
 
@@ -554,14 +579,16 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
   for (const auto& m : modalities) wanted.insert(m.name);
   std::vector<std::string> names;  // every entry of the file, for messages
   const std::map<std::string, torch::Tensor> entries =
-      is_npz(path) ? npz_entries(bytes, path, wanted, names) : torch_entries(bytes, path, wanted, names);
+      is_npz(path) ? npz_entries(bytes, path, wanted, names)
+                   : torch_entries(bytes, path, wanted, names);
 
   Dataset out;
   out.origin = path;
   int64_t rows = -1;
   std::string rows_from;
   auto check_rows = [&](const std::string& key, int64_t n) {
-    if (rows < 0) rows = n, rows_from = key;
+    if (rows < 0)
+      rows = n, rows_from = key;
     else if (n != rows)
       throw Error(path + ": entry \"" + key + "\" has " + std::to_string(n) + " rows but \"" +
                   rows_from + "\" has " + std::to_string(rows));
@@ -585,11 +612,13 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
   if (target != entries.end() && rule.labels) {
     torch::Tensor t = target->second;
     if (t.is_floating_point() || t.is_complex() || t.scalar_type() == torch::kBool)
-      throw Error(path + ": entry " + kTarget + " has dtype " + std::string(c10::toString(t.scalar_type())) +
+      throw Error(path + ": entry " + kTarget + " has dtype " +
+                  std::string(c10::toString(t.scalar_type())) +
                   ", expected integer class labels for classification");
     if (t.dim() == 2 && t.size(1) == 1) t = t.squeeze(1);
     if (t.dim() != 1)
-      throw Error(path + ": entry " + kTarget + " has shape " + c10::str(t.sizes()) + ", expected [N] class labels");
+      throw Error(path + ": entry " + kTarget + " has shape " + c10::str(t.sizes()) +
+                  ", expected [N] class labels");
     check_rows(kTargetEntry, t.size(0));
     t = t.to(torch::kInt64).contiguous();
     check_labels(t, rule.num_classes > 0 ? rule.num_classes : kMaxClasses, path);
@@ -614,8 +643,9 @@ void check_labels(const torch::Tensor& labels, int64_t num_classes, const std::s
   const auto bad = (labels < 0) | (labels >= num_classes);
   if (labels.numel() == 0 || !bad.any().item<bool>()) return;
   const int64_t row = bad.nonzero()[0][0].item<int64_t>();
-  throw Error(origin + ": entry " + kTarget + " holds label " + std::to_string(labels[row].item<int64_t>()) +
-              " in row " + std::to_string(row) + ", outside [0, " + std::to_string(num_classes) + ")");
+  throw Error(origin + ": entry " + kTarget + " holds label " +
+              std::to_string(labels[row].item<int64_t>()) + " in row " + std::to_string(row) +
+              ", outside [0, " + std::to_string(num_classes) + ")");
 }
 
 int64_t resolve_num_classes(ExperimentConfig& config, const DataSplits& data) {
@@ -674,10 +704,12 @@ std::vector<char> torch_save_bytes(const c10::IValue& value) {
 void write_data_file(const Dataset& data, const std::string& path) {
   if (is_npz(path)) {
     NamedArrays arrays;
-    for (size_t m = 0; m < data.names.size(); ++m) arrays.emplace_back(data.names[m], data.features[m].cpu().contiguous());
+    for (size_t m = 0; m < data.names.size(); ++m)
+      arrays.emplace_back(data.names[m], data.features[m].cpu().contiguous());
     if (data.target.defined()) {
       auto t = data.target.cpu().contiguous();
-      arrays.emplace_back(kTargetEntry, t.dim() == 2 && t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
+      arrays.emplace_back(kTargetEntry,
+                          t.dim() == 2 && t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
     }
     write_npz(path, arrays);
     return;
@@ -704,9 +736,12 @@ namespace {
 Dataset fraction_split(const ExperimentConfig& config, const Dataset& all, Split split) {
   const DataConfig& d = config.data;
   const int64_t n = all.size();
-  const int64_t n_val = d.val_path.empty() ? static_cast<int64_t>(std::llround(n * d.val_fraction)) : 0;
-  const int64_t n_test = d.test_path.empty() ? static_cast<int64_t>(std::llround(n * d.test_fraction)) : 0;
-  if ((d.val_path.empty() && n_val < 1) || (d.test_path.empty() && n_test < 1) || n - n_val - n_test < 1)
+  const int64_t n_val =
+      d.val_path.empty() ? static_cast<int64_t>(std::llround(n * d.val_fraction)) : 0;
+  const int64_t n_test =
+      d.test_path.empty() ? static_cast<int64_t>(std::llround(n * d.test_fraction)) : 0;
+  if ((d.val_path.empty() && n_val < 1) || (d.test_path.empty() && n_test < 1) ||
+      n - n_val - n_test < 1)
     throw Error(d.path + ": " + std::to_string(n) +
                 " rows are too few to split into train/val/test by the configured fractions");
   at::Generator gen = at::detail::createCPUGenerator(mix_seed(config.seed, streams::kFileSplit));
@@ -723,10 +758,13 @@ Dataset fraction_split(const ExperimentConfig& config, const Dataset& all, Split
 
 Dataset file_split(const ExperimentConfig& config, Split split, const Dataset* all) {
   const DataConfig& d = config.data;
-  const std::string& own = split == Split::Val ? d.val_path : split == Split::Test ? d.test_path : "";
+  const std::string& own = split == Split::Val    ? d.val_path
+                           : split == Split::Test ? d.test_path
+                                                  : "";
   if (!own.empty()) return read_data_file(own, d.modalities, target_rule(config, true));
   if (all) return fraction_split(config, *all, split);
-  return fraction_split(config, read_data_file(d.path, d.modalities, target_rule(config, true)), split);
+  return fraction_split(config, read_data_file(d.path, d.modalities, target_rule(config, true)),
+                        split);
 }
 }  // namespace
 
@@ -736,31 +774,38 @@ Dataset stream_sample(const ExperimentConfig& config) {
   return TrainingStream(config).rows(0, 0, std::min(config.data.train_size, kStreamSampleRows));
 }
 
-Dataset synthetic_split(const ExperimentConfig& config, Split split, const torch::Tensor& thresholds) {
+Dataset synthetic_split(const ExperimentConfig& config, Split split,
+                        const torch::Tensor& thresholds) {
   Dataset d = generate_synthetic(config.data, config.seed, split);
-  if (thresholds.defined()) d.target = torch::bucketize(d.target.squeeze(1), thresholds).to(torch::kInt64);
+  if (thresholds.defined())
+    d.target = torch::bucketize(d.target.squeeze(1), thresholds).to(torch::kInt64);
   return d;
 }
 }  // namespace
 
 Dataset load_split(const ExperimentConfig& config, Split split) {
-  if (config.data.source == DataSource::Synthetic && config.data.synthetic.stream && split == Split::Train)
+  if (config.data.source == DataSource::Synthetic && config.data.synthetic.stream &&
+      split == Split::Train)
     return stream_sample(config);
   if (config.data.source == DataSource::Synthetic)
-    return synthetic_split(config, split,
-                           config.task == Task::Classification ? class_thresholds(config) : torch::Tensor());
+    return synthetic_split(
+        config, split,
+        config.task == Task::Classification ? class_thresholds(config) : torch::Tensor());
   return file_split(config, split, nullptr);
 }
 
 DataSplits load_splits(const ExperimentConfig& config) {
   if (config.data.source == DataSource::Synthetic) {
-    const auto thresholds = config.task == Task::Classification ? class_thresholds(config) : torch::Tensor();
+    const auto thresholds =
+        config.task == Task::Classification ? class_thresholds(config) : torch::Tensor();
     Dataset train = config.data.synthetic.stream
                         ? stream_sample(config)
                         : synthetic_split(config, Split::Train, thresholds);
-    return {std::move(train), synthetic_split(config, Split::Val, thresholds), synthetic_split(config, Split::Test, thresholds)};
+    return {std::move(train), synthetic_split(config, Split::Val, thresholds),
+            synthetic_split(config, Split::Test, thresholds)};
   }
-  const Dataset all = read_data_file(config.data.path, config.data.modalities, target_rule(config, true));
+  const Dataset all =
+      read_data_file(config.data.path, config.data.modalities, target_rule(config, true));
   return {file_split(config, Split::Train, &all), file_split(config, Split::Val, &all),
           file_split(config, Split::Test, &all)};
 }

@@ -91,11 +91,14 @@ Scaling Scaling::from_named(const std::vector<std::pair<std::string, torch::Tens
     const torch::Tensor t = it->second;
     left.erase(it);
     if (t.scalar_type() != torch::kFloat32 || t.dim() != 1 || t.size(0) != size)
-      throw Error(where + ": " + name + " is " + c10::str(t.sizes()) + " " + c10::toString(t.scalar_type()) +
-                  ", expected [" + std::to_string(size) + "] Float");
+      throw Error(where + ": " + name + " is " + c10::str(t.sizes()) + " " +
+                  c10::toString(t.scalar_type()) + ", expected [" + std::to_string(size) +
+                  "] Float");
     const auto c = t.cpu();
     if (!torch::isfinite(c).all().item<bool>() || (is_scale && !(c > 0).all().item<bool>()))
-      throw Error(where + ": " + name + (is_scale ? " holds values that are not finite and > 0" : " holds values that are not finite"));
+      throw Error(where + ": " + name +
+                  (is_scale ? " holds values that are not finite and > 0"
+                            : " holds values that are not finite"));
     return t;
   };
   const Plan wanted = plan(config);

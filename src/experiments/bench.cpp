@@ -54,7 +54,8 @@ namespace {
 // Samples per second of args.steps calls of `step` per repeat, after args.warmup untimed
 // calls; each repeat's clock stops once the device has finished.
 template <typename Step>
-std::vector<double> timed_rates(const BenchArgs& args, int64_t batch, const torch::Device& device, Step&& step) {
+std::vector<double> timed_rates(const BenchArgs& args, int64_t batch, const torch::Device& device,
+                                Step&& step) {
   for (int64_t i = 0; i < args.warmup; ++i) step();
   sync(device);
   std::vector<double> rates;
@@ -62,7 +63,8 @@ std::vector<double> timed_rates(const BenchArgs& args, int64_t batch, const torc
     const auto start = Clock::now();
     for (int64_t i = 0; i < args.steps; ++i) step();
     sync(device);
-    rates.push_back(double(batch * args.steps) / std::chrono::duration<double>(Clock::now() - start).count());
+    rates.push_back(double(batch * args.steps) /
+                    std::chrono::duration<double>(Clock::now() - start).count());
   }
   return rates;
 }
@@ -77,7 +79,8 @@ json time_generation(const ExperimentConfig& config, const BenchArgs& args) {
   for (int64_t r = 0; r < args.repeats; ++r) {
     const auto start = Clock::now();
     generate_synthetic(d, config.seed + r, Split::Train);
-    rates.push_back(double(kGenerationRows) / std::chrono::duration<double>(Clock::now() - start).count());
+    rates.push_back(double(kGenerationRows) /
+                    std::chrono::duration<double>(Clock::now() - start).count());
   }
   json generation = summarise(rates, kGenerationRows, 0);
   generation.erase("gflops");
@@ -97,9 +100,10 @@ struct BenchFacts {
 // One batch size: training steps as the trainer runs them (the eager step reads its loss
 // back, the CUDA graph keeps it on the device), inference steps, and with a training
 // stream how fast it makes one batch of this size.
-json bench_batch(const ExperimentConfig& config, const BenchArgs& args, const torch::Device& device, int64_t out,
-                 int64_t batch, const TrainingStream* stream, BenchFacts& facts) {
-  if (batch < 1) throw ConfigError("--batch-sizes: expected integers >= 1, got " + std::to_string(batch));
+json bench_batch(const ExperimentConfig& config, const BenchArgs& args, const torch::Device& device,
+                 int64_t out, int64_t batch, const TrainingStream* stream, BenchFacts& facts) {
+  if (batch < 1)
+    throw ConfigError("--batch-sizes: expected integers >= 1, got " + std::to_string(batch));
   torch::manual_seed(config.seed);
   ModelPtr model = make_model(config.model, config.data.modalities, out);
   model->to(device);
@@ -108,8 +112,9 @@ json bench_batch(const ExperimentConfig& config, const BenchArgs& args, const to
   facts.parameters = parameter_counts(*model)[0].second;
   std::vector<torch::Tensor> x;
   for (const auto& m : config.data.modalities) x.push_back(torch::randn({batch, m.dim}).to(device));
-  const auto y = config.task == Task::Classification ? torch::randint(out, {batch}, torch::kInt64).to(device)
-                                                     : torch::randn({batch, out}).to(device);
+  const auto y = config.task == Task::Classification
+                     ? torch::randint(out, {batch}, torch::kInt64).to(device)
+                     : torch::randn({batch, out}).to(device);
   model->train();
   StepRunner step(model, config.train);
   const auto graph = GraphedTrainStep::make(config.train, step, *optimizer, device);
@@ -127,7 +132,9 @@ json bench_batch(const ExperimentConfig& config, const BenchArgs& args, const to
   }
   // Which path the timed steps took (all of them, or "mixed").
   auto path_of = [](const StepRunner::Counts& c) {
-    return c.autograd == 0 ? to_string(StepPath::HandWritten) : c.handwritten == 0 ? to_string(StepPath::Autograd) : "mixed";
+    return c.autograd == 0      ? to_string(StepPath::HandWritten)
+           : c.handwritten == 0 ? to_string(StepPath::Autograd)
+                                : "mixed";
   };
   facts.train_path = graph ? "cuda-graph" : path_of(step.train_counts());
   facts.eval_path = path_of(step.infer_counts());
@@ -139,7 +146,8 @@ json bench_batch(const ExperimentConfig& config, const BenchArgs& args, const to
     for (int64_t r = 0; r < args.repeats; ++r) {
       const auto start = Clock::now();
       for (int64_t i = 0; i < args.steps; ++i) stream->rows(r, i * batch, (i + 1) * batch);
-      rates.push_back(double(batch * args.steps) / std::chrono::duration<double>(Clock::now() - start).count());
+      rates.push_back(double(batch * args.steps) /
+                      std::chrono::duration<double>(Clock::now() - start).count());
     }
     result["stream"] = summarise(rates, batch, 0);
     result["stream"].erase("gflops");
@@ -156,13 +164,16 @@ json run_bench(const BenchArgs& args) {
   const int64_t threads = apply_threads(config.threads);
   if (args.steps < 1 || args.repeats < 1 || args.warmup < 0)
     throw ConfigError("bench: --steps and --repeats must be >= 1, --warmup >= 0");
-  if (config.task == Task::Classification && config.num_classes == 0)  // file data may leave it to training
+  if (config.task == Task::Classification &&
+      config.num_classes == 0)  // file data may leave it to training
     throw ConfigError("num_classes: bench draws random labels and needs it (--set num_classes=N)");
   // Random targets stand in for data: model.output_dim columns when given, else one.
-  const int64_t out = resolve_output_dim(config, config.model.output_dim > 0 ? config.model.output_dim : 1);
+  const int64_t out =
+      resolve_output_dim(config, config.model.output_dim > 0 ? config.model.output_dim : 1);
   config.model.output_dim = out;
   const json generation = time_generation(config, args);
-  std::unique_ptr<TrainingStream> stream;  // generator 2 makes one batch at a time, as streaming does
+  std::unique_ptr<TrainingStream>
+      stream;  // generator 2 makes one batch at a time, as streaming does
   if (config.data.source == DataSource::Synthetic && config.data.synthetic.generator >= 2)
     stream = std::make_unique<TrainingStream>(config);
 
@@ -192,36 +203,43 @@ json run_bench(const BenchArgs& args) {
 std::string bench_table(const json& r) {
   std::ostringstream out;
   char line[256];
-  std::snprintf(line, sizeof line, "%s (train %s, eval %s) on %s, %lld threads, %lld parameters, %.0f train FLOPs/sample, "
-                "matmul ceiling %.1f GFLOP/s, peak RSS %.0f MiB\n",
-                r["model"].get<std::string>().c_str(), r["train_path"].get<std::string>().c_str(),
-                r["eval_path"].get<std::string>().c_str(),
-                r["device"].get<std::string>().c_str(),
-                static_cast<long long>(r["threads"].get<int64_t>()),
-                static_cast<long long>(r["parameters"].get<int64_t>()),
-                r["train_flops_per_sample"].get<double>(), r["matmul_gflops"].get<double>(),
-                r["peak_rss_mb"].get<double>());
+  std::snprintf(
+      line, sizeof line,
+      "%s (train %s, eval %s) on %s, %lld threads, %lld parameters, %.0f train FLOPs/sample, "
+      "matmul ceiling %.1f GFLOP/s, peak RSS %.0f MiB\n",
+      r["model"].get<std::string>().c_str(), r["train_path"].get<std::string>().c_str(),
+      r["eval_path"].get<std::string>().c_str(), r["device"].get<std::string>().c_str(),
+      static_cast<long long>(r["threads"].get<int64_t>()),
+      static_cast<long long>(r["parameters"].get<int64_t>()),
+      r["train_flops_per_sample"].get<double>(), r["matmul_gflops"].get<double>(),
+      r["peak_rss_mb"].get<double>());
   out << line;
   const json& generation = r["generation"];
   if (!generation.is_null()) {
-    std::snprintf(line, sizeof line, "synthetic data (generator %lld): %.0f samples/s for a split of %lld rows\n",
+    std::snprintf(line, sizeof line,
+                  "synthetic data (generator %lld): %.0f samples/s for a split of %lld rows\n",
                   static_cast<long long>(generation["generator"].get<int64_t>()),
                   generation["samples_per_s"].get<double>(),
                   static_cast<long long>(generation["rows"].get<int64_t>()));
     out << line;
   }
-  std::snprintf(line, sizeof line, "%8s %16s %10s %10s %10s %16s %10s %18s\n", "batch", "train samples/s", "ms/step",
-                "GFLOP/s", "% ceiling", "eval samples/s", "GFLOP/s", "stream samples/s");
+  std::snprintf(line, sizeof line, "%8s %16s %10s %10s %10s %16s %10s %18s\n", "batch",
+                "train samples/s", "ms/step", "GFLOP/s", "% ceiling", "eval samples/s", "GFLOP/s",
+                "stream samples/s");
   out << line;
   const double ceiling = r["matmul_gflops"].get<double>();
   for (const auto& b : r["results"]) {
     const double gflops = b["train"]["gflops"].get<double>();
     const std::string stream_rate =
-        b.contains("stream") ? std::to_string(static_cast<long long>(b["stream"]["samples_per_s"].get<double>())) : "-";
-    std::snprintf(line, sizeof line, "%8lld %16.0f %10.3f %10.2f %9.1f%% %16.0f %10.2f %18s\n",
-                  static_cast<long long>(b["batch_size"].get<int64_t>()), b["train"]["samples_per_s"].get<double>(),
-                  b["train"]["ms_per_step"].get<double>(), gflops, ceiling > 0 ? 100 * gflops / ceiling : 0.0,
-                  b["eval"]["samples_per_s"].get<double>(), b["eval"]["gflops"].get<double>(), stream_rate.c_str());
+        b.contains("stream")
+            ? std::to_string(static_cast<long long>(b["stream"]["samples_per_s"].get<double>()))
+            : "-";
+    std::snprintf(
+        line, sizeof line, "%8lld %16.0f %10.3f %10.2f %9.1f%% %16.0f %10.2f %18s\n",
+        static_cast<long long>(b["batch_size"].get<int64_t>()),
+        b["train"]["samples_per_s"].get<double>(), b["train"]["ms_per_step"].get<double>(), gflops,
+        ceiling > 0 ? 100 * gflops / ceiling : 0.0, b["eval"]["samples_per_s"].get<double>(),
+        b["eval"]["gflops"].get<double>(), stream_rate.c_str());
     out << line;
   }
   return out.str();

@@ -79,7 +79,8 @@ Shard parse_shard(const std::string& text) {
     if (slash == std::string::npos) throw std::invalid_argument("no slash");
     shard.index = std::stoll(text.substr(0, slash), &used_k);
     shard.count = std::stoll(text.substr(slash + 1), &used_n);
-    if (used_k != slash || used_n != text.size() - slash - 1) throw std::invalid_argument("trailing");
+    if (used_k != slash || used_n != text.size() - slash - 1)
+      throw std::invalid_argument("trailing");
   } catch (const std::exception&) {
     throw ConfigError("--shard " + text + ": expected K/N, e.g. 0/4 (K from 0 to N-1)");
   }

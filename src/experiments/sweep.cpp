@@ -76,8 +76,10 @@ Plan plan_from_args(const SweepArgs& args) {
     const json file = read_json_file(args.sweep_file);
     if (!file.is_object()) throw ConfigError(args.sweep_file + ": expected a JSON object");
     for (const auto& item : file.items())
-      if (item.key() != "name" && item.key() != "base" && item.key() != "set" && item.key() != "grid")
-        throw ConfigError(args.sweep_file + ": " + item.key() + ": unknown key (known: name, base, set, grid)");
+      if (item.key() != "name" && item.key() != "base" && item.key() != "set" &&
+          item.key() != "grid")
+        throw ConfigError(args.sweep_file + ": " + item.key() +
+                          ": unknown key (known: name, base, set, grid)");
     plan.name = file.value("name", "");
     if (file.contains("base")) {
       const json& b = file["base"];
@@ -89,20 +91,26 @@ Plan plan_from_args(const SweepArgs& args) {
       } else if (b.is_object()) {
         plan.base = b;
       } else {
-        throw ConfigError(args.sweep_file + ": base: expected a config file path or a config object");
+        throw ConfigError(args.sweep_file +
+                          ": base: expected a config file path or a config object");
       }
     }
     if (file.contains("set")) {
-      if (!file["set"].is_object()) throw ConfigError(args.sweep_file + ": set: expected an object {key: value}");
-      for (const auto& item : file["set"].items()) plan.sets.push_back(item.key() + "=" + item.value().dump());
+      if (!file["set"].is_object())
+        throw ConfigError(args.sweep_file + ": set: expected an object {key: value}");
+      for (const auto& item : file["set"].items())
+        plan.sets.push_back(item.key() + "=" + item.value().dump());
     }
     if (file.contains("grid")) {
       // In the keys' alphabetical order (a JSON object's), which names the folders.
-      if (!file["grid"].is_object()) throw ConfigError(args.sweep_file + ": grid: expected an object {key: [values]}");
+      if (!file["grid"].is_object())
+        throw ConfigError(args.sweep_file + ": grid: expected an object {key: [values]}");
       for (const auto& item : file["grid"].items()) {
         if (!item.value().is_array() || item.value().empty())
-          throw ConfigError(args.sweep_file + ": grid." + item.key() + ": expected a non-empty list of values");
-        plan.axes.push_back({item.key(), std::vector<json>(item.value().begin(), item.value().end())});
+          throw ConfigError(args.sweep_file + ": grid." + item.key() +
+                            ": expected a non-empty list of values");
+        plan.axes.push_back(
+            {item.key(), std::vector<json>(item.value().begin(), item.value().end())});
       }
     }
   }
@@ -116,9 +124,12 @@ Plan plan_from_args(const SweepArgs& args) {
     GridAxis axis = parse_grid_axis(g);
     if (!command_line_keys.insert(axis.key).second)
       throw ConfigError("--grid " + axis.key + ": the key is given twice on the command line");
-    auto same = std::find_if(plan.axes.begin(), plan.axes.end(), [&](const GridAxis& a) { return a.key == axis.key; });
-    if (same != plan.axes.end()) *same = std::move(axis);
-    else plan.axes.push_back(std::move(axis));
+    auto same = std::find_if(plan.axes.begin(), plan.axes.end(),
+                             [&](const GridAxis& a) { return a.key == axis.key; });
+    if (same != plan.axes.end())
+      *same = std::move(axis);
+    else
+      plan.axes.push_back(std::move(axis));
   }
   if (plan.axes.empty()) throw ConfigError("--grid: a sweep needs at least one grid axis");
   plan.x = args.x;
@@ -132,7 +143,8 @@ Plan plan_from_args(const SweepArgs& args) {
 std::string sweep_file_text(const Plan& plan) {
   json grid = json::object(), axes = json::array();
   for (const auto& a : plan.axes) grid[a.key] = a.values, axes.push_back(a.key);
-  json doc = {{"name", plan.name}, {"base", plan.base}, {"set", plan.sets}, {"grid", grid}, {"axes", axes}};
+  json doc = {
+      {"name", plan.name}, {"base", plan.base}, {"set", plan.sets}, {"grid", grid}, {"axes", axes}};
   if (!plan.x.empty()) doc["x"] = plan.x;
   return doc.dump(2) + "\n";
 }
@@ -162,9 +174,7 @@ Plan plan_from_folder(const std::string& dir) {
     return plan;
   } catch (const nlohmann::json::exception& e) {
     throw ConfigError(file + ": not a sweep record: " + e.what());
-  } catch (const ConfigError& e) {
-    throw ConfigError(file + ": " + e.what());
-  }
+  } catch (const ConfigError& e) { throw ConfigError(file + ": " + e.what()); }
 }
 
 // The same base, overrides and grid values per key (the axes' order aside: records
@@ -224,7 +234,8 @@ RunStatus run_combination(const Plan& plan, size_t i, spdlog::logger& log) {
   std::error_code ec;
   TrainArgs train;
   if (fs::exists(RunPaths(run_dir.string()).last)) {
-    fs::remove(RunPaths(run_dir.string()).error, ec);  // an earlier attempt's; this one writes its own
+    fs::remove(RunPaths(run_dir.string()).error,
+               ec);  // an earlier attempt's; this one writes its own
     train.resume = RunPaths(run_dir.string()).last;
     if (plan.threads > 0) train.overrides.push_back("threads=" + std::to_string(plan.threads));
     log.info("{}: resuming", progress(plan, i));
@@ -235,7 +246,8 @@ RunStatus run_combination(const Plan& plan, size_t i, spdlog::logger& log) {
       const fs::path aside = run_dir.string() + ".failed-" + timestamp();
       fs::create_directories(aside, ec);
       for (const auto& entry : fs::directory_iterator(run_dir, ec))
-        if (entry.path().filename() != RunLock::kFileName) fs::rename(entry.path(), aside / entry.path().filename(), ec);
+        if (entry.path().filename() != RunLock::kFileName)
+          fs::rename(entry.path(), aside / entry.path().filename(), ec);
       log.info("{}: earlier attempt moved to {}", progress(plan, i), aside.string());
     }
     train.config_doc = plan.runs[i].second;
@@ -246,9 +258,7 @@ RunStatus run_combination(const Plan& plan, size_t i, spdlog::logger& log) {
   try {
     run_train(train);
     return RunStatus::Trained;
-  } catch (const Interrupted&) {
-    throw;
-  } catch (const std::exception& e) {
+  } catch (const Interrupted&) { throw; } catch (const std::exception& e) {
     log.error("{}: failed: {}", progress(plan, i), e.what());
     record_failure(run_dir, e.what());
     return RunStatus::Failed;
@@ -271,10 +281,12 @@ std::vector<std::string> worker_environment() {
 
 // Starts `executable sweep --out DIR --worker NAME` for combination i, its output to
 // log_file, in a process group of its own (a terminal's ^C reaches the sweep alone).
-pid_t spawn_worker(const Plan& plan, size_t i, const std::string& executable, std::vector<std::string> environment,
-                   const std::string& log_file) {
-  std::vector<std::string> argv_text{executable, "sweep", "--out", plan.dir, "--worker", plan.runs[i].first};
-  if (plan.threads > 0) argv_text.insert(argv_text.end(), {"--worker-threads", std::to_string(plan.threads)});
+pid_t spawn_worker(const Plan& plan, size_t i, const std::string& executable,
+                   std::vector<std::string> environment, const std::string& log_file) {
+  std::vector<std::string> argv_text{executable, "sweep",    "--out",
+                                     plan.dir,   "--worker", plan.runs[i].first};
+  if (plan.threads > 0)
+    argv_text.insert(argv_text.end(), {"--worker-threads", std::to_string(plan.threads)});
   std::vector<char*> argv, envp;
   for (auto& a : argv_text) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -282,7 +294,8 @@ pid_t spawn_worker(const Plan& plan, size_t i, const std::string& executable, st
   envp.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                   0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);  // no other file of the sweep's (its log)
   posix_spawnattr_t attributes;
@@ -290,10 +303,12 @@ pid_t spawn_worker(const Plan& plan, size_t i, const std::string& executable, st
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
   posix_spawnattr_setpgroup(&attributes, 0);
   pid_t pid = 0;
-  const int error = posix_spawn(&pid, executable.c_str(), &actions, &attributes, argv.data(), envp.data());
+  const int error =
+      posix_spawn(&pid, executable.c_str(), &actions, &attributes, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
-  if (error != 0) throw Error(executable + ": cannot start a sweep worker: " + std::strerror(error));
+  if (error != 0)
+    throw Error(executable + ": cannot start a sweep worker: " + std::strerror(error));
   return pid;
 }
 
@@ -302,8 +317,8 @@ pid_t spawn_worker(const Plan& plan, size_t i, const std::string& executable, st
 // OpenMP's passive wait policy: spinning OpenMP threads of several processes on the
 // same cores slowed training 100-fold (docs/performance.md). A stop signal is passed on
 // to the workers, which save and exit; then Interrupted.
-void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs, const std::string& executable,
-                 spdlog::logger& log, SweepOutcome& outcome) {
+void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs,
+                 const std::string& executable, spdlog::logger& log, SweepOutcome& outcome) {
   if (executable.empty()) throw Error("sweep --jobs: no mmfusion executable to start workers with");
   const fs::path logs = fs::path(plan.dir) / "logs";
   std::error_code ec;
@@ -335,19 +350,22 @@ void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs,
     if (code == 0) return count(outcome, RunStatus::Trained);
     if (code == kSweepWorkerBusy) return count(outcome, RunStatus::Busy);
     if (code == kSweepWorkerSkipped) return count(outcome, RunStatus::Skipped);
-    if (code == 130 || (WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT)))
+    if (code == 130 ||
+        (WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT)))
       return log.info("{}: stopped; rerun the sweep to continue it", progress(plan, i));
     count(outcome, RunStatus::Failed);
     const fs::path run_dir = run_dir_of(plan, i);
-    const std::string how = WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
-                                                : "exited with code " + std::to_string(code);
+    const std::string how = WIFSIGNALED(status)
+                                ? "was killed by signal " + std::to_string(WTERMSIG(status))
+                                : "exited with code " + std::to_string(code);
     log.error("{}: failed: its worker {}", progress(plan, i), how);
-    try {  // a worker that could not write it itself; under its lock, since another may hold it by now
+    try {  // a worker that could not write it itself; under its lock, since another may hold it by
+           // now
       RunLock lock(run_dir.string());
       if (!fs::exists(RunPaths(run_dir.string()).error))
-        record_failure(run_dir, "the worker process " + how + " (see " + (logs / (plan.runs[i].first + ".log")).string() + ")");
-    } catch (const RunFolderInUse&) {
-    }
+        record_failure(run_dir, "the worker process " + how + " (see " +
+                                    (logs / (plan.runs[i].first + ".log")).string() + ")");
+    } catch (const RunFolderInUse&) {}
   };
 
   size_t next = 0;
@@ -370,9 +388,12 @@ void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs,
     }
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid > 0 && running.count(pid)) finish(pid, status);
-    else if (pid == 0 || (pid < 0 && errno == EINTR)) ::usleep(100 * 1000);
-    else if (pid < 0) break;  // no children left
+    if (pid > 0 && running.count(pid))
+      finish(pid, status);
+    else if (pid == 0 || (pid < 0 && errno == EINTR))
+      ::usleep(100 * 1000);
+    else if (pid < 0)
+      break;  // no children left
   }
   if (stopping) throw Interrupted("sweep stopped by signal; rerun the same command to continue it");
 }
@@ -392,8 +413,10 @@ SweepOutcome run_sweep(const SweepArgs& args) {
     if (args.out.empty()) throw ConfigError("--worker needs --out DIR (the sweep folder)");
     Plan plan = plan_from_folder(args.out);
     plan.threads = args.worker_threads;
-    const auto it = std::find_if(plan.runs.begin(), plan.runs.end(), [&](const auto& r) { return r.first == args.worker; });
-    if (it == plan.runs.end()) throw ConfigError("--worker " + args.worker + ": not a combination of " + plan.dir);
+    const auto it = std::find_if(plan.runs.begin(), plan.runs.end(),
+                                 [&](const auto& r) { return r.first == args.worker; });
+    if (it == plan.runs.end())
+      throw ConfigError("--worker " + args.worker + ": not a combination of " + plan.dir);
     outcome.dir = plan.dir;
     outcome.runs = {args.worker};
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // its sweep gone (even killed), it saves and stops
@@ -401,7 +424,8 @@ SweepOutcome run_sweep(const SweepArgs& args) {
     count(outcome, run_combination(plan, it - plan.runs.begin(), *log));
     return outcome;
   }
-  if (args.jobs < 1) throw ConfigError("--jobs " + std::to_string(args.jobs) + ": expected 1 or more");
+  if (args.jobs < 1)
+    throw ConfigError("--jobs " + std::to_string(args.jobs) + ": expected 1 or more");
   const Shard shard = parse_shard(args.shard);
   Plan plan = plan_from_args(args);
   resolve_runs(plan);
@@ -430,7 +454,8 @@ SweepOutcome run_sweep(const SweepArgs& args) {
     std::error_code ec;
     fs::remove(mine, ec);
     if (!same_sweep(plan_from_folder(plan.dir), plan))
-      throw ConfigError("--shard " + args.shard + ": " + plan.dir + " holds another sweep (its " + kSweepFile +
+      throw ConfigError("--shard " + args.shard + ": " + plan.dir + " holds another sweep (its " +
+                        kSweepFile +
                         " gives another base, --set or grid); shards must run the same sweep");
   } else {
     atomic_write_text(record, sweep_file_text(plan));
@@ -438,7 +463,9 @@ SweepOutcome run_sweep(const SweepArgs& args) {
   auto log = make_logger((fs::path(plan.dir) / "sweep.log").string(), "sweep: ");
   log->info("{} of {} combinations in {}{}{}", indices.size(), plan.runs.size(), plan.dir,
             shard.count > 1 ? fmt::format(" (shard {}/{})", shard.index, shard.count) : "",
-            args.jobs > 1 ? fmt::format(", {} at once with {} threads each", args.jobs, plan.threads) : "");
+            args.jobs > 1
+                ? fmt::format(", {} at once with {} threads each", args.jobs, plan.threads)
+                : "");
   try {
     if (args.jobs > 1) {
       run_workers(plan, indices, args.jobs, args.executable, *log, outcome);
@@ -450,9 +477,10 @@ SweepOutcome run_sweep(const SweepArgs& args) {
     throw;
   }
   write_sweep_reports(plan.dir, plan.name, plan.axes, plan.task, plan.x);
-  log->info("done: {} trained, {} skipped, {} left to other processes, {} failed; results in {}/results.csv, "
-            "summary.md, chart.svg",
-            outcome.completed, outcome.skipped, outcome.busy, outcome.failed, plan.dir);
+  log->info(
+      "done: {} trained, {} skipped, {} left to other processes, {} failed; results in {}/results.csv, "
+      "summary.md, chart.svg",
+      outcome.completed, outcome.skipped, outcome.busy, outcome.failed, plan.dir);
   return outcome;
 }
 

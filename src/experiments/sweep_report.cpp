@@ -48,8 +48,10 @@ double relevance_score(const json& results, const std::string& block) {
 std::string format_stat(const Stats& s) {
   if (s.n == 0) return "-";
   char buf[64];
-  if (s.n == 1) std::snprintf(buf, sizeof buf, "%.4g", s.mean);  // one run has no spread
-  else std::snprintf(buf, sizeof buf, "%.4g ± %.2g", s.mean, s.std);
+  if (s.n == 1)
+    std::snprintf(buf, sizeof buf, "%.4g", s.mean);  // one run has no spread
+  else
+    std::snprintf(buf, sizeof buf, "%.4g ± %.2g", s.mean, s.std);
   return buf;
 }
 
@@ -67,7 +69,8 @@ const GridAxis* chart_x_axis(const std::vector<GridAxis>& axes, const std::strin
   const GridAxis* x_axis = nullptr;
   for (const auto& a : axes)  // the numeric axis with the most values
     if (a.key != "seed" && a.values.size() > 1 &&
-        std::all_of(a.values.begin(), a.values.end(), [](const json& v) { return v.is_number(); }) &&
+        std::all_of(a.values.begin(), a.values.end(),
+                    [](const json& v) { return v.is_number(); }) &&
         (!x_axis || a.values.size() > x_axis->values.size()))
       x_axis = &a;
   for (const auto& a : axes)
@@ -95,7 +98,8 @@ struct SweepRuns {
 
 SweepRuns read_runs(const std::string& dir, const std::vector<GridAxis>& axes) {
   SweepRuns runs;
-  runs.seed_in_grid = std::any_of(axes.begin(), axes.end(), [](const GridAxis& a) { return a.key == "seed"; });
+  runs.seed_in_grid =
+      std::any_of(axes.begin(), axes.end(), [](const GridAxis& a) { return a.key == "seed"; });
   for (const auto& c : grid_combinations(axes)) {
     RunRow row{c, combination_name(c), "missing", "", json(), json()};
     const fs::path run = fs::path(dir) / row.name;
@@ -137,10 +141,12 @@ std::string results_csv(const SweepRuns& runs, const std::vector<GridAxis>& axes
   for (const auto& r : runs.rows) {
     csv << csv_field(r.name);
     for (const auto& [key, value] : r.combination) csv << ',' << csv_field(value_text(value));
-    if (!runs.seed_in_grid) csv << ',' << (r.config.is_object() ? r.config.value("seed", json()).dump() : "");
+    if (!runs.seed_in_grid)
+      csv << ',' << (r.config.is_object() ? r.config.value("seed", json()).dump() : "");
     csv << ',' << r.status;
     const bool ok = r.ok();
-    csv << ',' << (ok ? r.results["best_epoch"].dump() : "") << ',' << (ok ? r.results["epochs"].dump() : "");
+    csv << ',' << (ok ? r.results["best_epoch"].dump() : "") << ','
+        << (ok ? r.results["epochs"].dump() : "");
     for (const auto& k : runs.metric_keys)
       csv << ',' << (ok && r.results["test"].contains(k) ? r.results["test"][k].dump() : "");
     for (const auto& b : runs.blocks) {
@@ -149,7 +155,8 @@ std::string results_csv(const SweepRuns& runs, const std::vector<GridAxis>& axes
     }
     csv << ',' << (ok ? r.results["parameters"]["total"].dump() : "") << ','
         << (ok ? r.results["train_seconds"].dump() : "") << ','
-        << (ok ? r.results.value("samples_per_s", json()).dump() : "") << ',' << csv_field(r.error) << "\n";
+        << (ok ? r.results.value("samples_per_s", json()).dump() : "") << ',' << csv_field(r.error)
+        << "\n";
   }
   return csv.str();
 }
@@ -170,7 +177,8 @@ struct SeedGroups {
     return g;
   }
   // `get` of every completed run of group g.
-  std::vector<double> collect(const Combination& g, const std::function<double(const json&)>& get) const {
+  std::vector<double> collect(const Combination& g,
+                              const std::function<double(const json&)>& get) const {
     std::vector<double> v;
     for (const auto& r : runs.rows)
       if (r.ok() && of(r.combination) == g) v.push_back(get(r.results));
@@ -181,8 +189,8 @@ struct SeedGroups {
 };
 
 // summary.md: mean +- std over seeds for every other combination.
-std::string summary_md(const SweepRuns& runs, const SeedGroups& groups, const std::vector<GridAxis>& axes,
-                       const std::string& name, Task task) {
+std::string summary_md(const SweepRuns& runs, const SeedGroups& groups,
+                       const std::vector<GridAxis>& axes, const std::string& name, Task task) {
   const std::vector<std::string>& main_metrics = headline_metrics(task);
   std::vector<std::string> group_keys;
   for (const auto& a : axes)
@@ -204,11 +212,15 @@ std::string summary_md(const SweepRuns& runs, const SeedGroups& groups, const st
     md << '|';
     for (const auto& kv : g) md << ' ' << value_text(kv.second) << " |";
     md << ' ' << groups.collect(g, [](const json&) { return 1.0; }).size() << " |";
-    for (const auto& m : main_metrics) md << ' ' << summary(g, [&](const json& r) { return r["test"].value(m, NAN); }) << " |";
-    const auto params = groups.collect(g, [](const json& r) { return r["parameters"]["total"].get<double>(); });
-    md << ' ' << (params.empty() ? std::string("-") : std::to_string(static_cast<int64_t>(params.front()))) << " |"
-       << ' ' << summary(g, [](const json& r) { return r["train_seconds"].get<double>(); }) << " |"
-       << ' ' << summary(g, [](const json& r) { return r.value("samples_per_s", NAN); }) << " |\n";
+    for (const auto& m : main_metrics)
+      md << ' ' << summary(g, [&](const json& r) { return r["test"].value(m, NAN); }) << " |";
+    const auto params =
+        groups.collect(g, [](const json& r) { return r["parameters"]["total"].get<double>(); });
+    md << ' '
+       << (params.empty() ? std::string("-") : std::to_string(static_cast<int64_t>(params.front())))
+       << " |" << ' ' << summary(g, [](const json& r) { return r["train_seconds"].get<double>(); })
+       << " |" << ' ' << summary(g, [](const json& r) { return r.value("samples_per_s", NAN); })
+       << " |\n";
   }
   if (!runs.blocks.empty()) {  // the relevance scores (InTense), mean +- std over seeds per block
     md << "\n## Relevance scores\n\n|";
@@ -220,7 +232,8 @@ std::string summary_md(const SweepRuns& runs, const SeedGroups& groups, const st
     for (const auto& g : groups.list) {
       md << '|';
       for (const auto& kv : g) md << ' ' << value_text(kv.second) << " |";
-      for (const auto& b : runs.blocks) md << ' ' << summary(g, [&](const json& r) { return relevance_score(r, b); }) << " |";
+      for (const auto& b : runs.blocks)
+        md << ' ' << summary(g, [&](const json& r) { return relevance_score(r, b); }) << " |";
       md << "\n";
     }
   }
@@ -228,7 +241,8 @@ std::string summary_md(const SweepRuns& runs, const SeedGroups& groups, const st
 }
 
 // chart.svg: the main metric against one axis, one line per other combination.
-std::string chart_svg(const SeedGroups& groups, const std::vector<GridAxis>& axes, Task task, const std::string& x) {
+std::string chart_svg(const SeedGroups& groups, const std::vector<GridAxis>& axes, Task task,
+                      const std::string& x) {
   const std::string metric = headline_metrics(task).front();
   const GridAxis* x_axis = chart_x_axis(axes, x);
   ChartOptions options;
@@ -246,13 +260,15 @@ std::string chart_svg(const SeedGroups& groups, const std::vector<GridAxis>& axe
     for (const auto& [key, value] : g) {
       if (x_axis && key == x_axis->key) {
         at = numeric_x ? value.get<double>()
-                       : double(std::find(x_axis->values.begin(), x_axis->values.end(), value) - x_axis->values.begin());
+                       : double(std::find(x_axis->values.begin(), x_axis->values.end(), value) -
+                                x_axis->values.begin());
         continue;
       }
       label += (label.empty() ? "" : ", ") + last_segment(key) + "=" + value_text(value);
     }
     if (label.empty()) label = metric;
-    const Stats s = stats(groups.collect(g, [&](const json& r) { return r["test"].value(metric, NAN); }));
+    const Stats s =
+        stats(groups.collect(g, [&](const json& r) { return r["test"].value(metric, NAN); }));
     if (!lines.count(label)) order.push_back(label), lines[label].name = label;
     auto& line = lines[label];
     line.x.push_back(at), line.y.push_back(s.mean), line.error.push_back(s.std);
@@ -264,12 +280,13 @@ std::string chart_svg(const SeedGroups& groups, const std::vector<GridAxis>& axe
 
 }  // namespace
 
-void write_sweep_reports(const std::string& dir, const std::string& name, const std::vector<GridAxis>& axes,
-                         Task task, const std::string& x) {
+void write_sweep_reports(const std::string& dir, const std::string& name,
+                         const std::vector<GridAxis>& axes, Task task, const std::string& x) {
   const SweepRuns runs = read_runs(dir, axes);
   const SeedGroups groups(runs);
   atomic_write_text((fs::path(dir) / "results.csv").string(), results_csv(runs, axes));
-  atomic_write_text((fs::path(dir) / "summary.md").string(), summary_md(runs, groups, axes, name, task));
+  atomic_write_text((fs::path(dir) / "summary.md").string(),
+                    summary_md(runs, groups, axes, name, task));
   atomic_write_text((fs::path(dir) / "chart.svg").string(), chart_svg(groups, axes, task, x));
 }
 

@@ -46,9 +46,11 @@ Tensor evaluate_mixed(StepRunner& runner, Task task, const Scaling& scaling, con
                       const torch::Device& device) {
   Dataset mixed;
   for (size_t m = 0; m < data.features.size(); ++m)
-    mixed.features.push_back(data.features[m].index_select(0, ((mask & (1u << m)) ? a : b)[static_cast<int64_t>(m)]));
+    mixed.features.push_back(
+        data.features[m].index_select(0, ((mask & (1u << m)) ? a : b)[static_cast<int64_t>(m)]));
   const Tensor out = predict(runner, mixed, batch_size, device);
-  return (task == Task::Classification ? torch::softmax(out, 1) : scaling.original_units(out)).to(torch::kCPU, torch::kFloat64);
+  return (task == Task::Classification ? torch::softmax(out, 1) : scaling.original_units(out))
+      .to(torch::kCPU, torch::kFloat64);
 }
 
 // {"share": x, "ci": [lo, hi] or null} from a point estimate and its bootstrap draws.
@@ -64,9 +66,12 @@ json with_interval(double share, std::vector<double> draws) {
   return {{"share", share}, {"ci", {quantile(0.025), quantile(0.975)}}};
 }
 
-std::string format_share(const json& v) { return v.is_number() ? fmt::format("{:.3f}", v.get<double>()) : "-"; }
+std::string format_share(const json& v) {
+  return v.is_number() ? fmt::format("{:.3f}", v.get<double>()) : "-";
+}
 std::string format_ci(const json& ci) {
-  return ci.is_array() ? fmt::format("[{:.3f}, {:.3f}]", ci[0].get<double>(), ci[1].get<double>()) : "";
+  return ci.is_array() ? fmt::format("[{:.3f}, {:.3f}]", ci[0].get<double>(), ci[1].get<double>())
+                       : "";
 }
 
 // LMF's own decomposition (docs/explain.md): per rank r, modality m contributes the
@@ -75,7 +80,8 @@ std::string format_ci(const json& ci) {
 // T_S = sum_r w_r prod_{m in S} (g - mu)_{m,r} prod_{m not in S} (b + mu)_{m,r}, mutually
 // orthogonal when the modalities are independent. Returns Var(head(T_S)) / Var f over the
 // rows, per subset mask (index 0 unused), in the model's own output units.
-std::vector<double> lmf_exact_shares(LMFImpl& lmf, const Dataset& data, const torch::Device& device) {
+std::vector<double> lmf_exact_shares(LMFImpl& lmf, const Dataset& data,
+                                     const torch::Device& device) {
   torch::InferenceMode guard;
   std::vector<Tensor> x;
   for (const auto& f : data.features) x.push_back(f.to(device));
@@ -98,7 +104,8 @@ std::vector<double> lmf_exact_shares(LMFImpl& lmf, const Dataset& data, const to
     for (size_t m = 1; m < M; ++m) t = t * ((s & (1u << m)) ? g_hat[m] : b_hat[m]);
     Tensor term = (t * rank_weights).sum(1);  // (N, fused)
     if (d.has_head()) term = term.matmul(d.head_weight.t());
-    shares[s] = variance > 0 ? term.to(torch::kFloat64).var(0, false).sum().item<double>() / variance : 0.0;
+    shares[s] =
+        variance > 0 ? term.to(torch::kFloat64).var(0, false).sum().item<double>() / variance : 0.0;
   }
   return shares;
 }
@@ -110,7 +117,8 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
   const int groups = static_cast<int>(raw.features.size());
   if (groups > kMaxSobolGroups)
     throw ConfigError("explain: " + std::to_string(groups) + " modalities; at most " +
-                      std::to_string(kMaxSobolGroups) + " are supported (the decomposition has 2^M subsets)");
+                      std::to_string(kMaxSobolGroups) +
+                      " are supported (the decomposition has 2^M subsets)");
   if (options.samples < 2) throw ConfigError("--samples: expected at least 2 row pairs");
   if (options.bootstrap < 0) throw ConfigError("--bootstrap: expected 0 or more resamples");
   const int64_t n = raw.size();
@@ -123,11 +131,13 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
   // modalities into the estimate (an additive model would show interactions).
   at::Generator gen = at::detail::createCPUGenerator(options.seed);
   const Tensor a = torch::randint(n, {groups, options.samples}, gen, torch::kInt64);
-  const Tensor b = (a + 1 + torch::randint(n - 1, {groups, options.samples}, gen, torch::kInt64)) % n;
+  const Tensor b =
+      (a + 1 + torch::randint(n - 1, {groups, options.samples}, gen, torch::kInt64)) % n;
 
   std::vector<Tensor> outputs(1u << groups);
   for (uint32_t mask = 0; mask < outputs.size(); ++mask)
-    outputs[mask] = evaluate_mixed(runner, task, scaling, data, a, b, mask, options.batch_size, device);
+    outputs[mask] =
+        evaluate_mixed(runner, task, scaling, data, a, b, mask, options.batch_size, device);
   std::vector<double> exact;
   auto& model = runner.model();
   if (auto* lmf = dynamic_cast<LMFImpl*>(&model)) {
@@ -140,7 +150,8 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
   const SobolIndices point = sobol_indices(outputs, groups);
   std::vector<SobolIndices> draws;
   for (int64_t r = 0; r < options.bootstrap; ++r)
-    draws.push_back(sobol_indices(outputs, groups, torch::randint(options.samples, {options.samples}, gen, torch::kInt64)));
+    draws.push_back(sobol_indices(
+        outputs, groups, torch::randint(options.samples, {options.samples}, gen, torch::kInt64)));
   auto collect = [&](auto pick) {
     std::vector<double> v;
     for (const auto& d : draws) v.push_back(pick(d));
@@ -151,7 +162,8 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
   const json relevance = relevance_json(model);  // the model's own scores (InTense), by block name
   json subsets = json::array();
   for (uint32_t s : subsets_in_order(groups)) {
-    json entry = with_interval(point.pure[s], collect([&](const SobolIndices& d) { return d.pure[s]; }));
+    json entry =
+        with_interval(point.pure[s], collect([&](const SobolIndices& d) { return d.pure[s]; }));
     const auto mods = members(s, names);
     subsets.push_back({{"name", subset_name(mods)},
                        {"modalities", mods},
@@ -160,7 +172,9 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
                        {"closed", point.closed[s]},
                        {"truth", nullptr}});
     if (!exact.empty()) subsets.back()["lmf_exact"] = exact[s];
-    if (!relevance.empty()) subsets.back()["relevance"] = relevance.value(subsets.back()["name"].get<std::string>(), json());
+    if (!relevance.empty())
+      subsets.back()["relevance"] =
+          relevance.value(subsets.back()["name"].get<std::string>(), json());
   }
   // Summaries as {key: share} (the format), their intervals beside as {key: ci}.
   json orders, orders_ci, total, total_ci, shapley, shapley_ci;
@@ -170,27 +184,31 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
   };
   for (int k = 0; k < groups; ++k)
     put(orders, orders_ci, std::to_string(k + 1),
-        with_interval(point.orders[k], collect([&](const SobolIndices& d) { return d.orders[k]; })));
+        with_interval(point.orders[k],
+                      collect([&](const SobolIndices& d) { return d.orders[k]; })));
   for (int m = 0; m < groups; ++m) {
-    put(total, total_ci, names[m], with_interval(point.total[m], collect([&](const SobolIndices& d) { return d.total[m]; })));
+    put(total, total_ci, names[m],
+        with_interval(point.total[m], collect([&](const SobolIndices& d) { return d.total[m]; })));
     put(shapley, shapley_ci, names[m],
-        with_interval(point.shapley[m], collect([&](const SobolIndices& d) { return d.shapley[m]; })));
+        with_interval(point.shapley[m],
+                      collect([&](const SobolIndices& d) { return d.shapley[m]; })));
   }
-  return {{"output", task == Task::Classification ? "predicted class probabilities" : "prediction"},
-          {"samples", options.samples},
-          {"rows", n},
-          {"bootstrap", options.bootstrap},
-          {"output_variance", point.variance},
-          {"assumption",
-           "pick-freeze over the product of the modalities' marginals: every modality of every evaluated "
-           "row drawn from its own random row, as if the modalities were independent"},
-          {"subsets", subsets},
-          {"orders", orders},
-          {"orders_ci", orders_ci},
-          {"total_effect", total},
-          {"total_effect_ci", total_ci},
-          {"shapley", shapley},
-          {"shapley_ci", shapley_ci}};
+  return {
+      {"output", task == Task::Classification ? "predicted class probabilities" : "prediction"},
+      {"samples", options.samples},
+      {"rows", n},
+      {"bootstrap", options.bootstrap},
+      {"output_variance", point.variance},
+      {"assumption",
+       "pick-freeze over the product of the modalities' marginals: every modality of every evaluated "
+       "row drawn from its own random row, as if the modalities were independent"},
+      {"subsets", subsets},
+      {"orders", orders},
+      {"orders_ci", orders_ci},
+      {"total_effect", total},
+      {"total_effect_ci", total_ci},
+      {"shapley", shapley},
+      {"shapley_ci", shapley_ci}};
 }
 
 void attach_truth(json& result, const json& truth) {
@@ -206,25 +224,28 @@ void attach_truth(json& result, const json& truth) {
 std::string explain_table(const json& r) {
   std::ostringstream out;
   out << fmt::format("{} of {}: {} row pairs from {} rows, output variance {:.4g}\n",
-                     r.value("output", std::string("prediction")), r.value("model", std::string("the model")),
-                     r["samples"].get<int64_t>(), r["rows"].get<int64_t>(), r["output_variance"].get<double>());
+                     r.value("output", std::string("prediction")),
+                     r.value("model", std::string("the model")), r["samples"].get<int64_t>(),
+                     r["rows"].get<int64_t>(), r["output_variance"].get<double>());
   // The model's own view beside the shares, when it has one: LMF's exact split, or
   // InTense's relevance scores (not shares of variance: docs/intense.md).
   const bool scores = !r["subsets"].empty() && r["subsets"][0].contains("relevance");
   const std::string own = scores ? "relevance" : "lmf_exact";
-  out << fmt::format("{:<28} {:>7} {:>18} {:>7} {:>9} {:>7}\n", "subset", "share", "95% interval", "closed",
-                     scores ? "relevance" : "LMF exact", "truth");
+  out << fmt::format("{:<28} {:>7} {:>18} {:>7} {:>9} {:>7}\n", "subset", "share", "95% interval",
+                     "closed", scores ? "relevance" : "LMF exact", "truth");
   for (const auto& s : r["subsets"])
     out << fmt::format("{:<28} {:>7} {:>18} {:>7.3f} {:>9} {:>7}\n", s["name"].get<std::string>(),
                        format_share(s["share"]), format_ci(s["ci"]), s["closed"].get<double>(),
                        format_share(s.value(own, json())), format_share(s["truth"]));
   for (const auto& [k, v] : r["orders"].items())
-    out << fmt::format("order {:<22} {:>7} {:>18}\n", k, format_share(v), format_ci(r["orders_ci"][k]));
+    out << fmt::format("order {:<22} {:>7} {:>18}\n", k, format_share(v),
+                       format_ci(r["orders_ci"][k]));
   for (const auto& s : r["subsets"]) {  // the modalities in the config's order
     if (s["modalities"].size() != 1) continue;
     const std::string m = s["name"].get<std::string>();
-    out << fmt::format("total effect {:<15} {:>7} {:>18}   Shapley {} {}\n", m, format_share(r["total_effect"][m]),
-                       format_ci(r["total_effect_ci"][m]), format_share(r["shapley"][m]), format_ci(r["shapley_ci"][m]));
+    out << fmt::format("total effect {:<15} {:>7} {:>18}   Shapley {} {}\n", m,
+                       format_share(r["total_effect"][m]), format_ci(r["total_effect_ci"][m]),
+                       format_share(r["shapley"][m]), format_ci(r["shapley_ci"][m]));
   }
   if (r.contains("truth") && !r["truth"].value("exact", false) && r["truth"]["why_not"].is_string())
     out << "no truth: " << r["truth"]["why_not"].get<std::string>() << "\n";
@@ -235,13 +256,15 @@ std::string explain_table(const json& r) {
 std::string explain_csv(const json& r) {
   std::ostringstream out;
   out << "kind,name,share,ci_low,ci_high,truth\n";
-  auto row = [&](const std::string& kind, const std::string& name, const json& share, const json& ci,
-                 const json& truth) {
+  auto row = [&](const std::string& kind, const std::string& name, const json& share,
+                 const json& ci, const json& truth) {
     out << kind << "," << name << "," << fmt::format("{:.6g}", share.get<double>()) << ","
-        << (ci.is_array() ? fmt::format("{:.6g},{:.6g}", ci[0].get<double>(), ci[1].get<double>()) : ",") << ","
-        << (truth.is_number() ? fmt::format("{:.6g}", truth.get<double>()) : "") << "\n";
+        << (ci.is_array() ? fmt::format("{:.6g},{:.6g}", ci[0].get<double>(), ci[1].get<double>())
+                          : ",")
+        << "," << (truth.is_number() ? fmt::format("{:.6g}", truth.get<double>()) : "") << "\n";
   };
-  for (const auto& s : r["subsets"]) row("subset", s["name"].get<std::string>(), s["share"], s["ci"], s["truth"]);
+  for (const auto& s : r["subsets"])
+    row("subset", s["name"].get<std::string>(), s["share"], s["ci"], s["truth"]);
   for (const auto& s : r["subsets"])
     if (s.value("relevance", json()).is_number())
       row("relevance", s["name"].get<std::string>(), s["relevance"], nullptr, nullptr);
@@ -253,12 +276,14 @@ std::string explain_csv(const json& r) {
 
 std::string explain_svg(const json& r) {
   ChartOptions o;
-  o.title = "Share of the " + r.value("output", std::string("prediction")) + "'s variance, by modality subset";
+  o.title = "Share of the " + r.value("output", std::string("prediction")) +
+            "'s variance, by modality subset";
   o.x_label = "modality subset (pure interaction)";
   o.y_label = "share of output variance";
   o.connect = false;
   o.width = std::max(640, 90 * static_cast<int>(r["subsets"].size()) + 240);
-  ChartSeries estimate{"explain (95% interval)", {}, {}, {}, {}, {}}, truth{"truth", {}, {}, {}, {}, {}},
+  ChartSeries estimate{"explain (95% interval)", {}, {}, {}, {}, {}},
+      truth{"truth", {}, {}, {}, {}, {}},
       relevance{"the model's relevance score", {}, {}, {}, {}, {}};
   for (const auto& s : r["subsets"]) {
     const double x = double(o.x_categories.size());
@@ -268,7 +293,8 @@ std::string explain_svg(const json& r) {
     estimate.low.push_back(s["ci"].is_array() ? s["ci"][0].get<double>() : NAN);
     estimate.high.push_back(s["ci"].is_array() ? s["ci"][1].get<double>() : NAN);
     if (s["truth"].is_number()) truth.x.push_back(x), truth.y.push_back(s["truth"].get<double>());
-    if (s.value("relevance", json()).is_number()) relevance.x.push_back(x), relevance.y.push_back(s["relevance"].get<double>());
+    if (s.value("relevance", json()).is_number())
+      relevance.x.push_back(x), relevance.y.push_back(s["relevance"].get<double>());
   }
   std::vector<ChartSeries> series{estimate};
   if (!truth.x.empty()) series.push_back(truth);

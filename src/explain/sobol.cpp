@@ -22,14 +22,15 @@ std::vector<double> shapley_values(const std::vector<double>& pure, int groups) 
   return phi;
 }
 
-SobolIndices sobol_indices(const std::vector<torch::Tensor>& outputs, int groups, const torch::Tensor& rows) {
+SobolIndices sobol_indices(const std::vector<torch::Tensor>& outputs, int groups,
+                           const torch::Tensor& rows) {
   if (groups < 1 || groups > kMaxSobolGroups)
     throw Error("variance decomposition: " + std::to_string(groups) + " groups; 1 to " +
                 std::to_string(kMaxSobolGroups) + " are supported (2^M subsets)");
   const uint32_t subsets = 1u << groups, all = subsets - 1;
   if (outputs.size() != subsets)
-    throw Error("variance decomposition: expected " + std::to_string(subsets) + " evaluations, got " +
-                std::to_string(outputs.size()));
+    throw Error("variance decomposition: expected " + std::to_string(subsets) +
+                " evaluations, got " + std::to_string(outputs.size()));
   auto column = [&](uint32_t mask) {
     auto y = outputs[mask].to(torch::kFloat64);
     if (y.dim() == 1) y = y.unsqueeze(1);
@@ -46,7 +47,8 @@ SobolIndices sobol_indices(const std::vector<torch::Tensor>& outputs, int groups
       const torch::Tensor ys = column(s);
       const auto mean = ((ya + ys) / 2).mean(0);
       const double covariance = ((ya * ys).mean(0) - mean * mean).sum().item<double>();
-      const double variance = (((ya * ya + ys * ys) / 2).mean(0) - mean * mean).sum().item<double>();
+      const double variance =
+          (((ya * ya + ys * ys) / 2).mean(0) - mean * mean).sum().item<double>();
       r.closed[s] = variance > 0 ? covariance / variance : 0.0;
     }
   }

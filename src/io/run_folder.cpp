@@ -104,7 +104,8 @@ RunLock::RunLock(const std::string& dir, Mode mode) {
   // longer in the folder. So the lock counts only on the file the path still names.
   for (;;) {
     held.fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (held.fd < 0) throw Error(file + ": cannot open the run folder's lock file: " + std::strerror(errno));
+    if (held.fd < 0)
+      throw Error(file + ": cannot open the run folder's lock file: " + std::strerror(errno));
     if (::flock(held.fd, (mode == Mode::Shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
       const int error = errno;
       const std::string owner = lock_owner(held.fd);
@@ -114,9 +115,10 @@ RunLock::RunLock(const std::string& dir, Mode mode) {
                              " (one writer per folder: wait for it to finish, or stop it)");
       throw Error(dir + ": cannot lock the run folder: " + std::strerror(error));
     }
-    struct stat locked {}, named {};
-    if (::fstat(held.fd, &locked) == 0 && ::stat(file.c_str(), &named) == 0 && locked.st_ino == named.st_ino &&
-        locked.st_dev == named.st_dev)
+    struct stat locked {
+    }, named{};
+    if (::fstat(held.fd, &locked) == 0 && ::stat(file.c_str(), &named) == 0 &&
+        locked.st_ino == named.st_ino && locked.st_dev == named.st_dev)
       break;
     ::close(held.fd);  // removed under us: lock the folder's file of now
     fs::create_directories(key, ec);
@@ -176,9 +178,11 @@ void RunLock::release() {
 std::string fresh_run_dir(const std::string& out, const std::string& name) {
   if (!out.empty()) {
     if (!is_empty_run_dir(out))
-      throw ConfigError("--out " + out + ": the folder exists and is not empty; an earlier run "
+      throw ConfigError("--out " + out +
+                        ": the folder exists and is not empty; an earlier run "
                         "is never overwritten (choose another folder, or continue that run with "
-                        "--resume " + RunPaths(out).last + ")");
+                        "--resume " +
+                        RunPaths(out).last + ")");
     return out;
   }
   const std::string base = (fs::path("runs") / (name + "-" + timestamp())).string();
@@ -189,9 +193,11 @@ std::string fresh_run_dir(const std::string& out, const std::string& name) {
 
 std::string resume_run_dir(const std::string& checkpoint) {
   const fs::path parent = fs::absolute(checkpoint).parent_path();
-  if (parent.filename() == RunPaths::kCheckpoints && fs::exists(parent.parent_path() / RunPaths::kConfig))
+  if (parent.filename() == RunPaths::kCheckpoints &&
+      fs::exists(parent.parent_path() / RunPaths::kConfig))
     return parent.parent_path().lexically_relative(fs::current_path()).string();
-  throw ConfigError("--resume " + checkpoint + ": cannot find its run folder (expected "
+  throw ConfigError("--resume " + checkpoint +
+                    ": cannot find its run folder (expected "
                     "DIR/checkpoints/NAME.pt beside DIR/config.json); pass --out DIR to "
                     "continue in a new folder");
 }
@@ -202,16 +208,17 @@ void create_run_dir(const RunPaths& paths, bool with_checkpoints) {
   if (ec) throw Error(paths.dir + ": cannot create the run folder: " + ec.message());
 }
 
-std::shared_ptr<spdlog::logger> make_logger(const std::string& log_file, const std::string& prefix) {
+std::shared_ptr<spdlog::logger> make_logger(const std::string& log_file,
+                                            const std::string& prefix) {
   std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
   if (!log_file.empty())
-    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, /*truncate=*/false));
+    sinks.push_back(
+        std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, /*truncate=*/false));
   auto logger = std::make_shared<spdlog::logger>("mmfusion", sinks.begin(), sinks.end());
   logger->set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] " + prefix + "%v");
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
   return logger;
 }
-
 
 }  // namespace mmfusion

@@ -16,8 +16,8 @@ constexpr double kArmijo = 1e-4;         // sufficient-decrease constant of the 
 constexpr int kMaxHalvings = 40;
 constexpr int64_t kDirectEigenSize = 1500;  // kernel PCA: full eigh up to this size
 constexpr int64_t kBlock = 12;              // subspace iteration block size
-constexpr int kSubspaceIterations = 60;    // at most
-constexpr uint64_t kSubspaceStart = 12345;   // seed of the random start block
+constexpr int kSubspaceIterations = 60;     // at most
+constexpr uint64_t kSubspaceStart = 12345;  // seed of the random start block
 constexpr int kMinSubspaceIterations = 4;
 constexpr double kSubspaceTolerance = 1e-10;  // relative change of the leading Ritz values
 
@@ -28,7 +28,8 @@ torch::Tensor squared_distances(const torch::Tensor& a, const torch::Tensor& b) 
 
 }  // namespace
 
-FittedKernel::FittedKernel(const KernelConfig& config, const torch::Tensor& train) : config_(config) {
+FittedKernel::FittedKernel(const KernelConfig& config, const torch::Tensor& train)
+    : config_(config) {
   const auto x = train.to(torch::kFloat64);
   if (config_.type == KernelType::RBF) {
     gamma_ = config_.gamma;
@@ -40,7 +41,8 @@ FittedKernel::FittedKernel(const KernelConfig& config, const torch::Tensor& trai
       gamma_ = (median > 0 ? 1.0 / median : 1.0) * config_.gamma_scale;
     }
   }
-  if (config_.normalize == KernelNormalize::UnitTrace) trace_scale_ = std::max(1e-12, self_similarity(x).mean().item<double>());
+  if (config_.normalize == KernelNormalize::UnitTrace)
+    trace_scale_ = std::max(1e-12, self_similarity(x).mean().item<double>());
 }
 
 torch::Tensor FittedKernel::raw(const torch::Tensor& a, const torch::Tensor& b) const {
@@ -91,8 +93,8 @@ KRRSolution krr_solve(const torch::Tensor& K, const torch::Tensor& Y, double lam
   return s;
 }
 
-std::vector<double> krr_gradient(const std::vector<torch::Tensor>& kernels, const torch::Tensor& alpha,
-                                 double lambda) {
+std::vector<double> krr_gradient(const std::vector<torch::Tensor>& kernels,
+                                 const torch::Tensor& alpha, double lambda) {
   std::vector<double> g;
   for (const auto& K : kernels) g.push_back(-lambda * (alpha * K.mm(alpha)).sum().item<double>());
   return g;
@@ -102,8 +104,10 @@ torch::Tensor combine(const std::vector<torch::Tensor>& kernels, const std::vect
   torch::Tensor K;  // the first weighted kernel written, not added to zeros
   for (size_t m = 0; m < kernels.size(); ++m) {
     if (theta[m] == 0) continue;
-    if (K.defined()) K.add_(kernels[m], theta[m]);
-    else K = kernels[m] * theta[m];
+    if (K.defined())
+      K.add_(kernels[m], theta[m]);
+    else
+      K = kernels[m] * theta[m];
   }
   return K.defined() ? K : torch::zeros_like(kernels.front());
 }
@@ -229,7 +233,8 @@ double simple_mkl_kkt_gap(const std::vector<double>& theta, const std::vector<do
   return gap / g_scale;
 }
 
-torch::Tensor krr_hessian(const std::vector<torch::Tensor>& kernels, const KRRSolution& s, double lambda) {
+torch::Tensor krr_hessian(const std::vector<torch::Tensor>& kernels, const KRRSolution& s,
+                          double lambda) {
   const int64_t M = static_cast<int64_t>(kernels.size());
   std::vector<torch::Tensor> v, w;  // K_m alpha, (K + lambda I)^-1 K_m alpha
   for (const auto& K : kernels) {
@@ -250,7 +255,8 @@ namespace {
 // SimpleMKL's reduced gradient (Rakotomamonjy et al. 2008): mu = the largest weight,
 // eliminated through the equality constraint; a zero weight whose gradient exceeds mu's
 // stays put.
-std::vector<double> reduced_gradient_direction(const std::vector<double>& theta, const std::vector<double>& g) {
+std::vector<double> reduced_gradient_direction(const std::vector<double>& theta,
+                                               const std::vector<double>& g) {
   const size_t M = theta.size();
   const size_t mu = std::max_element(theta.begin(), theta.end()) - theta.begin();
   std::vector<double> D(M, 0.0);
@@ -264,12 +270,13 @@ std::vector<double> reduced_gradient_direction(const std::vector<double>& theta,
   return D;
 }
 
-// The Newton step of J on the simplex's face (krr_hessian). Over the free weights (the positive ones,
-// and zero ones whose gradient lies below the support's smallest, which would enter) it
+// The Newton step of J on the simplex's face (krr_hessian). Over the free weights (the positive
+// ones, and zero ones whose gradient lies below the support's smallest, which would enter) it
 // solves [H 1; 1' 0] [d; nu] = [-g; 0]: the minimum of the quadratic model with sum d = 0.
 // Empty when that system is singular or d does not descend.
-std::vector<double> reduced_newton_direction(const std::vector<torch::Tensor>& kernels, const KRRSolution& s,
-                                             double lambda, const std::vector<double>& theta,
+std::vector<double> reduced_newton_direction(const std::vector<torch::Tensor>& kernels,
+                                             const KRRSolution& s, double lambda,
+                                             const std::vector<double>& theta,
                                              const std::vector<double>& g) {
   const size_t M = theta.size();
   double support_min = INFINITY;
@@ -314,8 +321,8 @@ std::vector<double> reduced_newton_direction(const std::vector<torch::Tensor>& k
 
 }  // namespace
 
-MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y, double lambda,
-                     int64_t max_iter, double tol) {
+MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y,
+                     double lambda, int64_t max_iter, double tol) {
   const size_t M = kernels.size();
   MKLResult r;
   r.theta.assign(M, 1.0 / double(M));
@@ -371,14 +378,17 @@ MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Ten
     const double end_slope = slope_at(next_g);
     bool accepted = trial.objective <= s.objective + kArmijo * gamma_max * slope;
     double gamma = gamma_max;
-    if (!accepted) gamma = end_slope > 0 ? gamma_max * slope / (slope - end_slope)  // in (0, gamma_max)
-                                         : 0.5 * gamma_max;
+    if (!accepted)
+      gamma = end_slope > 0 ? gamma_max * slope / (slope - end_slope)  // in (0, gamma_max)
+                            : 0.5 * gamma_max;
     for (int k = 0; k < kMaxHalvings && !accepted; ++k) {
       weights_at(gamma, next);
       trial = krr_solve(combine(kernels, next), Y, lambda);
       accepted = trial.objective <= s.objective + kArmijo * gamma * slope;
-      if (accepted) next_g = krr_gradient(kernels, trial.alpha, lambda);
-      else gamma *= 0.5;
+      if (accepted)
+        next_g = krr_gradient(kernels, trial.alpha, lambda);
+      else
+        gamma *= 0.5;
     }
     if (!accepted) {
       r.stop_reason = "line search found no decrease (numerical precision)";
@@ -400,7 +410,8 @@ MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Ten
   return r;
 }
 
-MKLResult learn_weights(const MKLConfig& c, const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y) {
+MKLResult learn_weights(const MKLConfig& c, const std::vector<torch::Tensor>& kernels,
+                        const torch::Tensor& Y) {
   switch (c.solver) {
     case MKLSolver::LP: return lp_mkl(kernels, Y, c.lambda, c.p, c.max_iter, c.tol);
     case MKLSolver::Simple: return simple_mkl(kernels, Y, c.lambda, c.max_iter, c.tol);
@@ -417,16 +428,18 @@ MKLResult learn_weights(const MKLConfig& c, const std::vector<torch::Tensor>& ke
   return r;
 }
 
-torch::Tensor centre_test_kernel(const torch::Tensor& test_kernel, const torch::Tensor& train_kernel) {
-  return test_kernel - train_kernel.mean(0).unsqueeze(0) - test_kernel.mean(1, true) + train_kernel.mean();
+torch::Tensor centre_test_kernel(const torch::Tensor& test_kernel,
+                                 const torch::Tensor& train_kernel) {
+  return test_kernel - train_kernel.mean(0).unsqueeze(0) - test_kernel.mean(1, true) +
+         train_kernel.mean();
 }
 
 KernelPCA fit_kernel_pca(const torch::Tensor& K, int64_t components) {
   KernelPCA pca;
   pca.train_kernel_col_mean = K.mean(0);
   pca.train_kernel_mean = K.mean().item<double>();
-  const auto Kc = K - pca.train_kernel_col_mean.unsqueeze(0) - pca.train_kernel_col_mean.unsqueeze(1) +
-                  pca.train_kernel_mean;
+  const auto Kc = K - pca.train_kernel_col_mean.unsqueeze(0) -
+                  pca.train_kernel_col_mean.unsqueeze(1) + pca.train_kernel_mean;
   const int64_t n = K.size(0);
   const int64_t k = std::min(components, n);
   torch::Tensor values, vectors;  // ascending
@@ -440,15 +453,19 @@ KernelPCA fit_kernel_pca(const torch::Tensor& K, int64_t components) {
     // gives for a small product more) agree with the previous iteration's to
     // kSubspaceTolerance: the iterations were a fixed 60 before, most of the mkl
     // command's time (a thin product re-packs the whole n x n kernel each time).
-    at::Generator gen = at::detail::createCPUGenerator(kSubspaceStart);  // a fixed start: same input, same result
-    auto Q = std::get<0>(torch::linalg_qr(torch::randn({n, std::max(kBlock, k)}, gen, torch::kFloat64).to(Kc.device())));
+    at::Generator gen =
+        at::detail::createCPUGenerator(kSubspaceStart);  // a fixed start: same input, same result
+    auto Q = std::get<0>(torch::linalg_qr(
+        torch::randn({n, std::max(kBlock, k)}, gen, torch::kFloat64).to(Kc.device())));
     torch::Tensor previous;
     for (int it = 0; it < kSubspaceIterations; ++it) {
       const auto KQ = Kc.mm(Q);
       const auto ritz = std::get<0>(torch::linalg_eigh(Q.t().mm(KQ)));  // ascending
       const auto leading = ritz.slice(0, ritz.size(0) - k);
       const bool settled = previous.defined() &&
-                           ((leading - previous).abs() <= kSubspaceTolerance * leading.abs().max()).all().item<bool>();
+                           ((leading - previous).abs() <= kSubspaceTolerance * leading.abs().max())
+                               .all()
+                               .item<bool>();
       previous = leading;
       if (settled && it >= kMinSubspaceIterations) break;
       Q = std::get<0>(torch::linalg_qr(KQ));
@@ -463,17 +480,21 @@ KernelPCA fit_kernel_pca(const torch::Tensor& K, int64_t components) {
   return pca;
 }
 
-torch::Tensor KernelPCA::train_coordinates() const { return eigenvectors * eigenvalues.sqrt().unsqueeze(0); }
+torch::Tensor KernelPCA::train_coordinates() const {
+  return eigenvectors * eigenvalues.sqrt().unsqueeze(0);
+}
 
 torch::Tensor KernelPCA::project(const torch::Tensor& Kt) const {
-  const auto centred = Kt - train_kernel_col_mean.unsqueeze(0) - Kt.mean(1, true) + train_kernel_mean;
+  const auto centred =
+      Kt - train_kernel_col_mean.unsqueeze(0) - Kt.mean(1, true) + train_kernel_mean;
   return centred.mm(eigenvectors) / eigenvalues.sqrt().unsqueeze(0);
 }
 
 double separability(Task task, const torch::Tensor& train_xy, const torch::Tensor& train_y,
                     const torch::Tensor& test_xy, const torch::Tensor& test_y) {
   if (task == Task::Classification) {
-    const int64_t classes = std::max(train_y.max().item<int64_t>(), test_y.max().item<int64_t>()) + 1;
+    const int64_t classes =
+        std::max(train_y.max().item<int64_t>(), test_y.max().item<int64_t>()) + 1;
     auto means = torch::full({classes, train_xy.size(1)}, INFINITY, train_xy.options());
     for (int64_t c = 0; c < classes; ++c) {
       const auto rows = train_xy.index({train_y == c});
@@ -482,8 +503,11 @@ double separability(Task task, const torch::Tensor& train_xy, const torch::Tenso
     const auto predicted = torch::cdist(test_xy, means).nan_to_num(INFINITY).argmin(1);
     return (predicted == test_y).to(torch::kFloat64).mean().item<double>();
   }
-  auto design = [](const torch::Tensor& xy) { return torch::cat({torch::ones({xy.size(0), 1}, xy.options()), xy}, 1); };
-  const auto y = train_y.reshape({train_y.size(0), -1}).select(1, 0).to(torch::kFloat64).unsqueeze(1);
+  auto design = [](const torch::Tensor& xy) {
+    return torch::cat({torch::ones({xy.size(0), 1}, xy.options()), xy}, 1);
+  };
+  const auto y =
+      train_y.reshape({train_y.size(0), -1}).select(1, 0).to(torch::kFloat64).unsqueeze(1);
   const auto coef = std::get<0>(torch::linalg_lstsq(design(train_xy), y));
   const auto t = test_y.reshape({test_y.size(0), -1}).select(1, 0).to(torch::kFloat64);
   const auto pred = design(test_xy).mm(coef).squeeze(1);
@@ -491,8 +515,8 @@ double separability(Task task, const torch::Tensor& train_xy, const torch::Tenso
   return ss_tot > 0 ? 1.0 - (t - pred).pow(2).sum().item<double>() / ss_tot : 0.0;
 }
 
-std::vector<double> component_shares(const std::vector<torch::Tensor>& kernels, const std::vector<double>& theta,
-                                     const torch::Tensor& alpha) {
+std::vector<double> component_shares(const std::vector<torch::Tensor>& kernels,
+                                     const std::vector<double>& theta, const torch::Tensor& alpha) {
   std::vector<torch::Tensor> parts;
   torch::Tensor total = torch::zeros({kernels.front().size(0), alpha.size(1)}, alpha.options());
   for (size_t k = 0; k < kernels.size(); ++k) {
@@ -502,18 +526,21 @@ std::vector<double> component_shares(const std::vector<torch::Tensor>& kernels, 
   const double variance = total.var(0, /*unbiased=*/false).sum().item<double>();
   std::vector<double> shares;
   for (const auto& f : parts)
-    shares.push_back(variance > 0 ? f.var(0, /*unbiased=*/false).sum().item<double>() / variance : 0.0);
+    shares.push_back(variance > 0 ? f.var(0, /*unbiased=*/false).sum().item<double>() / variance
+                                  : 0.0);
   return shares;
 }
 
-std::vector<torch::Tensor> anova_centre(const torch::Tensor& train, const std::vector<torch::Tensor>& rows) {
+std::vector<torch::Tensor> anova_centre(const torch::Tensor& train,
+                                        const std::vector<torch::Tensor>& rows) {
   std::vector<torch::Tensor> out{torch::Tensor()};
   for (const auto& r : rows) out.push_back(centre_test_kernel(r, train));
   out[0] = centre_test_kernel(train, train);
   return out;
 }
 
-torch::Tensor product_kernel(const std::vector<torch::Tensor>& base, const std::vector<size_t>& of) {
+torch::Tensor product_kernel(const std::vector<torch::Tensor>& base,
+                             const std::vector<size_t>& of) {
   torch::Tensor K = base.at(of.at(0)).clone();
   for (size_t i = 1; i < of.size(); ++i) K.mul_(base.at(of[i]));
   return K;

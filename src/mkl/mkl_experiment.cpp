@@ -29,9 +29,11 @@ namespace {
 
 // Targets as KRR sees them: regression, the centred target columns; classification,
 // one-vs-rest +-1 columns.
-torch::Tensor krr_targets(const ExperimentConfig& c, const torch::Tensor& target, const torch::Tensor& mean) {
+torch::Tensor krr_targets(const ExperimentConfig& c, const torch::Tensor& target,
+                          const torch::Tensor& mean) {
   if (c.task == Task::Classification) {
-    auto y = -torch::ones({target.size(0), c.num_classes}, torch::TensorOptions(torch::kFloat64).device(target.device()));
+    auto y = -torch::ones({target.size(0), c.num_classes},
+                          torch::TensorOptions(torch::kFloat64).device(target.device()));
     y.scatter_(1, target.unsqueeze(1), 1.0);
     return y;
   }
@@ -89,7 +91,8 @@ KernelSet build_kernels(const ExperimentConfig& config, const Dataset& train, co
 
 // Refuses a problem whose kernel matrices would need more than mkl.max_memory_gb.
 void check_mkl_memory(const MKLConfig& mc, int64_t n, int64_t kernel_count, int64_t other_rows) {
-  const double need = mkl_memory_bytes(n, kernel_count, other_rows), limit = mc.max_memory_gb * double(1ULL << 30);
+  const double need = mkl_memory_bytes(n, kernel_count, other_rows),
+               limit = mc.max_memory_gb * double(1ULL << 30);
   if (need > limit)
     throw ConfigError(fmt::format(
         "mkl.train_size: {} training points need {:.1f} GiB of kernel matrices ({} kernels over them and {} "
@@ -103,10 +106,14 @@ void check_mkl_memory(const MKLConfig& mc, int64_t n, int64_t kernel_count, int6
 // fixed kernel weights kernel ridge predictions are linear in it.
 DataSplits mkl_splits(ExperimentConfig& config) {
   const MKLConfig& mc = config.mkl;
-  const int64_t kernel_count = static_cast<int64_t>(config.data.modalities.size() + mc.interactions.size());
-  auto points = [&](int64_t available) { return mc.train_size > 0 ? std::min(mc.train_size, available) : available; };
+  const int64_t kernel_count =
+      static_cast<int64_t>(config.data.modalities.size() + mc.interactions.size());
+  auto points = [&](int64_t available) {
+    return mc.train_size > 0 ? std::min(mc.train_size, available) : available;
+  };
   if (config.data.source == DataSource::Synthetic)  // before generating
-    check_mkl_memory(mc, points(config.data.train_size), kernel_count, config.data.val_size + config.data.test_size);
+    check_mkl_memory(mc, points(config.data.train_size), kernel_count,
+                     config.data.val_size + config.data.test_size);
   DataSplits data = load_splits(config);
   resolve_num_classes(config, data);
   const int64_t n = points(data.train.size());
@@ -128,8 +135,9 @@ struct WeightingResults {
 };
 
 // The scores of KRR targets y (centred by `offset`, when defined) at weights theta.
-WeightingResults evaluate_weightings(const ExperimentConfig& config, const KernelSet& ks, const MKLResult& learned,
-                                     const torch::Tensor& Y, const torch::Tensor& offset, const Dataset& train,
+WeightingResults evaluate_weightings(const ExperimentConfig& config, const KernelSet& ks,
+                                     const MKLResult& learned, const torch::Tensor& Y,
+                                     const torch::Tensor& offset, const Dataset& train,
                                      const Dataset& val, const Dataset& test, spdlog::logger& log) {
   const bool classification = config.task == Task::Classification;
   const std::string headline = headline_metrics(config.task).front();  // mse or accuracy
@@ -150,15 +158,17 @@ WeightingResults evaluate_weightings(const ExperimentConfig& config, const Kerne
     const std::string label = kernel_label(ks.names, w);
     const auto K = combine(ks.train, theta);
     // The learner's own solution at its final weights, where this is that combination.
-    const auto alpha = theta == learned.theta ? learned.alpha : krr_solve(K, Y, config.mkl.lambda).alpha;
+    const auto alpha =
+        theta == learned.theta ? learned.alpha : krr_solve(K, Y, config.mkl.lambda).alpha;
     auto scores_for = [&](const torch::Tensor& Kx) {
       auto s = Kx.mm(alpha);
       return offset.defined() ? s + offset : s;
     };
     const auto test_scores = scores_for(combine(ks.test, theta));
-    r.metrics[label] = {{"train", task_metrics(config.task, scores_for(K), train.target)},
-                        {"val", task_metrics(config.task, scores_for(combine(ks.val, theta)), val.target)},
-                        {"test", task_metrics(config.task, test_scores, test.target)}};
+    r.metrics[label] = {
+        {"train", task_metrics(config.task, scores_for(K), train.target)},
+        {"val", task_metrics(config.task, scores_for(combine(ks.val, theta)), val.target)},
+        {"test", task_metrics(config.task, test_scores, test.target)}};
     if (label == "uniform") continue;
     if (label == "learned") {
       r.learned_test_scores = test_scores;
@@ -170,12 +180,16 @@ WeightingResults evaluate_weightings(const ExperimentConfig& config, const Kerne
     const double score = separability(config.task, train_xy, train.target, test_xy, test.target);
     r.separability[label] = score;
     const auto xy = test_xy.cpu().contiguous();
-    const auto t = test.target.cpu().to(torch::kFloat64).reshape({test.size(), -1}).select(1, 0).contiguous();
+    const auto t =
+        test.target.cpu().to(torch::kFloat64).reshape({test.size(), -1}).select(1, 0).contiguous();
     ScatterPanel panel{label + (classification ? ": NCM accuracy " : ": linear R2 ") +
                            format_number(std::round(score * 1000) / 1000),
-                       {}, {}, {}};
+                       {},
+                       {},
+                       {}};
     for (int64_t i = 0; i < xy.size(0); ++i) {
-      const double x0 = xy[i][0].item<double>(), x1 = xy.size(1) > 1 ? xy[i][1].item<double>() : 0.0;
+      const double x0 = xy[i][0].item<double>(),
+                   x1 = xy.size(1) > 1 ? xy[i][1].item<double>() : 0.0;
       const double v = t[i].item<double>();
       panel.x.push_back(x0), panel.y.push_back(x1), panel.value.push_back(v);
       kpca_csv << label << ',' << i << ',' << format_number(x0) << ',' << format_number(x1) << ','
@@ -185,7 +199,8 @@ WeightingResults evaluate_weightings(const ExperimentConfig& config, const Kerne
     log.info("{:>8}: test {} {:.4f}, kPCA separability {:.3f}", label, headline,
              r.metrics[label]["test"][headline].get<double>(), score);
   }
-  log.info("{:>8}: test {} {:.4f}", "uniform", headline, r.metrics["uniform"]["test"][headline].get<double>());
+  log.info("{:>8}: test {} {:.4f}", "uniform", headline,
+           r.metrics["uniform"]["test"][headline].get<double>());
   r.kpca_csv = kpca_csv.str();
   return r;
 }
@@ -193,16 +208,21 @@ WeightingResults evaluate_weightings(const ExperimentConfig& config, const Kerne
 // Each kernel's component of the learned prediction, with the generator's truth where it
 // has one (docs/mkl.md: the shares are Sobol shares only with centred kernels); and the
 // note on the truth (null when it is known and comparable).
-std::pair<json, json> component_table(const ExperimentConfig& config, const KernelSet& ks, const MKLResult& learned,
-                                      const std::vector<double>& shares, spdlog::logger& log) {
+std::pair<json, json> component_table(const ExperimentConfig& config, const KernelSet& ks,
+                                      const MKLResult& learned, const std::vector<double>& shares,
+                                      spdlog::logger& log) {
   const bool synthetic = config.data.source == DataSource::Synthetic;
-  const SyntheticTruth truth = synthetic ? synthetic_truth(config.data, config.seed) : SyntheticTruth{};
+  const SyntheticTruth truth =
+      synthetic ? synthetic_truth(config.data, config.seed) : SyntheticTruth{};
   std::string note;
-  if (!synthetic) note = "file data: the truth is not known";
-  else if (!truth.exact) note = truth.why_not;
+  if (!synthetic)
+    note = "file data: the truth is not known";
+  else if (!truth.exact)
+    note = truth.why_not;
   else if (config.task == Task::Classification)
-    note = "classification: the truth splits the continuous target the classes are cut from, the shares "
-           "split the class scores";
+    note =
+        "classification: the truth splits the continuous target the classes are cut from, the shares "
+        "split the class scores";
   json components = json::array();
   log.info("{:<24} {:>8} {:>8} {:>8}", "component", "weight", "share", "truth");
   for (size_t k = 0; k < ks.names.size(); ++k) {
@@ -212,8 +232,11 @@ std::pair<json, json> component_table(const ExperimentConfig& config, const Kern
       for (const auto& s : truth.subsets)
         if (s.modalities == ks.members[k]) t = s.share;
     }
-    components.push_back({{"name", ks.names[k]}, {"modalities", ks.members[k]}, {"weight", learned.theta[k]},
-                          {"share", shares[k]}, {"truth", t}});
+    components.push_back({{"name", ks.names[k]},
+                          {"modalities", ks.members[k]},
+                          {"weight", learned.theta[k]},
+                          {"share", shares[k]},
+                          {"truth", t}});
     log.info("{:<24} {:>8.4f} {:>8.4f} {:>8}", ks.names[k], learned.theta[k], shares[k],
              t.is_number() ? fmt::format("{:.4f}", t.get<double>()) : "-");
   }
@@ -222,14 +245,16 @@ std::pair<json, json> component_table(const ExperimentConfig& config, const Kern
 }
 
 // predictions.csv: the learned combination's predictions on the test split.
-std::string predictions_csv(bool classification, const torch::Tensor& test_scores, const torch::Tensor& test_target) {
+std::string predictions_csv(bool classification, const torch::Tensor& test_scores,
+                            const torch::Tensor& test_target) {
   std::ostringstream csv;
   const auto scores = test_scores.cpu().contiguous();
   const auto target = test_target.cpu();
   csv << "index,prediction,target\n";
   for (int64_t i = 0; i < scores.size(0); ++i) {
     if (classification)
-      csv << i << ',' << scores[i].argmax().item<int64_t>() << ',' << target[i].item<int64_t>() << "\n";
+      csv << i << ',' << scores[i].argmax().item<int64_t>() << ',' << target[i].item<int64_t>()
+          << "\n";
     else
       csv << i << ',' << format_number(scores[i][0].item<double>()) << ','
           << format_number(target[i][0].item<double>()) << "\n";
@@ -251,14 +276,17 @@ json run_mkl(const MKLArgs& args) {
   create_run_dir(paths, /*with_checkpoints=*/false);  // MKL writes no checkpoint
   atomic_write_text(paths.config, to_json(config).dump(2) + "\n");
   auto log = make_logger(paths.log);
-  log->info("mmfusion {}: MKL ({}) on {} training points, {} kernels ({} of them products){}, into {}", kVersion,
-            to_string(mc.solver), n, config.data.modalities.size() + mc.interactions.size(), mc.interactions.size(),
-            mc.centre ? ", ANOVA-centred" : "", dir);
+  log->info(
+      "mmfusion {}: MKL ({}) on {} training points, {} kernels ({} of them products){}, into {}",
+      kVersion, to_string(mc.solver), n, config.data.modalities.size() + mc.interactions.size(),
+      mc.interactions.size(), mc.centre ? ", ANOVA-centred" : "", dir);
 
   const auto start = std::chrono::steady_clock::now();
   const bool classification = config.task == Task::Classification;
-  const Dataset train = data.train.to(device), val = data.val.to(device), test = data.test.to(device);
-  const auto y_mean = classification ? torch::Tensor() : train.target.to(torch::kFloat64).mean(0, true);
+  const Dataset train = data.train.to(device), val = data.val.to(device),
+                test = data.test.to(device);
+  const auto y_mean =
+      classification ? torch::Tensor() : train.target.to(torch::kFloat64).mean(0, true);
   auto Y = krr_targets(config, train.target, y_mean);
   // Centred kernels have no constant function: every score has mean zero over the training
   // points. Classification's +-1 targets are centred too then, their means added back.
@@ -272,14 +300,17 @@ json run_mkl(const MKLArgs& args) {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 
   const MKLResult learned = learn_weights(mc, ks.train, Y);
-  log->info("{}: {} iterations, objective {:.6g} -> {:.6g} ({})", to_string(mc.solver), learned.iterations,
-            learned.objective.front(), learned.objective.back(), learned.stop_reason);
-  const WeightingResults scored = evaluate_weightings(config, ks, learned, Y, offset, train, val, test, *log);
+  log->info("{}: {} iterations, objective {:.6g} -> {:.6g} ({})", to_string(mc.solver),
+            learned.iterations, learned.objective.front(), learned.objective.back(),
+            learned.stop_reason);
+  const WeightingResults scored =
+      evaluate_weightings(config, ks, learned, Y, offset, train, val, test, *log);
   json weights = json::object(), gradient = json::object();
   for (size_t m = 0; m < ks.names.size(); ++m)
     weights[ks.names[m]] = learned.theta[m], gradient[ks.names[m]] = learned.gradient[m];
   const auto [components, truth_note] = component_table(config, ks, learned, scored.shares, *log);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   json out = {{"mmfusion_version", kVersion},
               {"task", to_string(config.task)},
               {"solver", to_string(mc.solver)},
@@ -302,9 +333,10 @@ json run_mkl(const MKLArgs& args) {
               {"seconds", seconds}};
   atomic_write_text((fs::path(dir) / "mkl.json").string(), out.dump(2) + "\n");
   atomic_write_text((fs::path(dir) / "kpca.csv").string(), scored.kpca_csv);
-  atomic_write_text((fs::path(dir) / "kpca.svg").string(),
-                    scatter_panels("Kernel PCA of the test points (training eigenvectors)", scored.panels,
-                                   classification, classification ? "class" : "target"));
+  atomic_write_text(
+      (fs::path(dir) / "kpca.svg").string(),
+      scatter_panels("Kernel PCA of the test points (training eigenvectors)", scored.panels,
+                     classification, classification ? "class" : "target"));
   atomic_write_text((fs::path(dir) / "predictions.csv").string(),
                     predictions_csv(classification, scored.learned_test_scores, test.target));
   log->info("weights {} in {:.1f} s -> {}/mkl.json", weights.dump(), seconds, dir);

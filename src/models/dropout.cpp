@@ -24,7 +24,8 @@ torch::Tensor scaled_mask(const torch::Tensor& like, double p) {
 }
 
 struct DropoutFunction : public torch::autograd::Function<DropoutFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, double p) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               double p) {
     const auto mask = scaled_mask(x, p);
     ctx->save_for_backward({mask});
     return x * mask;

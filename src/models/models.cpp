@@ -16,18 +16,19 @@ torch::Tensor activate(Activation activation, const torch::Tensor& x) {
   TORCH_CHECK(false, "unknown activation");
 }
 
-MLPEncoderImpl::MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden, double dropout,
-                               Activation activation)
+MLPEncoderImpl::MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden,
+                               double dropout, Activation activation)
     : input_dim_(input_dim), dropout_(dropout), activation_(activation), output_dim_(input_dim) {
   for (size_t i = 0; i < hidden.size(); ++i) {
-    layers_.push_back(register_module("fc" + std::to_string(i),
-                                      torch::nn::Linear(output_dim_, hidden[i])));
+    layers_.push_back(
+        register_module("fc" + std::to_string(i), torch::nn::Linear(output_dim_, hidden[i])));
     output_dim_ = hidden[i];
   }
 }
 
 torch::Tensor MLPEncoderImpl::forward(torch::Tensor x) {
-  for (auto& layer : layers_) x = fast_dropout(activate(activation_, layer(x)), dropout_, is_training());
+  for (auto& layer : layers_)
+    x = fast_dropout(activate(activation_, layer(x)), dropout_, is_training());
   return x;
 }
 
@@ -46,8 +47,8 @@ EncoderDescription MLPEncoderImpl::describe() const {
 ModalityEncodersImpl::ModalityEncodersImpl(const std::vector<ModalityConfig>& modalities,
                                            const ModelConfig& model) {
   for (const auto& m : modalities)
-    encoders_.push_back(register_module(
-        m.name, MLPEncoder(m.dim, encoder_hidden_for(model, m.name), model.dropout, model.activation)));
+    encoders_.push_back(register_module(m.name, MLPEncoder(m.dim, encoder_hidden_for(model, m.name),
+                                                           model.dropout, model.activation)));
 }
 
 std::vector<torch::Tensor> ModalityEncodersImpl::forward(const std::vector<torch::Tensor>& inputs) {
@@ -71,7 +72,8 @@ torch::Tensor FactorLayout::flatten(const torch::Tensor& w) const {
 
 void FactorLayout::flatten_into(const float* w, float* v) const {
   for (int64_t r = 0; r < rank; ++r)
-    for (int64_t i = 0; i < rows; ++i) std::copy(w + (r * rows + i) * out, w + (r * rows + i + 1) * out, v + (i * rank + r) * out);
+    for (int64_t i = 0; i < rows; ++i)
+      std::copy(w + (r * rows + i) * out, w + (r * rows + i + 1) * out, v + (i * rank + r) * out);
 }
 
 void FactorLayout::add_unflattened(const float* v, float* w) const {
@@ -113,8 +115,8 @@ torch::Tensor LowRankFusionImpl::forward(const std::vector<torch::Tensor>& h) {
   // a bias row of one addmm over the (d_m, rank * out) matrix of the other rows.
   torch::Tensor product;
   for (size_t m = 0; m < h.size(); ++m) {
-    const auto flat = factor_layout(m).flatten(factors[m]);           // (d+1, rank*out)
-    auto f = torch::addmm(flat[0], h[m], flat.slice(0, 1));           // (B, rank*out)
+    const auto flat = factor_layout(m).flatten(factors[m]);  // (d+1, rank*out)
+    auto f = torch::addmm(flat[0], h[m], flat.slice(0, 1));  // (B, rank*out)
     product = m == 0 ? f : product * f;
   }
   // sum_r w_r * product[:, r, :] + b as one addmm: product (B, rank*out) times the
@@ -131,10 +133,11 @@ LMFImpl::LMFImpl(LMFOptions opts) : options(std::move(opts)) {
   std::vector<std::string> names;
   for (const auto& m : options.modalities()) names.push_back(m.name);
   fusion = register_module(
-      "fusion", LowRankFusion(LowRankFusionOptions(names, encoders->output_dims())
-                                  .rank(model.rank)
-                                  .fused_dim(model.fused_dim)
-                                  .learned_rank_weights(model.rank_weighting == RankWeighting::Learned)));
+      "fusion",
+      LowRankFusion(LowRankFusionOptions(names, encoders->output_dims())
+                        .rank(model.rank)
+                        .fused_dim(model.fused_dim)
+                        .learned_rank_weights(model.rank_weighting == RankWeighting::Learned)));
   if (model.fused_dim != options.output_dim())
     head = register_module("head", torch::nn::Linear(model.fused_dim, options.output_dim()));
 }
@@ -148,8 +151,9 @@ double MultimodalModelImpl::forward_flops() const {
   double flops = 0;
   for (const auto& module : modules(/*include_self=*/false))
     if (const auto* linear = module->as<torch::nn::LinearImpl>())
-      flops += 2.0 * double(linear->options.in_features()) * double(linear->options.out_features()) +
-               (linear->options.bias() ? double(linear->options.out_features()) : 0.0);
+      flops +=
+          2.0 * double(linear->options.in_features()) * double(linear->options.out_features()) +
+          (linear->options.bias() ? double(linear->options.out_features()) : 0.0);
   return flops;
 }
 
@@ -157,9 +161,10 @@ double LMFImpl::forward_flops() const {
   const LMFDescription d = describe();
   const double ro = double(d.rank * d.fused_dim);
   double flops = MultimodalModelImpl::forward_flops();
-  for (const auto& layout : d.factor_layouts) flops += 2.0 * double(layout.rows - 1) * ro + ro;  // addmm, bias row
-  flops += double(d.factor_layouts.size() - 1) * ro;  // product over modalities
-  flops += 2.0 * ro + double(d.fused_dim);            // rank sum and bias
+  for (const auto& layout : d.factor_layouts)
+    flops += 2.0 * double(layout.rows - 1) * ro + ro;  // addmm, bias row
+  flops += double(d.factor_layouts.size() - 1) * ro;   // product over modalities
+  flops += 2.0 * ro + double(d.fused_dim);             // rank sum and bias
   return flops;
 }
 
@@ -169,9 +174,11 @@ LMFDescription LMFImpl::describe() const {
   d.rank = fusion->options.rank();
   d.fused_dim = fusion->options.fused_dim();
   d.output_dim = options.output_dim();
-  d.rank_weighting = fusion->options.learned_rank_weights() ? RankWeighting::Learned : RankWeighting::Sum;
+  d.rank_weighting =
+      fusion->options.learned_rank_weights() ? RankWeighting::Learned : RankWeighting::Sum;
   d.factors = fusion->factors;
-  for (size_t m = 0; m < fusion->factors.size(); ++m) d.factor_layouts.push_back(fusion->factor_layout(m));
+  for (size_t m = 0; m < fusion->factors.size(); ++m)
+    d.factor_layouts.push_back(fusion->factor_layout(m));
   d.rank_weights = fusion->rank_weights;
   d.bias = fusion->bias;
   if (head) d.head_weight = head->weight, d.head_bias = head->bias;
@@ -209,8 +216,8 @@ TFNImpl::TFNImpl(const std::vector<ModalityConfig>& modalities, const ModelConfi
                  int64_t output_dim) {
   encoders = register_module("encoders", ModalityEncoders(modalities, model));
   fused_size_ = static_cast<int64_t>(tfn_fused_size(encoders->output_dims()));
-  post = register_module("post",
-                         PostFusion(fused_size_, model.post_hidden, output_dim, model.dropout, model.activation));
+  post = register_module("post", PostFusion(fused_size_, model.post_hidden, output_dim,
+                                            model.dropout, model.activation));
 }
 
 torch::Tensor TFNImpl::fuse(const std::vector<torch::Tensor>& h) const {
@@ -219,7 +226,8 @@ torch::Tensor TFNImpl::fuse(const std::vector<torch::Tensor>& h) const {
   const int64_t batch = h.front().size(0);
   torch::Tensor z;
   for (const auto& hm : h) {
-    const auto zm = torch::nn::functional::pad(hm, torch::nn::functional::PadFuncOptions({1, 0}).value(1.0));
+    const auto zm =
+        torch::nn::functional::pad(hm, torch::nn::functional::PadFuncOptions({1, 0}).value(1.0));
     z = z.defined() ? (z.unsqueeze(2) * zm.unsqueeze(1)).view({batch, -1}) : zm;
   }
   return z;
@@ -241,9 +249,8 @@ torch::Tensor TFNImpl::forward(const std::vector<torch::Tensor>& inputs) {
 ConcatFusionImpl::ConcatFusionImpl(const std::vector<ModalityConfig>& modalities,
                                    const ModelConfig& model, int64_t output_dim) {
   encoders = register_module("encoders", ModalityEncoders(modalities, model));
-  post = register_module(
-      "post", PostFusion(sum_dims(encoders->output_dims()), model.post_hidden, output_dim, model.dropout,
-                         model.activation));
+  post = register_module("post", PostFusion(sum_dims(encoders->output_dims()), model.post_hidden,
+                                            output_dim, model.dropout, model.activation));
 }
 
 torch::Tensor ConcatFusionImpl::forward(const std::vector<torch::Tensor>& inputs) {
@@ -257,7 +264,8 @@ LateFusionImpl::LateFusionImpl(const std::vector<ModalityConfig>& modalities,
   auto holder = register_module("heads", std::make_shared<torch::nn::Module>());
   const auto dims = encoders->output_dims();
   for (size_t m = 0; m < modalities.size(); ++m)
-    heads.push_back(holder->register_module(modalities[m].name, torch::nn::Linear(dims[m], output_dim)));
+    heads.push_back(
+        holder->register_module(modalities[m].name, torch::nn::Linear(dims[m], output_dim)));
 }
 
 torch::Tensor LateFusionImpl::forward(const std::vector<torch::Tensor>& inputs) {
@@ -274,7 +282,8 @@ torch::Tensor LateFusionImpl::forward(const std::vector<torch::Tensor>& inputs) 
 BlockNormImpl::BlockNormImpl(int64_t dim, bool one_variance_) : one_variance(one_variance_) {
   running_mean = register_buffer("running_mean", torch::zeros({dim}));
   // Start at what unit-variance features give: 1 per feature, dim for the whole block.
-  running_var = register_buffer("running_var", one_variance ? torch::full({}, double(dim)) : torch::ones({dim}));
+  running_var = register_buffer("running_var",
+                                one_variance ? torch::full({}, double(dim)) : torch::ones({dim}));
 }
 
 torch::Tensor BlockNormImpl::forward(const torch::Tensor& x) {
@@ -293,7 +302,8 @@ torch::Tensor BlockNormImpl::forward(const torch::Tensor& x) {
   return centred * (var + kEps).rsqrt();
 }
 
-IntenseImpl::IntenseImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model, int64_t output_dim)
+IntenseImpl::IntenseImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model,
+                         int64_t output_dim)
     : config_(model.intense) {
   encoders = register_module("encoders", ModalityEncoders(modalities, model));
   const auto dims = encoders->output_dims();
@@ -324,16 +334,17 @@ IntenseImpl::IntenseImpl(const std::vector<ModalityConfig>& modalities, const Mo
       size *= latent;
       if (projections[m]) continue;
       // No bias: the batch normalisation after it would remove it.
-      projections[m] =
-          project->register_module(name, torch::nn::Linear(torch::nn::LinearOptions(dims[m], latent).bias(false)));
-      projection_norms[m] = project_norm->register_module(name, BlockNorm(latent, /*one_variance=*/false));
+      projections[m] = project->register_module(
+          name, torch::nn::Linear(torch::nn::LinearOptions(dims[m], latent).bias(false)));
+      projection_norms[m] =
+          project_norm->register_module(name, BlockNorm(latent, /*one_variance=*/false));
     }
     add_block(std::move(members), size);
   }
   auto norms = register_module("block_norm", std::make_shared<torch::nn::Module>());
   for (size_t b = 0; b < layout_.size(); ++b)
-    block_norms.push_back(
-        norms->register_module(std::to_string(b), BlockNorm(layout_[b].end - layout_[b].begin, /*one_variance=*/true)));
+    block_norms.push_back(norms->register_module(
+        std::to_string(b), BlockNorm(layout_[b].end - layout_[b].begin, /*one_variance=*/true)));
   fusion = register_module("fusion", torch::nn::Linear(columns, output_dim));
 }
 
@@ -361,7 +372,8 @@ std::vector<torch::Tensor> IntenseImpl::blocks(const std::vector<torch::Tensor>&
 double IntenseImpl::forward_flops() const {
   double flops = MultimodalModelImpl::forward_flops();
   for (size_t m = 0; m < projections.size(); ++m)
-    if (projections[m]) flops += 2.0 * double(projections[m]->options.out_features());  // projection_norms
+    if (projections[m])
+      flops += 2.0 * double(projections[m]->options.out_features());  // projection_norms
   for (const auto& b : layout_) {
     if (b.members.size() > 1) {  // the outer product of the members' projections
       double partial = double(projections[b.members[0]]->options.out_features());
@@ -408,8 +420,9 @@ nlohmann::json relevance_json(const MultimodalModelImpl& model) {
 
 ModelPtr make_model(const ModelConfig& model, const std::vector<ModalityConfig>& modalities,
                     int64_t output_dim) {
-  if (output_dim < 1) throw ConfigError("model.output_dim: expected an integer >= 1, got " +
-                                        std::to_string(output_dim));
+  if (output_dim < 1)
+    throw ConfigError("model.output_dim: expected an integer >= 1, got " +
+                      std::to_string(output_dim));
   switch (model.type) {
     case ModelType::LMF: return LMF(LMFOptions(modalities, output_dim).model(model)).ptr();
     case ModelType::TFN: return TFN(modalities, model, output_dim).ptr();

@@ -22,10 +22,15 @@ namespace {
 
 class C10dCommunicator : public Communicator {
  public:
-  C10dCommunicator(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::ProcessGroup> group,
-                   int rank, int world, std::string backend, std::chrono::milliseconds timeout)
-      : store_(std::move(store)), group_(std::move(group)), rank_(rank), world_(world),
-        backend_(std::move(backend)), timeout_(timeout) {}
+  C10dCommunicator(c10::intrusive_ptr<c10d::Store> store,
+                   c10::intrusive_ptr<c10d::ProcessGroup> group, int rank, int world,
+                   std::string backend, std::chrono::milliseconds timeout)
+      : store_(std::move(store)),
+        group_(std::move(group)),
+        rank_(rank),
+        world_(world),
+        backend_(std::move(backend)),
+        timeout_(timeout) {}
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_; }
@@ -62,7 +67,8 @@ class C10dCommunicator : public Communicator {
     } catch (const std::exception& e) {
       std::string reason = e.what();
       reason = reason.substr(0, reason.find('\n'));
-      throw Error("rank " + std::to_string(rank_) + ": " + what + " with the other ranks failed (a peer " +
+      throw Error("rank " + std::to_string(rank_) + ": " + what +
+                  " with the other ranks failed (a peer " +
                   "exited or stopped answering within distributed.timeout_s = " +
                   std::to_string(timeout_.count() / 1000) + " s): " + reason);
     }
@@ -101,11 +107,13 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
   if (world <= 1) return nullptr;
   const int rank = env_int("RANK", -1);
   if (rank < 0 || rank >= world)
-    throw ConfigError("RANK: expected an integer in [0, " + std::to_string(world) + ") with WORLD_SIZE=" +
-                      std::to_string(world) + ", got \"" + env_string("RANK") + "\"");
+    throw ConfigError("RANK: expected an integer in [0, " + std::to_string(world) +
+                      ") with WORLD_SIZE=" + std::to_string(world) + ", got \"" +
+                      env_string("RANK") + "\"");
   const std::string addr = env_string("MASTER_ADDR", "127.0.0.1");
   const int port = env_int("MASTER_PORT", 29500);
-  if (port == 0 || port > 65535) throw ConfigError("MASTER_PORT: expected a port number, got " + std::to_string(port));
+  if (port == 0 || port > 65535)
+    throw ConfigError("MASTER_PORT: expected a port number, got " + std::to_string(port));
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(settings.timeout_s * 1000));
 
   Backend backend = settings.backend;
@@ -113,9 +121,10 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
 #ifndef MMFUSION_HAVE_NCCL
   if (backend == Backend::NCCL) {
     if (settings.backend == Backend::NCCL)
-      throw ConfigError(gloo_available() ? "distributed.backend: \"nccl\" is not wired for LibTorch 2.x yet "
-                                           "(docs/distributed.md); use gloo"
-                                         : kNoBackend);
+      throw ConfigError(gloo_available()
+                            ? "distributed.backend: \"nccl\" is not wired for LibTorch 2.x yet "
+                              "(docs/distributed.md); use gloo"
+                            : kNoBackend);
     backend = Backend::Gloo;
   }
 #endif
@@ -133,8 +142,8 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
     store = c10::make_intrusive<c10d::TCPStore>(addr, options);
   } catch (const std::exception& e) {
     std::string reason = e.what();
-    throw Error("rank " + std::to_string(rank) + ": cannot reach the rendezvous store at " + addr + ":" +
-                std::to_string(port) + ": " + reason.substr(0, reason.find('\n')));
+    throw Error("rank " + std::to_string(rank) + ": cannot reach the rendezvous store at " + addr +
+                ":" + std::to_string(port) + ": " + reason.substr(0, reason.find('\n')));
   }
 
   c10::intrusive_ptr<c10d::ProcessGroup> group;
@@ -151,10 +160,12 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
     if (!group) {
       auto options = c10d::ProcessGroupGloo::Options::create(timeout);
       const std::string iface = env_string("GLOO_SOCKET_IFNAME");
-      if (!iface.empty()) options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
+      if (!iface.empty())
+        options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
       else if (addr == "127.0.0.1" || addr == "localhost")
         options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-      else options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      else
+        options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       options->threads = 2;
       group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, options);
     }
@@ -163,12 +174,14 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
     // Say what happened and when: Gloo's own connect timeouts can end the wait before
     // distributed.timeout_s, so the configured limit alone would mislead.
     std::string reason = e.what();
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - joining).count();
+    const double waited =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - joining).count();
     char when[64];
     std::snprintf(when, sizeof when, "%.0f s", waited);
-    throw Error("rank " + std::to_string(rank) + ": the " + to_string(backend) + " process group of " + std::to_string(world) +
-                " did not form: gave up after " + when + " (distributed.timeout_s = " +
-                std::to_string(timeout.count() / 1000) + ") because a peer never joined or died while joining (" +
+    throw Error("rank " + std::to_string(rank) + ": the " + to_string(backend) +
+                " process group of " + std::to_string(world) + " did not form: gave up after " +
+                when + " (distributed.timeout_s = " + std::to_string(timeout.count() / 1000) +
+                ") because a peer never joined or died while joining (" +
                 reason.substr(0, reason.find('\n')) + ")");
   }
   return std::make_shared<C10dCommunicator>(store, group, rank, world, to_string(backend), timeout);

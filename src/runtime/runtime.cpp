@@ -21,7 +21,8 @@ namespace mmfusion {
 torch::Device resolve_device(const std::string& spec) {
   if (spec == "cpu") return torch::kCPU;
   const bool have_cuda = torch::cuda::is_available();
-  if (spec == "auto") return have_cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (spec == "auto")
+    return have_cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   if (!have_cuda)
     throw ConfigError("device: \"" + spec +
                       "\" requested but no CUDA device is available (this LibTorch build or "
@@ -30,8 +31,8 @@ torch::Device resolve_device(const std::string& spec) {
   const int64_t index = spec == "cuda" ? 0 : std::stoll(spec.substr(5));
   if (index >= count)
     throw ConfigError("device: \"" + spec + "\" requested but this machine has " +
-                      std::to_string(count) + " CUDA device(s) (cuda:0 to cuda:" +
-                      std::to_string(count - 1) + ")");
+                      std::to_string(count) +
+                      " CUDA device(s) (cuda:0 to cuda:" + std::to_string(count - 1) + ")");
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 

@@ -28,7 +28,8 @@ void write_charts(const RunPaths& paths, const std::string& run_name) {
     val.x.push_back(epoch), val.y.push_back(r.value("val_loss", NAN));
     if (!r.contains("relevance") || !r["relevance"].is_object()) continue;
     for (const auto& [block, score] : r["relevance"].items()) {
-      auto it = std::find_if(relevance.begin(), relevance.end(), [&](const ChartSeries& s) { return s.name == block; });
+      auto it = std::find_if(relevance.begin(), relevance.end(),
+                             [&](const ChartSeries& s) { return s.name == block; });
       if (it == relevance.end()) {
         it = relevance.insert(relevance.end(), ChartSeries());
         it->name = block;

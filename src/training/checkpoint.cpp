@@ -132,12 +132,14 @@ void verify_entry_digests(torch::serialize::InputArchive& archive, const std::st
   lines.erase("record");
   Fnv record;
   record.mix(lines.dump());
-  if (stored["record"] != record.hex()) throw Error(damaged + "its checksum record is damaged" + after);
+  if (stored["record"] != record.hex())
+    throw Error(damaged + "its checksum record is damaged" + after);
   const json actual = entry_digests(archive);
   for (const auto& [key, digest] : actual.items()) {
     if (key == "record") continue;
     if (!stored.contains(key)) throw Error(damaged + entry_label(key) + " has no checksum" + after);
-    if (stored[key] != digest) throw Error(damaged + entry_label(key) + " does not match its checksum" + after);
+    if (stored[key] != digest)
+      throw Error(damaged + entry_label(key) + " does not match its checksum" + after);
   }
   for (const auto& [key, digest] : stored.items())
     if (!actual.contains(key)) throw Error(damaged + entry_label(key) + " is missing" + after);
@@ -207,17 +209,16 @@ void restore_default_rng(const RngStates& states, const torch::Device& device) {
 
 void save_checkpoint(const std::string& path, const ExperimentConfig& config,
                      const TrainProgress& progress, torch::nn::Module& model,
-                     const torch::optim::Optimizer* optimizer, const RngStates& rng, const Scaling& scaling) {
+                     const torch::optim::Optimizer* optimizer, const RngStates& rng,
+                     const Scaling& scaling) {
   // Statistics that disagree with the config would make a file no reader accepts.
   if (!scaling.follows(Scaling::plan(config)))
-    throw Error(path + ": cannot save: the scaling statistics do not match data.standardize / "
-                       "data.standardize_target of the config");
-  json meta = {{"format", kCheckpointFormat},
-               {"format_version", kCheckpointFormatVersion},
-               {"mmfusion_version", kVersion},
-               {"progress", to_json(progress)},
-               {"config", to_json(config)},
-               {"model_digest", model_digest(model, scaling)}};
+    throw Error(path +
+                ": cannot save: the scaling statistics do not match data.standardize / "
+                "data.standardize_target of the config");
+  json meta = {{"format", kCheckpointFormat},  {"format_version", kCheckpointFormatVersion},
+               {"mmfusion_version", kVersion}, {"progress", to_json(progress)},
+               {"config", to_json(config)},    {"model_digest", model_digest(model, scaling)}};
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive;
   model.save(model_archive);
@@ -225,7 +226,8 @@ void save_checkpoint(const std::string& path, const ExperimentConfig& config,
   const auto statistics = scaling.named_tensors();
   if (!statistics.empty()) {
     torch::serialize::OutputArchive scaling_archive;
-    for (const auto& [name, t] : statistics) scaling_archive.write(name, t.cpu(), /*is_buffer=*/true);
+    for (const auto& [name, t] : statistics)
+      scaling_archive.write(name, t.cpu(), /*is_buffer=*/true);
     archive.write("scaling", scaling_archive);
   }
   if (optimizer) {
@@ -268,17 +270,17 @@ Checkpoint open_checkpoint(const std::string& path, const torch::Device& device)
   return parse_checkpoint(bytes.data(), bytes.size(), path, device);
 }
 
-Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& path, const torch::Device& device) {
-  const std::string unreadable = "not a readable checkpoint (the file is truncated, corrupt or not an mmfusion checkpoint)";
+Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& path,
+                            const torch::Device& device) {
+  const std::string unreadable =
+      "not a readable checkpoint (the file is truncated, corrupt or not an mmfusion checkpoint)";
   check_archive_pickles(data, size, path, unreadable);  // before the unpickler trusts a length
   Checkpoint c;
   c.path = path;
   try {
     // The archive is read on the CPU; tensors move to `device` once they are checked.
     c.archive.load_from(data, size, torch::kCPU);
-  } catch (const std::exception&) {
-    throw Error(path + ": " + unreadable);
-  }
+  } catch (const std::exception&) { throw Error(path + ": " + unreadable); }
   // Every tensor's view must lie inside its storage before anything reads a value.
   bool has_digests = false;
   for (const auto& key : c.archive.keys()) {
@@ -313,7 +315,9 @@ Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& pa
                 std::to_string(kCheckpointFormatVersion) + "); upgrade mmfusion");
   if (version < 1) throw Error(path + ": invalid checkpoint format version");
   if (version >= 3 && !has_digests)
-    throw Error(path + ": corrupt checkpoint: its checksum record is missing (the file was damaged after it was written)");
+    throw Error(
+        path +
+        ": corrupt checkpoint: its checksum record is missing (the file was damaged after it was written)");
   try {
     c.progress = progress_from_json(c.meta.at("progress"));
   } catch (const json::exception& e) {
@@ -328,7 +332,10 @@ Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& pa
       c.config.data.standardize_target = false;
     }
     // Written before data.synthetic.generator existed: its data came from the first one.
-    if (!c.meta.at("config").value("data", json::object()).value("synthetic", json::object()).contains("generator"))
+    if (!c.meta.at("config")
+             .value("data", json::object())
+             .value("synthetic", json::object())
+             .contains("generator"))
       c.config.data.synthetic.generator = kFirstGenerator;
   } catch (const ConfigError& e) {
     throw Error(path + ": the checkpoint's config is invalid: " + e.what());
@@ -340,7 +347,8 @@ Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& pa
   if (c.archive.try_read("scaling", scaling_archive))
     for (const auto& key : scaling_archive.keys()) {
       torch::Tensor t;
-      if (!scaling_archive.try_read(key, t, /*is_buffer=*/true)) throw Error(path + ": scaling." + key + " is not a tensor");
+      if (!scaling_archive.try_read(key, t, /*is_buffer=*/true))
+        throw Error(path + ": scaling." + key + " is not a tensor");
       statistics.emplace_back(key, t);
     }
   c.scaling = Scaling::from_named(statistics, c.config, path + ": scaling");
@@ -349,13 +357,16 @@ Checkpoint parse_checkpoint(const char* data, size_t size, const std::string& pa
 
 void Checkpoint::load_model(torch::nn::Module& model) {
   torch::serialize::InputArchive model_archive;
-  if (!archive.try_read("model", model_archive)) throw Error(path + ": the checkpoint holds no model");
+  if (!archive.try_read("model", model_archive))
+    throw Error(path + ": the checkpoint holds no model");
   // LibTorch's Module::load swaps each tensor for the file's without comparing shapes: a
   // file whose tensors disagree with its config would reach code that trusts the config's
   // sizes (the hand-written LMF pass reads and writes by them). Compare after loading.
   std::vector<std::pair<std::string, torch::Tensor>> expected;
-  for (const auto& p : model.named_parameters()) expected.emplace_back(p.key(), torch::empty_like(p.value()));
-  for (const auto& b : model.named_buffers()) expected.emplace_back(b.key(), torch::empty_like(b.value()));
+  for (const auto& p : model.named_parameters())
+    expected.emplace_back(p.key(), torch::empty_like(p.value()));
+  for (const auto& b : model.named_buffers())
+    expected.emplace_back(b.key(), torch::empty_like(b.value()));
   try {
     model.load(model_archive);
   } catch (const c10::Error& e) {
@@ -368,12 +379,15 @@ void Checkpoint::load_model(torch::nn::Module& model) {
     const torch::Tensor* got = loaded.find(name);
     if (!got || got->sizes() != want.sizes() || got->scalar_type() != want.scalar_type())
       throw Error(path + ": model." + name + " has " +
-                  (got ? "shape " + c10::str(got->sizes()) + " " + c10::toString(got->scalar_type()) : std::string("no value")) +
-                  ", its config gives " + c10::str(want.sizes()) + " " + c10::toString(want.scalar_type()));
+                  (got ? "shape " + c10::str(got->sizes()) + " " + c10::toString(got->scalar_type())
+                       : std::string("no value")) +
+                  ", its config gives " + c10::str(want.sizes()) + " " +
+                  c10::toString(want.scalar_type()));
   }
   if (meta.contains("model_digest") && meta["model_digest"] != model_digest(model, scaling))
-    throw Error(path + ": corrupt checkpoint: the model's checksum does not match (the file was "
-                       "damaged after it was written)");
+    throw Error(path +
+                ": corrupt checkpoint: the model's checksum does not match (the file was "
+                "damaged after it was written)");
 }
 
 ModelPtr Checkpoint::build_model(const torch::Device& device) {
@@ -397,9 +411,7 @@ void Checkpoint::load_optimizer(torch::optim::Optimizer& optimizer) {
     optimizer.load(optimizer_archive);
   } catch (const c10::Error& e) {
     throw Error(path + ": the optimizer state does not match (" + e.what_without_backtrace() + ")");
-  } catch (const Error& e) {
-    throw Error(path + ": " + e.what());
-  }
+  } catch (const Error& e) { throw Error(path + ": " + e.what()); }
 }
 
 RngStates Checkpoint::rng() {

@@ -18,7 +18,8 @@ namespace mmfusion {
 
 using torch::Tensor;
 
-std::string GraphedTrainStep::unsupported(const TrainConfig& train, const torch::optim::Optimizer& optimizer,
+std::string GraphedTrainStep::unsupported(const TrainConfig& train,
+                                          const torch::optim::Optimizer& optimizer,
                                           const torch::Device& device) {
   if (!train.cuda_graphs) return "train.cuda_graphs is off";
   if (!device.is_cuda()) return "CUDA graphs are for CUDA devices";
@@ -30,13 +31,16 @@ std::string GraphedTrainStep::unsupported(const TrainConfig& train, const torch:
   return "";
 }
 
-std::unique_ptr<GraphedTrainStep> GraphedTrainStep::make(const TrainConfig& train, StepRunner& runner,
+std::unique_ptr<GraphedTrainStep> GraphedTrainStep::make(const TrainConfig& train,
+                                                         StepRunner& runner,
                                                          torch::optim::Optimizer& optimizer,
-                                                         const torch::Device& device, std::string* why_not) {
+                                                         const torch::Device& device,
+                                                         std::string* why_not) {
   const std::string why = unsupported(train, optimizer, device);
   if (why_not) *why_not = why;
   if (!why.empty()) return nullptr;
-  return std::make_unique<GraphedTrainStep>(runner, dynamic_cast<FlatAdam&>(optimizer), train.grad_clip);
+  return std::make_unique<GraphedTrainStep>(runner, dynamic_cast<FlatAdam&>(optimizer),
+                                            train.grad_clip);
 }
 
 #ifdef MMFUSION_CUDA
@@ -86,7 +90,8 @@ struct GraphedTrainStep::Impl {
       rng_state = generator.get_state();
     }
     const c10::cuda::CUDAStream ambient = c10::cuda::getCurrentCUDAStream(index);
-    const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index);
+    const c10::cuda::CUDAStream side =
+        c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index);
     at::cuda::CUDAEvent ready;
     ready.record(ambient);
     ready.block(side);
@@ -116,8 +121,7 @@ struct GraphedTrainStep::Impl {
         // training then stops with the error below anyway.)
         try {
           g->graph.capture_end();
-        } catch (...) {
-        }
+        } catch (...) {}
         throw;
       }
       g->graph.capture_end();
@@ -130,8 +134,11 @@ struct GraphedTrainStep::Impl {
 };
 
 GraphedTrainStep::GraphedTrainStep(StepRunner& runner, FlatAdam& optimizer, double grad_clip)
-    : impl_(new Impl{runner, optimizer, grad_clip,
-                     torch::zeros({}, optimizer.flat_parameters().options().dtype(torch::kFloat64)), {}}) {}
+    : impl_(new Impl{runner,
+                     optimizer,
+                     grad_clip,
+                     torch::zeros({}, optimizer.flat_parameters().options().dtype(torch::kFloat64)),
+                     {}}) {}
 
 void GraphedTrainStep::run(const std::vector<Tensor>& inputs, const Tensor& target) {
   auto& graphs = impl_->graphs;
@@ -139,16 +146,14 @@ void GraphedTrainStep::run(const std::vector<Tensor>& inputs, const Tensor& targ
   auto found = graphs.find(rows);
   if (found == graphs.end()) {
     auto failed = [](const std::string& what) {
-      return Error("capturing the training step as a CUDA graph failed (" + what.substr(0, what.find('\n')) +
-                   "); train with --set train.cuda_graphs=false");
+      return Error("capturing the training step as a CUDA graph failed (" +
+                   what.substr(0, what.find('\n')) + "); train with --set train.cuda_graphs=false");
     };
     try {
       found = graphs.emplace(rows, impl_->capture(inputs, target)).first;
     } catch (const c10::Error& e) {
       throw failed(e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      throw failed(e.what());
-    }
+    } catch (const std::exception& e) { throw failed(e.what()); }
   } else {
     Graph& g = *found->second;
     for (size_t m = 0; m < inputs.size(); ++m) g.inputs[m].copy_(inputs[m]);

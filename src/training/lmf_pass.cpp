@@ -36,7 +36,8 @@ void add_column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
   if (blocks <= 1) return sum_rows(0, rows, out);
   std::vector<float> partial(blocks * cols, 0.0f);
   at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k) sum_rows(rows * k / blocks, rows * (k + 1) / blocks, &partial[k * cols]);
+    for (int64_t k = k0; k < k1; ++k)
+      sum_rows(rows * k / blocks, rows * (k + 1) / blocks, &partial[k * cols]);
   });
   for (int64_t k = 0; k < blocks; ++k) simd::add_to(out, &partial[k * cols], cols);
 }
@@ -58,7 +59,8 @@ class LMFPass::Impl {
   struct Buffers;
 
  public:
-  Impl(LMFDescription description, const LossSpec& loss) : desc_(std::move(description)), loss_(loss) {
+  Impl(LMFDescription description, const LossSpec& loss)
+      : desc_(std::move(description)), loss_(loss) {
     rank_ = desc_.rank;
     fused_ = desc_.fused_dim;
     for (size_t m = 0; m < desc_.encoders.size(); ++m) {
@@ -66,7 +68,8 @@ class LMFPass::Impl {
       Modality mod;
       mod.dropout = encoder.dropout;
       for (const auto& layer : encoder.layers)
-        mod.layers.push_back({layer.weight, layer.bias, {}, layer.weight.size(1), layer.weight.size(0)});
+        mod.layers.push_back(
+            {layer.weight, layer.bias, {}, layer.weight.size(1), layer.weight.size(0)});
       mod.factor = desc_.factors[m];
       mod.layout = desc_.factor_layouts[m];
       mod.d = mod.factor.size(1) - 1;
@@ -80,7 +83,8 @@ class LMFPass::Impl {
     output_ = desc_.output_dim;
   }
 
-  double train_step(const std::vector<Tensor>& inputs, const Tensor& target, double weight, bool training) {
+  double train_step(const std::vector<Tensor>& inputs, const Tensor& target, double weight,
+                    bool training) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;  // plain kernels, no graph
     Buffers& buf = prepare(inputs);
     forward(inputs, buf, training);
@@ -104,8 +108,8 @@ class LMFPass::Impl {
  private:
   // Checks the inputs, follows the parameters, and returns the buffers for the batch.
   Buffers& prepare(const std::vector<Tensor>& inputs) {
-    TORCH_CHECK(inputs.size() == modalities_.size(), "expected ", modalities_.size(), " modality inputs, got ",
-                inputs.size());
+    TORCH_CHECK(inputs.size() == modalities_.size(), "expected ", modalities_.size(),
+                " modality inputs, got ", inputs.size());
     const int64_t batch = inputs.front().size(0);
     for (size_t m = 0; m < inputs.size(); ++m)
       TORCH_CHECK(inputs[m].dim() == 2 && inputs[m].size(0) == batch, "modality input ", m,
@@ -122,18 +126,18 @@ class LMFPass::Impl {
   struct Modality {
     std::vector<Layer> layers;
     double dropout = 0;
-    Tensor factor;                     // parameter (R, d+1, O)
-    FactorLayout layout;               // how it is read as V_m
+    Tensor factor;        // parameter (R, d+1, O)
+    FactorLayout layout;  // how it is read as V_m
     int64_t d = 0;
     Tensor flat, flat_rows, flat_rows_t;  // V_m (d+1, R*O), V_m[1:], V_m[1:]^T
-    Tensor dflat, dflat_rows;          // dL/dV_m and its rows 1..d
+    Tensor dflat, dflat_rows;             // dL/dV_m and its rows 1..d
   };
   // Activations and gradients for one batch size, kept between steps.
   struct Buffers {
     int64_t batch = 0;
     std::vector<std::vector<Tensor>> h, mult, grad;  // per modality, per layer: (B, out)
-    std::vector<std::vector<Tensor>> grad_t, h_t;     // their transposes (views)
-    std::vector<Tensor> f, gf;                        // F_m and dL/dF_m, (B, R*O)
+    std::vector<std::vector<Tensor>> grad_t, h_t;    // their transposes (views)
+    std::vector<Tensor> f, gf;                       // F_m and dL/dF_m, (B, R*O)
     Tensor product, y, gy, out, gout, gout_t;
   };
 
@@ -143,14 +147,16 @@ class LMFPass::Impl {
       for (auto& layer : mod.layers)
         if (!layer.weight_t.defined() || layer.weight_t.data_ptr() != layer.weight.data_ptr())
           layer.weight_t = layer.weight.t();
-    if (desc_.has_head() && (!head_t_.defined() || head_t_.data_ptr() != desc_.head_weight.data_ptr()))
+    if (desc_.has_head() &&
+        (!head_t_.defined() || head_t_.data_ptr() != desc_.head_weight.data_ptr()))
       head_t_ = desc_.head_weight.t();
   }
 
   Buffers& buffers_for(int64_t batch) {
     for (auto& b : cache_)
       if (b->batch == batch) return *b;
-    if (cache_.size() >= 4) cache_.erase(cache_.begin());  // a full and a last partial batch, typically
+    if (cache_.size() >= 4)
+      cache_.erase(cache_.begin());  // a full and a last partial batch, typically
     auto buf = std::make_unique<Buffers>();
     buf->batch = batch;
     const int64_t ro = rank_ * fused_;
@@ -191,7 +197,8 @@ class LMFPass::Impl {
         const bool drop = training && mod.dropout > 0;
         const uint64_t seed = drop ? draw_dropout_seed() : 0;
         const uint64_t threshold = drop ? dropout_threshold(mod.dropout) : 0;
-        const float scale = drop && mod.dropout < 1 ? static_cast<float>(1.0 / (1.0 - mod.dropout)) : 0.0f;
+        const float scale =
+            drop && mod.dropout < 1 ? static_cast<float>(1.0 / (1.0 - mod.dropout)) : 0.0f;
         float* hp = h.data_ptr<float>();
         float* mp = buf.mult[m][l].data_ptr<float>();
         const float* bp = layer.bias.data_ptr<float>();
@@ -225,7 +232,8 @@ class LMFPass::Impl {
           float* frow = fp[m] + b * ro;
           const float* row0 = v0[m];
           simd::add_to(frow, row0, ro);
-          if (m == 0) std::copy(frow, frow + ro, prow);
+          if (m == 0)
+            std::copy(frow, frow + ro, prow);
           else
             simd::mul_by(prow, frow, ro);
         }
@@ -256,15 +264,16 @@ class LMFPass::Impl {
 
   // The loss of buf.out against target, and weight * dloss/dout into buf.gout.
   double loss_and_gradient(Buffers& buf, const Tensor& target, double weight) {
-    return mmfusion::loss_and_gradient(loss_, buf.out.data_ptr<float>(), buf.batch, output_, target, weight,
-                                       buf.gout.data_ptr<float>());
+    return mmfusion::loss_and_gradient(loss_, buf.out.data_ptr<float>(), buf.batch, output_, target,
+                                       weight, buf.gout.data_ptr<float>());
   }
 
   void backward(const std::vector<Tensor>& inputs, Buffers& buf) {
     const int64_t batch = buf.batch, ro = rank_ * fused_, rank = rank_, out = fused_;
     if (desc_.has_head()) {
       grad_of(desc_.head_weight).addmm_(buf.gout_t, buf.y);
-      add_column_sums(buf.gout.data_ptr<float>(), batch, output_, grad_of(desc_.head_bias).data_ptr<float>());
+      add_column_sums(buf.gout.data_ptr<float>(), batch, output_,
+                      grad_of(desc_.head_bias).data_ptr<float>());
       at::mm_out(buf.gy, buf.gout, desc_.head_weight);
     }
     // Rank-weighted sum: dbias = sum_b gy, dP[:, r] = w_r gy and dw_r = sum_b gy . P[:, r];
@@ -358,13 +367,16 @@ LMFPass::LMFPass(LMFDescription description, const LossSpec& loss)
 LMFPass::~LMFPass() = default;
 
 namespace {
-bool cpu_float(const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; }
+bool cpu_float(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32;
+}
 }  // namespace
 
 std::string LMFPass::unsupported(const LMFDescription& d) {
   if (!d.complete())
-    return "the model has parameters its description does not name (" + std::to_string(d.module_parameters) +
-           " values, " + std::to_string(d.described_parameters) + " described)";
+    return "the model has parameters its description does not name (" +
+           std::to_string(d.module_parameters) + " values, " +
+           std::to_string(d.described_parameters) + " described)";
   if (d.encoders.size() != d.factors.size() || d.factors.size() != d.factor_layouts.size())
     return "one encoder, factor and layout per modality expected";
   std::vector<torch::Tensor> tensors{d.rank_weights, d.bias};
@@ -373,14 +385,17 @@ std::string LMFPass::unsupported(const LMFDescription& d) {
     const auto& e = d.encoders[m];
     switch (e.activation) {
       case Activation::ReLU: break;
-      case Activation::Tanh: return std::string("encoder activation \"") + to_string(e.activation) + "\"";
+      case Activation::Tanh:
+        return std::string("encoder activation \"") + to_string(e.activation) + "\"";
     }
     if (e.layers.size() != e.hidden.size()) return "encoder layers and hidden sizes differ";
-    for (const auto& layer : e.layers) tensors.push_back(layer.weight), tensors.push_back(layer.bias);
+    for (const auto& layer : e.layers)
+      tensors.push_back(layer.weight), tensors.push_back(layer.bias);
     tensors.push_back(d.factors[m]);
   }
   for (const auto& t : tensors)
-    if (!t.defined() || !cpu_float(t) || !t.is_contiguous()) return "tensors that are not contiguous CPU float32";
+    if (!t.defined() || !cpu_float(t) || !t.is_contiguous())
+      return "tensors that are not contiguous CPU float32";
   return "";
 }
 
@@ -389,11 +404,13 @@ bool LMFPass::accepts(const std::vector<torch::Tensor>& inputs) {
                      [](const torch::Tensor& t) { return cpu_float(t) && t.is_contiguous(); });
 }
 
-double LMFPass::train_step(const std::vector<torch::Tensor>& inputs, const torch::Tensor& target, double weight,
-                           bool training) {
+double LMFPass::train_step(const std::vector<torch::Tensor>& inputs, const torch::Tensor& target,
+                           double weight, bool training) {
   return impl_->train_step(inputs, target, weight, training);
 }
 
-torch::Tensor LMFPass::infer(const std::vector<torch::Tensor>& inputs) { return impl_->infer(inputs); }
+torch::Tensor LMFPass::infer(const std::vector<torch::Tensor>& inputs) {
+  return impl_->infer(inputs);
+}
 
 }  // namespace mmfusion

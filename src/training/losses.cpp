@@ -8,7 +8,8 @@ namespace {
 
 // sum_i value(o_i - t_i) over n elements, with grad_i = scale * dvalue/dd.
 template <typename F>
-double elementwise(const float* o, const float* t, int64_t n, float scale, float* g, const F& value_and_slope) {
+double elementwise(const float* o, const float* t, int64_t n, float scale, float* g,
+                   const F& value_and_slope) {
   double total = 0;
   for (int64_t i = 0; i < n; ++i) {
     float slope = 0;
@@ -20,19 +21,21 @@ double elementwise(const float* o, const float* t, int64_t n, float scale, float
 
 }  // namespace
 
-torch::Tensor loss_value(const LossSpec& loss, const torch::Tensor& prediction, const torch::Tensor& target) {
+torch::Tensor loss_value(const LossSpec& loss, const torch::Tensor& prediction,
+                         const torch::Tensor& target) {
   namespace F = torch::nn::functional;
   switch (loss.kind) {
     case Loss::MSE: return F::mse_loss(prediction, target);
     case Loss::L1: return F::l1_loss(prediction, target);
-    case Loss::Huber: return F::huber_loss(prediction, target, F::HuberLossFuncOptions().delta(loss.huber_delta));
+    case Loss::Huber:
+      return F::huber_loss(prediction, target, F::HuberLossFuncOptions().delta(loss.huber_delta));
     case Loss::CrossEntropy: return F::cross_entropy(prediction, target);
   }
   TORCH_CHECK(false, "unknown loss");
 }
 
-double loss_and_gradient(const LossSpec& loss, const float* o, int64_t batch, int64_t k, const torch::Tensor& target,
-                         double weight, float* g) {
+double loss_and_gradient(const LossSpec& loss, const float* o, int64_t batch, int64_t k,
+                         const torch::Tensor& target, double weight, float* g) {
   if (loss.kind == Loss::CrossEntropy) {
     // -log softmax(o)[label], mean over rows; gradient softmax(o) - onehot(label).
     const auto labels = target.to(torch::kInt64).contiguous();
@@ -49,7 +52,8 @@ double loss_and_gradient(const LossSpec& loss, const float* o, int64_t batch, in
       double sum = 0;
       for (int64_t j = 0; j < k; ++j) sum += std::exp(double(row[j]) - top);
       total += std::log(sum) + top - row[t[b]];
-      for (int64_t j = 0; j < k; ++j) grow[j] = static_cast<float>(std::exp(double(row[j]) - top) / sum) * scale;
+      for (int64_t j = 0; j < k; ++j)
+        grow[j] = static_cast<float>(std::exp(double(row[j]) - top) / sum) * scale;
       grow[t[b]] -= scale;
     }
     return weight * total / batch;

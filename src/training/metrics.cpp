@@ -38,9 +38,11 @@ nlohmann::json to_json(const RegressionMetrics& m) {
           {metric::kCount, m.count}};
 }
 
-ClassificationMetrics classification_metrics(const torch::Tensor& logits, const torch::Tensor& labels) {
+ClassificationMetrics classification_metrics(const torch::Tensor& logits,
+                                             const torch::Tensor& labels) {
   TORCH_CHECK(logits.dim() == 2 && labels.dim() == 1 && logits.size(0) == labels.size(0),
-              "logits [N, K] and labels [N] expected, got ", logits.sizes(), " and ", labels.sizes());
+              "logits [N, K] and labels [N] expected, got ", logits.sizes(), " and ",
+              labels.sizes());
   ClassificationMetrics m;
   m.count = labels.size(0);
   if (m.count == 0) return m;
@@ -63,16 +65,20 @@ ClassificationMetrics classification_metrics(const torch::Tensor& logits, const 
 }
 
 nlohmann::json to_json(const ClassificationMetrics& m) {
-  return {{metric::kAccuracy, m.accuracy}, {metric::kMacroF1, m.macro_f1}, {metric::kCount, m.count}};
+  return {
+      {metric::kAccuracy, m.accuracy}, {metric::kMacroF1, m.macro_f1}, {metric::kCount, m.count}};
 }
 
 const std::vector<std::string>& headline_metrics(Task task) {
-  static const std::vector<std::string> regression{metric::kMSE, metric::kR2, metric::kPearson, metric::kMAE};
-  static const std::vector<std::string> classification{metric::kAccuracy, metric::kMacroF1, metric::kLoss};
+  static const std::vector<std::string> regression{metric::kMSE, metric::kR2, metric::kPearson,
+                                                   metric::kMAE};
+  static const std::vector<std::string> classification{metric::kAccuracy, metric::kMacroF1,
+                                                       metric::kLoss};
   return task == Task::Classification ? classification : regression;
 }
 
-nlohmann::json task_metrics(Task task, const torch::Tensor& prediction, const torch::Tensor& target) {
+nlohmann::json task_metrics(Task task, const torch::Tensor& prediction,
+                            const torch::Tensor& target) {
   switch (task) {
     case Task::Classification: return to_json(classification_metrics(prediction, target));
     case Task::Regression: return to_json(regression_metrics(prediction, target));

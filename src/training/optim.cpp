@@ -10,8 +10,8 @@
 namespace mmfusion {
 namespace {
 
-std::vector<torch::optim::OptimizerParamGroup> base_groups(const std::vector<FlatAdam::Group>& groups,
-                                                           double weight_decay) {
+std::vector<torch::optim::OptimizerParamGroup> base_groups(
+    const std::vector<FlatAdam::Group>& groups, double weight_decay) {
   std::vector<torch::optim::OptimizerParamGroup> out;
   for (const auto& g : groups)
     out.emplace_back(g.params, std::make_unique<torch::optim::AdamOptions>(
@@ -21,10 +21,11 @@ std::vector<torch::optim::OptimizerParamGroup> base_groups(const std::vector<Fla
 
 }  // namespace
 
-FlatAdam::FlatAdam(const std::vector<Group>& groups, double weight_decay, bool decoupled, double beta1,
-                   double beta2, double eps)
+FlatAdam::FlatAdam(const std::vector<Group>& groups, double weight_decay, bool decoupled,
+                   double beta1, double beta2, double eps)
     : Optimizer(base_groups(groups, weight_decay),
-                std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions().weight_decay(weight_decay))),
+                std::make_unique<torch::optim::AdamOptions>(
+                    torch::optim::AdamOptions().weight_decay(weight_decay))),
       weight_decay_(weight_decay),
       beta1_(beta1),
       beta2_(beta2),
@@ -75,7 +76,8 @@ torch::Tensor FlatAdam::step(LossClosure closure) {
     const double bias_correction2 = 1 - std::pow(beta2_, double(step_));
     const float b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_);
     const float c1 = static_cast<float>(1 - beta1_), c2 = static_cast<float>(1 - beta2_);
-    const float sqrt_bc2 = static_cast<float>(std::sqrt(bias_correction2)), eps = static_cast<float>(eps_);
+    const float sqrt_bc2 = static_cast<float>(std::sqrt(bias_correction2)),
+                eps = static_cast<float>(eps_);
     float* p = flat_.data_ptr<float>();
     const float* g = grad_.data_ptr<float>();
     float* m = exp_avg_.data_ptr<float>();
@@ -85,8 +87,8 @@ torch::Tensor FlatAdam::step(LossClosure closure) {
       const float l2 = decoupled_ ? 0.0f : static_cast<float>(weight_decay_);
       const float shrink = decoupled_ ? static_cast<float>(1 - s.lr * weight_decay_) : 1.0f;
       at::parallel_for(s.begin, s.end, 16384, [&](int64_t i0, int64_t i1) {
-        simd::adam_update(p + i0, g + i0, m + i0, v + i0, i1 - i0, b1, c1, b2, c2, sqrt_bc2, eps, step_size,
-                             l2, shrink);
+        simd::adam_update(p + i0, g + i0, m + i0, v + i0, i1 - i0, b1, c1, b2, c2, sqrt_bc2, eps,
+                          step_size, l2, shrink);
       });
     }
     return loss;
@@ -102,13 +104,16 @@ torch::Tensor FlatAdam::step(LossClosure closure) {
     auto m = exp_avg_.slice(0, s.begin, s.end);
     auto v = exp_avg_sq_.slice(0, s.begin, s.end);
     if (weight_decay_ != 0) {
-      if (decoupled_) p.mul_(1 - s.lr * weight_decay_);
-      else g = g.add(p, weight_decay_);
+      if (decoupled_)
+        p.mul_(1 - s.lr * weight_decay_);
+      else
+        g = g.add(p, weight_decay_);
     }
     m.mul_(beta1_).add_(g, 1 - beta1_);
     v.mul_(beta2_).addcmul_(g, g, 1 - beta2_);
     const auto neg_step_size = bias_correction1.reciprocal() * -s.lr;
-    const auto denom = (v.sqrt() / (sqrt_bias_correction2 * neg_step_size)).add_(eps_ / neg_step_size);
+    const auto denom =
+        (v.sqrt() / (sqrt_bias_correction2 * neg_step_size)).add_(eps_ / neg_step_size);
     p.addcdiv_(m, denom);
   }
   return loss;
@@ -122,10 +127,12 @@ void FlatAdam::save(torch::serialize::OutputArchive& archive) const {
 
 void FlatAdam::load(torch::serialize::InputArchive& archive) {
   torch::Tensor step, m, v;
-  if (!archive.try_read("flat_adam_step", step, true) || !archive.try_read("flat_adam_exp_avg", m, true) ||
+  if (!archive.try_read("flat_adam_step", step, true) ||
+      !archive.try_read("flat_adam_exp_avg", m, true) ||
       !archive.try_read("flat_adam_exp_avg_sq", v, true))
-    throw Error("the optimizer state is not a fused Adam state (was the run trained with "
-                "train.flat_optimizer false?)");
+    throw Error(
+        "the optimizer state is not a fused Adam state (was the run trained with "
+        "train.flat_optimizer false?)");
   if (m.numel() != exp_avg_.numel() || v.numel() != exp_avg_sq_.numel())
     throw Error("the optimizer state holds " + std::to_string(m.numel()) + " values, the model " +
                 std::to_string(exp_avg_.numel()));
@@ -137,13 +144,17 @@ void FlatAdam::load(torch::serialize::InputArchive& archive) {
 }
 
 void clear_gradients(torch::optim::Optimizer& optimizer) {
-  if (auto* flat = dynamic_cast<FlatAdam*>(&optimizer)) flat->zero_flat_grad();
-  else optimizer.zero_grad();
+  if (auto* flat = dynamic_cast<FlatAdam*>(&optimizer))
+    flat->zero_flat_grad();
+  else
+    optimizer.zero_grad();
 }
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& t, MultimodalModelImpl& model) {
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& t,
+                                                        MultimodalModelImpl& model) {
   // Split the parameters into the factor group (own lr) and the rest.
-  std::vector<torch::Tensor> factors = t.factor_lr > 0 ? model.factor_parameters() : std::vector<torch::Tensor>{};
+  std::vector<torch::Tensor> factors =
+      t.factor_lr > 0 ? model.factor_parameters() : std::vector<torch::Tensor>{};
   std::vector<torch::Tensor> others;
   for (const auto& p : model.parameters()) {
     const bool is_factor = std::any_of(factors.begin(), factors.end(), [&](const torch::Tensor& f) {
@@ -166,14 +177,16 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& t, Mu
     case OptimizerType::Adam: {
       if (t.flat_optimizer) return flat(/*decoupled=*/false);
       auto opts = [&](double lr) {
-        return std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr).weight_decay(t.weight_decay));
+        return std::make_unique<torch::optim::AdamOptions>(
+            torch::optim::AdamOptions(lr).weight_decay(t.weight_decay));
       };
       return std::make_unique<torch::optim::Adam>(groups_for(opts), *opts(t.lr));
     }
     case OptimizerType::AdamW: {
       if (t.flat_optimizer) return flat(/*decoupled=*/true);
       auto opts = [&](double lr) {
-        return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(lr).weight_decay(t.weight_decay));
+        return std::make_unique<torch::optim::AdamWOptions>(
+            torch::optim::AdamWOptions(lr).weight_decay(t.weight_decay));
       };
       return std::make_unique<torch::optim::AdamW>(groups_for(opts), *opts(t.lr));
     }

@@ -35,8 +35,10 @@ void check_resume_overrides(const std::vector<std::string>& overrides) {
     std::string names;
     for (const auto& k : config_keys())
       if (k.resumable) names += (names.empty() ? "" : ", ") + k.path;
-    throw ConfigError("--set " + key + ": cannot be changed when resuming (it would change the "
-                      "model, data or optimizer); allowed: " + names);
+    throw ConfigError("--set " + key +
+                      ": cannot be changed when resuming (it would change the "
+                      "model, data or optimizer); allowed: " +
+                      names);
   }
 }
 
@@ -47,12 +49,13 @@ void check_resume_overrides(const std::vector<std::string>& overrides) {
 void seed_branch_best(const Checkpoint& from, const RunPaths& branch, spdlog::logger& log) {
   const int64_t best_epoch = from.progress.best_epoch;
   if (best_epoch == 0) return;  // nothing validated yet
-  std::vector<std::string> candidates{from.path,
-                                      (fs::path(from.path).parent_path() / RunPaths::kBest).string()};
+  std::vector<std::string> candidates{
+      from.path, (fs::path(from.path).parent_path() / RunPaths::kBest).string()};
   for (const auto& candidate : candidates) {
     std::error_code ec;
     if (!fs::is_regular_file(candidate, ec)) continue;
-    const TrainProgress p = candidate == from.path ? from.progress : open_checkpoint(candidate).progress;
+    const TrainProgress p =
+        candidate == from.path ? from.progress : open_checkpoint(candidate).progress;
     if (p.epoch != best_epoch || p.best_epoch != best_epoch) continue;
     atomic_write(branch.best, [&](const std::string& tmp) {
       fs::copy_file(candidate, tmp, fs::copy_options::overwrite_existing);
@@ -61,8 +64,9 @@ void seed_branch_best(const Checkpoint& from, const RunPaths& branch, spdlog::lo
              from.progress.best_val_loss, candidate);
     return;
   }
-  log.warn("branch: the best epoch {} is not in {} or beside it; best.pt will be the first epoch that improves",
-           best_epoch, from.path);
+  log.warn(
+      "branch: the best epoch {} is not in {} or beside it; best.pt will be the first epoch that improves",
+      best_epoch, from.path);
 }
 
 // The regression target's columns, which every split must share.
@@ -146,7 +150,7 @@ Scaling fit_scaling(const ExperimentConfig& config, const DataSplits& data,
   Scaling scaling = checkpoint ? checkpoint->scaling : Scaling::fit(config.data, data.train);
   if (where.comm)
     for (auto& [name, t] : scaling.named_tensors()) {  // t shares memory with `scaling`
-      auto on_device = t.to(where.device);  // NCCL moves CUDA tensors only
+      auto on_device = t.to(where.device);             // NCCL moves CUDA tensors only
       where.comm->broadcast(on_device, 0);
       t.copy_(on_device);
     }
@@ -184,9 +188,11 @@ void log_data(spdlog::logger& log, const ExperimentConfig& config, const DataSpl
               double seconds, const Scaling& scaling, bool from_checkpoint) {
   const int64_t rows = data.train.size() + data.val.size() + data.test.size();
   if (config.data.source == DataSource::Synthetic)
-    log.info("data: {} rows generated in {:.2f} s ({:.0f} samples/s, generator {}{})", rows, seconds,
-             rows / std::max(seconds, 1e-9), config.data.synthetic.generator,
-             config.data.synthetic.stream ? "; training rows streamed, these are validation, test and a sample" : "");
+    log.info("data: {} rows generated in {:.2f} s ({:.0f} samples/s, generator {}{})", rows,
+             seconds, rows / std::max(seconds, 1e-9), config.data.synthetic.generator,
+             config.data.synthetic.stream
+                 ? "; training rows streamed, these are validation, test and a sample"
+                 : "");
   else
     log.info("data: {} rows read in {:.2f} s", rows, seconds);
   if (scaling.scales_features() || scaling.scales_target())
@@ -219,7 +225,8 @@ TrainOutcome run_train(const TrainArgs& args) {
   if (!args.resume.empty()) {
     checkpoint = open_checkpoint(args.resume, where.device);
     if (where.leader && checkpoint->progress.global_step != probe_step)
-      throw Error("--resume " + args.resume + ": the checkpoint changed while this run started (another process "
+      throw Error("--resume " + args.resume +
+                  ": the checkpoint changed while this run started (another process "
                   "saved it); run the command again");
   }
   if (where.comm) dir = where.comm->share("run_dir", dir);

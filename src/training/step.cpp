@@ -37,12 +37,13 @@ Tensor StepRunner::objective(const std::vector<Tensor>& inputs, const Tensor& ta
   if (weight != 1.0) value = value * weight;
   if (loss) *loss = value;
   if (penalty_weight != 0)
-    if (const Tensor penalty = model_->penalty(); penalty.defined()) value = value + penalty_weight * penalty;
+    if (const Tensor penalty = model_->penalty(); penalty.defined())
+      value = value + penalty_weight * penalty;
   return value;
 }
 
-double StepRunner::forward_backward(const std::vector<Tensor>& inputs, const Tensor& target, double weight,
-                                    double penalty_weight) {
+double StepRunner::forward_backward(const std::vector<Tensor>& inputs, const Tensor& target,
+                                    double weight, double penalty_weight) {
   // The pass is LMF's, and an LMF has no penalty.
   if (pass_ && LMFPass::accepts(inputs) && target.device().is_cpu()) {
     const double loss = pass_->train_step(inputs, target, weight, model_->is_training());
@@ -80,7 +81,8 @@ StepRunner::Counts StepRunner::infer_counts() const {
   return infer_counts_;
 }
 
-Tensor predict(StepRunner& runner, const Dataset& data, int64_t batch_size, const torch::Device& device) {
+Tensor predict(StepRunner& runner, const Dataset& data, int64_t batch_size,
+               const torch::Device& device) {
   torch::InferenceMode guard;
   auto& model = runner.model();
   const bool was_training = model.is_training();
@@ -107,8 +109,8 @@ nlohmann::json score(const LossSpec& loss, Task task, const Scaling& scaling, co
 
 nlohmann::json evaluate(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& data,
                         int64_t batch_size, const torch::Device& device) {
-  return score(runner.loss(), task, scaling, predict(runner, scaling.features(data), batch_size, device),
-               data.target);
+  return score(runner.loss(), task, scaling,
+               predict(runner, scaling.features(data), batch_size, device), data.target);
 }
 
 }  // namespace mmfusion

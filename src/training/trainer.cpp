@@ -75,7 +75,8 @@ Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device 
   const int64_t batch = config_.train.batch_size;
   const int64_t buffer_rows = std::min(train_rows(), (kWindowRows + batch - 1) / batch * batch);
   const Dataset& shapes = stream_ ? data.train : train_;
-  for (const auto& f : shapes.features) shuffled_.push_back(torch::empty({buffer_rows, f.size(1)}, f.options().device(device_)));
+  for (const auto& f : shapes.features)
+    shuffled_.push_back(torch::empty({buffer_rows, f.size(1)}, f.options().device(device_)));
   auto target_shape = shapes.target.sizes().vec();
   target_shape[0] = buffer_rows;
   shuffled_target_ = torch::empty(target_shape, shapes.target.options().device(device_));
@@ -91,8 +92,10 @@ void Trainer::build_steps() {
   graph_.reset();
   optimizer_ = make_optimizer(config_.train, *model_);
   step_ = std::make_unique<StepRunner>(model_, config_.train);
-  if (comm_) why_eager_ = "distributed training exchanges gradients between steps";
-  else graph_ = GraphedTrainStep::make(config_.train, *step_, *optimizer_, device_, &why_eager_);
+  if (comm_)
+    why_eager_ = "distributed training exchanges gradients between steps";
+  else
+    graph_ = GraphedTrainStep::make(config_.train, *step_, *optimizer_, device_, &why_eager_);
 }
 
 void Trainer::restore(Checkpoint& checkpoint) {
@@ -175,7 +178,8 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
       read_loss_sum();
       std::fprintf(stderr, "\r\033[Kepoch %lld: step %lld/%lld  loss %.5g",
                    static_cast<long long>(progress_.epoch + 1), static_cast<long long>(step + 1),
-                   static_cast<long long>(steps), progress_.epoch_loss_sum / progress_.epoch_samples);
+                   static_cast<long long>(steps),
+                   progress_.epoch_loss_sum / progress_.epoch_samples);
       std::fflush(stderr);
     }
   }
@@ -214,7 +218,8 @@ void Trainer::load_batch(int64_t b0, int64_t b1) {
   // Made from (seed, epoch, rows) alone: a resumed run gets the same rows, and every
   // rank of a data-parallel run the same global batch (each trains its shard of it).
   Dataset rows = scaling_.features(stream_->rows(progress_.epoch, b0, w1));
-  for (size_t m = 0; m < shuffled_.size(); ++m) shuffled_[m].slice(0, 0, w1 - b0).copy_(rows.features[m]);
+  for (size_t m = 0; m < shuffled_.size(); ++m)
+    shuffled_[m].slice(0, 0, w1 - b0).copy_(rows.features[m]);
   shuffled_target_.slice(0, 0, w1 - b0).copy_(scaling_.target(rows.target));
 }
 
@@ -228,7 +233,8 @@ double Trainer::eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now)
   // The model's penalty is counted once: on the last rank, whose shard is never empty.
   if (s1 > s0)
     value = step_->forward_backward(shuffled_rows(s0, s1), shuffled_targets(s0, s1),
-                                    comm_ ? double(s1 - s0) / double(b1 - b0) : 1.0, rank == world - 1 ? 1.0 : 0.0);
+                                    comm_ ? double(s1 - s0) / double(b1 - b0) : 1.0,
+                                    rank == world - 1 ? 1.0 : 0.0);
   if (comm_) {
     all_reduce_gradients();
     // The global loss and any rank's stop request, so that every rank decides alike.
@@ -241,8 +247,9 @@ double Trainer::eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now)
   if (config_.train.grad_clip > 0)
     grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.grad_clip);
   if (!std::isfinite(value) || !std::isfinite(grad_norm))
-    diverged("at epoch " + std::to_string(progress_.epoch + 1) + ", step " + std::to_string(step + 1) +
-                 " (global step " + std::to_string(progress_.global_step + 1) + ")",
+    diverged("at epoch " + std::to_string(progress_.epoch + 1) + ", step " +
+                 std::to_string(step + 1) + " (global step " +
+                 std::to_string(progress_.global_step + 1) + ")",
              std::isfinite(value) ? "gradient norm" : "loss");
   optimizer_->step();
   return value;
@@ -263,7 +270,8 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   if (comm_) broadcast_buffers();  // every rank evaluates the model rank 0 saves
   {
     torch::NoGradGuard no_grad;
-    if (const torch::Tensor penalty = model_->penalty(); penalty.defined()) r.penalty = penalty.item<double>();
+    if (const torch::Tensor penalty = model_->penalty(); penalty.defined())
+      r.penalty = penalty.item<double>();
   }
   r.relevance = relevance_json(*model_);
   r.val = score(step_->loss(), config_.task, scaling_, predict_sharded(val_), val_.target);
@@ -381,8 +389,10 @@ torch::Tensor Trainer::predict_sharded(const Dataset& data) {
   const auto [s0, s1] = shard_of(0, data.size(), comm_->rank(), comm_->world_size());
   torch::Tensor all;
   {
-    const auto part = predict(*step_, data.rows(torch::arange(s0, s1, torch::TensorOptions(torch::kInt64).device(device_))),
-                              config_.train.eval_batch_size, device_);
+    const auto part = predict(
+        *step_,
+        data.rows(torch::arange(s0, s1, torch::TensorOptions(torch::kInt64).device(device_))),
+        config_.train.eval_batch_size, device_);
     all = torch::zeros({data.size(), part.size(1)}, part.options());
     all.slice(0, s0, s1).copy_(part);
   }
@@ -399,8 +409,8 @@ void Trainer::fit(const std::atomic<int>* stop) {
     return;
   }
   log_->info("training {} on {}: {} train{} / {} val / {} test samples, {} parameters, {} threads",
-             to_string(config_.model.type), device_.str(), train_rows(), stream_ ? " (streamed, per epoch)" : "",
-             val_.size(), test_.size(),
+             to_string(config_.model.type), device_.str(), train_rows(),
+             stream_ ? " (streamed, per epoch)" : "", val_.size(), test_.size(),
              parameter_counts(*model_)[0].second, torch::get_num_threads());
   if (comm_ && t.batch_size < 2 * comm_->world_size()) {
     const auto buffers = model_->named_buffers();
@@ -408,12 +418,14 @@ void Trainer::fit(const std::atomic<int>* stop) {
       return b.key().find("running_") != std::string::npos;
     });
     if (batch_statistics)
-      log_->warn("train.batch_size {} over {} ranks leaves shards of one row, which normalise with the running "
-                 "estimates instead of batch statistics; use a batch of at least {}",
-                 t.batch_size, comm_->world_size(), 2 * comm_->world_size());
+      log_->warn(
+          "train.batch_size {} over {} ranks leaves shards of one row, which normalise with the running "
+          "estimates instead of batch statistics; use a batch of at least {}",
+          t.batch_size, comm_->world_size(), 2 * comm_->world_size());
   }
   if (device_.is_cuda())
-    log_->info("training step: {}", graph_ ? std::string("one CUDA graph per batch size") : "eager (" + why_eager_ + ")");
+    log_->info("training step: {}", graph_ ? std::string("one CUDA graph per batch size")
+                                           : "eager (" + why_eager_ + ")");
   while (progress_.epoch < t.epochs) {
     const auto start = Clock::now();
     train_epoch(stop);
@@ -422,27 +434,31 @@ void Trainer::fit(const std::atomic<int>* stop) {
     const EpochRecord r = finish_epoch(seconds);
     history_.push_back(r);
     const bool classification = config_.task == Task::Classification;
-    log_->info("epoch {:>3}/{}  train_loss {:.6f}  val_loss {:.6f}  {} {:.4f}  {} {:.4f}  "
-               "lr {:.3g}  {:.2f}s  {:.0f} samples/s{}",
-               r.epoch, t.epochs, r.train_loss, r.val_loss, classification ? "val_acc" : "val_mae",
-               r.val[classification ? metric::kAccuracy : metric::kMAE].get<double>(),
-               classification ? "val_f1" : "val_r",
-               r.val[classification ? metric::kMacroF1 : metric::kPearson].get<double>(),
-               r.lr, r.seconds, r.samples_per_s, r.epoch == progress_.best_epoch ? "  *best" : "");
+    log_->info(
+        "epoch {:>3}/{}  train_loss {:.6f}  val_loss {:.6f}  {} {:.4f}  {} {:.4f}  "
+        "lr {:.3g}  {:.2f}s  {:.0f} samples/s{}",
+        r.epoch, t.epochs, r.train_loss, r.val_loss, classification ? "val_acc" : "val_mae",
+        r.val[classification ? metric::kAccuracy : metric::kMAE].get<double>(),
+        classification ? "val_f1" : "val_r",
+        r.val[classification ? metric::kMacroF1 : metric::kPearson].get<double>(), r.lr, r.seconds,
+        r.samples_per_s, r.epoch == progress_.best_epoch ? "  *best" : "");
     if (!r.relevance.empty()) {
       std::string scores;
-      for (const auto& [block, score] : r.relevance.items()) scores += fmt::format("  {} {:.3f}", block, score.get<double>());
+      for (const auto& [block, score] : r.relevance.items())
+        scores += fmt::format("  {} {:.3f}", block, score.get<double>());
       log_->info("relevance{}", scores);
     }
     if (on_epoch) on_epoch(r);
     if (progress_.stopped_early) {
-      log_->info("early stopping: val_loss has not improved for {} epochs (best {:.6f} at epoch {})",
-                 progress_.bad_epochs, progress_.best_val_loss, progress_.best_epoch);
+      log_->info(
+          "early stopping: val_loss has not improved for {} epochs (best {:.6f} at epoch {})",
+          progress_.bad_epochs, progress_.best_val_loss, progress_.best_epoch);
       break;
     }
     if (stop_requested(stop) && progress_.epoch < t.epochs)
       throw Interrupted("interrupted after epoch " + std::to_string(progress_.epoch) + "; saved " +
-                        paths_.last + " (continue with: mmfusion train --resume " + paths_.last + ")");
+                        paths_.last + " (continue with: mmfusion train --resume " + paths_.last +
+                        ")");
   }
 }
 
@@ -452,15 +468,17 @@ json Trainer::write_results() {
   // known), the last checkpoint is what there is, and results.json says so.
   const bool have_best = fs::exists(paths_.best);
   if (!have_best)
-    log_->warn("no epoch improved on the best validation loss known ({:.6f}) and no best.pt exists; "
-               "evaluating {} instead", progress_.best_val_loss, paths_.last);
+    log_->warn(
+        "no epoch improved on the best validation loss known ({:.6f}) and no best.pt exists; "
+        "evaluating {} instead",
+        progress_.best_val_loss, paths_.last);
   const std::string evaluated = have_best ? paths_.best : paths_.last;
   Checkpoint best = open_checkpoint(evaluated, device_);
   ModelPtr model = best.build_model(device_);
   StepRunner runner(model, config_.train);
   auto evaluate_on = [&](const Dataset& d) {  // d's features are scaled already
-    return score(runner.loss(), config_.task, best.scaling, predict(runner, d, config_.train.eval_batch_size, device_),
-                 d.target);
+    return score(runner.loss(), config_.task, best.scaling,
+                 predict(runner, d, config_.train.eval_batch_size, device_), d.target);
   };
   json params = json::object();
   for (const auto& [name, count] : parameter_counts(*model)) params[name] = count;
@@ -470,9 +488,10 @@ json Trainer::write_results() {
                   {"epochs", progress_.epoch},
                   {"stopped_early", progress_.stopped_early},
                   {"train_seconds", progress_.train_seconds},
-                  {"samples_per_s", progress_.train_seconds > 0
-                                        ? double(progress_.epoch) * double(train_rows()) / progress_.train_seconds
-                                        : 0.0},
+                  {"samples_per_s",
+                   progress_.train_seconds > 0
+                       ? double(progress_.epoch) * double(train_rows()) / progress_.train_seconds
+                       : 0.0},
                   {"parameters", params},
                   {"val", evaluate_on(val_)},
                   {"test", evaluate_on(test_)}};

@@ -8,12 +8,12 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    mmfusion::Checkpoint c = mmfusion::parse_checkpoint(reinterpret_cast<const char*>(data), size, "fuzz.pt");
+    mmfusion::Checkpoint c =
+        mmfusion::parse_checkpoint(reinterpret_cast<const char*>(data), size, "fuzz.pt");
     mmfusion::ModelPtr model = c.build_model(torch::kCPU);
     auto optimizer = mmfusion::make_optimizer(c.config.train, *model);
     if (c.has_optimizer()) c.load_optimizer(*optimizer);
     c.rng();
-  } catch (const std::exception&) {
-  }
+  } catch (const std::exception&) {}
   return 0;
 }

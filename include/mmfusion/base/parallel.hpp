@@ -12,6 +12,7 @@ namespace mmfusion {
 // at::get_num_threads, so that `threads` in a config holds), and rethrows the first
 // exception a chunk threw. Which rows a chunk gets depends on the thread count: f must
 // give each row the same result whatever chunk it is in.
-void parallel_chunks(int64_t n, int64_t grain, int threads, const std::function<void(int64_t, int64_t)>& f);
+void parallel_chunks(int64_t n, int64_t grain, int threads,
+                     const std::function<void(int64_t, int64_t)>& f);
 
 }  // namespace mmfusion

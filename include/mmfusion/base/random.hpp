@@ -17,7 +17,9 @@ inline uint64_t mix64(uint64_t x) {
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
   return x ^ (x >> 31);
 }
-inline uint64_t splitmix64(uint64_t state, uint64_t n = 1) { return mix64(state + kGoldenGamma * n); }
+inline uint64_t splitmix64(uint64_t state, uint64_t n = 1) {
+  return mix64(state + kGoldenGamma * n);
+}
 
 // The key of stream `stream` of `seed` (e.g. a split, or an epoch of a training stream).
 uint64_t stream_key(uint64_t seed, uint64_t stream);

@@ -22,7 +22,8 @@ void bias_relu_mask(float* h, float* mask, const float* bias, int64_t n);
 // p *= shrink (AdamW's 1 - lr wd, else 1); g' = g + l2 p (Adam's weight decay, else 0);
 // m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2; p += step_size m / (sqrt(v) / sqrt_bc2 + eps).
 // c1 = 1 - b1 and c2 = 1 - b2 are passed rounded from double, as LibTorch rounds them.
-void adam_update(float* p, const float* g, float* m, float* v, int64_t n, float b1, float c1, float b2,
-                 float c2, float sqrt_bc2, float eps, float step_size, float l2, float shrink);
+void adam_update(float* p, const float* g, float* m, float* v, int64_t n, float b1, float c1,
+                 float b2, float c2, float sqrt_bc2, float eps, float step_size, float l2,
+                 float shrink);
 
 }  // namespace mmfusion::simd

@@ -9,7 +9,7 @@ namespace mmfusion {
 struct ChartSeries {
   std::string name;
   std::vector<double> x, y;
-  std::vector<double> error;  // optional: +- error bar per point
+  std::vector<double> error;      // optional: +- error bar per point
   std::vector<double> low, high;  // optional: an interval per point (instead of error)
 };
 

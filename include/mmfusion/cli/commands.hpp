@@ -2,7 +2,8 @@
 // One function per subcommand that reads a model or a config (eval, predict, inspect,
 // explain, synth, validate); train is training/run.hpp, and mkl, sweep and bench have
 // their own modules. The executable parses the command line into these argument structs
-// and calls them; tests call them in-process. They throw ConfigError (exit 2), Error (exit 1) or Interrupted (exit 130).
+// and calls them; tests call them in-process. They throw ConfigError (exit 2), Error (exit 1) or
+// Interrupted (exit 130).
 #include <string>
 #include <vector>
 
@@ -26,7 +27,7 @@ struct ExplainArgs {
   std::string split = "test";  // when no data file is given
   std::string data;            // a data file (targets not needed)
   ExplainOptions options;
-  std::string out;             // default: the run folder's explain/
+  std::string out;  // default: the run folder's explain/
   std::string device = "auto";
   bool force = false;
 };

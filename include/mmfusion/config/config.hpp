@@ -18,15 +18,15 @@ enum class Task { Regression, Classification };
 enum class Loss { MSE, L1, Huber, CrossEntropy };
 enum class ModelType { LMF, TFN, Concat, Late, Intense };
 enum class OptimizerType { Adam, AdamW, SGD };
-enum class Activation { ReLU, Tanh };           // after each encoder Linear layer
-enum class RankWeighting { Learned, Sum };      // LMF: learned (1, rank) weights or a plain sum
-enum class LateCombine { Sum, Mean };           // late fusion: how the heads' outputs combine
+enum class Activation { ReLU, Tanh };       // after each encoder Linear layer
+enum class RankWeighting { Learned, Sum };  // LMF: learned (1, rank) weights or a plain sum
+enum class LateCombine { Sum, Mean };       // late fusion: how the heads' outputs combine
 enum class DataSource { Synthetic, File };
-enum class Standardize { None, ZScore };         // feature scaling fitted on the training split
+enum class Standardize { None, ZScore };  // feature scaling fitted on the training split
 enum class KernelType { Linear, Polynomial, RBF };
 enum class KernelNormalize { None, UnitDiagonal, UnitTrace };
-enum class MKLSolver { Average, LP, Simple };     // uniform weights, lp-norm MKL, SimpleMKL
-enum class Backend { Auto, Gloo, NCCL };          // c10d process group (distributed training)
+enum class MKLSolver { Average, LP, Simple };  // uniform weights, lp-norm MKL, SimpleMKL
+enum class Backend { Auto, Gloo, NCCL };       // c10d process group (distributed training)
 
 const char* to_string(Task v);
 const char* to_string(Loss v);
@@ -147,18 +147,18 @@ struct IntenseConfig {
 
 struct ModelConfig {
   ModelType type = ModelType::LMF;
-  int64_t rank = 4;                                    // lmf
+  int64_t rank = 4;                                       // lmf
   RankWeighting rank_weighting = RankWeighting::Learned;  // lmf
   double dropout = 0.1;
-  Activation activation = Activation::ReLU;  // every encoder and post-fusion layer
-  int64_t fused_dim = 32;    // LMF's d_out: size of the fused vector
-  int64_t output_dim = 0;    // 0: the target's number of columns
-  std::vector<int64_t> encoder_hidden = {32};                // every modality's MLP
-  std::map<std::string, std::vector<int64_t>> encoders;    // per-modality override
+  Activation activation = Activation::ReLU;              // every encoder and post-fusion layer
+  int64_t fused_dim = 32;                                // LMF's d_out: size of the fused vector
+  int64_t output_dim = 0;                                // 0: the target's number of columns
+  std::vector<int64_t> encoder_hidden = {32};            // every modality's MLP
+  std::map<std::string, std::vector<int64_t>> encoders;  // per-modality override
   std::vector<int64_t> post_hidden = {64, 64};  // tfn, concat: post-fusion MLP hidden sizes
   LateCombine late_combine = LateCombine::Sum;  // late: sum or mean of per-modality heads
-  int64_t max_fused_size = 1 << 22;  // tfn, intense: refuse larger outer products
-  IntenseConfig intense;             // intense
+  int64_t max_fused_size = 1 << 22;             // tfn, intense: refuse larger outer products
+  IntenseConfig intense;                        // intense
 };
 
 struct TrainConfig {
@@ -167,13 +167,13 @@ struct TrainConfig {
   int64_t eval_batch_size = 1024;
   OptimizerType optimizer = OptimizerType::Adam;
   double lr = 1e-3;
-  double factor_lr = 0.0;          // 0: same as lr; else the LMF factors' own lr
+  double factor_lr = 0.0;  // 0: same as lr; else the LMF factors' own lr
   double weight_decay = 0.0;
-  double momentum = 0.9;           // sgd only
-  Loss loss = Loss::MSE;           // classification: cross_entropy (the default there)
+  double momentum = 0.9;  // sgd only
+  Loss loss = Loss::MSE;  // classification: cross_entropy (the default there)
   double huber_delta = 1.0;
-  double grad_clip = 0.0;          // max global gradient norm; 0: off
-  int64_t patience = 0;            // early stopping on val loss; 0: off
+  double grad_clip = 0.0;  // max global gradient norm; 0: off
+  int64_t patience = 0;    // early stopping on val loss; 0: off
   // adam/adamw over one flat buffer (optim.hpp). Was train.fused_optimizer.
   bool flat_optimizer = true;
   // LMF on the CPU: the hand-written forward/backward (lmf_pass.hpp) wherever it applies,
@@ -189,22 +189,22 @@ struct TrainConfig {
 // One modality's kernel for multiple kernel learning (docs/mkl.md).
 struct KernelConfig {
   KernelType type = KernelType::RBF;
-  double gamma = 0;                     // rbf: exp(-gamma |x - z|^2); 0 = median heuristic
-  double gamma_scale = 1;               // rbf, median heuristic: gamma = gamma_scale / median
-  int64_t degree = 2;                   // polynomial: (x.z / dim + coef0)^degree
-  double coef0 = 1;                     // polynomial
+  double gamma = 0;        // rbf: exp(-gamma |x - z|^2); 0 = median heuristic
+  double gamma_scale = 1;  // rbf, median heuristic: gamma = gamma_scale / median
+  int64_t degree = 2;      // polynomial: (x.z / dim + coef0)^degree
+  double coef0 = 1;        // polynomial
   KernelNormalize normalize = KernelNormalize::UnitDiagonal;
 };
 
 struct MKLConfig {
   MKLSolver solver = MKLSolver::Simple;
-  double p = 1.0;                 // lp: the norm of the weight constraint, >= 1
-  double lambda = 0.1;            // kernel ridge regularisation
+  double p = 1.0;       // lp: the norm of the weight constraint, >= 1
+  double lambda = 0.1;  // kernel ridge regularisation
   int64_t max_iter = 200;
-  double tol = 1e-6;              // relative objective change / KKT gap to stop at
-  int64_t train_size = 2000;      // training points used (the first ones); 0 = all
-  double max_memory_gb = 8;       // refuse problems whose kernel matrices need more
-  KernelConfig default_kernel;    // for every modality without its own entry
+  double tol = 1e-6;            // relative objective change / KKT gap to stop at
+  int64_t train_size = 2000;    // training points used (the first ones); 0 = all
+  double max_memory_gb = 8;     // refuse problems whose kernel matrices need more
+  KernelConfig default_kernel;  // for every modality without its own entry
   std::map<std::string, KernelConfig> kernels;
   // Product kernels over these modality sets (each in the config's modality order), beside
   // the one kernel per modality; resolved when parsed ("all" in JSON: every set of 2 to
@@ -219,7 +219,7 @@ struct MKLConfig {
 // Multi-process training (docs/distributed.md); used only when WORLD_SIZE > 1.
 struct DistributedConfig {
   Backend backend = Backend::Auto;  // auto: nccl on CUDA when built in, else gloo
-  double timeout_s = 300;        // a peer that stops answering fails the others after this
+  double timeout_s = 300;           // a peer that stops answering fails the others after this
 };
 
 // The largest num_classes (and output width) a config may ask for.

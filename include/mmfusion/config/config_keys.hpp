@@ -20,15 +20,15 @@
 namespace mmfusion {
 
 enum class KeyKind {
-  Object,    // a group of keys (its own keys are the rows below it)
-  Integer,   // within [minimum, maximum]
-  Number,    // within the range; exclusive_minimum / exclusive_maximum where open
+  Object,   // a group of keys (its own keys are the rows below it)
+  Integer,  // within [minimum, maximum]
+  Number,   // within the range; exclusive_minimum / exclusive_maximum where open
   Boolean,
-  String,    // matching `pattern` where one is given
-  Choice,    // one of `choices`
-  Sizes,     // a list of integers >= 1 (may be empty)
-  Special,   // a structured value (modality lists, term lists, modality sets, maps)
-  Ignored,   // a string accepted and ignored ("$schema"), left out of unknown-key hints
+  String,   // matching `pattern` where one is given
+  Choice,   // one of `choices`
+  Sizes,    // a list of integers >= 1 (may be empty)
+  Special,  // a structured value (modality lists, term lists, modality sets, maps)
+  Ignored,  // a string accepted and ignored ("$schema"), left out of unknown-key hints
 };
 
 // Where a key sits: map keys such as model.encoders.<modality> and mkl.kernels.<kernel>
@@ -41,16 +41,16 @@ struct ConfigKey {
   bool exclusive_minimum = false;
   bool exclusive_maximum = false;
   std::vector<std::string> choices;
-  std::string pattern;          // String: ECMAScript regex for the whole value
-  std::string pattern_message;  // String: the error's "expected ..." when it does not match
-  std::string description;      // one line
-  std::string commands;         // the commands that read it, e.g. "train, eval, bench"
-  std::string default_rule;     // where the default depends on other keys: how
-  std::string old_name;         // a deprecated spelling that still works
-  std::string type_text;        // Special: the type in words (docs)
-  std::string range_text;       // String, Special: the allowed values in words (docs)
+  std::string pattern;            // String: ECMAScript regex for the whole value
+  std::string pattern_message;    // String: the error's "expected ..." when it does not match
+  std::string description;        // one line
+  std::string commands;           // the commands that read it, e.g. "train, eval, bench"
+  std::string default_rule;       // where the default depends on other keys: how
+  std::string old_name;           // a deprecated spelling that still works
+  std::string type_text;          // Special: the type in words (docs)
+  std::string range_text;         // String, Special: the allowed values in words (docs)
   nlohmann::json special_schema;  // Special: the value's JSON Schema (without description/default)
-  bool nullable = false;        // Object: null reads as absent
+  bool nullable = false;          // Object: null reads as absent
   // May change on `train --resume`: it alters neither the model, the data nor the
   // optimizer (the only keys a resume accepts in --set; docs/config.md lists them).
   bool resumable = false;

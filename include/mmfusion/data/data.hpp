@@ -17,9 +17,9 @@ const char* split_name(Split split);
 Split parse_split(const std::string& name);  // "train" | "val" | "test"
 
 struct Dataset {
-  std::string origin;                  // where the rows came from, for messages: a file, a split
-  std::vector<std::string> names;      // modality order, as in the config
-  std::vector<torch::Tensor> features; // one [N, dim] float32 tensor per modality
+  std::string origin;                   // where the rows came from, for messages: a file, a split
+  std::vector<std::string> names;       // modality order, as in the config
+  std::vector<torch::Tensor> features;  // one [N, dim] float32 tensor per modality
   // Regression: [N, K] float32. Classification: int64 class labels [N].
   // Undefined when a file has none.
   torch::Tensor target;
@@ -30,7 +30,9 @@ struct Dataset {
 
   int64_t size() const { return features.empty() ? 0 : features.front().size(0); }
   // Columns of a regression target (1 for class labels, 0 when there is none).
-  int64_t target_dim() const { return !target.defined() ? 0 : target.dim() == 2 ? target.size(1) : 1; }
+  int64_t target_dim() const {
+    return !target.defined() ? 0 : target.dim() == 2 ? target.size(1) : 1;
+  }
   Dataset to(const torch::Device& device) const;
   Dataset rows(const torch::Tensor& index) const;  // index: int64 [n] on the same device
 };

@@ -31,7 +31,9 @@ class Scaling {
     bool features = false, target = false;
   };
   static Plan plan(const ExperimentConfig& config);
-  bool follows(const Plan& plan) const { return scales_features() == plan.features && scales_target() == plan.target; }
+  bool follows(const Plan& plan) const {
+    return scales_features() == plan.features && scales_target() == plan.target;
+  }
 
   bool scales_features() const { return !mean_.empty(); }
   bool scales_target() const { return target_mean_.defined(); }

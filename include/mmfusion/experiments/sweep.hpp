@@ -19,19 +19,20 @@
 namespace mmfusion {
 
 struct SweepArgs {
-  std::string config;                  // base config file (or given by the sweep file)
-  std::string sweep_file;              // JSON: {"name", "base", "set": [...], "grid": {key: [values]}}
-  std::vector<std::string> grid;       // --grid KEY=V1,V2,...
+  std::string config;             // base config file (or given by the sweep file)
+  std::string sweep_file;         // JSON: {"name", "base", "set": [...], "grid": {key: [values]}}
+  std::vector<std::string> grid;  // --grid KEY=V1,V2,...
   std::vector<std::string> overrides;  // --set KEY=VALUE, applied to the base
   std::string out;                     // default runs/sweep-<name>
   bool dry_run = false;                // validate every combination, train nothing
-  std::string x;                       // --x KEY: the chart's x axis (a grid key); "" = the rule below
-  int jobs = 1;                        // --jobs J: combinations at once, one process each
-  std::string shard;                   // --shard K/N: this process's share ("" = all)
-  std::string report;                  // --report DIR: rebuild DIR's reports, train nothing
-  std::string worker;                  // --worker NAME (what --jobs starts): train that combination of --out's sweep.json
-  int64_t worker_threads = 0;          // --worker-threads T: its threads (0: as configured)
-  std::string executable;              // the mmfusion executable --jobs starts workers with
+  std::string x;       // --x KEY: the chart's x axis (a grid key); "" = the rule below
+  int jobs = 1;        // --jobs J: combinations at once, one process each
+  std::string shard;   // --shard K/N: this process's share ("" = all)
+  std::string report;  // --report DIR: rebuild DIR's reports, train nothing
+  std::string
+      worker;  // --worker NAME (what --jobs starts): train that combination of --out's sweep.json
+  int64_t worker_threads = 0;  // --worker-threads T: its threads (0: as configured)
+  std::string executable;      // the mmfusion executable --jobs starts workers with
 };
 
 // The exit codes of a worker whose combination another process holds, or that found it

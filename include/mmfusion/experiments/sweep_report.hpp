@@ -16,7 +16,7 @@ const GridAxis* chart_x_axis(const std::vector<GridAxis>& axes, const std::strin
 
 // Writes DIR/results.csv, DIR/summary.md (titled with the sweep's name) and DIR/chart.svg
 // (against chart_x_axis(axes, x)) from the runs' results.json.
-void write_sweep_reports(const std::string& dir, const std::string& name, const std::vector<GridAxis>& axes,
-                         Task task, const std::string& x = "");
+void write_sweep_reports(const std::string& dir, const std::string& name,
+                         const std::vector<GridAxis>& axes, Task task, const std::string& x = "");
 
 }  // namespace mmfusion

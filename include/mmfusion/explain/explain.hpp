@@ -45,8 +45,9 @@ struct ExplainOptions {
 // themselves, in the model's output units (logits for classification). For a model with
 // relevance scores (InTense) each subset has "relevance": its block's score, or null when
 // the model has no block for it. The caller adds "model" and "data".
-nlohmann::json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& data,
-                             const ExplainOptions& options, const torch::Device& device);
+nlohmann::json explain_model(StepRunner& runner, Task task, const Scaling& scaling,
+                             const Dataset& data, const ExplainOptions& options,
+                             const torch::Device& device);
 
 // Puts the generator's truth beside each subset ("truth": share or null) and a "truth"
 // summary in `result`; where the truth is not exact (dependent modalities) every subset's

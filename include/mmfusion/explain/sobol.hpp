@@ -30,11 +30,12 @@ std::vector<double> shapley_values(const std::vector<double>& pure, int groups);
 
 struct SobolIndices {
   int groups = 0;
-  double variance = 0;          // Var f, summed over the output's columns
-  std::vector<double> closed;   // [2^M] closed shares (closed[0] = 0, closed[all] = 1)
-  std::vector<double> pure;     // [2^M] pure shares, by Moebius inversion
-  std::vector<double> orders;   // [M] orders[k - 1] = sum of the pure shares of the subsets of size k
-  std::vector<double> total;    // [M] total-effect shares
+  double variance = 0;         // Var f, summed over the output's columns
+  std::vector<double> closed;  // [2^M] closed shares (closed[0] = 0, closed[all] = 1)
+  std::vector<double> pure;    // [2^M] pure shares, by Moebius inversion
+  std::vector<double>
+      orders;                 // [M] orders[k - 1] = sum of the pure shares of the subsets of size k
+  std::vector<double> total;  // [M] total-effect shares
   std::vector<double> shapley;  // [M]
 };
 

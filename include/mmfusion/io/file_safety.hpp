@@ -27,8 +27,8 @@ void check_file_tensors(const c10::IValue& value, const std::string& where);
 
 // The records of an archive that a pickle's storages refer to: "<folder><key>".
 struct StorageRecords {
-  std::string folder;                    // e.g. "data/"
-  std::map<std::string, size_t> sizes;   // every record of the archive, by name
+  std::string folder;                   // e.g. "data/"
+  std::map<std::string, size_t> sizes;  // every record of the archive, by name
 };
 
 // One pickle (protocols 0 to 5): every opcode known, every length inside the bytes, memo
@@ -39,11 +39,12 @@ void check_pickle(const char* data, size_t size, const std::string& where,
                   const StorageRecords* records = nullptr);
 
 // The zip's directory first (every record's stated size one the file can hold: LibTorch
-// allocates it before reading), then check_pickle on every record of a PyTorch zip archive whose name ends in ".pkl" (or
-// "debug_pkl"), and nothing but attribute declarations in its code/ records (LibTorch
-// parses and compiles them on load: a __setstate__ would run, and damaged source crashed
+// allocates it before reading), then check_pickle on every record of a PyTorch zip archive whose
+// name ends in ".pkl" (or "debug_pkl"), and nothing but attribute declarations in its code/ records
+// (LibTorch parses and compiles them on load: a __setstate__ would run, and damaged source crashed
 // its type parser). Error "WHERE: UNREADABLE" when the zip itself
 // cannot be read.
-void check_archive_pickles(const char* data, size_t size, const std::string& where, const std::string& unreadable);
+void check_archive_pickles(const char* data, size_t size, const std::string& where,
+                           const std::string& unreadable);
 
 }  // namespace mmfusion

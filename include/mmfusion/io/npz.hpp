@@ -30,7 +30,8 @@ std::vector<char> npy_bytes(const torch::Tensor& values);
 // at build time (MMFUSION_HAVE_LIBZIP); without it, an Error that says so.
 // `names`, when given, receives every entry's name.
 NamedArrays parse_npz(const char* data, size_t size, const std::string& path,
-                      const std::set<std::string>* wanted = nullptr, std::vector<std::string>* names = nullptr);
+                      const std::set<std::string>* wanted = nullptr,
+                      std::vector<std::string>* names = nullptr);
 // Writes an .npz archive (stored, as np.savez does), atomically.
 void write_npz(const std::string& path, const NamedArrays& arrays);
 

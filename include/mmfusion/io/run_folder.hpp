@@ -67,8 +67,8 @@ class RunLock {
 bool is_empty_run_dir(const std::string& dir);
 
 // A fresh run folder: `out` must be new or empty, but for a lock file (ConfigError
-// otherwise, naming how to continue that run); without `out`, runs/<name>-<timestamp>, with a suffix rather than
-// reuse a folder.
+// otherwise, naming how to continue that run); without `out`, runs/<name>-<timestamp>, with a
+// suffix rather than reuse a folder.
 std::string fresh_run_dir(const std::string& out, const std::string& name);
 
 // The run folder of a checkpoint DIR/checkpoints/NAME.pt beside DIR/config.json
@@ -80,7 +80,7 @@ void create_run_dir(const RunPaths& paths, bool with_checkpoints = true);
 
 // A logger that writes to stderr and, when log_file is given, appends to it. `prefix` goes
 // before every message (e.g. "sweep: "). It becomes spdlog's default logger.
-std::shared_ptr<spdlog::logger> make_logger(const std::string& log_file, const std::string& prefix = "");
-
+std::shared_ptr<spdlog::logger> make_logger(const std::string& log_file,
+                                            const std::string& prefix = "");
 
 }  // namespace mmfusion

@@ -1,8 +1,8 @@
 #pragma once
 // Multiple kernel learning (docs/mkl.md): one kernel per modality (and products of them
 // for interactions), kernel ridge regression on their weighted sum, and learners for the
-// weights (uniform, lp-norm MKL, SimpleMKL), plus kernel PCA for pictures of separability. All in double precision,
-// on the device of the inputs.
+// weights (uniform, lp-norm MKL, SimpleMKL), plus kernel PCA for pictures of separability. All in
+// double precision, on the device of the inputs.
 #include <string>
 #include <vector>
 
@@ -40,10 +40,11 @@ struct KRRSolution {
 KRRSolution krr_solve(const torch::Tensor& K, const torch::Tensor& Y, double lambda);
 // d2J/dtheta_m dtheta_n = 2 lambda sum_c (K_m alpha_c)' (K + lambda I)^-1 (K_n alpha_c), from
 // the solve's Cholesky factor: [M, M], positive semi-definite (J is convex in theta).
-torch::Tensor krr_hessian(const std::vector<torch::Tensor>& kernels, const KRRSolution& s, double lambda);
+torch::Tensor krr_hessian(const std::vector<torch::Tensor>& kernels, const KRRSolution& s,
+                          double lambda);
 // dJ/dtheta_m = -lambda * sum_c alpha_c' K_m alpha_c
-std::vector<double> krr_gradient(const std::vector<torch::Tensor>& kernels, const torch::Tensor& alpha,
-                                 double lambda);
+std::vector<double> krr_gradient(const std::vector<torch::Tensor>& kernels,
+                                 const torch::Tensor& alpha, double lambda);
 torch::Tensor combine(const std::vector<torch::Tensor>& kernels, const std::vector<double>& theta);
 
 struct MKLResult {
@@ -71,8 +72,8 @@ MKLResult learn_weights(const MKLConfig& config, const std::vector<torch::Tensor
                         const torch::Tensor& Y);
 MKLResult lp_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y, double lambda,
                  double p, int64_t max_iter, double tol);
-MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y, double lambda,
-                     int64_t max_iter, double tol);
+MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y,
+                     double lambda, int64_t max_iter, double tol);
 
 // Kernel PCA fitted on a training kernel.
 struct KernelPCA {
@@ -91,12 +92,14 @@ KernelPCA fit_kernel_pca(const torch::Tensor& K, int64_t components = 2);
 // centring of Durrande et al. 2013): K_t - 1 r' - (row means of K_t) 1' + mean(K), r the
 // column means of the training kernel K. centre_test_kernel(K, K) centres K itself; every
 // function sum_j k~(., x_j) a_j then has mean zero over the training points.
-torch::Tensor centre_test_kernel(const torch::Tensor& test_kernel, const torch::Tensor& train_kernel);
+torch::Tensor centre_test_kernel(const torch::Tensor& test_kernel,
+                                 const torch::Tensor& train_kernel);
 
 // ANOVA centring of one kernel's matrices on the training points: `rows` (val x train,
 // test x train, ...) are centred against the uncentred training kernel, then the training
 // kernel itself; returns {centred train, centred rows...}.
-std::vector<torch::Tensor> anova_centre(const torch::Tensor& train, const std::vector<torch::Tensor>& rows);
+std::vector<torch::Tensor> anova_centre(const torch::Tensor& train,
+                                        const std::vector<torch::Tensor>& rows);
 
 // The elementwise product of the kernels base[of[0]], base[of[1]], ... (a new tensor).
 torch::Tensor product_kernel(const std::vector<torch::Tensor>& base, const std::vector<size_t>& of);
@@ -106,8 +109,8 @@ torch::Tensor product_kernel(const std::vector<torch::Tensor>& base, const std::
 // variances summed over alpha's columns. With centred base kernels and their products
 // the components are the prediction's functional-ANOVA terms, and these are their Sobol
 // shares (docs/mkl.md). All zeros when the prediction is constant.
-std::vector<double> component_shares(const std::vector<torch::Tensor>& kernels, const std::vector<double>& theta,
-                                     const torch::Tensor& alpha);
+std::vector<double> component_shares(const std::vector<torch::Tensor>& kernels,
+                                     const std::vector<double>& theta, const torch::Tensor& alpha);
 
 // Separability of 2-D coordinates: classification, accuracy of the nearest class mean
 // (means from the training coordinates); regression, R^2 of a least-squares linear fit

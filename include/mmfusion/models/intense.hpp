@@ -1,8 +1,9 @@
 #pragma once
 // The arithmetic of Interpretable Tensor Fusion (InTense; Varshneya et al., IJCAI 2024;
-// ../shared/design/METHODS.md section 4) that the `intense` model type is built on: interaction blocks with their lower-order parts removed, the l_{2,q} block
-// regulariser of the fusion layer, and the blocks' relevance scores. Tensor maths only:
-// it knows nothing of models, configs or training (IntenseImpl in models.hpp uses it).
+// ../shared/design/METHODS.md section 4) that the `intense` model type is built on: interaction
+// blocks with their lower-order parts removed, the l_{2,q} block regulariser of the fusion layer,
+// and the blocks' relevance scores. Tensor maths only: it knows nothing of models, configs or
+// training (IntenseImpl in models.hpp uses it).
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -19,14 +20,15 @@ namespace mmfusion {
 // its inclusion-exclusion sign. With independent modalities the block is uncorrelated
 // with every function of a strict subset of S, for any order and any number of
 // modalities. No means: the factors are centred already (the model's projections are).
-torch::Tensor interaction_block(const std::vector<torch::Tensor>& u, const std::vector<torch::Tensor>& means = {});
+torch::Tensor interaction_block(const std::vector<torch::Tensor>& u,
+                                const std::vector<torch::Tensor>& means = {});
 
 // The l_{2,q} block norm regulariser, q = 2p / (p + 1):
 // (sum_b ||W_b||_F^q)^(2/q), W_b the columns [begin, end) of `weight` ([out, in]).
 // Differentiable in `weight` (nothing is detached: the public code's first release
 // detached the block norms, and its regulariser did nothing).
-torch::Tensor block_regularizer(const torch::Tensor& weight, const std::vector<std::pair<int64_t, int64_t>>& blocks,
-                                double p);
+torch::Tensor block_regularizer(const torch::Tensor& weight,
+                                const std::vector<std::pair<int64_t, int64_t>>& blocks, double p);
 
 // Relevance of each block from the blocks' Frobenius norms n_b:
 // s_b = n_b^(2/(p+1)) / (sum_b' n_b'^(2p/(p+1)))^(1/p), so that ||s||_p = 1 for every

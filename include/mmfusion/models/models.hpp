@@ -112,7 +112,7 @@ struct LowRankFusionOptions {
   LowRankFusionOptions(std::vector<std::string> names, std::vector<int64_t> input_dims)
       : names_(std::move(names)), input_dims_(std::move(input_dims)) {}
   TORCH_ARG(std::vector<std::string>, names);
-  TORCH_ARG(std::vector<int64_t>, input_dims);  // d_m, without the constant 1
+  TORCH_ARG(std::vector<int64_t>, input_dims);              // d_m, without the constant 1
   TORCH_ARG(int64_t, rank) = ModelConfig{}.rank;            // the config's default
   TORCH_ARG(int64_t, fused_dim) = ModelConfig{}.fused_dim;  // d_out, the width of y
   // false: the paper's plain sum over rank (rank_weights is then a buffer of ones).
@@ -142,10 +142,11 @@ struct LMFDescription {
   std::vector<EncoderDescription> encoders;  // one per modality, config order
   int64_t rank = 0, fused_dim = 0, output_dim = 0;
   RankWeighting rank_weighting = RankWeighting::Learned;  // Sum: rank_weights is a buffer of ones
-  std::vector<torch::Tensor> factors;        // (rank, d_m + 1, fused_dim)
-  std::vector<FactorLayout> factor_layouts;  // how each is read as V_m
-  torch::Tensor rank_weights, bias;          // (1, rank), (1, fused_dim)
-  torch::Tensor head_weight, head_bias;      // (output_dim, fused_dim), (output_dim); undefined without a head
+  std::vector<torch::Tensor> factors;                     // (rank, d_m + 1, fused_dim)
+  std::vector<FactorLayout> factor_layouts;               // how each is read as V_m
+  torch::Tensor rank_weights, bias;                       // (1, rank), (1, fused_dim)
+  torch::Tensor head_weight,
+      head_bias;  // (output_dim, fused_dim), (output_dim); undefined without a head
   // Parameter values this description accounts for, and the module's own count: a module
   // with anything the description does not name (a new layer) has more.
   int64_t described_parameters = 0, module_parameters = 0;
@@ -194,7 +195,8 @@ TORCH_MODULE(PostFusion);
 // [1; h_m] over all modalities, size prod(d_m + 1), then the post-fusion network.
 class TFNImpl : public MultimodalModelImpl {
  public:
-  TFNImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model, int64_t output_dim);
+  TFNImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model,
+          int64_t output_dim);
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
   double forward_flops() const override;  // + one multiply per entry of the outer product
   // The fused representation itself, [B, prod(d_m + 1)] (tests check it).
@@ -264,7 +266,8 @@ class IntenseImpl : public MultimodalModelImpl {
     std::vector<size_t> members;  // indices into the config's modalities
     int64_t begin = 0, end = 0;   // its columns of the fusion weight
   };
-  IntenseImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model, int64_t output_dim);
+  IntenseImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model,
+              int64_t output_dim);
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
   torch::Tensor penalty() override;
   std::vector<std::pair<std::string, double>> relevance() const override;

@@ -33,10 +33,10 @@ struct TrainProgress {
   int64_t global_step = 0;  // optimizer steps since the start
   double best_val_loss = std::numeric_limits<double>::infinity();
   int64_t best_epoch = 0;
-  int64_t bad_epochs = 0;         // epochs since the last improvement (early stopping)
-  double epoch_loss_sum = 0;      // sum of per-sample losses in the epoch in progress
-  int64_t epoch_samples = 0;      // samples seen in the epoch in progress
-  double train_seconds = 0;       // time spent training so far
+  int64_t bad_epochs = 0;     // epochs since the last improvement (early stopping)
+  double epoch_loss_sum = 0;  // sum of per-sample losses in the epoch in progress
+  int64_t epoch_samples = 0;  // samples seen in the epoch in progress
+  double train_seconds = 0;   // time spent training so far
   bool stopped_early = false;
 };
 

@@ -37,7 +37,8 @@ class GraphedTrainStep {
   // The graph step for this config, runner, optimizer and device, or null when
   // unsupported() says why not (into *why_not when given).
   static std::unique_ptr<GraphedTrainStep> make(const TrainConfig& train, StepRunner& runner,
-                                                torch::optim::Optimizer& optimizer, const torch::Device& device,
+                                                torch::optim::Optimizer& optimizer,
+                                                const torch::Device& device,
                                                 std::string* why_not = nullptr);
 
   // `runner` gives the model and the loss; `optimizer` owns the parameters and their

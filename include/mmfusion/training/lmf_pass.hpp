@@ -35,8 +35,8 @@ class LMFPass {
 
   // Adds the gradients of weight * loss(model(inputs), target) to the parameters' .grad
   // and returns that weighted loss. Dropout is applied when `training`.
-  double train_step(const std::vector<torch::Tensor>& inputs, const torch::Tensor& target, double weight,
-                    bool training);
+  double train_step(const std::vector<torch::Tensor>& inputs, const torch::Tensor& target,
+                    double weight, bool training);
 
   // The model's output without dropout, as a new tensor. Thread-safe.
   torch::Tensor infer(const std::vector<torch::Tensor>& inputs);

@@ -20,7 +20,8 @@ struct LossSpec {
 
 // The loss of `prediction` against `target` (cross-entropy: logits [B, K] and int64
 // labels [B]; the others: tensors of the same shape), as a differentiable scalar.
-torch::Tensor loss_value(const LossSpec& loss, const torch::Tensor& prediction, const torch::Tensor& target);
+torch::Tensor loss_value(const LossSpec& loss, const torch::Tensor& prediction,
+                         const torch::Tensor& target);
 
 // The same loss of a contiguous float32 [batch, k] output against `target` (CPU), with
 // weight * dloss/doutput written into `grad` ([batch, k]). Returns weight * loss. Checks

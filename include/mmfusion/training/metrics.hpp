@@ -51,10 +51,12 @@ RegressionMetrics regression_metrics(const torch::Tensor& prediction, const torc
 nlohmann::json to_json(const RegressionMetrics& m);
 
 // logits: [N, K]; labels: int64 [N].
-ClassificationMetrics classification_metrics(const torch::Tensor& logits, const torch::Tensor& labels);
+ClassificationMetrics classification_metrics(const torch::Tensor& logits,
+                                             const torch::Tensor& labels);
 nlohmann::json to_json(const ClassificationMetrics& m);
 
 // The metrics of a task as JSON.
-nlohmann::json task_metrics(Task task, const torch::Tensor& prediction, const torch::Tensor& target);
+nlohmann::json task_metrics(Task task, const torch::Tensor& prediction,
+                            const torch::Tensor& target);
 
 }  // namespace mmfusion

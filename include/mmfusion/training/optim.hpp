@@ -57,7 +57,8 @@ class FlatAdam : public torch::optim::Optimizer {
 // train.flat_optimizer), with the model's factor parameters in their own group when
 // train.factor_lr > 0. Build it before anything that holds views of the parameters
 // (step.hpp): FlatAdam moves them into its buffer.
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& train, MultimodalModelImpl& model);
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& train,
+                                                        MultimodalModelImpl& model);
 
 // Clears the gradients the way the optimizer needs: one fill for FlatAdam (its
 // gradients are views that must stay), the optimizer's own zero_grad otherwise.

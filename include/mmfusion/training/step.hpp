@@ -44,8 +44,8 @@ class StepRunner {
                           double weight = 1.0, double penalty_weight = 1.0);
 
   // That objective as a differentiable scalar, its loss part in *loss (autograd only).
-  torch::Tensor objective(const std::vector<torch::Tensor>& inputs, const torch::Tensor& target, double weight,
-                          double penalty_weight, torch::Tensor* loss);
+  torch::Tensor objective(const std::vector<torch::Tensor>& inputs, const torch::Tensor& target,
+                          double weight, double penalty_weight, torch::Tensor* loss);
 
   // The model's output without gradients, in the model's current mode (callers put it in
   // eval mode). Thread-safe.
@@ -75,13 +75,14 @@ class StepRunner {
 };
 
 // Predictions for a whole dataset in evaluation mode, batch by batch: [N, output_dim].
-torch::Tensor predict(StepRunner& runner, const Dataset& data, int64_t batch_size, const torch::Device& device);
+torch::Tensor predict(StepRunner& runner, const Dataset& data, int64_t batch_size,
+                      const torch::Device& device);
 
 // The task's metrics (metrics.hpp) of a model's output against the target in its own
 // units, plus "loss": the training objective, in the units the model trains on (the
 // scaled target when `scaling` scales it). `output` is what the model computed.
-nlohmann::json score(const LossSpec& loss, Task task, const Scaling& scaling, const torch::Tensor& output,
-                     const torch::Tensor& target);
+nlohmann::json score(const LossSpec& loss, Task task, const Scaling& scaling,
+                     const torch::Tensor& output, const torch::Tensor& target);
 
 // score() of the runner's model on a dataset in its own units (`scaling` is applied to
 // its features here).

@@ -86,11 +86,13 @@ class Trainer {
   // rows [b0, b1) of the shuffled split; returns the step's loss.
   double eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now);
   void build_steps();  // optimizer_, step_ and graph_ over the model's current parameters
-  std::vector<torch::Tensor> shuffled_rows(int64_t r0, int64_t r1) const;  // rows [r0, r1) of the epoch's order
-  torch::Tensor shuffled_targets(int64_t r0, int64_t r1) const;             // their targets
+  std::vector<torch::Tensor> shuffled_rows(int64_t r0,
+                                           int64_t r1) const;  // rows [r0, r1) of the epoch's order
+  torch::Tensor shuffled_targets(int64_t r0, int64_t r1) const;  // their targets
   void load_batch(int64_t b0, int64_t b1);  // makes rows [b0, b1) of the epoch's order available
-  static constexpr int64_t kWindowRows = 16384;  // rows gathered at a time (rounded up to whole batches)
-  int64_t train_rows() const;                      // training rows per epoch
+  static constexpr int64_t kWindowRows =
+      16384;                   // rows gathered at a time (rounded up to whole batches)
+  int64_t train_rows() const;  // training rows per epoch
   [[noreturn]] void diverged(const std::string& where, const std::string& what) const;
   EpochRecord finish_epoch(double seconds);
   void save(const std::string& path);
@@ -110,8 +112,8 @@ class Trainer {
   Dataset train_, val_, test_;  // scaled features; train_'s target scaled, val_'s and test_'s not
   std::vector<torch::Tensor> shuffled_;  // a window of the epoch's order (kWindowRows)
   torch::Tensor shuffled_target_;
-  torch::Tensor perm_;                     // the epoch's order of the training rows
-  int64_t window_ = 0, window_end_ = 0;    // the epoch rows the window holds
+  torch::Tensor perm_;                      // the epoch's order of the training rows
+  int64_t window_ = 0, window_end_ = 0;     // the epoch rows the window holds
   std::unique_ptr<TrainingStream> stream_;  // streaming: where the batches come from
   ModelPtr model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
