@@ -69,6 +69,10 @@ for folder, row in table.items():
             where = path.relative_to(root)
             if torch_header.match(name) and not row["torch"]:
                 fail(f"{where}: includes <{name}>, but {folder}/ is built without LibTorch")
+            if ".." in name.split("/"):
+                fail(f"{where}: includes {name}: a relative path past the folder (include "
+                     "\"mmfusion/<folder>/<name>.hpp\" or a header of the same folder)")
+                continue
             parts = name.split("/")
             if parts[0] == "mmfusion" and len(parts) == 3:
                 target = parts[1]

@@ -11,6 +11,7 @@
 #include "mmfusion/training/checkpoint.hpp"
 #include "mmfusion/cli/commands.hpp"
 #include "mmfusion/base/errors.hpp"
+#include "mmfusion/training/evaluation.hpp"
 #include "mmfusion/training/step.hpp"
 #include "mmfusion/training/trainer.hpp"
 

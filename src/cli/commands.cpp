@@ -1,11 +1,6 @@
 #include "mmfusion/cli/commands.hpp"
 
-#include <chrono>
-#include <csignal>
 #include <filesystem>
-#include <optional>
-#include <sstream>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -13,15 +8,14 @@
 #include "mmfusion/config/config.hpp"
 #include "mmfusion/config/config_io.hpp"
 #include "mmfusion/data/data.hpp"
-#include "mmfusion/runtime/distributed.hpp"
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/models/models.hpp"
 #include "mmfusion/io/run_folder.hpp"
 #include "mmfusion/runtime/runtime.hpp"
+#include "mmfusion/training/evaluation.hpp"
 #include "mmfusion/training/step.hpp"
 #include "mmfusion/training/trainer.hpp"
-#include "mmfusion/base/version.hpp"
 
 namespace mmfusion {
 namespace fs = std::filesystem;

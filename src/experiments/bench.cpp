@@ -164,16 +164,16 @@ json run_bench(const BenchArgs& args) {
   const int64_t threads = apply_threads(config.threads);
   if (args.steps < 1 || args.repeats < 1 || args.warmup < 0)
     throw ConfigError("bench: --steps and --repeats must be >= 1, --warmup >= 0");
-  if (config.task == Task::Classification &&
-      config.num_classes == 0)  // file data may leave it to training
+  // File data may leave num_classes to training.
+  if (config.task == Task::Classification && config.num_classes == 0)
     throw ConfigError("num_classes: bench draws random labels and needs it (--set num_classes=N)");
   // Random targets stand in for data: model.output_dim columns when given, else one.
   const int64_t out =
       resolve_output_dim(config, config.model.output_dim > 0 ? config.model.output_dim : 1);
   config.model.output_dim = out;
   const json generation = time_generation(config, args);
-  std::unique_ptr<TrainingStream>
-      stream;  // generator 2 makes one batch at a time, as streaming does
+  // Generator 2 makes one batch at a time, as streaming does.
+  std::unique_ptr<TrainingStream> stream;
   if (config.data.source == DataSource::Synthetic && config.data.synthetic.generator >= 2)
     stream = std::make_unique<TrainingStream>(config);
 

@@ -8,15 +8,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cmath>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -27,7 +22,6 @@
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/io/run_folder.hpp"
 #include "mmfusion/runtime/runtime.hpp"
-#include "mmfusion/base/svg.hpp"
 
 extern char** environ;
 
@@ -234,8 +228,8 @@ RunStatus run_combination(const Plan& plan, size_t i, spdlog::logger& log) {
   std::error_code ec;
   TrainArgs train;
   if (fs::exists(RunPaths(run_dir.string()).last)) {
-    fs::remove(RunPaths(run_dir.string()).error,
-               ec);  // an earlier attempt's; this one writes its own
+    // An earlier attempt's error; this one writes its own.
+    fs::remove(RunPaths(run_dir.string()).error, ec);
     train.resume = RunPaths(run_dir.string()).last;
     if (plan.threads > 0) train.overrides.push_back("threads=" + std::to_string(plan.threads));
     log.info("{}: resuming", progress(plan, i));
@@ -265,11 +259,6 @@ RunStatus run_combination(const Plan& plan, size_t i, spdlog::logger& log) {
   }
 }
 
-// Runs the combinations `indices` in up to `jobs` worker processes at once
-// (`executable` sweep --out DIR --worker NAME), each in its own process group with
-// OpenMP's passive wait policy: spinning OpenMP threads of several processes on the
-// same cores slowed training 100-fold (docs/performance.md). A stop signal is passed on
-// to the workers, which save and exit; then Interrupted.
 // This process's environment with OMP_WAIT_POLICY=passive, as posix_spawn takes it.
 std::vector<std::string> worker_environment() {
   std::vector<std::string> environment;
@@ -359,8 +348,9 @@ void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs,
                                 ? "was killed by signal " + std::to_string(WTERMSIG(status))
                                 : "exited with code " + std::to_string(code);
     log.error("{}: failed: its worker {}", progress(plan, i), how);
-    try {  // a worker that could not write it itself; under its lock, since another may hold it by
-           // now
+    // A worker that could not write it itself; under its lock, since another may hold it
+    // by now.
+    try {
       RunLock lock(run_dir.string());
       if (!fs::exists(RunPaths(run_dir.string()).error))
         record_failure(run_dir, "the worker process " + how + " (see " +

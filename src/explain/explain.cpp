@@ -9,6 +9,7 @@
 
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/explain/sobol.hpp"
+#include "mmfusion/training/evaluation.hpp"
 #include "mmfusion/training/step.hpp"
 #include "mmfusion/base/svg.hpp"
 
@@ -112,6 +113,61 @@ std::vector<double> lmf_exact_shares(LMFImpl& lmf, const Dataset& data,
 
 }  // namespace
 
+namespace {
+
+// The decomposition as explain's JSON: every subset's pure share with its bootstrap
+// interval (and LMF's exact share, the model's relevance score where it has them), the
+// shares by order, the total effects and the Shapley values, each with its interval.
+json decomposition_json(const SobolIndices& point, const std::vector<SobolIndices>& draws,
+                        const std::vector<std::string>& names, const std::vector<double>& exact,
+                        const json& relevance) {
+  const int groups = static_cast<int>(names.size());
+  auto collect = [&](auto pick) {
+    std::vector<double> v;
+    for (const auto& d : draws) v.push_back(pick(d));
+    return v;
+  };
+  json subsets = json::array();
+  for (uint32_t s : subsets_in_order(groups)) {
+    json entry =
+        with_interval(point.pure[s], collect([&](const SobolIndices& d) { return d.pure[s]; }));
+    const auto mods = members(s, names);
+    subsets.push_back({{"name", subset_name(mods)},
+                       {"modalities", mods},
+                       {"share", entry["share"]},
+                       {"ci", entry["ci"]},
+                       {"closed", point.closed[s]},
+                       {"truth", nullptr}});
+    if (!exact.empty()) subsets.back()["lmf_exact"] = exact[s];
+    if (!relevance.empty())
+      subsets.back()["relevance"] =
+          relevance.value(subsets.back()["name"].get<std::string>(), json());
+  }
+  // Summaries as {key: share} (the format), their intervals beside as {key: ci}.
+  json orders, orders_ci, total, total_ci, shapley, shapley_ci;
+  auto put = [](json& values, json& intervals, const std::string& key, const json& entry) {
+    values[key] = entry["share"];
+    intervals[key] = entry["ci"];
+  };
+  for (int k = 0; k < groups; ++k)
+    put(orders, orders_ci, std::to_string(k + 1),
+        with_interval(point.orders[k],
+                      collect([&](const SobolIndices& d) { return d.orders[k]; })));
+  for (int m = 0; m < groups; ++m) {
+    put(total, total_ci, names[m],
+        with_interval(point.total[m], collect([&](const SobolIndices& d) { return d.total[m]; })));
+    put(shapley, shapley_ci, names[m],
+        with_interval(point.shapley[m],
+                      collect([&](const SobolIndices& d) { return d.shapley[m]; })));
+  }
+  return {{"subsets", subsets},          {"orders", orders},
+          {"orders_ci", orders_ci},      {"total_effect", total},
+          {"total_effect_ci", total_ci}, {"shapley", shapley},
+          {"shapley_ci", shapley_ci}};
+}
+
+}  // namespace
+
 json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& raw,
                    const ExplainOptions& options, const torch::Device& device) {
   const int groups = static_cast<int>(raw.features.size());
@@ -152,47 +208,8 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
   for (int64_t r = 0; r < options.bootstrap; ++r)
     draws.push_back(sobol_indices(
         outputs, groups, torch::randint(options.samples, {options.samples}, gen, torch::kInt64)));
-  auto collect = [&](auto pick) {
-    std::vector<double> v;
-    for (const auto& d : draws) v.push_back(pick(d));
-    return v;
-  };
 
-  const auto& names = raw.names;
-  const json relevance = relevance_json(model);  // the model's own scores (InTense), by block name
-  json subsets = json::array();
-  for (uint32_t s : subsets_in_order(groups)) {
-    json entry =
-        with_interval(point.pure[s], collect([&](const SobolIndices& d) { return d.pure[s]; }));
-    const auto mods = members(s, names);
-    subsets.push_back({{"name", subset_name(mods)},
-                       {"modalities", mods},
-                       {"share", entry["share"]},
-                       {"ci", entry["ci"]},
-                       {"closed", point.closed[s]},
-                       {"truth", nullptr}});
-    if (!exact.empty()) subsets.back()["lmf_exact"] = exact[s];
-    if (!relevance.empty())
-      subsets.back()["relevance"] =
-          relevance.value(subsets.back()["name"].get<std::string>(), json());
-  }
-  // Summaries as {key: share} (the format), their intervals beside as {key: ci}.
-  json orders, orders_ci, total, total_ci, shapley, shapley_ci;
-  auto put = [](json& values, json& intervals, const std::string& key, const json& entry) {
-    values[key] = entry["share"];
-    intervals[key] = entry["ci"];
-  };
-  for (int k = 0; k < groups; ++k)
-    put(orders, orders_ci, std::to_string(k + 1),
-        with_interval(point.orders[k],
-                      collect([&](const SobolIndices& d) { return d.orders[k]; })));
-  for (int m = 0; m < groups; ++m) {
-    put(total, total_ci, names[m],
-        with_interval(point.total[m], collect([&](const SobolIndices& d) { return d.total[m]; })));
-    put(shapley, shapley_ci, names[m],
-        with_interval(point.shapley[m],
-                      collect([&](const SobolIndices& d) { return d.shapley[m]; })));
-  }
+  const json parts = decomposition_json(point, draws, raw.names, exact, relevance_json(model));
   return {
       {"output", task == Task::Classification ? "predicted class probabilities" : "prediction"},
       {"samples", options.samples},
@@ -202,13 +219,13 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
       {"assumption",
        "pick-freeze over the product of the modalities' marginals: every modality of every evaluated "
        "row drawn from its own random row, as if the modalities were independent"},
-      {"subsets", subsets},
-      {"orders", orders},
-      {"orders_ci", orders_ci},
-      {"total_effect", total},
-      {"total_effect_ci", total_ci},
-      {"shapley", shapley},
-      {"shapley_ci", shapley_ci}};
+      {"subsets", parts["subsets"]},
+      {"orders", parts["orders"]},
+      {"orders_ci", parts["orders_ci"]},
+      {"total_effect", parts["total_effect"]},
+      {"total_effect_ci", parts["total_effect_ci"]},
+      {"shapley", parts["shapley"]},
+      {"shapley_ci", parts["shapley_ci"]}};
 }
 
 void attach_truth(json& result, const json& truth) {

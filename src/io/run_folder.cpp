@@ -23,7 +23,6 @@
 
 namespace mmfusion {
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 RunPaths::RunPaths(std::string d) : dir(std::move(d)) {
   const fs::path p(dir);

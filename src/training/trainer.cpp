@@ -21,6 +21,7 @@
 #include "mmfusion/training/metrics.hpp"
 #include "mmfusion/training/optim.hpp"
 #include "mmfusion/runtime/runtime.hpp"
+#include "mmfusion/training/evaluation.hpp"
 #include "mmfusion/training/step.hpp"
 #include "mmfusion/base/version.hpp"
 #include "mmfusion/config/config_io.hpp"

@@ -29,8 +29,8 @@ struct SweepArgs {
   int jobs = 1;        // --jobs J: combinations at once, one process each
   std::string shard;   // --shard K/N: this process's share ("" = all)
   std::string report;  // --report DIR: rebuild DIR's reports, train nothing
-  std::string
-      worker;  // --worker NAME (what --jobs starts): train that combination of --out's sweep.json
+  // --worker NAME (what --jobs starts): train that combination of --out's sweep.json
+  std::string worker;
   int64_t worker_threads = 0;  // --worker-threads T: its threads (0: as configured)
   std::string executable;      // the mmfusion executable --jobs starts workers with
 };

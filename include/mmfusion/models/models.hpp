@@ -145,8 +145,8 @@ struct LMFDescription {
   std::vector<torch::Tensor> factors;                     // (rank, d_m + 1, fused_dim)
   std::vector<FactorLayout> factor_layouts;               // how each is read as V_m
   torch::Tensor rank_weights, bias;                       // (1, rank), (1, fused_dim)
-  torch::Tensor head_weight,
-      head_bias;  // (output_dim, fused_dim), (output_dim); undefined without a head
+  // (output_dim, fused_dim), (output_dim); undefined without a head
+  torch::Tensor head_weight, head_bias;
   // Parameter values this description accounts for, and the module's own count: a module
   // with anything the description does not name (a new layer) has more.
   int64_t described_parameters = 0, module_parameters = 0;

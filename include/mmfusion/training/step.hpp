@@ -1,5 +1,6 @@
 #pragma once
-// One training or inference step of any model, and predictions over a whole dataset.
+// One training or inference step of any model (evaluation.hpp runs them over a whole
+// dataset).
 // The trainer, the evaluator and the benchmark all run steps through StepRunner, so that
 // what `mmfusion bench` times is what training runs.
 //
@@ -73,20 +74,5 @@ class StepRunner {
   mutable std::mutex counts_mutex_;
   Counts train_counts_, infer_counts_;
 };
-
-// Predictions for a whole dataset in evaluation mode, batch by batch: [N, output_dim].
-torch::Tensor predict(StepRunner& runner, const Dataset& data, int64_t batch_size,
-                      const torch::Device& device);
-
-// The task's metrics (metrics.hpp) of a model's output against the target in its own
-// units, plus "loss": the training objective, in the units the model trains on (the
-// scaled target when `scaling` scales it). `output` is what the model computed.
-nlohmann::json score(const LossSpec& loss, Task task, const Scaling& scaling,
-                     const torch::Tensor& output, const torch::Tensor& target);
-
-// score() of the runner's model on a dataset in its own units (`scaling` is applied to
-// its features here).
-nlohmann::json evaluate(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& data,
-                        int64_t batch_size, const torch::Device& device);
 
 }  // namespace mmfusion

@@ -1,0 +1,42 @@
+#pragma once
+// Data files: what torch.save writes for a dict of tensors (.pt) and NumPy's .npz, read
+// as files from others (every length bounded, every view checked) and written atomically.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "mmfusion/config/config.hpp"
+#include "mmfusion/data/dataset.hpp"
+
+namespace mmfusion {
+
+// What a data file's "target" entry must be.
+struct TargetRule {
+  bool required = true;     // a missing "target" is an error (training, evaluation)
+  bool labels = false;      // integer class labels (classification), else float values
+  int64_t num_classes = 0;  // labels lie in [0, num_classes); 0: not known yet, [0, kMaxClasses)
+};
+// The rule of a config's task.
+TargetRule target_rule(const ExperimentConfig& config, bool required);
+
+// Reads a data file and checks it against the modalities: names, dims, row counts,
+// float dtype, finite values, and the target by `target`. The format follows the name:
+// *.npz is NumPy's (npz.hpp), anything else what torch.save writes for a dict of tensors.
+// Entries that are neither a modality nor "target" are ignored.
+Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig>& modalities,
+                       const TargetRule& target);
+// The same from the file's bytes; `path` names it in errors (and picks the format).
+// Every tensor's view is checked to lie inside its storage (file_safety.hpp), and every
+// shape, before any value is read.
+Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
+                        const std::vector<ModalityConfig>& modalities, const TargetRule& target);
+// Error naming `origin` and the first row whose label is outside [0, num_classes).
+void check_labels(const torch::Tensor& labels, int64_t num_classes, const std::string& origin);
+
+// Writes a data file, atomically: *.npz as np.savez does, anything else as torch.save
+// does (a [N] target when it has one column or holds labels).
+void write_data_file(const Dataset& data, const std::string& path);
+
+}  // namespace mmfusion

@@ -1,0 +1,255 @@
+#include "mmfusion/data/data_file.hpp"
+
+#include <filesystem>
+
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/files.hpp"
+#include "mmfusion/io/file_safety.hpp"
+#include "mmfusion/io/npz.hpp"
+
+namespace mmfusion {
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+// A float tensor entry, converted to contiguous float32. Only its metadata is looked at:
+// the caller checks its shape before require_finite reads the values.
+torch::Tensor float_entry(const std::string& path, const std::string& key, const torch::Tensor& t) {
+  if (!t.is_floating_point())
+    throw Error(path + ": entry \"" + key + "\" has dtype " +
+                std::string(c10::toString(t.scalar_type())) + ", expected a float tensor");
+  return t;
+}
+
+torch::Tensor require_finite(const std::string& path, const std::string& key, torch::Tensor t) {
+  t = t.to(torch::kFloat32).contiguous();
+  const auto bad = torch::logical_not(torch::isfinite(t));
+  if (bad.any().item<bool>()) {
+    const int64_t row =
+        bad.dim() == 0 ? 0 : bad.reshape({t.size(0), -1}).any(1).nonzero()[0][0].item<int64_t>();
+    throw Error(path + ": entry \"" + key + "\" has NaN or Inf values (first in row " +
+                std::to_string(row) + ")");
+  }
+  return t;
+}
+
+}  // namespace
+
+TargetRule target_rule(const ExperimentConfig& config, bool required) {
+  TargetRule rule;
+  rule.required = required;
+  rule.labels = config.task == Task::Classification;
+  rule.num_classes = rule.labels ? config.num_classes : 0;
+  return rule;
+}
+
+Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig>& modalities,
+                       const TargetRule& target) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw Error(path +
+                ": no such data file (write one with `mmfusion synth --config CONFIG --split train "
+                "--output " +
+                path + "`; data/README.md describes the format)");
+  return parse_data_file(read_bytes(path), path, modalities, target);
+}
+
+namespace {
+
+bool is_npz(const std::string& path) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  return ext == ".npz" || ext == ".NPZ";
+}
+
+// The named tensors of a torch.save'd dict, each checked to lie inside its storage.
+std::map<std::string, torch::Tensor> torch_entries(const std::vector<char>& bytes,
+                                                   const std::string& path,
+                                                   const std::set<std::string>& wanted,
+                                                   std::vector<std::string>& names) {
+  const std::string unreadable =
+      "not a readable data file (expected what torch.save writes for a dict of tensors, or an .npz archive "
+      "named *.npz; the file is truncated, corrupt or of another kind)";
+  // Before the unpickler trusts a length.
+  check_archive_pickles(bytes.data(), bytes.size(), path, unreadable);
+  c10::IValue value;
+  try {
+    value = torch::pickle_load(bytes);
+  } catch (const std::exception& e) { throw Error(path + ": " + unreadable); }
+  if (!value.isGenericDict())
+    throw Error(path + ": expected a dict of tensors, found " + value.tagKind());
+  // Every tensor's view must lie inside its storage before anything reads a value.
+  std::map<std::string, torch::Tensor> entries;
+  for (const auto& item : value.toGenericDict()) {
+    if (!item.key().isString()) throw Error(path + ": dict keys must be strings");
+    const std::string& key = item.key().toStringRef();
+    names.push_back(key);
+    check_file_tensors(item.value(), path + ": entry \"" + key + "\"");
+    if (!wanted.count(key)) continue;  // an entry the config does not use
+    if (!item.value().isTensor()) throw Error(path + ": entry \"" + key + "\" is not a tensor");
+    entries[key] = item.value().toTensor();
+  }
+  return entries;
+}
+
+std::map<std::string, torch::Tensor> npz_entries(const std::vector<char>& bytes,
+                                                 const std::string& path,
+                                                 const std::set<std::string>& wanted,
+                                                 std::vector<std::string>& names) {
+  std::map<std::string, torch::Tensor> entries;
+  for (auto& [name, values] : parse_npz(bytes.data(), bytes.size(), path, &wanted, &names))
+    entries[name] = values;
+  return entries;
+}
+
+}  // namespace
+
+// The target entry's name as messages quote it.
+const std::string kTarget = std::string("\"") + kTargetEntry + "\"";
+
+Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
+                        const std::vector<ModalityConfig>& modalities, const TargetRule& rule) {
+  std::set<std::string> wanted{kTargetEntry};
+  for (const auto& m : modalities) wanted.insert(m.name);
+  std::vector<std::string> names;  // every entry of the file, for messages
+  const std::map<std::string, torch::Tensor> entries =
+      is_npz(path) ? npz_entries(bytes, path, wanted, names)
+                   : torch_entries(bytes, path, wanted, names);
+
+  Dataset out;
+  out.origin = path;
+  int64_t rows = -1;
+  std::string rows_from;
+  auto check_rows = [&](const std::string& key, int64_t n) {
+    if (rows < 0)
+      rows = n, rows_from = key;
+    else if (n != rows)
+      throw Error(path + ": entry \"" + key + "\" has " + std::to_string(n) + " rows but \"" +
+                  rows_from + "\" has " + std::to_string(rows));
+  };
+  // Entries that are neither a configured modality nor the target are left alone: one file
+  // can serve configs that use some of its modalities.
+  for (const auto& m : modalities) {
+    auto it = entries.find(m.name);
+    if (it == entries.end())
+      throw Error(path + ": missing entry \"" + m.name + "\" (the file has: " + join(names) + ")");
+    torch::Tensor t = float_entry(path, m.name, it->second);
+    if (t.dim() != 2 || t.size(1) != m.dim)
+      throw Error(path + ": entry \"" + m.name + "\" has shape " + c10::str(t.sizes()) +
+                  ", expected [N, " + std::to_string(m.dim) + "]");
+    check_rows(m.name, t.size(0));
+    t = require_finite(path, m.name, t);
+    out.names.push_back(m.name);
+    out.features.push_back(t);
+  }
+  auto target = entries.find(kTargetEntry);
+  if (target != entries.end() && rule.labels) {
+    torch::Tensor t = target->second;
+    if (t.is_floating_point() || t.is_complex() || t.scalar_type() == torch::kBool)
+      throw Error(path + ": entry " + kTarget + " has dtype " +
+                  std::string(c10::toString(t.scalar_type())) +
+                  ", expected integer class labels for classification");
+    if (t.dim() == 2 && t.size(1) == 1) t = t.squeeze(1);
+    if (t.dim() != 1)
+      throw Error(path + ": entry " + kTarget + " has shape " + c10::str(t.sizes()) +
+                  ", expected [N] class labels");
+    check_rows(kTargetEntry, t.size(0));
+    t = t.to(torch::kInt64).contiguous();
+    check_labels(t, rule.num_classes > 0 ? rule.num_classes : kMaxClasses, path);
+    out.target = t;
+  } else if (target != entries.end()) {
+    torch::Tensor t = float_entry(path, kTargetEntry, target->second);
+    if (t.dim() == 1) t = t.unsqueeze(1);
+    if (t.dim() != 2 || t.size(1) < 1)
+      throw Error(path + ": entry " + kTarget + " has shape " + c10::str(t.sizes()) +
+                  ", expected [N] or [N, K]");
+    check_rows(kTargetEntry, t.size(0));
+    t = require_finite(path, kTargetEntry, t);
+    out.target = t;
+  } else if (rule.required) {
+    throw Error(path + ": missing entry " + kTarget + " (needed for training and evaluation)");
+  }
+  if (rows == 0) throw Error(path + ": the file holds no rows");
+  return out;
+}
+
+void check_labels(const torch::Tensor& labels, int64_t num_classes, const std::string& origin) {
+  const auto bad = (labels < 0) | (labels >= num_classes);
+  if (labels.numel() == 0 || !bad.any().item<bool>()) return;
+  const int64_t row = bad.nonzero()[0][0].item<int64_t>();
+  throw Error(origin + ": entry " + kTarget + " holds label " +
+              std::to_string(labels[row].item<int64_t>()) + " in row " + std::to_string(row) +
+              ", outside [0, " + std::to_string(num_classes) + ")");
+}
+
+namespace {
+// torch::pickle_save tags dicts with their TorchScript type (a restore_type_tag global),
+// which Python's torch.load refuses under weights_only=True, the default since PyTorch
+// 2.6. This writes the same zip layout as torch.save (data.pkl plus one data/<key>
+// record per storage) with an untagged dict, so a plain torch.load(path) reads it.
+std::vector<char> torch_save_bytes(const c10::IValue& value) {
+  std::vector<char> pickled;
+  torch::jit::Pickler pickler(
+      [&](const char* bytes, size_t n) { pickled.insert(pickled.end(), bytes, bytes + n); },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+      /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(value);
+  pickler.stop();
+
+  std::vector<char> out;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t n) {
+    out.insert(out.end(), static_cast<const char*>(bytes), static_cast<const char*>(bytes) + n);
+    return n;
+  });
+  writer.writeRecord("data.pkl", pickled.data(), pickled.size());
+  const auto& tensors = pickler.tensorData();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto data = torch::jit::getWriteableTensorData(tensors[i]);
+    writer.writeRecord("data/" + std::to_string(i), data.data(), data.sizeInBytes());
+  }
+  writer.writeEndOfFile();
+  return out;
+}
+}  // namespace
+
+void write_data_file(const Dataset& data, const std::string& path) {
+  if (is_npz(path)) {
+    NamedArrays arrays;
+    for (size_t m = 0; m < data.names.size(); ++m)
+      arrays.emplace_back(data.names[m], data.features[m].cpu().contiguous());
+    if (data.target.defined()) {
+      auto t = data.target.cpu().contiguous();
+      arrays.emplace_back(kTargetEntry,
+                          t.dim() == 2 && t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
+    }
+    write_npz(path, arrays);
+    return;
+  }
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
+  for (size_t m = 0; m < data.names.size(); ++m)
+    dict.insert(data.names[m], data.features[m].cpu().contiguous());
+  if (data.target.defined()) {
+    auto t = data.target.cpu().contiguous();
+    dict.insert(kTargetEntry, t.dim() == 2 && t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
+  }
+  const std::vector<char> bytes = torch_save_bytes(c10::IValue(dict));
+  atomic_write(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw Error(path + ": cannot write the data file");
+  });
+}
+
+}  // namespace mmfusion

@@ -1,0 +1,423 @@
+#include "mmfusion/data/synthetic.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <set>
+
+#include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/parallel.hpp"
+#include "mmfusion/base/random.hpp"
+
+namespace mmfusion {
+namespace {
+
+torch::Tensor unit_vector(int64_t n, at::Generator& gen) {
+  auto v = torch::randn({n}, gen, torch::kFloat64);
+  return v / v.norm();
+}
+
+// The fixed random structure of a synthetic task: depends on the seed alone.
+struct SyntheticStructure {
+  std::vector<torch::Tensor> mixing;                  // per modality [dim, shared + latent]
+  std::vector<torch::Tensor> unimodal;                // per modality [latent]
+  torch::Tensor shared;                               // [shared] (undefined when shared = 0)
+  std::vector<std::array<torch::Tensor, 2>> bimodal;  // per pair m<n: ([latent], [latent])
+  std::vector<torch::Tensor> trimodal;                // per modality [latent]
+  // per data.synthetic.terms entry, per modality in it: [latent]
+  std::vector<std::vector<torch::Tensor>> terms;
+};
+
+SyntheticStructure make_structure(const DataConfig& d, uint64_t seed) {
+  const auto& s = d.synthetic;
+  at::Generator gen = at::detail::createCPUGenerator(stream_seed(seed, streams::kStructure));
+  const int64_t z = s.shared_latent_dim + s.latent_dim;
+  const size_t M = d.modalities.size();
+  SyntheticStructure st;
+  for (const auto& m : d.modalities)
+    st.mixing.push_back(torch::randn({m.dim, z}, gen, torch::kFloat64) / std::sqrt(double(z)));
+  for (size_t m = 0; m < M; ++m) st.unimodal.push_back(unit_vector(s.latent_dim, gen));
+  if (s.shared_latent_dim > 0) st.shared = unit_vector(s.shared_latent_dim, gen);
+  for (size_t m = 0; m < M; ++m)
+    for (size_t n = m + 1; n < M; ++n)
+      st.bimodal.push_back({unit_vector(s.latent_dim, gen), unit_vector(s.latent_dim, gen)});
+  for (size_t m = 0; m < M; ++m) st.trimodal.push_back(unit_vector(s.latent_dim, gen));
+  // Drawn after everything the weights' terms use, so that configs without terms keep
+  // their structure bit for bit.
+  for (const auto& term : s.terms) {
+    st.terms.emplace_back();
+    for (size_t k = 0; k < term.modalities.size(); ++k)
+      st.terms.back().push_back(unit_vector(s.latent_dim, gen));
+  }
+  return st;
+}
+
+int64_t split_size(const DataConfig& d, Split split) {
+  switch (split) {
+    case Split::Train: return d.train_size;
+    case Split::Val: return d.val_size;
+    default: return d.test_size;
+  }
+}
+
+}  // namespace
+
+namespace {
+size_t modality_index(const DataConfig& d, const std::string& name) {
+  for (size_t m = 0; m < d.modalities.size(); ++m)
+    if (d.modalities[m].name == name) return m;
+  throw std::logic_error("no modality " + name);  // the config parser checked the names
+}
+
+// Generator 1: n samples from generator stream `stream`, drawn in float64 by one
+// sequential LibTorch generator; without features when only the target's distribution
+// is wanted.
+Dataset generate_stream_v1(const DataConfig& d, uint64_t seed, uint64_t stream, int64_t n,
+                           bool with_features) {
+  const auto& s = d.synthetic;
+  const SyntheticStructure st = make_structure(d, seed);
+  at::Generator gen = at::detail::createCPUGenerator(stream_seed(seed, stream));
+  const size_t M = d.modalities.size();
+  const auto f64 = torch::kFloat64;
+
+  torch::Tensor shared = torch::randn({n, s.shared_latent_dim}, gen, f64);
+  std::vector<torch::Tensor> unique;
+  for (size_t m = 0; m < M; ++m) unique.push_back(torch::randn({n, s.latent_dim}, gen, f64));
+
+  Dataset out;
+  for (size_t m = 0; m < M && with_features; ++m) {
+    const auto latent = torch::cat({shared, unique[m]}, 1);
+    auto x = torch::matmul(latent, st.mixing[m].t());
+    x += s.feature_noise * torch::randn({n, d.modalities[m].dim}, gen, f64);
+    out.names.push_back(d.modalities[m].name);
+    out.features.push_back(x.to(torch::kFloat32));
+  }
+
+  if (!s.terms.empty()) {
+    // sum over terms of w_S * prod over m in S of (u_m . c_{S,m}): each factor N(0, 1),
+    // independent across modalities, so each product has mean 0 and variance 1.
+    torch::Tensor y = torch::zeros({n}, f64);
+    for (size_t t = 0; t < s.terms.size(); ++t) {
+      torch::Tensor product = torch::ones({n}, f64);
+      for (size_t k = 0; k < s.terms[t].modalities.size(); ++k)
+        product *= torch::mv(unique[modality_index(d, s.terms[t].modalities[k])], st.terms[t][k]);
+      y += s.terms[t].weight * product;
+    }
+    y += s.target_noise * torch::randn({n}, gen, f64);
+    out.target = y.to(torch::kFloat32).unsqueeze(1);
+    return out;
+  }
+
+  // Each part is a sum of independent zero-mean unit-variance terms (unit coefficient
+  // vectors on independent N(0, I) latents), divided by sqrt(#terms): variance exactly 1.
+  torch::Tensor uni = torch::zeros({n}, f64);
+  for (size_t m = 0; m < M; ++m) uni += torch::mv(unique[m], st.unimodal[m]);
+  double uni_terms = double(M);
+  if (st.shared.defined()) uni += torch::mv(shared, st.shared), uni_terms += 1;
+  uni /= std::sqrt(uni_terms);
+
+  torch::Tensor bi = torch::zeros({n}, f64);
+  size_t pair = 0;
+  for (size_t m = 0; m < M; ++m)
+    for (size_t k = m + 1; k < M; ++k, ++pair)
+      bi += torch::mv(unique[m], st.bimodal[pair][0]) * torch::mv(unique[k], st.bimodal[pair][1]);
+  bi /= std::sqrt(double(pair));
+
+  torch::Tensor tri = torch::zeros({n}, f64);
+  if (M >= 3) {
+    tri = torch::ones({n}, f64);
+    for (size_t m = 0; m < M; ++m) tri *= torch::mv(unique[m], st.trimodal[m]);
+  }
+
+  auto y = s.weight_unimodal * uni + s.weight_bimodal * bi + s.weight_trimodal * tri;
+  y += s.target_noise * torch::randn({n}, gen, f64);
+  out.target = y.to(torch::kFloat32).unsqueeze(1);
+  out.unimodal = uni.to(torch::kFloat32);
+  out.bimodal = bi.to(torch::kFloat32);
+  out.trimodal = tri.to(torch::kFloat32);
+  return out;
+}
+
+// Generator 2: the same distribution, each row made by its own counter-based generator
+// (random.hpp) keyed by (seed, stream, row), straight into float32 tensors, rows split
+// among threads. Per row: the shared latents, each modality's latents, the target's
+// noise, then each modality's feature noise.
+class RowMaker {
+ public:
+  RowMaker(const DataConfig& d, uint64_t seed) : d_(d), st_(make_structure(d, seed)) {
+    const auto& s = d.synthetic;
+    z_ = s.shared_latent_dim + s.latent_dim;
+    for (const auto& m : st_.mixing) {
+      // [z, dim], float32: a row's features are then z contiguous multiply-adds.
+      const auto t = m.t().contiguous().to(torch::kFloat32);
+      mixing_t_.emplace_back(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+    }
+    auto to_vector = [](const torch::Tensor& v) {
+      const auto c = v.contiguous();
+      return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+    };
+    for (const auto& v : st_.unimodal) unimodal_.push_back(to_vector(v));
+    if (st_.shared.defined()) shared_ = to_vector(st_.shared);
+    for (const auto& p : st_.bimodal) bimodal_.push_back({to_vector(p[0]), to_vector(p[1])});
+    for (const auto& v : st_.trimodal) trimodal_.push_back(to_vector(v));
+    for (size_t t = 0; t < s.terms.size(); ++t) {
+      terms_.emplace_back();
+      for (size_t k = 0; k < s.terms[t].modalities.size(); ++k)
+        terms_.back().push_back(
+            {modality_index(d, s.terms[t].modalities[k]), to_vector(st_.terms[t][k])});
+    }
+  }
+
+  // Rows [r0, r0 + n) of stream `stream`.
+  Dataset rows(uint64_t seed, uint64_t stream, int64_t r0, int64_t n, bool with_features) const {
+    const auto& s = d_.synthetic;
+    const size_t M = d_.modalities.size();
+    const bool parts = s.terms.empty();
+    Dataset out;
+    std::vector<float*> x;
+    for (size_t m = 0; m < M && with_features; ++m) {
+      out.names.push_back(d_.modalities[m].name);
+      out.features.push_back(torch::empty({n, d_.modalities[m].dim}, torch::kFloat32));
+      x.push_back(out.features.back().data_ptr<float>());
+    }
+    out.target = torch::empty({n, 1}, torch::kFloat32);
+    if (parts)
+      for (auto* t : {&out.unimodal, &out.bimodal, &out.trimodal})
+        *t = torch::empty({n}, torch::kFloat32);
+    float* y = out.target.data_ptr<float>();
+    float* uni_out = parts ? out.unimodal.data_ptr<float>() : nullptr;
+    float* bi_out = parts ? out.bimodal.data_ptr<float>() : nullptr;
+    float* tri_out = parts ? out.trimodal.data_ptr<float>() : nullptr;
+    const uint64_t key = stream_key(seed, stream);
+    const int64_t S = s.shared_latent_dim, L = s.latent_dim;
+
+    parallel_chunks(n, 256, at::get_num_threads(), [&](int64_t begin, int64_t end) {
+      std::vector<double> latent(S + M * L);
+      std::vector<float> row_latent(z_);
+      for (int64_t i = begin; i < end; ++i) {
+        RowRandom g(key, static_cast<uint64_t>(r0 + i));
+        for (auto& v : latent) v = g.normal();
+        const double* shared = latent.data();
+        auto unique = [&](size_t m) { return latent.data() + S + m * L; };
+        auto dot = [&](const double* u, const std::vector<double>& c) {
+          double sum = 0;
+          for (int64_t k = 0; k < L; ++k) sum += u[k] * c[k];
+          return sum;
+        };
+        const double noise = s.target_noise * g.normal();
+        double target = 0;
+        if (!parts) {
+          for (size_t t = 0; t < terms_.size(); ++t) {
+            double product = 1;
+            for (const auto& [m, c] : terms_[t]) product *= dot(unique(m), c);
+            target += s.terms[t].weight * product;
+          }
+        } else {
+          // As generator 1: each part a sum of unit-variance terms over sqrt(#terms).
+          double uni = 0, uni_terms = double(M);
+          for (size_t m = 0; m < M; ++m) uni += dot(unique(m), unimodal_[m]);
+          if (!shared_.empty()) {
+            for (int64_t k = 0; k < S; ++k) uni += shared[k] * shared_[k];
+            uni_terms += 1;
+          }
+          uni /= std::sqrt(uni_terms);
+          double bi = 0;
+          size_t pair = 0;
+          for (size_t m = 0; m < M; ++m)
+            for (size_t k = m + 1; k < M; ++k, ++pair)
+              bi += dot(unique(m), bimodal_[pair][0]) * dot(unique(k), bimodal_[pair][1]);
+          bi /= std::sqrt(double(pair));
+          double tri = 0;
+          if (M >= 3) {
+            tri = 1;
+            for (size_t m = 0; m < M; ++m) tri *= dot(unique(m), trimodal_[m]);
+          }
+          target = s.weight_unimodal * uni + s.weight_bimodal * bi + s.weight_trimodal * tri;
+          uni_out[i] = static_cast<float>(uni), bi_out[i] = static_cast<float>(bi),
+          tri_out[i] = static_cast<float>(tri);
+        }
+        y[i] = static_cast<float>(target + noise);
+        for (size_t m = 0; m < x.size(); ++m) {
+          const int64_t dim = d_.modalities[m].dim;
+          float* row = x[m] + i * dim;
+          g.normals(row, dim, static_cast<float>(s.feature_noise));
+          for (int64_t k = 0; k < S; ++k) row_latent[k] = static_cast<float>(shared[k]);
+          for (int64_t k = 0; k < L; ++k) row_latent[S + k] = static_cast<float>(unique(m)[k]);
+          const float* a = mixing_t_[m].data();
+          for (int64_t k = 0; k < z_; ++k) {
+            const float v = row_latent[k];
+            const float* column = a + k * dim;
+            for (int64_t j = 0; j < dim; ++j) row[j] += v * column[j];
+          }
+        }
+      }
+    });
+    return out;
+  }
+
+ private:
+  const DataConfig d_;
+  SyntheticStructure st_;
+  int64_t z_ = 0;
+  std::vector<std::vector<float>> mixing_t_;
+  std::vector<std::vector<double>> unimodal_, trimodal_;
+  std::vector<double> shared_;
+  std::vector<std::array<std::vector<double>, 2>> bimodal_;
+  std::vector<std::vector<std::pair<size_t, std::vector<double>>>> terms_;
+};
+
+// n samples of stream `stream` by the config's generator.
+Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int64_t n,
+                        bool with_features) {
+  if (d.synthetic.generator == 1) return generate_stream_v1(d, seed, stream, n, with_features);
+  return RowMaker(d, seed).rows(seed, stream, 0, n, with_features);
+}
+
+// The terms the generator sums: data.synthetic.terms, or the ones the weights stand for
+// (each part's terms share its weight, divided by sqrt(#terms) so that the part has unit
+// variance; the shared latents' unimodal term belongs to no modality subset and is left
+// out), each with its coefficient vector per member modality.
+struct Term {
+  TargetTerm term;
+  std::vector<torch::Tensor> coefficients;  // per member modality, [latent]
+};
+
+std::vector<Term> effective_terms(const DataConfig& d, const SyntheticStructure& st) {
+  const auto& s = d.synthetic;
+  std::vector<Term> out;
+  if (!s.terms.empty()) {
+    for (size_t t = 0; t < s.terms.size(); ++t) out.push_back({s.terms[t], st.terms[t]});
+    return out;
+  }
+  const size_t M = d.modalities.size();
+  const double uni_terms = double(M) + (s.shared_latent_dim > 0 ? 1 : 0);
+  for (size_t m = 0; m < M && s.weight_unimodal > 0; ++m)
+    out.push_back(
+        {{{d.modalities[m].name}, s.weight_unimodal / std::sqrt(uni_terms)}, {st.unimodal[m]}});
+  const double pairs = double(M * (M - 1) / 2);
+  size_t pair = 0;
+  for (size_t m = 0; m < M; ++m)
+    for (size_t k = m + 1; k < M; ++k, ++pair)
+      if (s.weight_bimodal > 0)
+        out.push_back(
+            {{{d.modalities[m].name, d.modalities[k].name}, s.weight_bimodal / std::sqrt(pairs)},
+             {st.bimodal[pair][0], st.bimodal[pair][1]}});
+  if (M >= 3 && s.weight_trimodal > 0) {
+    Term all{{{}, s.weight_trimodal}, st.trimodal};
+    for (const auto& m : d.modalities) all.term.modalities.push_back(m.name);
+    out.push_back(all);
+  }
+  return out;
+}
+
+// How much of c . u_m the features of modality m recover: Var E[c . u_m | x_m] for
+// x_m = A u_m + noise (A: the mixing columns of m's own latents; u_m ~ N(0, I); noise
+// N(0, s^2 I)), which is c' G (G + s^2 I)^-1 c with G = A'A; without noise, c' P c with P
+// the projection onto what A does not lose (1 when A has full column rank).
+double recovered(const torch::Tensor& mixing, int64_t shared, const torch::Tensor& c,
+                 double noise) {
+  const auto a = mixing.slice(1, shared);
+  const auto g = a.t().matmul(a);
+  const auto p =
+      noise > 0 ? torch::linalg_solve(g + noise * noise * torch::eye(g.size(0), torch::kFloat64), g)
+                : torch::linalg_pinv(a).matmul(a);
+  return c.dot(p.matmul(c)).item<double>();
+}
+
+constexpr int64_t kCalibrationSize = 1 << 16;
+}  // namespace
+
+struct TrainingStream::Impl {
+  ExperimentConfig config;
+  RowMaker maker;
+  torch::Tensor thresholds;  // classification
+};
+
+TrainingStream::TrainingStream(const ExperimentConfig& config)
+    : impl_(std::make_shared<const Impl>(
+          Impl{config, RowMaker(config.data, config.seed),
+               config.task == Task::Classification ? class_thresholds(config) : torch::Tensor()})) {
+  if (config.data.synthetic.generator < 2)  // parse_config refuses such a config
+    throw std::logic_error("TrainingStream: generator 1 cannot stream");
+}
+
+TrainingStream::~TrainingStream() = default;
+
+int64_t TrainingStream::rows_per_epoch() const { return impl_->config.data.train_size; }
+
+Dataset TrainingStream::rows(int64_t epoch, int64_t r0, int64_t r1) const {
+  Dataset out = impl_->maker.rows(
+      impl_->config.seed, streams::kFirstEpoch + static_cast<uint64_t>(epoch), r0, r1 - r0, true);
+  if (impl_->thresholds.defined())
+    out.target = torch::bucketize(out.target.squeeze(1), impl_->thresholds).to(torch::kInt64);
+  out.origin = "synthetic training stream, epoch " + std::to_string(epoch + 1);
+  return out;
+}
+
+Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
+  Dataset out = generate_stream(d, seed, streams::kFirstSplit + static_cast<uint64_t>(split),
+                                split_size(d, split), true);
+  out.origin = std::string("synthetic ") + split_name(split) + " split";
+  return out;
+}
+
+SyntheticTruth synthetic_truth(const DataConfig& d, uint64_t seed) {
+  const auto& s = d.synthetic;
+  const SyntheticStructure st = make_structure(d, seed);
+  SyntheticTruth truth;
+  // A term's part of E[target | features]: the product over its modalities of
+  // E[c . u_m | x_m], still a pure interaction, with variance w^2 times the recovered shares.
+  std::vector<double> explained;
+  double total = 0;
+  for (const auto& t : effective_terms(d, st)) {
+    double v = t.term.weight * t.term.weight;
+    truth.signal_variance += v;
+    for (size_t k = 0; k < t.term.modalities.size(); ++k)
+      v *= recovered(st.mixing[modality_index(d, t.term.modalities[k])], s.shared_latent_dim,
+                     t.coefficients[k], s.feature_noise);
+    explained.push_back(v);
+    total += v;
+    truth.subsets.push_back({t.term.modalities, 0.0});
+  }
+  for (size_t i = 0; i < explained.size(); ++i)
+    truth.subsets[i].share = total > 0 ? explained[i] / total : 0.0;
+  if (s.terms.empty() && s.shared_latent_dim > 0)
+    truth.signal_variance +=
+        s.weight_unimodal * s.weight_unimodal / (double(d.modalities.size()) + 1);
+  truth.noise_variance = s.target_noise * s.target_noise;
+  truth.best_r2 = total / (truth.signal_variance + truth.noise_variance);
+  truth.exact = s.shared_latent_dim == 0;
+  if (!truth.exact)
+    truth.why_not =
+        "data.synthetic.shared_latent_dim is " + std::to_string(s.shared_latent_dim) +
+        ": latents shared by every modality make the modalities dependent, and no split of "
+        "the target over modality subsets exists";
+  return truth;
+}
+
+nlohmann::json to_json(const SyntheticTruth& t) {
+  nlohmann::json subsets = nlohmann::json::array();
+  for (const auto& s : t.subsets)
+    subsets.push_back(
+        {{"name", subset_name(s.modalities)}, {"modalities", s.modalities}, {"share", s.share}});
+  const double total = t.signal_variance + t.noise_variance;
+  return {{"exact", t.exact},
+          {"why_not", t.exact ? nlohmann::json(nullptr) : nlohmann::json(t.why_not)},
+          {"signal_variance", t.signal_variance},
+          {"noise_variance", t.noise_variance},
+          {"noise_share_of_target", total > 0 ? t.noise_variance / total : 0.0},
+          {"best_r2", t.best_r2},
+          {"subsets", subsets}};
+}
+
+torch::Tensor class_thresholds(const ExperimentConfig& config) {
+  const auto y =
+      generate_stream(config.data, config.seed, streams::kCalibration, kCalibrationSize, false)
+          .target.squeeze(1)
+          .to(torch::kFloat64);
+  const int64_t k = config.num_classes;
+  const auto q = torch::arange(1, k, torch::kFloat64) / static_cast<double>(k);
+  return torch::quantile(y, q).to(torch::kFloat32);
+}
+
+}  // namespace mmfusion
