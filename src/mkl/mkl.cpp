@@ -319,6 +319,53 @@ std::vector<double> reduced_newton_direction(const std::vector<torch::Tensor>& k
   }
 }
 
+// SimpleMKL's line search along D from theta (objective `objective`, slope `slope` < 0)
+// on [0, gamma_max], Armijo's condition: gamma_max first (hits_zero < M: the weight that
+// reaches zero there, set exactly to zero); when it fails, J being convex in theta and so
+// in gamma, the zero of the slope's secant between 0 and gamma_max (each solve also gives
+// the slope there, J'(gamma) = sum_m D_m g_m), then halving from there. On success, the
+// accepted weights, their solution and gradient; false when no decrease was found.
+bool line_search(const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y, double lambda,
+                 const std::vector<double>& theta, const std::vector<double>& D, double gamma_max,
+                 size_t hits_zero, double slope, double objective, std::vector<double>& next,
+                 KRRSolution& trial, std::vector<double>& next_g) {
+  const size_t M = kernels.size();
+  auto weights_at = [&](double gamma, std::vector<double>& out) {
+    double total = 0;
+    for (size_t m = 0; m < M; ++m) {
+      out[m] = std::max(0.0, theta[m] + gamma * D[m]);
+      if (gamma == gamma_max && m == hits_zero) out[m] = 0.0;  // exactly on the face
+      total += out[m];
+    }
+    for (auto& t : out) t /= total;
+  };
+  auto slope_at = [&](const std::vector<double>& gradient) {
+    double d = 0;
+    for (size_t m = 0; m < M; ++m) d += D[m] * gradient[m];
+    return d;
+  };
+  next.assign(M, 0.0);
+  weights_at(gamma_max, next);
+  trial = krr_solve(combine(kernels, next), Y, lambda);
+  next_g = krr_gradient(kernels, trial.alpha, lambda);
+  const double end_slope = slope_at(next_g);
+  bool accepted = trial.objective <= objective + kArmijo * gamma_max * slope;
+  double gamma = gamma_max;
+  if (!accepted)
+    gamma = end_slope > 0 ? gamma_max * slope / (slope - end_slope)  // in (0, gamma_max)
+                          : 0.5 * gamma_max;
+  for (int k = 0; k < kMaxHalvings && !accepted; ++k) {
+    weights_at(gamma, next);
+    trial = krr_solve(combine(kernels, next), Y, lambda);
+    accepted = trial.objective <= objective + kArmijo * gamma * slope;
+    if (accepted)
+      next_g = krr_gradient(kernels, trial.alpha, lambda);
+    else
+      gamma *= 0.5;
+  }
+  return accepted;
+}
+
 }  // namespace
 
 MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor& Y,
@@ -352,45 +399,10 @@ MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Ten
     }
     // A Newton step is 1 (the quadratic model's minimum) unless a weight reaches zero first.
     if (newton_steps && gamma_max > 1) gamma_max = 1, hits_zero = M;
-    // Line search on [0, gamma_max], Armijo's condition: gamma_max first; when it fails,
-    // J being convex in theta and so in gamma, the zero of the slope's secant between 0
-    // and gamma_max (each solve also gives the slope there, J'(gamma) = sum_m D_m g_m),
-    // then halving from there.
-    auto weights_at = [&](double gamma, std::vector<double>& out) {
-      double total = 0;
-      for (size_t m = 0; m < M; ++m) {
-        out[m] = std::max(0.0, r.theta[m] + gamma * D[m]);
-        if (gamma == gamma_max && m == hits_zero) out[m] = 0.0;  // exactly on the face
-        total += out[m];
-      }
-      for (auto& t : out) t /= total;
-    };
-    auto slope_at = [&](const std::vector<double>& gradient) {
-      double d = 0;
-      for (size_t m = 0; m < M; ++m) d += D[m] * gradient[m];
-      return d;
-    };
-    std::vector<double> next(M), next_g;
+    std::vector<double> next, next_g;
     KRRSolution trial;
-    weights_at(gamma_max, next);
-    trial = krr_solve(combine(kernels, next), Y, lambda);
-    next_g = krr_gradient(kernels, trial.alpha, lambda);
-    const double end_slope = slope_at(next_g);
-    bool accepted = trial.objective <= s.objective + kArmijo * gamma_max * slope;
-    double gamma = gamma_max;
-    if (!accepted)
-      gamma = end_slope > 0 ? gamma_max * slope / (slope - end_slope)  // in (0, gamma_max)
-                            : 0.5 * gamma_max;
-    for (int k = 0; k < kMaxHalvings && !accepted; ++k) {
-      weights_at(gamma, next);
-      trial = krr_solve(combine(kernels, next), Y, lambda);
-      accepted = trial.objective <= s.objective + kArmijo * gamma * slope;
-      if (accepted)
-        next_g = krr_gradient(kernels, trial.alpha, lambda);
-      else
-        gamma *= 0.5;
-    }
-    if (!accepted) {
+    if (!line_search(kernels, Y, lambda, r.theta, D, gamma_max, hits_zero, slope, s.objective, next,
+                     trial, next_g)) {
       r.stop_reason = "line search found no decrease (numerical precision)";
       break;
     }

@@ -101,6 +101,47 @@ bool gloo_available() {
 #endif
 }
 
+namespace {
+
+// The backend distributed.backend asks for on `device`, refused where this build has none.
+Backend choose_backend(Backend configured, const torch::Device& device) {
+  Backend backend = configured;
+  if (backend == Backend::Auto) backend = device.is_cuda() ? Backend::NCCL : Backend::Gloo;
+#ifndef MMFUSION_HAVE_NCCL
+  if (backend == Backend::NCCL) {
+    if (configured == Backend::NCCL)
+      throw ConfigError(gloo_available()
+                            ? "distributed.backend: \"nccl\" is not wired for LibTorch 2.x yet "
+                              "(docs/distributed.md); use gloo"
+                            : kNoBackend);
+    backend = Backend::Gloo;
+  }
+#endif
+  if (backend == Backend::Gloo && !gloo_available()) throw ConfigError(kNoBackend);
+  return backend;
+}
+
+// The TCP store the ranks meet at (rank 0 serves it, unless torchrun's agent does).
+c10::intrusive_ptr<c10d::Store> rendezvous_store(const std::string& addr, int port, int rank,
+                                                 int world, std::chrono::milliseconds timeout) {
+  try {
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<uint16_t>(port);
+    // Under torchrun the launcher already serves the store: every rank is a client.
+    options.isServer = rank == 0 && env_string("TORCHELASTIC_USE_AGENT_STORE") != "True";
+    options.numWorkers = world;
+    options.waitWorkers = false;
+    options.timeout = timeout;
+    return c10::make_intrusive<c10d::TCPStore>(addr, options);
+  } catch (const std::exception& e) {
+    std::string reason = e.what();
+    throw Error("rank " + std::to_string(rank) + ": cannot reach the rendezvous store at " + addr +
+                ":" + std::to_string(port) + ": " + reason.substr(0, reason.find('\n')));
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settings,
                                                  const torch::Device& device) {
   const int world = env_int("WORLD_SIZE", 1);
@@ -116,35 +157,8 @@ std::shared_ptr<Communicator> join_process_group(const DistributedConfig& settin
     throw ConfigError("MASTER_PORT: expected a port number, got " + std::to_string(port));
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(settings.timeout_s * 1000));
 
-  Backend backend = settings.backend;
-  if (backend == Backend::Auto) backend = device.is_cuda() ? Backend::NCCL : Backend::Gloo;
-#ifndef MMFUSION_HAVE_NCCL
-  if (backend == Backend::NCCL) {
-    if (settings.backend == Backend::NCCL)
-      throw ConfigError(gloo_available()
-                            ? "distributed.backend: \"nccl\" is not wired for LibTorch 2.x yet "
-                              "(docs/distributed.md); use gloo"
-                            : kNoBackend);
-    backend = Backend::Gloo;
-  }
-#endif
-  if (backend == Backend::Gloo && !gloo_available()) throw ConfigError(kNoBackend);
-
-  c10::intrusive_ptr<c10d::Store> store;
-  try {
-    c10d::TCPStoreOptions options;
-    options.port = static_cast<uint16_t>(port);
-    // Under torchrun the launcher already serves the store: every rank is a client.
-    options.isServer = rank == 0 && env_string("TORCHELASTIC_USE_AGENT_STORE") != "True";
-    options.numWorkers = world;
-    options.waitWorkers = false;
-    options.timeout = timeout;
-    store = c10::make_intrusive<c10d::TCPStore>(addr, options);
-  } catch (const std::exception& e) {
-    std::string reason = e.what();
-    throw Error("rank " + std::to_string(rank) + ": cannot reach the rendezvous store at " + addr +
-                ":" + std::to_string(port) + ": " + reason.substr(0, reason.find('\n')));
-  }
+  const Backend backend = choose_backend(settings.backend, device);
+  const c10::intrusive_ptr<c10d::Store> store = rendezvous_store(addr, port, rank, world, timeout);
 
   c10::intrusive_ptr<c10d::ProcessGroup> group;
   const auto joining = std::chrono::steady_clock::now();
