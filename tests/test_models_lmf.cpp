@@ -72,7 +72,7 @@ TEST(LMF, EveryParameterReceivesAGradient) {
 
 TEST(LMF, EqualsTheExplicitFullTensorFusion) {
   // With identity encoders (no hidden layers) h_m = x_m, and LMF must equal TFN whose
-  // weight is W = sum_r w_r W_1[r] (x) W_2[r] (x) W_3[r]  (METHODS.md section 1):
+  // weight is W = sum_r w_r W_1[r] (x) W_2[r] (x) W_3[r]  (docs/methods.md, LMF):
   //   y[b, o] = sum_{ijk} z1[b,i] z2[b,j] z3[b,k] W[i,j,k,o] + bias[o].
   torch::manual_seed(3);
   auto c = tiny_config({"model.encoder_hidden=[]", "model.rank=3", "model.fused_dim=2",

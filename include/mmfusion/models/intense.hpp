@@ -1,6 +1,6 @@
 #pragma once
 // The arithmetic of Interpretable Tensor Fusion (InTense; Varshneya et al., IJCAI 2024;
-// ../shared/design/METHODS.md section 4) that the `intense` model type is built on: interaction
+// docs/intense.md) that the `intense` model type is built on: interaction
 // blocks with their lower-order parts removed, the l_{2,q} block regulariser of the fusion layer,
 // and the blocks' relevance scores. Tensor maths only: it knows nothing of models, configs or
 // training (IntenseImpl in models.hpp uses it).
