@@ -49,11 +49,16 @@ void add_overrides(CLI::App* cmd, std::vector<std::string>& overrides,
       ->take_all();
 }
 
+// --config FILE, which must exist.
+CLI::Option* add_config(CLI::App* cmd, std::string& config,
+                        const char* what = "Experiment config (JSON)") {
+  return cmd->add_option("--config", config, what)->check(CLI::ExistingFile);
+}
+
 Command add_train(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand("train", "Train a model from a JSON config, or resume a run");
-  auto* config = cmd->add_option("--config", args->config, "Experiment config (JSON)")
-                     ->check(CLI::ExistingFile);
+  auto* config = add_config(cmd, args->config);
   auto* resume = cmd->add_option("--resume", args->resume,
                                  "Checkpoint to continue from (its run folder is reused)");
   config->excludes(resume);
@@ -146,9 +151,7 @@ Command add_inspect(CLI::App& app) {
 Command add_synth(CLI::App& app) {
   auto args = std::make_shared<SynthArgs>();
   auto* cmd = app.add_subcommand("synth", "Write a config's synthetic split as a data file");
-  cmd->add_option("--config", args->config, "Experiment config (JSON)")
-      ->required()
-      ->check(CLI::ExistingFile);
+  add_config(cmd, args->config)->required();
   add_overrides(cmd, args->overrides);
   cmd->add_option("--split", args->split, "train, val or test")
       ->check(CLI::IsMember(kSplits))
@@ -169,9 +172,7 @@ Command add_validate(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("validate", "Check a config and print it resolved (JSON)");
-  cmd->add_option("--config", args->config, "Experiment config (JSON)")
-      ->required()
-      ->check(CLI::ExistingFile);
+  add_config(cmd, args->config)->required();
   add_overrides(cmd, args->overrides);
   return {cmd, [args] {
             std::cout << run_validate(args->config, args->overrides).dump(2) << "\n";
@@ -194,9 +195,7 @@ Command add_bench(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   auto json = std::make_shared<bool>(false);
   auto* cmd = app.add_subcommand("bench", "Time training and evaluation steps of a config's model");
-  cmd->add_option("--config", args->config, "Experiment config (JSON)")
-      ->required()
-      ->check(CLI::ExistingFile);
+  add_config(cmd, args->config)->required();
   add_overrides(cmd, args->overrides);
   cmd->add_option("--batch-sizes", args->batch_sizes, "Comma-separated batch sizes")
       ->delimiter(',');
@@ -216,9 +215,7 @@ Command add_mkl(CLI::App& app) {
   auto args = std::make_shared<MKLArgs>();
   auto* cmd = app.add_subcommand(
       "mkl", "Multiple kernel learning on a config's data, with kernel PCA pictures");
-  cmd->add_option("--config", args->config, "Experiment config (JSON)")
-      ->required()
-      ->check(CLI::ExistingFile);
+  add_config(cmd, args->config)->required();
   add_overrides(cmd, args->overrides);
   cmd->add_option("--out", args->out, "Run folder (default runs/<name>-mkl-<timestamp>)");
   return {cmd, [args] {
@@ -238,8 +235,7 @@ Command add_sweep(CLI::App& app) {
   auto args = std::make_shared<SweepArgs>();
   auto* cmd = app.add_subcommand(
       "sweep", "Train one run per combination of a grid; tabulate and chart them");
-  auto* config = cmd->add_option("--config", args->config, "Base experiment config (JSON)")
-                     ->check(CLI::ExistingFile);
+  auto* config = add_config(cmd, args->config, "Base experiment config (JSON)");
   auto* file = cmd->add_option("--sweep", args->sweep_file,
                                "Sweep file: {\"name\", \"base\", \"set\", \"grid\"}")
                    ->check(CLI::ExistingFile);
