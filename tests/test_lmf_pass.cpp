@@ -292,3 +292,37 @@ TEST(LMFPassInference, TrainingModeAndAnOffSwitchUseTheModuleGraph) {
   EXPECT_EQ(off.infer_counts().autograd, 1);
   EXPECT_EQ(off.why_autograd(), "train.handwritten_step is off");
 }
+
+TEST(LMFPass, ItsOwnSumsGiveTheSameBitsOnOneThreadAndOnTwo) {
+  // The pass's reductions over the batch (bias gradients, dV's constant row, the rank
+  // weights) split the rows into blocks fixed by the sizes, so the thread count cannot
+  // change a bit of them. The shapes keep every matrix product at or below OpenBLAS's
+  // threading threshold (m*n*k <= 262144), whose results do depend on the thread count
+  // (docs/performance.md), while the 512 x 128 rank pass spans two blocks: summed by
+  // thread, one thread and two would round differently.
+  auto config = tiny_config({"model.encoder_hidden=[]", "model.rank=4", "model.fused_dim=32",
+                             "model.rank_weighting=learned"});
+  for (auto& m : config.data.modalities) m.dim = 2;
+  torch::manual_seed(3);
+  Side side = make_side(config, 2, true, true);
+  const auto x = random_inputs(config.data.modalities, 512);
+  const auto y = torch::randn({512, 2});
+  std::vector<std::vector<torch::Tensor>> grads;
+  for (int threads : {1, 2}) {
+    torch::set_num_threads(threads);
+    clear_gradients(*side.optimizer);
+    side.step->forward_backward(x, y);
+    std::vector<torch::Tensor> g;
+    for (const auto& p : side.model->parameters()) g.push_back(p.grad().clone());
+    grads.push_back(g);
+  }
+  torch::set_num_threads(1);
+  EXPECT_EQ(side.step->train_counts().handwritten, 2);
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    EXPECT_GT(grads[0][i].abs().max().item<double>(), 0);
+    EXPECT_TRUE(torch::equal(grads[0][i], grads[1][i]))
+        << "parameter " << i << ": max difference "
+        << (grads[0][i] - grads[1][i]).abs().max().item<double>();
+  }
+}

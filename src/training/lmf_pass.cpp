@@ -18,13 +18,30 @@ namespace {
 
 // Rows [0, rows) of a [rows, cols] pass, in parallel chunks of at least ~32k elements:
 // small batches run on the calling thread, with no task overhead.
-template <typename F>
-void for_rows(int64_t rows, int64_t cols, const F& f) {
-  at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, cols)), f);
+constexpr int64_t kChunkElements = 32768;
+
+int64_t rows_per_chunk(int64_t cols) {
+  return std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, cols));
 }
 
+template <typename F>
+void for_rows(int64_t rows, int64_t cols, const F& f) {
+  at::parallel_for(0, rows, rows_per_chunk(cols), f);
+}
+
+// A reduction over rows splits them into blocks fixed by the sizes alone, never by the
+// thread count, and adds the blocks' sums in block order: the result is then the same
+// bits on any number of threads (docs/performance.md, "Thread counts and results").
+struct RowBlocks {
+  int64_t rows, size, count;
+  RowBlocks(int64_t rows_, int64_t cols)
+      : rows(rows_), size(rows_per_chunk(cols)), count((rows_ + size - 1) / size) {}
+  int64_t begin(int64_t k) const { return k * size; }
+  int64_t end(int64_t k) const { return std::min(rows, (k + 1) * size); }
+};
+
 // out[j] += sum_b g[b, j] over a contiguous [rows, cols] matrix (a bias gradient); large
-// ones in parallel, one block of rows per thread, then the blocks' sums.
+// ones in parallel, a block's sum per slot, then the slots in order.
 void add_column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
   auto sum_rows = [&](int64_t b0, int64_t b1, float* dst) {
     for (int64_t b = b0; b < b1; ++b) {
@@ -32,14 +49,13 @@ void add_column_sums(const float* g, int64_t rows, int64_t cols, float* out) {
       simd::add_to(dst, row, cols);
     }
   };
-  const int64_t blocks = rows * cols >= 65536 ? std::min<int64_t>(at::get_num_threads(), rows) : 1;
-  if (blocks <= 1) return sum_rows(0, rows, out);
-  std::vector<float> partial(blocks * cols, 0.0f);
-  at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k)
-      sum_rows(rows * k / blocks, rows * (k + 1) / blocks, &partial[k * cols]);
+  const RowBlocks blocks(rows, cols);
+  if (blocks.count <= 1) return sum_rows(0, rows, out);
+  std::vector<float> partial(blocks.count * cols, 0.0f);
+  at::parallel_for(0, blocks.count, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) sum_rows(blocks.begin(k), blocks.end(k), &partial[k * cols]);
   });
-  for (int64_t k = 0; k < blocks; ++k) simd::add_to(out, &partial[k * cols], cols);
+  for (int64_t k = 0; k < blocks.count; ++k) simd::add_to(out, &partial[k * cols], cols);
 }
 
 // The gradient slot of a parameter, created as zeros if the optimizer left it empty.
@@ -278,7 +294,7 @@ class LMFPass::Impl {
     }
     // Rank-weighted sum: dbias = sum_b gy, dP[:, r] = w_r gy and dw_r = sum_b gy . P[:, r];
     // then dF_m = dP * prod_{n != m} F_n. One pass over the rows, in parallel; dP lives in
-    // a row-sized scratch, and dw's per-column partial sums in one slot per thread.
+    // a row-sized scratch, and dw's per-column partial sums in one slot per block of rows.
     const float* gy = buf.gy.data_ptr<float>();
     const float* pp = buf.product.data_ptr<float>();
     const float* wr = desc_.rank_weights.data_ptr<float>();
@@ -290,27 +306,29 @@ class LMFPass::Impl {
       fp.push_back(buf.f[m].data_ptr<float>());
       gfp.push_back(buf.gf[m].data_ptr<float>());
     }
-    const int threads = at::get_num_threads();
+    const RowBlocks blocks(batch, ro);
     std::vector<float>& partial = rank_partial_;
-    partial.assign(static_cast<size_t>(threads) * ro, 0.0f);  // reuses its capacity
-    for_rows(batch, ro, [&](int64_t b0, int64_t b1) {
+    partial.assign(static_cast<size_t>(blocks.count) * ro, 0.0f);  // reuses its capacity
+    at::parallel_for(0, blocks.count, 1, [&](int64_t k0, int64_t k1) {
       std::vector<float> gp(ro);
-      float* acc = partial.data() + std::min(at::get_thread_num(), threads - 1) * ro;
-      for (int64_t b = b0; b < b1; ++b) {
-        const float* gyrow = gy + b * out;
-        const float* prow = pp + b * ro;
-        for (int64_t r = 0; r < rank; ++r)
-          for (int64_t j = 0; j < out; ++j) {
-            gp[r * out + j] = wr[r] * gyrow[j];
-            acc[r * out + j] += gyrow[j] * prow[r * out + j];
-          }
-        for (size_t m = 0; m < fp.size(); ++m) {
-          float* grow = gfp[m] + b * ro;
-          std::copy(gp.begin(), gp.end(), grow);
-          for (size_t n = 0; n < fp.size(); ++n) {
-            if (n == m) continue;
-            const float* frow = fp[n] + b * ro;
-            simd::mul_by(grow, frow, ro);
+      for (int64_t k = k0; k < k1; ++k) {
+        float* acc = partial.data() + k * ro;
+        for (int64_t b = blocks.begin(k); b < blocks.end(k); ++b) {
+          const float* gyrow = gy + b * out;
+          const float* prow = pp + b * ro;
+          for (int64_t r = 0; r < rank; ++r)
+            for (int64_t j = 0; j < out; ++j) {
+              gp[r * out + j] = wr[r] * gyrow[j];
+              acc[r * out + j] += gyrow[j] * prow[r * out + j];
+            }
+          for (size_t m = 0; m < fp.size(); ++m) {
+            float* grow = gfp[m] + b * ro;
+            std::copy(gp.begin(), gp.end(), grow);
+            for (size_t n = 0; n < fp.size(); ++n) {
+              if (n == m) continue;
+              const float* frow = fp[n] + b * ro;
+              simd::mul_by(grow, frow, ro);
+            }
           }
         }
       }
@@ -319,8 +337,8 @@ class LMFPass::Impl {
       float* gw = grad_of(desc_.rank_weights).data_ptr<float>();
       for (int64_t r = 0; r < rank; ++r) {
         double sum = 0;
-        for (int t = 0; t < threads; ++t)
-          for (int64_t j = 0; j < out; ++j) sum += partial[t * ro + r * out + j];
+        for (int64_t k = 0; k < blocks.count; ++k)
+          for (int64_t j = 0; j < out; ++j) sum += partial[k * ro + r * out + j];
         gw[r] += static_cast<float>(sum);
       }
     }
@@ -357,7 +375,7 @@ class LMFPass::Impl {
   std::vector<Modality> modalities_;
   Tensor head_t_;
   std::vector<std::unique_ptr<Buffers>> cache_;
-  std::vector<float> rank_partial_;  // backward's per-thread sums for dw, kept between steps
+  std::vector<float> rank_partial_;  // backward's per-block sums for dw, kept between steps
   std::mutex mutex_;  // infer() may be called from several threads, like a module's forward
 };
 
