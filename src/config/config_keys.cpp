@@ -570,10 +570,12 @@ std::vector<ConfigKey> make_table() {
     k.range_text = "`auto`, `cpu`, `cuda`, `cuda:N`";
     t.push_back(resumable(k));
   }
-  t.push_back(
-      resumable(used_by(integer("threads", MMF_FIELD(threads), 0, 1024,
-                                "CPU threads for LibTorch; 0 = all the cores this process may use"),
-                        "train, synth, mkl, bench")));
+  t.push_back(resumable(used_by(
+      integer("threads", MMF_FIELD(threads), 0, 1024,
+              "CPU threads for LibTorch; 0 = the cores other processes leave free, re-checked "
+              "as training runs (docs/performance.md); a number fixes the "
+              "count, and with it the results' last bits"),
+      "train, synth, mkl, bench")));
 
   // ---- model
   t.push_back(group("model", "the fusion model", "train, bench"));

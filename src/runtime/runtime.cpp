@@ -2,7 +2,6 @@
 
 #include <csignal>
 
-#include <sched.h>
 #include <sys/resource.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -12,7 +11,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <thread>
 
 #include "mmfusion/base/errors.hpp"
 
@@ -41,16 +39,10 @@ void apply_tf32(bool allow) {
   at::globalContext().setAllowTF32CuDNN(allow);
 }
 
-int64_t available_cores() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max<int64_t>(1, std::thread::hardware_concurrency());
-}
-
 int64_t apply_threads(int64_t threads) {
-  // LibTorch counts physical cores and may start below what the machine offers.
-  const int64_t n = threads > 0 ? threads : available_cores();
+  // LibTorch counts physical cores and may start below what the machine offers; 0 takes
+  // the cores that other processes leave free now (cpu_load.hpp).
+  const int64_t n = threads > 0 ? threads : free_cores(available_cores());
   torch::set_num_threads(static_cast<int>(n));
   return n;
 }

@@ -164,6 +164,9 @@ void Trainer::train_epoch(const std::atomic<int>* stop) {
     }
     progress_.epoch_samples += b1 - b0;
     progress_.epoch_step = step + 1;
+    if (const auto change = threads_.poll())
+      log_->info("threads {} -> {}: other processes keep {:.1f} of the {} cores busy", change->from,
+                 change->to, change->others, available_cores());
     progress_.global_step += 1;
 
     if (stop_now && step + 1 < steps) {
@@ -413,6 +416,13 @@ void Trainer::fit(const std::atomic<int>* stop) {
              to_string(config_.model.type), device_.str(), train_rows(),
              stream_ ? " (streamed, per epoch)" : "", val_.size(), test_.size(),
              parameter_counts(*model_)[0].second, torch::get_num_threads());
+  // Several processes share the cores by a fixed split (run.cpp); one process alone adapts.
+  threads_ = ThreadGovernor(config_.threads == 0 && !comm_, available_cores());
+  if (threads_.adaptive() && torch::get_num_threads() < available_cores())
+    log_->info(
+        "other processes keep {} of the {} cores busy; threads: 0 adapts to that, a "
+        "fixed threads count does not",
+        available_cores() - torch::get_num_threads(), available_cores());
   if (comm_ && t.batch_size < 2 * comm_->world_size()) {
     const auto buffers = model_->named_buffers();
     const bool batch_statistics = std::any_of(buffers.begin(), buffers.end(), [](const auto& b) {

@@ -8,16 +8,15 @@
 
 #include <torch/torch.h>
 
+#include "mmfusion/runtime/cpu_load.hpp"  // available_cores, free_cores
+
 namespace mmfusion {
 
 // "auto" | "cpu" | "cuda" | "cuda:N" -> a device that exists; ConfigError otherwise.
 torch::Device resolve_device(const std::string& spec);
 
-// The cores this process may run on (its CPU affinity: what a batch scheduler such as
-// SLURM or a container grants), at least 1.
-int64_t available_cores();
-
-// threads: 0 = all available cores. Returns the count in force.
+// threads: 0 = the available cores that other processes leave free (at least 1, measured
+// over 50 ms: cpu_load.hpp). Returns the count in force.
 int64_t apply_threads(int64_t threads);
 
 // Whether float32 matrix products on CUDA may use TF32 tensor cores (cuBLAS and cuDNN);

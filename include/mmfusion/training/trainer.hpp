@@ -15,6 +15,7 @@
 #include "mmfusion/training/metrics.hpp"
 #include "mmfusion/models/models.hpp"
 #include "mmfusion/io/run_folder.hpp"
+#include "mmfusion/runtime/cpu_load.hpp"
 #include "mmfusion/data/scaling.hpp"
 
 namespace spdlog {
@@ -105,6 +106,7 @@ class Trainer {
   std::shared_ptr<Communicator> comm_;
 
   ExperimentConfig config_;
+  ThreadGovernor threads_;  // threads: 0 follows the machine's load between steps
   torch::Device device_;
   RunPaths paths_;
   std::shared_ptr<spdlog::logger> log_;
