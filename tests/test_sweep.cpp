@@ -304,6 +304,9 @@ TEST(Sweep, ASweepFolderHasOneSweepAtATimeButShardsShareIt) {
   LockHolder shard(args.out, RunLock::Mode::Shared);
   args.shard = "0/2";
   EXPECT_EQ(run_sweep(args).completed, 1);
+  // One shard of one (a whole sweep as an array job of one task) shares the folder too.
+  args.shard = "0/1";
+  EXPECT_EQ(run_sweep(args).skipped, 1);
   args.shard = "";
   expect_error<RunFolderInUse>([&] { run_sweep(args); }, "run folder in use");
 }

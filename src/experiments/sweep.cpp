@@ -429,10 +429,12 @@ SweepOutcome run_sweep(const SweepArgs& args) {
   for (size_t i = 0; i < plan.runs.size(); ++i)
     if (shard.contains(i)) indices.push_back(i), outcome.runs.push_back(plan.runs[i].first);
   if (args.dry_run) return outcome;
-  // Shards share the folder; any other sweep has it to itself.
-  RunLock lock(plan.dir, shard.count > 1 ? RunLock::Mode::Shared : RunLock::Mode::Exclusive);
+  // Shards share the folder (--shard 0/1 too: a shard started twice); any other sweep has
+  // it to itself.
+  const bool sharded = !args.shard.empty();
+  RunLock lock(plan.dir, sharded ? RunLock::Mode::Shared : RunLock::Mode::Exclusive);
   const std::string record = (fs::path(plan.dir) / kSweepFile).string();
-  if (shard.count > 1) {
+  if (sharded) {
     // Shards must run one sweep: the first to start writes the record (never over another
     // shard's), and a shard whose base, --set or grid differ from it is refused, since the
     // report would mix two sweeps. (A whole sweep may change its record: a rerun with more
@@ -452,7 +454,7 @@ SweepOutcome run_sweep(const SweepArgs& args) {
   }
   auto log = make_logger((fs::path(plan.dir) / "sweep.log").string(), "sweep: ");
   log->info("{} of {} combinations in {}{}{}", indices.size(), plan.runs.size(), plan.dir,
-            shard.count > 1 ? fmt::format(" (shard {}/{})", shard.index, shard.count) : "",
+            sharded ? fmt::format(" (shard {}/{})", shard.index, shard.count) : "",
             args.jobs > 1
                 ? fmt::format(", {} at once with {} threads each", args.jobs, plan.threads)
                 : "");
