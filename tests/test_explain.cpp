@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <sstream>
 
 #include <torch/torch.h>
 
@@ -148,9 +149,31 @@ TEST(Explain, TheCommandWritesItsFilesAndKeepsEarlierOnes) {
   EXPECT_FALSE(r["truth"]["exact"].get<bool>());  // tiny has a shared latent: no truth
   for (const auto& s : r["subsets"]) EXPECT_TRUE(s["truth"].is_null());
   EXPECT_EQ(json::parse(read_text(dir.file("run/explain/explain.json"))), r);
-  EXPECT_EQ(read_text(dir.file("run/explain/explain.csv"))
-                .rfind("kind,name,share,ci_low,ci_high,truth\n", 0),
-            0u);
+  // The CSV holds the JSON's numbers: each subset row's share, closed and LMF-exact
+  // values, to its six significant digits.
+  std::istringstream csv(read_text(dir.file("run/explain/explain.csv")));
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line, "kind,name,share,ci_low,ci_high,truth,closed,lmf_exact");
+  size_t subset_rows = 0;
+  while (std::getline(csv, line)) {
+    std::vector<std::string> f;
+    std::stringstream fields(line);
+    for (std::string x; std::getline(fields, x, ',');) f.push_back(x);
+    if (line.back() == ',') f.push_back("");
+    ASSERT_EQ(f.size(), 8u) << line;
+    if (f[0] != "subset") continue;
+    const json& s = r["subsets"][subset_rows++];
+    EXPECT_EQ(f[1], s["name"].get<std::string>());
+    for (auto [column, key] : {std::pair{2, "share"}, {6, "closed"}, {7, "lmf_exact"}}) {
+      ASSERT_FALSE(f[column].empty()) << key << " in " << line;
+      EXPECT_NEAR(std::stod(f[column]), s[key].get<double>(),
+                  1e-5 * std::abs(s[key].get<double>()) + 1e-12)
+          << key << " in " << line;
+    }
+    EXPECT_TRUE(f[5].empty()) << "no truth for tiny: " << line;
+  }
+  EXPECT_EQ(subset_rows, r["subsets"].size());
   EXPECT_TRUE(well_formed_xml(dir.file("run/explain/explain.svg")));
   expect_error<ConfigError>([&] { run_explain(args); }, "the file exists");
   args.force = true;

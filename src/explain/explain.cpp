@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/files.hpp"
 #include "mmfusion/explain/sobol.hpp"
 #include "mmfusion/training/evaluation.hpp"
 #include "mmfusion/training/step.hpp"
@@ -272,22 +273,27 @@ std::string explain_table(const json& r) {
 
 std::string explain_csv(const json& r) {
   std::ostringstream out;
-  out << "kind,name,share,ci_low,ci_high,truth\n";
+  // truth stays the sixth column (as before); closed and lmf_exact follow it.
+  out << "kind,name,share,ci_low,ci_high,truth,closed,lmf_exact\n";
+  auto number = [](const json& v) {
+    return v.is_number() ? fmt::format("{:.6g}", v.get<double>()) : std::string();
+  };
   auto row = [&](const std::string& kind, const std::string& name, const json& share,
-                 const json& ci, const json& truth) {
-    out << kind << "," << name << "," << fmt::format("{:.6g}", share.get<double>()) << ","
-        << (ci.is_array() ? fmt::format("{:.6g},{:.6g}", ci[0].get<double>(), ci[1].get<double>())
-                          : ",")
-        << "," << (truth.is_number() ? fmt::format("{:.6g}", truth.get<double>()) : "") << "\n";
+                 const json& ci, const json& truth, const json& closed, const json& exact) {
+    out << kind << "," << csv_field(name) << "," << number(share) << ","
+        << (ci.is_array() ? number(ci[0]) + "," + number(ci[1]) : ",") << "," << number(truth)
+        << "," << number(closed) << "," << number(exact) << "\n";
   };
   for (const auto& s : r["subsets"])
-    row("subset", s["name"].get<std::string>(), s["share"], s["ci"], s["truth"]);
+    row("subset", s["name"].get<std::string>(), s["share"], s["ci"], s["truth"],
+        s.value("closed", json()), s.value("lmf_exact", json()));
   for (const auto& s : r["subsets"])
     if (s.value("relevance", json()).is_number())
-      row("relevance", s["name"].get<std::string>(), s["relevance"], nullptr, nullptr);
+      row("relevance", s["name"].get<std::string>(), s["relevance"], nullptr, nullptr, nullptr,
+          nullptr);
   for (const char* kind : {"orders", "total_effect", "shapley"})
     for (const auto& [key, share] : r[kind].items())
-      row(kind, key, share, r[std::string(kind) + "_ci"][key], nullptr);
+      row(kind, key, share, r[std::string(kind) + "_ci"][key], nullptr, nullptr, nullptr);
   return out.str();
 }
 
