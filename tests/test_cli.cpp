@@ -130,6 +130,9 @@ TEST(Cli, ResumeRaisesEpochsAndAppendsToTheRun) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(count_lines(read_text(out + "/metrics.jsonl")), 3);
   EXPECT_NE(read_text(out + "/train.log").find("resuming"), std::string::npos);
+  // An absolute checkpoint path names its folder absolutely (not as ../../tmp/...).
+  EXPECT_NE(read_text(out + "/train.log").find("into " + out + "\n"), std::string::npos)
+      << read_text(out + "/train.log");
   // Changing the model on resume is refused.
   r = run("train --resume " + out + "/checkpoints/last.pt --set model.rank=8", dir);
   EXPECT_EQ(r.code, 2);
@@ -315,4 +318,43 @@ TEST(Cli, AnUnknownCommandIsNamedWithTheNearestOne) {
             std::string::npos)
       << r.err;
   EXPECT_EQ(run("--version", dir).code, 0);  // options before a command stay CLI11's
+}
+
+TEST(Cli, RefusalsToOverwriteAreUsageErrorsThatSuggestOnlyWhatExists) {
+  TempDir dir;
+  const std::string out = dir.file("run");
+  ASSERT_EQ(run("train --config " + tiny() + " --out " + out, dir).code, 0);
+  // A finished run's folder: the way on is --resume with the checkpoint that is there.
+  Result r = run("train --config " + tiny() + " --out " + out, dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "mmfusion: usage error: --out " + out +
+                       ": the folder exists and is not empty; an earlier run is never overwritten "
+                       "(choose another folder, or continue that run with --resume " +
+                       out + "/checkpoints/last.pt)\n");
+  // A folder with something else in it: no --resume to suggest.
+  const std::string other = dir.file("other");
+  fs::create_directories(other);
+  write_text(other + "/notes.txt", "mine");
+  r = run("train --config " + tiny() + " --out " + other, dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "mmfusion: usage error: --out " + other +
+                       ": the folder exists and is not empty; an earlier run is never overwritten "
+                       "(choose another folder)\n");
+  EXPECT_EQ(read_text(other + "/notes.txt"), "mine");
+  // explain's default folder: the message names the file, not an --out nobody gave.
+  ASSERT_EQ(
+      run("explain --checkpoint " + out + "/checkpoints/best.pt --samples 64 --bootstrap 2", dir)
+          .code,
+      0);
+  r = run("explain --checkpoint " + out + "/checkpoints/best.pt --samples 64 --bootstrap 2", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "mmfusion: usage error: " + out +
+                       "/explain/explain.json: the file exists (pass --force to overwrite it)\n");
+  r = run("explain --checkpoint " + out + "/checkpoints/best.pt --out " + out +
+              "/explain --samples 64 --bootstrap 2",
+          dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("usage error: --out " + out + "/explain/explain.json: the file exists"),
+            std::string::npos)
+      << r.err;
 }

@@ -76,7 +76,8 @@ std::string csv_field(const std::string& s) {
 void refuse_overwrite(const std::string& path, bool force, const std::string& option) {
   std::error_code ec;
   if (!force && fs::exists(path, ec))
-    throw ConfigError(option + " " + path + ": the file exists (pass --force to overwrite it)");
+    throw UsageError((option.empty() ? "" : option + " ") + path +
+                     ": the file exists (pass --force to overwrite it)");
 }
 
 std::vector<char> read_bytes(const std::string& path) {

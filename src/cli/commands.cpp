@@ -54,7 +54,7 @@ json run_explain(const ExplainArgs& args) {
     const fs::path dir = fs::path(args.checkpoint).parent_path();
     out = (dir.filename() == RunPaths::kCheckpoints ? dir.parent_path() : dir) / "explain";
   }
-  refuse_overwrite((out / "explain.json").string(), args.force, "--out");
+  refuse_overwrite((out / "explain.json").string(), args.force, args.out.empty() ? "" : "--out");
   apply_threads(config.threads);
   StepRunner runner(checkpoint.build_model(device), config.train);
   const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))

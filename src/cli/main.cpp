@@ -310,6 +310,8 @@ int run_chosen(const std::vector<Command>& commands) {
       if (c.console) make_logger("");  // console only
       return c.run();
     }
+  } catch (const UsageError& e) {
+    return fail("usage error: ", e.what(), 2);
   } catch (const ConfigError& e) {
     return fail("config error: ", e.what(), 2);
   } catch (const Interrupted& e) {

@@ -176,12 +176,16 @@ void RunLock::release() {
 
 std::string fresh_run_dir(const std::string& out, const std::string& name) {
   if (!out.empty()) {
-    if (!is_empty_run_dir(out))
-      throw ConfigError("--out " + out +
-                        ": the folder exists and is not empty; an earlier run "
-                        "is never overwritten (choose another folder, or continue that run with "
-                        "--resume " +
-                        RunPaths(out).last + ")");
+    if (!is_empty_run_dir(out)) {
+      // The way on is to resume only where there is something to resume from.
+      std::error_code ec;
+      const std::string last = RunPaths(out).last;
+      throw UsageError(
+          "--out " + out +
+          ": the folder exists and is not empty; an earlier run is never "
+          "overwritten (choose another folder" +
+          (fs::exists(last, ec) ? ", or continue that run with --resume " + last : "") + ")");
+    }
     return out;
   }
   const std::string base = (fs::path("runs") / (name + "-" + timestamp())).string();
@@ -194,11 +198,14 @@ std::string resume_run_dir(const std::string& checkpoint) {
   const fs::path parent = fs::absolute(checkpoint).parent_path();
   if (parent.filename() == RunPaths::kCheckpoints &&
       fs::exists(parent.parent_path() / RunPaths::kConfig))
-    return parent.parent_path().lexically_relative(fs::current_path()).string();
-  throw ConfigError("--resume " + checkpoint +
-                    ": cannot find its run folder (expected "
-                    "DIR/checkpoints/NAME.pt beside DIR/config.json); pass --out DIR to "
-                    "continue in a new folder");
+    // The folder as the user named the checkpoint: absolute stays absolute.
+    return fs::path(checkpoint).is_absolute()
+               ? parent.parent_path().lexically_normal().string()
+               : parent.parent_path().lexically_relative(fs::current_path()).string();
+  throw UsageError("--resume " + checkpoint +
+                   ": cannot find its run folder (expected "
+                   "DIR/checkpoints/NAME.pt beside DIR/config.json); pass --out DIR to "
+                   "continue in a new folder");
 }
 
 void create_run_dir(const RunPaths& paths, bool with_checkpoints) {

@@ -137,9 +137,9 @@ std::string claim_folder(const TrainArgs& args, const ExperimentConfig& config, 
   const RunPaths existing(dir);
   if (fs::exists(existing.last) && !fs::equivalent(existing.last, args.resume) &&
       open_checkpoint(existing.last).progress.global_step > probe_step)
-    throw ConfigError("--resume " + args.resume + ": " + existing.last +
-                      " is newer; resuming in place would overwrite it (resume from it, or "
-                      "pass --out DIR to branch into a new folder)");
+    throw UsageError("--resume " + args.resume + ": " + existing.last +
+                     " is newer; resuming in place would overwrite it (resume from it, or "
+                     "pass --out DIR to branch into a new folder)");
   return dir;
 }
 

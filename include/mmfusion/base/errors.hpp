@@ -1,5 +1,5 @@
 #pragma once
-// The error kinds the command line turns into exit codes. Each carries a one-line
+// The error kinds the command line turns into exit codes and labels. Each carries a one-line
 // message that names the culprit (a config path, a file, an epoch and step).
 #include <stdexcept>
 #include <string>
@@ -9,6 +9,12 @@ namespace mmfusion {
 // A malformed or inconsistent configuration or command line: exit code 2.
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// A command line that would destroy or misplace work (an output that exists, a resume in
+// the wrong place): exit code 2 too, labelled "usage error", as the config is not at fault.
+struct UsageError : ConfigError {
+  using ConfigError::ConfigError;
 };
 
 // Any other failure (I/O, corrupt file, divergence): exit code 1.

@@ -20,8 +20,9 @@ std::string format_number(double x);
 // A CSV field, quoted when it holds a comma, a quote or a newline.
 std::string csv_field(const std::string& s);
 
-// ConfigError "OPTION PATH: the file exists (pass --force ...)" unless `force` or the
-// file is new: an output file is never overwritten by surprise.
+// UsageError "OPTION PATH: the file exists (pass --force ...)" unless `force` or the
+// file is new: an output file is never overwritten by surprise. An empty `option` for a
+// path the user did not give (a default output) leaves the option out.
 void refuse_overwrite(const std::string& path, bool force, const std::string& option = "--output");
 
 // Whole-file read; Error naming the path when it cannot be read.
