@@ -490,11 +490,22 @@ TEST(AnovaKernels, InteractionKernelsFitTheDefaultDataWhereTheSumCannot) {
   args.overrides = {"threads=1", "data.synthetic.shared_latent_dim=0", "mkl.train_size=2000"};
   args.out = dir.file("additive");
   const double additive = run_mkl(args)["metrics"]["learned"]["test"]["r2"].get<double>();
-  args.overrides.insert(args.overrides.end(),
-                        {"mkl.interactions=all", "mkl.kernels.default.gamma_scale=0.5"});
+  args.overrides.push_back("mkl.interactions=all");
   args.out = dir.file("all");
   const json all = run_mkl(args);
+  // The products' members at gamma / |S| (the default): no gamma to tune by hand. Each
+  // member's own gamma makes the products narrower and the fit worse (measured 0.855
+  // against 0.755; docs/mkl.md).
+  EXPECT_EQ(all["kernels"]["visual:audio"]["gamma"]["visual"].get<double>(),
+            all["kernels"]["visual"]["gamma"].get<double>() / 2);
+  EXPECT_EQ(all["kernels"]["visual:audio:text"]["gamma"]["text"].get<double>(),
+            all["kernels"]["text"]["gamma"].get<double>() / 3);
+  args.overrides.push_back("mkl.split_gamma=false");
+  args.out = dir.file("own-gamma");
+  const json own = run_mkl(args);
+  EXPECT_FALSE(own["kernels"]["visual:audio"].contains("gamma"));
   EXPECT_LT(additive, 0.3);
-  EXPECT_GE(all["metrics"]["learned"]["test"]["r2"].get<double>(), 0.85)
-      << all["components"].dump();
+  const double r2 = all["metrics"]["learned"]["test"]["r2"].get<double>();
+  EXPECT_GE(r2, 0.83) << all["components"].dump();
+  EXPECT_GT(r2, own["metrics"]["learned"]["test"]["r2"].get<double>() + 0.05);
 }

@@ -748,6 +748,10 @@ std::vector<ConfigKey> make_table() {
     k.get = [](const ExperimentConfig& c, const std::string&) { return json(c.mkl.interactions); };
     t.push_back(k);
   }
+  t.push_back(row("mkl.split_gamma", KeyKind::Boolean, MMF_FIELD(mkl.split_gamma),
+                  "product kernels: each RBF member of a product over |S| modalities at its "
+                  "gamma / |S|, since a product of RBF kernels adds their gammas; false keeps "
+                  "each member's own gamma"));
   t.push_back(with_default(row("mkl.centre", KeyKind::Boolean, MMF_FIELD(mkl.centre),
                                "ANOVA centring of every base kernel on the training points"),
                            "`true` with interactions",

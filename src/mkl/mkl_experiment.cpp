@@ -55,20 +55,31 @@ struct KernelSet {
 
 // One fitted kernel per modality, ANOVA-centred on the training points when mkl.centre;
 // then one product kernel per interaction set (one elementwise product per extra modality).
+// A product of RBF kernels adds their gammas, exp(-g_a d_a) exp(-g_b d_b), so with
+// mkl.split_gamma each RBF member of a product over |S| modalities is built again at
+// gamma / |S|: the product is then as wide as one modality's kernel, where the base
+// gammas would make it |S| times narrower (docs/mkl.md).
 KernelSet build_kernels(const ExperimentConfig& config, const Dataset& train, const Dataset& val,
                         const Dataset& test) {
   const MKLConfig& mc = config.mkl;
   const size_t M = config.data.modalities.size();
   KernelSet ks;
-  for (size_t m = 0; m < M; ++m) {
-    const std::string& name = config.data.modalities[m].name;
-    const FittedKernel kernel(kernel_for(mc, name), train.features[m]);
-    ks.names.push_back(name);
-    ks.members.push_back({name});
+  std::vector<FittedKernel> fitted;
+  // A kernel's train, val and test matrices (against the training points), centred when asked.
+  auto matrices = [&](const FittedKernel& kernel, size_t m) {
     std::vector<torch::Tensor> k{kernel(train.features[m], train.features[m]),
                                  kernel(val.features[m], train.features[m]),
                                  kernel(test.features[m], train.features[m])};
     if (mc.centre) k = anova_centre(k[0], {k[1], k[2]});
+    return k;
+  };
+  for (size_t m = 0; m < M; ++m) {
+    const std::string& name = config.data.modalities[m].name;
+    fitted.emplace_back(kernel_for(mc, name), train.features[m]);
+    const FittedKernel& kernel = fitted.back();
+    ks.names.push_back(name);
+    ks.members.push_back({name});
+    const auto k = matrices(kernel, m);
     ks.train.push_back(k[0]), ks.val.push_back(k[1]), ks.test.push_back(k[2]);
     const auto& kc = kernel.config();
     json& d = ks.description[name];
@@ -77,14 +88,27 @@ KernelSet build_kernels(const ExperimentConfig& config, const Dataset& train, co
     if (kc.type == KernelType::Polynomial) d["degree"] = kc.degree, d["coef0"] = kc.coef0;
   }
   for (const auto& set : mc.interactions) {
-    std::vector<size_t> of;
-    for (const auto& name : set)
-      of.push_back(std::find(ks.names.begin(), ks.names.begin() + M, name) - ks.names.begin());
-    ks.train.push_back(product_kernel(ks.train, of)), ks.val.push_back(product_kernel(ks.val, of));
-    ks.test.push_back(product_kernel(ks.test, of));
+    json description = {{"type", "product"}, {"of", set}};
+    std::vector<torch::Tensor> product;
+    for (const auto& name : set) {
+      const size_t m = std::find(ks.names.begin(), ks.names.begin() + M, name) - ks.names.begin();
+      std::vector<torch::Tensor> k{ks.train[m], ks.val[m], ks.test[m]};
+      if (mc.split_gamma && fitted[m].config().type == KernelType::RBF) {
+        KernelConfig wider = fitted[m].config();
+        wider.gamma = fitted[m].gamma() / double(set.size());
+        k = matrices(FittedKernel(wider, train.features[m]), m);
+        description["gamma"][name] = wider.gamma;
+      }
+      if (product.empty()) {
+        for (const auto& x : k) product.push_back(x.clone());
+      } else {
+        for (size_t i = 0; i < 3; ++i) product[i].mul_(k[i]);
+      }
+    }
+    ks.train.push_back(product[0]), ks.val.push_back(product[1]), ks.test.push_back(product[2]);
     ks.names.push_back(subset_name(set));
     ks.members.push_back(set);
-    ks.description[ks.names.back()] = {{"type", "product"}, {"of", set}};
+    ks.description[ks.names.back()] = description;
   }
   return ks;
 }

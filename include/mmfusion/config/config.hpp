@@ -214,6 +214,9 @@ struct MKLConfig {
   // ANOVA centring of every base kernel on the training points. Default: on exactly when
   // there are interactions (it makes each product kernel's functions pure interactions).
   bool centre = false;
+  // RBF members of a product kernel over |S| modalities at gamma / |S| (a product of RBF
+  // kernels adds their gammas), so that a product is as wide as one modality's kernel.
+  bool split_gamma = true;
 };
 
 // Multi-process training (docs/distributed.md); used only when WORLD_SIZE > 1.
