@@ -200,3 +200,57 @@ TEST(Explain, TheCommandWritesItsFilesAndKeepsEarlierOnes) {
   args.out = dir.file("damaged");
   expect_error([&] { run_explain(args); }, "independent.truth.json: not a truth file");
 }
+
+TEST(ExplainDependence, FindsAModalityTheOthersPredictAndNoneInIndependentOnes) {
+  torch::manual_seed(11);
+  const int64_t n = 1500;
+  Dataset d;
+  d.origin = "test";
+  d.names = {"a", "b", "c"};
+  const auto a = torch::randn({n, 6});
+  d.features = {a, a.mm(torch::randn({6, 8})) + 0.1 * torch::randn({n, 8}), torch::randn({n, 4})};
+  const json r = dependence_json(d, 1);
+  ASSERT_TRUE(r.is_object());
+  EXPECT_EQ(r["rows"], n);
+  // b is a full-rank linear image of a (plus a little noise), so each predicts the other's main
+  // directions; c is independent noise.
+  EXPECT_GT(r["r2"]["a"].get<double>(), 0.9) << r.dump();
+  EXPECT_GT(r["r2"]["b"].get<double>(), 0.9) << r.dump();
+  EXPECT_LT(r["r2"]["c"].get<double>(), 0.05) << r.dump();
+  EXPECT_EQ(r["dependent"], json::array({"a", "b"}));
+  // Three independent modalities: nothing to predict.
+  d.features = {torch::randn({n, 6}), torch::randn({n, 5}), torch::randn({n, 4})};
+  const json none = dependence_json(d, 1);
+  for (const auto& [m, v] : none["r2"].items()) EXPECT_LT(v.get<double>(), 0.05) << m;
+  EXPECT_TRUE(none["dependent"].empty());
+  // One modality: no others.
+  d.names = {"a"};
+  d.features = {a};
+  EXPECT_TRUE(dependence_json(d, 1).is_null());
+}
+
+TEST(ExplainDependence, TheTableWarnsOnlyWhenAModalityIsPredictable) {
+  TempDir dir;
+  TrainArgs train;
+  train.config = source_path("configs/tiny.json");
+  train.out = dir.file("run");
+  train.overrides = {"data.synthetic.shared_latent_dim=0"};
+  run_train(train);
+  ExplainArgs args;
+  args.checkpoint = dir.file("run/checkpoints/best.pt");
+  args.options.samples = 500;
+  args.options.bootstrap = 2;
+  json r = run_explain(args);
+  ASSERT_TRUE(r["dependence"].is_object());
+  EXPECT_TRUE(r["dependence"]["dependent"].empty()) << r["dependence"].dump();
+  std::string table = explain_table(r);
+  EXPECT_NE(table.find("predictable from the other modalities (cross-validated R²): visual "),
+            std::string::npos)
+      << table;
+  EXPECT_EQ(table.find("warning:"), std::string::npos) << table;
+  r["dependence"]["dependent"] = json::array({"audio"});
+  table = explain_table(r);
+  EXPECT_NE(table.find("warning: audio is predictable from the others (R² above 0.1)"),
+            std::string::npos)
+      << table;
+}

@@ -211,6 +211,7 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
         outputs, groups, torch::randint(options.samples, {options.samples}, gen, torch::kInt64)));
 
   const json parts = decomposition_json(point, draws, raw.names, exact, relevance_json(model));
+  const json dependence = dependence_json(data, options.seed);
   return {
       {"output", task == Task::Classification ? "predicted class probabilities" : "prediction"},
       {"samples", options.samples},
@@ -226,7 +227,66 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
       {"total_effect", parts["total_effect"]},
       {"total_effect_ci", parts["total_effect_ci"]},
       {"shapley", parts["shapley"]},
-      {"shapley_ci", parts["shapley_ci"]}};
+      {"shapley_ci", parts["shapley_ci"]},
+      {"dependence", dependence}};
+}
+
+json dependence_json(const Dataset& data, uint64_t seed) {
+  const int64_t groups = static_cast<int64_t>(data.features.size());
+  if (groups < 2 || data.size() < 10) return nullptr;
+  constexpr int64_t kRows = 2000, kFolds = 5, kComponents = 3;
+  const int64_t n = std::min<int64_t>(data.size(), kRows);
+  at::Generator gen = at::detail::createCPUGenerator(seed + 1);
+  // A random subset of rows in a random order: folds of a sorted file would be classes.
+  const Tensor rows = torch::randperm(data.size(), gen, torch::kInt64).slice(0, 0, n);
+  std::vector<Tensor> x;
+  for (const auto& f : data.features) {
+    const Tensor m = f.index_select(0, rows.to(f.device())).to(torch::kCPU, torch::kFloat64);
+    x.push_back(m - m.mean(0, true));
+  }
+  json r2 = json::object(), dependent = json::array();
+  for (int64_t m = 0; m < groups; ++m) {
+    // The modality's first principal components (of these rows), the regression's target.
+    const auto svd = torch::linalg::svd(x[m], /*full_matrices=*/false, c10::nullopt);
+    const int64_t k = std::min<int64_t>({kComponents, x[m].size(1), n - 1});
+    const Tensor target = x[m].mm(std::get<2>(svd).slice(0, 0, k).t());
+    std::vector<Tensor> others;
+    for (int64_t o = 0; o < groups; ++o)
+      if (o != m) others.push_back(x[o]);
+    const Tensor z = torch::cat(others, 1);
+    // The ridge's strength, chosen on the same folds from 1e-2 to 1e2 times the mean feature
+    // variance (scale-free; the best of five is a slightly optimistic reading).
+    double value = -1e300;
+    for (const double strength : {1e-2, 1e-1, 1.0, 1e1, 1e2}) {
+      double sse = 0, sst = 0;
+      for (int64_t fold = 0; fold < kFolds; ++fold) {
+        const int64_t f0 = n * fold / kFolds, f1 = n * (fold + 1) / kFolds;
+        const Tensor test_mask = torch::zeros({n}, torch::kBool)
+                                     .index_fill_(0, torch::arange(f0, f1, torch::kInt64), true);
+        const Tensor zt = z.index({~test_mask}), tt = target.index({~test_mask});
+        const Tensor zv = z.index({test_mask}), tv = target.index({test_mask});
+        const Tensor zm = zt.mean(0, true), tm = tt.mean(0, true);
+        const Tensor zc = zt - zm;
+        Tensor gram = zc.t().mm(zc);
+        gram.diagonal().add_(strength * std::max(1e-12, gram.diagonal().mean().item<double>()));
+        const Tensor beta = torch::linalg::solve(gram, zc.t().mm(tt - tm), /*left=*/true);
+        const Tensor pred = (zv - zm).mm(beta) + tm;
+        sse += (tv - pred).pow(2).sum().item<double>();
+        sst += (tv - tm).pow(2).sum().item<double>();
+      }
+      value = std::max(value, sst > 0 ? 1.0 - sse / sst : 0.0);
+    }
+    r2[data.names[m]] = value;
+    if (value > kDependenceThreshold) dependent.push_back(data.names[m]);
+  }
+  return {{"method",
+           "5-fold cross-validated R² of a ridge regression from the other modalities' features "
+           "to the modality's first principal components (up to 3, variance-weighted); the "
+           "ridge strength the best of 1e-2 to 1e2 times the mean feature variance"},
+          {"rows", n},
+          {"threshold", kDependenceThreshold},
+          {"r2", r2},
+          {"dependent", dependent}};
 }
 
 void attach_truth(json& result, const json& truth) {
@@ -268,6 +328,28 @@ std::string explain_table(const json& r) {
   if (r.contains("truth") && !r["truth"].value("exact", false) && r["truth"]["why_not"].is_string())
     out << "no truth: " << r["truth"]["why_not"].get<std::string>() << "\n";
   out << "assumption: " << r["assumption"].get<std::string>() << "\n";
+  const json dependence = r.value("dependence", json());
+  if (dependence.is_object()) {
+    std::string values;
+    for (const auto& s : r["subsets"]) {  // the modalities in the config's order
+      if (s["modalities"].size() != 1) continue;
+      const std::string m = s["name"].get<std::string>();
+      values += fmt::format("{}{} {:.2f}", values.empty() ? "" : ", ", m,
+                            dependence["r2"][m].get<double>());
+    }
+    out << "predictable from the other modalities (cross-validated R²): " << values << "\n";
+    if (!dependence["dependent"].empty()) {
+      std::string names;
+      for (const auto& m : dependence["dependent"])
+        names += (names.empty() ? "" : ", ") + m.get<std::string>();
+      out << fmt::format(
+          "warning: {} {} predictable from the others (R² above {}): the modalities are "
+          "dependent, and these shares describe the model on recombined rows that do not occur "
+          "in the data, not the data (docs/explain.md, \"Dependent modalities\")\n",
+          names, dependence["dependent"].size() == 1 ? "is" : "are",
+          dependence["threshold"].get<double>());
+    }
+  }
   return out.str();
 }
 
