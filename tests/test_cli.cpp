@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <sstream>
@@ -21,9 +22,11 @@ struct Result {
   std::string out, err;
 };
 
-Result run(const std::string& args, const TempDir& dir) {
+// `env`: VAR=VALUE assignments for the command, or "".
+Result run(const std::string& args, const TempDir& dir, const std::string& env = "") {
   const std::string err_file = dir.file("stderr.txt");
-  const std::string cmd = std::string(MMFUSION_BINARY) + " " + args + " 2>" + err_file;
+  const std::string cmd = (env.empty() ? "" : "env " + env + " ") + std::string(MMFUSION_BINARY) +
+                          " " + args + " 2>" + err_file;
   Result r{-1, "", ""};
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return r;
@@ -357,4 +360,153 @@ TEST(Cli, RefusalsToOverwriteAreUsageErrorsThatSuggestOnlyWhatExists) {
   EXPECT_NE(r.err.find("usage error: --out " + out + "/explain/explain.json: the file exists"),
             std::string::npos)
       << r.err;
+}
+
+namespace {
+// Every temporary file under `dir` (the writer's ".NAME.tmpPID").
+std::vector<std::string> temporaries(const std::string& dir) {
+  std::vector<std::string> found;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().filename().string().find(".tmp") != std::string::npos)
+      found.push_back(e.path().string());
+  return found;
+}
+}  // namespace
+
+TEST(Cli, AFullDiskAtAnyWriteOfTrainingStopsCleanlyAndResumes) {
+  // Every write, fsync and rename of a two-epoch run fails in turn (MMFUSION_TEST_FAULT).
+  // Each time: exit 1, one line naming a file of the run and the system's reason, no
+  // temporary file, whole lines in metrics.jsonl, a last.pt that holds the epoch the
+  // message names, and a resume that finishes the run.
+  TempDir dir;
+  int failures = 0;
+  for (const char* op : {"write", "fsync", "rename"}) {
+    for (int k = 1;; ++k) {
+      SCOPED_TRACE(std::string(op) + ":" + std::to_string(k));
+      const std::string out = dir.file(std::string(op) + std::to_string(k));
+      const Result r = run("train --config " + tiny() + " --out " + out, dir,
+                           "MMFUSION_TEST_FAULT=" + std::string(op) + ":" + std::to_string(k));
+      if (r.code == 0) break;  // past the last write of the run
+      ++failures;
+      ASSERT_EQ(r.code, 1) << r.err;
+      // The log's lines, then one error line, last.
+      const auto error_at = r.err.find("mmfusion: error: ");
+      ASSERT_NE(error_at, std::string::npos) << r.err;
+      EXPECT_EQ(r.err.find('\n', error_at), r.err.size() - 1) << r.err;
+      EXPECT_EQ(r.err.find("terminate"), std::string::npos) << r.err;
+      EXPECT_EQ(r.err.find("mmfusion: error: " + out + "/"), error_at) << r.err;
+      EXPECT_TRUE(r.err.find("No space left on device") != std::string::npos ||
+                  r.err.find("Input/output error") != std::string::npos)
+          << r.err;
+      if (fs::exists(out)) EXPECT_EQ(temporaries(out), std::vector<std::string>{});
+      if (fs::exists(out + "/metrics.jsonl")) {
+        std::istringstream lines(read_text(out + "/metrics.jsonl"));
+        for (std::string line; std::getline(lines, line);)
+          EXPECT_NO_THROW((void)json::parse(line)) << line;
+      }
+      const auto held = r.err.find("checkpoints/last.pt holds epoch ");
+      if (held == std::string::npos) continue;  // before the first checkpoint
+      const int epoch = std::stoi(r.err.substr(held + 32));
+      const Result resumed = run("train --resume " + out + "/checkpoints/last.pt", dir);
+      ASSERT_EQ(resumed.code, 0) << resumed.err;
+      EXPECT_NE(read_text(out + "/train.log").find("at epoch " + std::to_string(epoch)),
+                std::string::npos);
+      EXPECT_EQ(json::parse(read_text(out + "/results.json"))["epochs"], 2);
+    }
+  }
+  EXPECT_GT(failures, 20) << "the seam should have failed every write of the run";
+}
+
+TEST(Cli, AFullDiskInEveryOtherCommandIsAnErrorThatKeepsTheEarlierOutput) {
+  // synth, predict, explain and mkl with each of their writes failing in turn: exit 1, the
+  // last line names the file, no temporary file, and an earlier output (replaced with
+  // --force) is as it was.
+  TempDir dir;
+  const std::string run_dir = dir.file("run");
+  ASSERT_EQ(run("train --config " + tiny() + " --out " + run_dir, dir).code, 0);
+  const std::string best = run_dir + "/checkpoints/best.pt";
+  struct Case {
+    std::string command, out, kept;  // kept: a file whose earlier version must survive
+  };
+  const std::vector<Case> cases{
+      {"synth --config " + tiny() + " --split test --force --output " + dir.file("syn/test.pt"),
+       dir.file("syn"), dir.file("syn/test.pt")},
+      {"predict --checkpoint " + best + " --data " + dir.file("syn/test.pt") +
+           " --force --output " + dir.file("pred/p.csv"),
+       dir.file("pred"), dir.file("pred/p.csv")},
+      {"explain --checkpoint " + best + " --samples 64 --bootstrap 2 --force --out " +
+           dir.file("ex"),
+       dir.file("ex"), dir.file("ex/explain.json")},
+      {"mkl --config " + tiny() + " --out " + dir.file("mkl"), dir.file("mkl"), ""}};
+  fs::create_directories(dir.file("syn"));
+  fs::create_directories(dir.file("pred"));
+  for (const auto& c : cases) {
+    if (!c.kept.empty()) ASSERT_EQ(run(c.command, dir).code, 0) << c.command;  // the earlier one
+    const std::string earlier = c.kept.empty() ? "" : read_text(c.kept);
+    int failures = 0;
+    for (int k = 1; k < 40; ++k) {
+      SCOPED_TRACE(c.command + " with write " + std::to_string(k) + " failing");
+      if (c.kept.empty()) fs::remove_all(c.out);
+      const Result r = run(c.command, dir, "MMFUSION_TEST_FAULT=write:" + std::to_string(k));
+      if (r.code == 0) break;
+      ++failures;
+      EXPECT_EQ(r.code, 1) << r.err;
+      const auto error_at = r.err.find("mmfusion: error: " + c.out + "/");
+      EXPECT_NE(error_at, std::string::npos) << r.err;
+      EXPECT_NE(r.err.find(": cannot write: No space left on device"), std::string::npos) << r.err;
+      EXPECT_EQ(temporaries(c.out), std::vector<std::string>{});
+      if (!c.kept.empty()) EXPECT_EQ(read_text(c.kept), earlier);
+    }
+    EXPECT_GE(failures, 1) << c.command;
+  }
+}
+
+TEST(Cli, ASweepWhoseDiskFillsEndsWithExit1AndARerunFinishesIt) {
+  TempDir dir;
+  const std::string out = dir.file("sweep");
+  const std::string sweep = "sweep --config " + tiny() + " --grid seed=1,2 --out " + out;
+  // The 12th write falls in the first combination's training (its folder, not the sweep's).
+  Result r = run(sweep, dir, "MMFUSION_TEST_FAULT=write:12");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+  EXPECT_EQ(temporaries(out), std::vector<std::string>{});
+  r = run(sweep, dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string csv = read_text(out + "/results.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3) << csv;  // a header and two runs
+  EXPECT_EQ(csv.find(",failed"), std::string::npos) << csv;
+}
+
+TEST(Cli, TrainingOnARealFullTmpfsStopsCleanlyAndResumesOnceThereIsSpace) {
+  // Not the seam: a real filesystem that fills (root only, as CI runs; the mount needs it).
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  TempDir dir;
+  const std::string mnt = dir.file("small");
+  fs::create_directories(mnt);
+  if (std::system(("mount -t tmpfs -o size=96k tmpfs " + mnt + " 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << "mount -t tmpfs is not allowed here";
+  struct Unmount {
+    std::string at;
+    ~Unmount() { (void)!std::system(("umount " + at).c_str()); }
+  } unmount{mnt};
+  const std::string out = mnt + "/run";
+  Result r = run("train --config " + tiny() + " --set train.epochs=6 --out " + out, dir);
+  ASSERT_EQ(r.code, 1) << "96 KiB should not hold six epochs of checkpoints: " << r.err;
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("terminate"), std::string::npos) << r.err;
+  EXPECT_EQ(temporaries(out), std::vector<std::string>{});
+  ASSERT_NE(r.err.find("checkpoints/last.pt holds epoch"), std::string::npos) << r.err;
+  ASSERT_EQ(std::system(("mount -o remount,size=8m " + mnt).c_str()), 0);
+  r = run("train --resume " + out + "/checkpoints/last.pt", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(read_text(out + "/results.json"))["epochs"], 6);
+  // Read-only: refused before any training, and the finished run is left as it was.
+  ASSERT_EQ(std::system(("mount -o remount,ro " + mnt).c_str()), 0);
+  const std::string results = read_text(out + "/results.json");
+  r = run("train --config " + tiny() + " --out " + mnt + "/second", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "mmfusion: error: " + mnt +
+                       "/second: cannot create the run folder: "
+                       "Read-only file system\n");
+  EXPECT_EQ(read_text(out + "/results.json"), results);
 }

@@ -1,9 +1,13 @@
 #include "mmfusion/base/files.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <mutex>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -17,38 +21,158 @@ namespace mmfusion {
 namespace fs = std::filesystem;
 
 namespace {
-void sync_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw Error(path + ": cannot reopen to flush: " + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw Error(path + ": cannot flush to disk: " + std::strerror(errno));
+
+constexpr size_t kDefaultChunk = size_t(1) << 20;
+
+// The test seam's state: which operation fails, after how many more, and the chunk size.
+struct FaultState {
+  std::mutex mutex;
+  WriteOp op = WriteOp::Write;
+  int countdown = 0;
+  size_t chunk = kDefaultChunk;
+};
+FaultState& faults() {
+  static FaultState state;
+  static std::once_flag env;
+  std::call_once(env, [] {
+    const char* v = std::getenv("MMFUSION_TEST_FAULT");
+    if (!v || !*v) return;
+    const std::string text(v);
+    const auto colon = text.find(':');
+    const std::string op = text.substr(0, colon);
+    std::lock_guard<std::mutex> lock(state.mutex);
+    state.op = op == "fsync" ? WriteOp::Fsync : op == "rename" ? WriteOp::Rename : WriteOp::Write;
+    if (colon == std::string::npos) return;
+    const std::string rest = text.substr(colon + 1);
+    state.countdown = std::atoi(rest.c_str());
+    const auto second = rest.find(':');
+    if (second != std::string::npos) {
+      const long chunk = std::atol(rest.c_str() + second + 1);
+      if (chunk > 0) state.chunk = static_cast<size_t>(chunk);
+    }
+  });
+  return state;
 }
+
+// Whether this operation is the one the seam fails.
+bool fault_now(WriteOp op) {
+  FaultState& f = faults();
+  std::lock_guard<std::mutex> lock(f.mutex);
+  if (f.countdown <= 0 || f.op != op) return false;
+  return --f.countdown == 0;
+}
+
+size_t chunk_size() {
+  FaultState& f = faults();
+  std::lock_guard<std::mutex> lock(f.mutex);
+  return f.chunk;
+}
+
+std::string reason(int error) { return std::strerror(error); }
+
+// All of `bytes` to `fd`, in chunks; false with errno set on the first failure.
+bool write_all(int fd, std::string_view bytes) {
+  const size_t chunk = chunk_size();
+  size_t done = 0;
+  while (done < bytes.size()) {
+    if (fault_now(WriteOp::Write)) {
+      errno = ENOSPC;
+      return false;
+    }
+    const ssize_t n = ::write(fd, bytes.data() + done, std::min(chunk, bytes.size() - done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = ENOSPC;
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool sync_fd(int fd) {
+  if (fault_now(WriteOp::Fsync)) {
+    errno = ENOSPC;
+    return false;
+  }
+  return ::fsync(fd) == 0;
+}
+
+fs::path temporary_for(const std::string& path) {
+  const fs::path target(path);
+  return target.parent_path() /
+         ("." + target.filename().string() + ".tmp" + std::to_string(::getpid()));
+}
+
+// tmp flushed to disk and renamed over path; Error naming path otherwise.
+void sync_and_rename(const fs::path& tmp, const std::string& path) {
+  const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw WriteError(path + ": cannot write: " + reason(errno));
+  const bool synced = sync_fd(fd);
+  const int error = errno;
+  ::close(fd);
+  if (!synced) throw WriteError(path + ": cannot write (flushing it to disk): " + reason(error));
+  if (fault_now(WriteOp::Rename))
+    throw WriteError(path + ": cannot move the new file into place: " + reason(EIO));
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    throw WriteError(path + ": cannot move the new file into place: " + reason(errno));
+}
+
 }  // namespace
 
+void inject_write_fault(WriteOp op, int k, size_t chunk) {
+  FaultState& f = faults();
+  std::lock_guard<std::mutex> lock(f.mutex);
+  f.op = op;
+  f.countdown = std::max(0, k);
+  f.chunk = chunk > 0 ? chunk : kDefaultChunk;
+}
+
 void atomic_write(const std::string& path, const std::function<void(const std::string&)>& writer) {
-  const fs::path target(path);
-  const fs::path tmp = target.parent_path() /
-                       ("." + target.filename().string() + ".tmp" + std::to_string(::getpid()));
+  const fs::path tmp = temporary_for(path);
   try {
     writer(tmp.string());
-    sync_file(tmp.string());
-    std::error_code ec;
-    fs::rename(tmp, target, ec);
-    if (ec) throw Error(path + ": cannot move the new file into place: " + ec.message());
+    sync_and_rename(tmp, path);
   } catch (...) {
     ::unlink(tmp.c_str());
     throw;
   }
 }
 
-void atomic_write_text(const std::string& path, const std::string& text) {
-  atomic_write(path, [&](const std::string& tmp) {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw Error(path + ": cannot write: " + std::strerror(errno));
-  });
+void atomic_write_text(const std::string& path, std::string_view bytes) {
+  const fs::path tmp = temporary_for(path);
+  try {
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw WriteError(path + ": cannot write: " + reason(errno));
+    const bool written = write_all(fd, bytes);
+    const int error = errno;
+    const bool closed = ::close(fd) == 0;
+    if (!written) throw WriteError(path + ": cannot write: " + reason(error));
+    if (!closed) throw WriteError(path + ": cannot write: " + reason(errno));
+    sync_and_rename(tmp, path);
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+}
+
+void atomic_copy(const std::string& from, const std::string& to) {
+  const std::vector<char> bytes = read_bytes(from);
+  atomic_write_text(to, std::string_view(bytes.data(), bytes.size()));
+}
+
+void append_text(const std::string& path, std::string_view bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw WriteError(path + ": cannot write: " + reason(errno));
+  struct stat before {};
+  const bool sized = ::fstat(fd, &before) == 0;
+  const bool written = write_all(fd, bytes);
+  const int error = errno;
+  // Half a record would end the file: cut it back (best effort; the error names the file).
+  if (!written && sized) (void)!::ftruncate(fd, before.st_size);
+  const bool closed = ::close(fd) == 0;
+  if (!written) throw WriteError(path + ": cannot write: " + reason(error));
+  if (!closed) throw WriteError(path + ": cannot write: " + reason(errno));
 }
 
 std::string timestamp() {

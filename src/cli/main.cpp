@@ -308,7 +308,11 @@ int run_chosen(const std::vector<Command>& commands) {
     for (const auto& c : commands) {
       if (!*c.app) continue;
       if (c.console) make_logger("");  // console only
-      return c.run();
+      const int code = c.run();
+      // A log file that could not be written fails the command too (the sink never throws).
+      if (const std::string failed = log_write_failure(); !failed.empty() && code == 0)
+        return fail("error: ", failed, 1);
+      return code;
     }
   } catch (const UsageError& e) {
     return fail("usage error: ", e.what(), 2);

@@ -244,12 +244,7 @@ void write_data_file(const Dataset& data, const std::string& path) {
     dict.insert(kTargetEntry, t.dim() == 2 && t.size(1) == 1 ? t.squeeze(1).contiguous() : t);
   }
   const std::vector<char> bytes = torch_save_bytes(c10::IValue(dict));
-  atomic_write(path, [&](const std::string& tmp) {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw Error(path + ": cannot write the data file");
-  });
+  atomic_write_text(path, std::string_view(bytes.data(), bytes.size()));
 }
 
 }  // namespace mmfusion

@@ -14,7 +14,7 @@
 #include <mutex>
 #include <vector>
 
-#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -214,12 +214,52 @@ void create_run_dir(const RunPaths& paths, bool with_checkpoints) {
   if (ec) throw Error(paths.dir + ": cannot create the run folder: " + ec.message());
 }
 
+namespace {
+
+// The first failure to write a log file, for log_write_failure().
+std::mutex g_log_failure_mutex;
+std::string g_log_failure;
+
+// A log file written line by line through append_text (checked, never half a line). A
+// failure is never thrown from a log call (those happen in destructors and error paths
+// too): the sink records it, stops writing, and log_write_failure() reports it.
+class CheckedFileSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit CheckedFileSink(std::string path) : path_(std::move(path)) {
+    append_text(path_, "");  // created now, or refused now
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (broken_) return;
+    spdlog::memory_buf_t formatted;
+    formatter_->format(msg, formatted);
+    try {
+      append_text(path_, std::string_view(formatted.data(), formatted.size()));
+    } catch (const std::exception& e) {
+      broken_ = true;
+      std::lock_guard<std::mutex> lock(g_log_failure_mutex);
+      if (g_log_failure.empty()) g_log_failure = e.what();
+    }
+  }
+  void flush_() override {}
+
+ private:
+  std::string path_;
+  bool broken_ = false;
+};
+
+}  // namespace
+
+std::string log_write_failure() {
+  std::lock_guard<std::mutex> lock(g_log_failure_mutex);
+  return g_log_failure;
+}
+
 std::shared_ptr<spdlog::logger> make_logger(const std::string& log_file,
                                             const std::string& prefix) {
   std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
-  if (!log_file.empty())
-    sinks.push_back(
-        std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, /*truncate=*/false));
+  if (!log_file.empty()) sinks.push_back(std::make_shared<CheckedFileSink>(log_file));
   auto logger = std::make_shared<spdlog::logger>("mmfusion", sinks.begin(), sinks.end());
   logger->set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] " + prefix + "%v");
   logger->flush_on(spdlog::level::info);

@@ -240,27 +240,26 @@ void save_checkpoint(const std::string& path, const ExperimentConfig& config,
   if (rng.cpu.defined()) archive.write("rng_cpu", rng.cpu, /*is_buffer=*/true);
   if (rng.cuda.defined()) archive.write("rng_cuda", rng.cuda.cpu(), /*is_buffer=*/true);
   archive.write("meta", c10::IValue(meta.dump()));
-  {
-    // The checksums are those of the entries as a reader will see them: the archive is
-    // written to memory and read back once.
+  // Serialized into memory, never by LibTorch to a file: its file writer fails in a
+  // destructor (an abort) when the disk fills. The checksums are those of the entries as a
+  // reader will see them: the archive is written to memory and read back once.
+  auto serialized = [&archive] {
     std::string bytes;
     archive.save_to([&bytes](const void* data, size_t n) {
       bytes.append(static_cast<const char*>(data), n);
       return n;
     });
+    return bytes;
+  };
+  {
+    const std::string bytes = serialized();
     torch::serialize::InputArchive written;
     written.load_from(bytes.data(), bytes.size());
     archive.write(kDigestsEntry, c10::IValue(entry_digests(written).dump()));
   }
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  atomic_write(path, [&](const std::string& tmp) {
-    try {
-      archive.save_to(tmp);
-    } catch (const c10::Error& e) {
-      throw Error(path + ": cannot write the checkpoint: " + e.what_without_backtrace());
-    }
-  });
+  atomic_write_text(path, serialized());
 }
 
 Checkpoint open_checkpoint(const std::string& path, const torch::Device& device) {

@@ -57,9 +57,7 @@ void seed_branch_best(const Checkpoint& from, const RunPaths& branch, spdlog::lo
     const TrainProgress p =
         candidate == from.path ? from.progress : open_checkpoint(candidate).progress;
     if (p.epoch != best_epoch || p.best_epoch != best_epoch) continue;
-    atomic_write(branch.best, [&](const std::string& tmp) {
-      fs::copy_file(candidate, tmp, fs::copy_options::overwrite_existing);
-    });
+    atomic_copy(candidate, branch.best);
     log.info("branch: best so far is epoch {} (val_loss {:.6f}), copied from {}", best_epoch,
              from.progress.best_val_loss, candidate);
     return;

@@ -119,6 +119,18 @@ void Trainer::save(const std::string& path) {
   if (!is_leader()) return;  // rank 0 alone writes the run folder
   save_checkpoint(path, config_, progress_, *model_, optimizer_.get(),
                   capture_default_rng(device_, shuffle_epoch_start_), scaling_);
+  if (path == paths_.last) saved_epoch_ = progress_.epoch;
+}
+
+void Trainer::stop_after_failed_write(const std::string& what) const {
+  const std::string kept =
+      saved_epoch_ >= 0
+          ? fmt::format(
+                "{} holds epoch {} (continue with: mmfusion train --resume {} once there "
+                "is space)",
+                paths_.last, saved_epoch_, paths_.last)
+          : "no checkpoint of this run was saved";
+  throw WriteError(what + "; the run stopped: " + kept);
 }
 
 void Trainer::train_epoch(const std::atomic<int>* stop) {
@@ -312,16 +324,8 @@ EpochRecord Trainer::finish_epoch(double seconds) {
   // no checkpoint holds.
   save(paths_.last);
   if (!is_leader()) return r;
-  if (improved) {
-    atomic_write(paths_.best, [&](const std::string& tmp) {
-      fs::copy_file(paths_.last, tmp, fs::copy_options::overwrite_existing);
-    });
-  }
-  std::ofstream metrics(paths_.metrics, std::ios::app);
-  metrics << to_json(r).dump() << "\n";
-  metrics.flush();
-  if (!metrics) throw Error(paths_.metrics + ": cannot append the epoch's metrics");
-  metrics.close();
+  if (improved) { atomic_copy(paths_.last, paths_.best); }
+  append_text(paths_.metrics, to_json(r).dump() + "\n");
   write_charts(paths_, config_.name);
   return r;
 }
@@ -442,7 +446,12 @@ void Trainer::fit(const std::atomic<int>* stop) {
     train_epoch(stop);
     if (device_.is_cuda()) torch::cuda::synchronize();
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    const EpochRecord r = finish_epoch(seconds);
+    EpochRecord r;
+    try {
+      r = finish_epoch(seconds);
+    } catch (const WriteError& e) { stop_after_failed_write(e.what()); }
+    if (const std::string failed = log_write_failure(); !failed.empty())
+      stop_after_failed_write(failed);
     history_.push_back(r);
     const bool classification = config_.task == Task::Classification;
     log_->info(

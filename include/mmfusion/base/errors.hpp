@@ -22,6 +22,12 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A file that could not be written (a full disk, a quota, a read-only folder): exit 1, the
+// message "PATH: cannot write: REASON".
+struct WriteError : Error {
+  using Error::Error;
+};
+
 // Training stopped by SIGINT/SIGTERM after a clean save: exit code 130.
 struct Interrupted : std::runtime_error {
   using std::runtime_error::runtime_error;

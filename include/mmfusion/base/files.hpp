@@ -2,15 +2,35 @@
 // Small file and text helpers shared by checkpoints, data files, run folders and reports.
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mmfusion {
 
-// Writes `path` atomically: `writer` fills a temporary file in the same folder, which is
-// flushed to disk and renamed over `path`. If `writer` throws, `path` is untouched and
-// the temporary file is removed. Throws Error naming the path on I/O failure.
+// Every file mmfusion writes goes through these (docs/checkpoints.md, "Full disks and
+// failed writes"). Each write, fsync, close and rename is checked; a failure throws Error
+// "PATH: cannot write: REASON" (REASON the system's, e.g. "No space left on device"),
+// leaves the earlier version of PATH as it was and no temporary file behind.
+//
+// atomic_write_text: the bytes into a temporary file in the same folder, flushed to disk,
+// then renamed over `path`.
+void atomic_write_text(const std::string& path, std::string_view bytes);
+// The same for a writer that needs a path of its own to write to (libzip): `writer` fills
+// the temporary file, which is then flushed and renamed the same way.
 void atomic_write(const std::string& path, const std::function<void(const std::string&)>& writer);
-void atomic_write_text(const std::string& path, const std::string& text);
+// `to` replaced atomically by a copy of `from`.
+void atomic_copy(const std::string& from, const std::string& to);
+// Appends to `path` (created if new); if any of it cannot be written, the file is cut
+// back to its earlier length, so that it never ends in half a record.
+void append_text(const std::string& path, std::string_view bytes);
+
+// A test seam: the k-th (1-based) write, fsync or rename from now on, through the functions
+// above, fails as a full disk does (ENOSPC; EIO for a rename). k = 0 clears it. `chunk`
+// bounds the bytes of one write call (0 keeps the default), so that a test can fail a
+// middle write of a small file. The environment variable MMFUSION_TEST_FAULT=OP:K[:CHUNK]
+// (OP write, fsync or rename) sets the same for a whole process.
+enum class WriteOp { Write, Fsync, Rename };
+void inject_write_fault(WriteOp op, int k, size_t chunk = 0);
 
 // Local time as YYYYmmdd-HHMMSS, for run and folder names.
 std::string timestamp();

@@ -106,6 +106,9 @@ class Trainer {
   std::shared_ptr<Communicator> comm_;
 
   ExperimentConfig config_;
+  int64_t saved_epoch_ = -1;  // the epoch last.pt holds, once this run has saved it
+  // Throws WriteError: `what`, then what is kept on disk to resume from.
+  [[noreturn]] void stop_after_failed_write(const std::string& what) const;
   ThreadGovernor threads_;  // threads: 0 follows the machine's load between steps
   torch::Device device_;
   RunPaths paths_;
