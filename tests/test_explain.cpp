@@ -175,7 +175,7 @@ TEST(Explain, TheCommandWritesItsFilesAndKeepsEarlierOnes) {
   }
   EXPECT_EQ(subset_rows, r["subsets"].size());
   EXPECT_TRUE(well_formed_xml(dir.file("run/explain/explain.svg")));
-  expect_error<ConfigError>([&] { run_explain(args); }, "the file exists");
+  expect_error<UsageError>([&] { run_explain(args); }, "the file exists");
   args.force = true;
   EXPECT_NO_THROW(run_explain(args));
 

@@ -14,6 +14,7 @@
 #include "mmfusion/runtime/runtime.hpp"
 
 #include <csignal>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -143,6 +144,7 @@ namespace {
 struct Spinner {
   pid_t pid = fork();
   Spinner() {
+    if (pid == 0) prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives a test killed on timeout
     if (pid == 0)
       for (volatile unsigned long i = 0;; i = i + 1) {}
   }

@@ -1,6 +1,7 @@
 #include "mmfusion/base/files.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,6 +71,11 @@ size_t chunk_size() {
 
 std::string reason(int error) { return std::strerror(error); }
 
+// `error` is the errno of the failed call, taken before any string is built.
+[[noreturn]] void throw_write_error(const std::string& path, const char* what, int error) {
+  throw WriteError(path + what + reason(error));
+}
+
 // All of `bytes` to `fd`, in chunks; false with errno set on the first failure.
 bool write_all(int fd, std::string_view bytes) {
   const size_t chunk = chunk_size();
@@ -107,7 +113,7 @@ fs::path temporary_for(const std::string& path) {
 // tmp flushed to disk and renamed over path; Error naming path otherwise.
 void sync_and_rename(const fs::path& tmp, const std::string& path) {
   const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw WriteError(path + ": cannot write: " + reason(errno));
+  if (fd < 0) throw_write_error(path, ": cannot write: ", errno);
   const bool synced = sync_fd(fd);
   const int error = errno;
   ::close(fd);
@@ -115,7 +121,7 @@ void sync_and_rename(const fs::path& tmp, const std::string& path) {
   if (fault_now(WriteOp::Rename))
     throw WriteError(path + ": cannot move the new file into place: " + reason(EIO));
   if (::rename(tmp.c_str(), path.c_str()) != 0)
-    throw WriteError(path + ": cannot move the new file into place: " + reason(errno));
+    throw_write_error(path, ": cannot move the new file into place: ", errno);
 }
 
 }  // namespace
@@ -143,12 +149,13 @@ void atomic_write_text(const std::string& path, std::string_view bytes) {
   const fs::path tmp = temporary_for(path);
   try {
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw WriteError(path + ": cannot write: " + reason(errno));
+    if (fd < 0) throw_write_error(path, ": cannot write: ", errno);
     const bool written = write_all(fd, bytes);
     const int error = errno;
     const bool closed = ::close(fd) == 0;
-    if (!written) throw WriteError(path + ": cannot write: " + reason(error));
-    if (!closed) throw WriteError(path + ": cannot write: " + reason(errno));
+    const int close_error = errno;
+    if (!written) throw_write_error(path, ": cannot write: ", error);
+    if (!closed) throw_write_error(path, ": cannot write: ", close_error);
     sync_and_rename(tmp, path);
   } catch (...) {
     ::unlink(tmp.c_str());
@@ -163,16 +170,21 @@ void atomic_copy(const std::string& from, const std::string& to) {
 
 void append_text(const std::string& path, std::string_view bytes) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) throw WriteError(path + ": cannot write: " + reason(errno));
+  if (fd < 0) throw_write_error(path, ": cannot write: ", errno);
+  // Several processes append to one log (a sweep and its workers): the length read and the
+  // cut-back belong to this append alone.
+  (void)::flock(fd, LOCK_EX);
   struct stat before {};
   const bool sized = ::fstat(fd, &before) == 0;
   const bool written = write_all(fd, bytes);
   const int error = errno;
   // Half a record would end the file: cut it back (best effort; the error names the file).
   if (!written && sized) (void)!::ftruncate(fd, before.st_size);
+  (void)::flock(fd, LOCK_UN);
   const bool closed = ::close(fd) == 0;
-  if (!written) throw WriteError(path + ": cannot write: " + reason(error));
-  if (!closed) throw WriteError(path + ": cannot write: " + reason(errno));
+  const int close_error = errno;
+  if (!written) throw_write_error(path, ": cannot write: ", error);
+  if (!closed) throw_write_error(path, ": cannot write: ", close_error);
 }
 
 std::string timestamp() {

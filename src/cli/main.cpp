@@ -310,7 +310,8 @@ int run_chosen(const std::vector<Command>& commands) {
       if (c.console) make_logger("");  // console only
       const int code = c.run();
       // A log file that could not be written fails the command too (the sink never throws).
-      if (const std::string failed = log_write_failure(); !failed.empty() && code == 0)
+      if (const std::string failed = log_write_failure(*spdlog::default_logger());
+          !failed.empty() && code == 0)
         return fail("error: ", failed, 1);
       return code;
     }

@@ -473,6 +473,8 @@ SweepOutcome run_sweep(const SweepArgs& args) {
       "done: {} trained, {} skipped, {} left to other processes, {} failed; results in {}/results.csv, "
       "summary.md, chart.svg",
       outcome.completed, outcome.skipped, outcome.busy, outcome.failed, plan.dir);
+  // The runs' loggers became the default one in turn: the sweep's own log is checked here.
+  if (const std::string failed = log_write_failure(*log); !failed.empty()) throw WriteError(failed);
   return outcome;
 }
 

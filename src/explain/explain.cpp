@@ -345,7 +345,7 @@ std::string explain_table(const json& r) {
       out << fmt::format(
           "warning: {} {} predictable from the others (R² above {}): the modalities are "
           "dependent, and these shares describe the model on recombined rows that do not occur "
-          "in the data, not the data (docs/explain.md, \"Dependent modalities\")\n",
+          "in the data, not the data (docs/explain.md, \"Dependent modalities: the diagnostic\")\n",
           names, dependence["dependent"].size() == 1 ? "is" : "are",
           dependence["threshold"].get<double>());
     }

@@ -216,10 +216,6 @@ void create_run_dir(const RunPaths& paths, bool with_checkpoints) {
 
 namespace {
 
-// The first failure to write a log file, for log_write_failure().
-std::mutex g_log_failure_mutex;
-std::string g_log_failure;
-
 // A log file written line by line through append_text (checked, never half a line). A
 // failure is never thrown from a log call (those happen in destructors and error paths
 // too): the sink records it, stops writing, and log_write_failure() reports it.
@@ -238,22 +234,30 @@ class CheckedFileSink : public spdlog::sinks::base_sink<std::mutex> {
       append_text(path_, std::string_view(formatted.data(), formatted.size()));
     } catch (const std::exception& e) {
       broken_ = true;
-      std::lock_guard<std::mutex> lock(g_log_failure_mutex);
-      if (g_log_failure.empty()) g_log_failure = e.what();
+      failure_ = e.what();
     }
   }
   void flush_() override {}
 
+ public:
+  std::string failure() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return failure_;
+  }
+
  private:
   std::string path_;
   bool broken_ = false;
+  std::string failure_;  // the first failure, under the sink's mutex
 };
 
 }  // namespace
 
-std::string log_write_failure() {
-  std::lock_guard<std::mutex> lock(g_log_failure_mutex);
-  return g_log_failure;
+std::string log_write_failure(const spdlog::logger& logger) {
+  for (const auto& sink : logger.sinks())
+    if (auto* file = dynamic_cast<CheckedFileSink*>(sink.get()))
+      if (std::string failed = file->failure(); !failed.empty()) return failed;
+  return "";
 }
 
 std::shared_ptr<spdlog::logger> make_logger(const std::string& log_file,

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -169,6 +170,40 @@ std::shared_ptr<spdlog::logger> open_run(const RunPaths& paths, const Experiment
   return make_logger(paths.log);
 }
 
+// A run stopped by a failed write (a full disk) resumes in place from a consistent state:
+// metrics.jsonl lines past the checkpoint's epoch (appended before a checkpoint that could
+// not be saved) go, and a best.pt whose copy failed is taken again from last.pt when that
+// is the best epoch (docs/checkpoints.md, "Full disks and failed writes").
+void repair_after_failed_write(const Checkpoint& from, const RunPaths& paths, spdlog::logger& log) {
+  const int64_t epoch = from.progress.epoch;
+  std::error_code ec;
+  if (fs::exists(paths.metrics, ec)) {
+    const std::vector<char> bytes = read_bytes(paths.metrics);
+    std::istringstream in(std::string(bytes.begin(), bytes.end()));
+    std::string kept;
+    int64_t dropped = 0;
+    for (std::string line; std::getline(in, line);) {
+      const json record = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (record.is_object() && record.value("epoch", int64_t(0)) > epoch) {
+        ++dropped;
+        continue;
+      }
+      kept += line + "\n";
+    }
+    if (dropped > 0) {
+      atomic_write_text(paths.metrics, kept);
+      log.info("{}: dropped {} line(s) past epoch {}, the epoch {} holds", paths.metrics, dropped,
+               epoch, from.path);
+    }
+  }
+  const int64_t best = from.progress.best_epoch;
+  if (best == epoch && best > 0 && fs::equivalent(from.path, paths.last, ec) &&
+      (!fs::exists(paths.best, ec) || open_checkpoint(paths.best).progress.epoch != best)) {
+    atomic_copy(paths.last, paths.best);
+    log.info("{}: copied again from {} (epoch {}, the best so far)", paths.best, paths.last, best);
+  }
+}
+
 void log_start(spdlog::logger& log, const TrainArgs& args, const ExperimentConfig& config,
                const std::optional<Checkpoint>& checkpoint, const std::string& dir,
                const Placement& where) {
@@ -241,6 +276,8 @@ TrainOutcome run_train(const TrainArgs& args) {
   const auto log = open_run(paths, config, where);
   log_start(*log, args, config, checkpoint, dir, where);
   if (checkpoint && where.leader && !args.out.empty()) seed_branch_best(*checkpoint, paths, *log);
+  if (checkpoint && where.leader && args.out.empty())
+    repair_after_failed_write(*checkpoint, paths, *log);
   log_data(*log, config, data, data_seconds, scaling, checkpoint.has_value());
 
   torch::manual_seed(config.seed);  // model initialisation and dropout

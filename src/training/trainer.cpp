@@ -320,12 +320,14 @@ EpochRecord Trainer::finish_epoch(double seconds) {
     std::lock_guard<std::mutex> lock(shuffle_gen_.mutex());
     shuffle_epoch_start_ = shuffle_gen_.get_state();  // where the next epoch starts
   }
-  // Checkpoint first, then the metrics line: a metrics line never names an epoch that
-  // no checkpoint holds.
+  // The metrics line, then the checkpoint, then best.pt. A line past the checkpoint's epoch
+  // (its save failed) is dropped when the run resumes in place, and a best.pt whose copy
+  // failed is copied again then (run.cpp, repair_after_failed_write): a resumed run's
+  // metrics and best.pt match its checkpoints.
+  if (is_leader()) append_text(paths_.metrics, to_json(r).dump() + "\n");
   save(paths_.last);
   if (!is_leader()) return r;
-  if (improved) { atomic_copy(paths_.last, paths_.best); }
-  append_text(paths_.metrics, to_json(r).dump() + "\n");
+  if (improved) atomic_copy(paths_.last, paths_.best);
   write_charts(paths_, config_.name);
   return r;
 }
@@ -450,7 +452,7 @@ void Trainer::fit(const std::atomic<int>* stop) {
     try {
       r = finish_epoch(seconds);
     } catch (const WriteError& e) { stop_after_failed_write(e.what()); }
-    if (const std::string failed = log_write_failure(); !failed.empty())
+    if (const std::string failed = log_write_failure(*log_); !failed.empty())
       stop_after_failed_write(failed);
     history_.push_back(r);
     const bool classification = config_.task == Task::Classification;

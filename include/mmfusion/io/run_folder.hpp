@@ -80,9 +80,9 @@ void create_run_dir(const RunPaths& paths, bool with_checkpoints = true);
 
 // A logger that writes to stderr and, when log_file is given, appends to it. `prefix` goes
 // before every message (e.g. "sweep: "). It becomes spdlog's default logger.
-// The first failure to append to a log file of make_logger's ("PATH: cannot write:
-// REASON"), or "" when there was none. The sink stops writing that file after it.
-std::string log_write_failure();
+// The first failure of `logger` (one of make_logger's) to append to its log file ("PATH:
+// cannot write: REASON"), or "" when there was none. It stops writing that file after it.
+std::string log_write_failure(const spdlog::logger& logger);
 std::shared_ptr<spdlog::logger> make_logger(const std::string& log_file,
                                             const std::string& prefix = "");
 
