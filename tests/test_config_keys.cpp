@@ -41,6 +41,10 @@ const std::vector<std::vector<std::string>>& variants() {
       {"mkl.interactions=all", "mkl.kernels.text.type=linear",
        "mkl.kernels.default.gamma_scale=0.5"},
       {"data.synthetic.stream=true", "train.optimizer=sgd", "distributed.backend=gloo"},
+      {"data.modalities=[{\"name\":\"audio\",\"dim\":64}]",
+       "data.synthetic.modalities=[{\"name\":\"visual\",\"dim\":128},{\"name\":\"audio\","
+       "\"dim\":64}]",
+       "data.synthetic.shared_by=[\"visual\"]", "train.seed=3"},
   };
   return v;
 }
@@ -186,7 +190,7 @@ TEST(ConfigKeys, BadConfigsAreRejectedByTheSchemaUnlessTheirRuleIsBetweenKeys) {
       ++between;
     }
   }
-  EXPECT_EQ(between, 4);
+  EXPECT_EQ(between, 7);
   // And the combinations of test_config.cpp's InconsistentCombinationsAreErrors, all
   // between keys: the schema takes each of them.
   for (

@@ -74,7 +74,8 @@ std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& p
 // the config's modality order (so that every spelling of a set is one set).
 std::vector<std::string> parse_modality_set(const json* names, const std::string& at,
                                             const std::vector<ModalityConfig>& modalities,
-                                            size_t at_least) {
+                                            size_t at_least,
+                                            const char* list = "data.modalities") {
   if (!names || !names->is_array() || names->size() < at_least)
     fail(at,
          "expected a list of " +
@@ -86,7 +87,7 @@ std::vector<std::string> parse_modality_set(const json* names, const std::string
     const std::string name = n.get<std::string>();
     const bool known = std::any_of(modalities.begin(), modalities.end(),
                                    [&](const ModalityConfig& m) { return m.name == name; });
-    if (!known) fail(at, "no modality named \"" + name + "\" in data.modalities");
+    if (!known) fail(at, "no modality named \"" + name + "\" in " + list);
     if (!wanted.insert(name).second) fail(at, "\"" + name + "\" appears twice");
   }
   std::vector<std::string> set;
@@ -107,7 +108,8 @@ std::vector<TargetTerm> parse_terms(const json& v, const std::string& path,
   for (size_t i = 0; i < v.size(); ++i) {
     ObjectReader r(&v[i], path + "[" + std::to_string(i) + "]");
     TargetTerm term;
-    term.modalities = parse_modality_set(r.find("modalities"), r.path("modalities"), modalities, 1);
+    term.modalities = parse_modality_set(r.find("modalities"), r.path("modalities"), modalities, 1,
+                                         "the generator's modalities");
     if (const json* w = r.find("weight")) term.weight = check_positive(*w, r.path("weight"));
     r.finish();
     if (!seen.insert(term.modalities).second)
@@ -192,9 +194,9 @@ constexpr const char* kKernelGroup = "mkl.kernels.<kernel>";
 void check_data(const ExperimentConfig& c, const json& doc) {
   const DataConfig& d = c.data;
   const auto& sy = d.synthetic;
-  if (sy.weight_trimodal > 0 && d.modalities.size() < 3)
+  if (sy.weight_trimodal > 0 && generator_modalities(d).size() < 3)
     fail("data.synthetic.weights.trimodal", "needs at least 3 modalities, the config has " +
-                                                std::to_string(d.modalities.size()) +
+                                                std::to_string(generator_modalities(d).size()) +
                                                 " (set it to 0)");
   if (sy.stream && sy.generator < 2)
     fail("data.synthetic.stream",
@@ -337,6 +339,20 @@ ConfigKey used_by(ConfigKey k, std::string commands) {
 bool synthetic(const ExperimentConfig& c) { return c.data.source == DataSource::Synthetic; }
 bool from_file(const ExperimentConfig& c) { return c.data.source == DataSource::File; }
 
+// data.modalities and data.synthetic.modalities: a list of {name, dim}.
+json modalities_schema(int min_items) {
+  return {{"type", "array"},
+          {"minItems", min_items},
+          {"items",
+           {{"type", "object"},
+            {"properties",
+             {{"name",
+               {{"type", "string"}, {"pattern", std::string("^") + kModalityNamePattern + "$"}}},
+              {"dim", {{"type", "integer"}, {"minimum", 1}}}}},
+            {"required", {"name", "dim"}},
+            {"additionalProperties", false}}}};
+}
+
 json modality_sets_schema() {
   return {{"type", "array"},
           {"items",
@@ -422,20 +438,13 @@ std::vector<ConfigKey> make_table() {
   {
     ConfigKey k = special(
         "data.modalities", "list of objects", ">= 2 entries for synthetic data, >= 1 for files",
-        {{"type", "array"},
-         {"minItems", 1},
-         {"items",
-          {{"type", "object"},
-           {"properties",
-            {{"name",
-              {{"type", "string"}, {"pattern", std::string("^") + kModalityNamePattern + "$"}}},
-             {"dim", {{"type", "integer"}, {"minimum", 1}}}}},
-           {"required", {"name", "dim"}},
-           {"additionalProperties", false}}}},
+        modalities_schema(1),
         "`{\"name\": identifier, \"dim\": integer >= 1}` each; names are unique, not `target`, made of letters, digits "
         "and `_` (they become parameter names)");
     k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json*) {
-      c.data.modalities = parse_modalities(v, at, from_file(c) ? 1 : 2);
+      // Synthetic data need 2 modalities in the generator (data.synthetic.modalities'
+      // check); the data may keep one of them.
+      c.data.modalities = parse_modalities(v, at, 1);
     };
     k.get = [](const ExperimentConfig& c, const std::string&) {
       json out = json::array();
@@ -475,11 +484,75 @@ std::vector<ConfigKey> make_table() {
                            from_file));
   t.push_back(
       written_when(group("data.synthetic", "the synthetic generator (data.md)"), synthetic));
+  {
+    ConfigKey k = special(
+        "data.synthetic.modalities", "list of objects",
+        ">= 2 entries, holding every entry of `data.modalities`",
+        modalities_schema(2),
+        "the modalities the generator draws, as `data.modalities` gives them; the data keep "
+        "`data.modalities` alone, whose rows are the same whatever the others (how `attribute` trains a "
+        "subset of the modalities on the same data)");
+    k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json*) {
+      c.data.synthetic.modalities = c.data.modalities;
+      if (!v) {
+        if (synthetic(c) && c.data.modalities.size() < 2)
+          fail("data.modalities",
+               "expected at least 2 modalities for synthetic data, got " +
+                   std::to_string(c.data.modalities.size()) +
+                   " (or list the generator's in data.synthetic.modalities)");
+        return;
+      }
+      c.data.synthetic.modalities = parse_modalities(v, at, 2);
+      for (const auto& m : c.data.modalities) {
+        const auto& all = c.data.synthetic.modalities;
+        const auto it = std::find_if(all.begin(), all.end(),
+                                     [&](const ModalityConfig& g) { return g.name == m.name; });
+        if (it == all.end())
+          fail(at, "data.modalities has \"" + m.name + "\", which the generator does not draw");
+        if (it->dim != m.dim)
+          fail(at, "\"" + m.name + "\" has dim " + std::to_string(it->dim) +
+                       " here and " + std::to_string(m.dim) + " in data.modalities");
+      }
+    };
+    k.get = [](const ExperimentConfig& c, const std::string&) {
+      json out = json::array();
+      for (const auto& m : generator_modalities(c.data))
+        out.push_back({{"name", m.name}, {"dim", m.dim}});
+      return out;
+    };
+    k.written = [](const ExperimentConfig& c) {
+      const auto& g = generator_modalities(c.data);
+      return g.size() != c.data.modalities.size() ||
+             !std::equal(g.begin(), g.end(), c.data.modalities.begin(),
+                         [](const ModalityConfig& a, const ModalityConfig& b) {
+                           return a.name == b.name && a.dim == b.dim;
+                         });
+    };
+    k.default_rule = "`data.modalities`";
+    t.push_back(k);
+  }
   t.push_back(integer("data.synthetic.latent_dim", MMF_FIELD(data.synthetic.latent_dim), 1, 4096,
                       "latents unique to each modality"));
   t.push_back(integer("data.synthetic.shared_latent_dim",
                       MMF_FIELD(data.synthetic.shared_latent_dim), 0, 4096,
-                      "latents shared by every modality"));
+                      "latents shared by the modalities of `shared_by`"));
+  {
+    ConfigKey k = special(
+        "data.synthetic.shared_by", "list of strings", "one or more of the generator's modalities",
+        {{"type", "array"}, {"minItems", 1}, {"uniqueItems", true}, {"items", {{"type", "string"}}}},
+        "the modalities whose features see the shared latents (the others see their own latents "
+        "alone); a term of the shared latents (`shared_weight`) is then redundant between them");
+    k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json*) {
+      if (v) c.data.synthetic.shared_by = parse_modality_set(v, at, generator_modalities(c.data), 1,
+                                                              "the generator's modalities");
+    };
+    k.get = [](const ExperimentConfig& c, const std::string&) {
+      return json(c.data.synthetic.shared_by);
+    };
+    k.written = [](const ExperimentConfig& c) { return !c.data.synthetic.shared_by.empty(); };
+    k.default_rule = "every modality";
+    t.push_back(k);
+  }
   t.push_back(number("data.synthetic.feature_noise", MMF_FIELD(data.synthetic.feature_noise), 0,
                      inf, false, "std of the noise added to each feature"));
   t.push_back(number("data.synthetic.target_noise", MMF_FIELD(data.synthetic.target_noise), 0, inf,
@@ -522,7 +595,7 @@ std::vector<ConfigKey> make_table() {
             at,
             "give either terms or weights, not both (weights is shorthand for a fixed set of terms; "
             "--set data.synthetic.weights=null drops them)");
-      c.data.synthetic.terms = parse_terms(*v, at, c.data.modalities);
+      c.data.synthetic.terms = parse_terms(*v, at, generator_modalities(c.data));
     };
     k.get = [](const ExperimentConfig& c, const std::string&) {
       json terms = json::array();
@@ -532,6 +605,24 @@ std::vector<ConfigKey> make_table() {
     };
     k.written = [](const ExperimentConfig& c) { return !c.data.synthetic.terms.empty(); };
     k.default_rule = "none: the `weights` below";
+    t.push_back(k);
+  }
+  {
+    ConfigKey k = written_when(
+        number("data.synthetic.shared_weight", MMF_FIELD(data.synthetic.shared_weight), 0, inf,
+               false,
+               "with `terms`: the weight of a unit-variance linear term of the shared latents, which "
+               "every modality of `shared_by` observes (redundant information); 0 = none"),
+        [](const ExperimentConfig& c) { return !c.data.synthetic.terms.empty(); });
+    k.check = [](const ExperimentConfig& c, const json&) {
+      const auto& sy = c.data.synthetic;
+      if (sy.shared_weight > 0 && sy.terms.empty())
+        fail("data.synthetic.shared_weight",
+             "only with data.synthetic.terms (the weights' unimodal part has a term of the shared "
+             "latents already)");
+      if (sy.shared_weight > 0 && sy.shared_latent_dim == 0)
+        fail("data.synthetic.shared_weight", "needs data.synthetic.shared_latent_dim > 0");
+    };
     t.push_back(k);
   }
   {
@@ -551,13 +642,14 @@ std::vector<ConfigKey> make_table() {
       number("data.synthetic.weights.trimodal", MMF_FIELD(data.synthetic.weight_trimodal), 0, inf,
              false, "weight of the unit-variance trimodal part; > 0 needs 3 or more modalities"),
       "`0` with fewer than 3 modalities", [](const ExperimentConfig& c, const std::string&) {
-        return json(c.data.modalities.size() >= 3 ? SyntheticConfig{}.weight_trimodal : 0.0);
+        return json(generator_modalities(c.data).size() >= 3 ? SyntheticConfig{}.weight_trimodal
+                                                             : 0.0);
       }));
 
   // ---- top level again: after data, where the parser has always read them (the order
   // in which errors are found)
   t.push_back(used_by(integer("seed", MMF_FIELD(seed), 0, inf,
-                              "data generation, model initialisation, dropout, shuffling"),
+                              "data generation and splits; model initialisation, dropout and shuffling unless `train.seed` is given"),
                       everywhere));
   {
     ConfigKey k = used_by(
@@ -658,6 +750,11 @@ std::vector<ConfigKey> make_table() {
 
   // ---- train
   t.push_back(group("train", "the optimisation", "train, bench"));
+  t.push_back(with_default(
+      integer("train.seed", MMF_FIELD(train.seed), 0, inf,
+              "model initialisation, dropout and the epochs' shuffles; the data's draws and splits "
+              "follow the top-level `seed` (so runs that differ here see the same data)"),
+      "`seed`", [](const ExperimentConfig& c, const std::string&) { return json(c.seed); }));
   t.push_back(resumable(integer("train.epochs", MMF_FIELD(train.epochs), 1, 1000000,
                                 "epochs to train (resume may raise it)")));
   t.push_back(integer("train.batch_size", MMF_FIELD(train.batch_size), 1, inf,

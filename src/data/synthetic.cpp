@@ -36,6 +36,13 @@ SyntheticStructure make_structure(const DataConfig& d, uint64_t seed) {
   SyntheticStructure st;
   for (const auto& m : d.modalities)
     st.mixing.push_back(torch::randn({m.dim, z}, gen, torch::kFloat64) / std::sqrt(double(z)));
+  // A modality outside shared_by does not see the shared latents (its draws stay the
+  // same, so that shared_by changes nothing else).
+  if (!s.shared_by.empty())
+    for (size_t m = 0; m < d.modalities.size(); ++m)
+      if (std::find(s.shared_by.begin(), s.shared_by.end(), d.modalities[m].name) ==
+          s.shared_by.end())
+        st.mixing[m].slice(1, 0, s.shared_latent_dim).zero_();
   for (size_t m = 0; m < M; ++m) st.unimodal.push_back(unit_vector(s.latent_dim, gen));
   if (s.shared_latent_dim > 0) st.shared = unit_vector(s.shared_latent_dim, gen);
   for (size_t m = 0; m < M; ++m)
@@ -103,6 +110,7 @@ Dataset generate_stream_v1(const DataConfig& d, uint64_t seed, uint64_t stream, 
         product *= torch::mv(unique[modality_index(d, s.terms[t].modalities[k])], st.terms[t][k]);
       y += s.terms[t].weight * product;
     }
+    if (s.shared_weight > 0) y += s.shared_weight * torch::mv(shared, st.shared);
     y += s.target_noise * torch::randn({n}, gen, f64);
     out.target = y.to(torch::kFloat32).unsqueeze(1);
     return out;
@@ -212,6 +220,11 @@ class RowMaker {
             for (const auto& [m, c] : terms_[t]) product *= dot(unique(m), c);
             target += s.terms[t].weight * product;
           }
+          if (s.shared_weight > 0) {
+            double linear = 0;
+            for (int64_t k = 0; k < S; ++k) linear += shared[k] * shared_[k];
+            target += s.shared_weight * linear;
+          }
         } else {
           // As generator 1: each part a sum of unit-variance terms over sqrt(#terms).
           double uni = 0, uni_terms = double(M);
@@ -266,11 +279,35 @@ class RowMaker {
   std::vector<std::vector<std::pair<size_t, std::vector<double>>>> terms_;
 };
 
-// n samples of stream `stream` by the config's generator.
+// The config as the generator sees it: every modality it draws.
+DataConfig generator_view(const DataConfig& d) {
+  DataConfig g = d;
+  g.modalities = generator_modalities(d);
+  g.synthetic.modalities.clear();
+  return g;
+}
+
+// The modalities of data.modalities, in its order, out of all the generator drew.
+Dataset keep_modalities(const DataConfig& d, Dataset all) {
+  if (all.names.size() == d.modalities.size()) return all;
+  Dataset out = all;
+  out.names.clear(), out.features.clear();
+  for (const auto& m : d.modalities) {
+    const auto it = std::find(all.names.begin(), all.names.end(), m.name);
+    out.names.push_back(m.name);
+    out.features.push_back(all.features[it - all.names.begin()]);
+  }
+  return out;
+}
+
+// n samples of stream `stream` by the config's generator, with data.modalities' features.
 Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int64_t n,
                         bool with_features) {
-  if (d.synthetic.generator == 1) return generate_stream_v1(d, seed, stream, n, with_features);
-  return RowMaker(d, seed).rows(seed, stream, 0, n, with_features);
+  const DataConfig g = generator_view(d);
+  Dataset all = g.synthetic.generator == 1
+                    ? generate_stream_v1(g, seed, stream, n, with_features)
+                    : RowMaker(g, seed).rows(seed, stream, 0, n, with_features);
+  return with_features ? keep_modalities(d, std::move(all)) : all;
 }
 
 // The terms the generator sums: data.synthetic.terms, or the ones the weights stand for
@@ -335,7 +372,7 @@ struct TrainingStream::Impl {
 
 TrainingStream::TrainingStream(const ExperimentConfig& config)
     : impl_(std::make_shared<const Impl>(
-          Impl{config, RowMaker(config.data, config.seed),
+          Impl{config, RowMaker(generator_view(config.data), config.seed),
                config.task == Task::Classification ? class_thresholds(config) : torch::Tensor()})) {
   if (config.data.synthetic.generator < 2)  // parse_config refuses such a config
     throw std::logic_error("TrainingStream: generator 1 cannot stream");
@@ -346,8 +383,10 @@ TrainingStream::~TrainingStream() = default;
 int64_t TrainingStream::rows_per_epoch() const { return impl_->config.data.train_size; }
 
 Dataset TrainingStream::rows(int64_t epoch, int64_t r0, int64_t r1) const {
-  Dataset out = impl_->maker.rows(
-      impl_->config.seed, streams::kFirstEpoch + static_cast<uint64_t>(epoch), r0, r1 - r0, true);
+  Dataset out = keep_modalities(
+      impl_->config.data,
+      impl_->maker.rows(impl_->config.seed, streams::kFirstEpoch + static_cast<uint64_t>(epoch), r0,
+                        r1 - r0, true));
   if (impl_->thresholds.defined())
     out.target = torch::bucketize(out.target.squeeze(1), impl_->thresholds).to(torch::kInt64);
   out.origin = "synthetic training stream, epoch " + std::to_string(epoch + 1);
@@ -361,37 +400,141 @@ Dataset generate_synthetic(const DataConfig& d, uint64_t seed, Split split) {
   return out;
 }
 
-SyntheticTruth synthetic_truth(const DataConfig& d, uint64_t seed) {
+namespace {
+constexpr size_t kMaxTruthModalities = 12;  // 4095 subsets
+
+// Var E[b . z | features of the modalities in `members`] for z = [s; u_1; ...; u_M] ~
+// N(0, I), by Gaussian conditioning: x_m = B_m z + noise e_m, so the posterior precision
+// is I + sum_m B_m' B_m / noise^2 and the explained variance b'b - b' precision^-1 b;
+// without noise, b' P b with P the projection onto the rows of the stacked B_m.
+double linear_explained(const std::vector<torch::Tensor>& blocks,
+                        const std::vector<size_t>& members, const torch::Tensor& b, double noise) {
+  const int64_t Z = b.size(0);
+  if (members.empty()) return 0.0;
+  if (noise > 0) {
+    auto precision = torch::eye(Z, torch::kFloat64);
+    for (size_t m : members) precision += blocks[m].t().matmul(blocks[m]) / (noise * noise);
+    const auto solved = torch::linalg_solve(precision, b.unsqueeze(1)).squeeze(1);
+    return b.dot(b).item<double>() - b.dot(solved).item<double>();
+  }
+  std::vector<torch::Tensor> rows;
+  for (size_t m : members) rows.push_back(blocks[m]);
+  const auto stacked = torch::cat(rows, 0);
+  const auto projected = torch::linalg_pinv(stacked).matmul(stacked.matmul(b));
+  return b.dot(projected).item<double>();
+}
+}  // namespace
+
+SyntheticTruth synthetic_truth(const DataConfig& kept, uint64_t seed) {
+  const DataConfig d = generator_view(kept);
   const auto& s = d.synthetic;
   const SyntheticStructure st = make_structure(d, seed);
+  const size_t G = d.modalities.size();
+  auto is_kept = [&](const std::string& name) {
+    return std::any_of(kept.modalities.begin(), kept.modalities.end(),
+                       [&](const ModalityConfig& m) { return m.name == name; });
+  };
   SyntheticTruth truth;
   // A term's part of E[target | features]: the product over its modalities of
   // E[c . u_m | x_m], still a pure interaction, with variance w^2 times the recovered shares.
+  // Only the terms within the kept modalities are seen.
   std::vector<double> explained;
+  std::vector<uint32_t> term_masks;  // over the kept modalities
   double total = 0;
-  for (const auto& t : effective_terms(d, st)) {
+  bool linear = true;
+  const std::vector<Term> terms = effective_terms(d, st);
+  for (const auto& t : terms) {
     double v = t.term.weight * t.term.weight;
     truth.signal_variance += v;
-    for (size_t k = 0; k < t.term.modalities.size(); ++k)
+    linear = linear && t.term.modalities.size() == 1;
+    if (!std::all_of(t.term.modalities.begin(), t.term.modalities.end(), is_kept)) continue;
+    uint32_t mask = 0;
+    for (size_t k = 0; k < t.term.modalities.size(); ++k) {
       v *= recovered(st.mixing[modality_index(d, t.term.modalities[k])], s.shared_latent_dim,
                      t.coefficients[k], s.feature_noise);
+      for (size_t m = 0; m < kept.modalities.size(); ++m)
+        if (kept.modalities[m].name == t.term.modalities[k]) mask |= 1u << m;
+    }
     explained.push_back(v);
+    term_masks.push_back(mask);
     total += v;
     truth.subsets.push_back({t.term.modalities, 0.0});
   }
   for (size_t i = 0; i < explained.size(); ++i)
     truth.subsets[i].share = total > 0 ? explained[i] / total : 0.0;
-  if (s.terms.empty() && s.shared_latent_dim > 0)
-    truth.signal_variance +=
-        s.weight_unimodal * s.weight_unimodal / (double(d.modalities.size()) + 1);
+  // The shared latents' linear term: the weights' unimodal part's, or shared_weight's.
+  double shared_weight = 0;
+  if (s.shared_latent_dim > 0)
+    shared_weight =
+        s.terms.empty() ? s.weight_unimodal / std::sqrt(double(G) + 1) : s.shared_weight;
+  truth.signal_variance += shared_weight * shared_weight;
   truth.noise_variance = s.target_noise * s.target_noise;
-  truth.best_r2 = total / (truth.signal_variance + truth.noise_variance);
+  const double variance = truth.signal_variance + truth.noise_variance;
+  truth.best_r2 = total / variance;
   truth.exact = s.shared_latent_dim == 0;
   if (!truth.exact)
     truth.why_not =
         "data.synthetic.shared_latent_dim is " + std::to_string(s.shared_latent_dim) +
         ": latents shared by every modality make the modalities dependent, and no split of "
         "the target over modality subsets exists";
+
+  // R^2 of E[target | X_S] for every subset S of the kept modalities.
+  const size_t M = kept.modalities.size();
+  if (M > kMaxTruthModalities) {
+    truth.r2_why_not = "more than " + std::to_string(kMaxTruthModalities) + " modalities";
+    return truth;
+  }
+  std::vector<size_t> generator_index;
+  for (const auto& m : kept.modalities) generator_index.push_back(modality_index(d, m.name));
+  auto members_of = [&](uint32_t mask) {
+    std::vector<size_t> out;
+    for (size_t m = 0; m < M; ++m)
+      if (mask & (1u << m)) out.push_back(m);
+    return out;
+  };
+  std::vector<double> r2(size_t(1) << M, 0.0);
+  if (s.shared_latent_dim == 0) {
+    // Independent modalities: E[target | X_S] is the sum of the terms within S.
+    for (uint32_t mask = 1; mask < r2.size(); ++mask)
+      for (size_t t = 0; t < term_masks.size(); ++t)
+        if ((term_masks[t] & mask) == term_masks[t]) r2[mask] += explained[t] / variance;
+  } else if (linear) {
+    // A linear target of Gaussian latents: Gaussian conditioning, at any dependence.
+    const int64_t S = s.shared_latent_dim, L = s.latent_dim, Z = S + int64_t(G) * L;
+    std::vector<torch::Tensor> blocks;
+    for (size_t m = 0; m < G; ++m) {
+      auto block = torch::zeros({d.modalities[m].dim, Z}, torch::kFloat64);
+      block.slice(1, 0, S).copy_(st.mixing[m].slice(1, 0, S));
+      block.slice(1, S + int64_t(m) * L, S + int64_t(m + 1) * L).copy_(st.mixing[m].slice(1, S));
+      blocks.push_back(block);
+    }
+    auto b = torch::zeros({Z}, torch::kFloat64);
+    for (const auto& t : terms) {
+      const int64_t m = int64_t(modality_index(d, t.term.modalities.front()));
+      b.slice(0, S + m * L, S + (m + 1) * L) += t.term.weight * t.coefficients.front();
+    }
+    if (shared_weight > 0) b.slice(0, 0, S) += shared_weight * st.shared;
+    for (uint32_t mask = 1; mask < r2.size(); ++mask) {
+      std::vector<size_t> members;
+      for (size_t m : members_of(mask)) members.push_back(generator_index[m]);
+      r2[mask] = linear_explained(blocks, members, b, s.feature_noise) / variance;
+    }
+  } else {
+    truth.r2_why_not =
+        "the modalities share latents (data.synthetic.shared_latent_dim " +
+        std::to_string(s.shared_latent_dim) +
+        ") and the target has interaction terms: E[target | X_S] has no closed form here (it has "
+        "for a linear target, or for independent modalities)";
+    return truth;
+  }
+  truth.r2_exact = true;
+  for (uint32_t mask = 1; mask < r2.size(); ++mask) {
+    SyntheticTruth::SubsetR2 entry;
+    for (size_t m : members_of(mask)) entry.modalities.push_back(kept.modalities[m].name);
+    entry.r2 = r2[mask];
+    truth.r2.push_back(entry);
+  }
+  truth.best_r2 = r2.back();
   return truth;
 }
 
@@ -401,13 +544,18 @@ nlohmann::json to_json(const SyntheticTruth& t) {
     subsets.push_back(
         {{"name", subset_name(s.modalities)}, {"modalities", s.modalities}, {"share", s.share}});
   const double total = t.signal_variance + t.noise_variance;
+  nlohmann::json r2 = nlohmann::json::array();
+  for (const auto& s : t.r2)
+    r2.push_back({{"name", subset_name(s.modalities)}, {"modalities", s.modalities}, {"r2", s.r2}});
   return {{"exact", t.exact},
           {"why_not", t.exact ? nlohmann::json(nullptr) : nlohmann::json(t.why_not)},
           {"signal_variance", t.signal_variance},
           {"noise_variance", t.noise_variance},
           {"noise_share_of_target", total > 0 ? t.noise_variance / total : 0.0},
           {"best_r2", t.best_r2},
-          {"subsets", subsets}};
+          {"subsets", subsets},
+          {"r2", t.r2_exact ? r2 : nlohmann::json(nullptr)},
+          {"r2_why_not", t.r2_exact ? nlohmann::json(nullptr) : nlohmann::json(t.r2_why_not)}};
 }
 
 torch::Tensor class_thresholds(const ExperimentConfig& config) {

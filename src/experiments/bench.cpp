@@ -104,7 +104,7 @@ json bench_batch(const ExperimentConfig& config, const BenchArgs& args, const to
                  int64_t out, int64_t batch, const TrainingStream* stream, BenchFacts& facts) {
   if (batch < 1)
     throw ConfigError("--batch-sizes: expected integers >= 1, got " + std::to_string(batch));
-  torch::manual_seed(config.seed);
+  torch::manual_seed(config.train.seed);
   ModelPtr model = make_model(config.model, config.data.modalities, out);
   model->to(device);
   auto optimizer = make_optimizer(config.train, *model);

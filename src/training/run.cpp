@@ -280,7 +280,7 @@ TrainOutcome run_train(const TrainArgs& args) {
     repair_after_failed_write(*checkpoint, paths, *log);
   log_data(*log, config, data, data_seconds, scaling, checkpoint.has_value());
 
-  torch::manual_seed(config.seed);  // model initialisation and dropout
+  torch::manual_seed(config.train.seed);  // model initialisation and dropout
   Trainer trainer(config, data, where.device, paths, log, scaling);
   trainer.set_communicator(where.comm);
   if (checkpoint) trainer.restore(*checkpoint);

@@ -60,7 +60,7 @@ Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device 
       paths_(std::move(paths)),
       log_(std::move(logger)),
       scaling_(std::move(scaling)),
-      shuffle_gen_(at::detail::createCPUGenerator(config_.seed ^ kShuffleStream)) {
+      shuffle_gen_(at::detail::createCPUGenerator(config_.train.seed ^ kShuffleStream)) {
   // Scaled once: training sees scaled features and targets; validation and test keep
   // their targets in their own units (score() compares there).
   // Streaming: no training split is held, only one batch of it at a time.

@@ -91,8 +91,17 @@ struct TargetTerm {
 };
 
 struct SyntheticConfig {
+  // The modalities the generator draws, of which the data keeps data.modalities (a
+  // subset, e.g. one of `attribute`'s): the kept ones' rows are the same whatever the
+  // others. Empty: data.modalities.
+  std::vector<ModalityConfig> modalities;
   int64_t latent_dim = 4;         // latents unique to each modality
-  int64_t shared_latent_dim = 2;  // latents shared by every modality
+  int64_t shared_latent_dim = 2;  // latents shared by the modalities in shared_by
+  // The modalities whose features see the shared latents; empty: all of them.
+  std::vector<std::string> shared_by;
+  // With `terms`: the weight of a unit-variance linear term of the shared latents in the
+  // target (a factor every modality in shared_by observes); 0: none.
+  double shared_weight = 0;
   double feature_noise = 0.1;     // std of the noise added to each feature
   double target_noise = 0.1;      // std of the noise added to the target
   double weight_unimodal = 1.0;   // weight of the unit-variance unimodal part
@@ -115,6 +124,7 @@ inline constexpr int64_t kFirstGenerator = 1;
 struct DataConfig {
   DataSource source = DataSource::Synthetic;
   std::vector<ModalityConfig> modalities = {{"visual", 128}, {"audio", 64}, {"text", 300}};
+
   // synthetic source
   int64_t train_size = 8192;
   int64_t val_size = 1024;
@@ -132,6 +142,12 @@ struct DataConfig {
   // Regression: train on the z-scored target, report in its own units. Same default rule.
   bool standardize_target = false;
 };
+
+// The modalities the synthetic generator draws: data.synthetic.modalities, or
+// data.modalities when it names none.
+inline const std::vector<ModalityConfig>& generator_modalities(const DataConfig& d) {
+  return d.synthetic.modalities.empty() ? d.modalities : d.synthetic.modalities;
+}
 
 // InTense (docs/intense.md): which interaction blocks it has, the size of the projections
 // they are built from, and the block regulariser of its fusion layer.
@@ -162,6 +178,9 @@ struct ModelConfig {
 };
 
 struct TrainConfig {
+  // Model initialisation, dropout and the epochs' shuffles (the data's draws and splits
+  // follow the top-level seed); when not given, the top-level seed.
+  uint64_t seed = 42;
   int64_t epochs = 20;
   int64_t batch_size = 64;
   int64_t eval_batch_size = 1024;

@@ -57,10 +57,22 @@ struct SyntheticTruth {
   // the modalities are independent (no shared latents). Else why not.
   bool exact = false;
   std::string why_not;
+  // R^2 of E[target | X_S], the best test R^2 of a model of the modalities in S, for every
+  // non-empty subset S of data.modalities (subsets in mask order: bit m = modality m), when
+  // it has a closed form: independent modalities (the sum of the terms within S), or a
+  // linear target at any dependence (Gaussian conditioning). Else r2_why_not says why.
+  struct SubsetR2 {
+    std::vector<std::string> modalities;  // config order
+    double r2 = 0;
+  };
+  std::vector<SubsetR2> r2;
+  bool r2_exact = false;
+  std::string r2_why_not;
 };
 SyntheticTruth synthetic_truth(const DataConfig& data, uint64_t seed);
 // {"exact", "why_not", "signal_variance", "noise_variance", "noise_share_of_target",
-//  "best_r2", "subsets": [{"name": "a:b", "modalities": [...], "share": x}]}
+//  "best_r2", "subsets": [{"name": "a:b", "modalities": [...], "share": x}],
+//  "r2": [{"name", "modalities", "r2"}] or null, "r2_why_not"}
 nlohmann::json to_json(const SyntheticTruth& truth);
 
 // Classification on synthetic data: the continuous target cut into num_classes equally
