@@ -13,7 +13,7 @@ as FILE, CKPT, RUN/...; `<...>`; `[...]`) are usage patterns, not commands, and 
 run; neither are commands that set up the machine (scripts/setup.sh, which the test
 suite's own build has run), reach other hosts, or need a GPU (scripts/gpu*, device=cuda), nor the
 six-minute report (scripts/experiments.sh, run by hand for docs/experiments.md). A sweep
-is run with --dry-run (every combination built and validated, none trained), to keep the
+or an attribution is run with --dry-run (every combination built and validated, none trained), to keep the
 suite short. Prints one line per check and closes with 'N passed, N failed'.
 """
 import glob
@@ -135,7 +135,7 @@ def run_commands(src, binary, results):
             else:
                 todo.append((os.path.relpath(path, src), c))
     for where, c in todo:
-        run = c + (" --dry-run" if re.match(r"(\./build/)?mmfusion sweep\b", c) else "")
+        run = c + (" --dry-run" if re.match(r"(\./build/)?mmfusion (sweep|attribute)\b", c) and "--report" not in c else "")
         work = tempfile.mkdtemp(prefix="mmfusion-docs-")  # a fresh folder per command
         try:
             for name in ("configs", "bench", "scripts"):

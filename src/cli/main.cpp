@@ -17,6 +17,7 @@
 #include "mmfusion/cli/commands.hpp"
 #include "mmfusion/config/config_keys.hpp"
 #include "mmfusion/experiments/bench.hpp"
+#include "mmfusion/experiments/attribute.hpp"
 #include "mmfusion/experiments/sweep.hpp"
 #include "mmfusion/io/run_folder.hpp"
 #include "mmfusion/mkl/mkl_experiment.hpp"
@@ -224,13 +225,6 @@ Command add_mkl(CLI::App& app) {
           }};
 }
 
-// A worker's exit code tells its parent what became of its combination.
-int sweep_worker_exit(const SweepOutcome& outcome) {
-  if (outcome.failed > 0) return 1;
-  if (outcome.busy > 0) return kSweepWorkerBusy;
-  return outcome.skipped > 0 ? kSweepWorkerSkipped : 0;
-}
-
 Command add_sweep(CLI::App& app) {
   auto args = std::make_shared<SweepArgs>();
   auto* cmd = app.add_subcommand(
@@ -269,7 +263,7 @@ Command add_sweep(CLI::App& app) {
             std::error_code ec;
             args->executable = std::filesystem::read_symlink("/proc/self/exe", ec).string();
             const auto outcome = run_sweep(*args);
-            if (!args->worker.empty()) return sweep_worker_exit(outcome);
+            if (!args->worker.empty()) return worker_exit_code(outcome);
             if (args->dry_run)
               for (const auto& run : outcome.runs) std::cout << outcome.dir << "/" << run << "\n";
             else
@@ -280,6 +274,67 @@ Command add_sweep(CLI::App& app) {
                               outcome.dir + "/results.csv",
                           1);
             return 0;
+          }};
+}
+
+Command add_attribute(CLI::App& app) {
+  auto args = std::make_shared<AttributeArgs>();
+  auto* cmd = app.add_subcommand(
+      "attribute",
+      "How much each modality and each combination contributes, by retraining on every subset");
+  auto* config = add_config(cmd, args->config);
+  add_overrides(cmd, args->overrides);
+  cmd->add_option("--subsets", args->subsets,
+                  "all (2^M - 1 subsets, up to 6 modalities), singles-and-leave-one-out, or "
+                  "sampled (the prefixes of --permutations random orders)")
+      ->check(CLI::IsMember({"all", "singles-and-leave-one-out", "sampled"}))
+      ->capture_default_str();
+  cmd->add_option("--seeds", args->seeds, "Runs per subset (train.seed = the config's + 0..K-1)")
+      ->capture_default_str();
+  cmd->add_option("--permutations", args->permutations,
+                  "sampled: random orders of the modalities (default 2M)");
+  cmd->add_option("--bootstrap", args->bootstrap,
+                  "Resamples of the seeds for the 95% intervals (0: none)")
+      ->capture_default_str();
+  cmd->add_option("--jobs", args->jobs,
+                  "Runs at once on this machine, one process each, with cores/J threads each")
+      ->capture_default_str();
+  cmd->add_option("--shard", args->shard, "K/N: run the runs i with i % N == K (0 <= K < N)");
+  cmd->add_option("--out", args->out,
+                  "Attribute folder (default runs/attribute-<name>; rerun to continue)");
+  cmd->add_flag("--dry-run", args->dry_run, "Validate every run's config and list them; train nothing");
+  auto* report = cmd->add_option(
+      "--report", args->report,
+      "Rebuild attribute.json, .csv and .svg of attribute folder DIR; train nothing");
+  auto* worker = cmd->add_option("--worker", args->worker, "")->group("");  // what --jobs starts
+  cmd->add_option("--worker-threads", args->worker_threads, "")->group("");
+  cmd->callback([=] {
+    if (config->count() == 0 && report->count() == 0 && worker->count() == 0)
+      throw CLI::RequiredError("attribute needs --config FILE or --report DIR");
+  });
+  return {cmd, [args] {
+            std::error_code ec;
+            args->executable = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+            const auto outcome = run_attribute(*args);
+            if (!args->worker.empty()) return worker_exit_code(outcome.runs);
+            if (args->dry_run) {
+              for (const auto& run : outcome.runs.runs)
+                std::cout << outcome.runs.dir << "/" << run << "\n";
+              return 0;
+            }
+            if (!outcome.result.is_null()) {
+              std::cout << attribute_table(outcome.result) << outcome.runs.dir << "\n";
+              return 0;
+            }
+            std::string first = outcome.missing.front();
+            return fail("error: ",
+                        std::to_string(outcome.missing.size()) +
+                            " run(s) have no results, e.g. " + first +
+                            (args->shard.empty() && args->report.empty()
+                                 ? "; rerun the same command to retry them"
+                                 : "; when every shard is done, rerun with --report " +
+                                       outcome.runs.dir),
+                        1);
           }};
 }
 
@@ -338,7 +393,8 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands{add_train(app),    add_eval(app),    add_predict(app),
                                       add_explain(app),  add_inspect(app), add_synth(app),
                                       add_validate(app), add_schema(app),  add_bench(app),
-                                      add_mkl(app),      add_sweep(app)};
+                                      add_mkl(app),      add_sweep(app),
+                                      add_attribute(app)};
   if (unknown_command(argc, argv, commands)) return 2;
   try {
     app.parse(argc, argv);

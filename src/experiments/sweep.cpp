@@ -1,29 +1,21 @@
 #include "mmfusion/experiments/sweep.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
 
 #include <spdlog/spdlog.h>
 
-#include "mmfusion/training/run.hpp"
 #include "mmfusion/config/config.hpp"
 #include "mmfusion/config/config_io.hpp"
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/io/run_folder.hpp"
 #include "mmfusion/runtime/runtime.hpp"
-
-extern char** environ;
 
 namespace mmfusion {
 namespace fs = std::filesystem;
@@ -182,210 +174,9 @@ bool same_sweep(const Plan& a, const Plan& b) {
   return a.base == b.base && a.sets == b.sets && values(a) == values(b);
 }
 
-enum class RunStatus { Trained, Skipped, Busy, Failed };
-
-void count(SweepOutcome& outcome, RunStatus status) {
-  switch (status) {
-    case RunStatus::Trained: ++outcome.completed; break;
-    case RunStatus::Skipped: ++outcome.skipped; break;
-    case RunStatus::Busy: ++outcome.busy; break;
-    case RunStatus::Failed: ++outcome.failed; break;
-  }
-}
-
-std::string progress(const Plan& plan, size_t i) {
-  return fmt::format("[{}/{}] {}", i + 1, plan.runs.size(), plan.runs[i].first);
-}
-
-fs::path run_dir_of(const Plan& plan, size_t i) { return fs::path(plan.dir) / plan.runs[i].first; }
-
-void record_failure(const fs::path& run_dir, std::string message) {
-  std::replace(message.begin(), message.end(), '\n', ' ');
-  std::error_code ec;
-  fs::create_directories(run_dir, ec);
-  atomic_write_text(RunPaths(run_dir.string()).error, message + "\n");
-}
-
-// Trains combination i in this process, under its folder's lock: skipped when complete
-// or held by another process, resumed from its last checkpoint, else started afresh.
-RunStatus run_combination(const Plan& plan, size_t i, spdlog::logger& log) {
-  const fs::path run_dir = run_dir_of(plan, i);
-  if (fs::exists(RunPaths(run_dir.string()).results)) {
-    log.info("{}: complete, skipped", progress(plan, i));
-    return RunStatus::Skipped;
-  }
-  RunLock lock;
-  try {
-    lock = RunLock(run_dir.string());
-  } catch (const RunFolderInUse& e) {
-    log.info("{}: left to its holder: {}", progress(plan, i), e.what());
-    return RunStatus::Busy;
-  }
-  if (fs::exists(RunPaths(run_dir.string()).results)) {  // completed while this process waited
-    log.info("{}: complete, skipped", progress(plan, i));
-    return RunStatus::Skipped;
-  }
-  std::error_code ec;
-  TrainArgs train;
-  if (fs::exists(RunPaths(run_dir.string()).last)) {
-    // An earlier attempt's error; this one writes its own.
-    fs::remove(RunPaths(run_dir.string()).error, ec);
-    train.resume = RunPaths(run_dir.string()).last;
-    if (plan.threads > 0) train.overrides.push_back("threads=" + std::to_string(plan.threads));
-    log.info("{}: resuming", progress(plan, i));
-  } else {
-    if (!is_empty_run_dir(run_dir.string())) {
-      // A run that failed before its first checkpoint: keep it, aside (all but the lock,
-      // which stays with the folder), and start over.
-      const fs::path aside = run_dir.string() + ".failed-" + timestamp();
-      fs::create_directories(aside, ec);
-      for (const auto& entry : fs::directory_iterator(run_dir, ec))
-        if (entry.path().filename() != RunLock::kFileName)
-          fs::rename(entry.path(), aside / entry.path().filename(), ec);
-      log.info("{}: earlier attempt moved to {}", progress(plan, i), aside.string());
-    }
-    train.config_doc = plan.runs[i].second;
-    if (plan.threads > 0) train.config_doc["threads"] = plan.threads;
-    train.out = run_dir.string();
-    log.info("{}: training", progress(plan, i));
-  }
-  try {
-    run_train(train);
-    return RunStatus::Trained;
-  } catch (const Interrupted&) { throw; } catch (const std::exception& e) {
-    log.error("{}: failed: {}", progress(plan, i), e.what());
-    record_failure(run_dir, e.what());
-    return RunStatus::Failed;
-  }
-}
-
-// This process's environment with OMP_WAIT_POLICY=passive, as posix_spawn takes it.
-std::vector<std::string> worker_environment() {
-  std::vector<std::string> environment;
-  for (char** e = environ; *e; ++e)
-    if (std::string(*e).rfind("OMP_WAIT_POLICY=", 0) != 0) environment.emplace_back(*e);
-  environment.emplace_back("OMP_WAIT_POLICY=passive");
-  return environment;
-}
-
-// Starts `executable sweep --out DIR --worker NAME` for combination i, its output to
-// log_file, in a process group of its own (a terminal's ^C reaches the sweep alone).
-pid_t spawn_worker(const Plan& plan, size_t i, const std::string& executable,
-                   std::vector<std::string> environment, const std::string& log_file) {
-  std::vector<std::string> argv_text{executable, "sweep",    "--out",
-                                     plan.dir,   "--worker", plan.runs[i].first};
-  if (plan.threads > 0)
-    argv_text.insert(argv_text.end(), {"--worker-threads", std::to_string(plan.threads)});
-  std::vector<char*> argv, envp;
-  for (auto& a : argv_text) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : environment) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND,
-                                   0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);  // no other file of the sweep's (its log)
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  pid_t pid = 0;
-  const int error =
-      posix_spawn(&pid, executable.c_str(), &actions, &attributes, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  if (error != 0)
-    throw Error(executable + ": cannot start a sweep worker: " + std::strerror(error));
-  return pid;
-}
-
-// Runs the combinations `indices` in up to `jobs` worker processes at once
-// (`executable` sweep --out DIR --worker NAME), each in its own process group with
-// OpenMP's passive wait policy: spinning OpenMP threads of several processes on the
-// same cores slowed training 100-fold (docs/performance.md). A stop signal is passed on
-// to the workers, which save and exit; then Interrupted.
-void run_workers(const Plan& plan, const std::vector<size_t>& indices, int jobs,
-                 const std::string& executable, spdlog::logger& log, SweepOutcome& outcome) {
-  if (executable.empty()) throw Error("sweep --jobs: no mmfusion executable to start workers with");
-  const fs::path logs = fs::path(plan.dir) / "logs";
-  std::error_code ec;
-  fs::create_directories(logs, ec);
-  if (ec) throw Error(logs.string() + ": cannot create the workers' log folder: " + ec.message());
-  const std::vector<std::string> environment = worker_environment();
-
-  StopSignals signals;
-  std::map<pid_t, size_t> running;
-  // However this function ends (an error included), no worker outlives it unasked: the
-  // ones still running are told to save and stop, and waited for.
-  struct Reaper {
-    std::map<pid_t, size_t>& running;
-    ~Reaper() {
-      for (const auto& [pid, i] : running) ::kill(pid, SIGTERM);
-      for (const auto& [pid, i] : running) ::waitpid(pid, nullptr, 0);
-    }
-  } reaper{running};
-  auto start = [&](size_t i) {
-    const std::string log_file = (logs / (plan.runs[i].first + ".log")).string();
-    const pid_t pid = spawn_worker(plan, i, executable, environment, log_file);
-    running[pid] = i;
-    log.info("{}: training in process {} (log: {})", progress(plan, i), pid, log_file);
-  };
-  auto finish = [&](pid_t pid, int status) {
-    const size_t i = running.at(pid);
-    running.erase(pid);
-    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (code == 0) return count(outcome, RunStatus::Trained);
-    if (code == kSweepWorkerBusy) return count(outcome, RunStatus::Busy);
-    if (code == kSweepWorkerSkipped) return count(outcome, RunStatus::Skipped);
-    if (code == 130 ||
-        (WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT)))
-      return log.info("{}: stopped; rerun the sweep to continue it", progress(plan, i));
-    count(outcome, RunStatus::Failed);
-    const fs::path run_dir = run_dir_of(plan, i);
-    const std::string how = WIFSIGNALED(status)
-                                ? "was killed by signal " + std::to_string(WTERMSIG(status))
-                                : "exited with code " + std::to_string(code);
-    log.error("{}: failed: its worker {}", progress(plan, i), how);
-    // A worker that could not write it itself; under its lock, since another may hold it
-    // by now.
-    try {
-      RunLock lock(run_dir.string());
-      if (!fs::exists(RunPaths(run_dir.string()).error))
-        record_failure(run_dir, "the worker process " + how + " (see " +
-                                    (logs / (plan.runs[i].first + ".log")).string() + ")");
-    } catch (const RunFolderInUse&) {}
-  };
-
-  size_t next = 0;
-  bool stopping = false;
-  while (running.size() > 0 || (!stopping && next < indices.size())) {
-    if (stop_signal() && !stopping) {
-      stopping = true;
-      log.warn("stop signal: asking {} worker(s) to save and stop", running.size());
-      for (const auto& [pid, i] : running) ::kill(pid, SIGTERM);
-    }
-    if (!stopping && next < indices.size() && static_cast<int>(running.size()) < jobs) {
-      const size_t i = indices[next++];
-      if (fs::exists(RunPaths(run_dir_of(plan, i).string()).results)) {
-        log.info("{}: complete, skipped", progress(plan, i));
-        count(outcome, RunStatus::Skipped);
-      } else {
-        start(i);
-      }
-      continue;
-    }
-    int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid > 0 && running.count(pid))
-      finish(pid, status);
-    else if (pid == 0 || (pid < 0 && errno == EINTR))
-      ::usleep(100 * 1000);
-    else if (pid < 0)
-      break;  // no children left
-  }
-  if (stopping) throw Interrupted("sweep stopped by signal; rerun the same command to continue it");
+// The plan's runs as the pool trains them.
+RunSet run_set(const Plan& plan, const std::string& executable) {
+  return {plan.dir, plan.runs, plan.threads, {executable, "sweep", "--out", plan.dir}};
 }
 
 }  // namespace
@@ -411,7 +202,7 @@ SweepOutcome run_sweep(const SweepArgs& args) {
     outcome.runs = {args.worker};
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // its sweep gone (even killed), it saves and stops
     auto log = make_logger((fs::path(plan.dir) / "sweep.log").string(), "sweep: ");
-    count(outcome, run_combination(plan, it - plan.runs.begin(), *log));
+    train_in_process(run_set(plan, ""), it - plan.runs.begin(), *log, outcome);
     return outcome;
   }
   if (args.jobs < 1)
@@ -433,25 +224,14 @@ SweepOutcome run_sweep(const SweepArgs& args) {
   // it to itself.
   const bool sharded = !args.shard.empty();
   RunLock lock(plan.dir, sharded ? RunLock::Mode::Shared : RunLock::Mode::Exclusive);
-  const std::string record = (fs::path(plan.dir) / kSweepFile).string();
-  if (sharded) {
-    // Shards must run one sweep: the first to start writes the record (never over another
-    // shard's), and a shard whose base, --set or grid differ from it is refused, since the
-    // report would mix two sweeps. (A whole sweep may change its record: a rerun with more
-    // seeds, say.)
-    const std::string mine = record + "." + std::to_string(::getpid());
-    atomic_write_text(mine, sweep_file_text(plan));
-    if (::link(mine.c_str(), record.c_str()) != 0 && errno != EEXIST)
-      throw Error(record + ": cannot write the sweep's record: " + std::strerror(errno));
-    std::error_code ec;
-    fs::remove(mine, ec);
-    if (!same_sweep(plan_from_folder(plan.dir), plan))
-      throw ConfigError("--shard " + args.shard + ": " + plan.dir + " holds another sweep (its " +
-                        kSweepFile +
-                        " gives another base, --set or grid); shards must run the same sweep");
-  } else {
-    atomic_write_text(record, sweep_file_text(plan));
-  }
+  // Shards must run one sweep: a shard whose base, --set or grid differ from the record
+  // is refused, since the report would mix two sweeps. (A whole sweep may change its
+  // record: a rerun with more seeds, say.)
+  write_run_record(
+      plan.dir, kSweepFile, sweep_file_text(plan), sharded,
+      [&] { return same_sweep(plan_from_folder(plan.dir), plan); },
+      "--shard " + args.shard + ": " + plan.dir + " holds another sweep (its " + kSweepFile +
+          " gives another base, --set or grid); shards must run the same sweep");
   auto log = make_logger((fs::path(plan.dir) / "sweep.log").string(), "sweep: ");
   log->info("{} of {} combinations in {}{}{}", indices.size(), plan.runs.size(), plan.dir,
             sharded ? fmt::format(" (shard {}/{})", shard.index, shard.count) : "",
@@ -459,10 +239,11 @@ SweepOutcome run_sweep(const SweepArgs& args) {
                 ? fmt::format(", {} at once with {} threads each", args.jobs, plan.threads)
                 : "");
   try {
+    const RunSet set = run_set(plan, args.executable);
     if (args.jobs > 1) {
-      run_workers(plan, indices, args.jobs, args.executable, *log, outcome);
+      train_in_workers(set, indices, args.jobs, *log, outcome);
     } else {
-      for (const size_t i : indices) count(outcome, run_combination(plan, i, *log));
+      for (const size_t i : indices) train_in_process(set, i, *log, outcome);
     }
   } catch (const Interrupted&) {
     write_sweep_reports(plan.dir, plan.name, plan.axes, plan.task, plan.x);

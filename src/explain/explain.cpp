@@ -350,7 +350,8 @@ std::string explain_table(const json& r) {
       out << fmt::format(
           "warning: {} {} predictable from the others (R² above {}): the modalities are "
           "dependent, and these shares describe the model on recombined rows that do not occur "
-          "in the data, not the data (docs/explain.md, \"Dependent modalities: the diagnostic\")\n",
+          "in the data, not the data; `mmfusion attribute` retrains on each subset of the "
+          "modalities and answers for the data (docs/attribute.md)\n",
           names, dependence["dependent"].size() == 1 ? "is" : "are",
           dependence["threshold"].get<double>());
     }

@@ -14,6 +14,7 @@
 
 #include "mmfusion/config/config.hpp"
 #include "mmfusion/experiments/grid.hpp"
+#include "mmfusion/experiments/run_pool.hpp"
 #include "mmfusion/experiments/sweep_report.hpp"
 
 namespace mmfusion {
@@ -35,17 +36,7 @@ struct SweepArgs {
   std::string executable;      // the mmfusion executable --jobs starts workers with
 };
 
-// The exit codes of a worker whose combination another process holds, or that found it
-// complete.
-inline constexpr int kSweepWorkerBusy = 75;
-inline constexpr int kSweepWorkerSkipped = 76;
-
-struct SweepOutcome {
-  std::string dir;
-  int completed = 0, skipped = 0, failed = 0;
-  int busy = 0;                   // held by another process (another shard, a rerun): left to it
-  std::vector<std::string> runs;  // this process's combination names, in order
-};
+using SweepOutcome = RunsOutcome;  // runs: this process's combination names
 SweepOutcome run_sweep(const SweepArgs& args);
 
 }  // namespace mmfusion
