@@ -164,6 +164,22 @@ TEST(Cli, BadInputGetsOneLineAndTheRightExitCode) {
   r = run("train", dir);
   EXPECT_EQ(r.code, 2);
 
+  // attribute: bad options and a damaged record are one line, exit 2.
+  for (const std::string& args :
+       std::vector<std::string>{"attribute --config " + tiny() + " --seeds 0",
+                                "attribute --config " + tiny() + " --subsets some", "attribute",
+                                "attribute --report " + dir.file("nowhere")}) {
+    r = run(args, dir);
+    EXPECT_EQ(r.code, 2) << args;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("mmfusion: usage error: ", 0), 0u) << r.err;
+  }
+  fs::create_directories(dir.file("damaged"));
+  write_text(dir.file("damaged/attribute-plan.json"), R"({"name": 3})");
+  r = run("attribute --report " + dir.file("damaged"), dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("attribute-plan.json: not an attribute record"), std::string::npos) << r.err;
+
   // A non-empty --out is refused: an earlier run is never overwritten.
   fs::create_directories(dir.file("taken"));
   write_text(dir.file("taken/metrics.jsonl"), "precious\n");

@@ -257,7 +257,7 @@ Command add_sweep(CLI::App& app) {
   cmd->add_option("--worker-threads", args->worker_threads, "")->group("");
   cmd->callback([=] {
     if (config->count() == 0 && file->count() == 0 && report->count() == 0 && worker->count() == 0)
-      throw CLI::RequiredError("sweep needs --config BASE, --sweep FILE or --report DIR");
+      throw CLI::ValidationError("sweep needs --config BASE, --sweep FILE or --report DIR");
   });
   return {cmd, [args] {
             std::error_code ec;
@@ -302,7 +302,8 @@ Command add_attribute(CLI::App& app) {
   cmd->add_option("--shard", args->shard, "K/N: run the runs i with i % N == K (0 <= K < N)");
   cmd->add_option("--out", args->out,
                   "Attribute folder (default runs/attribute-<name>; rerun to continue)");
-  cmd->add_flag("--dry-run", args->dry_run, "Validate every run's config and list them; train nothing");
+  cmd->add_flag("--dry-run", args->dry_run,
+                "Validate every run's config and list them; train nothing");
   auto* report = cmd->add_option(
       "--report", args->report,
       "Rebuild attribute.json, .csv and .svg of attribute folder DIR; train nothing");
@@ -310,7 +311,7 @@ Command add_attribute(CLI::App& app) {
   cmd->add_option("--worker-threads", args->worker_threads, "")->group("");
   cmd->callback([=] {
     if (config->count() == 0 && report->count() == 0 && worker->count() == 0)
-      throw CLI::RequiredError("attribute needs --config FILE or --report DIR");
+      throw CLI::ValidationError("attribute needs --config FILE or --report DIR");
   });
   return {cmd, [args] {
             std::error_code ec;
@@ -327,14 +328,13 @@ Command add_attribute(CLI::App& app) {
               return 0;
             }
             std::string first = outcome.missing.front();
-            return fail("error: ",
-                        std::to_string(outcome.missing.size()) +
-                            " run(s) have no results, e.g. " + first +
-                            (args->shard.empty() && args->report.empty()
-                                 ? "; rerun the same command to retry them"
-                                 : "; when every shard is done, rerun with --report " +
-                                       outcome.runs.dir),
-                        1);
+            return fail(
+                "error: ",
+                std::to_string(outcome.missing.size()) + " run(s) have no results, e.g. " + first +
+                    (args->shard.empty() && args->report.empty()
+                         ? "; rerun the same command to retry them"
+                         : "; when every shard is done, rerun with --report " + outcome.runs.dir),
+                1);
           }};
 }
 
@@ -393,8 +393,7 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands{add_train(app),    add_eval(app),    add_predict(app),
                                       add_explain(app),  add_inspect(app), add_synth(app),
                                       add_validate(app), add_schema(app),  add_bench(app),
-                                      add_mkl(app),      add_sweep(app),
-                                      add_attribute(app)};
+                                      add_mkl(app),      add_sweep(app),   add_attribute(app)};
   if (unknown_command(argc, argv, commands)) return 2;
   try {
     app.parse(argc, argv);
