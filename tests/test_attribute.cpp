@@ -78,7 +78,9 @@ double least_squares_r2(const Dataset& fit, const Dataset& score,
     return torch::cat(cols, 1);
   };
   const auto x = design(fit), y = fit.target.to(torch::kFloat64);
-  const auto beta = torch::linalg_solve(x.t().mm(x), x.t().mm(y));
+  // The pseudo-inverse: without feature noise the features span fewer directions than
+  // they have columns.
+  const auto beta = torch::linalg_pinv(x, 1e-6).mm(y);
   const auto ys = score.target.to(torch::kFloat64);
   const auto residual = ys - design(score).mm(beta);
   return 1.0 - residual.pow(2).mean().item<double>() / ys.var(0, false).item<double>();
@@ -163,9 +165,11 @@ TEST(Attribution, EveryPermutationGivesTheExactShapleyValues) {
   EXPECT_EQ(sample_permutations(5, 20, 9), perms);  // from the seed alone
   EXPECT_NE(sample_permutations(5, 20, 10), perms);
   const auto masks = permutation_subsets(perms);
-  EXPECT_EQ(masks.back(), 31u);       // every permutation ends at the full set
-  EXPECT_LE(masks.size(), 20u * 5u);  // at most players per permutation
+  EXPECT_EQ(masks.back(), 31u);  // every permutation ends at the full set
   EXPECT_TRUE(std::is_sorted(masks.begin(), masks.end()));
+  // Every order of 3 players passes through every non-empty subset; one order through 3.
+  EXPECT_EQ(permutation_subsets(o.permutations), (std::vector<uint32_t>{1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(permutation_subsets({{2, 0, 1}}), (std::vector<uint32_t>{4, 5, 7}));
 }
 
 TEST(Attribution, UnevenRunsAndMissingPrefixesAreErrors) {
@@ -192,10 +196,12 @@ TEST(Attribution, UnevenRunsAndMissingPrefixesAreErrors) {
 // another 2^16: a linear target is what least squares fits, so they agree within its
 // sampling error.
 TEST(SyntheticTruth, TheR2OfEverySubsetIsWhatLeastSquaresReachesOnDependentData) {
-  for (const auto& setting : {kLinearDependent, kRedundancy}) {
-    const ExperimentConfig c = tiny_config(joined(
-        {"data.train_size=65536", "data.test_size=65536", "data.synthetic.feature_noise=0.5"},
-        setting));
+  // Feature noise 0 takes the projection branch of the closed form.
+  for (const auto& setting : {joined(kLinearDependent, {"data.synthetic.feature_noise=0.5"}),
+                              joined(kLinearDependent, {"data.synthetic.feature_noise=0"}),
+                              joined(kRedundancy, {"data.synthetic.feature_noise=0.5"})}) {
+    const ExperimentConfig c =
+        tiny_config(joined({"data.train_size=65536", "data.test_size=65536"}, setting));
     const SyntheticTruth t = synthetic_truth(c.data, c.seed);
     ASSERT_TRUE(t.r2_exact) << t.r2_why_not;
     ASSERT_EQ(t.r2.size(), 7u);
@@ -203,7 +209,7 @@ TEST(SyntheticTruth, TheR2OfEverySubsetIsWhatLeastSquaresReachesOnDependentData)
     const Dataset score = generate_synthetic(c.data, c.seed, Split::Test);
     for (const auto& s : t.r2)
       EXPECT_NEAR(least_squares_r2(fit, score, s.modalities), s.r2, 0.01)
-          << subset_name(s.modalities) << " " << setting.front();
+          << subset_name(s.modalities) << " " << setting.front() << " " << setting.back();
     EXPECT_NEAR(t.best_r2, t.r2.back().r2, 1e-12);
   }
 }
@@ -264,6 +270,17 @@ TEST(SyntheticData, AKeptModalitysRowsAreTheSameWhateverTheOthers) {
   const Dataset sa = TrainingStream(full).rows(3, 10, 20),
                 sb = TrainingStream(kept).rows(3, 10, 20);
   EXPECT_TRUE(torch::equal(sb.features[0], sa.features[2]));
+  // All of them, in another order: each feature is its own modality's.
+  const ExperimentConfig permuted = tiny_config(
+      {"data.modalities=[{\"name\":\"text\",\"dim\":24},{\"name\":\"visual\",\"dim\":16},"
+       "{\"name\":\"audio\",\"dim\":8}]",
+       "data.synthetic.modalities=[{\"name\":\"visual\",\"dim\":16},{\"name\":\"audio\","
+       "\"dim\":8},{\"name\":\"text\",\"dim\":24}]"});
+  const Dataset p = generate_synthetic(permuted.data, permuted.seed, Split::Val);
+  ASSERT_EQ(p.names, (std::vector<std::string>{"text", "visual", "audio"}));
+  EXPECT_TRUE(torch::equal(p.features[0], a.features[2]));
+  EXPECT_TRUE(torch::equal(p.features[1], a.features[0]));
+  EXPECT_TRUE(torch::equal(p.features[2], a.features[1]));
   // The resolved config names the generator's modalities only when they differ.
   EXPECT_FALSE(to_json(full)["data"]["synthetic"].contains("modalities"));
   EXPECT_EQ(to_json(kept)["data"]["synthetic"]["modalities"].size(), 3u);
@@ -362,6 +379,7 @@ TEST(Attribute, SubsetModesAndTheirLimits) {
     seven += std::string(i ? "," : "") + "{\"name\":\"m" + std::to_string(i) + "\",\"dim\":3}";
   args.overrides = {seven + "]", "data.synthetic.weights.trimodal=0"};
   args.subsets = "all";
+  args.permutations = 0;
   try {
     run_attribute(args);
     ADD_FAILURE() << "no error";
@@ -383,6 +401,85 @@ TEST(Attribute, SubsetModesAndTheirLimits) {
   leaves.dry_run = true;
   leaves.seeds = 3;
   EXPECT_EQ(run_attribute(leaves).runs.runs.size(), 21u);
+}
+
+const char* kFourModalities =
+    "data.modalities=[{\"name\":\"visual\",\"dim\":16},{\"name\":\"audio\",\"dim\":8},"
+    "{\"name\":\"text\",\"dim\":24},{\"name\":\"extra\",\"dim\":4}]";
+
+// A subset's config drops what names a removed modality and never gains a set the full
+// model lacks; singles-and-leave-one-out reports without Shapley values.
+TEST(Attribute, SubsetConfigsKeepOnlyTheirOwnSetsAndTheReportWithoutShapleyValues) {
+  TempDir dir;
+  AttributeArgs args =
+      tiny_attribution(dir, {"train.epochs=1", "model.type=intense", kFourModalities,
+                             "model.intense.interactions=[[\"visual\",\"audio\"]]",
+                             "mkl.interactions=[[\"visual\",\"text\"]]",
+                             "model.encoders={\"audio\":[4],\"text\":[6]}"});
+  args.seeds = 1;
+  args.bootstrap = 0;
+  args.subsets = "singles-and-leave-one-out";
+  const json r = run_attribute(args).result;
+  ASSERT_TRUE(r.is_object());
+  auto config_of = [&](const std::string& run) {
+    return json::parse(read_text(dir.file("attribute/" + run + "_seed-1/config.json")));
+  };
+  EXPECT_EQ(config_of("visual+audio+text")["model"]["intense"]["interactions"],
+            json::parse(R"([["visual","audio"]])"));
+  EXPECT_EQ(config_of("visual+text+extra")["model"]["intense"]["interactions"], json::array());
+  EXPECT_EQ(config_of("visual+text+extra")["mkl"]["interactions"],
+            json::parse(R"([["visual","text"]])"));
+  EXPECT_EQ(config_of("visual+audio+extra")["mkl"]["interactions"], json::array());
+  EXPECT_FALSE(config_of("visual+text+extra")["model"]["encoders"].contains("audio"));
+  EXPECT_EQ(config_of("audio+text+extra")["model"]["encoders"]["audio"], json::array({4}));
+  // 4 singles, 4 sets of all but one and the full set: pure terms of single modalities,
+  // leave-one-out drops, no Shapley values.
+  EXPECT_EQ(r["subsets"].size(), 9u);
+  EXPECT_EQ(r["mobius"].size(), 4u);
+  EXPECT_TRUE(r["shapley"].is_null());
+  EXPECT_TRUE(r["leave_one_out"].is_object());
+  const std::string csv = read_text(dir.file("attribute/attribute.csv"));
+  EXPECT_EQ(csv.find("\nshapley,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\nleave_one_out,audio,r2,"), std::string::npos) << csv;
+  EXPECT_EQ(attribute_table(r).find("Shapley"), std::string::npos);
+  EXPECT_TRUE(well_formed_xml(dir.file("attribute/attribute.svg")));
+}
+
+// Classification: v(empty) from the training class frequencies (half a count added),
+// computed here by hand; sampled Shapley values add up to v(all) - v(empty) = v(all).
+TEST(Attribute, ClassificationsConstantAndASampledOrder) {
+  TempDir dir;
+  AttributeArgs args = tiny_attribution(
+      dir, {"train.epochs=2", "task=classification", "num_classes=3", "data.train_size=300"});
+  args.seeds = 1;
+  args.bootstrap = 0;
+  args.subsets = "sampled";
+  args.permutations = 1;
+  const json r = run_attribute(args).result;
+  ASSERT_TRUE(r.is_object());
+  EXPECT_EQ(r["budget"]["subsets"], 3);
+  const ExperimentConfig c =
+      parse_config(json::parse(read_text(dir.file("attribute/attribute-plan.json")))["base"]);
+  const DataSplits data = load_splits(c);
+  std::vector<double> counts(3, 0.5);
+  for (int64_t i = 0; i < data.train.size(); ++i) counts[data.train.target[i].item<int64_t>()] += 1;
+  const double total = counts[0] + counts[1] + counts[2];
+  double ce = 0;
+  for (int64_t i = 0; i < data.test.size(); ++i)
+    ce -= std::log2(counts[data.test.target[i].item<int64_t>()] / total);
+  ce /= double(data.test.size());
+  EXPECT_NEAR(r["constant"]["cross_entropy"].get<double>(), ce, 1e-9);
+  const size_t top = std::max_element(counts.begin(), counts.end()) - counts.begin();
+  EXPECT_NEAR(r["constant"]["accuracy"].get<double>(),
+              data.test.target.eq(int64_t(top)).to(torch::kFloat64).mean().item<double>(), 1e-12);
+  double sum = 0;
+  for (const auto& [m, v] : r["shapley"].items()) sum += v.get<double>();
+  EXPECT_NEAR(sum, entry(r["subsets"], "visual:audio:text")["values"]["information"].get<double>(),
+              1e-9);
+  // A shard of another config in the same folder is refused.
+  AttributeArgs other = tiny_attribution(dir, {"train.epochs=3"});
+  other.shard = "1/2";
+  expect_error<ConfigError>([&] { run_attribute(other); }, "holds another attribution");
 }
 
 // ---- trained attributions against the truth (slow) --------------------------------

@@ -307,6 +307,7 @@ Command add_attribute(CLI::App& app) {
   auto* report = cmd->add_option(
       "--report", args->report,
       "Rebuild attribute.json, .csv and .svg of attribute folder DIR; train nothing");
+  report->excludes(config);
   auto* worker = cmd->add_option("--worker", args->worker, "")->group("");  // what --jobs starts
   cmd->add_option("--worker-threads", args->worker_threads, "")->group("");
   cmd->callback([=] {

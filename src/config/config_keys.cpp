@@ -437,7 +437,8 @@ std::vector<ConfigKey> make_table() {
   }
   {
     ConfigKey k = special(
-        "data.modalities", "list of objects", ">= 2 entries for synthetic data, >= 1 for files",
+        "data.modalities", "list of objects",
+        ">= 1 entries; synthetic data draw >= 2 (here or in `synthetic.modalities`)",
         modalities_schema(1),
         "`{\"name\": identifier, \"dim\": integer >= 1}` each; names are unique, not `target`, made of letters, digits "
         "and `_` (they become parameter names)");
@@ -754,7 +755,8 @@ std::vector<ConfigKey> make_table() {
       integer("train.seed", MMF_FIELD(train.seed), 0, inf,
               "model initialisation, dropout and the epochs' shuffles; the data's draws and splits "
               "follow the top-level `seed` (so runs that differ here see the same data)"),
-      "`seed`", [](const ExperimentConfig& c, const std::string&) { return json(c.seed); }));
+      "the top-level `seed`",
+      [](const ExperimentConfig& c, const std::string&) { return json(c.seed); }));
   t.push_back(resumable(integer("train.epochs", MMF_FIELD(train.epochs), 1, 1000000,
                                 "epochs to train (resume may raise it)")));
   t.push_back(integer("train.batch_size", MMF_FIELD(train.batch_size), 1, inf,

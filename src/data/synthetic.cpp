@@ -289,7 +289,9 @@ DataConfig generator_view(const DataConfig& d) {
 
 // The modalities of data.modalities, in its order, out of all the generator drew.
 Dataset keep_modalities(const DataConfig& d, Dataset all) {
-  if (all.names.size() == d.modalities.size()) return all;
+  bool same = all.names.size() == d.modalities.size();
+  for (size_t m = 0; same && m < all.names.size(); ++m) same = all.names[m] == d.modalities[m].name;
+  if (same) return all;
   Dataset out = all;
   out.names.clear(), out.features.clear();
   for (const auto& m : d.modalities) {
@@ -435,6 +437,7 @@ SyntheticTruth synthetic_truth(const DataConfig& kept, uint64_t seed) {
                        [&](const ModalityConfig& m) { return m.name == name; });
   };
   SyntheticTruth truth;
+  const bool too_many = kept.modalities.size() > kMaxTruthModalities;
   // A term's part of E[target | features]: the product over its modalities of
   // E[c . u_m | x_m], still a pure interaction, with variance w^2 times the recovered shares.
   // Only the terms within the kept modalities are seen.
@@ -452,7 +455,7 @@ SyntheticTruth synthetic_truth(const DataConfig& kept, uint64_t seed) {
     for (size_t k = 0; k < t.term.modalities.size(); ++k) {
       v *= recovered(st.mixing[modality_index(d, t.term.modalities[k])], s.shared_latent_dim,
                      t.coefficients[k], s.feature_noise);
-      for (size_t m = 0; m < kept.modalities.size(); ++m)
+      for (size_t m = 0; m < kept.modalities.size() && !too_many; ++m)
         if (kept.modalities[m].name == t.term.modalities[k]) mask |= 1u << m;
     }
     explained.push_back(v);
@@ -480,7 +483,7 @@ SyntheticTruth synthetic_truth(const DataConfig& kept, uint64_t seed) {
 
   // R^2 of E[target | X_S] for every subset S of the kept modalities.
   const size_t M = kept.modalities.size();
-  if (M > kMaxTruthModalities) {
+  if (too_many) {
     truth.r2_why_not = "more than " + std::to_string(kMaxTruthModalities) + " modalities";
     return truth;
   }

@@ -35,6 +35,8 @@ constexpr const char* kPlanFile = "attribute-plan.json";
 constexpr const char* kModeAll = "all";
 constexpr const char* kModeSinglesAndLoo = "singles-and-leave-one-out";
 constexpr const char* kModeSampled = "sampled";
+// Bounds on what a command line or a plan file may ask for (each run is a training).
+constexpr int kMaxSeeds = 1000, kMaxPermutations = 10000, kMaxBootstrap = 100000;
 
 // An attribution as DIR/attribute-plan.json records it, and the runs that follow from it.
 struct AttributionPlan {
@@ -65,6 +67,22 @@ std::string folder_of(const std::vector<std::string>& names, uint32_t mask, int 
   return out + "_seed-" + std::to_string(k + 1);
 }
 
+// The listed modality sets (InTense's blocks, MKL's product kernels) that lie inside the
+// kept modalities: [] when none does (unimodal blocks only; no product kernels), so that
+// a subset never gains a set the full model lacks. Anything but a list stays as it is
+// (for the parser to judge).
+template <typename Kept>
+json sets_within(const json& sets, Kept is_kept) {
+  if (!sets.is_array()) return sets;
+  json within = json::array();
+  for (const auto& set : sets)
+    if (!set.is_array() || std::all_of(set.begin(), set.end(), [&](const json& n) {
+          return !n.is_string() || is_kept(n.get<std::string>());
+        }))
+      within.push_back(set);
+  return within;
+}
+
 // The config of subset `mask`, seed index k: the other modalities removed from the data
 // and the model (synthetic data keep drawing every modality, so the kept rows are the
 // same), and what names a removed modality dropped with it.
@@ -92,23 +110,17 @@ json subset_doc(const AttributionPlan& plan, uint32_t mask, int k) {
       for (const auto& m : plan.names)
         if (!is_kept(m)) model["encoders"].erase(m);
     if (model.contains("intense") && model["intense"].is_object() &&
-        model["intense"].contains("interactions") && model["intense"]["interactions"].is_array()) {
-      json within = json::array();
-      for (const auto& set : model["intense"]["interactions"])
-        if (set.is_array() && std::all_of(set.begin(), set.end(), [&](const json& n) {
-              return n.is_string() && is_kept(n.get<std::string>());
-            }))
-          within.push_back(set);
-      if (within.empty())
-        model["intense"].erase("interactions");
-      else
-        model["intense"]["interactions"] = within;
-    }
+        model["intense"].contains("interactions"))
+      model["intense"]["interactions"] = sets_within(model["intense"]["interactions"], is_kept);
   }
-  if (doc.contains("mkl") && doc["mkl"].is_object() && doc["mkl"].contains("kernels") &&
-      doc["mkl"]["kernels"].is_object())
-    for (const auto& m : plan.names)
-      if (!is_kept(m)) doc["mkl"]["kernels"].erase(m);
+  if (doc.contains("mkl") && doc["mkl"].is_object()) {
+    json& mkl = doc["mkl"];
+    if (mkl.contains("kernels") && mkl["kernels"].is_object())
+      for (const auto& m : plan.names)
+        if (!is_kept(m)) mkl["kernels"].erase(m);
+    if (mkl.contains("interactions") && mkl["interactions"].is_array())  // "all" stays
+      mkl["interactions"] = sets_within(mkl["interactions"], is_kept);
+  }
   doc["train"]["seed"] = plan.config.train.seed + uint64_t(k);
   doc["name"] = plan.name + "-" + folder_of(plan.names, mask, k);
   return doc;
@@ -120,10 +132,12 @@ void resolve(AttributionPlan& plan) {
   plan.names.clear();
   for (const auto& m : plan.config.data.modalities) plan.names.push_back(m.name);
   const int M = static_cast<int>(plan.names.size());
-  if (plan.seeds < 1)
-    throw UsageError("--seeds " + std::to_string(plan.seeds) + ": expected 1 or more");
-  if (plan.bootstrap < 0)
-    throw UsageError("--bootstrap " + std::to_string(plan.bootstrap) + ": expected 0 or more");
+  if (plan.seeds < 1 || plan.seeds > kMaxSeeds)
+    throw UsageError("seeds " + std::to_string(plan.seeds) + ": expected 1 to " +
+                     std::to_string(kMaxSeeds));
+  if (plan.bootstrap < 0 || plan.bootstrap > kMaxBootstrap)
+    throw UsageError("bootstrap " + std::to_string(plan.bootstrap) + ": expected 0 to " +
+                     std::to_string(kMaxBootstrap));
   if (M > kMaxAttributionPlayers)
     throw ConfigError("attribute: " + std::to_string(M) + " modalities; at most " +
                       std::to_string(kMaxAttributionPlayers) + " are supported");
@@ -143,9 +157,9 @@ void resolve(AttributionPlan& plan) {
     masks.erase(0);
     plan.masks.assign(masks.begin(), masks.end());
   } else if (plan.mode == kModeSampled) {
-    if (plan.permutations < 0)
-      throw UsageError("--permutations " + std::to_string(plan.permutations) +
-                       ": expected 1 or more");
+    if (plan.permutations < 0 || plan.permutations > kMaxPermutations)
+      throw UsageError("permutations " + std::to_string(plan.permutations) + ": expected 1 to " +
+                       std::to_string(kMaxPermutations) + " (0: 2M)");
     const int count = plan.permutations > 0 ? plan.permutations : 2 * M;
     plan.orders = sample_permutations(M, count, splitmix64(plan.config.seed, 0xA77));
     plan.masks = permutation_subsets(plan.orders);
@@ -181,7 +195,9 @@ AttributionPlan attribution_from_args(const AttributeArgs& args) {
   plan.sets = args.overrides;
   plan.mode = args.subsets, plan.seeds = args.seeds, plan.permutations = args.permutations;
   plan.bootstrap = args.bootstrap;
-  plan.name = plan.base.value("name", "experiment");
+  if (args.permutations != 0 && args.subsets != kModeSampled)
+    throw UsageError("--permutations: only with --subsets sampled");
+  plan.name = parse_config(plan.base).name;
   plan.dir = args.out.empty() ? (fs::path("runs") / ("attribute-" + plan.name)).string() : args.out;
   resolve(plan);
   return plan;
@@ -198,9 +214,15 @@ AttributionPlan attribution_from_folder(const std::string& dir) {
     plan.base = doc.at("base");
     plan.sets = doc.at("set").get<std::vector<std::string>>();
     plan.mode = doc.at("subsets").get<std::string>();
-    plan.seeds = doc.at("seeds").get<int>();
-    plan.permutations = doc.at("permutations").get<int>();
-    plan.bootstrap = doc.at("bootstrap").get<int>();
+    auto count = [&](const char* key) {
+      const json& v = doc.at(key);
+      if (!v.is_number_integer() || v.get<int64_t>() < -1 || v.get<int64_t>() > 1000000)
+        throw ConfigError(file + ": " + key + ": expected a whole number, got " + v.dump());
+      return static_cast<int>(v.get<int64_t>());
+    };
+    plan.seeds = count("seeds");
+    plan.permutations = count("permutations");
+    plan.bootstrap = count("bootstrap");
   } catch (const nlohmann::json::exception& e) {
     throw ConfigError(file + ": not an attribute record: " + e.what());
   }
@@ -243,13 +265,20 @@ json constant_values(const ExperimentConfig& config) {
 }
 
 // One run's values from its results.json.
+// One run's values from its results.json (`constant`: null to check the entries alone).
 json run_values(Task task, const json& results, const json& constant) {
   const json& test = results.at("test");
-  if (task == Task::Regression)
-    return {{"r2", test.at(metric::kR2)}, {"mse", test.at(metric::kMSE)}};
-  const double loss = test.at(metric::kLoss).get<double>();
+  auto number = [&](const char* key) {
+    const json& v = test.at(key);
+    if (!v.is_number())
+      throw Error(std::string("test.") + key + " is " + v.dump() + ", not a number");
+    return v.get<double>();
+  };
+  if (task == Task::Regression) return {{"r2", number(metric::kR2)}, {"mse", number(metric::kMSE)}};
+  const double loss = number(metric::kLoss), accuracy = number(metric::kAccuracy);
+  if (constant.is_null()) return nullptr;
   return {{"information", (constant.at("cross_entropy").get<double>() - loss) / std::log(2.0)},
-          {"accuracy", test.at(metric::kAccuracy)},
+          {"accuracy", accuracy},
           {"cross_entropy", loss / std::log(2.0)}};
 }
 
@@ -277,8 +306,14 @@ json build_report(const AttributionPlan& plan, std::vector<std::string>& missing
       missing.push_back(plan.runs[i].first + (why.empty() ? "" : " (failed: " + why + ")"));
       continue;
     }
-    json entry = read_json_file(paths.results);
-    entry["folder"] = plan.runs[i].first;
+    json entry;
+    try {
+      entry = read_json_file(paths.results);
+      entry["folder"] = plan.runs[i].first;
+      run_values(plan.config.task, entry, nullptr);  // every value there and a number
+    } catch (const std::exception& e) {
+      throw Error(paths.results + ": not a run's results: " + e.what());
+    }
     runs[plan.run_keys[i].first].push_back(entry);
   }
   if (!missing.empty()) return nullptr;
@@ -545,7 +580,11 @@ AttributeOutcome run_attribute(const AttributeArgs& args) {
   }
   write_run_record(
       plan.dir, kPlanFile, record_of(plan).dump(2) + "\n", sharded,
-      [&] { return record_of(attribution_from_folder(plan.dir)) == record_of(plan); },
+      [&] {
+        const AttributionPlan other = attribution_from_folder(plan.dir);
+        return other.base == plan.base && other.mode == plan.mode && other.seeds == plan.seeds &&
+               other.permutations == plan.permutations;
+      },
       "--shard " + args.shard + ": " + plan.dir + " holds another attribution (its " + kPlanFile +
           " gives another config, subsets or seeds); shards must run the same one");
   auto log = make_logger((fs::path(plan.dir) / "attribute.log").string(), "attribute: ");

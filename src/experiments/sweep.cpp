@@ -119,7 +119,11 @@ Plan plan_from_args(const SweepArgs& args) {
   }
   if (plan.axes.empty()) throw ConfigError("--grid: a sweep needs at least one grid axis");
   plan.x = args.x;
-  if (plan.name.empty()) plan.name = plan.base.value("name", "sweep");
+  // (A base that is no object, or whose name is no string, is the parser's to report.)
+  if (plan.name.empty() && plan.base.is_object() && plan.base.contains("name") &&
+      plan.base["name"].is_string())
+    plan.name = plan.base["name"].get<std::string>();
+  if (plan.name.empty()) plan.name = "sweep";
   plan.dir = args.out.empty() ? (fs::path("runs") / ("sweep-" + plan.name)).string() : args.out;
   return plan;
 }

@@ -97,6 +97,11 @@ Attribution attribute_values(int players, double empty,
     throw Error("attribution: " + std::to_string(players) + " modalities; 1 to " +
                 std::to_string(kMaxAttributionPlayers) + " are supported");
   if (runs.empty()) throw Error("attribution: no subset has a value");
+  const uint32_t all = (1u << players) - 1;
+  for (const auto& [mask, r] : runs)
+    if (mask == 0 || mask > all)
+      throw Error("attribution: subset " + std::to_string(mask) + " is not a non-empty subset of " +
+                  std::to_string(players) + " modalities");
   const size_t K = runs.begin()->second.size();
   for (const auto& [mask, r] : runs)
     if (r.size() != K || K == 0)
