@@ -9,6 +9,10 @@
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/training/metrics.hpp"
 #include "mmfusion/training/trainer.hpp"
+#include "mmfusion/training/run.hpp"
+#include "mmfusion/training/step.hpp"
+#include "mmfusion/cli/commands.hpp"
+#include "mmfusion/models/models.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;
@@ -226,4 +230,80 @@ TEST(Classification, LabelFilesAreChecked) {
   EXPECT_THROW(tiny_config({"task=classification", "num_classes=3", "train.loss=mse"}),
                ConfigError);
   EXPECT_THROW(tiny_config({"num_classes=3"}), ConfigError);  // regression
+}
+
+// model.encoders.<m> as an object: the LMF paper's subnet puts a batch norm on the input.
+// The list stays shorthand (and is what the resolved config writes for it); the batch norm
+// is trained and saved with the model, and LMF then takes autograd, saying why.
+TEST(Encoders, AnObjectEncoderWithABatchNormOfItsInput) {
+  const std::vector<std::string> sets = {
+      "model.encoders={\"audio\":{\"type\":\"mlp\",\"hidden\":[8],\"batch_norm\":true},"
+      "\"text\":[6],\"visual\":{\"batch_norm\":false}}",
+      "model.dropout=0"};
+  const ExperimentConfig c = tiny_config(sets);
+  EXPECT_EQ(c.model.encoders.at("audio"), (EncoderConfig{{8}, true}));
+  EXPECT_EQ(c.model.encoders.at("text"), (EncoderConfig{{6}, false}));
+  EXPECT_EQ(c.model.encoders.at("visual"), (EncoderConfig{c.model.encoder_hidden, false}));
+  const nlohmann::json written = to_json(c)["model"]["encoders"];
+  EXPECT_EQ(written["audio"],
+            nlohmann::json::parse(R"({"type":"mlp","hidden":[8],"batch_norm":true})"));
+  EXPECT_EQ(written["text"], nlohmann::json::array({6}));
+  EXPECT_EQ(parse_config(to_json(c)).model.encoders, c.model.encoders);
+
+  expect_error<ConfigError>([] { tiny_config({"model.encoders={\"audio\":{\"type\":\"lstm\"}}"}); },
+                            "model.encoders.audio.type: expected \"mlp\", got \"lstm\"");
+  expect_error<ConfigError>([] { tiny_config({"model.encoders={\"audio\":{\"hiden\":[3]}}"}); },
+                            "model.encoders.audio");
+
+  // In training mode the audio encoder is Linear(relu) of the batch-normalised input.
+  torch::manual_seed(3);
+  ModelPtr model = make_model(c.model, c.data.modalities, 1);
+  const auto params = model->named_parameters();
+  ASSERT_TRUE(params.contains("encoders.audio.input_norm.weight"));
+  EXPECT_FALSE(params.contains("encoders.text.input_norm.weight"));
+  auto* lmf = dynamic_cast<LMFImpl*>(model.get());
+  ASSERT_NE(lmf, nullptr);
+  const auto x = random_inputs(c.data.modalities, 16);
+  model->train();
+  const auto h = lmf->encoders->forward(x);
+  const auto mean = x[1].mean(0, true), var = x[1].var(0, false, true);
+  const auto normed = (x[1] - mean) / torch::sqrt(var + 1e-5);
+  const auto expected = torch::relu(torch::addmm(params["encoders.audio.fc0.bias"], normed,
+                                                 params["encoders.audio.fc0.weight"].t()));
+  EXPECT_TRUE(torch::allclose(h[1], expected, 1e-4, 1e-5));
+  // Its running statistics moved, and they are buffers a checkpoint keeps.
+  EXPECT_TRUE(model->named_buffers().contains("encoders.audio.input_norm.running_mean"));
+
+  // A one-row batch in training is normalised with the running statistics (no error).
+  model->train();
+  const auto one =
+      lmf->encoders->forward({x[0].slice(0, 0, 1), x[1].slice(0, 0, 1), x[2].slice(0, 0, 1)});
+  const auto& norm = params["encoders.audio.input_norm.weight"];
+  const auto rm = model->named_buffers()["encoders.audio.input_norm.running_mean"];
+  const auto rv = model->named_buffers()["encoders.audio.input_norm.running_var"];
+  const auto by_running = (x[1].slice(0, 0, 1) - rm) / torch::sqrt(rv + 1e-5) * norm +
+                          params["encoders.audio.input_norm.bias"];
+  EXPECT_TRUE(
+      torch::allclose(one[1],
+                      torch::relu(torch::addmm(params["encoders.audio.fc0.bias"], by_running,
+                                               params["encoders.audio.fc0.weight"].t())),
+                      1e-4, 1e-5));
+
+  StepRunner runner(model, c.train);
+  EXPECT_EQ(runner.why_autograd(), "an encoder normalises its input (batch_norm)");
+}
+
+TEST(Encoders, ABatchNormEncodersCheckpointEvaluatesToItsResults) {
+  TempDir dir;
+  TrainArgs train;
+  train.config = source_path("configs/tiny.json");
+  train.overrides = {"model.encoders={\"audio\":{\"hidden\":[8],\"batch_norm\":true}}",
+                     "train.epochs=3", "data.train_size=65"};  // a last batch of one row
+  train.out = dir.file("run");
+  const auto outcome = run_train(train);
+  EvalArgs eval;
+  eval.checkpoint = dir.file("run/checkpoints/best.pt");
+  eval.device = "cpu";
+  const nlohmann::json now = run_eval(eval);
+  EXPECT_NEAR(now["mse"].get<double>(), outcome.results["test"]["mse"].get<double>(), 1e-9);
 }

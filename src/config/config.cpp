@@ -228,6 +228,11 @@ std::string subset_name(const std::vector<std::string>& modalities) {
 const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model,
                                                const std::string& modality) {
   auto it = model.encoders.find(modality);
-  return it == model.encoders.end() ? model.encoder_hidden : it->second;
+  return it == model.encoders.end() ? model.encoder_hidden : it->second.hidden;
+}
+
+EncoderConfig encoder_for(const ModelConfig& model, const std::string& modality) {
+  auto it = model.encoders.find(modality);
+  return it == model.encoders.end() ? EncoderConfig{model.encoder_hidden, false} : it->second;
 }
 }  // namespace mmfusion

@@ -74,8 +74,7 @@ std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& p
 // the config's modality order (so that every spelling of a set is one set).
 std::vector<std::string> parse_modality_set(const json* names, const std::string& at,
                                             const std::vector<ModalityConfig>& modalities,
-                                            size_t at_least,
-                                            const char* list = "data.modalities") {
+                                            size_t at_least, const char* list = "data.modalities") {
   if (!names || !names->is_array() || names->size() < at_least)
     fail(at,
          "expected a list of " +
@@ -160,10 +159,34 @@ std::vector<std::vector<std::string>> all_interactions(
   return sets;
 }
 
-std::map<std::string, std::vector<int64_t>> parse_encoders(
-    const json& v, const std::string& at, const std::vector<ModalityConfig>& modalities) {
-  if (!v.is_object()) fail(at, "expected an object {modality: [hidden sizes]}, got " + describe(v));
-  std::map<std::string, std::vector<int64_t>> out;
+// model.encoders.<name>: [hidden sizes], or {"type": "mlp", "hidden": [...], "batch_norm": b}
+// (hidden defaulting to model.encoder_hidden).
+EncoderConfig parse_encoder(const json& v, const std::string& at,
+                            const std::vector<int64_t>& default_hidden) {
+  if (v.is_array()) return {check_sizes(v, at), false};
+  if (!v.is_object())
+    fail(at,
+         "expected hidden sizes [n, ...] or an encoder {\"type\": \"mlp\", \"hidden\": [...], "
+         "\"batch_norm\": false}, got " +
+             describe(v));
+  ObjectReader r(&v, at);
+  EncoderConfig e{default_hidden, false};
+  if (const json* type = r.find("type")) {
+    const std::string name = check_string(*type, r.path("type"));
+    if (name != "mlp") fail(r.path("type"), "expected \"mlp\", got \"" + name + "\"");
+  }
+  if (const json* hidden = r.find("hidden")) e.hidden = check_sizes(*hidden, r.path("hidden"));
+  if (const json* norm = r.find("batch_norm"))
+    e.batch_norm = check_boolean(*norm, r.path("batch_norm"));
+  r.finish();
+  return e;
+}
+
+std::map<std::string, EncoderConfig> parse_encoders(const json& v, const std::string& at,
+                                                    const std::vector<ModalityConfig>& modalities,
+                                                    const std::vector<int64_t>& default_hidden) {
+  if (!v.is_object()) fail(at, "expected an object {modality: encoder}, got " + describe(v));
+  std::map<std::string, EncoderConfig> out;
   for (const auto& item : v.items()) {
     const std::string entry = at + "." + item.key();
     const bool exists =
@@ -174,7 +197,7 @@ std::map<std::string, std::vector<int64_t>> parse_encoders(
       for (const auto& mc : modalities) names += (names.empty() ? "" : ", ") + mc.name;
       fail(entry, "no modality named \"" + item.key() + "\" (modalities: " + names + ")");
     }
-    out[item.key()] = check_sizes(item.value(), entry);
+    out[item.key()] = parse_encoder(item.value(), entry, default_hidden);
   }
   return out;
 }
@@ -353,6 +376,21 @@ json modalities_schema(int min_items) {
             {"additionalProperties", false}}}};
 }
 
+json sizes_schema() {
+  return {{"type", "array"}, {"items", {{"type", "integer"}, {"minimum", 1}}}};
+}
+
+// One model.encoders entry: hidden sizes, or the encoder object.
+json encoder_schema() {
+  json object = {{"type", "object"},
+                 {"properties",
+                  {{"type", {{"const", "mlp"}}},
+                   {"hidden", sizes_schema()},
+                   {"batch_norm", {{"type", "boolean"}, {"default", false}}}}},
+                 {"additionalProperties", false}};
+  return {{"anyOf", json::array({sizes_schema(), object})}};
+}
+
 json modality_sets_schema() {
   return {{"type", "array"},
           {"items",
@@ -488,8 +526,7 @@ std::vector<ConfigKey> make_table() {
   {
     ConfigKey k = special(
         "data.synthetic.modalities", "list of objects",
-        ">= 2 entries, holding every entry of `data.modalities`",
-        modalities_schema(2),
+        ">= 2 entries, holding every entry of `data.modalities`", modalities_schema(2),
         "the modalities the generator draws, as `data.modalities` gives them; the data keep "
         "`data.modalities` alone, whose rows are the same whatever the others (how `attribute` trains a "
         "subset of the modalities on the same data)");
@@ -497,10 +534,9 @@ std::vector<ConfigKey> make_table() {
       c.data.synthetic.modalities = c.data.modalities;
       if (!v) {
         if (synthetic(c) && c.data.modalities.size() < 2)
-          fail("data.modalities",
-               "expected at least 2 modalities for synthetic data, got " +
-                   std::to_string(c.data.modalities.size()) +
-                   " (or list the generator's in data.synthetic.modalities)");
+          fail("data.modalities", "expected at least 2 modalities for synthetic data, got " +
+                                      std::to_string(c.data.modalities.size()) +
+                                      " (or list the generator's in data.synthetic.modalities)");
         return;
       }
       c.data.synthetic.modalities = parse_modalities(v, at, 2);
@@ -511,8 +547,8 @@ std::vector<ConfigKey> make_table() {
         if (it == all.end())
           fail(at, "data.modalities has \"" + m.name + "\", which the generator does not draw");
         if (it->dim != m.dim)
-          fail(at, "\"" + m.name + "\" has dim " + std::to_string(it->dim) +
-                       " here and " + std::to_string(m.dim) + " in data.modalities");
+          fail(at, "\"" + m.name + "\" has dim " + std::to_string(it->dim) + " here and " +
+                       std::to_string(m.dim) + " in data.modalities");
       }
     };
     k.get = [](const ExperimentConfig& c, const std::string&) {
@@ -540,12 +576,16 @@ std::vector<ConfigKey> make_table() {
   {
     ConfigKey k = special(
         "data.synthetic.shared_by", "list of strings", "one or more of the generator's modalities",
-        {{"type", "array"}, {"minItems", 1}, {"uniqueItems", true}, {"items", {{"type", "string"}}}},
+        {{"type", "array"},
+         {"minItems", 1},
+         {"uniqueItems", true},
+         {"items", {{"type", "string"}}}},
         "the modalities whose features see the shared latents (the others see their own latents "
         "alone); a term of the shared latents (`shared_weight`) is then redundant between them");
     k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json*) {
-      if (v) c.data.synthetic.shared_by = parse_modality_set(v, at, generator_modalities(c.data), 1,
-                                                              "the generator's modalities");
+      if (v)
+        c.data.synthetic.shared_by = parse_modality_set(v, at, generator_modalities(c.data), 1,
+                                                        "the generator's modalities");
     };
     k.get = [](const ExperimentConfig& c, const std::string&) {
       return json(c.data.synthetic.shared_by);
@@ -610,10 +650,10 @@ std::vector<ConfigKey> make_table() {
   }
   {
     ConfigKey k = written_when(
-        number("data.synthetic.shared_weight", MMF_FIELD(data.synthetic.shared_weight), 0, inf,
-               false,
-               "with `terms`: the weight of a unit-variance linear term of the shared latents, which "
-               "every modality of `shared_by` observes (redundant information); 0 = none"),
+        number(
+            "data.synthetic.shared_weight", MMF_FIELD(data.synthetic.shared_weight), 0, inf, false,
+            "with `terms`: the weight of a unit-variance linear term of the shared latents, which "
+            "every modality of `shared_by` observes (redundant information); 0 = none"),
         [](const ExperimentConfig& c) { return !c.data.synthetic.terms.empty(); });
     k.check = [](const ExperimentConfig& c, const json&) {
       const auto& sy = c.data.synthetic;
@@ -649,9 +689,11 @@ std::vector<ConfigKey> make_table() {
 
   // ---- top level again: after data, where the parser has always read them (the order
   // in which errors are found)
-  t.push_back(used_by(integer("seed", MMF_FIELD(seed), 0, inf,
-                              "data generation and splits; model initialisation, dropout and shuffling unless `train.seed` is given"),
-                      everywhere));
+  t.push_back(used_by(
+      integer(
+          "seed", MMF_FIELD(seed), 0, inf,
+          "data generation and splits; model initialisation, dropout and shuffling unless `train.seed` is given"),
+      everywhere));
   {
     ConfigKey k = used_by(
         row("device", KeyKind::String, MMF_FIELD(device),
@@ -704,18 +746,22 @@ std::vector<ConfigKey> make_table() {
       "TFN: refuse an outer product prod(d_m + 1) larger than this (the error says what it would "
       "cost); InTense: refuse a larger interaction block"));
   {
-    ConfigKey k =
-        special("model.encoders", "object", "keys are modality names",
-                {{"type", "object"},
-                 {"additionalProperties",
-                  {{"type", "array"}, {"items", {{"type", "integer"}, {"minimum", 1}}}}}},
-                "per-modality hidden sizes overriding `encoder_hidden`, e.g. `{\"text\": [64]}`");
+    ConfigKey k = special(
+        "model.encoders", "object", "keys are modality names",
+        {{"type", "object"}, {"additionalProperties", encoder_schema()}},
+        "per-modality encoders overriding `encoder_hidden`: hidden sizes, e.g. `{\"text\": [64]}`, "
+        "or `{\"type\": \"mlp\", \"hidden\": [...], \"batch_norm\": true}` (`hidden` defaults to "
+        "`encoder_hidden`; `batch_norm` normalises the modality's input first, as the LMF paper's "
+        "audio and visual subnets do)");
     k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json*) {
-      if (v) c.model.encoders = parse_encoders(*v, at, c.data.modalities);
+      if (v) c.model.encoders = parse_encoders(*v, at, c.data.modalities, c.model.encoder_hidden);
     };
     k.get = [](const ExperimentConfig& c, const std::string&) {
+      // The shorthand where it says everything, so that earlier configs resolve as before.
       json out = json::object();
-      for (const auto& [name, hidden] : c.model.encoders) out[name] = hidden;
+      for (const auto& [name, e] : c.model.encoders)
+        out[name] = e.batch_norm ? json{{"type", "mlp"}, {"hidden", e.hidden}, {"batch_norm", true}}
+                                 : json(e.hidden);
       return out;
     };
     t.push_back(k);

@@ -17,8 +17,9 @@ torch::Tensor activate(Activation activation, const torch::Tensor& x) {
 }
 
 MLPEncoderImpl::MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden,
-                               double dropout, Activation activation)
+                               double dropout, Activation activation, bool batch_norm)
     : input_dim_(input_dim), dropout_(dropout), activation_(activation), output_dim_(input_dim) {
+  if (batch_norm) input_norm_ = register_module("input_norm", torch::nn::BatchNorm1d(input_dim));
   for (size_t i = 0; i < hidden.size(); ++i) {
     layers_.push_back(
         register_module("fc" + std::to_string(i), torch::nn::Linear(output_dim_, hidden[i])));
@@ -27,6 +28,16 @@ MLPEncoderImpl::MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hi
 }
 
 torch::Tensor MLPEncoderImpl::forward(torch::Tensor x) {
+  if (input_norm_) {
+    // A batch of one row has no batch statistics: it is normalised with the running ones,
+    // as in evaluation (a training split's last batch can be one row).
+    const bool batch_stats = is_training() && x.size(0) > 1;
+    x = torch::batch_norm(x, input_norm_->weight, input_norm_->bias, input_norm_->running_mean,
+                          input_norm_->running_var, batch_stats,
+                          input_norm_->options.momentum().value(), input_norm_->options.eps(),
+                          false);
+    if (batch_stats) input_norm_->num_batches_tracked += 1;
+  }
   for (auto& layer : layers_)
     x = fast_dropout(activate(activation_, layer(x)), dropout_, is_training());
   return x;
@@ -37,6 +48,7 @@ EncoderDescription MLPEncoderImpl::describe() const {
   d.input_dim = input_dim_;
   d.activation = activation_;
   d.dropout = dropout_;
+  d.batch_norm = !input_norm_.is_empty();
   for (const auto& layer : layers_) {
     d.hidden.push_back(layer->weight.size(0));
     d.layers.push_back({layer->weight, layer->bias});
@@ -46,9 +58,11 @@ EncoderDescription MLPEncoderImpl::describe() const {
 
 ModalityEncodersImpl::ModalityEncodersImpl(const std::vector<ModalityConfig>& modalities,
                                            const ModelConfig& model) {
-  for (const auto& m : modalities)
-    encoders_.push_back(register_module(m.name, MLPEncoder(m.dim, encoder_hidden_for(model, m.name),
-                                                           model.dropout, model.activation)));
+  for (const auto& m : modalities) {
+    const EncoderConfig e = encoder_for(model, m.name);
+    encoders_.push_back(register_module(
+        m.name, MLPEncoder(m.dim, e.hidden, model.dropout, model.activation, e.batch_norm)));
+  }
 }
 
 std::vector<torch::Tensor> ModalityEncodersImpl::forward(const std::vector<torch::Tensor>& inputs) {

@@ -422,6 +422,11 @@ void Trainer::fit(const std::atomic<int>* stop) {
              to_string(config_.model.type), device_.str(), train_rows(),
              stream_ ? " (streamed, per epoch)" : "", val_.size(), test_.size(),
              parameter_counts(*model_)[0].second, torch::get_num_threads());
+  // Which step runs, when LMF on the CPU could have taken the hand-written pass and does
+  // not (docs/performance.md).
+  if (config_.model.type == ModelType::LMF && device_.is_cpu() && config_.train.handwritten_step &&
+      !step_->why_autograd().empty())
+    log_->info("training step: autograd, not the hand-written LMF pass: {}", step_->why_autograd());
   // Several processes share the cores by a fixed split (run.cpp); one process alone adapts.
   threads_ = ThreadGovernor(config_.threads == 0 && !comm_, available_cores());
   if (threads_.adaptive() && torch::get_num_threads() < available_cores())

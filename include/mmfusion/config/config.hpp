@@ -102,11 +102,11 @@ struct SyntheticConfig {
   // With `terms`: the weight of a unit-variance linear term of the shared latents in the
   // target (a factor every modality in shared_by observes); 0: none.
   double shared_weight = 0;
-  double feature_noise = 0.1;     // std of the noise added to each feature
-  double target_noise = 0.1;      // std of the noise added to the target
-  double weight_unimodal = 1.0;   // weight of the unit-variance unimodal part
-  double weight_bimodal = 1.0;    // weight of the unit-variance bimodal part
-  double weight_trimodal = 1.0;   // weight of the unit-variance trimodal part (M >= 3)
+  double feature_noise = 0.1;    // std of the noise added to each feature
+  double target_noise = 0.1;     // std of the noise added to the target
+  double weight_unimodal = 1.0;  // weight of the unit-variance unimodal part
+  double weight_bimodal = 1.0;   // weight of the unit-variance bimodal part
+  double weight_trimodal = 1.0;  // weight of the unit-variance trimodal part (M >= 3)
   // The target as a sum of weighted terms instead of the three weights above (which are
   // shorthand for their own fixed set of terms; synthetic_truth in data.hpp).
   std::vector<TargetTerm> terms;
@@ -161,20 +161,31 @@ struct IntenseConfig {
   double reg = 0.05;       // weight of the l_{2,q} block regulariser in the loss
 };
 
+// One modality's encoder (model.encoders.<name>): an MLP of these hidden sizes, with an
+// optional batch norm of its input (the LMF paper's audio and visual subnets). A list of
+// hidden sizes alone is shorthand for {"type": "mlp", "hidden": [...]}.
+struct EncoderConfig {
+  std::vector<int64_t> hidden;
+  bool batch_norm = false;
+  bool operator==(const EncoderConfig& o) const {
+    return hidden == o.hidden && batch_norm == o.batch_norm;
+  }
+};
+
 struct ModelConfig {
   ModelType type = ModelType::LMF;
   int64_t rank = 4;                                       // lmf
   RankWeighting rank_weighting = RankWeighting::Learned;  // lmf
   double dropout = 0.1;
-  Activation activation = Activation::ReLU;              // every encoder and post-fusion layer
-  int64_t fused_dim = 32;                                // LMF's d_out: size of the fused vector
-  int64_t output_dim = 0;                                // 0: the target's number of columns
-  std::vector<int64_t> encoder_hidden = {32};            // every modality's MLP
-  std::map<std::string, std::vector<int64_t>> encoders;  // per-modality override
-  std::vector<int64_t> post_hidden = {64, 64};  // tfn, concat: post-fusion MLP hidden sizes
-  LateCombine late_combine = LateCombine::Sum;  // late: sum or mean of per-modality heads
-  int64_t max_fused_size = 1 << 22;             // tfn, intense: refuse larger outer products
-  IntenseConfig intense;                        // intense
+  Activation activation = Activation::ReLU;       // every encoder and post-fusion layer
+  int64_t fused_dim = 32;                         // LMF's d_out: size of the fused vector
+  int64_t output_dim = 0;                         // 0: the target's number of columns
+  std::vector<int64_t> encoder_hidden = {32};     // every modality's MLP
+  std::map<std::string, EncoderConfig> encoders;  // per-modality override
+  std::vector<int64_t> post_hidden = {64, 64};    // tfn, concat: post-fusion MLP hidden sizes
+  LateCombine late_combine = LateCombine::Sum;    // late: sum or mean of per-modality heads
+  int64_t max_fused_size = 1 << 22;               // tfn, intense: refuse larger outer products
+  IntenseConfig intense;                          // intense
 };
 
 struct TrainConfig {
@@ -268,6 +279,8 @@ const KernelConfig& kernel_for(const MKLConfig& mkl, const std::string& modality
 // The hidden sizes of one modality's encoder (per-modality override or the default).
 const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model,
                                                const std::string& modality);
+// One modality's whole encoder (its own entry, or an MLP of encoder_hidden).
+EncoderConfig encoder_for(const ModelConfig& model, const std::string& modality);
 // A set of modalities named in R's notation: its names joined by ':' ("visual:audio").
 std::string subset_name(const std::vector<std::string>& modalities);
 // Every modality's encoding size: its last hidden size, or its input size without any.

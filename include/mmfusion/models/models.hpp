@@ -59,21 +59,24 @@ struct EncoderDescription {
   std::vector<int64_t> hidden;
   Activation activation = Activation::ReLU;
   double dropout = 0;
+  bool batch_norm = false;    // an input batch norm (not in `layers`)
   std::vector<Layer> layers;  // one per hidden size
   int64_t output_dim() const { return hidden.empty() ? input_dim : hidden.back(); }
 };
 
-// A modality encoder: (Linear -> activation -> Dropout) per hidden size. With no hidden
-// sizes it is the identity and h_m = x_m.
+// A modality encoder: an optional batch norm of the input (model.encoders.<m>.batch_norm),
+// then (Linear -> activation -> Dropout) per hidden size. With neither it is the identity
+// and h_m = x_m.
 struct MLPEncoderImpl : torch::nn::Module {
   MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden, double dropout,
-                 Activation activation = Activation::ReLU);
+                 Activation activation = Activation::ReLU, bool batch_norm = false);
   torch::Tensor forward(torch::Tensor x);
   int64_t output_dim() const { return output_dim_; }
   EncoderDescription describe() const;
 
  private:
   std::vector<torch::nn::Linear> layers_;
+  torch::nn::BatchNorm1d input_norm_{nullptr};
   int64_t input_dim_;
   double dropout_;
   Activation activation_;
