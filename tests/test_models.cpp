@@ -253,7 +253,13 @@ TEST(Encoders, AnObjectEncoderWithABatchNormOfItsInput) {
   expect_error<ConfigError>([] { tiny_config({"model.encoders={\"audio\":{\"type\":\"lstm\"}}"}); },
                             "model.encoders.audio.type: expected \"mlp\", got \"lstm\"");
   expect_error<ConfigError>([] { tiny_config({"model.encoders={\"audio\":{\"hiden\":[3]}}"}); },
-                            "model.encoders.audio");
+                            "model.encoders.audio.hiden: unknown key");
+  // A missing `hidden` is model.encoder_hidden, as given (it is read first).
+  EXPECT_EQ(tiny_config(
+                {"model.encoder_hidden=[5,3]", "model.encoders={\"audio\":{\"batch_norm\":true}}"})
+                .model.encoders.at("audio")
+                .hidden,
+            (std::vector<int64_t>{5, 3}));
 
   // In training mode the audio encoder is Linear(relu) of the batch-normalised input.
   torch::manual_seed(3);
@@ -271,8 +277,12 @@ TEST(Encoders, AnObjectEncoderWithABatchNormOfItsInput) {
   const auto expected = torch::relu(torch::addmm(params["encoders.audio.fc0.bias"], normed,
                                                  params["encoders.audio.fc0.weight"].t()));
   EXPECT_TRUE(torch::allclose(h[1], expected, 1e-4, 1e-5));
-  // Its running statistics moved, and they are buffers a checkpoint keeps.
-  EXPECT_TRUE(model->named_buffers().contains("encoders.audio.input_norm.running_mean"));
+  // Its running statistics moved by momentum 0.1 towards the batch's, once; they are
+  // buffers, which a checkpoint keeps.
+  auto buffers = model->named_buffers();
+  EXPECT_TRUE(torch::allclose(buffers["encoders.audio.input_norm.running_mean"],
+                              0.1 * mean.squeeze(0), 1e-5, 1e-6));
+  EXPECT_EQ(buffers["encoders.audio.input_norm.num_batches_tracked"].item<int64_t>(), 1);
 
   // A one-row batch in training is normalised with the running statistics (no error).
   model->train();
@@ -286,6 +296,18 @@ TEST(Encoders, AnObjectEncoderWithABatchNormOfItsInput) {
   EXPECT_TRUE(
       torch::allclose(one[1],
                       torch::relu(torch::addmm(params["encoders.audio.fc0.bias"], by_running,
+                                               params["encoders.audio.fc0.weight"].t())),
+                      1e-4, 1e-5));
+
+  // The one-row batch did not count as a batch; evaluation uses the running statistics.
+  EXPECT_EQ(buffers["encoders.audio.input_norm.num_batches_tracked"].item<int64_t>(), 1);
+  model->eval();
+  const auto eval_h = lmf->encoders->forward(x);
+  const auto by_running_all =
+      (x[1] - rm) / torch::sqrt(rv + 1e-5) * norm + params["encoders.audio.input_norm.bias"];
+  EXPECT_TRUE(
+      torch::allclose(eval_h[1],
+                      torch::relu(torch::addmm(params["encoders.audio.fc0.bias"], by_running_all,
                                                params["encoders.audio.fc0.weight"].t())),
                       1e-4, 1e-5));
 
@@ -305,5 +327,7 @@ TEST(Encoders, ABatchNormEncodersCheckpointEvaluatesToItsResults) {
   eval.checkpoint = dir.file("run/checkpoints/best.pt");
   eval.device = "cpu";
   const nlohmann::json now = run_eval(eval);
+  ASSERT_TRUE(now["mse"].is_number()) << now.dump();  // a NaN running variance would be null
+  EXPECT_TRUE(std::isfinite(now["mse"].get<double>()));
   EXPECT_NEAR(now["mse"].get<double>(), outcome.results["test"]["mse"].get<double>(), 1e-9);
 }

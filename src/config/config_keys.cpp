@@ -167,7 +167,7 @@ EncoderConfig parse_encoder(const json& v, const std::string& at,
   if (!v.is_object())
     fail(at,
          "expected hidden sizes [n, ...] or an encoder {\"type\": \"mlp\", \"hidden\": [...], "
-         "\"batch_norm\": false}, got " +
+         "\"batch_norm\": true}, got " +
              describe(v));
   ObjectReader r(&v, at);
   EncoderConfig e{default_hidden, false};

@@ -241,7 +241,8 @@ void Trainer::load_batch(int64_t b0, int64_t b1) {
 
 double Trainer::eager_step(int64_t step, int64_t b0, int64_t b1, bool& stop_now) {
   // Data parallel: this rank's contiguous shard of the global batch; its mean loss is
-  // weighted by its share, and the summed gradients are those of the global mean.
+  // weighted by its share, and the summed gradients are those of the global mean (except
+  // through batch norms, which see their rank's shard: there is no synchronised batch norm).
   const int rank = comm_ ? comm_->rank() : 0, world = comm_ ? comm_->world_size() : 1;
   const auto [s0, s1] = shard_of(b0, b1, rank, world);
   clear_gradients(*optimizer_);
