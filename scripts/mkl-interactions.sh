@@ -21,13 +21,7 @@ source scripts/structures.sh
 # mkl.split_gamma became the default).
 common=(--set threads=2 "${structure_data[@]}" --set mkl.interactions=all --set mkl.kernels.default.gamma_scale=0.5
         --set mkl.split_gamma=false)
-mkl() {  # mkl RUN ARGS...: unless complete
-  local run=$1
-  shift
-  [ -f "$run/mkl.json" ] && return
-  rm -rf "$run"
-  "$bin" mkl "$@" --out "$run" > /dev/null 2>> "$out/mkl.log"
-}
+source scripts/mkl-run.sh
 for structure in additive pairs triple mixed; do
   for seed in 1 2 3; do
     mkl "$out/$structure-$seed" --config configs/default.json "${common[@]}" --set seed=$seed \

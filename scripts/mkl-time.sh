@@ -11,13 +11,7 @@ out=${1:-runs/mkl-time}
 [ $# -gt 0 ] && shift
 bin=./build/mmfusion
 mkdir -p "$out"
-mkl() {  # mkl RUN ARGS...: unless complete
-  local run=$1
-  shift
-  [ -f "$run/mkl.json" ] && return
-  rm -rf "$run"
-  "$bin" mkl "$@" --out "$run" > /dev/null 2>> "$out/mkl.log"
-}
+source scripts/mkl-run.sh
 data=(--config configs/default.json --set threads=2 --set data.synthetic.shared_latent_dim=0)
 for n in 2000 4000; do
   mkl "$out/additive-$n" "${data[@]}" --set mkl.train_size=$n "$@"

@@ -92,6 +92,13 @@ std::map<std::string, double> truth_r2(const SyntheticTruth& t) {
   return out;
 }
 
+// configs/leaves100.json's data files, wherever the tests run from.
+std::vector<std::string> leaves100_files() {
+  return {"data.path=" + source_path("data/leaves100/leaves-train.pt"),
+          "data.val_path=" + source_path("data/leaves100/leaves-val.pt"),
+          "data.test_path=" + source_path("data/leaves100/leaves-test.pt")};
+}
+
 AttributeArgs tiny_attribution(const TempDir& dir, const std::vector<std::string>& overrides) {
   AttributeArgs args;
   args.config = source_path("configs/tiny.json");
@@ -394,9 +401,7 @@ TEST(Attribute, SubsetModesAndTheirLimits) {
   // File data: the subsets keep the file's modalities they name.
   AttributeArgs leaves;
   leaves.config = source_path("configs/leaves100.json");
-  leaves.overrides = {"data.path=" + source_path("data/leaves100/leaves-train.pt"),
-                      "data.val_path=" + source_path("data/leaves100/leaves-val.pt"),
-                      "data.test_path=" + source_path("data/leaves100/leaves-test.pt")};
+  leaves.overrides = leaves100_files();
   leaves.out = dir.file("leaves");
   leaves.dry_run = true;
   leaves.seeds = 3;
@@ -591,9 +596,7 @@ TEST(ExplainDependence, HighOnTheRedundantPairAndOnLeaves100WithTheWarning) {
   TempDir dir;
   TrainArgs train;
   train.config = source_path("configs/leaves100.json");
-  train.overrides = {"train.epochs=2", "data.path=" + source_path("data/leaves100/leaves-train.pt"),
-                     "data.val_path=" + source_path("data/leaves100/leaves-val.pt"),
-                     "data.test_path=" + source_path("data/leaves100/leaves-test.pt")};
+  train.overrides = joined({"train.epochs=2"}, leaves100_files());
   train.out = dir.file("leaves");
   run_train(train);
   ExplainArgs args;
