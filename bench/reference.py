@@ -2,7 +2,8 @@
 """PyTorch/Python reference of mmfusion's LMF and TFN, for the performance comparison.
 
 Written the way a PyTorch user writes these models (after the LMF reference code,
-Justin1904/Low-rank-Multimodal-Fusion, and the usual TFN port): the same architecture,
+Justin1904/Low-rank-Multimodal-Fusion, and the usual TFN port; sequence encoders as its
+text subnet, a packed LSTM over the valid steps): the same architecture,
 initialisation scheme, optimizer, loss, batch handling, thread count and timing method
 as `mmfusion bench`. It reads a *resolved* config (`mmfusion validate --config FILE`).
 
@@ -31,33 +32,85 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def hidden_for(model_cfg, name):
-    return model_cfg["encoders"].get(name, model_cfg["encoder_hidden"])
+def encoder_for(model_cfg, mod):
+    """model.encoders.<name> as an object: the list shorthand is an mlp; a sequence without
+    an entry is the masked mean of encoder_hidden's MLP (as in mmfusion)."""
+    e = model_cfg["encoders"].get(mod["name"])
+    if e is None:
+        return {"type": "mean" if mod.get("sequence") else "mlp", "hidden": model_cfg["encoder_hidden"]}
+    if isinstance(e, list):
+        return {"type": "mlp", "hidden": e}
+    return e
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
-class Encoder(nn.Module):
-    """(Linear -> activation -> Dropout) per hidden size, as in mmfusion."""
+class MLP(nn.Module):
+    """An optional input BatchNorm, then (Linear -> activation -> Dropout) per hidden size,
+    as in mmfusion; a sequence is pooled first (masked mean) for type mean."""
 
-    def __init__(self, in_dim, hidden, dropout, activation="relu"):
+    def __init__(self, in_dim, e, dropout, activation="relu"):
         super().__init__()
-        layers, d = [], in_dim
-        for h in hidden:
+        layers, d = [nn.BatchNorm1d(in_dim)] if e.get("batch_norm") else [], in_dim
+        for h in e.get("hidden", []):
             layers += [nn.Linear(d, h), ACTIVATIONS[activation](), nn.Dropout(dropout)]
             d = h
         self.net = nn.Sequential(*layers)
+        self.pool = e["type"] == "mean"
         self.out_dim = d
 
-    def forward(self, x):
+    def forward(self, x, lengths=None):
+        if self.pool:
+            mask = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).to(x.dtype)
+            x = (x * mask[:, :, None]).sum(1) / lengths.clamp(min=1)[:, None].to(x.dtype)
         return self.net(x)
+
+
+class Recurrent(nn.Module):
+    """The LMF reference code's text subnet: an LSTM (or GRU) over the packed valid steps,
+    its final hidden state, dropout, and a Linear layer."""
+
+    def __init__(self, in_dim, e, dropout):
+        super().__init__()
+        hidden, layers, bi = e.get("hidden", 64), e.get("layers", 1), e.get("bidirectional", False)
+        rnn = nn.LSTM if e["type"] == "lstm" else nn.GRU
+        drop = e.get("dropout", dropout)
+        self.rnn = rnn(in_dim, hidden, num_layers=layers, batch_first=True, bidirectional=bi,
+                       dropout=drop if layers > 1 else 0.0)
+        self.dirs = 2 if bi else 1
+        self.drop = nn.Dropout(drop)
+        width = hidden * self.dirs
+        self.out = nn.Linear(width, e["out"]) if e.get("out", 0) > 0 else None
+        self.out_dim = e["out"] if self.out is not None else width
+
+    def forward(self, x, lengths):
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, state = self.rnn(packed)
+        h = state[0] if isinstance(state, tuple) else state
+        h = torch.cat(list(h[-self.dirs:]), dim=1)
+        h = self.drop(h)
+        return self.out(h) if self.out is not None else h
+
+
+def Encoder(mod, mc):
+    e = encoder_for(mc, mod)
+    if e["type"] in ("lstm", "gru"):
+        return Recurrent(mod["dim"], e, mc["dropout"])
+    if e["type"] not in ("mlp", "mean"):
+        sys.exit(f"reference.py: encoder type {e['type']} is not implemented here")
+    return MLP(mod["dim"], e, mc["dropout"], mc.get("activation", "relu"))
+
+
+def encode(enc, x):
+    """x: a tensor, or (steps, lengths) for a sequence."""
+    return enc(*x) if isinstance(x, tuple) else enc(x)
 
 
 class LMF(nn.Module):
     def __init__(self, mods, mc, out_dim):
         super().__init__()
-        self.encoders = nn.ModuleList(Encoder(m["dim"], hidden_for(mc, m["name"]), mc["dropout"], mc.get("activation", "relu")) for m in mods)
+        self.encoders = nn.ModuleList(Encoder(m, mc) for m in mods)
         r, o = mc["rank"], mc["fused_dim"]
         self.factors = nn.ParameterList(nn.Parameter(torch.empty(r, e.out_dim + 1, o)) for e in self.encoders)
         self.rank_weights = nn.Parameter(torch.empty(1, r))
@@ -70,7 +123,7 @@ class LMF(nn.Module):
     def forward(self, xs):
         product = None
         for enc, factor, x in zip(self.encoders, self.factors, xs):
-            h = enc(x)
+            h = encode(enc, x)
             z = torch.cat([torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device), h], dim=1)
             f = torch.matmul(z, factor)                      # (rank, B, out)
             product = f if product is None else product * f
@@ -81,7 +134,7 @@ class LMF(nn.Module):
 class TFN(nn.Module):
     def __init__(self, mods, mc, out_dim):
         super().__init__()
-        self.encoders = nn.ModuleList(Encoder(m["dim"], hidden_for(mc, m["name"]), mc["dropout"], mc.get("activation", "relu")) for m in mods)
+        self.encoders = nn.ModuleList(Encoder(m, mc) for m in mods)
         size = 1
         for e in self.encoders:
             size *= e.out_dim + 1
@@ -95,7 +148,7 @@ class TFN(nn.Module):
     def forward(self, xs):
         z = None
         for enc, x in zip(self.encoders, xs):
-            h = enc(x)
+            h = encode(enc, x)
             hm = torch.cat([torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device), h], dim=1)
             z = hm if z is None else torch.bmm(z.unsqueeze(2), hm.unsqueeze(1)).view(h.shape[0], -1)
         return self.post(z)
@@ -103,11 +156,16 @@ class TFN(nn.Module):
 
 def make_optimizer(model, tc, fused=False):
     extra = {"fused": True} if fused else {}
+    params = model.parameters()
+    if tc.get("factor_lr", 0) > 0 and hasattr(model, "factors"):  # the LMF code's two groups
+        factors = {id(p) for p in model.factors}
+        params = [{"params": [p for p in model.parameters() if id(p) not in factors]},
+                  {"params": list(model.factors), "lr": tc["factor_lr"]}]
     if tc["optimizer"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"], **extra)
+        return torch.optim.Adam(params, lr=tc["lr"], weight_decay=tc["weight_decay"], **extra)
     if tc["optimizer"] == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"], **extra)
-    return torch.optim.SGD(model.parameters(), lr=tc["lr"], momentum=tc["momentum"], weight_decay=tc["weight_decay"])
+        return torch.optim.AdamW(params, lr=tc["lr"], weight_decay=tc["weight_decay"], **extra)
+    return torch.optim.SGD(params, lr=tc["lr"], momentum=tc["momentum"], weight_decay=tc["weight_decay"])
 
 
 def loss_fn(tc):
@@ -154,7 +212,10 @@ def main():
         model = cls(mods, mc, out).to(device)
         compiled = a.mode == "compile"
         opt = make_optimizer(model, tc, fused=compiled)
-        xs = [torch.randn(batch, m["dim"], device=device) for m in mods]
+        # A sequence's every step valid (its max_len steps, else 50), as mmfusion's bench.
+        xs = [(torch.randn(batch, m.get("max_len") or 50, m["dim"], device=device),
+               torch.full((batch,), m.get("max_len") or 50, dtype=torch.int64, device=device))
+              if m.get("sequence") else torch.randn(batch, m["dim"], device=device) for m in mods]
         y = (torch.randint(out, (batch,)) if classification else torch.randn(batch, out)).to(device)
         model.train()
         forward_loss = lambda xs, y: lossf(model(xs), y)

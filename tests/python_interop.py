@@ -1,6 +1,6 @@
 """Python side of the interop test: reads an mmfusion checkpoint and a data file with
 plain PyTorch, recomputes the LMF forward pass from the state dict (an implementation
-independent of the C++ one), prints the MSE it finds, and writes a data file of its own.
+independent of the C++ one; an LSTM encoder's recurrence written out by hand), prints the MSE it finds, and writes a data file of its own.
 
 usage: python_interop.py CHECKPOINT DATA_FILE OUTPUT_DATA_FILE
 """
@@ -10,13 +10,36 @@ import sys
 import torch
 
 
-def lmf_forward(sd, config, inputs):
+def lstm_last(sd, prefix, x, lengths):
+    """A one-layer LSTM written out by hand (gates i, f, g, o as LibTorch orders them), run
+    over each row's own valid steps: its final hidden state."""
+    w_ih, w_hh = sd[prefix + "weight_ih_l0"], sd[prefix + "weight_hh_l0"]
+    b = sd[prefix + "bias_ih_l0"] + sd[prefix + "bias_hh_l0"]
+    hidden = w_hh.shape[1]
+    out = torch.zeros(x.shape[0], hidden, dtype=x.dtype)
+    for row in range(x.shape[0]):
+        h = torch.zeros(hidden, dtype=x.dtype)
+        c = torch.zeros(hidden, dtype=x.dtype)
+        for t in range(int(lengths[row])):
+            i, f, g, o = (w_ih @ x[row, t] + w_hh @ h + b).chunk(4)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        out[row] = h
+    return out
+
+
+def lmf_forward(sd, config, inputs, lengths=None):
     names = [m["name"] for m in config["data"]["modalities"]]
     product = None
     for name, x in zip(names, inputs):
         if f"scaling.mean_{name}" in sd:                                 # data.standardize
             x = (x - sd[f"scaling.mean_{name}"]) / sd[f"scaling.scale_{name}"]
         h = x
+        rnn = f"model.encoders.{name}.rnn."
+        if rnn + "weight_ih_l0" in sd:                                   # an lstm encoder
+            h = lstm_last(sd, rnn, x, lengths[name])
+            if f"model.encoders.{name}.out.weight" in sd:
+                h = h @ sd[f"model.encoders.{name}.out.weight"].T + sd[f"model.encoders.{name}.out.bias"]
         i = 0
         while f"model.encoders.{name}.fc{i}.weight" in sd:
             w, b = sd[f"model.encoders.{name}.fc{i}.weight"], sd[f"model.encoders.{name}.fc{i}.bias"]
@@ -47,15 +70,24 @@ def main():
 
     # weights_only=True is torch.load's default from PyTorch 2.6: the file must pass it.
     data = torch.load(data_file, weights_only=True)
-    names = [mod["name"] for mod in config["data"]["modalities"]]
-    assert sorted(data) == sorted(names + ["target"]), sorted(data)
+    modalities = config["data"]["modalities"]
+    names = [mod["name"] for mod in modalities]
+    sequences = [mod["name"] for mod in modalities if mod.get("sequence")]
+    assert sorted(data) == sorted(names + [n + "_lengths" for n in sequences] + ["target"]), sorted(data)
     inputs = [data[n].double() for n in names]
-    y = lmf_forward(sd, config, inputs)[:, 0]
+    lengths = {n: data[n + "_lengths"] for n in sequences}
+    y = lmf_forward(sd, config, inputs, lengths)[:, 0]
     mse = torch.mean((y - data["target"].double()) ** 2).item()
     print(json.dumps({"mse": mse, "epoch": meta["progress"]["epoch"]}))
 
     gen = torch.Generator().manual_seed(0)
-    own = {mod["name"]: torch.randn(10, mod["dim"], generator=gen) for mod in config["data"]["modalities"]}
+    own = {}
+    for mod in modalities:
+        if mod.get("sequence"):
+            own[mod["name"]] = torch.randn(10, mod["max_len"], mod["dim"], generator=gen)
+            own[mod["name"] + "_lengths"] = torch.randint(0, mod["max_len"] + 1, (10,), generator=gen)
+        else:
+            own[mod["name"]] = torch.randn(10, mod["dim"], generator=gen)
     torch.save(own, output)
 
 

@@ -216,21 +216,18 @@ TEST(Cli, InterruptSavesLastAndExits130) {
   EXPECT_GT(json::parse(r.out)["global_step"].get<int64_t>(), 0);
 }
 
-TEST(PythonInterop, CheckpointsAndDataFilesCrossTheBoundary) {
-  if (!python_has_torch()) GTEST_SKIP() << "no Python with torch at " << MMFUSION_PYTHON;
+namespace {
+// Trains on tiny.json with `sets`, then Python reads the checkpoint and a synth file,
+// recomputes the forward pass from the state dict, and writes a data file of its own for
+// mmfusion to read.
+void python_round_trip(const std::string& sets) {
   TempDir dir;
   const std::string out = dir.file("run");
-  // Standardised inputs and target: Python finds the statistics in the checkpoint too.
-  ASSERT_EQ(
-      run("train --config " + tiny() +
-              " --set data.standardize=zscore --set data.standardize_target=true --out " + out,
-          dir)
-          .code,
-      0);
-  ASSERT_EQ(
-      run("synth --config " + tiny() + " --split val --output " + dir.file("val.pt"), dir).code, 0);
-  // Python reads both, recomputes the forward pass from the state dict, and writes a
-  // data file of its own for mmfusion to read.
+  Result r = run("train --config " + tiny() + " " + sets + " --out " + out, dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run("synth --config " + tiny() + " " + sets + " --split val --output " + dir.file("val.pt"),
+          dir);
+  ASSERT_EQ(r.code, 0) << r.err;
   const std::string script = source_path("tests/python_interop.py");
   const std::string cmd = std::string(MMFUSION_PYTHON) + " " + script + " " + out +
                           "/checkpoints/best.pt " + dir.file("val.pt") + " " + dir.file("py.pt") +
@@ -238,8 +235,7 @@ TEST(PythonInterop, CheckpointsAndDataFilesCrossTheBoundary) {
   ASSERT_EQ(std::system(cmd.c_str()), 0) << read_text(dir.file("py.txt"));
   // Python's own LMF forward pass on the checkpoint's weights agrees with mmfusion's eval.
   const json py = json::parse(read_text(dir.file("py.txt")));
-  Result r =
-      run("eval --checkpoint " + out + "/checkpoints/best.pt --data " + dir.file("val.pt"), dir);
+  r = run("eval --checkpoint " + out + "/checkpoints/best.pt --data " + dir.file("val.pt"), dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NEAR(py["mse"].get<double>(), json::parse(r.out)["mse"].get<double>(),
               1e-5 * py["mse"].get<double>());
@@ -249,6 +245,24 @@ TEST(PythonInterop, CheckpointsAndDataFilesCrossTheBoundary) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(count_lines(read_text(dir.file("py.csv"))), 1 + 10);
   EXPECT_EQ(read_text(dir.file("py.csv")).substr(0, 17), "index,prediction\n");
+}
+}  // namespace
+
+TEST(PythonInterop, CheckpointsAndDataFilesCrossTheBoundary) {
+  if (!python_has_torch()) GTEST_SKIP() << "no Python with torch at " << MMFUSION_PYTHON;
+  // Standardised inputs and target: Python finds the statistics in the checkpoint too.
+  python_round_trip("--set data.standardize=zscore --set data.standardize_target=true");
+}
+
+// An LSTM encoder of a sequence modality (scaled per step feature): Python runs the
+// recurrence by hand over each row's own steps, from the state dict.
+TEST(PythonInterop, AnLstmEncodersForwardPassIsRecomputedInPython) {
+  if (!python_has_torch()) GTEST_SKIP() << "no Python with torch at " << MMFUSION_PYTHON;
+  python_round_trip(
+      "--set 'data.modalities=[{\"name\":\"visual\",\"dim\":16},{\"name\":\"audio\",\"dim\":8},"
+      "{\"name\":\"text\",\"dim\":24,\"sequence\":true,\"max_len\":6}]' "
+      "--set 'model.encoders={\"text\":{\"type\":\"lstm\",\"hidden\":5,\"out\":4}}' "
+      "--set data.standardize=zscore");
 }
 
 TEST(Cli, EveryRunWritesAWellFormedLossChart) {

@@ -45,6 +45,12 @@ const std::vector<std::vector<std::string>>& variants() {
        "data.synthetic.modalities=[{\"name\":\"visual\",\"dim\":128},{\"name\":\"audio\","
        "\"dim\":64}]",
        "data.synthetic.shared_by=[\"visual\"]", "train.seed=3"},
+      {"data.modalities=[{\"name\":\"visual\",\"dim\":8},{\"name\":\"audio\",\"dim\":4,"
+       "\"sequence\":true,\"max_len\":5},{\"name\":\"text\",\"dim\":6,\"sequence\":true,"
+       "\"max_len\":7,\"padding\":\"front\"}]",
+       "model.encoders={\"audio\":{\"type\":\"gru\",\"bidirectional\":true},\"text\":{"
+       "\"type\":\"transformer\",\"positions\":\"learned\",\"pooling\":\"token\"}}",
+       "data.synthetic.temporal=0.25", "data.synthetic.min_len=3"},
   };
   return v;
 }

@@ -241,9 +241,15 @@ TEST(Encoders, AnObjectEncoderWithABatchNormOfItsInput) {
       "\"text\":[6],\"visual\":{\"batch_norm\":false}}",
       "model.dropout=0"};
   const ExperimentConfig c = tiny_config(sets);
-  EXPECT_EQ(c.model.encoders.at("audio"), (EncoderConfig{{8}, true}));
-  EXPECT_EQ(c.model.encoders.at("text"), (EncoderConfig{{6}, false}));
-  EXPECT_EQ(c.model.encoders.at("visual"), (EncoderConfig{c.model.encoder_hidden, false}));
+  auto mlp = [](std::vector<int64_t> hidden, bool batch_norm) {
+    EncoderConfig e;
+    e.hidden = std::move(hidden);
+    e.batch_norm = batch_norm;
+    return e;
+  };
+  EXPECT_EQ(c.model.encoders.at("audio"), mlp({8}, true));
+  EXPECT_EQ(c.model.encoders.at("text"), mlp({6}, false));
+  EXPECT_EQ(c.model.encoders.at("visual"), mlp(c.model.encoder_hidden, false));
   const nlohmann::json written = to_json(c)["model"]["encoders"];
   EXPECT_EQ(written["audio"],
             nlohmann::json::parse(R"({"type":"mlp","hidden":[8],"batch_norm":true})"));
@@ -251,7 +257,10 @@ TEST(Encoders, AnObjectEncoderWithABatchNormOfItsInput) {
   EXPECT_EQ(parse_config(to_json(c)).model.encoders, c.model.encoders);
 
   expect_error<ConfigError>([] { tiny_config({"model.encoders={\"audio\":{\"type\":\"lstm\"}}"}); },
-                            "model.encoders.audio.type: expected \"mlp\", got \"lstm\"");
+                            "model.encoders.audio.type: a lstm encoder takes a sequence, and "
+                            "\"audio\" is a vector");
+  expect_error<ConfigError>([] { tiny_config({"model.encoders={\"audio\":{\"type\":\"lsmt\"}}"}); },
+                            "model.encoders.audio.type");
   expect_error<ConfigError>([] { tiny_config({"model.encoders={\"audio\":{\"hiden\":[3]}}"}); },
                             "model.encoders.audio.hiden: unknown key");
   // A missing `hidden` is model.encoder_hidden, as given (it is read first).

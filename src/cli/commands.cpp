@@ -62,7 +62,8 @@ json run_explain(const ExplainArgs& args) {
                                                           target_rule(config, /*required=*/false));
   ExplainOptions options = args.options;
   options.batch_size = config.train.eval_batch_size;
-  json result = explain_model(runner, config.task, checkpoint.scaling, data, options, device);
+  json result = explain_model(runner, config.task, checkpoint.scaling, data, options, device,
+                              config.data.modalities);
   result["model"] = to_string(config.model.type);
   result["checkpoint"] = args.checkpoint;
   result["data"] = args.data.empty() ? json(args.split) : json(args.data);
@@ -203,7 +204,7 @@ int64_t run_synth(const SynthArgs& args) {
   const Dataset data = load_split(config, parse_split(args.split));  // labels for classification
   json truth = to_json(synthetic_truth(config.data, config.seed));   // before any file is written
   truth["data"] = fs::path(args.output).filename().string();
-  write_data_file(data, args.output);
+  write_data_file(data, args.output, config.data.modalities);
   atomic_write_text(truth_path(args.output), truth.dump(2) + "\n");
   return data.size();
 }

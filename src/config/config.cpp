@@ -110,6 +110,40 @@ const char* to_string(Backend v) {
   }
   return "?";
 }
+const char* to_string(Padding v) {
+  switch (v) {
+    case Padding::Back: return "back";
+    case Padding::Front: return "front";
+  }
+  return "?";
+}
+const char* to_string(EncoderType v) {
+  switch (v) {
+    case EncoderType::MLP: return "mlp";
+    case EncoderType::Mean: return "mean";
+    case EncoderType::MeanPadded: return "mean_padded";
+    case EncoderType::Last: return "last";
+    case EncoderType::LSTM: return "lstm";
+    case EncoderType::GRU: return "gru";
+    case EncoderType::Transformer: return "transformer";
+  }
+  return "?";
+}
+const char* to_string(Pooling v) {
+  switch (v) {
+    case Pooling::Last: return "last";
+    case Pooling::Mean: return "mean";
+    case Pooling::Token: return "token";
+  }
+  return "?";
+}
+const char* to_string(Positions v) {
+  switch (v) {
+    case Positions::Sinusoidal: return "sinusoidal";
+    case Positions::Learned: return "learned";
+  }
+  return "?";
+}
 
 template <>
 const std::vector<Task>& all_values() {
@@ -180,6 +214,29 @@ const std::vector<Backend>& all_values() {
   static const std::vector<Backend> v{Backend::Auto, Backend::Gloo, Backend::NCCL};
   return v;
 }
+template <>
+const std::vector<Padding>& all_values() {
+  static const std::vector<Padding> v{Padding::Back, Padding::Front};
+  return v;
+}
+template <>
+const std::vector<EncoderType>& all_values() {
+  static const std::vector<EncoderType> v{EncoderType::MLP,  EncoderType::Mean,
+                                          EncoderType::MeanPadded, EncoderType::Last,
+                                          EncoderType::LSTM, EncoderType::GRU,
+                                          EncoderType::Transformer};
+  return v;
+}
+template <>
+const std::vector<Pooling>& all_values() {
+  static const std::vector<Pooling> v{Pooling::Last, Pooling::Mean, Pooling::Token};
+  return v;
+}
+template <>
+const std::vector<Positions>& all_values() {
+  static const std::vector<Positions> v{Positions::Sinusoidal, Positions::Learned};
+  return v;
+}
 
 const KernelConfig& kernel_for(const MKLConfig& mkl, const std::string& modality) {
   auto it = mkl.kernels.find(modality);
@@ -189,10 +246,7 @@ const KernelConfig& kernel_for(const MKLConfig& mkl, const std::string& modality
 std::vector<int64_t> encoder_output_dims(const ModelConfig& model,
                                          const std::vector<ModalityConfig>& modalities) {
   std::vector<int64_t> dims;
-  for (const auto& m : modalities) {
-    const auto& hidden = encoder_hidden_for(model, m.name);
-    dims.push_back(hidden.empty() ? m.dim : hidden.back());
-  }
+  for (const auto& m : modalities) dims.push_back(encoder_output_dim(encoder_for(model, m), m.dim));
   return dims;
 }
 
@@ -231,8 +285,38 @@ const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model,
   return it == model.encoders.end() ? model.encoder_hidden : it->second.hidden;
 }
 
-EncoderConfig encoder_for(const ModelConfig& model, const std::string& modality) {
-  auto it = model.encoders.find(modality);
-  return it == model.encoders.end() ? EncoderConfig{model.encoder_hidden, false} : it->second;
+EncoderConfig encoder_for(const ModelConfig& model, const ModalityConfig& modality) {
+  auto it = model.encoders.find(modality.name);
+  if (it != model.encoders.end()) return it->second;
+  EncoderConfig e;
+  e.type = modality.sequence ? EncoderType::Mean : EncoderType::MLP;
+  e.hidden = model.encoder_hidden;
+  return e;
+}
+
+bool takes_sequence(EncoderType type) {
+  switch (type) {
+    case EncoderType::MLP: return false;
+    case EncoderType::Mean:
+    case EncoderType::MeanPadded:
+    case EncoderType::Last:
+    case EncoderType::LSTM:
+    case EncoderType::GRU:
+    case EncoderType::Transformer: return true;
+  }
+  return false;
+}
+
+int64_t encoder_output_dim(const EncoderConfig& e, int64_t input_dim) {
+  switch (e.type) {
+    case EncoderType::MLP:
+    case EncoderType::Mean:
+    case EncoderType::MeanPadded:
+    case EncoderType::Last: return e.hidden.empty() ? input_dim : e.hidden.back();
+    case EncoderType::LSTM:
+    case EncoderType::GRU: return e.out > 0 ? e.out : e.state * (e.bidirectional ? 2 : 1);
+    case EncoderType::Transformer: return e.out > 0 ? e.out : e.width;
+  }
+  return input_dim;
 }
 }  // namespace mmfusion

@@ -64,6 +64,17 @@ std::vector<ModalityConfig> parse_modalities(const json* v, const std::string& p
     const json* dim = r.find("dim");
     if (!dim) fail(r.path("dim"), "required (the modality's feature size)");
     m.dim = check_integer(*dim, r.path("dim"), 1);
+    if (const json* seq = r.find("sequence")) m.sequence = check_boolean(*seq, r.path("sequence"));
+    const json* max_len = r.find("max_len");
+    const json* padding = r.find("padding");
+    if ((max_len || padding) && !m.sequence)
+      fail(r.path(max_len ? "max_len" : "padding"),
+           "only a sequence has one (add \"sequence\": true)");
+    if (max_len) m.max_len = check_integer(*max_len, r.path("max_len"), 1, kMaxSequenceSteps);
+    if (padding) {
+      const std::string side = check_choice(*padding, r.path("padding"), {"back", "front"});
+      m.padding = side == "front" ? Padding::Front : Padding::Back;
+    }
     r.finish();
     out.push_back(m);
   }
@@ -159,27 +170,131 @@ std::vector<std::vector<std::string>> all_interactions(
   return sets;
 }
 
-// model.encoders.<name>: [hidden sizes], or {"type": "mlp", "hidden": [...], "batch_norm": b}
-// (hidden defaulting to model.encoder_hidden).
-EncoderConfig parse_encoder(const json& v, const std::string& at,
+// model.encoders.<name>: [hidden sizes], or an encoder object {"type": ..., ...}
+// (docs/sequences.md), checked against its modality: mlp takes a vector, every other type
+// a sequence. hidden defaults to model.encoder_hidden for the pooling types.
+EncoderConfig parse_encoder(const json& v, const std::string& at, const ModalityConfig& modality,
                             const std::vector<int64_t>& default_hidden) {
-  if (v.is_array()) return {check_sizes(v, at), false};
-  if (!v.is_object())
+  EncoderConfig e;
+  if (v.is_array()) {
+    e.hidden = check_sizes(v, at);
+  } else if (!v.is_object()) {
     fail(at,
          "expected hidden sizes [n, ...] or an encoder {\"type\": \"mlp\", \"hidden\": [...], "
-         "\"batch_norm\": true}, got " +
+         "\"batch_norm\": true} (docs/sequences.md has the other types), got " +
              describe(v));
-  ObjectReader r(&v, at);
-  EncoderConfig e{default_hidden, false};
-  if (const json* type = r.find("type")) {
-    const std::string name = check_string(*type, r.path("type"));
-    if (name != "mlp") fail(r.path("type"), "expected \"mlp\", got \"" + name + "\"");
+  } else {
+    ObjectReader r(&v, at);
+    std::vector<std::string> types;
+    for (EncoderType t : all_values<EncoderType>()) types.push_back(to_string(t));
+    e.type = modality.sequence ? EncoderType::Mean : EncoderType::MLP;
+    if (const json* type = r.find("type")) {
+      const std::string name = check_choice(*type, r.path("type"), types);
+      for (EncoderType t : all_values<EncoderType>())
+        if (name == to_string(t)) e.type = t;
+    }
+    const bool pooled = !takes_sequence(e.type) || e.type == EncoderType::Mean ||
+                        e.type == EncoderType::MeanPadded || e.type == EncoderType::Last;
+    const bool recurrent = e.type == EncoderType::LSTM || e.type == EncoderType::GRU;
+    const bool transformer = e.type == EncoderType::Transformer;
+    const std::string kind = std::string("a ") + to_string(e.type) + " encoder";
+    // Each key is read only by the types that have it: another type's key is an error.
+    auto key = [&](const char* name, bool has) -> const json* {
+      const json* value = r.find(name);
+      if (value && !has) fail(r.path(name), kind + " has no \"" + name + "\"");
+      return value;
+    };
+    e.hidden = default_hidden;
+    if (const json* hidden = r.find("hidden")) {
+      if (recurrent)
+        e.state = check_integer(*hidden, r.path("hidden"), 1, 65536);
+      else if (transformer)
+        fail(r.path("hidden"), kind + " has no \"hidden\" (its sizes are width and ff)");
+      else
+        e.hidden = check_sizes(*hidden, r.path("hidden"));
+    }
+    if (const json* norm = key("batch_norm", pooled))
+      e.batch_norm = check_boolean(*norm, r.path("batch_norm"));
+    if (const json* layers = key("layers", recurrent || transformer))
+      e.layers = check_integer(*layers, r.path("layers"), 1, 64);
+    if (const json* bi = key("bidirectional", recurrent))
+      e.bidirectional = check_boolean(*bi, r.path("bidirectional"));
+    e.pooling = transformer ? Pooling::Mean : Pooling::Last;
+    if (const json* pooling = key("pooling", recurrent || transformer)) {
+      const std::string p = check_choice(*pooling, r.path("pooling"),
+                                         recurrent ? std::vector<std::string>{"last", "mean"}
+                                                   : std::vector<std::string>{"mean", "token"});
+      for (Pooling x : all_values<Pooling>())
+        if (p == to_string(x)) e.pooling = x;
+    }
+    if (const json* width = key("width", transformer))
+      e.width = check_integer(*width, r.path("width"), 1, 65536);
+    if (const json* heads = key("heads", transformer))
+      e.heads = check_integer(*heads, r.path("heads"), 1, 1024);
+    if (const json* ff = key("ff", transformer)) e.ff = check_integer(*ff, r.path("ff"), 1, 1 << 20);
+    if (const json* positions = key("positions", transformer)) {
+      const std::string p =
+          check_choice(*positions, r.path("positions"), {"sinusoidal", "learned"});
+      e.positions = p == "learned" ? Positions::Learned : Positions::Sinusoidal;
+    }
+    if (const json* dropout = key("dropout", recurrent || transformer))
+      e.dropout = check_number(*dropout, r.path("dropout"), 0, 1, true);
+    if (const json* out = key("out", recurrent || transformer))
+      e.out = check_integer(*out, r.path("out"), 0, 65536);
+    r.finish();
+    if (transformer && e.width % e.heads != 0)
+      fail(r.path("heads"), std::to_string(e.heads) + " heads do not divide width " +
+                                std::to_string(e.width));
+    if (transformer && e.positions == Positions::Learned && modality.max_len == 0)
+      fail(r.path("positions"),
+           "learned positions need the modality's max_len (data.modalities: \"" + modality.name +
+               "\")");
   }
-  if (const json* hidden = r.find("hidden")) e.hidden = check_sizes(*hidden, r.path("hidden"));
-  if (const json* norm = r.find("batch_norm"))
-    e.batch_norm = check_boolean(*norm, r.path("batch_norm"));
-  r.finish();
+  if (takes_sequence(e.type) && !modality.sequence)
+    fail(v.is_object() ? at + ".type" : at,
+         std::string("a ") + to_string(e.type) + " encoder takes a sequence, and \"" +
+             modality.name + "\" is a vector (mlp encodes it)");
+  if (!takes_sequence(e.type) && modality.sequence)
+    fail(v.is_object() ? at + ".type" : at,
+         "\"" + modality.name +
+             "\" is a sequence: an mlp takes a vector (use mean, mean_padded, last, lstm, gru or "
+             "transformer)");
   return e;
+}
+
+// The resolved form of one encoder: the shorthand where it says everything (so that earlier
+// configs resolve as before), else the type's own keys.
+json encoder_json(const EncoderConfig& e, const ModalityConfig& modality) {
+  switch (e.type) {
+    case EncoderType::MLP:
+      if (!e.batch_norm) return json(e.hidden);
+      [[fallthrough]];
+    case EncoderType::Mean:
+    case EncoderType::MeanPadded:
+    case EncoderType::Last: {
+      json out = {{"type", to_string(e.type)}, {"hidden", e.hidden}};
+      if (e.batch_norm) out["batch_norm"] = true;
+      return out;
+    }
+    case EncoderType::LSTM:
+    case EncoderType::GRU: {
+      json out = {{"type", to_string(e.type)}, {"hidden", e.state},
+                  {"layers", e.layers},        {"bidirectional", e.bidirectional},
+                  {"pooling", to_string(e.pooling)}, {"out", e.out}};
+      if (e.dropout >= 0) out["dropout"] = e.dropout;
+      return out;
+    }
+    case EncoderType::Transformer: {
+      json out = {{"type", "transformer"},     {"layers", e.layers},
+                  {"width", e.width},          {"heads", e.heads},
+                  {"ff", e.ff},                {"positions", to_string(e.positions)},
+                  {"pooling", to_string(e.pooling)}, {"out", e.out}};
+      if (e.dropout >= 0) out["dropout"] = e.dropout;
+      return out;
+    }
+  }
+  (void)modality;
+  return json();
 }
 
 std::map<std::string, EncoderConfig> parse_encoders(const json& v, const std::string& at,
@@ -197,7 +312,10 @@ std::map<std::string, EncoderConfig> parse_encoders(const json& v, const std::st
       for (const auto& mc : modalities) names += (names.empty() ? "" : ", ") + mc.name;
       fail(entry, "no modality named \"" + item.key() + "\" (modalities: " + names + ")");
     }
-    out[item.key()] = parse_encoder(item.value(), entry, default_hidden);
+    const auto& modality = *std::find_if(
+        modalities.begin(), modalities.end(),
+        [&](const ModalityConfig& mc) { return mc.name == item.key(); });
+    out[item.key()] = parse_encoder(item.value(), entry, modality, default_hidden);
   }
   return out;
 }
@@ -229,6 +347,22 @@ void check_data(const ExperimentConfig& c, const json& doc) {
   if (d.source == DataSource::Synthetic && sy.terms.empty() &&
       sy.weight_unimodal + sy.weight_bimodal + sy.weight_trimodal == 0)
     fail("data.synthetic.weights", "at least one weight must be > 0 (the target would be noise)");
+  if (d.source == DataSource::Synthetic)
+    for (const auto& m : generator_modalities(d)) {
+      if (!m.sequence) continue;
+      const std::string at = d.synthetic.modalities.empty() ? "data.modalities"
+                                                            : "data.synthetic.modalities";
+      if (m.max_len < 2)
+        fail(at, "\"" + m.name +
+                     "\" is a synthetic sequence: it needs \"max_len\" >= 2 (the steps the "
+                     "generator draws)");
+      if (sy.min_len == 1)
+        fail("data.synthetic.min_len",
+             "expected 0 or an integer >= 2, got 1 (a pattern over one step has no mean of zero)");
+      if (sy.min_len > m.max_len)
+        fail("data.synthetic.min_len", std::to_string(sy.min_len) + " is more than \"" + m.name +
+                                           "\"'s max_len " + std::to_string(m.max_len));
+    }
   if (d.source == DataSource::File) {
     if (d.path.empty()) fail("data.path", "required when data.source is \"file\"");
     if (d.val_path.empty() && d.val_fraction <= 0)
@@ -362,6 +496,19 @@ ConfigKey used_by(ConfigKey k, std::string commands) {
 bool synthetic(const ExperimentConfig& c) { return c.data.source == DataSource::Synthetic; }
 bool from_file(const ExperimentConfig& c) { return c.data.source == DataSource::File; }
 
+}  // namespace
+
+json modality_json(const ModalityConfig& m) {
+  json out = {{"name", m.name}, {"dim", m.dim}};
+  if (!m.sequence) return out;
+  out["sequence"] = true;
+  if (m.max_len > 0) out["max_len"] = m.max_len;
+  out["padding"] = to_string(m.padding);
+  return out;
+}
+
+namespace {
+
 // data.modalities and data.synthetic.modalities: a list of {name, dim}.
 json modalities_schema(int min_items) {
   return {{"type", "array"},
@@ -371,7 +518,10 @@ json modalities_schema(int min_items) {
             {"properties",
              {{"name",
                {{"type", "string"}, {"pattern", std::string("^") + kModalityNamePattern + "$"}}},
-              {"dim", {{"type", "integer"}, {"minimum", 1}}}}},
+              {"dim", {{"type", "integer"}, {"minimum", 1}}},
+              {"sequence", {{"type", "boolean"}, {"default", false}}},
+              {"max_len", {{"type", "integer"}, {"minimum", 1}, {"maximum", kMaxSequenceSteps}}},
+              {"padding", {{"enum", {"back", "front"}}, {"default", "back"}}}}},
             {"required", {"name", "dim"}},
             {"additionalProperties", false}}}};
 }
@@ -382,12 +532,25 @@ json sizes_schema() {
 
 // One model.encoders entry: hidden sizes, or the encoder object.
 json encoder_schema() {
-  json object = {{"type", "object"},
-                 {"properties",
-                  {{"type", {{"const", "mlp"}}},
-                   {"hidden", sizes_schema()},
-                   {"batch_norm", {{"type", "boolean"}, {"default", false}}}}},
-                 {"additionalProperties", false}};
+  std::vector<std::string> types;
+  for (EncoderType t : all_values<EncoderType>()) types.push_back(to_string(t));
+  const json size = {{"type", "integer"}, {"minimum", 1}};
+  json object = {
+      {"type", "object"},
+      {"properties",
+       {{"type", {{"enum", types}}},
+        {"hidden", {{"anyOf", json::array({sizes_schema(), size})}}},
+        {"batch_norm", {{"type", "boolean"}, {"default", false}}},
+        {"layers", size},
+        {"bidirectional", {{"type", "boolean"}, {"default", false}}},
+        {"pooling", {{"enum", {"last", "mean", "token"}}}},
+        {"width", size},
+        {"heads", size},
+        {"ff", size},
+        {"positions", {{"enum", {"sinusoidal", "learned"}}, {"default", "sinusoidal"}}},
+        {"dropout", {{"type", "number"}, {"minimum", 0}, {"exclusiveMaximum", 1}}},
+        {"out", {{"type", "integer"}, {"minimum", 0}}}}},
+      {"additionalProperties", false}};
   return {{"anyOf", json::array({sizes_schema(), object})}};
 }
 
@@ -479,7 +642,8 @@ std::vector<ConfigKey> make_table() {
         ">= 1 entries; synthetic data draw >= 2 (here or in `synthetic.modalities`)",
         modalities_schema(1),
         "`{\"name\": identifier, \"dim\": integer >= 1}` each; names are unique, not `target`, made of letters, digits "
-        "and `_` (they become parameter names)");
+        "and `_` (they become parameter names); a sequence adds `\"sequence\": true` and optionally `\"max_len\"` (steps "
+        "kept) and `\"padding\": \"back\" | \"front\"` (sequences.md)");
     k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json*) {
       // Synthetic data need 2 modalities in the generator (data.synthetic.modalities'
       // check); the data may keep one of them.
@@ -487,7 +651,7 @@ std::vector<ConfigKey> make_table() {
     };
     k.get = [](const ExperimentConfig& c, const std::string&) {
       json out = json::array();
-      for (const auto& m : c.data.modalities) out.push_back({{"name", m.name}, {"dim", m.dim}});
+      for (const auto& m : c.data.modalities) out.push_back(modality_json(m));
       return out;
     };
     t.push_back(k);
@@ -546,24 +710,20 @@ std::vector<ConfigKey> make_table() {
                                      [&](const ModalityConfig& g) { return g.name == m.name; });
         if (it == all.end())
           fail(at, "data.modalities has \"" + m.name + "\", which the generator does not draw");
-        if (it->dim != m.dim)
-          fail(at, "\"" + m.name + "\" has dim " + std::to_string(it->dim) + " here and " +
-                       std::to_string(m.dim) + " in data.modalities");
+        if (!(*it == m))
+          fail(at, "\"" + m.name + "\" is " + modality_json(*it).dump() + " here and " +
+                       modality_json(m).dump() + " in data.modalities");
       }
     };
     k.get = [](const ExperimentConfig& c, const std::string&) {
       json out = json::array();
-      for (const auto& m : generator_modalities(c.data))
-        out.push_back({{"name", m.name}, {"dim", m.dim}});
+      for (const auto& m : generator_modalities(c.data)) out.push_back(modality_json(m));
       return out;
     };
     k.written = [](const ExperimentConfig& c) {
       const auto& g = generator_modalities(c.data);
       return g.size() != c.data.modalities.size() ||
-             !std::equal(g.begin(), g.end(), c.data.modalities.begin(),
-                         [](const ModalityConfig& a, const ModalityConfig& b) {
-                           return a.name == b.name && a.dim == b.dim;
-                         });
+             !std::equal(g.begin(), g.end(), c.data.modalities.begin());
     };
     k.default_rule = "`data.modalities`";
     t.push_back(k);
@@ -598,6 +758,25 @@ std::vector<ConfigKey> make_table() {
                      inf, false, "std of the noise added to each feature"));
   t.push_back(number("data.synthetic.target_noise", MMF_FIELD(data.synthetic.target_noise), 0, inf,
                      false, "std of the noise added to the target"));
+  {
+    auto sequences = [](const ExperimentConfig& c) {
+      for (const auto& m : generator_modalities(c.data))
+        if (m.sequence) return true;
+      return false;
+    };
+    t.push_back(written_when(
+        number("data.synthetic.temporal", MMF_FIELD(data.synthetic.temporal), 0, 1, false,
+               "sequences: the fraction of each sequence modality's features written as a pattern over time "
+               "(times sqrt(2) cos(2 pi t / length)), which a mean over the steps cancels; the others are the "
+               "same at every step (sequences.md)"),
+        sequences));
+    t.push_back(written_when(
+        integer("data.synthetic.min_len", MMF_FIELD(data.synthetic.min_len), 0,
+                double(kMaxSequenceSteps),
+                "sequences: the fewest steps of a row, lengths uniform from there to the modality's `max_len`; "
+                "0: half of `max_len`, at least 2"),
+        sequences));
+  }
   t.push_back(integer(
       "data.synthetic.generator", MMF_FIELD(data.synthetic.generator), 1, 2,
       "which generator draws the samples: 2 keys each row's randomness by its index (float32, "
@@ -752,16 +931,16 @@ std::vector<ConfigKey> make_table() {
         "per-modality encoders overriding `encoder_hidden`: hidden sizes, e.g. `{\"text\": [64]}`, "
         "or `{\"type\": \"mlp\", \"hidden\": [...], \"batch_norm\": true}` (`hidden` defaults to "
         "`encoder_hidden`; `batch_norm` normalises the modality's input first, as the LMF paper's "
-        "audio and visual subnets do)");
+        "audio and visual subnets do); a sequence's types are `mean`, `mean_padded`, `last`, `lstm`, "
+        "`gru` and `transformer` (sequences.md; default: `mean` of `encoder_hidden`)");
     k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json*) {
       if (v) c.model.encoders = parse_encoders(*v, at, c.data.modalities, c.model.encoder_hidden);
     };
     k.get = [](const ExperimentConfig& c, const std::string&) {
-      // The shorthand where it says everything, so that earlier configs resolve as before.
       json out = json::object();
       for (const auto& [name, e] : c.model.encoders)
-        out[name] = e.batch_norm ? json{{"type", "mlp"}, {"hidden", e.hidden}, {"batch_norm", true}}
-                                 : json(e.hidden);
+        for (const auto& m : c.data.modalities)
+          if (m.name == name) out[name] = encoder_json(e, m);
       return out;
     };
     t.push_back(k);

@@ -5,11 +5,13 @@
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/pickler.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
 
 #include "mmfusion/base/errors.hpp"
+#include "mmfusion/data/sequence.hpp"
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/io/file_safety.hpp"
 #include "mmfusion/io/npz.hpp"
@@ -42,6 +44,46 @@ torch::Tensor require_finite(const std::string& path, const std::string& key, to
                 std::to_string(row) + ")");
   }
   return t;
+}
+
+// A sequence entry [N, T, D] and its optional lengths entry, checked and held as rows in
+// memory (sequence.hpp): back padding, max_len steps when the modality gives one.
+torch::Tensor sequence_rows(const std::string& path, const ModalityConfig& m, torch::Tensor t,
+                            const torch::Tensor* stored_lengths) {
+  if (t.dim() != 3 || t.size(2) != m.dim)
+    throw Error(path + ": entry \"" + m.name + "\" has shape " + c10::str(t.sizes()) +
+                ", expected [N, T, " + std::to_string(m.dim) + "] (a sequence)");
+  const int64_t N = t.size(0), T = t.size(1);
+  if (T > kMaxSequenceSteps)
+    throw Error(path + ": entry \"" + m.name + "\" has " + std::to_string(T) +
+                " steps, more than " + std::to_string(kMaxSequenceSteps));
+  const std::string key = m.name + kLengthsSuffix;
+  torch::Tensor lengths = torch::full({N}, T, torch::kInt64);
+  if (stored_lengths) {
+    torch::Tensor l = *stored_lengths;
+    if (l.is_floating_point() || l.is_complex() || l.scalar_type() == torch::kBool)
+      throw Error(path + ": entry \"" + key + "\" has dtype " +
+                  std::string(c10::toString(l.scalar_type())) + ", expected integer lengths");
+    if (l.dim() == 2 && l.size(1) == 1) l = l.squeeze(1);
+    if (l.dim() != 1 || l.size(0) != N)
+      throw Error(path + ": entry \"" + key + "\" has shape " + c10::str(l.sizes()) +
+                  ", expected [" + std::to_string(N) + "] (one length per row of \"" + m.name +
+                  "\")");
+    l = l.to(torch::kInt64).contiguous();
+    const auto bad = (l < 0) | (l > T);
+    if (bad.any().item<bool>()) {
+      const int64_t row = bad.nonzero()[0][0].item<int64_t>();
+      throw Error(path + ": entry \"" + key + "\" holds length " +
+                  std::to_string(l[row].item<int64_t>()) + " in row " + std::to_string(row) +
+                  ", outside [0, " + std::to_string(T) + "] (the steps of \"" + m.name + "\")");
+    }
+    lengths = l;
+  }
+  t = require_finite(path, m.name, t);
+  if (m.padding == Padding::Front) t = sequence::front_to_back(t, lengths);
+  torch::Tensor rows = sequence::pack(t, lengths);
+  if (m.max_len > 0) rows = sequence::with_steps(rows, m.dim, m.max_len);
+  return rows;
 }
 
 }  // namespace
@@ -120,7 +162,10 @@ const std::string kTarget = std::string("\"") + kTargetEntry + "\"";
 Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
                         const std::vector<ModalityConfig>& modalities, const TargetRule& rule) {
   std::set<std::string> wanted{kTargetEntry};
-  for (const auto& m : modalities) wanted.insert(m.name);
+  for (const auto& m : modalities) {
+    wanted.insert(m.name);
+    if (m.sequence) wanted.insert(m.name + kLengthsSuffix);
+  }
   std::vector<std::string> names;  // every entry of the file, for messages
   const std::map<std::string, torch::Tensor> entries =
       is_npz(path) ? npz_entries(bytes, path, wanted, names)
@@ -144,6 +189,14 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
     if (it == entries.end())
       throw Error(path + ": missing entry \"" + m.name + "\" (the file has: " + join(names) + ")");
     torch::Tensor t = float_entry(path, m.name, it->second);
+    if (m.sequence) {
+      const auto lengths = entries.find(m.name + kLengthsSuffix);
+      check_rows(m.name, t.size(0));
+      out.names.push_back(m.name);
+      out.features.push_back(
+          sequence_rows(path, m, t, lengths == entries.end() ? nullptr : &lengths->second));
+      continue;
+    }
     if (t.dim() != 2 || t.size(1) != m.dim)
       throw Error(path + ": entry \"" + m.name + "\" has shape " + c10::str(t.sizes()) +
                   ", expected [N, " + std::to_string(m.dim) + "]");
@@ -223,11 +276,27 @@ std::vector<char> torch_save_bytes(const c10::IValue& value) {
 }
 }  // namespace
 
-void write_data_file(const Dataset& data, const std::string& path) {
+void write_data_file(const Dataset& data, const std::string& path,
+                     const std::vector<ModalityConfig>& modalities) {
+  // Every entry, in order: sequences as [N, T, D] in their modality's padding and lengths.
+  NamedArrays entries;
+  for (size_t m = 0; m < data.names.size(); ++m) {
+    const torch::Tensor rows = data.features[m].cpu().contiguous();
+    const auto mc = std::find_if(modalities.begin(), modalities.end(), [&](const auto& c) {
+      return c.name == data.names[m] && c.sequence;
+    });
+    if (mc == modalities.end()) {
+      entries.emplace_back(data.names[m], rows);
+      continue;
+    }
+    const auto lengths = sequence::lengths(rows);
+    torch::Tensor steps = sequence::values(rows, mc->dim);
+    if (mc->padding == Padding::Front) steps = sequence::back_to_front(steps, lengths);
+    entries.emplace_back(data.names[m], steps.contiguous());
+    entries.emplace_back(data.names[m] + kLengthsSuffix, lengths.contiguous());
+  }
   if (is_npz(path)) {
-    NamedArrays arrays;
-    for (size_t m = 0; m < data.names.size(); ++m)
-      arrays.emplace_back(data.names[m], data.features[m].cpu().contiguous());
+    NamedArrays arrays = entries;
     if (data.target.defined()) {
       auto t = data.target.cpu().contiguous();
       arrays.emplace_back(kTargetEntry,
@@ -237,8 +306,7 @@ void write_data_file(const Dataset& data, const std::string& path) {
     return;
   }
   c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
-  for (size_t m = 0; m < data.names.size(); ++m)
-    dict.insert(data.names[m], data.features[m].cpu().contiguous());
+  for (const auto& [name, values] : entries) dict.insert(name, values);
   if (data.target.defined()) {
     auto t = data.target.cpu().contiguous();
     dict.insert(kTargetEntry, t.dim() == 2 && t.size(1) == 1 ? t.squeeze(1).contiguous() : t);

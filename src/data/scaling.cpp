@@ -3,6 +3,7 @@
 #include <map>
 
 #include "mmfusion/base/errors.hpp"
+#include "mmfusion/data/sequence.hpp"
 
 namespace mmfusion {
 namespace {
@@ -24,6 +25,31 @@ std::pair<torch::Tensor, torch::Tensor> column_statistics(const torch::Tensor& x
   return {mean.to(torch::kFloat32), scale};
 }
 
+// A modality's statistics: of its columns, or of a sequence's features over valid steps.
+std::pair<torch::Tensor, torch::Tensor> modality_statistics(const torch::Tensor& x,
+                                                            int64_t step_dim) {
+  if (step_dim == 0) return column_statistics(x);
+  const auto steps = sequence::values(x, step_dim).reshape({-1, step_dim});
+  const auto valid = sequence::mask(x, step_dim).reshape({-1}) > 0;
+  const auto kept = steps.index({valid});
+  if (kept.size(0) == 0)  // no valid step anywhere: nothing to scale by
+    return {torch::zeros({step_dim}), torch::ones({step_dim})};
+  return column_statistics(kept);
+}
+
+// Per name: the step size of the modality of that name when it is a sequence, else 0.
+std::vector<int64_t> step_dims(const std::vector<ModalityConfig>& modalities,
+                               const std::vector<std::string>& names) {
+  std::vector<int64_t> out;
+  for (const auto& name : names) {
+    int64_t d = 0;
+    for (const auto& m : modalities)
+      if (m.name == name && m.sequence) d = m.dim;
+    out.push_back(d);
+  }
+  return out;
+}
+
 }  // namespace
 
 Scaling::Plan Scaling::plan(const ExperimentConfig& config) {
@@ -35,8 +61,9 @@ Scaling Scaling::fit(const DataConfig& data, const Dataset& train) {
   Scaling s;
   if (data.standardize == Standardize::ZScore) {
     s.names_ = train.names;
-    for (const auto& f : train.features) {
-      auto [mean, scale] = column_statistics(f.cpu());
+    s.step_dims_ = step_dims(data.modalities, train.names);
+    for (size_t m = 0; m < train.features.size(); ++m) {
+      auto [mean, scale] = modality_statistics(train.features[m].cpu(), s.step_dims_[m]);
       s.mean_.push_back(mean);
       s.scale_.push_back(scale);
     }
@@ -54,7 +81,14 @@ Dataset Scaling::features(const Dataset& data) const {
   Dataset out = data;
   for (size_t m = 0; m < out.features.size(); ++m) {
     const auto& x = out.features[m];
-    out.features[m] = (x - mean_[m].to(x.device())) / scale_[m].to(x.device());
+    const auto mean = mean_[m].to(x.device()), scale = scale_[m].to(x.device());
+    if (step_dims_[m] == 0) {
+      out.features[m] = (x - mean) / scale;
+      continue;
+    }
+    const int64_t d = step_dims_[m];
+    out.features[m] =
+        sequence::pack((sequence::values(x, d) - mean) / scale, sequence::lengths(x));
   }
   return out;
 }
@@ -105,6 +139,7 @@ Scaling Scaling::from_named(const std::vector<std::pair<std::string, torch::Tens
   Scaling s;
   if (wanted.features) {
     for (const auto& m : config.data.modalities) {
+      s.step_dims_.push_back(m.sequence ? m.dim : 0);
       s.names_.push_back(m.name);
       s.mean_.push_back(take("mean_" + m.name, m.dim, false));
       s.scale_.push_back(take("scale_" + m.name, m.dim, true));

@@ -8,6 +8,7 @@
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/base/parallel.hpp"
 #include "mmfusion/base/random.hpp"
+#include "mmfusion/data/sequence.hpp"
 
 namespace mmfusion {
 namespace {
@@ -302,6 +303,38 @@ Dataset keep_modalities(const DataConfig& d, Dataset all) {
   return out;
 }
 
+// The random stream of the lengths of stream `stream`'s sequence rows: apart from every
+// stream a generator draws its rows from, so that vector modalities keep their rows.
+constexpr uint64_t kLengthsStreams = uint64_t(1) << 32;
+
+// A sequence modality's rows (sequence.hpp) from the vectors x [n, D] drawn for rows
+// [r0, r0 + n): row i's length L_i is uniform in [min_len, max_len], from its own
+// counter-based generator; step t < L_i holds the first D - round(temporal * D) features
+// as drawn and the others times sqrt(2) cos(2 pi t / L_i). The pattern sums to zero over
+// the L_i >= 2 valid steps, so a mean over them cancels the temporal features; step 0 holds
+// them times sqrt(2), so the sequence keeps everything x holds (the truth stays x's).
+torch::Tensor sequence_rows(const ModalityConfig& m, const SyntheticConfig& s,
+                            const torch::Tensor& x, uint64_t seed, uint64_t stream, int64_t r0) {
+  const int64_t n = x.size(0), D = m.dim, T = m.max_len;
+  const int64_t lo = s.min_len > 0 ? s.min_len : std::max<int64_t>(2, T / 2);
+  const int64_t temporal = std::llround(s.temporal * double(D));
+  const uint64_t key = stream_key(seed, stream + kLengthsStreams);
+  auto lengths = torch::empty({n}, torch::kInt64);
+  auto pattern = torch::zeros({n, T}, torch::kFloat32);
+  auto* len = lengths.data_ptr<int64_t>();
+  auto* p = pattern.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    RowRandom g(key, static_cast<uint64_t>(r0 + i));
+    len[i] = std::min(T, lo + static_cast<int64_t>(g.uniform() * double(T - lo + 1)));
+    for (int64_t t = 0; t < len[i]; ++t)
+      p[i * T + t] = static_cast<float>(std::sqrt(2.0) * std::cos(2 * M_PI * double(t) / double(len[i])));
+  }
+  auto steps = x.unsqueeze(1).expand({n, T, D}).clone();
+  if (temporal > 0)
+    steps.slice(2, D - temporal).mul_(pattern.unsqueeze(2));
+  return sequence::pack(steps, lengths);
+}
+
 // n samples of stream `stream` by the config's generator, with data.modalities' features.
 Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int64_t n,
                         bool with_features) {
@@ -309,6 +342,9 @@ Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int
   Dataset all = g.synthetic.generator == 1
                     ? generate_stream_v1(g, seed, stream, n, with_features)
                     : RowMaker(g, seed).rows(seed, stream, 0, n, with_features);
+  for (size_t m = 0; m < all.features.size() && with_features; ++m)
+    if (g.modalities[m].sequence)
+      all.features[m] = sequence_rows(g.modalities[m], g.synthetic, all.features[m], seed, stream, 0);
   return with_features ? keep_modalities(d, std::move(all)) : all;
 }
 
@@ -385,10 +421,14 @@ TrainingStream::~TrainingStream() = default;
 int64_t TrainingStream::rows_per_epoch() const { return impl_->config.data.train_size; }
 
 Dataset TrainingStream::rows(int64_t epoch, int64_t r0, int64_t r1) const {
-  Dataset out = keep_modalities(
-      impl_->config.data,
-      impl_->maker.rows(impl_->config.seed, streams::kFirstEpoch + static_cast<uint64_t>(epoch), r0,
-                        r1 - r0, true));
+  const uint64_t stream = streams::kFirstEpoch + static_cast<uint64_t>(epoch);
+  Dataset all = impl_->maker.rows(impl_->config.seed, stream, r0, r1 - r0, true);
+  const auto g = generator_modalities(impl_->config.data);
+  for (size_t m = 0; m < all.features.size(); ++m)
+    if (g[m].sequence)
+      all.features[m] = sequence_rows(g[m], impl_->config.data.synthetic, all.features[m],
+                                      impl_->config.seed, stream, r0);
+  Dataset out = keep_modalities(impl_->config.data, std::move(all));
   if (impl_->thresholds.defined())
     out.target = torch::bucketize(out.target.squeeze(1), impl_->thresholds).to(torch::kInt64);
   out.origin = "synthetic training stream, epoch " + std::to_string(epoch + 1);

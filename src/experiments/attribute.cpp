@@ -16,6 +16,7 @@
 #include "mmfusion/base/svg.hpp"
 #include "mmfusion/config/config.hpp"
 #include "mmfusion/config/config_io.hpp"
+#include "mmfusion/config/config_keys.hpp"
 #include "mmfusion/data/data.hpp"
 #include "mmfusion/data/synthetic.hpp"
 #include "mmfusion/experiments/grid.hpp"
@@ -94,14 +95,14 @@ json subset_doc(const AttributionPlan& plan, uint32_t mask, int k) {
   };
   json modalities = json::array(), all = json::array();
   for (const auto& m : plan.config.data.modalities) {
-    all.push_back({{"name", m.name}, {"dim", m.dim}});
+    all.push_back(modality_json(m));
     if (is_kept(m.name)) modalities.push_back(all.back());
   }
   doc["data"]["modalities"] = modalities;
   if (plan.config.data.source == DataSource::Synthetic) {
     json generator = json::array();
     for (const auto& m : generator_modalities(plan.config.data))
-      generator.push_back({{"name", m.name}, {"dim", m.dim}});
+      generator.push_back(modality_json(m));
     doc["data"]["synthetic"]["modalities"] = generator;
   }
   if (doc.contains("model") && doc["model"].is_object()) {

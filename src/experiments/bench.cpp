@@ -6,6 +6,7 @@
 
 #include "mmfusion/config/config.hpp"
 #include "mmfusion/config/config_io.hpp"
+#include "mmfusion/data/sequence.hpp"
 #include "mmfusion/data/data.hpp"
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/training/graph_step.hpp"
@@ -97,6 +98,17 @@ struct BenchFacts {
   std::string train_path, eval_path;
 };
 
+// The steps of a benched sequence without max_len (MultiBench's and MMSA's aligned length).
+constexpr int64_t kBenchSteps = 50;
+
+// Random rows of one modality: a vector's [batch, dim], a sequence's rows of every step
+// valid (its max_len steps, else kBenchSteps).
+torch::Tensor bench_input(const ModalityConfig& m, int64_t batch) {
+  if (!m.sequence) return torch::randn({batch, m.dim});
+  const int64_t T = m.max_len > 0 ? m.max_len : kBenchSteps;
+  return sequence::pack(torch::randn({batch, T, m.dim}), torch::full({batch}, T, torch::kInt64));
+}
+
 // One batch size: training steps as the trainer runs them (the eager step reads its loss
 // back, the CUDA graph keeps it on the device), inference steps, and with a training
 // stream how fast it makes one batch of this size.
@@ -111,7 +123,7 @@ json bench_batch(const ExperimentConfig& config, const BenchArgs& args, const to
   facts.forward_flops = model->forward_flops();
   facts.parameters = parameter_counts(*model)[0].second;
   std::vector<torch::Tensor> x;
-  for (const auto& m : config.data.modalities) x.push_back(torch::randn({batch, m.dim}).to(device));
+  for (const auto& m : config.data.modalities) x.push_back(bench_input(m, batch).to(device));
   const auto y = config.task == Task::Classification
                      ? torch::randint(out, {batch}, torch::kInt64).to(device)
                      : torch::randn({batch, out}).to(device);

@@ -8,6 +8,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
+#include "mmfusion/data/sequence.hpp"
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/explain/sobol.hpp"
@@ -171,7 +172,8 @@ json decomposition_json(const SobolIndices& point, const std::vector<SobolIndice
 }  // namespace
 
 json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& raw,
-                   const ExplainOptions& options, const torch::Device& device) {
+                   const ExplainOptions& options, const torch::Device& device,
+                   const std::vector<ModalityConfig>& modalities) {
   const int groups = static_cast<int>(raw.features.size());
   if (groups > kMaxSobolGroups)
     throw ConfigError("explain: " + std::to_string(groups) + " modalities; at most " +
@@ -212,7 +214,12 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
         outputs, groups, torch::randint(options.samples, {options.samples}, gen, torch::kInt64)));
 
   const json parts = decomposition_json(point, draws, raw.names, exact, relevance_json(model));
-  const json dependence = dependence_json(data, options.seed);
+  Dataset pooled = data;  // sequences by their means over the valid steps
+  for (const auto& m : modalities)
+    for (size_t k = 0; k < pooled.names.size(); ++k)
+      if (m.sequence && pooled.names[k] == m.name)
+        pooled.features[k] = sequence::masked_mean(pooled.features[k], m.dim);
+  const json dependence = dependence_json(pooled, options.seed);
   return {
       {"output", task == Task::Classification ? "predicted class probabilities" : "prediction"},
       {"samples", options.samples},

@@ -17,6 +17,7 @@
 #include "mmfusion/mkl/mkl.hpp"
 #include "mmfusion/io/run_folder.hpp"
 #include "mmfusion/data/scaling.hpp"
+#include "mmfusion/data/sequence.hpp"
 #include "mmfusion/runtime/runtime.hpp"
 #include "mmfusion/base/svg.hpp"
 #include "mmfusion/base/version.hpp"
@@ -145,6 +146,11 @@ DataSplits mkl_splits(ExperimentConfig& config) {
   data.train = data.train.rows(torch::arange(n));
   const Scaling scaling = Scaling::fit(config.data, data.train);
   for (Dataset* d : {&data.train, &data.val, &data.test}) *d = scaling.features(*d);
+  // A sequence's kernels compare the means over its valid steps (docs/sequences.md).
+  for (size_t m = 0; m < config.data.modalities.size(); ++m)
+    if (config.data.modalities[m].sequence)
+      for (Dataset* d : {&data.train, &data.val, &data.test})
+        d->features[m] = sequence::masked_mean(d->features[m], config.data.modalities[m].dim);
   return data;
 }
 

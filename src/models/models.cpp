@@ -4,7 +4,9 @@
 
 #include "mmfusion/models/dropout.hpp"
 #include "mmfusion/base/errors.hpp"
+#include "mmfusion/data/sequence.hpp"
 #include "mmfusion/models/intense.hpp"
+#include "mmfusion/models/lstm.hpp"
 
 namespace mmfusion {
 
@@ -16,9 +18,35 @@ torch::Tensor activate(Activation activation, const torch::Tensor& x) {
   TORCH_CHECK(false, "unknown activation");
 }
 
+torch::Tensor pool_sequence(EncoderType type, const torch::Tensor& rows, int64_t dim) {
+  const auto x = sequence::values(rows, dim);  // [B, T, D]
+  const auto len = rows.select(1, 0);          // float [B]
+  const int64_t T = x.size(1);
+  switch (type) {
+    case EncoderType::Mean: return sequence::masked_mean(rows, dim);
+    case EncoderType::MeanPadded: return T == 0 ? x.sum(1) : x.sum(1) / double(T);
+    case EncoderType::Last: {
+      if (T == 0) return x.sum(1);
+      const auto last = (len.to(torch::kInt64) - 1).clamp_min(0);
+      const auto picked = x.gather(1, last.view({-1, 1, 1}).expand({-1, 1, dim})).squeeze(1);
+      return picked * (len > 0).to(x.scalar_type()).unsqueeze(1);
+    }
+    case EncoderType::MLP:
+    case EncoderType::LSTM:
+    case EncoderType::GRU:
+    case EncoderType::Transformer: break;
+  }
+  TORCH_CHECK(false, "pool_sequence: not a pooling encoder type");
+}
+
 MLPEncoderImpl::MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden,
-                               double dropout, Activation activation, bool batch_norm)
-    : input_dim_(input_dim), dropout_(dropout), activation_(activation), output_dim_(input_dim) {
+                               double dropout, Activation activation, bool batch_norm,
+                               EncoderType pooling)
+    : input_dim_(input_dim),
+      dropout_(dropout),
+      activation_(activation),
+      pooling_(pooling),
+      output_dim_(input_dim) {
   if (batch_norm) input_norm_ = register_module("input_norm", torch::nn::BatchNorm1d(input_dim));
   for (size_t i = 0; i < hidden.size(); ++i) {
     layers_.push_back(
@@ -28,6 +56,7 @@ MLPEncoderImpl::MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hi
 }
 
 torch::Tensor MLPEncoderImpl::forward(torch::Tensor x) {
+  if (pooling_ != EncoderType::MLP) x = pool_sequence(pooling_, x, input_dim_);
   if (input_norm_) {
     // A batch of one row has no batch statistics: it is normalised with the running ones,
     // as in evaluation (a training split's last batch can be one row).
@@ -45,6 +74,7 @@ torch::Tensor MLPEncoderImpl::forward(torch::Tensor x) {
 
 EncoderDescription MLPEncoderImpl::describe() const {
   EncoderDescription d;
+  d.type = pooling_;
   d.input_dim = input_dim_;
   d.activation = activation_;
   d.dropout = dropout_;
@@ -53,16 +83,230 @@ EncoderDescription MLPEncoderImpl::describe() const {
     d.hidden.push_back(layer->weight.size(0));
     d.layers.push_back({layer->weight, layer->bias});
   }
+  d.output = output_dim_;
   return d;
+}
+
+namespace {
+double dropout_of(const EncoderConfig& e, double model_dropout) {
+  return e.dropout >= 0 ? e.dropout : model_dropout;
+}
+
+// A float [B, T] mask's masked mean of outputs [B, T, H]; an empty row gives zeros.
+torch::Tensor masked_mean(const torch::Tensor& outputs, const torch::Tensor& mask) {
+  const auto m = mask.unsqueeze(2);
+  return (outputs * m).sum(1) / m.sum(1).clamp_min(1);
+}
+}  // namespace
+
+RecurrentEncoderImpl::RecurrentEncoderImpl(int64_t input_dim, const EncoderConfig& config,
+                                           double model_dropout)
+    : config_(config), input_dim_(input_dim), dropout_(dropout_of(config, model_dropout)) {
+  // LibTorch's dropout between stacked layers (none with one layer), and ours on the output.
+  const double between = config.layers > 1 ? dropout_ : 0.0;
+  if (config.type == EncoderType::LSTM)
+    lstm_ = register_module(
+        "rnn", torch::nn::LSTM(torch::nn::LSTMOptions(input_dim, config.state)
+                                   .num_layers(config.layers)
+                                   .bidirectional(config.bidirectional)
+                                   .batch_first(true)
+                                   .dropout(between)));
+  else
+    gru_ = register_module("rnn", torch::nn::GRU(torch::nn::GRUOptions(input_dim, config.state)
+                                                     .num_layers(config.layers)
+                                                     .bidirectional(config.bidirectional)
+                                                     .batch_first(true)
+                                                     .dropout(between)));
+  const int64_t width = config.state * (config.bidirectional ? 2 : 1);
+  if (config.out > 0) out_ = register_module("out", torch::nn::Linear(width, config.out));
+}
+
+torch::Tensor RecurrentEncoderImpl::forward(torch::Tensor x) {
+  namespace rnn = torch::nn::utils::rnn;
+  const auto steps = sequence::values(x, input_dim_);
+  const int64_t B = steps.size(0), T = steps.size(1);
+  const int64_t width = config_.state * (config_.bidirectional ? 2 : 1);
+  const auto lengths = sequence::lengths(x).cpu();
+  const auto present = (lengths > 0).to(x.scalar_type()).to(x.device()).unsqueeze(1);
+  torch::Tensor h;
+  if (B == 0 || T == 0) {
+    h = torch::zeros({B, width}, x.options());
+  } else if (fast_path()) {
+    // One layer, one direction, on the CPU: lstm.hpp's pass, the same equations and
+    // parameters, with one autograd node for the whole sequence.
+    const auto p = lstm_->named_parameters(/*recurse=*/false);
+    const auto [outputs, last] = lstm_forward(steps, lengths, p["weight_ih_l0"],
+                                              p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"]);
+    h = config_.pooling == Pooling::Mean ? masked_mean(outputs, sequence::mask(x, input_dim_))
+                                         : last;
+  } else {
+    // An empty row is run as one (zero) step and its encoding zeroed after.
+    const auto packed = rnn::pack_padded_sequence(steps, lengths.clamp_min(1), /*batch_first=*/true,
+                                                  /*enforce_sorted=*/false);
+    torch::Tensor padded;  // [B, T, width] when pooling by mean
+    torch::Tensor last;    // [layers * directions, B, state], in the rows' order
+    const bool mean = config_.pooling == Pooling::Mean;
+    if (lstm_) {
+      auto result = lstm_->forward_with_packed_input(packed);
+      if (mean)
+        padded = std::get<0>(rnn::pad_packed_sequence(std::get<0>(result), true, 0.0, T));
+      last = std::get<0>(std::get<1>(result));
+    } else {
+      auto result = gru_->forward_with_packed_input(packed);
+      if (mean)
+        padded = std::get<0>(rnn::pad_packed_sequence(std::get<0>(result), true, 0.0, T));
+      last = std::get<1>(result);
+    }
+    if (mean) {
+      h = masked_mean(padded, sequence::mask(x, input_dim_));
+    } else {
+      const int64_t directions = config_.bidirectional ? 2 : 1;
+      const auto top = last.slice(0, last.size(0) - directions);  // the last layer's
+      h = top.permute({1, 0, 2}).reshape({B, width});
+    }
+    h = h * present;
+  }
+  h = fast_dropout(h, dropout_, is_training());
+  return out_ ? out_(h) : h;
+}
+
+int64_t RecurrentEncoderImpl::output_dim() const { return encoder_output_dim(config_, input_dim_); }
+
+bool RecurrentEncoderImpl::fast_path() const {
+  if (!lstm_ || config_.layers != 1 || config_.bidirectional || !use_fast_path_) return false;
+  const auto& w = lstm_->named_parameters(/*recurse=*/false)["weight_ih_l0"];
+  return w.is_cpu() && w.scalar_type() == torch::kFloat32;
+}
+
+EncoderDescription RecurrentEncoderImpl::describe() const {
+  EncoderDescription d;
+  d.type = config_.type;
+  d.input_dim = input_dim_;
+  d.dropout = dropout_;
+  d.output = output_dim();
+  return d;
+}
+
+double RecurrentEncoderImpl::extra_flops(int64_t steps) const {
+  // Per step, layer and direction: gates x W_ih + h W_hh (2 flops per multiply-add) and
+  // the element-wise gate arithmetic, about 4 per gate value.
+  const double gates = config_.type == EncoderType::LSTM ? 4 : 3;
+  const double H = double(config_.state);
+  const double directions = config_.bidirectional ? 2 : 1;
+  double flops = 0;
+  for (int64_t l = 0; l < config_.layers; ++l) {
+    const double in = l == 0 ? double(input_dim_) : H * directions;
+    flops += directions * double(steps) * gates * H * (2 * (in + H) + 4);
+  }
+  return flops;
+}
+
+TransformerEncoderImpl::TransformerEncoderImpl(int64_t input_dim, int64_t max_len,
+                                               const EncoderConfig& config, double model_dropout)
+    : config_(config),
+      input_dim_(input_dim),
+      max_len_(max_len),
+      dropout_(dropout_of(config, model_dropout)) {
+  project_ = register_module("project", torch::nn::Linear(input_dim, config.width));
+  if (config.positions == Positions::Learned) {
+    positions_ = register_parameter("positions", torch::randn({max_len, config.width}) * 0.02);
+  }
+  if (config.pooling == Pooling::Token)
+    token_ = register_parameter("token", torch::randn({1, 1, config.width}) * 0.02);
+  layers_ = register_module("layers", torch::nn::ModuleList());
+  for (int64_t l = 0; l < config.layers; ++l)
+    layers_->push_back(torch::nn::TransformerEncoderLayer(
+        torch::nn::TransformerEncoderLayerOptions(config.width, config.heads)
+            .dim_feedforward(config.ff)
+            .dropout(dropout_)));
+  if (config.out > 0) out_ = register_module("out", torch::nn::Linear(config.width, config.out));
+}
+
+torch::Tensor TransformerEncoderImpl::forward(torch::Tensor x) {
+  const auto steps = sequence::values(x, input_dim_);
+  const int64_t B = steps.size(0), T = steps.size(1), W = config_.width;
+  auto mask = sequence::mask(x, input_dim_);  // [B, T], 1 at valid steps
+  TORCH_CHECK(config_.positions != Positions::Learned || T <= max_len_, "a sequence of ", T,
+              " steps, more than the ", max_len_, " learned positions");
+  auto h = project_(steps);  // [B, T, W]
+  if (config_.positions == Positions::Learned) {
+    h = h + positions_.slice(0, 0, T).unsqueeze(0);
+  } else {
+    // sin(t / 10000^(2i/W)) in even columns, cos in odd ones (Vaswani et al., 2017).
+    const auto t = torch::arange(T, x.options()).unsqueeze(1);
+    const auto i = torch::arange(0, W, 2, x.options());
+    const auto angle = t * torch::exp(i * (-std::log(10000.0) / double(W)));
+    auto pe = torch::zeros({T, W}, x.options());
+    pe.slice(1, 0, W, 2).copy_(torch::sin(angle));
+    pe.slice(1, 1, W, 2).copy_(torch::cos(angle.slice(1, 0, W / 2)));
+    h = h + pe.unsqueeze(0);
+  }
+  if (token_.defined()) {
+    h = torch::cat({token_.expand({B, 1, W}), h}, 1);
+    mask = torch::cat({torch::ones({B, 1}, mask.options()), mask}, 1);
+  }
+  const int64_t S = h.size(1);
+  torch::Tensor pooled;
+  if (B == 0 || S == 0) {
+    pooled = torch::zeros({B, W}, x.options());
+  } else {
+    // A row with no valid step would attend to nothing (NaN): it attends to its first
+    // position instead, and its mean pool is zeroed below.
+    auto attend = mask.clone();
+    attend.select(1, 0).fill_(1);
+    const auto padding = attend == 0;  // [B, S], true where keys are ignored
+    auto y = h.transpose(0, 1);        // [S, B, W]: LibTorch's layers take the steps first
+    for (const auto& layer : *layers_)
+      y = layer->as<torch::nn::TransformerEncoderLayer>()->forward(y, {}, padding);
+    y = y.transpose(0, 1);
+    pooled = token_.defined() ? y.select(1, 0) : masked_mean(y, mask);
+  }
+  return out_ ? out_(pooled) : pooled;
+}
+
+int64_t TransformerEncoderImpl::output_dim() const {
+  return encoder_output_dim(config_, input_dim_);
+}
+
+EncoderDescription TransformerEncoderImpl::describe() const {
+  EncoderDescription d;
+  d.type = config_.type;
+  d.input_dim = input_dim_;
+  d.dropout = dropout_;
+  d.output = output_dim();
+  return d;
+}
+
+double TransformerEncoderImpl::extra_flops(int64_t steps) const {
+  // Per layer beyond its Linear layers' per-row count: every step's projections and
+  // feed-forward (the Linear count is per row, not per step), and attention's two
+  // [S, S] products per head.
+  const double S = double(steps + (token_.defined() ? 1 : 0)), W = double(config_.width);
+  const double per_step = 2 * W * 4 * W + 2 * 2 * W * double(config_.ff);
+  return double(config_.layers) * (S * per_step + 2 * 2 * S * S * W) +
+         2 * double(input_dim_) * W * S;
+}
+
+EncoderPtr make_encoder(const ModalityConfig& m, const ModelConfig& model) {
+  const EncoderConfig e = encoder_for(model, m);
+  switch (e.type) {
+    case EncoderType::MLP:
+    case EncoderType::Mean:
+    case EncoderType::MeanPadded:
+    case EncoderType::Last:
+      return std::make_shared<MLPEncoderImpl>(m.dim, e.hidden, model.dropout, model.activation,
+                                              e.batch_norm, e.type);
+    case EncoderType::LSTM:
+    case EncoderType::GRU: return std::make_shared<RecurrentEncoderImpl>(m.dim, e, model.dropout);
+    case EncoderType::Transformer:
+      return std::make_shared<TransformerEncoderImpl>(m.dim, m.max_len, e, model.dropout);
+  }
+  TORCH_CHECK(false, "unknown encoder type");
 }
 
 ModalityEncodersImpl::ModalityEncodersImpl(const std::vector<ModalityConfig>& modalities,
                                            const ModelConfig& model) {
-  for (const auto& m : modalities) {
-    const EncoderConfig e = encoder_for(model, m.name);
-    encoders_.push_back(register_module(
-        m.name, MLPEncoder(m.dim, e.hidden, model.dropout, model.activation, e.batch_norm)));
-  }
+  for (const auto& m : modalities) encoders_.push_back(register_module(m.name, make_encoder(m, model)));
 }
 
 std::vector<torch::Tensor> ModalityEncodersImpl::forward(const std::vector<torch::Tensor>& inputs) {

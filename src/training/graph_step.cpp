@@ -36,7 +36,12 @@ std::unique_ptr<GraphedTrainStep> GraphedTrainStep::make(const TrainConfig& trai
                                                          torch::optim::Optimizer& optimizer,
                                                          const torch::Device& device,
                                                          std::string* why_not) {
-  const std::string why = unsupported(train, optimizer, device);
+  std::string why = unsupported(train, optimizer, device);
+  // A recurrent encoder packs its rows by their lengths, which it reads on the host: a
+  // step that synchronises cannot be captured.
+  for (const auto& module : runner.model().modules())
+    if (why.empty() && module->as<RecurrentEncoderImpl>())
+      why = "a recurrent encoder packs its rows by lengths read on the host";
   if (why_not) *why_not = why;
   if (!why.empty()) return nullptr;
   return std::make_unique<GraphedTrainStep>(runner, dynamic_cast<FlatAdam&>(optimizer),

@@ -391,8 +391,12 @@ bool cpu_float(const torch::Tensor& t) {
 }  // namespace
 
 std::string LMFPass::unsupported(const LMFDescription& d) {
-  for (const auto& e : d.encoders)
+  for (const auto& e : d.encoders) {
+    if (e.type != EncoderType::MLP)
+      return std::string("an encoder reads a sequence (type ") + to_string(e.type) +
+             "; the hand-written pass computes MLPs of vectors)";
     if (e.batch_norm) return "an encoder normalises its input (batch_norm)";
+  }
   if (!d.complete())
     return "the model has parameters its description does not name (" +
            std::to_string(d.module_parameters) + " values, " +

@@ -27,6 +27,12 @@ enum class KernelType { Linear, Polynomial, RBF };
 enum class KernelNormalize { None, UnitDiagonal, UnitTrace };
 enum class MKLSolver { Average, LP, Simple };  // uniform weights, lp-norm MKL, SimpleMKL
 enum class Backend { Auto, Gloo, NCCL };       // c10d process group (distributed training)
+enum class Padding { Back, Front };            // where a sequence file's rows keep their padding
+// A modality's encoder (model.encoders.<m>.type): mlp takes a vector; the others a sequence.
+enum class EncoderType { MLP, Mean, MeanPadded, Last, LSTM, GRU, Transformer };
+// How a recurrent or transformer encoder turns its outputs into one vector.
+enum class Pooling { Last, Mean, Token };
+enum class Positions { Sinusoidal, Learned };  // a transformer encoder's position encoding
 
 const char* to_string(Task v);
 const char* to_string(Loss v);
@@ -41,6 +47,10 @@ const char* to_string(KernelType v);
 const char* to_string(KernelNormalize v);
 const char* to_string(MKLSolver v);
 const char* to_string(Backend v);
+const char* to_string(Padding v);
+const char* to_string(EncoderType v);
+const char* to_string(Pooling v);
+const char* to_string(Positions v);
 
 // Every value of an enum above, in declaration order (parsing and the docs use them).
 template <typename E>
@@ -71,14 +81,35 @@ template <>
 const std::vector<MKLSolver>& all_values<MKLSolver>();
 template <>
 const std::vector<Backend>& all_values<Backend>();
+template <>
+const std::vector<Padding>& all_values<Padding>();
+template <>
+const std::vector<EncoderType>& all_values<EncoderType>();
+template <>
+const std::vector<Pooling>& all_values<Pooling>();
+template <>
+const std::vector<Positions>& all_values<Positions>();
 
 // The entry of a data file that holds the target (every other entry is named for its
 // modality, so no modality may take this name).
 inline constexpr const char* kTargetEntry = "target";
+// A sequence modality's lengths entry in a data file: <name> + this suffix.
+inline constexpr const char* kLengthsSuffix = "_lengths";
+// The most steps a sequence may have (max_len, files, the synthetic generator).
+inline constexpr int64_t kMaxSequenceSteps = 1 << 16;
 
 struct ModalityConfig {
   std::string name;  // an identifier: letters, digits, '_' (used in parameter names)
-  int64_t dim = 0;   // feature size
+  int64_t dim = 0;   // feature size (of each step, for a sequence)
+  // A sequence of steps of `dim` features each (docs/sequences.md): [N, T, dim] in data
+  // files, with an optional integer entry <name>_lengths [N] of valid steps.
+  bool sequence = false;
+  int64_t max_len = 0;              // sequences: the steps kept per row (0: all the file has)
+  Padding padding = Padding::Back;  // sequences: where files hold the padding of short rows
+  bool operator==(const ModalityConfig& o) const {
+    return name == o.name && dim == o.dim && sequence == o.sequence && max_len == o.max_len &&
+           padding == o.padding;
+  }
 };
 
 // Synthetic data with known structure (docs/data.md has the formula).
@@ -116,6 +147,12 @@ struct SyntheticConfig {
   // Training batches made on the fly from (seed, epoch, step) instead of a stored
   // training split (generator 2); data.train_size is then the samples per epoch.
   bool stream = false;
+  // Sequence modalities (docs/sequences.md): the fraction of each one's features written as
+  // a pattern over time, which a mean over the steps cancels (the rest stays the same at
+  // every step), and the fewest steps of a row (0: half the modality's max_len, at least 2;
+  // lengths are uniform from there to max_len).
+  double temporal = 0.5;
+  int64_t min_len = 0;
 };
 
 // The generator a config that names none was written for (data.synthetic.generator).
@@ -161,16 +198,38 @@ struct IntenseConfig {
   double reg = 0.05;       // weight of the l_{2,q} block regulariser in the loss
 };
 
-// One modality's encoder (model.encoders.<name>): an MLP of these hidden sizes, with an
-// optional batch norm of its input (the LMF paper's audio and visual subnets). A list of
-// hidden sizes alone is shorthand for {"type": "mlp", "hidden": [...]}.
+// One modality's encoder (model.encoders.<name>; docs/sequences.md). mlp: an MLP of
+// `hidden` sizes, with an optional batch norm of its input (the LMF paper's audio and
+// visual subnets); a list of hidden sizes alone is shorthand for {"type": "mlp",
+// "hidden": [...]}. mean, mean_padded, last: a sequence pooled over time (the masked mean,
+// MMSA's mean over the padded length, the last valid step), then that MLP. lstm, gru,
+// transformer: LibTorch's modules over the valid steps, pooled, then an optional Linear
+// layer to `out` features.
 struct EncoderConfig {
-  std::vector<int64_t> hidden;
-  bool batch_norm = false;
+  EncoderType type = EncoderType::MLP;
+  std::vector<int64_t> hidden;  // mlp, mean, mean_padded, last
+  bool batch_norm = false;      // mlp, mean, mean_padded, last
+  int64_t state = 64;           // lstm, gru: hidden state size (JSON "hidden")
+  int64_t layers = 1;           // lstm, gru, transformer
+  bool bidirectional = false;   // lstm, gru
+  Pooling pooling = Pooling::Last;  // lstm, gru: last | mean; transformer: mean | token
+  int64_t width = 64;               // transformer: model width (the steps are projected to it)
+  int64_t heads = 4;                // transformer
+  int64_t ff = 128;                 // transformer: feed-forward width
+  Positions positions = Positions::Sinusoidal;  // transformer
+  double dropout = -1;  // lstm, gru, transformer: < 0 means model.dropout
+  int64_t out = 0;      // lstm, gru, transformer: a final Linear layer's size (0: none)
   bool operator==(const EncoderConfig& o) const {
-    return hidden == o.hidden && batch_norm == o.batch_norm;
+    return type == o.type && hidden == o.hidden && batch_norm == o.batch_norm &&
+           state == o.state && layers == o.layers && bidirectional == o.bidirectional &&
+           pooling == o.pooling && width == o.width && heads == o.heads && ff == o.ff &&
+           positions == o.positions && dropout == o.dropout && out == o.out;
   }
 };
+// Whether an encoder of this type takes a sequence (every type but mlp).
+bool takes_sequence(EncoderType type);
+// An encoder's output size given its modality's input size.
+int64_t encoder_output_dim(const EncoderConfig& e, int64_t input_dim);
 
 struct ModelConfig {
   ModelType type = ModelType::LMF;
@@ -279,11 +338,12 @@ const KernelConfig& kernel_for(const MKLConfig& mkl, const std::string& modality
 // The hidden sizes of one modality's encoder (per-modality override or the default).
 const std::vector<int64_t>& encoder_hidden_for(const ModelConfig& model,
                                                const std::string& modality);
-// One modality's whole encoder (its own entry, or an MLP of encoder_hidden).
-EncoderConfig encoder_for(const ModelConfig& model, const std::string& modality);
+// One modality's whole encoder: its own entry, or encoder_hidden's MLP (for a sequence,
+// after the masked mean over its valid steps).
+EncoderConfig encoder_for(const ModelConfig& model, const ModalityConfig& modality);
 // A set of modalities named in R's notation: its names joined by ':' ("visual:audio").
 std::string subset_name(const std::vector<std::string>& modalities);
-// Every modality's encoding size: its last hidden size, or its input size without any.
+// Every modality's encoding size (encoder_output_dim of encoder_for).
 std::vector<int64_t> encoder_output_dims(const ModelConfig& model,
                                          const std::vector<ModalityConfig>& modalities);
 // TFN's fused size prod_m (d_m + 1), as a double (it may not fit an integer).

@@ -76,6 +76,9 @@ struct ConfigKey {
   std::string parent() const;  // the path without its last segment ("" at the top level)
 };
 
+// A modality as the resolved config writes it: {name, dim}, and a sequence's own keys.
+nlohmann::json modality_json(const ModalityConfig& modality);
+
 // Every key, parents before their keys, each key after the keys its default depends on.
 const std::vector<ConfigKey>& config_keys();
 // The keys directly inside the group at `parent` ("" for the top level), in table order.

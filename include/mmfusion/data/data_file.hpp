@@ -22,7 +22,9 @@ struct TargetRule {
 TargetRule target_rule(const ExperimentConfig& config, bool required);
 
 // Reads a data file and checks it against the modalities: names, dims, row counts,
-// float dtype, finite values, and the target by `target`. The format follows the name:
+// float dtype, finite values, and the target by `target`. A sequence modality's entry is
+// [N, T, dim] (T <= kMaxSequenceSteps) with an optional integer <name>_lengths [N] in
+// [0, T] (default T), held as sequence.hpp's rows. The format follows the name:
 // *.npz is NumPy's (npz.hpp), anything else what torch.save writes for a dict of tensors.
 // Entries that are neither a modality nor "target" are ignored.
 Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig>& modalities,
@@ -36,7 +38,10 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
 void check_labels(const torch::Tensor& labels, int64_t num_classes, const std::string& origin);
 
 // Writes a data file, atomically: *.npz as np.savez does, anything else as torch.save
-// does (a [N] target when it has one column or holds labels).
-void write_data_file(const Dataset& data, const std::string& path);
+// does (a [N] target when it has one column or holds labels). A modality that
+// `modalities` names as a sequence is written as [N, T, D] in its padding, with its
+// <name>_lengths entry (int64 [N]); every other entry as it is held.
+void write_data_file(const Dataset& data, const std::string& path,
+                     const std::vector<ModalityConfig>& modalities = {});
 
 }  // namespace mmfusion

@@ -3,6 +3,8 @@
 //   x' = (x - mean) / scale   per feature, scale = the training split's standard deviation
 //                             (population, ddof 0), or 1 for a feature that is constant there;
 //   y' = (y - target_mean) / target_scale   per target column, the same way.
+// A sequence modality is scaled per feature of a step, its statistics taken over the valid
+// steps of every training row; its padding stays zero.
 // Models train on x' (and y'); predictions go back to y's units. The statistics belong to
 // the trained model: checkpoints hold them (checkpoint.hpp) and eval, predict and every
 // later command apply them to whatever data they are given.
@@ -58,6 +60,7 @@ class Scaling {
 
  private:
   std::vector<std::string> names_;
+  std::vector<int64_t> step_dims_;  // per modality: D for a sequence, 0 for a vector
   std::vector<torch::Tensor> mean_, scale_;
   torch::Tensor target_mean_, target_scale_;
 };

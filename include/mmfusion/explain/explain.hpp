@@ -45,9 +45,13 @@ struct ExplainOptions {
 // themselves, in the model's output units (logits for classification). For a model with
 // relevance scores (InTense) each subset has "relevance": its block's score, or null when
 // the model has no block for it. The caller adds "model" and "data".
+// `modalities` names the sequences among the data's modalities: the swaps move a row's whole
+// sequence with its length, and the dependence check reads each sequence's mean over its
+// valid steps.
 nlohmann::json explain_model(StepRunner& runner, Task task, const Scaling& scaling,
                              const Dataset& data, const ExplainOptions& options,
-                             const torch::Device& device);
+                             const torch::Device& device,
+                             const std::vector<ModalityConfig>& modalities = {});
 
 // How far each modality is predictable from the others, on (up to 2000 of) the rows: the
 // 5-fold cross-validated R² of a ridge regression from the other modalities' features to

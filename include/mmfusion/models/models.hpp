@@ -1,12 +1,14 @@
 #pragma once
-// Fusion models. Every model maps one [B, dim_m] tensor per modality (config order) to
-// a [B, output_dim] prediction. The trainer only sees MultimodalModel; which model it is
+// Fusion models. Every model maps one [B, dim_m] tensor per modality (config order; a
+// sequence's rows as sequence.hpp lays them out) to a [B, output_dim] prediction. The trainer only sees MultimodalModel; which model it is
 // comes from the factory, keyed by model.type. Models know nothing of how they are run:
 // the hand-written LMF pass (lmf_pass.hpp) works from the description LMF gives of itself,
 // and whoever runs a step (step.hpp) chooses it.
 //
 // Parameter names are the checkpoint schema:
 //   encoders.<modality>.fc<i>.{weight,bias}   per-modality MLP layers
+//   encoders.<modality>.input_norm.*           its batch norm (batch_norm)
+//   encoders.<modality>.{rnn,project,positions,token,layers,out}.*   sequence encoders
 //   fusion.factor_<modality>                   LMF factor, (rank, d_m + 1, fused_dim)
 //   fusion.rank_weights                        (1, rank)
 //   fusion.bias                                (1, fused_dim)
@@ -50,29 +52,51 @@ using ModelPtr = std::shared_ptr<MultimodalModelImpl>;
 torch::Tensor activate(Activation activation, const torch::Tensor& x);
 
 // What a modality encoder computes, with handles to its parameters: per hidden size,
-// Linear -> activation -> dropout. No hidden sizes: the identity.
+// Linear -> activation -> dropout. No hidden sizes: the identity. A sequence encoder
+// (type other than mlp) describes only its type and sizes: the hand-written LMF pass
+// computes MLPs of vectors alone.
 struct EncoderDescription {
   struct Layer {
     torch::Tensor weight, bias;  // (out, in), (out)
   };
+  EncoderType type = EncoderType::MLP;
   int64_t input_dim = 0;
   std::vector<int64_t> hidden;
   Activation activation = Activation::ReLU;
   double dropout = 0;
   bool batch_norm = false;    // an input batch norm (not in `layers`)
-  std::vector<Layer> layers;  // one per hidden size
-  int64_t output_dim() const { return hidden.empty() ? input_dim : hidden.back(); }
+  std::vector<Layer> layers;  // one per hidden size (mlp, mean, mean_padded, last)
+  int64_t output = 0;         // the encoding's size
+  int64_t output_dim() const { return output; }
 };
 
-// A modality encoder: an optional batch norm of the input (model.encoders.<m>.batch_norm),
-// then (Linear -> activation -> Dropout) per hidden size. With neither it is the identity
-// and h_m = x_m.
-struct MLPEncoderImpl : torch::nn::Module {
+// A modality encoder: the modality's rows in, [B, output_dim()] out. A vector modality's
+// rows are [B, dim]; a sequence's are sequence.hpp's [B, 1 + T * dim], whose padding
+// changes no encoding (except mean_padded's, which divides by T as MMSA does).
+class EncoderImpl : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+  virtual int64_t output_dim() const = 0;
+  virtual EncoderDescription describe() const = 0;
+  // Floating-point operations of one row of T steps beyond the Linear layers that
+  // MultimodalModelImpl::forward_flops counts (recurrences, attention); 0 by default.
+  virtual double extra_flops(int64_t /*steps*/) const { return 0; }
+};
+using EncoderPtr = std::shared_ptr<EncoderImpl>;
+
+// An MLP encoder: an optional batch norm of the input (model.encoders.<m>.batch_norm), then
+// (Linear -> activation -> Dropout) per hidden size. With neither it is the identity and
+// h_m = x_m. With a pooling type (mean, mean_padded, last) its input is a sequence pooled
+// over time first (the masked mean over the valid steps, the sum over the padded length
+// divided by T, the last valid step; an empty row pools to zeros).
+class MLPEncoderImpl : public EncoderImpl {
+ public:
   MLPEncoderImpl(int64_t input_dim, const std::vector<int64_t>& hidden, double dropout,
-                 Activation activation = Activation::ReLU, bool batch_norm = false);
-  torch::Tensor forward(torch::Tensor x);
-  int64_t output_dim() const { return output_dim_; }
-  EncoderDescription describe() const;
+                 Activation activation = Activation::ReLU, bool batch_norm = false,
+                 EncoderType pooling = EncoderType::MLP);
+  torch::Tensor forward(torch::Tensor x) override;
+  int64_t output_dim() const override { return output_dim_; }
+  EncoderDescription describe() const override;
 
  private:
   std::vector<torch::nn::Linear> layers_;
@@ -80,19 +104,79 @@ struct MLPEncoderImpl : torch::nn::Module {
   int64_t input_dim_;
   double dropout_;
   Activation activation_;
+  EncoderType pooling_;
   int64_t output_dim_;
 };
 TORCH_MODULE(MLPEncoder);
+
+// A sequence's pooled vector [B, dim] (type: mean, mean_padded or last; see MLPEncoderImpl).
+torch::Tensor pool_sequence(EncoderType type, const torch::Tensor& rows, int64_t dim);
+
+// LSTM or GRU (LibTorch's modules) over each row's valid steps, packed so that padding never
+// enters: the last layer's final hidden state at the row's own length (both directions,
+// concatenated), or the masked mean of its outputs; then dropout and, with `out`, a Linear
+// layer (the LMF paper's text subnet). An empty row encodes as zeros before that layer.
+// Parameters: rnn.* (LibTorch's names), out.{weight,bias}.
+class RecurrentEncoderImpl : public EncoderImpl {
+ public:
+  RecurrentEncoderImpl(int64_t input_dim, const EncoderConfig& config, double model_dropout);
+  torch::Tensor forward(torch::Tensor x) override;
+  int64_t output_dim() const override;
+  EncoderDescription describe() const override;
+  double extra_flops(int64_t steps) const override;
+  // Whether forward takes lstm.hpp's pass (a one-layer, one-direction LSTM on the CPU in
+  // float32) rather than LibTorch's module on packed sequences; tests turn it off to
+  // compare the two.
+  bool fast_path() const;
+  void use_fast_path(bool on) { use_fast_path_ = on; }
+
+ private:
+  EncoderConfig config_;
+  int64_t input_dim_;
+  double dropout_;
+  bool use_fast_path_ = true;
+  torch::nn::LSTM lstm_{nullptr};
+  torch::nn::GRU gru_{nullptr};
+  torch::nn::Linear out_{nullptr};
+};
+
+// A transformer encoder (LibTorch's TransformerEncoderLayer, post-norm): the steps projected
+// to `width`, sinusoidal or learned positions added, an optional learned summary token in
+// front, key-padding masks so that padding is never attended to; pooled by the masked mean
+// of the valid steps' outputs or the token's output, then an optional Linear layer. An
+// empty row pools to zeros (mean) or reads the token alone. Parameters: project.*,
+// positions (learned), token, layers.<i>.*, out.*.
+class TransformerEncoderImpl : public EncoderImpl {
+ public:
+  TransformerEncoderImpl(int64_t input_dim, int64_t max_len, const EncoderConfig& config,
+                         double model_dropout);
+  torch::Tensor forward(torch::Tensor x) override;
+  int64_t output_dim() const override;
+  EncoderDescription describe() const override;
+  double extra_flops(int64_t steps) const override;
+
+ private:
+  EncoderConfig config_;
+  int64_t input_dim_, max_len_;
+  double dropout_;
+  torch::nn::Linear project_{nullptr};
+  torch::Tensor positions_, token_;
+  torch::nn::ModuleList layers_{nullptr};  // TransformerEncoderLayer each
+  torch::nn::Linear out_{nullptr};
+};
+
+// The encoder a config gives a modality (encoder_for), built.
+EncoderPtr make_encoder(const ModalityConfig& modality, const ModelConfig& model);
 
 // One encoder per modality, registered under the modality's name.
 struct ModalityEncodersImpl : torch::nn::Module {
   ModalityEncodersImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model);
   std::vector<torch::Tensor> forward(const std::vector<torch::Tensor>& inputs);
   std::vector<int64_t> output_dims() const;
-  const std::vector<MLPEncoder>& encoders() const { return encoders_; }
+  const std::vector<EncoderPtr>& encoders() const { return encoders_; }
 
  private:
-  std::vector<MLPEncoder> encoders_;
+  std::vector<EncoderPtr> encoders_;
 };
 TORCH_MODULE(ModalityEncoders);
 
