@@ -21,6 +21,7 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 constexpr int64_t kGenerationRows = 1 << 17;  // rows per timed generation of a split
+constexpr int64_t kGenerationValues = int64_t(1) << 26;  // at most 256 MB of float32 per split
 
 void sync(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
@@ -71,22 +72,27 @@ std::vector<double> timed_rates(const BenchArgs& args, int64_t batch, const torc
 }
 
 // Synthetic data: how fast the generator makes a split (kGenerationRows rows at once, all
-// threads); null for file data.
+// threads, or fewer when they would hold more than kGenerationValues values: sequences);
+// null for file data.
 json time_generation(const ExperimentConfig& config, const BenchArgs& args) {
   if (config.data.source != DataSource::Synthetic) return nullptr;
   DataConfig d = config.data;
-  d.train_size = kGenerationRows;
+  int64_t per_row = 0;
+  for (const auto& m : generator_modalities(d)) per_row += m.sequence ? 1 + m.max_len * m.dim : m.dim;
+  const int64_t rows = std::clamp<int64_t>(kGenerationValues / std::max<int64_t>(1, per_row), 1024,
+                                           kGenerationRows);
+  d.train_size = rows;
   std::vector<double> rates;
   for (int64_t r = 0; r < args.repeats; ++r) {
     const auto start = Clock::now();
     generate_synthetic(d, config.seed + r, Split::Train);
-    rates.push_back(double(kGenerationRows) /
+    rates.push_back(double(rows) /
                     std::chrono::duration<double>(Clock::now() - start).count());
   }
-  json generation = summarise(rates, kGenerationRows, 0);
+  json generation = summarise(rates, rows, 0);
   generation.erase("gflops");
   generation.erase("ms_per_step");
-  generation["rows"] = kGenerationRows;
+  generation["rows"] = rows;
   generation["generator"] = config.data.synthetic.generator;
   return generation;
 }
@@ -103,9 +109,11 @@ constexpr int64_t kBenchSteps = 50;
 
 // Random rows of one modality: a vector's [batch, dim], a sequence's rows of every step
 // valid (its max_len steps, else kBenchSteps).
+int64_t bench_steps(const ModalityConfig& m) { return m.max_len > 0 ? m.max_len : kBenchSteps; }
+
 torch::Tensor bench_input(const ModalityConfig& m, int64_t batch) {
   if (!m.sequence) return torch::randn({batch, m.dim});
-  const int64_t T = m.max_len > 0 ? m.max_len : kBenchSteps;
+  const int64_t T = bench_steps(m);
   return sequence::pack(torch::randn({batch, T, m.dim}), torch::full({batch}, T, torch::kInt64));
 }
 
@@ -121,6 +129,13 @@ json bench_batch(const ExperimentConfig& config, const BenchArgs& args, const to
   model->to(device);
   auto optimizer = make_optimizer(config.train, *model);
   facts.forward_flops = model->forward_flops();
+  // A sequence encoder's recurrence or attention over the benched steps, beyond the Linear
+  // layers forward_flops counts once per row.
+  for (const auto& item : model->named_modules())
+    for (const auto& m : config.data.modalities)
+      if (const auto* e = dynamic_cast<const EncoderImpl*>(item.value().get());
+          e && m.sequence && item.key() == "encoders." + m.name)
+        facts.forward_flops += e->extra_flops(bench_steps(m));
   facts.parameters = parameter_counts(*model)[0].second;
   std::vector<torch::Tensor> x;
   for (const auto& m : config.data.modalities) x.push_back(bench_input(m, batch).to(device));
