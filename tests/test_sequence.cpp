@@ -15,6 +15,7 @@
 #include "mmfusion/data/sequence.hpp"
 #include "mmfusion/data/synthetic.hpp"
 #include "mmfusion/cli/commands.hpp"
+#include "mmfusion/mkl/mkl_experiment.hpp"
 #include "mmfusion/models/lstm.hpp"
 #include "mmfusion/models/models.hpp"
 #include "mmfusion/training/run.hpp"
@@ -709,4 +710,24 @@ TEST(SequenceTruth, ExplainRecoversTheTruthOfAnLstmLmf) {
     EXPECT_NEAR(s["share"].get<double>(), s["truth"].get<double>(), 0.05) << s["name"];
   }
   EXPECT_LT(r["dependence"]["r2"]["audio"].get<double>(), 0.1);  // read from the step means
+}
+
+// MKL's kernels read a sequence's mean over its valid steps: with every feature static
+// that mean is the vector the generator drew, so MKL finds what it finds on the vectors.
+TEST(SequenceModels, MklOnStaticSequencesIsMklOnTheirVectors) {
+  TempDir dir;
+  auto mkl = [&](const std::string& sequence, const std::string& out) {
+    MKLArgs args;
+    args.config = source_path("configs/tiny.json");
+    args.overrides = synthetic_sequences("0", sequence);
+    args.out = dir.file(out);
+    return run_mkl(args);
+  };
+  const auto seq = mkl("true", "seq"), vec = mkl("false", "vec");
+  for (const auto& item : vec["weights"].items())
+    EXPECT_NEAR(seq["weights"][item.key()].get<double>(), item.value().get<double>(), 1e-5)
+        << item.key();
+  EXPECT_NEAR(seq["metrics"]["learned"]["test"]["r2"].get<double>(),
+              vec["metrics"]["learned"]["test"]["r2"].get<double>(), 1e-5);
+  EXPECT_GT(vec["metrics"]["learned"]["test"]["r2"].get<double>(), 0.0);  // it learned something
 }
