@@ -95,7 +95,8 @@ TEST(ConfigKeys, ShippedSchemaAndDocsAreWhatTheBinaryGenerates) {
         << "docs/config.md lacks or differs from this generated table (run scripts/generate-config-docs.py):\n"
         << table.substr(0, table.find('\n'));
   }
-  EXPECT_EQ(tables, 7);  // the resumable keys; top level, data, model, train, mkl, distributed
+  EXPECT_EQ(tables, 8);  // the resumable keys; top level, data, model, train, mkl, distributed,
+                         // metrics
   int in_docs = 0;       // and no stale table left beside them
   for (size_t at = docs.find(begin); at != std::string::npos; at = docs.find(begin, at + 1))
     ++in_docs;
@@ -106,8 +107,9 @@ TEST(ConfigKeys, TheResumableKeysAreThoseThatChangeNeitherModelNorData) {
   std::vector<std::string> resumable;
   for (const auto& k : config_keys())
     if (k.resumable) resumable.push_back(k.path);
-  const std::vector<std::string> expected{"device",         "threads",           "train.epochs",
-                                          "train.patience", "train.cuda_graphs", "train.tf32"};
+  const std::vector<std::string> expected{
+      "device",         "threads",           "train.epochs", "train.patience",
+      "train.cuda_graphs", "train.tf32",     "metrics.set"};
   EXPECT_EQ(resumable, expected);
   const std::string markdown = config_keys_markdown();
   for (const auto& path : expected)

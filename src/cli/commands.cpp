@@ -36,7 +36,8 @@ json run_eval(const EvalArgs& args) {
                 std::to_string(data.target_dim()) + " column(s), the model predicts " +
                 std::to_string(config.model.output_dim));
   json out =
-      evaluate(runner, config.task, checkpoint.scaling, data, config.train.eval_batch_size, device);
+      evaluate(runner, config.task, checkpoint.scaling, data, config.train.eval_batch_size, device,
+               config.metrics.set);
   out["loss_name"] = to_string(config.train.loss);
   out["data"] = args.data.empty() ? json(args.split) : json(args.data);
   out["checkpoint"] = args.checkpoint;

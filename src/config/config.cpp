@@ -137,6 +137,14 @@ const char* to_string(Pooling v) {
   }
   return "?";
 }
+const char* to_string(MetricSet v) {
+  switch (v) {
+    case MetricSet::Default: return "default";
+    case MetricSet::MSA: return "msa";
+    case MetricSet::SIMS: return "sims";
+  }
+  return "?";
+}
 const char* to_string(Positions v) {
   switch (v) {
     case Positions::Sinusoidal: return "sinusoidal";
@@ -230,6 +238,11 @@ const std::vector<EncoderType>& all_values() {
 template <>
 const std::vector<Pooling>& all_values() {
   static const std::vector<Pooling> v{Pooling::Last, Pooling::Mean, Pooling::Token};
+  return v;
+}
+template <>
+const std::vector<MetricSet>& all_values() {
+  static const std::vector<MetricSet> v{MetricSet::Default, MetricSet::MSA, MetricSet::SIMS};
   return v;
 }
 template <>

@@ -1140,6 +1140,15 @@ std::vector<ConfigKey> make_table() {
       positive("distributed.timeout_s", MMF_FIELD(distributed.timeout_s),
                "joining the group and every collective fail after this long without the peers"));
 
+  // ---- metrics
+  t.push_back(group("metrics", "what results.json and metrics.jsonl report (metrics.md)",
+                    "train, eval, mkl"));
+  t.push_back(resumable(row(
+      "metrics.set", KeyKind::Choice, MMF_FIELD(metrics.set),
+      "metrics beside the default ones: `msa`, the sentiment benchmarks' as MMSA computes them "
+      "(acc2_has0, f1_has0, acc2_non0, f1_non0, acc7, acc5, corr; classification adds weighted_f1); "
+      "`sims`, CH-SIMS's fixed bins (sims_acc2, sims_acc3, sims_acc5, sims_f1, sims_mae, sims_corr)")));
+
   // A key without its own commands has its group's.
   for (auto& k : t)
     for (std::string p = k.parent(); k.commands.empty() && !p.empty();) {

@@ -196,9 +196,10 @@ WeightingResults evaluate_weightings(const ExperimentConfig& config, const Kerne
     };
     const auto test_scores = scores_for(combine(ks.test, theta));
     r.metrics[label] = {
-        {"train", task_metrics(config.task, scores_for(K), train.target)},
-        {"val", task_metrics(config.task, scores_for(combine(ks.val, theta)), val.target)},
-        {"test", task_metrics(config.task, test_scores, test.target)}};
+        {"train", task_metrics(config.task, scores_for(K), train.target, config.metrics.set)},
+        {"val", task_metrics(config.task, scores_for(combine(ks.val, theta)), val.target,
+                             config.metrics.set)},
+        {"test", task_metrics(config.task, test_scores, test.target, config.metrics.set)}};
     if (label == "uniform") continue;
     if (label == "learned") {
       r.learned_test_scores = test_scores;

@@ -25,17 +25,17 @@ Tensor predict(StepRunner& runner, const Dataset& data, int64_t batch_size,
 }
 
 nlohmann::json score(const LossSpec& loss, Task task, const Scaling& scaling, const Tensor& output,
-                     const Tensor& target) {
+                     const Tensor& target, MetricSet set) {
   const auto y = target.to(output.device());
-  nlohmann::json m = task_metrics(task, scaling.original_units(output), y);
+  nlohmann::json m = task_metrics(task, scaling.original_units(output), y, set);
   m[metric::kLoss] = loss_value(loss, output, scaling.target(y)).item<double>();
   return m;
 }
 
 nlohmann::json evaluate(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& data,
-                        int64_t batch_size, const torch::Device& device) {
+                        int64_t batch_size, const torch::Device& device, MetricSet set) {
   return score(runner.loss(), task, scaling,
-               predict(runner, scaling.features(data), batch_size, device), data.target);
+               predict(runner, scaling.features(data), batch_size, device), data.target, set);
 }
 
 }  // namespace mmfusion

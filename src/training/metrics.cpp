@@ -1,5 +1,10 @@
 #include "mmfusion/training/metrics.hpp"
 
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <map>
+
 namespace mmfusion {
 
 RegressionMetrics regression_metrics(const torch::Tensor& prediction, const torch::Tensor& target) {
@@ -77,13 +82,135 @@ const std::vector<std::string>& headline_metrics(Task task) {
   return task == Task::Classification ? classification : regression;
 }
 
-nlohmann::json task_metrics(Task task, const torch::Tensor& prediction,
-                            const torch::Tensor& target) {
-  switch (task) {
-    case Task::Classification: return to_json(classification_metrics(prediction, target));
-    case Task::Regression: return to_json(regression_metrics(prediction, target));
+namespace {
+
+// The first column, in double precision on the CPU.
+std::vector<double> first_column(const torch::Tensor& x) {
+  const auto c = x.to(torch::kCPU, torch::kFloat64).reshape({x.size(0), -1}).select(1, 0).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+double pearson(const std::vector<double>& p, const std::vector<double>& t) {
+  const size_t n = p.size();
+  if (n == 0) return 0;
+  double mp = 0, mt = 0;
+  for (size_t i = 0; i < n; ++i) mp += p[i], mt += t[i];
+  mp /= double(n), mt /= double(n);
+  double spt = 0, spp = 0, stt = 0;
+  for (size_t i = 0; i < n; ++i) {
+    spt += (p[i] - mp) * (t[i] - mt), spp += (p[i] - mp) * (p[i] - mp);
+    stt += (t[i] - mt) * (t[i] - mt);
   }
-  return nullptr;
+  return spp > 0 && stt > 0 ? spt / std::sqrt(spp * stt) : 0.0;
+}
+
+// The share of rows whose labels agree.
+double agreement(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  if (a.empty()) return 0;
+  size_t same = 0;
+  for (size_t i = 0; i < a.size(); ++i) same += a[i] == b[i];
+  return double(same) / double(a.size());
+}
+
+// NumPy's round (half to even) of x clipped to [-limit, limit], as a class.
+int64_t clipped_class(double x, double limit) {
+  return static_cast<int64_t>(std::nearbyint(std::clamp(x, -limit, limit)));
+}
+
+// The index of the right-closed bin (edges[i], edges[i + 1]] that holds x; x outside every
+// bin keeps -1 (it cannot happen after clipping to [-1, 1]). Compared in float32, as NumPy
+// compares MMSA's float32 arrays with the edges: 0.1f lies in (-0.1, 0.1], where as a
+// double (0.10000000149) it would not.
+int64_t bin_of(double x, const std::vector<double>& edges) {
+  const float v = static_cast<float>(x);
+  for (size_t i = 0; i + 1 < edges.size(); ++i)
+    if (v > static_cast<float>(edges[i]) && v <= static_cast<float>(edges[i + 1]))
+      return static_cast<int64_t>(i);
+  return -1;
+}
+
+}  // namespace
+
+double weighted_f1(const std::vector<int64_t>& truth, const std::vector<int64_t>& predicted) {
+  std::map<int64_t, std::array<double, 3>> counts;  // label -> true, predicted, both
+  for (size_t i = 0; i < truth.size(); ++i) {
+    counts[truth[i]][0] += 1;
+    counts[predicted[i]][1] += 1;
+    if (truth[i] == predicted[i]) counts[truth[i]][2] += 1;
+  }
+  double sum = 0, support = 0;
+  for (const auto& [label, c] : counts) {
+    const double f1 = c[0] + c[1] > 0 ? 2 * c[2] / (c[0] + c[1]) : 0.0;
+    sum += c[0] * f1;
+    support += c[0];
+  }
+  return support > 0 ? sum / support : 0.0;
+}
+
+nlohmann::json msa_metrics(const torch::Tensor& prediction, const torch::Tensor& target) {
+  const auto p = first_column(prediction), t = first_column(target);
+  std::vector<int64_t> has0_p, has0_t, non0_p, non0_t, a7_p, a7_t, a5_p, a5_t;
+  for (size_t i = 0; i < p.size(); ++i) {
+    has0_p.push_back(p[i] >= 0), has0_t.push_back(t[i] >= 0);
+    if (t[i] != 0) non0_p.push_back(p[i] > 0), non0_t.push_back(t[i] > 0);
+    a7_p.push_back(clipped_class(p[i], 3)), a7_t.push_back(clipped_class(t[i], 3));
+    a5_p.push_back(clipped_class(p[i], 2)), a5_t.push_back(clipped_class(t[i], 2));
+  }
+  return {{metric::kAcc2Has0, agreement(has0_p, has0_t)},
+          {metric::kF1Has0, weighted_f1(has0_t, has0_p)},
+          {metric::kAcc2Non0, agreement(non0_p, non0_t)},
+          {metric::kF1Non0, weighted_f1(non0_t, non0_p)},
+          {metric::kAcc7, agreement(a7_p, a7_t)},
+          {metric::kAcc5, agreement(a5_p, a5_t)},
+          {metric::kCorr, pearson(p, t)}};
+}
+
+nlohmann::json sims_metrics(const torch::Tensor& prediction, const torch::Tensor& target) {
+  auto p = first_column(prediction), t = first_column(target);
+  for (auto* v : {&p, &t})
+    for (double& x : *v) x = std::clamp(x, -1.0, 1.0);
+  static const std::vector<double> e2{-1.01, 0.0, 1.01}, e3{-1.01, -0.1, 0.1, 1.01},
+      e5{-1.01, -0.7, -0.1, 0.1, 0.7, 1.01};
+  std::vector<int64_t> b2p, b2t, b3p, b3t, b5p, b5t;
+  double abs_sum = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    b2p.push_back(bin_of(p[i], e2)), b2t.push_back(bin_of(t[i], e2));
+    b3p.push_back(bin_of(p[i], e3)), b3t.push_back(bin_of(t[i], e3));
+    b5p.push_back(bin_of(p[i], e5)), b5t.push_back(bin_of(t[i], e5));
+    abs_sum += std::abs(p[i] - t[i]);
+  }
+  return {{metric::kSimsAcc2, agreement(b2p, b2t)},
+          {metric::kSimsAcc3, agreement(b3p, b3t)},
+          {metric::kSimsAcc5, agreement(b5p, b5t)},
+          {metric::kSimsF1, weighted_f1(b2t, b2p)},
+          {metric::kSimsMAE, p.empty() ? 0.0 : abs_sum / double(p.size())},
+          {metric::kSimsCorr, pearson(p, t)}};
+}
+
+nlohmann::json task_metrics(Task task, const torch::Tensor& prediction, const torch::Tensor& target,
+                            MetricSet set) {
+  nlohmann::json out;
+  switch (task) {
+    case Task::Classification: {
+      out = to_json(classification_metrics(prediction, target));
+      if (set != MetricSet::Default && prediction.size(0) > 0) {
+        const auto predicted = prediction.argmax(1).to(torch::kCPU, torch::kInt64).contiguous();
+        const auto truth = target.to(torch::kCPU, torch::kInt64).contiguous();
+        out[metric::kWeightedF1] = weighted_f1(
+            std::vector<int64_t>(truth.data_ptr<int64_t>(), truth.data_ptr<int64_t>() + truth.numel()),
+            std::vector<int64_t>(predicted.data_ptr<int64_t>(),
+                                 predicted.data_ptr<int64_t>() + predicted.numel()));
+      }
+      return out;
+    }
+    case Task::Regression: out = to_json(regression_metrics(prediction, target)); break;
+  }
+  switch (set) {
+    case MetricSet::Default: break;
+    case MetricSet::MSA: out.update(msa_metrics(prediction, target)); break;
+    case MetricSet::SIMS: out.update(sims_metrics(prediction, target)); break;
+  }
+  return out;
 }
 
 }  // namespace mmfusion

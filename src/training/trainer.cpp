@@ -291,7 +291,8 @@ EpochRecord Trainer::finish_epoch(double seconds) {
       r.penalty = penalty.item<double>();
   }
   r.relevance = relevance_json(*model_);
-  r.val = score(step_->loss(), config_.task, scaling_, predict_sharded(val_), val_.target);
+  r.val = score(step_->loss(), config_.task, scaling_, predict_sharded(val_), val_.target,
+                config_.metrics.set);
   r.val_loss = r.val[metric::kLoss].get<double>();
   r.val.erase(metric::kLoss);
   r.lr = config_.train.lr;
@@ -506,7 +507,8 @@ json Trainer::write_results() {
   StepRunner runner(model, config_.train);
   auto evaluate_on = [&](const Dataset& d) {  // d's features are scaled already
     return score(runner.loss(), config_.task, best.scaling,
-                 predict(runner, d, config_.train.eval_batch_size, device_), d.target);
+                 predict(runner, d, config_.train.eval_batch_size, device_), d.target,
+                 config_.metrics.set);
   };
   json params = json::object();
   for (const auto& [name, count] : parameter_counts(*model)) params[name] = count;

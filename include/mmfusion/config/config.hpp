@@ -33,6 +33,9 @@ enum class EncoderType { MLP, Mean, MeanPadded, Last, LSTM, GRU, Transformer };
 // How a recurrent or transformer encoder turns its outputs into one vector.
 enum class Pooling { Last, Mean, Token };
 enum class Positions { Sinusoidal, Learned };  // a transformer encoder's position encoding
+// The metrics reported beside the default ones (docs/metrics.md): none, the sentiment
+// benchmarks' (CMU-MOSI/MOSEI, as MMSA computes them), or CH-SIMS's fixed bins.
+enum class MetricSet { Default, MSA, SIMS };
 
 const char* to_string(Task v);
 const char* to_string(Loss v);
@@ -51,6 +54,7 @@ const char* to_string(Padding v);
 const char* to_string(EncoderType v);
 const char* to_string(Pooling v);
 const char* to_string(Positions v);
+const char* to_string(MetricSet v);
 
 // Every value of an enum above, in declaration order (parsing and the docs use them).
 template <typename E>
@@ -89,6 +93,8 @@ template <>
 const std::vector<Pooling>& all_values<Pooling>();
 template <>
 const std::vector<Positions>& all_values<Positions>();
+template <>
+const std::vector<MetricSet>& all_values<MetricSet>();
 
 // The entry of a data file that holds the target (every other entry is named for its
 // modality, so no modality may take this name).
@@ -317,6 +323,11 @@ struct DistributedConfig {
 // The largest num_classes (and output width) a config may ask for.
 inline constexpr int64_t kMaxClasses = 1 << 20;
 
+// What results.json and metrics.jsonl report (metrics.*).
+struct MetricsConfig {
+  MetricSet set = MetricSet::Default;
+};
+
 struct ExperimentConfig {
   std::string name = "default";
   Task task = Task::Regression;
@@ -331,6 +342,7 @@ struct ExperimentConfig {
   TrainConfig train;
   MKLConfig mkl;
   DistributedConfig distributed;
+  MetricsConfig metrics;
 };
 
 // One modality's MKL kernel (its own entry, or the default).

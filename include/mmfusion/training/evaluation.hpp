@@ -23,11 +23,13 @@ torch::Tensor predict(StepRunner& runner, const Dataset& data, int64_t batch_siz
 // units, plus "loss": the training objective, in the units the model trains on (the
 // scaled target when `scaling` scales it). `output` is what the model computed.
 nlohmann::json score(const LossSpec& loss, Task task, const Scaling& scaling,
-                     const torch::Tensor& output, const torch::Tensor& target);
+                     const torch::Tensor& output, const torch::Tensor& target,
+                     MetricSet set = MetricSet::Default);
 
 // score() of the runner's model on a dataset in its own units (`scaling` is applied to
 // its features here).
 nlohmann::json evaluate(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& data,
-                        int64_t batch_size, const torch::Device& device);
+                        int64_t batch_size, const torch::Device& device,
+                        MetricSet set = MetricSet::Default);
 
 }  // namespace mmfusion
