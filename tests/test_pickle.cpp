@@ -11,6 +11,9 @@
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/io/npz.hpp"
 #include "mmfusion/io/pickle.hpp"
+#include "mmfusion/data/data.hpp"
+#include "mmfusion/data/sequence.hpp"
+#include "mmfusion/training/run.hpp"
 
 using namespace mmfusion;
 using namespace mmfusion::testing;
@@ -138,4 +141,45 @@ TEST(Pickle, LengthsPastTheEndAndBadArraysAreErrorsNotReads) {
       "cnumpy\ndtype\n\x8c\x02" "f4" + std::string("K\x00K\x01\x87R", 6) + "\x89" +
       "C\x04" "abcd" + "tb.";
   expect_error([&] { parse(bad); }, "needs 24 bytes, its data has 4");
+}
+
+// data.layout "mmsa": the pickle's three splits train a model as they are, with no
+// conversion step; each split is checked as a data file is, named in the messages.
+TEST(BenchmarkFile, AnMmsaPickleTrainsAsItIs) {
+  TempDir dir;
+  if (!write_fixtures(dir)) GTEST_SKIP() << "no Python with NumPy: " << read_text(dir.file("py.txt"));
+  const std::vector<std::string> sets = {
+      "data.source=file", "data.layout=mmsa", "data.path=" + dir.file("mmsa-p5.pkl"),
+      "data.modalities=[{\"name\":\"text\",\"dim\":3,\"sequence\":true},"
+      "{\"name\":\"audio\",\"dim\":2,\"sequence\":true}]",
+      "model.encoders={\"text\":{\"type\":\"lstm\",\"hidden\":4},\"audio\":{\"type\":\"mean\"}}",
+      "train.batch_size=2"};
+  const ExperimentConfig c = tiny_config(sets);
+  const DataSplits s = load_splits(c);
+  EXPECT_EQ(s.train.size(), 4);
+  EXPECT_EQ(s.val.size(), 3);
+  EXPECT_EQ(s.test.size(), 2);
+  const auto want = expected(dir);
+  // The audio rows hold the file's lengths; text has none, so every step is valid.
+  EXPECT_TRUE(torch::equal(sequence::lengths(s.train.features[1]), want.at("train.audio_lengths")));
+  EXPECT_TRUE(torch::equal(s.test.target.squeeze(1), want.at("test.regression_labels")));
+  TrainArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.overrides = sets;
+  args.out = dir.file("run");
+  const auto results = run_train(args).results;
+  EXPECT_TRUE(results["test"]["mse"].is_number());
+
+  auto bad = sets;
+  bad.push_back("data.modalities=[{\"name\":\"text\",\"dim\":3,\"sequence\":true},"
+                "{\"name\":\"vision\",\"dim\":3}]");
+  bad.push_back("model.encoders={}");
+  expect_error([&] { load_splits(tiny_config(bad)); },
+               dir.file("mmsa-p5.pkl") + "[train]: missing entry \"vision\"");
+  bad = sets;
+  bad.push_back("data.val_path=v.pt");
+  expect_error<ConfigError>([&] { tiny_config(bad); }, "holds all three splits in data.path");
+  bad = sets;
+  bad[1] = "data.layout=lmf";  // no b'label' beside the arrays: the target is missing
+  expect_error([&] { load_splits(tiny_config(bad)); }, "[train]: missing entry \"target\"");
 }

@@ -137,6 +137,15 @@ const char* to_string(Pooling v) {
   }
   return "?";
 }
+const char* to_string(Layout v) {
+  switch (v) {
+    case Layout::None: return "none";
+    case Layout::MMSA: return "mmsa";
+    case Layout::MultiBench: return "multibench";
+    case Layout::LMF: return "lmf";
+  }
+  return "?";
+}
 const char* to_string(MetricSet v) {
   switch (v) {
     case MetricSet::Default: return "default";
@@ -238,6 +247,11 @@ const std::vector<EncoderType>& all_values() {
 template <>
 const std::vector<Pooling>& all_values() {
   static const std::vector<Pooling> v{Pooling::Last, Pooling::Mean, Pooling::Token};
+  return v;
+}
+template <>
+const std::vector<Layout>& all_values() {
+  static const std::vector<Layout> v{Layout::None, Layout::MMSA, Layout::MultiBench, Layout::LMF};
   return v;
 }
 template <>

@@ -363,8 +363,14 @@ void check_data(const ExperimentConfig& c, const json& doc) {
         fail("data.synthetic.min_len", std::to_string(sy.min_len) + " is more than \"" + m.name +
                                            "\"'s max_len " + std::to_string(m.max_len));
     }
+  if (d.layout != Layout::None && d.source != DataSource::File)
+    fail("data.layout", "only for file data (data.source is \"synthetic\")");
   if (d.source == DataSource::File) {
     if (d.path.empty()) fail("data.path", "required when data.source is \"file\"");
+    if (d.layout != Layout::None && !(d.val_path.empty() && d.test_path.empty()))
+      fail(d.val_path.empty() ? "data.test_path" : "data.val_path",
+           std::string("a \"") + to_string(d.layout) +
+               "\" file holds all three splits in data.path (leave val_path and test_path out)");
     if (d.val_path.empty() && d.val_fraction <= 0)
       fail("data.val_fraction",
            "expected a number in (0, 1) when data.val_path is not given, got " +
@@ -673,6 +679,11 @@ std::vector<ConfigKey> make_table() {
     k.range_text = "required for file data";
     t.push_back(k);
   }
+  t.push_back(written_when(
+      row("data.layout", KeyKind::Choice, MMF_FIELD(data.layout),
+          "file: `none` reads mmfusion's .pt/.npz files; `mmsa`, `multibench` or `lmf` read one pickle of that "
+          "framework holding all three splits, modalities named as it names them (benchmarks.md)"),
+      from_file));
   t.push_back(written_when(row("data.val_path", KeyKind::String, MMF_FIELD(data.val_path),
                                "file: validation data; when empty, `val_fraction` of `path`"),
                            from_file));

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "mmfusion/base/errors.hpp"
+#include "mmfusion/data/benchmark_file.hpp"
 
 namespace mmfusion {
 
@@ -58,6 +59,12 @@ Dataset fraction_split(const ExperimentConfig& config, const Dataset& all, Split
 
 Dataset file_split(const ExperimentConfig& config, Split split, const Dataset* all) {
   const DataConfig& d = config.data;
+  if (d.layout != Layout::None) {  // one pickle holds the three splits
+    DataSplits s = read_benchmark_file(config);
+    return split == Split::Train ? std::move(s.train)
+           : split == Split::Val ? std::move(s.val)
+                                 : std::move(s.test);
+  }
   const std::string& own = split == Split::Val    ? d.val_path
                            : split == Split::Test ? d.test_path
                                                   : "";
@@ -104,6 +111,7 @@ DataSplits load_splits(const ExperimentConfig& config) {
     return {std::move(train), synthetic_split(config, Split::Val, thresholds),
             synthetic_split(config, Split::Test, thresholds)};
   }
+  if (config.data.layout != Layout::None) return read_benchmark_file(config);
   const Dataset all =
       read_data_file(config.data.path, config.data.modalities, target_rule(config, true));
   return {file_split(config, Split::Train, &all), file_split(config, Split::Val, &all),

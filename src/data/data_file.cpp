@@ -170,7 +170,13 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
   const std::map<std::string, torch::Tensor> entries =
       is_npz(path) ? npz_entries(bytes, path, wanted, names)
                    : torch_entries(bytes, path, wanted, names);
+  return dataset_from_entries(entries, names, path, modalities, rule);
+}
 
+Dataset dataset_from_entries(const std::map<std::string, torch::Tensor>& entries,
+                             const std::vector<std::string>& names, const std::string& path,
+                             const std::vector<ModalityConfig>& modalities,
+                             const TargetRule& rule) {
   Dataset out;
   out.origin = path;
   int64_t rows = -1;

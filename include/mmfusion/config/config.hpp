@@ -22,6 +22,9 @@ enum class Activation { ReLU, Tanh };       // after each encoder Linear layer
 enum class RankWeighting { Learned, Sum };  // LMF: learned (1, rank) weights or a plain sum
 enum class LateCombine { Sum, Mean };       // late fusion: how the heads' outputs combine
 enum class DataSource { Synthetic, File };
+// Where a data file keeps its splits and entries (docs/benchmarks.md): mmfusion's own
+// .pt/.npz, or one pickle in the layout of MMSA, MultiBench or the LMF reference code.
+enum class Layout { None, MMSA, MultiBench, LMF };
 enum class Standardize { None, ZScore };  // feature scaling fitted on the training split
 enum class KernelType { Linear, Polynomial, RBF };
 enum class KernelNormalize { None, UnitDiagonal, UnitTrace };
@@ -55,6 +58,7 @@ const char* to_string(EncoderType v);
 const char* to_string(Pooling v);
 const char* to_string(Positions v);
 const char* to_string(MetricSet v);
+const char* to_string(Layout v);
 
 // Every value of an enum above, in declaration order (parsing and the docs use them).
 template <typename E>
@@ -95,6 +99,8 @@ template <>
 const std::vector<Positions>& all_values<Positions>();
 template <>
 const std::vector<MetricSet>& all_values<MetricSet>();
+template <>
+const std::vector<Layout>& all_values<Layout>();
 
 // The entry of a data file that holds the target (every other entry is named for its
 // modality, so no modality may take this name).
@@ -175,6 +181,9 @@ struct DataConfig {
   SyntheticConfig synthetic;
   // file source
   std::string path;       // training data (or all data, split by the fractions)
+  // The field's pickles: `path` holds all three splits, its modalities named as the
+  // layout names them (benchmark_file.hpp).
+  Layout layout = Layout::None;
   std::string val_path;   // optional; else val_fraction of `path`
   std::string test_path;  // optional; else test_fraction of `path`
   double val_fraction = 0.1;
