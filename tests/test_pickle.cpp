@@ -11,6 +11,7 @@
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/io/npz.hpp"
 #include "mmfusion/io/pickle.hpp"
+#include "mmfusion/cli/commands.hpp"
 #include "mmfusion/data/data.hpp"
 #include "mmfusion/data/sequence.hpp"
 #include "mmfusion/training/run.hpp"
@@ -95,8 +96,9 @@ TEST(Pickle, EveryProtocolReadsToThePythonArrays) {
   }
   // Python 2's str payloads and byte-string keys.
   EXPECT_TRUE(torch::equal(key_of(key_of(read(dir, "py2.pkl"), "train"), "covarep")->array, want.at("py2")));
-  // The tree a user writes a mapping from.
-  const std::string tree = pickle::describe(read(dir, "mmsa-p4.pkl"));
+  // The tree a user writes a mapping from (mmfusion inspect-data --file FILE).
+  const std::string tree = run_inspect_data(dir.file("mmsa-p4.pkl"));
+  EXPECT_NE(tree.find(" MB/s)\n"), std::string::npos) << tree;
   EXPECT_NE(tree.find("train/audio: ndarray [4, 7, 2] <f4"), std::string::npos) << tree;
   EXPECT_NE(tree.find("train/audio_lengths: ndarray [4] <i8"), std::string::npos) << tree;
 }

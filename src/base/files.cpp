@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -216,13 +217,45 @@ void refuse_overwrite(const std::string& path, bool force, const std::string& op
                      ": the file exists (pass --force to overwrite it)");
 }
 
+MappedFile::MappedFile(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw Error(path + ": no such file");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw Error(path + ": cannot stat: " + std::strerror(e));
+  }
+  size_ = static_cast<size_t>(st.st_size);
+  if (size_ > 0) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    const int e = errno;
+    ::close(fd);
+    if (p == MAP_FAILED) throw Error(path + ": cannot map: " + std::strerror(e));
+    data_ = static_cast<const char*>(p);
+  } else {
+    ::close(fd);
+  }
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<char*>(data_), size_);
+}
+
 std::vector<char> read_bytes(const std::string& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw Error(path + ": no such file");
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw Error(path + ": read failed");
+  // One allocation of the file's size and one read (a byte-by-byte read into a growing
+  // vector ran at about 90 MB/s and held twice the file while it grew).
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw Error(path + ": cannot tell its size");
+  std::vector<char> bytes(static_cast<size_t>(size));
+  in.seekg(0);
+  if (size > 0 && !in.read(bytes.data(), size)) throw Error(path + ": read failed");
   return bytes;
 }
 

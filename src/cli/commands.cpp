@@ -1,5 +1,7 @@
 #include "mmfusion/cli/commands.hpp"
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 #include <spdlog/spdlog.h>
@@ -11,6 +13,7 @@
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/models/models.hpp"
+#include "mmfusion/io/pickle.hpp"
 #include "mmfusion/io/run_folder.hpp"
 #include "mmfusion/runtime/runtime.hpp"
 #include "mmfusion/training/evaluation.hpp"
@@ -161,6 +164,20 @@ int64_t run_predict(const PredictArgs& args) {
   }
   atomic_write_text(args.output, csv.str());
   return data.size();
+}
+
+std::string run_inspect_data(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw Error(path + ": no such file");
+  const auto start = std::chrono::steady_clock::now();
+  const MappedFile file(path);
+  const pickle::ValuePtr root = pickle::parse(file.data(), file.size(), path);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  char line[160];
+  std::snprintf(line, sizeof line, "read %.1f MB in %.2f s (%.0f MB/s)\n", double(file.size()) / 1e6,
+                seconds, seconds > 0 ? double(file.size()) / 1e6 / seconds : 0.0);
+  return pickle::describe(root) + line;
 }
 
 json run_inspect(const std::string& path) {

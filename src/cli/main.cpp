@@ -149,6 +149,17 @@ Command add_inspect(CLI::App& app) {
           }};
 }
 
+Command add_inspect_data(CLI::App& app) {
+  auto path = std::make_shared<std::string>();
+  auto* cmd = app.add_subcommand(
+      "inspect-data", "Print a benchmark pickle's keys, shapes and dtypes (read safely; docs/benchmarks.md)");
+  cmd->add_option("--file", *path, "Pickle file")->required();
+  return {cmd, [path] {
+            std::cout << run_inspect_data(*path);
+            return 0;
+          }};
+}
+
 Command add_synth(CLI::App& app) {
   auto args = std::make_shared<SynthArgs>();
   auto* cmd = app.add_subcommand("synth", "Write a config's synthetic split as a data file");
@@ -394,7 +405,8 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands{add_train(app),    add_eval(app),    add_predict(app),
                                       add_explain(app),  add_inspect(app), add_synth(app),
                                       add_validate(app), add_schema(app),  add_bench(app),
-                                      add_mkl(app),      add_sweep(app),   add_attribute(app)};
+                                      add_mkl(app),      add_sweep(app),   add_attribute(app),
+                                      add_inspect_data(app)};
   if (unknown_command(argc, argv, commands)) return 2;
   try {
     app.parse(argc, argv);

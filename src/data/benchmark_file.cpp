@@ -62,7 +62,11 @@ DataSplits read_benchmark_file(const ExperimentConfig& config) {
   if (!std::filesystem::is_regular_file(path, ec))
     throw Error(path + ": no such data file (data.layout \"" + to_string(config.data.layout) +
                 "\" reads the framework's pickle; docs/benchmarks.md says where to get it)");
-  const pickle::ValuePtr root = pickle::parse(read_bytes(path), path);
+  pickle::ValuePtr root;
+  {
+    const MappedFile file(path);  // unmapped once parsed: the arrays are copies
+    root = pickle::parse(file.data(), file.size(), path);
+  }
   const LayoutNames names = layout_names(config.data.layout);
   if (root->kind != pickle::Value::Kind::Dict)
     throw Error(path + ": the pickle holds a " + root->kind_name() +

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+
+#include <sys/mman.h>
 #include <set>
 #include <sstream>
 #include <unordered_map>
@@ -16,6 +18,10 @@ using Kind = Value::Kind;
 constexpr size_t kMaxStack = 1 << 20;  // values on the stack at once
 constexpr size_t kMaxMemo = 1 << 24;   // memo entries
 constexpr int kMaxDims = 32;           // NumPy's own limit on array dimensions
+// Bytes payloads larger than this are not copied: they are read where they lie in the
+// file while it is parsed (an array's data is copied once, into its tensor) and dropped
+// after (Value::text stays empty, Value::dropped says so).
+constexpr uint64_t kViewBytes = 1 << 16;
 
 ValuePtr make(Kind kind) {
   auto v = std::make_shared<Value>();
@@ -60,6 +66,19 @@ bool torch_type(const std::string& code, c10::ScalarType& type, int64_t& size) {
   return true;
 }
 
+// An uninitialised tensor; a large one on pages mapped in one call (MAP_POPULATE), which
+// on this machine's VM is several times faster than taking a page fault per page as the
+// copy first touches them.
+torch::Tensor populated(const std::vector<int64_t>& shape, c10::ScalarType type, size_t bytes) {
+  if (bytes < (size_t(1) << 20))
+    return torch::empty(shape, torch::TensorOptions().dtype(type));
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                   -1, 0);
+  if (p == MAP_FAILED) return torch::empty(shape, torch::TensorOptions().dtype(type));
+  return torch::from_blob(
+      p, shape, [bytes](void* q) { ::munmap(q, bytes); }, torch::TensorOptions().dtype(type));
+}
+
 // UTF-8 to code points (for _codecs.encode(str, "latin1")); false on malformed input.
 bool latin1_bytes(const std::string& utf8, std::string& out) {
   out.clear();
@@ -81,8 +100,8 @@ bool latin1_bytes(const std::string& utf8, std::string& out) {
 
 class Parser {
  public:
-  Parser(const std::vector<char>& bytes, const std::string& origin)
-      : p_(reinterpret_cast<const unsigned char*>(bytes.data())), n_(bytes.size()), origin_(origin) {}
+  Parser(const char* data, size_t size, const std::string& origin)
+      : p_(reinterpret_cast<const unsigned char*>(data)), n_(size), origin_(origin) {}
 
   ValuePtr run() {
     while (true) {
@@ -135,6 +154,7 @@ class Parser {
         case '2': push(top()); break;  // DUP
         case '.':
           if (stack_.size() != 1) fail(at, "STOP with " + std::to_string(stack_.size()) + " values on the stack");
+          for (const auto& v : big_) v->dropped = true;  // the file is not kept
           return stack_.back();
         case 0x97:
         case 0x98: fail(at, "out-of-band buffers are refused (pickle it without buffer_callback)");
@@ -234,8 +254,18 @@ class Parser {
   void push_text(Kind kind, uint64_t count) {
     const unsigned char* b = take(count);
     auto v = make(kind);
-    v->text.assign(reinterpret_cast<const char*>(b), count);
+    if (kind == Kind::Bytes && count > kViewBytes) {
+      views_[v.get()] = {reinterpret_cast<const char*>(b), count};
+      big_.push_back(v);
+    } else {
+      v->text.assign(reinterpret_cast<const char*>(b), count);
+    }
     push(v);
+  }
+  // A Bytes value's payload: its text, or where it lies in the file.
+  std::pair<const char*, size_t> payload(const Value& v) const {
+    const auto it = views_.find(&v);
+    return it != views_.end() ? it->second : std::make_pair(v.text.data(), v.text.size());
   }
   void push_sequence(Kind kind, std::vector<ValuePtr> items) {
     auto v = make(kind);
@@ -347,7 +377,7 @@ class Parser {
         if (a.size() < 2 || a[0]->kind != Kind::Dtype || a[1]->kind != Kind::Bytes)
           fail(at, "numpy scalar without a dtype and its bytes");
         auto v = make(Kind::Array);
-        fill(*v, a[0]->dtype, {}, a[1]->text, false, at);
+        fill(*v, a[0]->dtype, {}, payload(*a[1]), false, at);
         push(v);
         return;
       }
@@ -356,7 +386,7 @@ class Parser {
             a[2]->kind != Kind::Tuple || (a[3]->kind != Kind::Str && a[3]->kind != Kind::Bytes))
           fail(at, "_frombuffer without its buffer, dtype, shape and order");
         auto v = make(Kind::Array);
-        fill(*v, a[1]->dtype, shape_of(*a[2], at), a[0]->text, a[3]->text == "F", at);
+        fill(*v, a[1]->dtype, shape_of(*a[2], at), payload(*a[0]), a[3]->text == "F", at);
         push(v);
         return;
       }
@@ -407,10 +437,13 @@ class Parser {
     }
     if (s[4]->kind != Kind::Bytes && s[4]->kind != Kind::Str)
       fail(at, "an ndarray's data is a " + s[4]->kind_name());
-    std::string data = s[4]->text;
-    if (s[4]->kind == Kind::Str && !latin1_bytes(s[4]->text, data))
-      fail(at, "an ndarray's data as text outside latin-1");
-    fill(*target, s[2]->dtype, shape, data, fortran, at);
+    if (s[4]->kind == Kind::Bytes) {
+      fill(*target, s[2]->dtype, shape, payload(*s[4]), fortran, at);
+      return;
+    }
+    std::string data;
+    if (!latin1_bytes(s[4]->text, data)) fail(at, "an ndarray's data as text outside latin-1");
+    fill(*target, s[2]->dtype, shape, {data.data(), data.size()}, fortran, at);
   }
 
   std::vector<int64_t> shape_of(const Value& t, size_t at) const {
@@ -426,7 +459,7 @@ class Parser {
   // An array of `shape` from `data`, checked: its size is the product of the shape times
   // the item size, without overflow.
   void fill(Value& v, const std::string& dtype, const std::vector<int64_t>& shape,
-            const std::string& data, bool fortran, size_t at) const {
+            std::pair<const char*, size_t> data, bool fortran, size_t at) const {
     v.dtype = dtype;
     v.shape = shape;
     c10::ScalarType type;
@@ -440,14 +473,14 @@ class Parser {
       if (d != 0 && count > (uint64_t(1) << 62) / uint64_t(d)) fail(at, "an array too large to hold");
       count *= uint64_t(d);
     }
-    if (count * uint64_t(item) != data.size())
+    if (count * uint64_t(item) != data.second)
       fail(at, "an array of shape " + c10::str(c10::IntArrayRef(shape)) + " and dtype " + dtype +
                    " needs " + std::to_string(count * uint64_t(item)) + " bytes, its data has " +
-                   std::to_string(data.size()));
+                   std::to_string(data.second));
     std::vector<int64_t> stored = shape;
     if (fortran) std::reverse(stored.begin(), stored.end());
-    torch::Tensor t = torch::empty(stored, torch::TensorOptions().dtype(type));
-    if (!data.empty()) std::memcpy(t.data_ptr(), data.data(), data.size());
+    torch::Tensor t = populated(stored, type, data.second);
+    if (data.second > 0) std::memcpy(t.data_ptr(), data.first, data.second);
     if (fortran && shape.size() > 1) {
       std::vector<int64_t> order(shape.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = int64_t(order.size() - 1 - i);
@@ -463,6 +496,8 @@ class Parser {
   std::vector<ValuePtr> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, ValuePtr> memo_;
+  std::unordered_map<const Value*, std::pair<const char*, size_t>> views_;  // large Bytes
+  std::vector<ValuePtr> big_;
 };
 
 void describe_into(const ValuePtr& v, const std::string& path, std::vector<std::string>& lines,
@@ -474,7 +509,7 @@ void describe_into(const ValuePtr& v, const std::string& path, std::vector<std::
     line << " " << c10::IntArrayRef(v->shape) << " " << v->dtype;
     if (!v->unsupported.empty()) line << " (" << v->unsupported << ")";
   } else if (v->kind == Kind::Str || v->kind == Kind::Bytes) {
-    line << " of " << v->text.size();
+    line << (v->dropped ? " (large, not kept)" : " of " + std::to_string(v->text.size()));
   } else if (v->kind == Kind::List || v->kind == Kind::Tuple) {
     line << " of " << v->items.size();
   } else if (v->kind == Kind::Int) {
@@ -523,7 +558,11 @@ std::string Value::kind_name() const {
 }
 
 ValuePtr parse(const std::vector<char>& bytes, const std::string& origin) {
-  return Parser(bytes, origin).run();
+  return Parser(bytes.data(), bytes.size(), origin).run();
+}
+
+ValuePtr parse(const char* data, size_t size, const std::string& origin) {
+  return Parser(data, size, origin).run();
 }
 
 std::string describe(const ValuePtr& root, size_t max_lines) {

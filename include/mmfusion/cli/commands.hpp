@@ -48,6 +48,9 @@ struct PredictArgs {
 int64_t run_predict(const PredictArgs& args);
 
 nlohmann::json run_inspect(const std::string& checkpoint);
+// inspect-data: a pickle's tree of keys, kinds, shapes and dtypes (io/pickle), and how
+// long reading it took.
+std::string run_inspect_data(const std::string& path);
 
 struct SynthArgs {
   std::string config;

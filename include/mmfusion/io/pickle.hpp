@@ -33,6 +33,7 @@ struct Value {
   std::vector<int64_t> shape;
   std::string dtype;              // Array and Dtype: NumPy's code, e.g. "<f4", "|b1", "<U5", "|O"
   std::string unsupported;        // Array: why `array` is undefined
+  bool dropped = false;           // Bytes over 64 KiB: read while parsing, not kept
 
   // A dict's value for a string key (Str, or Bytes as Python 2 and latin-1 write keys);
   // nullptr when absent or not a dict.
@@ -43,6 +44,7 @@ struct Value {
 
 // Parses a whole pickle. `origin` names the file in errors ("FILE: pickle: ...").
 ValuePtr parse(const std::vector<char>& bytes, const std::string& origin);
+ValuePtr parse(const char* data, size_t size, const std::string& origin);
 
 // The file's tree of keys, kinds, shapes and dtypes, one line per node, for writing a
 // mapping by hand (at most `max_lines` lines; lists and tuples show their first items).
