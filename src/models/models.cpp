@@ -92,6 +92,18 @@ double dropout_of(const EncoderConfig& e, double model_dropout) {
   return e.dropout >= 0 ? e.dropout : model_dropout;
 }
 
+// What a sequence encoder describes of itself: its type and sizes (no layers the
+// hand-written LMF pass could compute).
+EncoderDescription sequence_description(EncoderType type, int64_t input_dim, double dropout,
+                                        int64_t output) {
+  EncoderDescription d;
+  d.type = type;
+  d.input_dim = input_dim;
+  d.dropout = dropout;
+  d.output = output;
+  return d;
+}
+
 // A float [B, T] mask's masked mean of outputs [B, T, H]; an empty row gives zeros.
 torch::Tensor masked_mean(const torch::Tensor& outputs, const torch::Tensor& mask) {
   const auto m = mask.unsqueeze(2);
@@ -179,12 +191,7 @@ bool RecurrentEncoderImpl::fast_path() const {
 }
 
 EncoderDescription RecurrentEncoderImpl::describe() const {
-  EncoderDescription d;
-  d.type = config_.type;
-  d.input_dim = input_dim_;
-  d.dropout = dropout_;
-  d.output = output_dim();
-  return d;
+  return sequence_description(config_.type, input_dim_, dropout_, output_dim());
 }
 
 double RecurrentEncoderImpl::extra_flops(int64_t steps) const {
@@ -269,12 +276,7 @@ int64_t TransformerEncoderImpl::output_dim() const {
 }
 
 EncoderDescription TransformerEncoderImpl::describe() const {
-  EncoderDescription d;
-  d.type = config_.type;
-  d.input_dim = input_dim_;
-  d.dropout = dropout_;
-  d.output = output_dim();
-  return d;
+  return sequence_description(config_.type, input_dim_, dropout_, output_dim());
 }
 
 double TransformerEncoderImpl::extra_flops(int64_t steps) const {
