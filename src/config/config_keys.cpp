@@ -264,7 +264,7 @@ EncoderConfig parse_encoder(const json& v, const std::string& at, const Modality
 
 // The resolved form of one encoder: the shorthand where it says everything (so that earlier
 // configs resolve as before), else the type's own keys.
-json encoder_json(const EncoderConfig& e, const ModalityConfig& modality) {
+json encoder_json(const EncoderConfig& e) {
   switch (e.type) {
     case EncoderType::MLP:
       if (!e.batch_norm) return json(e.hidden);
@@ -293,7 +293,6 @@ json encoder_json(const EncoderConfig& e, const ModalityConfig& modality) {
       return out;
     }
   }
-  (void)modality;
   return json();
 }
 
@@ -949,9 +948,7 @@ std::vector<ConfigKey> make_table() {
     };
     k.get = [](const ExperimentConfig& c, const std::string&) {
       json out = json::object();
-      for (const auto& [name, e] : c.model.encoders)
-        for (const auto& m : c.data.modalities)
-          if (m.name == name) out[name] = encoder_json(e, m);
+      for (const auto& [name, e] : c.model.encoders) out[name] = encoder_json(e);
       return out;
     };
     t.push_back(k);

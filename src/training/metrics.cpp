@@ -84,24 +84,12 @@ const std::vector<std::string>& headline_metrics(Task task) {
 
 namespace {
 
-// The first column, in double precision on the CPU.
-std::vector<double> first_column(const torch::Tensor& x) {
-  const auto c = x.to(torch::kCPU, torch::kFloat64).reshape({x.size(0), -1}).select(1, 0).contiguous();
-  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+// The first column [N, 1], in double precision on the CPU.
+torch::Tensor column(const torch::Tensor& x) {
+  return x.to(torch::kCPU, torch::kFloat64).reshape({x.size(0), -1}).slice(1, 0, 1).contiguous();
 }
-
-double pearson(const std::vector<double>& p, const std::vector<double>& t) {
-  const size_t n = p.size();
-  if (n == 0) return 0;
-  double mp = 0, mt = 0;
-  for (size_t i = 0; i < n; ++i) mp += p[i], mt += t[i];
-  mp /= double(n), mt /= double(n);
-  double spt = 0, spp = 0, stt = 0;
-  for (size_t i = 0; i < n; ++i) {
-    spt += (p[i] - mp) * (t[i] - mt), spp += (p[i] - mp) * (p[i] - mp);
-    stt += (t[i] - mt) * (t[i] - mt);
-  }
-  return spp > 0 && stt > 0 ? spt / std::sqrt(spp * stt) : 0.0;
+std::vector<double> values(const torch::Tensor& column) {
+  return std::vector<double>(column.data_ptr<double>(), column.data_ptr<double>() + column.numel());
 }
 
 // The share of rows whose labels agree.
@@ -148,7 +136,7 @@ double weighted_f1(const std::vector<int64_t>& truth, const std::vector<int64_t>
 }
 
 nlohmann::json msa_metrics(const torch::Tensor& prediction, const torch::Tensor& target) {
-  const auto p = first_column(prediction), t = first_column(target);
+  const auto p = values(column(prediction)), t = values(column(target));
   std::vector<int64_t> has0_p, has0_t, non0_p, non0_t, a7_p, a7_t, a5_p, a5_t;
   for (size_t i = 0; i < p.size(); ++i) {
     has0_p.push_back(p[i] >= 0), has0_t.push_back(t[i] >= 0);
@@ -162,29 +150,27 @@ nlohmann::json msa_metrics(const torch::Tensor& prediction, const torch::Tensor&
           {metric::kF1Non0, weighted_f1(non0_t, non0_p)},
           {metric::kAcc7, agreement(a7_p, a7_t)},
           {metric::kAcc5, agreement(a5_p, a5_t)},
-          {metric::kCorr, pearson(p, t)}};
+          {metric::kCorr, regression_metrics(column(prediction), column(target)).pearson}};
 }
 
 nlohmann::json sims_metrics(const torch::Tensor& prediction, const torch::Tensor& target) {
-  auto p = first_column(prediction), t = first_column(target);
-  for (auto* v : {&p, &t})
-    for (double& x : *v) x = std::clamp(x, -1.0, 1.0);
+  const auto pc = column(prediction).clamp(-1.0, 1.0), tc = column(target).clamp(-1.0, 1.0);
+  const auto p = values(pc), t = values(tc);
   static const std::vector<double> e2{-1.01, 0.0, 1.01}, e3{-1.01, -0.1, 0.1, 1.01},
       e5{-1.01, -0.7, -0.1, 0.1, 0.7, 1.01};
   std::vector<int64_t> b2p, b2t, b3p, b3t, b5p, b5t;
-  double abs_sum = 0;
   for (size_t i = 0; i < p.size(); ++i) {
     b2p.push_back(bin_of(p[i], e2)), b2t.push_back(bin_of(t[i], e2));
     b3p.push_back(bin_of(p[i], e3)), b3t.push_back(bin_of(t[i], e3));
     b5p.push_back(bin_of(p[i], e5)), b5t.push_back(bin_of(t[i], e5));
-    abs_sum += std::abs(p[i] - t[i]);
   }
+  const RegressionMetrics clipped = regression_metrics(pc, tc);
   return {{metric::kSimsAcc2, agreement(b2p, b2t)},
           {metric::kSimsAcc3, agreement(b3p, b3t)},
           {metric::kSimsAcc5, agreement(b5p, b5t)},
           {metric::kSimsF1, weighted_f1(b2t, b2p)},
-          {metric::kSimsMAE, p.empty() ? 0.0 : abs_sum / double(p.size())},
-          {metric::kSimsCorr, pearson(p, t)}};
+          {metric::kSimsMAE, clipped.mae},
+          {metric::kSimsCorr, clipped.pearson}};
 }
 
 nlohmann::json task_metrics(Task task, const torch::Tensor& prediction, const torch::Tensor& target,
