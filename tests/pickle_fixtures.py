@@ -1,7 +1,9 @@
 """Writes the pickle reader's fixtures (tests/test_pickle.cpp) into a folder: an
 MMSA-shaped file in protocols 2, 4 and 5 (float32 sequences, int64 lengths, labels,
 object arrays of strings, a list of ids), arrays of other dtypes and orders, a NumPy
-scalar, a Python-2-style pickle written byte by byte (str payloads, byte-string keys), and
+scalar, a Python-2-style pickle written byte by byte (str payloads, byte-string keys), an
+IEMOCAP-shaped file in the LMF reference's layout (byte keys, nested by emotion, NaN and Inf
+in COVAREP), a MultiBench-shaped one ([N, 1, 1] labels, front padding, -inf), and
 hostile pickles that name os.system, subprocess.Popen, builtins.eval and a NumPy
 subclass. Beside each readable file, expected.npz holds the arrays Python itself reads
 from it.
@@ -77,6 +79,61 @@ with open(os.path.join(out, "py2.pkl"), "wb") as f:
 # Python itself reads the hand-made bytes to the same array.
 assert np.array_equal(pickle.loads(py2, encoding="bytes")[b"train"][b"covarep"], covarep)
 expected["py2"] = covarep
+
+
+def with_nonfinite(a, every):
+    """A copy of `a` with NaN, +Inf and -Inf at every `every`-th value (flat order)."""
+    a = a.copy()
+    flat = a.reshape(-1)
+    for i, v in zip(range(0, flat.size, every), [np.nan, np.inf, -np.inf] * flat.size):
+        flat[i] = v
+    return a
+
+
+def lmf_split(n, name, prefix):
+    """The LMF reference's split: byte-string keys, COVAREP with NaN and Inf values."""
+    s = {
+        b"covarep": with_nonfinite(rng.standard_normal((n, 4)).astype(np.float32), 5),
+        b"facet": rng.standard_normal((n, 3)).astype(np.float32),
+        b"glove": rng.standard_normal((n, 5, 3)).astype(np.float32),
+        b"label": rng.integers(0, 2, n).astype(np.int64),
+    }
+    covarep = s[b"covarep"]
+    expected["%s.%s.covarep" % (prefix, name)] = np.nan_to_num(covarep, nan=0, posinf=0, neginf=0)
+    expected["%s.%s.covarep_nonfinite" % (prefix, name)] = (~np.isfinite(covarep)).sum(1).astype(np.int64)
+    expected["%s.%s.glove" % (prefix, name)] = s[b"glove"]
+    expected["%s.%s.label" % (prefix, name)] = s[b"label"]
+    return s
+
+
+# IEMOCAP as the LMF reference keeps it: nested by emotion first, then by split.
+iemocap = {emotion: {split: lmf_split(n, split.decode(), "iemocap." + emotion.decode())
+                     for split, n in ((b"train", 6), (b"valid", 4), (b"test", 3))}
+           for emotion in (b"happy", b"sad")}
+with open(os.path.join(out, "iemocap-p2.pkl"), "wb") as f:
+    pickle.dump(iemocap, f, protocol=2)
+
+
+def multibench_split(n):
+    """MultiBench's affect split: [N, 1, 1] labels, front-padded text, -inf in audio."""
+    text = rng.standard_normal((n, 6, 3)).astype(np.float32)
+    lengths = rng.integers(1, 7, n)
+    for i, l in enumerate(lengths):
+        text[i, : 6 - l] = 0  # zero padding at the front
+    audio = rng.standard_normal((n, 6, 2)).astype(np.float32)
+    audio[0, 0, 1] = -np.inf
+    return {"vision": rng.standard_normal((n, 6, 2)).astype(np.float32), "audio": audio,
+            "text": text, "labels": rng.uniform(-3, 3, (n, 1, 1)).astype(np.float32),
+            "id": np.array([["clip", str(i)] for i in range(n)])}
+
+
+multibench = {"train": multibench_split(5), "valid": multibench_split(3), "test": multibench_split(3)}
+with open(os.path.join(out, "multibench-p4.pkl"), "wb") as f:
+    pickle.dump(multibench, f, protocol=4)
+for name, s in multibench.items():
+    expected["multibench.%s.text" % name] = s["text"]
+    expected["multibench.%s.labels" % name] = s["labels"].reshape(-1, 1)
+
 np.savez(os.path.join(out, "expected.npz"), **expected)
 
 hostile = {

@@ -37,7 +37,8 @@ def errors(doc):
     return [f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(doc)]
 
 
-configs = sorted(p for p in (root / "configs").glob("*.json") if p.name != "mmfusion.schema.json")
+configs = sorted(p for p in [*(root / "configs").glob("*.json"), *(root / "configs" / "benchmarks").glob("*.json")]
+                 if p.name != "mmfusion.schema.json")
 variants = [[], ["task=classification", "num_classes=3"], ["data.source=file", "data.path=x.pt"],
             ["data.synthetic.weights=null", 'data.synthetic.terms=[{"modalities": ["visual"]}]'],
             ["model.type=intense"], ["mkl.interactions=all", "mkl.kernels.text.type=polynomial"],

@@ -51,6 +51,9 @@ const std::vector<std::vector<std::string>>& variants() {
        "model.encoders={\"audio\":{\"type\":\"gru\",\"bidirectional\":true},\"text\":{"
        "\"type\":\"transformer\",\"positions\":\"learned\",\"pooling\":\"token\"}}",
        "data.synthetic.temporal=0.25", "data.synthetic.min_len=3"},
+      {"data.source=file", "data.path=x.pkl", "data.layout=lmf", "data.nonfinite=zero",
+       "data.keys={\"splits\":[[\"happy\",\"train\"],\"valid\",\"test\"],\"target\":\"label\","
+       "\"modalities\":{\"audio\":\"covarep\"}}"},
   };
   return v;
 }
@@ -153,17 +156,19 @@ TEST(ConfigKeys, TheResolvedConfigHoldsExactlyTheTablesKeys) {
 
 TEST(ConfigKeys, ShippedConfigsAndEveryKindOfResolvedConfigValidateAgainstTheSchema) {
   int configs = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(source_path("configs"))) {
-    if (entry.path().extension() != ".json" || entry.path().filename() == "mmfusion.schema.json")
-      continue;
-    SCOPED_TRACE(entry.path().string());
-    const json doc = read_json_file(entry.path().string());
-    EXPECT_EQ(doc.value("$schema", ""), "mmfusion.schema.json");
-    EXPECT_EQ(schema_violation(shipped_schema(), doc), "");
-    EXPECT_EQ(schema_violation(shipped_schema(), to_json(parse_config(doc))), "");
-    ++configs;
-  }
-  EXPECT_GE(configs, 5);
+  for (const std::string folder : {"configs", "configs/benchmarks"})
+    for (const auto& entry : std::filesystem::directory_iterator(source_path(folder))) {
+      if (entry.path().extension() != ".json" || entry.path().filename() == "mmfusion.schema.json")
+        continue;
+      SCOPED_TRACE(entry.path().string());
+      const json doc = read_json_file(entry.path().string());
+      EXPECT_EQ(doc.value("$schema", ""),
+                folder == "configs" ? "mmfusion.schema.json" : "../mmfusion.schema.json");
+      EXPECT_EQ(schema_violation(shipped_schema(), doc), "");
+      EXPECT_EQ(schema_violation(shipped_schema(), to_json(parse_config(doc))), "");
+      ++configs;
+    }
+  EXPECT_GE(configs, 12);
   for (const auto& v : variants())
     EXPECT_EQ(schema_violation(shipped_schema(), resolved(v)), "") << v.front();
   // Deprecated spellings still read, and still validate.

@@ -104,7 +104,7 @@ TEST(DataFile, RoundTripKeepsEveryTensor) {
   const auto c = tiny_config();
   const Dataset d = generate_synthetic(c.data, c.seed, Split::Test);
   write_data_file(d, dir.file("test.pt"));
-  const Dataset back = read_data_file(dir.file("test.pt"), c.data.modalities, TargetRule{true});
+  const Dataset back = read_data_file(dir.file("test.pt"), c.data.modalities, ReadRule{true});
   EXPECT_TRUE(same(d, back));
 }
 
@@ -129,48 +129,68 @@ TEST(DataFile, BadFilesAreClearErrors) {
   auto text = good.features[2].clone();
   text[5][3] = std::numeric_limits<float>::quiet_NaN();
   nan.insert_or_assign("text", text);
-  expect_error([&] { read_data_file(write_dict("nan.pt", nan), mods, TargetRule{true}); },
-               "entry \"text\" has NaN or Inf values (first in row 5)");
+  expect_error([&] { read_data_file(write_dict("nan.pt", nan), mods, ReadRule{true}); },
+               "entry \"text\" has NaN or Inf values (first in row 5; data.nonfinite \"zero\" puts 0 "
+               "in their place)");
+  {  // data.nonfinite "zero": put to 0 and counted for the row, the rest as written
+    text[7][0] = std::numeric_limits<float>::infinity();
+    text[7][1] = -std::numeric_limits<float>::infinity();
+    nan.insert_or_assign("text", text);
+    ReadRule zero{true};
+    zero.nonfinite = NonFinite::Zero;
+    const Dataset d = read_data_file(write_dict("nan.pt", nan), mods, zero);
+    ASSERT_EQ(d.nonfinite.size(), 3u);
+    EXPECT_FALSE(d.nonfinite[0].defined());
+    auto want = torch::zeros({text.size(0)}, torch::kInt64);
+    want[5] = 1, want[7] = 2;
+    EXPECT_TRUE(torch::equal(d.nonfinite[2], want));
+    auto clean = text.clone();
+    clean[5][3] = 0, clean[7][0] = 0, clean[7][1] = 0;
+    EXPECT_TRUE(torch::equal(d.features[2], clean));
+    // A fraction split keeps each row's count with the row.
+    const auto index = torch::tensor({7, 5, 0}, torch::kInt64);
+    EXPECT_TRUE(torch::equal(d.rows(index).nonfinite[2], torch::tensor({2, 1, 0}, torch::kInt64)));
+  }
 
   auto dim = base();
   dim.insert_or_assign("audio", torch::zeros({64, 9}));
-  expect_error([&] { read_data_file(write_dict("dim.pt", dim), mods, TargetRule{true}); },
+  expect_error([&] { read_data_file(write_dict("dim.pt", dim), mods, ReadRule{true}); },
                "entry \"audio\" has shape [64, 9], expected [N, 8]");
 
   auto rows = base();
   rows.insert_or_assign("audio", torch::zeros({63, 8}));
-  expect_error([&] { read_data_file(write_dict("rows.pt", rows), mods, TargetRule{true}); },
+  expect_error([&] { read_data_file(write_dict("rows.pt", rows), mods, ReadRule{true}); },
                "has 63 rows");
 
   auto missing = base();
   (void)missing.erase("visual");
-  expect_error([&] { read_data_file(write_dict("missing.pt", missing), mods, TargetRule{true}); },
+  expect_error([&] { read_data_file(write_dict("missing.pt", missing), mods, ReadRule{true}); },
                "missing entry \"visual\"");
 
   auto extra = base();
   extra.insert("depth", torch::zeros({64, 2}));
   // An entry no modality names is left alone (one file can serve configs that use some
   // of its modalities).
-  const Dataset with_extra = read_data_file(write_dict("extra.pt", extra), mods, TargetRule{true});
+  const Dataset with_extra = read_data_file(write_dict("extra.pt", extra), mods, ReadRule{true});
   EXPECT_EQ(with_extra.names, good.names);
 
   auto ints = base();
   ints.insert_or_assign("visual", torch::zeros({64, 16}, torch::kInt64));
-  expect_error([&] { read_data_file(write_dict("ints.pt", ints), mods, TargetRule{true}); },
+  expect_error([&] { read_data_file(write_dict("ints.pt", ints), mods, ReadRule{true}); },
                "expected a float tensor");
 
   auto no_target = base();
   (void)no_target.erase("target");
   const std::string no_target_path = write_dict("no_target.pt", no_target);
-  expect_error([&] { read_data_file(no_target_path, mods, TargetRule{true}); },
+  expect_error([&] { read_data_file(no_target_path, mods, ReadRule{true}); },
                "missing entry \"target\"");
-  EXPECT_FALSE(read_data_file(no_target_path, mods, TargetRule{false}).target.defined());
+  EXPECT_FALSE(read_data_file(no_target_path, mods, ReadRule{false}).target.defined());
 
   const std::string whole = read_text(dir.file("extra.pt"));
   write_text(dir.file("truncated.pt"), whole.substr(0, whole.size() / 2));
-  expect_error([&] { read_data_file(dir.file("truncated.pt"), mods, TargetRule{true}); },
+  expect_error([&] { read_data_file(dir.file("truncated.pt"), mods, ReadRule{true}); },
                "not a readable data file");
-  expect_error([&] { read_data_file(dir.file("absent.pt"), mods, TargetRule{true}); },
+  expect_error([&] { read_data_file(dir.file("absent.pt"), mods, ReadRule{true}); },
                "absent.pt: no such data file (write one with `mmfusion synth");
 }
 
@@ -187,7 +207,7 @@ TEST(DataFile, FileSourceSplitsByFractionsWithoutOverlap) {
   // Together the splits hold every row once: compare sorted first columns.
   const auto all =
       torch::cat({s.train.features[0], s.val.features[0], s.test.features[0]}).select(1, 0);
-  const auto original = read_data_file(dir.file("all.pt"), f.data.modalities, TargetRule{true})
+  const auto original = read_data_file(dir.file("all.pt"), f.data.modalities, ReadRule{true})
                             .features[0]
                             .select(1, 0);
   EXPECT_TRUE(torch::equal(std::get<0>(all.sort()), std::get<0>(original.sort())));
@@ -201,14 +221,14 @@ TEST(SyntheticTerms, ShorthandConfigsKeepTheirData) {
   const auto regression = tiny_config({"data.synthetic.generator=1"});
   EXPECT_TRUE(same(load_split(regression, Split::Train),
                    read_data_file(source_path("tests/fixtures/synth-tiny-train.pt"),
-                                  regression.data.modalities, target_rule(regression, true))));
+                                  regression.data.modalities, read_rule(regression, true))));
   const auto classes =
       tiny_config({"data.synthetic.generator=1", "data.synthetic.shared_latent_dim=0",
                    "data.synthetic.weights={\"unimodal\":0.5,\"bimodal\":1.5,\"trimodal\":2.0}",
                    "task=\"classification\"", "num_classes=3"});
   EXPECT_TRUE(same(load_split(classes, Split::Val),
                    read_data_file(source_path("tests/fixtures/synth-tiny-val-classes.pt"),
-                                  classes.data.modalities, target_rule(classes, true))));
+                                  classes.data.modalities, read_rule(classes, true))));
 }
 
 namespace {

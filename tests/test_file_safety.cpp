@@ -128,7 +128,7 @@ void read_data(const std::string& bytes, Tally& tally, const std::string& label,
                const std::vector<torch::Tensor>* expected = nullptr) {
   count_read(tally, label, [&] {
     const Dataset d = parse_data_file(std::vector<char>(bytes.begin(), bytes.end()), label, kMods,
-                                      TargetRule{false});
+                                      ReadRule{false});
     for (const auto& f : d.features) EXPECT_TRUE(torch::isfinite(f).all().item<bool>()) << label;
     if (expected)
       for (size_t m = 0; m < expected->size(); ++m)
@@ -226,7 +226,7 @@ TEST(FileSafety, ATensorThatReachesPastItsStorageIsRefusedBeforeItsValuesAreRead
     const std::string path = dir.file(std::string(label) + ".pt");
     write_text(path, file);
     try {
-      read_data_file(path, kMods, TargetRule{false});
+      read_data_file(path, kMods, ReadRule{false});
       ADD_FAILURE() << "read a tensor that reaches past its storage";
     } catch (const Error& e) {
       const std::string m = e.what();
@@ -375,7 +375,7 @@ TEST(FileSafety, AZipDirectoryPointingOutsideTheFileEndsCleanly) {
     std::vector<torch::Tensor> truth;
     if (is_data) {
       truth =
-          parse_data_file(std::vector<char>(zip.begin(), zip.end()), "ok", kMods, TargetRule{false})
+          parse_data_file(std::vector<char>(zip.begin(), zip.end()), "ok", kMods, ReadRule{false})
               .features;
     } else {
       for (const auto& p :
@@ -477,7 +477,7 @@ TEST(FileSafety, AStorageDeclaringMoreElementsThanItsRecordHoldsIsRefused) {
   const std::string path = dir.file("numel.pt");
   write_text(path, with_record(zip, pkl, pickle));
   expect_error(
-      [&] { read_data_file(path, kMods, TargetRule{false}); },
+      [&] { read_data_file(path, kMods, ReadRule{false}); },
       path +
           ": data.pkl: storage 2 declares 32640 elements of 4 bytes, but its record holds 1536 bytes");
 }
@@ -535,7 +535,7 @@ TEST(FileSafety, ARecordWhoseDirectoryStatesAHugeSizeIsRefusedBeforeItIsAllocate
     try {
       if (is_data)
         parse_data_file(std::vector<char>(huge.begin(), huge.end()), "z.pt", kMods,
-                        TargetRule{false});
+                        ReadRule{false});
       else
         parse_checkpoint(huge.data(), huge.size(), "z.pt");
       ADD_FAILURE() << "read a zip whose directory states 2.8 GB";

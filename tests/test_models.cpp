@@ -213,18 +213,18 @@ TEST(Classification, LabelFilesAreChecked) {
   Dataset d = load_split(c, Split::Val);
   write_data_file(d, dir.file("ok.pt"));
   EXPECT_TRUE(torch::equal(
-      read_data_file(dir.file("ok.pt"), c.data.modalities, TargetRule{true, true, 3}).target,
+      read_data_file(dir.file("ok.pt"), c.data.modalities, ReadRule{true, true, 3}).target,
       d.target));
   d.target[3] = 7;
   write_data_file(d, dir.file("bad.pt"));
   expect_error(
       [&] {
-        read_data_file(dir.file("bad.pt"), c.data.modalities, TargetRule{true, true, 3});
+        read_data_file(dir.file("bad.pt"), c.data.modalities, ReadRule{true, true, 3});
       },
       "holds label 7 in row 3, outside [0, 3)");
   d.target = d.target.to(torch::kFloat32);
   write_data_file(d, dir.file("float.pt"));
-  EXPECT_THROW(read_data_file(dir.file("float.pt"), c.data.modalities, TargetRule{true, true, 3}),
+  EXPECT_THROW(read_data_file(dir.file("float.pt"), c.data.modalities, ReadRule{true, true, 3}),
                Error);
   EXPECT_THROW(tiny_config({"task=classification"}), ConfigError);  // no num_classes
   EXPECT_THROW(tiny_config({"task=classification", "num_classes=3", "train.loss=mse"}),

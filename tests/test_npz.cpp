@@ -186,17 +186,17 @@ np.savez('reals.npz', visual=visual, audio=audio, target=np.arange(n, dtype=np.f
   const auto visual = torch::arange(18, torch::kFloat32).reshape({6, 3}) - 0.25;
   const auto audio = torch::arange(12, torch::kFloat32).reshape({6, 2}) / 8;
   for (const char* file : {"stored.npz", "deflated.npz"}) {
-    const Dataset d = read_data_file(dir.file(file), kMods, TargetRule{true, true, 3});
+    const Dataset d = read_data_file(dir.file(file), kMods, ReadRule{true, true, 3});
     EXPECT_TRUE(torch::equal(d.features[0], visual)) << file;
     EXPECT_TRUE(torch::equal(d.features[1], audio)) << file;
     EXPECT_TRUE(torch::equal(d.target, torch::arange(6, torch::kInt64) % 3)) << file;
   }
-  const Dataset reals = read_data_file(dir.file("reals.npz"), kMods, TargetRule{true});
+  const Dataset reals = read_data_file(dir.file("reals.npz"), kMods, ReadRule{true});
   EXPECT_TRUE(torch::equal(reals.target, (torch::arange(6, torch::kFloat32) * 1.5).unsqueeze(1)));
   // Labels beyond num_classes: the first bad row is named.
   expect_error(
       [&] {
-        read_data_file(dir.file("stored.npz"), kMods, TargetRule{true, true, 2});
+        read_data_file(dir.file("stored.npz"), kMods, ReadRule{true, true, 2});
       },
       "stored.npz: entry \"target\" holds label 2 in row 2, outside [0, 2)");
 
@@ -243,7 +243,7 @@ open('truncated.npz', 'wb').write(data[: len(data) // 2])
   };
   for (const auto& [file, words] : cases) {
     try {
-      read_data_file(dir.file(file), kMods, TargetRule{false});
+      read_data_file(dir.file(file), kMods, ReadRule{false});
       ADD_FAILURE() << file << " was read";
     } catch (const Error& e) {
       const std::string what = e.what();

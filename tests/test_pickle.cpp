@@ -12,6 +12,7 @@
 #include "mmfusion/io/npz.hpp"
 #include "mmfusion/io/pickle.hpp"
 #include "mmfusion/cli/commands.hpp"
+#include "mmfusion/config/config_io.hpp"
 #include "mmfusion/data/data.hpp"
 #include "mmfusion/data/sequence.hpp"
 #include "mmfusion/training/run.hpp"
@@ -184,4 +185,187 @@ TEST(BenchmarkFile, AnMmsaPickleTrainsAsItIs) {
   bad = sets;
   bad[1] = "data.layout=lmf";  // no b'label' beside the arrays: the target is missing
   expect_error([&] { load_splits(tiny_config(bad)); }, "[train]: missing entry \"target\"");
+}
+
+namespace {
+// IEMOCAP in the LMF reference's layout, reached through data.keys: the emotion level
+// first, byte-string keys, COVAREP (with NaN and Inf) read as "audio".
+std::vector<std::string> iemocap_sets(const TempDir& dir, const std::string& emotion) {
+  const std::string e = "\"b'" + emotion + "'\"";
+  return {"data.source=file", "data.layout=lmf", "data.path=" + dir.file("iemocap-p2.pkl"),
+          "task=classification", "num_classes=2", "train.loss=cross_entropy",
+          "data.modalities=[{\"name\":\"audio\",\"dim\":4},{\"name\":\"visual\",\"dim\":3},"
+          "{\"name\":\"text\",\"dim\":3,\"sequence\":true}]",
+          "data.keys={\"splits\":[[" + e + ",\"train\"],[" + e + ",\"valid\"],[" + e +
+              ",\"test\"]],\"modalities\":{\"audio\":\"covarep\",\"visual\":\"b'facet'\","
+              "\"text\":\"glove\"}}",
+          "train.batch_size=2"};
+}
+}  // namespace
+
+// data.keys: the splits under IEMOCAP's emotion level, modalities under other names, byte
+// keys matched by their text or spelled b'...'; the arrays are Python's.
+TEST(BenchmarkFile, KeysReachNestedByteKeys) {
+  TempDir dir;
+  if (!write_fixtures(dir)) GTEST_SKIP() << "no Python with NumPy: " << read_text(dir.file("py.txt"));
+  const auto want = expected(dir);
+  auto sets = iemocap_sets(dir, "sad");
+  sets.push_back("data.nonfinite=zero");
+  const DataSplits s = load_splits(tiny_config(sets));
+  ASSERT_EQ(s.train.size(), 6);
+  EXPECT_EQ(s.val.size(), 4);
+  EXPECT_EQ(s.test.size(), 3);
+  EXPECT_EQ(s.train.names, (std::vector<std::string>{"audio", "visual", "text"}));
+  EXPECT_TRUE(torch::equal(s.train.features[0], want.at("iemocap.sad.train.covarep")));
+  EXPECT_TRUE(torch::equal(sequence::values(s.test.features[2], 3),
+                           want.at("iemocap.sad.test.glove")));
+  EXPECT_TRUE(torch::equal(s.val.target, want.at("iemocap.sad.valid.label")));
+
+  // A bytes-only key does not match a str key: the MMSA file's splits are str.
+  auto bad = sets;
+  bad[2] = "data.path=" + dir.file("mmsa-p4.pkl");
+  bad[7] = "data.keys={\"splits\":[\"b'train'\",\"valid\",\"test\"]}";
+  bad[6] = "data.modalities=[{\"name\":\"text\",\"dim\":3,\"sequence\":true}]";
+  expect_error([&] { load_splits(tiny_config(bad)); },
+               "mmsa-p4.pkl: no key \"b'train'\" (a split, by data.layout \"lmf\"; it has: train, "
+               "valid, test)");
+  // An emotion the file lacks is named with the keys it has.
+  bad = iemocap_sets(dir, "angry");
+  expect_error([&] { load_splits(tiny_config(bad)); },
+               "iemocap-p2.pkl: no key \"b'angry'\" (a split, by data.layout \"lmf\"; it has: "
+               "b'happy', b'sad')");
+  // A modality key the split lacks names the split's path and its keys.
+  bad = iemocap_sets(dir, "happy");
+  bad[7] = "data.keys={\"splits\":[[\"happy\",\"train\"],[\"happy\",\"valid\"],[\"happy\","
+           "\"test\"]],\"modalities\":{\"audio\":\"opensmile\"}}";
+  expect_error([&] { load_splits(tiny_config(bad)); },
+               "iemocap-p2.pkl[happy][train]: no key \"opensmile\" (entry \"audio\"; it has: "
+               "b'covarep', b'facet', b'glove', b'label')");
+}
+
+// data.nonfinite: the default refuses COVAREP's NaN and names the option; "zero" puts 0
+// in place, and the counts in the log and nonfinite.json are Python's, per split.
+TEST(BenchmarkFile, NonFiniteValuesAreAnErrorOrZeroedAndCounted) {
+  TempDir dir;
+  if (!write_fixtures(dir)) GTEST_SKIP() << "no Python with NumPy: " << read_text(dir.file("py.txt"));
+  const auto want = expected(dir);
+  const auto sets = iemocap_sets(dir, "happy");
+  expect_error([&] { load_splits(tiny_config(sets)); },
+               "iemocap-p2.pkl[b'happy'][train]: entry \"audio\" has NaN or Inf values (first in "
+               "row 0; data.nonfinite \"zero\" puts 0 in their place)");
+
+  auto zero = sets;
+  zero.push_back("data.nonfinite=zero");
+  const DataSplits s = load_splits(tiny_config(zero));
+  ASSERT_EQ(s.train.nonfinite.size(), 3u);
+  EXPECT_TRUE(torch::equal(s.train.nonfinite[0], want.at("iemocap.happy.train.covarep_nonfinite")));
+  EXPECT_FALSE(s.train.nonfinite[1].defined());  // facet has none
+  EXPECT_TRUE(torch::equal(s.train.features[0], want.at("iemocap.happy.train.covarep")));
+
+  TrainArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.overrides = zero;
+  args.out = dir.file("run");
+  run_train(args);
+  const auto counts = nlohmann::json::parse(read_text(dir.file("run/nonfinite.json")));
+  for (const auto& [split, file_split] :
+       std::vector<std::pair<std::string, std::string>>{{"train", "train"}, {"val", "valid"},
+                                                        {"test", "test"}}) {
+    const auto per_row = want.at("iemocap.happy." + file_split + ".covarep_nonfinite");
+    EXPECT_EQ(counts[split]["audio"]["values"].get<int64_t>(), per_row.sum().item<int64_t>())
+        << split;
+    EXPECT_EQ(counts[split]["audio"]["rows"].get<int64_t>(), (per_row > 0).sum().item<int64_t>())
+        << split;
+    EXPECT_EQ(counts[split]["visual"]["values"].get<int64_t>(), 0);
+  }
+  const std::string log = read_text(dir.file("run/train.log"));
+  const int64_t train_values = want.at("iemocap.happy.train.covarep_nonfinite").sum().item<int64_t>();
+  EXPECT_NE(log.find("nonfinite: train: audio " + std::to_string(train_values) + " in "),
+            std::string::npos)
+      << log;
+}
+
+// data.layout "multibench": [N, 1, 1] labels as one target column, front-padded text kept
+// as it is (no lengths: every step counts), and its -inf refused by name.
+TEST(BenchmarkFile, AMultiBenchPickleReadsAsPythonReadsIt) {
+  TempDir dir;
+  if (!write_fixtures(dir)) GTEST_SKIP() << "no Python with NumPy: " << read_text(dir.file("py.txt"));
+  const auto want = expected(dir);
+  std::vector<std::string> sets = {
+      "data.source=file", "data.layout=multibench", "data.path=" + dir.file("multibench-p4.pkl"),
+      "data.modalities=[{\"name\":\"text\",\"dim\":3,\"sequence\":true,\"padding\":\"front\"},"
+      "{\"name\":\"vision\",\"dim\":2,\"sequence\":true}]"};
+  const DataSplits s = load_splits(tiny_config(sets));
+  EXPECT_EQ(s.train.size(), 5);
+  EXPECT_TRUE(torch::equal(s.test.target, want.at("multibench.test.labels")));
+  EXPECT_TRUE(torch::equal(sequence::values(s.train.features[0], 3), want.at("multibench.train.text")));
+  sets[3] = "data.modalities=[{\"name\":\"audio\",\"dim\":2,\"sequence\":true}]";
+  expect_error([&] { load_splits(tiny_config(sets)); },
+               "multibench-p4.pkl[train]: entry \"audio\" has NaN or Inf values (first in row 0");
+}
+
+// data.keys is checked when the config is read, and round-trips through config.json.
+TEST(BenchmarkFile, DataKeysAreCheckedAndRoundTrip) {
+  const std::vector<std::string> base = {
+      "data.source=file", "data.path=f.pkl",
+      "data.modalities=[{\"name\":\"audio\",\"dim\":4},{\"name\":\"text\",\"dim\":3,\"sequence\":true}]"};
+  auto with = [&](const std::string& keys) {
+    auto s = base;
+    s.push_back("data.keys=" + keys);
+    return s;
+  };
+  const ExperimentConfig c = tiny_config(with(
+      "{\"splits\":[[\"b'happy'\",\"train\"],\"valid\",\"test\"],\"modalities\":{\"audio\":\"covarep\"},"
+      "\"lengths\":{\"text\":[\"meta\",\"text_len\"]},\"target\":\"y\"}"));
+  EXPECT_TRUE(reads_pickle(c.data));
+  EXPECT_EQ(c.data.keys.splits[0], (KeyPath{"b'happy'", "train"}));
+  EXPECT_EQ(c.data.keys.lengths.at("text"), (KeyPath{"meta", "text_len"}));
+  EXPECT_EQ(c.data.keys.target, KeyPath{"y"});
+  EXPECT_EQ(parse_config(to_json(c)).data.keys, c.data.keys);
+
+  expect_error<ConfigError>([&] { tiny_config(with("{\"split\":[]}")); },
+                            "data.keys.split: unknown key (known: splits, modalities, lengths, target)");
+  expect_error<ConfigError>([&] { tiny_config(with("{\"splits\":[\"a\",\"b\"]}")); },
+                            "data.keys.splits: expected 3 paths");
+  expect_error<ConfigError>([&] { tiny_config(with("{\"splits\":[\"a\",\"b\",[]]}")); },
+                            "data.keys.splits[2]: expected a key or a list of 1 to 16 keys");
+  expect_error<ConfigError>([&] { tiny_config(with("{\"splits\":[\"a\",\"b\",\"\"]}")); },
+                            "data.keys.splits[2]: a key is an empty string");
+  expect_error<ConfigError>([&] { tiny_config(with("{\"modalities\":{\"video\":\"x\"}}")); },
+                            "data.keys.modalities.video: no modality named \"video\" (modalities: audio, text)");
+  expect_error<ConfigError>([&] { tiny_config(with("{\"lengths\":{\"audio\":\"x\"}}")); },
+                            "data.keys.lengths.audio: \"audio\" is not a sequence");
+  expect_error<ConfigError>([&] { tiny_config(with("{\"target\":\"y\"}")); },
+                            "data.keys: names no \"splits\"");
+  auto synthetic = with("{\"target\":\"y\"}");
+  synthetic[0] = "data.source=synthetic";
+  synthetic[2] = "data.modalities=[{\"name\":\"audio\",\"dim\":4},{\"name\":\"text\",\"dim\":3}]";
+  expect_error<ConfigError>([&] { tiny_config(synthetic); }, "data.keys: only for file data");
+  auto val = with("{\"splits\":[\"a\",\"b\",\"c\"]}");
+  val.push_back("data.val_path=v.pt");
+  expect_error<ConfigError>([&] { tiny_config(val); },
+                            "data.val_path: a \"data.keys\" file holds all three splits");
+}
+
+// The preset end to end: a CMU-MOSI-shaped unaligned MMSA pickle (2,199 rows, 426 MB;
+// scripts/mosi-shaped.py) trains configs/benchmarks/mosi-lmf.json as it is, no
+// conversion step, and reports MMSA's metrics on its 686 test rows. The label follows the
+// text and vision features, so a model that reads them correlates with it.
+TEST(BenchmarkPreset, AMosiShapedFileTrainsThroughTheMmsaPreset) {
+  TempDir dir;
+  const std::string file = dir.file("unaligned_50.pkl");
+  const std::string cmd = std::string(MMFUSION_PYTHON) + " " +
+                          source_path("scripts/mosi-shaped.py") + " " + file + " > " +
+                          dir.file("py.txt") + " 2>&1";
+  if (std::system(cmd.c_str()) != 0)
+    GTEST_SKIP() << "no Python with NumPy: " << read_text(dir.file("py.txt"));
+  TrainArgs args;
+  args.config = source_path("configs/benchmarks/mosi-lmf.json");
+  args.overrides = {"data.path=" + file, "train.epochs=4", "threads=2"};
+  args.out = dir.file("run");
+  const auto results = run_train(args).results;
+  EXPECT_EQ(results["test"]["count"].get<int64_t>(), 686);
+  for (const char* m : {"acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7", "mae", "corr"})
+    EXPECT_TRUE(results["test"][m].is_number()) << m;
+  EXPECT_GT(results["test"]["corr"].get<double>(), 0.3) << results.dump();
 }

@@ -135,7 +135,7 @@ TEST(Scaling, FileDataIsZScoredByDefaultAndTheCheckpointKeepsTheTrainingStatisti
 
   Checkpoint ckpt = open_checkpoint(dir.file("run/checkpoints/best.pt"));
   const Dataset train =
-      read_data_file(dir.file("train.pt"), config.data.modalities, TargetRule{true});
+      read_data_file(dir.file("train.pt"), config.data.modalities, ReadRule{true});
   const auto named = ckpt.scaling.named_tensors();
   std::map<std::string, torch::Tensor> by_name(named.begin(), named.end());
   ASSERT_EQ(by_name.size(), 6u);
@@ -242,7 +242,7 @@ TEST(Scaling, ACheckpointWhoseStatisticsAreDamagedOrMissingIsRefused) {
   EXPECT_NE(meta_ok["model_digest"], meta_other["model_digest"]);
 }
 
-TEST(Scaling, DefaultsFollowTheSourceAndTheTargetRuleTheTask) {
+TEST(Scaling, DefaultsFollowTheSourceAndTheReadRuleTheTask) {
   const ExperimentConfig synthetic = tiny_config();
   EXPECT_EQ(synthetic.data.standardize, Standardize::None);
   EXPECT_FALSE(synthetic.data.standardize_target);

@@ -105,7 +105,7 @@ TEST(SequenceFiles, EitherPaddingAndFormatReadToTheSameRows) {
   d.names = {"audio", "text"};
   d.features = {torch::randn({7, 3}), rows};
   d.target = torch::randn({7, 1});
-  TargetRule rule;
+  ReadRule rule;
   for (const char* name : {"a.pt", "a.npz"}) {
     for (Padding p : {Padding::Back, Padding::Front}) {
       const auto mods = one_sequence(4, p);
@@ -139,7 +139,7 @@ TEST(SequenceFiles, EitherPaddingAndFormatReadToTheSameRows) {
 
 TEST(SequenceFiles, BadEntriesAreOneLineErrorsNamingFileEntryAndRow) {
   TempDir dir;
-  TargetRule rule;
+  ReadRule rule;
   rule.required = false;
   auto write = [&](const std::string& name, const torch::Tensor& steps,
                    const torch::Tensor& lengths) {

@@ -33,7 +33,7 @@ json run_eval(const EvalArgs& args) {
   const bool classification = config.task == Task::Classification;
   const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))
                                          : read_data_file(args.data, config.data.modalities,
-                                                          target_rule(config, /*required=*/true));
+                                                          read_rule(config, /*required=*/true));
   if (!classification && data.target_dim() != config.model.output_dim)
     throw Error((args.data.empty() ? std::string("data") : args.data) + ": the target has " +
                 std::to_string(data.target_dim()) + " column(s), the model predicts " +
@@ -63,7 +63,7 @@ json run_explain(const ExplainArgs& args) {
   StepRunner runner(checkpoint.build_model(device), config.train);
   const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))
                                          : read_data_file(args.data, config.data.modalities,
-                                                          target_rule(config, /*required=*/false));
+                                                          read_rule(config, /*required=*/false));
   ExplainOptions options = args.options;
   options.batch_size = config.train.eval_batch_size;
   json result = explain_model(runner, config.task, checkpoint.scaling, data, options, device,
@@ -116,7 +116,7 @@ int64_t run_predict(const PredictArgs& args) {
   apply_threads(config.threads);
   StepRunner runner(checkpoint.build_model(device), config.train);
   const Dataset data =
-      read_data_file(args.data, config.data.modalities, target_rule(config, /*required=*/false));
+      read_data_file(args.data, config.data.modalities, read_rule(config, /*required=*/false));
   const Scaling& scaling = checkpoint.scaling;
   const auto prediction = scaling
                               .original_units(predict(runner, scaling.features(data),

@@ -146,6 +146,13 @@ const char* to_string(Layout v) {
   }
   return "?";
 }
+const char* to_string(NonFinite v) {
+  switch (v) {
+    case NonFinite::Error: return "error";
+    case NonFinite::Zero: return "zero";
+  }
+  return "?";
+}
 const char* to_string(MetricSet v) {
   switch (v) {
     case MetricSet::Default: return "default";
@@ -252,6 +259,11 @@ const std::vector<Pooling>& all_values() {
 template <>
 const std::vector<Layout>& all_values() {
   static const std::vector<Layout> v{Layout::None, Layout::MMSA, Layout::MultiBench, Layout::LMF};
+  return v;
+}
+template <>
+const std::vector<NonFinite>& all_values() {
+  static const std::vector<NonFinite> v{NonFinite::Error, NonFinite::Zero};
   return v;
 }
 template <>

@@ -319,6 +319,93 @@ std::map<std::string, EncoderConfig> parse_encoders(const json& v, const std::st
   return out;
 }
 
+// data.keys (config.hpp's DataKeys): one key, or the list of keys to follow.
+KeyPath parse_key_path(const json& v, const std::string& at) {
+  constexpr size_t kMaxDepth = 16;
+  KeyPath out;
+  if (v.is_string()) {
+    out.push_back(v.get<std::string>());
+  } else if (v.is_array() && !v.empty() && v.size() <= kMaxDepth) {
+    for (const auto& k : v) {
+      if (!k.is_string()) fail(at, "expected keys (strings), got " + describe(k));
+      out.push_back(k.get<std::string>());
+    }
+  } else {
+    fail(at, "expected a key or a list of 1 to " + std::to_string(kMaxDepth) +
+                 " keys (e.g. \"train\" or [\"b'happy'\", \"b'train'\"]), got " + describe(v));
+  }
+  for (const auto& k : out)
+    if (k.empty()) fail(at, "a key is an empty string");
+  return out;
+}
+
+json key_path_json(const KeyPath& p) {
+  return p.size() == 1 ? json(p.front()) : json(p);
+}
+
+json key_path_schema() {
+  const json key = {{"type", "string"}};
+  return {{"anyOf", json::array({key, {{"type", "array"}, {"items", key}, {"minItems", 1}}})}};
+}
+
+DataKeys parse_data_keys(const json& v, const std::string& at,
+                         const std::vector<ModalityConfig>& modalities) {
+  if (!v.is_object())
+    fail(at, "expected an object {splits, modalities, lengths, target}, got " + describe(v));
+  auto modality = [&](const std::string& name, const std::string& entry) -> const ModalityConfig& {
+    const auto it = std::find_if(modalities.begin(), modalities.end(),
+                                 [&](const ModalityConfig& m) { return m.name == name; });
+    if (it == modalities.end()) {
+      std::string names;
+      for (const auto& m : modalities) names += (names.empty() ? "" : ", ") + m.name;
+      fail(entry, "no modality named \"" + name + "\" (modalities: " + names + ")");
+    }
+    return *it;
+  };
+  DataKeys out;
+  for (const auto& item : v.items()) {
+    const std::string entry = at + "." + item.key();
+    if (item.key() == "splits") {
+      if (!item.value().is_array() || item.value().size() != 3)
+        fail(entry, "expected 3 paths (train, validation, test), got " + describe(item.value()));
+      for (size_t i = 0; i < 3; ++i)
+        out.splits.push_back(parse_key_path(item.value()[i], entry + "[" + std::to_string(i) + "]"));
+    } else if (item.key() == "modalities" || item.key() == "lengths") {
+      if (!item.value().is_object())
+        fail(entry, "expected an object {modality: path}, got " + describe(item.value()));
+      for (const auto& m : item.value().items()) {
+        const std::string where = entry + "." + m.key();
+        const ModalityConfig& mc = modality(m.key(), where);
+        if (item.key() == "lengths" && !mc.sequence)
+          fail(where, "\"" + m.key() + "\" is not a sequence (only sequences have lengths)");
+        (item.key() == "lengths" ? out.lengths : out.modalities)[m.key()] =
+            parse_key_path(m.value(), where);
+      }
+    } else if (item.key() == "target") {
+      out.target = parse_key_path(item.value(), entry);
+    } else {
+      fail(entry, "unknown key (known: splits, modalities, lengths, target)");
+    }
+  }
+  return out;
+}
+
+json data_keys_json(const DataKeys& k) {
+  json out = json::object();
+  if (!k.splits.empty()) {
+    out["splits"] = json::array();
+    for (const auto& p : k.splits) out["splits"].push_back(key_path_json(p));
+  }
+  for (const char* group : {"modalities", "lengths"}) {
+    const auto& paths = std::string(group) == "modalities" ? k.modalities : k.lengths;
+    if (paths.empty()) continue;
+    out[group] = json::object();
+    for (const auto& [name, p] : paths) out[group][name] = key_path_json(p);
+  }
+  if (!k.target.empty()) out["target"] = key_path_json(k.target);
+  return out;
+}
+
 // mkl.kernels.<kernel>: "default", or a modality name (whose keys default to default's).
 KernelConfig& kernel_slot(ExperimentConfig& c, const std::string& slot) {
   return slot == "default" ? c.mkl.default_kernel : c.mkl.kernels[slot];
@@ -364,11 +451,19 @@ void check_data(const ExperimentConfig& c, const json& doc) {
     }
   if (d.layout != Layout::None && d.source != DataSource::File)
     fail("data.layout", "only for file data (data.source is \"synthetic\")");
+  if (!d.keys.empty() && d.source != DataSource::File)
+    fail("data.keys", "only for file data (data.source is \"synthetic\")");
+  if (d.nonfinite != NonFinite::Error && d.source != DataSource::File)
+    fail("data.nonfinite", "only for file data (data.source is \"synthetic\")");
   if (d.source == DataSource::File) {
     if (d.path.empty()) fail("data.path", "required when data.source is \"file\"");
-    if (d.layout != Layout::None && !(d.val_path.empty() && d.test_path.empty()))
+    if (d.layout == Layout::None && !d.keys.empty() && d.keys.splits.empty())
+      fail("data.keys",
+           "names no \"splits\": with data.layout \"none\", data.keys reads data.path as a pickle "
+           "and needs the paths of its train, validation and test splits");
+    if (reads_pickle(d) && !(d.val_path.empty() && d.test_path.empty()))
       fail(d.val_path.empty() ? "data.test_path" : "data.val_path",
-           std::string("a \"") + to_string(d.layout) +
+           std::string("a \"") + (d.layout != Layout::None ? to_string(d.layout) : "data.keys") +
                "\" file holds all three splits in data.path (leave val_path and test_path out)");
     if (d.val_path.empty() && d.val_fraction <= 0)
       fail("data.val_fraction",
@@ -682,6 +777,34 @@ std::vector<ConfigKey> make_table() {
       row("data.layout", KeyKind::Choice, MMF_FIELD(data.layout),
           "file: `none` reads mmfusion's .pt/.npz files; `mmsa`, `multibench` or `lmf` read one pickle of that "
           "framework holding all three splits, modalities named as it names them (benchmarks.md)"),
+      from_file));
+  {
+    ConfigKey k = special(
+        "data.keys", "object", "paths of keys; modality names from `data.modalities`",
+        {{"type", "object"},
+         {"properties",
+          {{"splits", {{"type", "array"}, {"items", key_path_schema()}, {"minItems", 3}}},
+           {"modalities", {{"type", "object"}, {"additionalProperties", key_path_schema()}}},
+           {"lengths", {{"type", "object"}, {"additionalProperties", key_path_schema()}}},
+           {"target", key_path_schema()}}},
+         {"additionalProperties", false}},
+        "file: where a pickle keeps each thing, overriding the layout's names (benchmarks.md): "
+        "`splits` (3 paths from the root: train, validation, test), `modalities` and `lengths` "
+        "(`{modality: path}` inside a split) and `target`; a path is a key or a list of keys, "
+        "e.g. `[\"happy\", \"train\"]`, a key matching a str or bytes key and `\"b'x'\"` a bytes key "
+        "only; with layout `none` it reads `path` as a pickle and needs `splits`");
+    k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json*) {
+      if (v) c.data.keys = parse_data_keys(*v, at, c.data.modalities);
+    };
+    k.get = [](const ExperimentConfig& c, const std::string&) { return data_keys_json(c.data.keys); };
+    k.written = [](const ExperimentConfig& c) { return from_file(c) && !c.data.keys.empty(); };
+    t.push_back(k);
+  }
+  t.push_back(written_when(
+      row("data.nonfinite", KeyKind::Choice, MMF_FIELD(data.nonfinite),
+          "file: a NaN or Inf feature value is an `error` naming the entry and row, or `zero`: put 0 in its "
+          "place, log the count per modality and split and write them to `nonfinite.json` in the run "
+          "folder (a target's are always an error)"),
       from_file));
   t.push_back(written_when(row("data.val_path", KeyKind::String, MMF_FIELD(data.val_path),
                                "file: validation data; when empty, `val_fraction` of `path`"),

@@ -9,75 +9,174 @@
 
 namespace mmfusion {
 
-LayoutNames layout_names(Layout layout) {
-  switch (layout) {
-    case Layout::MMSA: return {{"train", "valid", "test"}, "regression_labels"};
-    case Layout::MultiBench: return {{"train", "valid", "test"}, "labels"};
-    case Layout::LMF: return {{"train", "valid", "test"}, "label"};
-    case Layout::None: break;
-  }
-  throw std::logic_error("layout_names: no layout");
+namespace {
+
+using pickle::Value;
+using pickle::ValuePtr;
+
+// A key as data.keys spells it: "b'x'" matches a bytes key only, anything else a str key
+// or a bytes key of the same text (how Python 2 and latin-1 pickles write keys).
+ValuePtr lookup(const Value& dict, const std::string& key) {
+  if (dict.kind != Value::Kind::Dict) return nullptr;
+  const bool bytes_only = key.size() >= 3 && key.compare(0, 2, "b'") == 0 && key.back() == '\'';
+  const std::string text = bytes_only ? key.substr(2, key.size() - 3) : key;
+  for (const auto& [k, v] : dict.entries)
+    if ((k->kind == Value::Kind::Bytes || (!bytes_only && k->kind == Value::Kind::Str)) &&
+        k->text == text)
+      return v;
+  return nullptr;
 }
 
-namespace {
+std::string path_text(const KeyPath& path) {
+  std::string out;
+  for (const auto& k : path) out += "[" + k + "]";
+  return out;
+}
+
+// The keys a dict has, for messages (at most 20).
+std::string keys_of(const Value& dict) {
+  std::string out;
+  size_t shown = 0;
+  for (const auto& [k, v] : dict.entries) {
+    if (k->kind != Value::Kind::Str && k->kind != Value::Kind::Bytes) continue;
+    if (++shown > 20) return out + ", ...";
+    out += (out.empty() ? "" : ", ") + (k->kind == Value::Kind::Bytes ? "b'" + k->text + "'" : k->text);
+  }
+  return out.empty() ? "no string keys" : out;
+}
+
+// Follows `path` from `from`; nullptr when a key is absent and `required` is false.
+ValuePtr follow(const ValuePtr& from, const KeyPath& path, const std::string& origin,
+                const std::string& what, bool required) {
+  ValuePtr at = from;
+  std::string walked;
+  for (const auto& key : path) {
+    if (at->kind != Value::Kind::Dict)
+      throw Error(origin + walked + ": a " + at->kind_name() + ", expected a dict holding \"" + key +
+                  "\" (" + what + ")");
+    ValuePtr next = lookup(*at, key);
+    if (!next) {
+      if (!required) return nullptr;
+      throw Error(origin + walked + ": no key \"" + key + "\" (" + what + "; it has: " +
+                  keys_of(*at) + ")");
+    }
+    walked += "[" + key + "]";
+    at = next;
+  }
+  return at;
+}
+
+// A list of numbers as a 1-D tensor (MMSA keeps some lengths as lists): int64 when every
+// item is an int or a bool, else float64; anything else in it is an error.
+torch::Tensor list_tensor(const Value& list, const std::string& where) {
+  const auto n = static_cast<int64_t>(list.items.size());
+  bool integers = true;
+  for (const auto& item : list.items) {
+    if (item->kind == Value::Kind::Float)
+      integers = false;
+    else if (item->kind != Value::Kind::Int && item->kind != Value::Kind::Bool)
+      throw Error(where + ": a list holding a " + item->kind_name() + ", expected numbers");
+  }
+  torch::Tensor out = torch::empty({n}, integers ? torch::kInt64 : torch::kFloat64);
+  for (int64_t i = 0; i < n; ++i) {
+    const Value& item = *list.items[i];
+    if (integers)
+      out.data_ptr<int64_t>()[i] = item.kind == Value::Kind::Bool ? item.boolean : item.integer;
+    else
+      out.data_ptr<double>()[i] = item.kind == Value::Kind::Float ? item.number
+                                  : item.kind == Value::Kind::Bool ? double(item.boolean)
+                                                                   : double(item.integer);
+  }
+  return out;
+}
 
 // One split's entries as a data file's: the modalities, their lengths, and the target,
 // each an array of numbers; other entries are walked by the parser but not kept.
-Dataset split_dataset(const pickle::Value& split, const std::string& origin,
+Dataset split_dataset(const ValuePtr& split, const std::string& origin,
                       const ExperimentConfig& config, const LayoutNames& names) {
-  if (split.kind != pickle::Value::Kind::Dict)
-    throw Error(origin + ": a " + split.kind_name() + ", expected a dict of arrays");
+  if (split->kind != Value::Kind::Dict)
+    throw Error(origin + ": a " + split->kind_name() + ", expected a dict of arrays");
   std::vector<std::string> present;  // every key, for messages
-  for (const auto& [k, v] : split.entries)
-    if (k->kind == pickle::Value::Kind::Str || k->kind == pickle::Value::Kind::Bytes)
-      present.push_back(k->text);
+  for (const auto& [k, v] : split->entries)
+    if (k->kind == Value::Kind::Str || k->kind == Value::Kind::Bytes) present.push_back(k->text);
+  const DataKeys& keys = config.data.keys;
   std::map<std::string, torch::Tensor> entries;
-  auto take = [&](const std::string& key, const std::string& as) {
-    const pickle::ValuePtr v = split.get(key);
+  // A modality's entry is required (a missing one is named with the split's keys), its
+  // lengths and the target are checked by dataset_from_entries.
+  auto take = [&](const KeyPath& path, const std::string& as, bool required) {
+    const ValuePtr v = follow(split, path, origin, "entry \"" + as + "\"", required);
     if (!v) return;
-    if (v->kind != pickle::Value::Kind::Array)
-      throw Error(origin + ": entry \"" + key + "\" is a " + v->kind_name() + ", expected an array");
-    if (!v->array.defined())
-      throw Error(origin + ": entry \"" + key + "\" is " + v->unsupported);
+    const std::string where = origin + path_text(path);
+    if (v->kind == Value::Kind::List || v->kind == Value::Kind::Tuple) {
+      entries[as] = list_tensor(*v, where + " (entry \"" + as + "\")");
+      return;
+    }
+    if (v->kind != Value::Kind::Array)
+      throw Error(where + ": a " + v->kind_name() + ", expected an array (entry \"" + as + "\")");
+    if (!v->array.defined()) throw Error(where + ": " + v->unsupported + " (entry \"" + as + "\")");
     entries[as] = v->array;
   };
   for (const auto& m : config.data.modalities) {
-    take(m.name, m.name);
-    if (m.sequence) take(m.name + kLengthsSuffix, m.name + kLengthsSuffix);
+    const auto own = keys.modalities.find(m.name);
+    if (own != keys.modalities.end())
+      take(own->second, m.name, true);
+    else
+      take({m.name}, m.name, false);
+    if (!m.sequence) continue;
+    const auto lengths = keys.lengths.find(m.name);
+    if (lengths != keys.lengths.end())
+      take(lengths->second, m.name + kLengthsSuffix, true);
+    else
+      take({m.name + kLengthsSuffix}, m.name + kLengthsSuffix, false);
   }
-  take(names.target, kTargetEntry);
+  take(names.target, kTargetEntry, false);
   auto target = entries.find(kTargetEntry);
   if (target != entries.end() && target->second.dim() == 3 && target->second.size(1) == 1 &&
       target->second.size(2) == 1)
     target->second = target->second.reshape({target->second.size(0), 1});  // MultiBench's [N, 1, 1]
   return dataset_from_entries(entries, present, origin, config.data.modalities,
-                              target_rule(config, /*required=*/true));
+                              read_rule(config, /*required=*/true));
 }
 
 }  // namespace
 
+LayoutNames layout_names(const DataConfig& data) {
+  LayoutNames names;
+  switch (data.layout) {
+    case Layout::MMSA: names = {{{"train"}, {"valid"}, {"test"}}, {"regression_labels"}}; break;
+    case Layout::MultiBench: names = {{{"train"}, {"valid"}, {"test"}}, {"labels"}}; break;
+    case Layout::LMF: names = {{{"train"}, {"valid"}, {"test"}}, {"label"}}; break;
+    case Layout::None: names = {{}, {kTargetEntry}}; break;
+  }
+  if (!data.keys.splits.empty()) names.splits = data.keys.splits;
+  if (!data.keys.target.empty()) names.target = data.keys.target;
+  if (names.splits.size() != 3) throw std::logic_error("layout_names: no splits");
+  return names;
+}
+
 DataSplits read_benchmark_file(const ExperimentConfig& config) {
   const std::string& path = config.data.path;
+  const std::string named_by = config.data.layout != Layout::None
+                                   ? "data.layout \"" + std::string(to_string(config.data.layout)) + "\""
+                                   : std::string("data.keys");
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
-    throw Error(path + ": no such data file (data.layout \"" + to_string(config.data.layout) +
-                "\" reads the framework's pickle; docs/benchmarks.md says where to get it)");
-  pickle::ValuePtr root;
+    throw Error(path + ": no such data file (" + named_by +
+                " reads one pickle; docs/benchmarks.md says where to get the field's files)");
+  ValuePtr root;
   {
     const MappedFile file(path);  // unmapped once parsed: the arrays are copies
     root = pickle::parse(file.data(), file.size(), path);
   }
-  const LayoutNames names = layout_names(config.data.layout);
-  if (root->kind != pickle::Value::Kind::Dict)
+  const LayoutNames names = layout_names(config.data);
+  if (root->kind != Value::Kind::Dict)
     throw Error(path + ": the pickle holds a " + root->kind_name() +
-                ", expected a dict of splits (" + names.splits[0] + ", " + names.splits[1] + ", " +
-                names.splits[2] + ")");
+                ", expected a dict of splits (" + path_text(names.splits[0]) + ", " +
+                path_text(names.splits[1]) + ", " + path_text(names.splits[2]) + ")");
   std::vector<Dataset> out;
   for (const auto& s : names.splits) {
-    const pickle::ValuePtr split = root->get(s);
-    if (!split) throw Error(path + ": no split \"" + s + "\" (data.layout \"" +
-                            to_string(config.data.layout) + "\")");
-    out.push_back(split_dataset(*split, path + "[" + s + "]", config, names));
+    const ValuePtr split = follow(root, s, path, "a split, by " + named_by, true);
+    out.push_back(split_dataset(split, path + path_text(s), config, names));
   }
   return {std::move(out[0]), std::move(out[1]), std::move(out[2])};
 }

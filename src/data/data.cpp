@@ -59,7 +59,7 @@ Dataset fraction_split(const ExperimentConfig& config, const Dataset& all, Split
 
 Dataset file_split(const ExperimentConfig& config, Split split, const Dataset* all) {
   const DataConfig& d = config.data;
-  if (d.layout != Layout::None) {  // one pickle holds the three splits
+  if (reads_pickle(d)) {  // one pickle holds the three splits
     DataSplits s = read_benchmark_file(config);
     return split == Split::Train ? std::move(s.train)
            : split == Split::Val ? std::move(s.val)
@@ -68,9 +68,9 @@ Dataset file_split(const ExperimentConfig& config, Split split, const Dataset* a
   const std::string& own = split == Split::Val    ? d.val_path
                            : split == Split::Test ? d.test_path
                                                   : "";
-  if (!own.empty()) return read_data_file(own, d.modalities, target_rule(config, true));
+  if (!own.empty()) return read_data_file(own, d.modalities, read_rule(config, true));
   if (all) return fraction_split(config, *all, split);
-  return fraction_split(config, read_data_file(d.path, d.modalities, target_rule(config, true)),
+  return fraction_split(config, read_data_file(d.path, d.modalities, read_rule(config, true)),
                         split);
 }
 }  // namespace
@@ -111,9 +111,9 @@ DataSplits load_splits(const ExperimentConfig& config) {
     return {std::move(train), synthetic_split(config, Split::Val, thresholds),
             synthetic_split(config, Split::Test, thresholds)};
   }
-  if (config.data.layout != Layout::None) return read_benchmark_file(config);
+  if (reads_pickle(config.data)) return read_benchmark_file(config);
   const Dataset all =
-      read_data_file(config.data.path, config.data.modalities, target_rule(config, true));
+      read_data_file(config.data.path, config.data.modalities, read_rule(config, true));
   return {file_split(config, Split::Train, &all), file_split(config, Split::Val, &all),
           file_split(config, Split::Test, &all)};
 }

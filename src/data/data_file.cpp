@@ -34,6 +34,7 @@ torch::Tensor float_entry(const std::string& path, const std::string& key, const
   return t;
 }
 
+// The target's values: never made up, so a NaN or Inf is always an error.
 torch::Tensor require_finite(const std::string& path, const std::string& key, torch::Tensor t) {
   t = t.to(torch::kFloat32).contiguous();
   const auto bad = torch::logical_not(torch::isfinite(t));
@@ -46,10 +47,27 @@ torch::Tensor require_finite(const std::string& path, const std::string& key, to
   return t;
 }
 
+// A modality's values, float32: a NaN or Inf is an error naming the first row, or, under
+// data.nonfinite "zero", replaced by 0 and counted per row in `replaced` ([N] int64).
+torch::Tensor finite_features(const std::string& path, const std::string& key, torch::Tensor t,
+                              const ReadRule& rule, torch::Tensor& replaced) {
+  t = t.to(torch::kFloat32).contiguous();
+  const auto bad = torch::logical_not(torch::isfinite(t));
+  if (!bad.any().item<bool>()) return t;
+  if (rule.nonfinite == NonFinite::Error) {
+    const int64_t row = bad.reshape({t.size(0), -1}).any(1).nonzero()[0][0].item<int64_t>();
+    throw Error(path + ": entry \"" + key + "\" has NaN or Inf values (first in row " +
+                std::to_string(row) + "; data.nonfinite \"zero\" puts 0 in their place)");
+  }
+  replaced = bad.reshape({t.size(0), -1}).sum(1).to(torch::kInt64);
+  return t.masked_fill_(bad, 0.0);
+}
+
 // A sequence entry [N, T, D] and its optional lengths entry, checked and held as rows in
 // memory (sequence.hpp): back padding, max_len steps when the modality gives one.
 torch::Tensor sequence_rows(const std::string& path, const ModalityConfig& m, torch::Tensor t,
-                            const torch::Tensor* stored_lengths) {
+                            const torch::Tensor* stored_lengths, const ReadRule& rule,
+                            torch::Tensor& replaced) {
   if (t.dim() != 3 || t.size(2) != m.dim)
     throw Error(path + ": entry \"" + m.name + "\" has shape " + c10::str(t.sizes()) +
                 ", expected [N, T, " + std::to_string(m.dim) + "] (a sequence)");
@@ -79,7 +97,7 @@ torch::Tensor sequence_rows(const std::string& path, const ModalityConfig& m, to
     }
     lengths = l;
   }
-  t = require_finite(path, m.name, t);
+  t = finite_features(path, m.name, t, rule, replaced);
   if (m.padding == Padding::Front) t = sequence::front_to_back(t, lengths);
   torch::Tensor rows = sequence::pack(t, lengths);
   if (m.max_len > 0) rows = sequence::with_steps(rows, m.dim, m.max_len);
@@ -88,16 +106,17 @@ torch::Tensor sequence_rows(const std::string& path, const ModalityConfig& m, to
 
 }  // namespace
 
-TargetRule target_rule(const ExperimentConfig& config, bool required) {
-  TargetRule rule;
+ReadRule read_rule(const ExperimentConfig& config, bool required) {
+  ReadRule rule;
   rule.required = required;
   rule.labels = config.task == Task::Classification;
   rule.num_classes = rule.labels ? config.num_classes : 0;
+  rule.nonfinite = config.data.nonfinite;
   return rule;
 }
 
 Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig>& modalities,
-                       const TargetRule& target) {
+                       const ReadRule& target) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw Error(path +
@@ -160,7 +179,7 @@ std::map<std::string, torch::Tensor> npz_entries(const std::vector<char>& bytes,
 const std::string kTarget = std::string("\"") + kTargetEntry + "\"";
 
 Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
-                        const std::vector<ModalityConfig>& modalities, const TargetRule& rule) {
+                        const std::vector<ModalityConfig>& modalities, const ReadRule& rule) {
   std::set<std::string> wanted{kTargetEntry};
   for (const auto& m : modalities) {
     wanted.insert(m.name);
@@ -176,7 +195,7 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
 Dataset dataset_from_entries(const std::map<std::string, torch::Tensor>& entries,
                              const std::vector<std::string>& names, const std::string& path,
                              const std::vector<ModalityConfig>& modalities,
-                             const TargetRule& rule) {
+                             const ReadRule& rule) {
   Dataset out;
   out.origin = path;
   int64_t rows = -1;
@@ -195,22 +214,27 @@ Dataset dataset_from_entries(const std::map<std::string, torch::Tensor>& entries
     if (it == entries.end())
       throw Error(path + ": missing entry \"" + m.name + "\" (the file has: " + join(names) + ")");
     torch::Tensor t = float_entry(path, m.name, it->second);
+    torch::Tensor replaced;  // non-finite values put to 0, per row
     if (m.sequence) {
       const auto lengths = entries.find(m.name + kLengthsSuffix);
       check_rows(m.name, t.size(0));
-      out.names.push_back(m.name);
-      out.features.push_back(
-          sequence_rows(path, m, t, lengths == entries.end() ? nullptr : &lengths->second));
-      continue;
+      t = sequence_rows(path, m, t, lengths == entries.end() ? nullptr : &lengths->second, rule,
+                        replaced);
+    } else {
+      if (t.dim() != 2 || t.size(1) != m.dim)
+        throw Error(path + ": entry \"" + m.name + "\" has shape " + c10::str(t.sizes()) +
+                    ", expected [N, " + std::to_string(m.dim) + "]");
+      check_rows(m.name, t.size(0));
+      t = finite_features(path, m.name, t, rule, replaced);
     }
-    if (t.dim() != 2 || t.size(1) != m.dim)
-      throw Error(path + ": entry \"" + m.name + "\" has shape " + c10::str(t.sizes()) +
-                  ", expected [N, " + std::to_string(m.dim) + "]");
-    check_rows(m.name, t.size(0));
-    t = require_finite(path, m.name, t);
     out.names.push_back(m.name);
     out.features.push_back(t);
+    out.nonfinite.push_back(replaced);
   }
+  // Undefined throughout when nothing was replaced: the data look as they always did.
+  if (std::none_of(out.nonfinite.begin(), out.nonfinite.end(),
+                   [](const torch::Tensor& r) { return r.defined(); }))
+    out.nonfinite.clear();
   auto target = entries.find(kTargetEntry);
   if (target != entries.end() && rule.labels) {
     torch::Tensor t = target->second;

@@ -34,6 +34,8 @@ Dataset Dataset::rows(const torch::Tensor& index) const {
   if (target.defined()) out.target = target.index_select(0, index);
   for (torch::Tensor Dataset::*part : {&Dataset::unimodal, &Dataset::bimodal, &Dataset::trimodal})
     if ((this->*part).defined()) out.*part = (this->*part).index_select(0, index);
+  for (const auto& r : nonfinite)
+    out.nonfinite.push_back(r.defined() ? r.index_select(0, index.to(r.device())) : r);
   return out;
 }
 

@@ -33,6 +33,7 @@ RunPaths::RunPaths(std::string d) : dir(std::move(d)) {
   loss_svg = (p / kLossSvg).string();
   relevance_svg = (p / kRelevanceSvg).string();
   error = (p / kError).string();
+  nonfinite = (p / kNonFinite).string();
   checkpoints = (p / kCheckpoints).string();
   last = (p / kCheckpoints / kLast).string();
   best = (p / kCheckpoints / kBest).string();

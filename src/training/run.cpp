@@ -235,6 +235,37 @@ void log_data(spdlog::logger& log, const ExperimentConfig& config, const DataSpl
                              : fmt::format("fitted on the {} training rows", data.train.size()));
 }
 
+// data.nonfinite "zero": how many NaN or Inf values were put to 0, per split and modality,
+// in the log and in nonfinite.json ({"train": {"audio": {"values": n, "rows": r}}, ...}).
+void report_nonfinite(spdlog::logger& log, const ExperimentConfig& config, const DataSplits& data,
+                      const RunPaths& paths, bool leader) {
+  if (config.data.nonfinite != NonFinite::Zero) return;
+  json out = json::object();
+  int64_t total = 0;
+  for (const auto& [name, split] :
+       {std::pair<const char*, const Dataset*>{"train", &data.train}, {"val", &data.val},
+        {"test", &data.test}}) {
+    json counts = json::object();
+    std::string line;
+    for (size_t m = 0; m < split->names.size(); ++m) {
+      const bool any = m < split->nonfinite.size() && split->nonfinite[m].defined();
+      const int64_t values = any ? split->nonfinite[m].sum().item<int64_t>() : 0;
+      const int64_t rows = any ? (split->nonfinite[m] > 0).sum().item<int64_t>() : 0;
+      counts[split->names[m]] = {{"values", values}, {"rows", rows}};
+      if (values > 0)
+        line += fmt::format("{}{} {} in {} rows", line.empty() ? "" : ", ", split->names[m],
+                            values, rows);
+      total += values;
+    }
+    out[name] = counts;
+    log.info("nonfinite: {}: {}", name, line.empty() ? "none" : line + " put to 0");
+  }
+  if (leader) atomic_write_text(paths.nonfinite, out.dump(2) + "\n");
+  if (total > 0)
+    log.info("nonfinite: {} NaN or Inf feature values put to 0 (data.nonfinite \"zero\") -> {}",
+             total, paths.nonfinite);
+}
+
 void log_results(spdlog::logger& log, const TrainOutcome& outcome, const RunPaths& paths) {
   std::string summary;
   for (const auto& item : outcome.results["test"].items())
@@ -279,6 +310,7 @@ TrainOutcome run_train(const TrainArgs& args) {
   if (checkpoint && where.leader && args.out.empty())
     repair_after_failed_write(*checkpoint, paths, *log);
   log_data(*log, config, data, data_seconds, scaling, checkpoint.has_value());
+  report_nonfinite(*log, config, data, paths, where.leader);
 
   torch::manual_seed(config.train.seed);  // model initialisation and dropout
   Trainer trainer(config, data, where.device, paths, log, scaling);

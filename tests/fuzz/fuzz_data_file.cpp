@@ -15,11 +15,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       {"visual", 16}, {"audio", 8}, {"text", 24}};
   const std::vector<char> bytes(data, data + size);
   try {  // regression: float targets, optional
-    mmfusion::parse_data_file(bytes, FUZZ_FILE_NAME, modalities, mmfusion::TargetRule{false});
+    mmfusion::parse_data_file(bytes, FUZZ_FILE_NAME, modalities, mmfusion::ReadRule{false});
   } catch (const std::exception&) {}
   try {  // classification: integer labels in [0, 3)
     mmfusion::parse_data_file(bytes, FUZZ_FILE_NAME, modalities,
-                              mmfusion::TargetRule{true, true, 3});
+                              mmfusion::ReadRule{true, true, 3});
   } catch (const std::exception&) {}
   return 0;
 }

@@ -25,6 +25,9 @@ enum class DataSource { Synthetic, File };
 // Where a data file keeps its splits and entries (docs/benchmarks.md): mmfusion's own
 // .pt/.npz, or one pickle in the layout of MMSA, MultiBench or the LMF reference code.
 enum class Layout { None, MMSA, MultiBench, LMF };
+// What reading a data file does with a NaN or Inf feature value: refuse the file, or put
+// 0 in its place and count it (data.nonfinite; the target is never made up).
+enum class NonFinite { Error, Zero };
 enum class Standardize { None, ZScore };  // feature scaling fitted on the training split
 enum class KernelType { Linear, Polynomial, RBF };
 enum class KernelNormalize { None, UnitDiagonal, UnitTrace };
@@ -59,6 +62,7 @@ const char* to_string(Pooling v);
 const char* to_string(Positions v);
 const char* to_string(MetricSet v);
 const char* to_string(Layout v);
+const char* to_string(NonFinite v);
 
 // Every value of an enum above, in declaration order (parsing and the docs use them).
 template <typename E>
@@ -101,6 +105,8 @@ template <>
 const std::vector<MetricSet>& all_values<MetricSet>();
 template <>
 const std::vector<Layout>& all_values<Layout>();
+template <>
+const std::vector<NonFinite>& all_values<NonFinite>();
 
 // The entry of a data file that holds the target (every other entry is named for its
 // modality, so no modality may take this name).
@@ -170,6 +176,25 @@ struct SyntheticConfig {
 // The generator a config that names none was written for (data.synthetic.generator).
 inline constexpr int64_t kFirstGenerator = 1;
 
+// data.keys: where a pickle keeps each thing (docs/benchmarks.md), overriding its layout's
+// names. A path is the keys to follow from the file's root (a split) or from a split (the
+// rest); a key matches a str key, or a bytes key of the same text, and "b'x'" a bytes key
+// only. Empty members keep the layout's names.
+using KeyPath = std::vector<std::string>;
+struct DataKeys {
+  std::vector<KeyPath> splits;                     // train, validation, test (3, or none)
+  std::map<std::string, KeyPath> modalities;       // by modality name
+  std::map<std::string, KeyPath> lengths;          // a sequence modality's lengths
+  KeyPath target;
+  bool empty() const {
+    return splits.empty() && modalities.empty() && lengths.empty() && target.empty();
+  }
+  bool operator==(const DataKeys& o) const {
+    return splits == o.splits && modalities == o.modalities && lengths == o.lengths &&
+           target == o.target;
+  }
+};
+
 struct DataConfig {
   DataSource source = DataSource::Synthetic;
   std::vector<ModalityConfig> modalities = {{"visual", 128}, {"audio", 64}, {"text", 300}};
@@ -184,6 +209,8 @@ struct DataConfig {
   // The field's pickles: `path` holds all three splits, its modalities named as the
   // layout names them (benchmark_file.hpp).
   Layout layout = Layout::None;
+  DataKeys keys;  // a pickle's own names (with layout none: a pickle named by keys alone)
+  NonFinite nonfinite = NonFinite::Error;
   std::string val_path;   // optional; else val_fraction of `path`
   std::string test_path;  // optional; else test_fraction of `path`
   double val_fraction = 0.1;
@@ -194,6 +221,11 @@ struct DataConfig {
   // Regression: train on the z-scored target, report in its own units. Same default rule.
   bool standardize_target = false;
 };
+
+// Whether data.path is one pickle holding all three splits: a layout's, or named by keys.
+inline bool reads_pickle(const DataConfig& d) {
+  return d.source == DataSource::File && (d.layout != Layout::None || !d.keys.splits.empty());
+}
 
 // The modalities the synthetic generator draws: data.synthetic.modalities, or
 // data.modalities when it names none.

@@ -8,8 +8,10 @@
 //   multibench  train, valid, test              labels ([N, 1, 1])   (none: every step)
 //   lmf         b'train', b'valid', b'test'     b'label'             (none)
 //
-// Each split's modalities, lengths and target are then checked as a data file's entries
-// are (data_file.hpp), with the split named in every message ("FILE[train]: ...").
+// data.keys names them where a file keeps them elsewhere (IEMOCAP's [happy][train], a
+// modality under another name). Each split's modalities, lengths and target are then
+// checked as a data file's entries are (data_file.hpp), with the split's path named in
+// every message ("FILE[train]: ...").
 #include <string>
 #include <vector>
 
@@ -19,14 +21,15 @@
 
 namespace mmfusion {
 
-// The three splits of config.data.path in config.data.layout.
+// The three splits of config.data.path, found by config.data.layout and config.data.keys.
 DataSplits read_benchmark_file(const ExperimentConfig& config);
 
-// The entry names a layout gives a split and its target.
+// The key paths of a file's splits (from its root) and of a split's target, by the layout,
+// with data.keys' own paths in their place.
 struct LayoutNames {
-  std::vector<std::string> splits;  // train, validation, test
-  std::string target;
+  std::vector<KeyPath> splits;  // train, validation, test
+  KeyPath target;
 };
-LayoutNames layout_names(Layout layout);
+LayoutNames layout_names(const DataConfig& data);
 
 }  // namespace mmfusion

@@ -13,28 +13,30 @@
 
 namespace mmfusion {
 
-// What a data file's "target" entry must be.
-struct TargetRule {
+// How a data file's entries are read: what its "target" entry must be, and what a NaN or
+// Inf feature value does.
+struct ReadRule {
   bool required = true;     // a missing "target" is an error (training, evaluation)
   bool labels = false;      // integer class labels (classification), else float values
   int64_t num_classes = 0;  // labels lie in [0, num_classes); 0: not known yet, [0, kMaxClasses)
+  NonFinite nonfinite = NonFinite::Error;  // Zero: put 0 in place, counted in Dataset::nonfinite
 };
 // The rule of a config's task.
-TargetRule target_rule(const ExperimentConfig& config, bool required);
+ReadRule read_rule(const ExperimentConfig& config, bool required);
 
 // Reads a data file and checks it against the modalities: names, dims, row counts,
-// float dtype, finite values, and the target by `target`. A sequence modality's entry is
+// float dtype, finite values (or replaced, by the rule), and the target by the rule. A sequence modality's entry is
 // [N, T, dim] (T <= kMaxSequenceSteps) with an optional integer <name>_lengths [N] in
 // [0, T] (default T), held as sequence.hpp's rows. The format follows the name:
 // *.npz is NumPy's (npz.hpp), anything else what torch.save writes for a dict of tensors.
 // Entries that are neither a modality nor "target" are ignored.
 Dataset read_data_file(const std::string& path, const std::vector<ModalityConfig>& modalities,
-                       const TargetRule& target);
+                       const ReadRule& target);
 // The same from the file's bytes; `path` names it in errors (and picks the format).
 // Every tensor's view is checked to lie inside its storage (file_safety.hpp), and every
 // shape, before any value is read.
 Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
-                        const std::vector<ModalityConfig>& modalities, const TargetRule& target);
+                        const std::vector<ModalityConfig>& modalities, const ReadRule& target);
 // Error naming `origin` and the first row whose label is outside [0, num_classes).
 void check_labels(const torch::Tensor& labels, int64_t num_classes, const std::string& origin);
 
@@ -43,7 +45,7 @@ void check_labels(const torch::Tensor& labels, int64_t num_classes, const std::s
 Dataset dataset_from_entries(const std::map<std::string, torch::Tensor>& entries,
                              const std::vector<std::string>& names, const std::string& path,
                              const std::vector<ModalityConfig>& modalities,
-                             const TargetRule& rule);
+                             const ReadRule& rule);
 
 // Writes a data file, atomically: *.npz as np.savez does, anything else as torch.save
 // does (a [N] target when it has one column or holds labels). A modality that

@@ -26,6 +26,10 @@ struct Dataset {
   // The target's three parts before weighting (synthetic data only, [N] each): kept so
   // that the documented structure can be checked.
   torch::Tensor unimodal, bimodal, trimodal;
+  // Files read under data.nonfinite "zero": per modality, the NaN or Inf values each row
+  // had before they were put to 0 ([N] int64, CPU; undefined for a modality with none).
+  // Empty when nothing was replaced.
+  std::vector<torch::Tensor> nonfinite;
 
   int64_t size() const { return features.empty() ? 0 : features.front().size(0); }
   // Columns of a regression target (1 for class labels, 0 when there is none).

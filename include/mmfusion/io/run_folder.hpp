@@ -17,7 +17,7 @@ namespace mmfusion {
 struct RunPaths {
   explicit RunPaths(std::string dir);
   std::string dir, config, log, metrics, results, loss_svg, relevance_svg, error, checkpoints, last,
-      best;
+      best, nonfinite;
 
   static constexpr const char* kConfig = "config.json";
   static constexpr const char* kLog = "train.log";
@@ -25,6 +25,7 @@ struct RunPaths {
   static constexpr const char* kResults = "results.json";
   static constexpr const char* kLossSvg = "loss.svg";
   static constexpr const char* kRelevanceSvg = "relevance.svg";
+  static constexpr const char* kNonFinite = "nonfinite.json";  // data.nonfinite "zero"'s counts
   static constexpr const char* kError = "error.txt";  // why a sweep's combination failed
   static constexpr const char* kCheckpoints = "checkpoints";
   static constexpr const char* kLast = "last.pt";  // in checkpoints/
