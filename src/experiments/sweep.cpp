@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -15,6 +16,7 @@
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/io/run_folder.hpp"
+#include "mmfusion/experiments/search.hpp"
 #include "mmfusion/runtime/runtime.hpp"
 
 namespace mmfusion {
@@ -29,6 +31,7 @@ struct Plan {
   json base = json::object();
   std::vector<std::string> sets;
   std::vector<GridAxis> axes;
+  std::optional<SearchSpec> search;  // a random search instead of a grid
   int64_t threads = 0;  // each run's threads when several run at once (0: as configured)
   Task task = Task::Regression;
   std::vector<std::pair<std::string, json>> runs;  // (combination name, config), in grid order
@@ -36,23 +39,46 @@ struct Plan {
 
 constexpr const char* kSweepFile = "sweep.json";
 
-// Every combination's config, built and validated before anything runs.
+// One run's config: the base, the sweep's --set, then the run's own values.
+void add_run(Plan& plan, const std::string& run_name, const Combination& combination) {
+  json doc = plan.base;
+  for (const auto& s : plan.sets) apply_override(doc, s);
+  for (const auto& [key, value] : combination) apply_override(doc, key + "=" + value.dump());
+  doc["name"] = run_name;
+  try {
+    plan.task = parse_config(doc).task;
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string(plan.search ? "search run " : "sweep combination ") + run_name +
+                      ": " + e.what());
+  }
+  plan.runs.emplace_back(run_name, doc);
+}
+
+// Every combination's config, built and validated before anything runs. A search's runs
+// are its trials, then, once every trial has finished, the chosen trial's reruns.
 void resolve_runs(Plan& plan) {
   chart_x_axis(plan.axes, plan.x);  // an unknown --x fails before anything runs
   plan.runs.clear();
-  for (const auto& combination : grid_combinations(plan.axes)) {
-    json doc = plan.base;
-    for (const auto& s : plan.sets) apply_override(doc, s);
-    for (const auto& [key, value] : combination) apply_override(doc, key + "=" + value.dump());
-    const std::string run_name = combination_name(combination);
-    doc["name"] = run_name;
-    try {
-      plan.task = parse_config(doc).task;
-    } catch (const ConfigError& e) {
-      throw ConfigError("sweep combination " + run_name + ": " + e.what());
-    }
-    plan.runs.emplace_back(run_name, doc);
+  if (!plan.search) {
+    for (const auto& combination : grid_combinations(plan.axes))
+      add_run(plan, combination_name(combination), combination);
+    return;
   }
+  const std::vector<Combination> trials = draw_trials(*plan.search);
+  for (size_t i = 0; i < trials.size(); ++i)
+    add_run(plan, trial_name(i, trials.size()), trials[i]);
+  std::optional<size_t> best;
+  try {
+    best = best_trial(plan.dir, *plan.search);
+  } catch (const ConfigError&) {
+    return;  // no trial to choose (yet): the search says why once its trials have run
+  }
+  if (best)
+    for (const int64_t seed : plan.search->seeds) {
+      Combination c = trials[*best];
+      c.emplace_back("seed", seed);
+      add_run(plan, rerun_name(seed), c);
+    }
 }
 
 // The plan of the command line: a sweep file, a base config, --set and --grid.
@@ -63,9 +89,16 @@ Plan plan_from_args(const SweepArgs& args) {
     if (!file.is_object()) throw ConfigError(args.sweep_file + ": expected a JSON object");
     for (const auto& item : file.items())
       if (item.key() != "name" && item.key() != "base" && item.key() != "set" &&
-          item.key() != "grid")
+          item.key() != "grid" && item.key() != "search")
         throw ConfigError(args.sweep_file + ": " + item.key() +
-                          ": unknown key (known: name, base, set, grid)");
+                          ": unknown key (known: name, base, set, grid, search)");
+    if (file.contains("search")) {
+      if (file.contains("grid") || !args.grid.empty())
+        throw ConfigError(args.sweep_file +
+                          ": a sweep has a grid or a search, not both (the search draws its own "
+                          "settings; its reruns set the seed)");
+      plan.search = parse_search(file["search"], args.sweep_file + ": search");
+    }
     plan.name = file.value("name", "");
     if (file.contains("base")) {
       const json& b = file["base"];
@@ -117,7 +150,8 @@ Plan plan_from_args(const SweepArgs& args) {
     else
       plan.axes.push_back(std::move(axis));
   }
-  if (plan.axes.empty()) throw ConfigError("--grid: a sweep needs at least one grid axis");
+  if (plan.axes.empty() && !plan.search)
+    throw ConfigError("--grid: a sweep needs at least one grid axis (or a sweep file's search)");
   plan.x = args.x;
   // (A base that is no object, or whose name is no string, is the parser's to report.)
   if (plan.name.empty() && plan.base.is_object() && plan.base.contains("name") &&
@@ -136,6 +170,7 @@ std::string sweep_file_text(const Plan& plan) {
   json doc = {
       {"name", plan.name}, {"base", plan.base}, {"set", plan.sets}, {"grid", grid}, {"axes", axes}};
   if (!plan.x.empty()) doc["x"] = plan.x;
+  if (plan.search) doc["search"] = search_json(*plan.search);
   return doc.dump(2) + "\n";
 }
 
@@ -160,6 +195,7 @@ Plan plan_from_folder(const std::string& dir) {
       plan.axes.push_back({key, std::vector<json>(values.begin(), values.end())});
     }
     plan.x = doc.value("x", "");
+    if (doc.contains("search")) plan.search = parse_search(doc["search"], "search");
     resolve_runs(plan);
     return plan;
   } catch (const nlohmann::json::exception& e) {
@@ -175,7 +211,16 @@ bool same_sweep(const Plan& a, const Plan& b) {
     for (const auto& axis : p.axes) m[axis.key] = axis.values;
     return m;
   };
-  return a.base == b.base && a.sets == b.sets && values(a) == values(b);
+  auto search = [](const Plan& p) { return p.search ? search_json(*p.search) : json(); };
+  return a.base == b.base && a.sets == b.sets && values(a) == values(b) && search(a) == search(b);
+}
+
+// results.csv and summary.md (and a grid's chart.svg), from the folder alone.
+void write_reports(const Plan& plan) {
+  if (plan.search)
+    write_search_reports(plan.dir, plan.name, *plan.search, plan.task);
+  else
+    write_sweep_reports(plan.dir, plan.name, plan.axes, plan.task, plan.x);
 }
 
 // The plan's runs as the pool trains them.
@@ -191,7 +236,7 @@ SweepOutcome run_sweep(const SweepArgs& args) {
     const Plan plan = plan_from_folder(args.report);
     outcome.dir = plan.dir;
     for (const auto& run : plan.runs) outcome.runs.push_back(run.first);
-    write_sweep_reports(plan.dir, plan.name, plan.axes, plan.task, plan.x);
+    write_reports(plan);
     return outcome;
   }
   if (!args.worker.empty()) {  // one combination, for a parent sweep with --jobs
@@ -213,6 +258,9 @@ SweepOutcome run_sweep(const SweepArgs& args) {
     throw ConfigError("--jobs " + std::to_string(args.jobs) + ": expected 1 or more");
   const Shard shard = parse_shard(args.shard);
   Plan plan = plan_from_args(args);
+  if (plan.search && !args.shard.empty())
+    throw ConfigError("--shard: a search's reruns wait for all its trials and its choice; run it "
+                      "in one process (--jobs trains several trials at once)");
   resolve_runs(plan);
   if (args.jobs > 1 && parse_config(plan.runs.front().second).threads == 0) {
     // All hardware threads, shared: J runs on cores / J each.
@@ -242,18 +290,37 @@ SweepOutcome run_sweep(const SweepArgs& args) {
             args.jobs > 1
                 ? fmt::format(", {} at once with {} threads each", args.jobs, plan.threads)
                 : "");
-  try {
+  auto train = [&](const std::vector<size_t>& which) {
     const RunSet set = run_set(plan, args.executable);
     if (args.jobs > 1) {
-      train_in_workers(set, indices, args.jobs, *log, outcome);
+      train_in_workers(set, which, args.jobs, *log, outcome);
     } else {
-      for (const size_t i : indices) train_in_process(set, i, *log, outcome);
+      for (const size_t i : which) train_in_process(set, i, *log, outcome);
+    }
+  };
+  try {
+    train(indices);
+    if (plan.search) {  // the trials are done: choose on validation, then the reruns
+      const size_t trials = plan.runs.size();
+      resolve_runs(plan);
+      const auto best = best_trial(plan.dir, *plan.search);  // ConfigError: none to choose
+      if (!best)
+        log->warn("search: some trials have not finished (another process holds them); the "
+                  "chosen trial's reruns wait for the next run of this search");
+      else
+        log->info("search: {} has the best validation {} of {} trials; training it with {} seeds",
+                  trial_name(*best, trials), plan.search->select, trials,
+                  plan.search->seeds.size());
+      std::vector<size_t> reruns;
+      for (size_t i = trials; i < plan.runs.size(); ++i)
+        reruns.push_back(i), outcome.runs.push_back(plan.runs[i].first);
+      train(reruns);
     }
   } catch (const Interrupted&) {
-    write_sweep_reports(plan.dir, plan.name, plan.axes, plan.task, plan.x);
+    write_reports(plan);
     throw;
   }
-  write_sweep_reports(plan.dir, plan.name, plan.axes, plan.task, plan.x);
+  write_reports(plan);
   log->info(
       "done: {} trained, {} skipped, {} left to other processes, {} failed; results in {}/results.csv, "
       "summary.md, chart.svg",

@@ -74,6 +74,11 @@ nlohmann::json to_json(const ClassificationMetrics& m) {
       {metric::kAccuracy, m.accuracy}, {metric::kMacroF1, m.macro_f1}, {metric::kCount, m.count}};
 }
 
+bool lower_is_better(const std::string& metric) {
+  return metric == metric::kLoss || metric == metric::kMSE || metric == metric::kMAE ||
+         metric == metric::kSimsMAE;
+}
+
 const std::vector<std::string>& headline_metrics(Task task) {
   static const std::vector<std::string> regression{metric::kMSE, metric::kR2, metric::kPearson,
                                                    metric::kMAE};

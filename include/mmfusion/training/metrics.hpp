@@ -40,6 +40,10 @@ inline constexpr const char* kCount = "count";  // samples
 inline constexpr const char* kValPrefix = "val_";
 }  // namespace metric
 
+// Whether a smaller value of a metric (as results.json names it) is better: the losses
+// and errors (loss, mse, mae, sims_mae); every other metric is better larger.
+bool lower_is_better(const std::string& metric);
+
 // A task's headline metrics, first the one it is judged by (mse, accuracy), in the order
 // reports show them.
 const std::vector<std::string>& headline_metrics(Task task);
