@@ -5,16 +5,20 @@ regression labels in [-3, 3], and the string entries), filled with random values
 label that the vision and text features decide, so that a model can learn it. For the
 end-to-end preset test and the reading benchmark; no real data is in it.
 
-usage: /usr/bin/python3 scripts/mosi-shaped.py FILE [ROWS_SCALE]
-(ROWS_SCALE, default 1, multiplies the split sizes.)
+usage: /usr/bin/python3 scripts/mosi-shaped.py FILE [ROWS_SCALE] [--nonfinite]
+(ROWS_SCALE, default 1, multiplies the split sizes; --nonfinite puts NaN and Inf values
+in the training split's audio and vision, and writes their count per row to
+FILE.nonfinite.npz.)
 """
 import pickle
 import sys
 
 import numpy as np
 
-path = sys.argv[1]
-scale = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
+args = [a for a in sys.argv[1:] if a != "--nonfinite"]
+nonfinite = "--nonfinite" in sys.argv
+path = args[0]
+scale = float(args[1]) if len(args) > 1 else 1.0
 rng = np.random.default_rng(0)
 w_text = rng.standard_normal(768).astype(np.float32) / np.sqrt(768)
 w_vision = rng.standard_normal(20).astype(np.float32) / np.sqrt(20)
@@ -48,5 +52,15 @@ def split(n):
 
 sizes = {"train": 1284, "valid": 229, "test": 686}
 data = {name: split(max(1, int(round(n * scale)))) for name, n in sizes.items()}
+if nonfinite:
+    train = data["train"]
+    n = len(train["regression_labels"])
+    audio, vision = train["audio"], train["vision"]
+    for i in range(0, n, 7):  # within each row's valid steps (lengths are >= 20 and >= 15)
+        audio[i, i % 20, i % 5] = np.nan
+        vision[i, i % 15, :3] = [np.inf, -np.inf, np.nan]
+    np.savez(path + ".nonfinite.npz",
+             audio=(~np.isfinite(audio)).reshape(n, -1).sum(1).astype(np.int64),
+             vision=(~np.isfinite(vision)).reshape(n, -1).sum(1).astype(np.int64))
 with open(path, "wb") as f:
     pickle.dump(data, f, protocol=4)

@@ -1,9 +1,10 @@
 """Writes the pickle reader's fixtures (tests/test_pickle.cpp) into a folder: an
-MMSA-shaped file in protocols 2, 4 and 5 (float32 sequences, int64 lengths, labels,
+MMSA-shaped file (float32 sequences, int64 lengths, labels,
 object arrays of strings, a list of ids), arrays of other dtypes and orders, a NumPy
 scalar, a Python-2-style pickle written byte by byte (str payloads, byte-string keys), an
 IEMOCAP-shaped file in the LMF reference's layout (byte keys, nested by emotion, NaN and Inf
-in COVAREP), a MultiBench-shaped one ([N, 1, 1] labels, front padding, -inf), and
+in COVAREP), a MultiBench-shaped one ([N, 1, 1] labels, front padding, -inf), each of the
+three layouts in protocols 2, 4 and 5, and
 hostile pickles that name os.system, subprocess.Popen, builtins.eval and a NumPy
 subclass. Beside each readable file, expected.npz holds the arrays Python itself reads
 from it.
@@ -110,8 +111,9 @@ def lmf_split(n, name, prefix):
 iemocap = {emotion: {split: lmf_split(n, split.decode(), "iemocap." + emotion.decode())
                      for split, n in ((b"train", 6), (b"valid", 4), (b"test", 3))}
            for emotion in (b"happy", b"sad")}
-with open(os.path.join(out, "iemocap-p2.pkl"), "wb") as f:
-    pickle.dump(iemocap, f, protocol=2)
+for protocol in (2, 4, 5):
+    with open(os.path.join(out, "iemocap-p%d.pkl" % protocol), "wb") as f:
+        pickle.dump(iemocap, f, protocol=protocol)
 
 
 def multibench_split(n):
@@ -128,8 +130,9 @@ def multibench_split(n):
 
 
 multibench = {"train": multibench_split(5), "valid": multibench_split(3), "test": multibench_split(3)}
-with open(os.path.join(out, "multibench-p4.pkl"), "wb") as f:
-    pickle.dump(multibench, f, protocol=4)
+for protocol in (2, 4, 5):
+    with open(os.path.join(out, "multibench-p%d.pkl" % protocol), "wb") as f:
+        pickle.dump(multibench, f, protocol=protocol)
 for name, s in multibench.items():
     expected["multibench.%s.text" % name] = s["text"]
     expected["multibench.%s.labels" % name] = s["labels"].reshape(-1, 1)

@@ -190,9 +190,11 @@ TEST(BenchmarkFile, AnMmsaPickleTrainsAsItIs) {
 namespace {
 // IEMOCAP in the LMF reference's layout, reached through data.keys: the emotion level
 // first, byte-string keys, COVAREP (with NaN and Inf) read as "audio".
-std::vector<std::string> iemocap_sets(const TempDir& dir, const std::string& emotion) {
+std::vector<std::string> iemocap_sets(const TempDir& dir, const std::string& emotion,
+                                      int protocol = 2) {
   const std::string e = "\"b'" + emotion + "'\"";
-  return {"data.source=file", "data.layout=lmf", "data.path=" + dir.file("iemocap-p2.pkl"),
+  return {"data.source=file", "data.layout=lmf",
+          "data.path=" + dir.file("iemocap-p" + std::to_string(protocol) + ".pkl"),
           "task=classification", "num_classes=2", "train.loss=cross_entropy",
           "data.modalities=[{\"name\":\"audio\",\"dim\":4},{\"name\":\"visual\",\"dim\":3},"
           "{\"name\":\"text\",\"dim\":3,\"sequence\":true}]",
@@ -209,17 +211,22 @@ TEST(BenchmarkFile, KeysReachNestedByteKeys) {
   TempDir dir;
   if (!write_fixtures(dir)) GTEST_SKIP() << "no Python with NumPy: " << read_text(dir.file("py.txt"));
   const auto want = expected(dir);
+  for (int protocol : {2, 4, 5}) {
+    SCOPED_TRACE("protocol " + std::to_string(protocol));
+    auto sets = iemocap_sets(dir, "sad", protocol);
+    sets.push_back("data.nonfinite=zero");
+    const DataSplits s = load_splits(tiny_config(sets));
+    ASSERT_EQ(s.train.size(), 6);
+    EXPECT_EQ(s.val.size(), 4);
+    EXPECT_EQ(s.test.size(), 3);
+    EXPECT_EQ(s.train.names, (std::vector<std::string>{"audio", "visual", "text"}));
+    EXPECT_TRUE(torch::equal(s.train.features[0], want.at("iemocap.sad.train.covarep")));
+    EXPECT_TRUE(torch::equal(sequence::values(s.test.features[2], 3),
+                             want.at("iemocap.sad.test.glove")));
+    EXPECT_TRUE(torch::equal(s.val.target, want.at("iemocap.sad.valid.label")));
+  }
   auto sets = iemocap_sets(dir, "sad");
   sets.push_back("data.nonfinite=zero");
-  const DataSplits s = load_splits(tiny_config(sets));
-  ASSERT_EQ(s.train.size(), 6);
-  EXPECT_EQ(s.val.size(), 4);
-  EXPECT_EQ(s.test.size(), 3);
-  EXPECT_EQ(s.train.names, (std::vector<std::string>{"audio", "visual", "text"}));
-  EXPECT_TRUE(torch::equal(s.train.features[0], want.at("iemocap.sad.train.covarep")));
-  EXPECT_TRUE(torch::equal(sequence::values(s.test.features[2], 3),
-                           want.at("iemocap.sad.test.glove")));
-  EXPECT_TRUE(torch::equal(s.val.target, want.at("iemocap.sad.valid.label")));
 
   // A bytes-only key does not match a str key: the MMSA file's splits are str.
   auto bad = sets;
@@ -291,17 +298,21 @@ TEST(BenchmarkFile, AMultiBenchPickleReadsAsPythonReadsIt) {
   TempDir dir;
   if (!write_fixtures(dir)) GTEST_SKIP() << "no Python with NumPy: " << read_text(dir.file("py.txt"));
   const auto want = expected(dir);
-  std::vector<std::string> sets = {
-      "data.source=file", "data.layout=multibench", "data.path=" + dir.file("multibench-p4.pkl"),
-      "data.modalities=[{\"name\":\"text\",\"dim\":3,\"sequence\":true,\"padding\":\"front\"},"
-      "{\"name\":\"vision\",\"dim\":2,\"sequence\":true}]"};
-  const DataSplits s = load_splits(tiny_config(sets));
-  EXPECT_EQ(s.train.size(), 5);
-  EXPECT_TRUE(torch::equal(s.test.target, want.at("multibench.test.labels")));
-  EXPECT_TRUE(torch::equal(sequence::values(s.train.features[0], 3), want.at("multibench.train.text")));
+  std::vector<std::string> sets;
+  for (int protocol : {2, 4, 5}) {
+    SCOPED_TRACE("protocol " + std::to_string(protocol));
+    sets = {"data.source=file", "data.layout=multibench",
+            "data.path=" + dir.file("multibench-p" + std::to_string(protocol) + ".pkl"),
+            "data.modalities=[{\"name\":\"text\",\"dim\":3,\"sequence\":true,\"padding\":\"front\"},"
+            "{\"name\":\"vision\",\"dim\":2,\"sequence\":true}]"};
+    const DataSplits s = load_splits(tiny_config(sets));
+    EXPECT_EQ(s.train.size(), 5);
+    EXPECT_TRUE(torch::equal(s.test.target, want.at("multibench.test.labels")));
+    EXPECT_TRUE(torch::equal(sequence::values(s.train.features[0], 3), want.at("multibench.train.text")));
+  }
   sets[3] = "data.modalities=[{\"name\":\"audio\",\"dim\":2,\"sequence\":true}]";
   expect_error([&] { load_splits(tiny_config(sets)); },
-               "multibench-p4.pkl[train]: entry \"audio\" has NaN or Inf values (first in row 0");
+               "multibench-p5.pkl[train]: entry \"audio\" has NaN or Inf values (first in row 0");
 }
 
 // data.keys is checked when the config is read, and round-trips through config.json.
@@ -368,4 +379,57 @@ TEST(BenchmarkPreset, AMosiShapedFileTrainsThroughTheMmsaPreset) {
   for (const char* m : {"acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7", "mae", "corr"})
     EXPECT_TRUE(results["test"][m].is_number()) << m;
   EXPECT_GT(results["test"]["corr"].get<double>(), 0.3) << results.dump();
+}
+
+// Large arrays are read where they lie in the mapped file (parse_views) and copied a
+// chunk of rows at a time into the data kept: the result equals the arrays the copying
+// parser reads, NaN and Inf put to 0 in the copy (the file's pages are read-only: a write
+// to them would crash), counted as Python counts them.
+TEST(BenchmarkFile, LargeArraysAreReadInPlaceAndCopiedByChunks) {
+  TempDir dir;
+  const std::string file = dir.file("mosi.pkl");
+  const std::string cmd = std::string(MMFUSION_PYTHON) + " " +
+                          source_path("scripts/mosi-shaped.py") + " " + file + " 0.2 --nonfinite > " +
+                          dir.file("py.txt") + " 2>&1";
+  if (std::system(cmd.c_str()) != 0)
+    GTEST_SKIP() << "no Python with NumPy: " << read_text(dir.file("py.txt"));
+  const auto bytes = read_bytes(file);
+  const auto views = pickle::parse_views(bytes.data(), bytes.size(), file);
+  const auto train = key_of(views, "train");
+  EXPECT_TRUE(key_of(train, "text")->in_file);  // 257 x 50 x 768 floats
+  EXPECT_FALSE(key_of(train, "regression_labels")->in_file);  // 1 KB: copied
+  const auto copied = pickle::parse(bytes, file);
+  EXPECT_FALSE(key_of(key_of(copied, "train"), "text")->in_file);
+
+  const ExperimentConfig c = tiny_config(
+      {"data.source=file", "data.layout=mmsa", "data.path=" + file, "data.nonfinite=zero",
+       "data.modalities=[{\"name\":\"text\",\"dim\":768,\"sequence\":true},"
+       "{\"name\":\"audio\",\"dim\":5,\"sequence\":true},{\"name\":\"vision\",\"dim\":20,\"sequence\":true}]"});
+  const DataSplits s = load_splits(c);
+  const auto want_train = key_of(copied, "train");
+  ASSERT_EQ(s.train.size(), 257);  // text: 39 MB, two chunks
+  EXPECT_TRUE(torch::equal(sequence::values(s.train.features[0], 768), key_of(want_train, "text")->array));
+  const auto counts = [&] {
+    const auto npz = read_bytes(file + ".nonfinite.npz");
+    std::map<std::string, torch::Tensor> out;
+    for (auto& [name, t] : parse_npz(npz.data(), npz.size(), file)) out[name] = t;
+    return out;
+  }();
+  for (const auto& [m, name] : std::vector<std::pair<int, std::string>>{{1, "audio"}, {2, "vision"}}) {
+    SCOPED_TRACE(name);
+    const torch::Tensor raw = key_of(want_train, name)->array;
+    // The file's lengths (a list, as MMSA keeps them); padding reads as 0.
+    std::vector<int64_t> lengths;
+    for (const auto& l : key_of(want_train, name + "_lengths")->items) lengths.push_back(l->integer);
+    const auto valid = torch::arange(raw.size(1)).unsqueeze(0) <
+                       torch::tensor(lengths, torch::kInt64).unsqueeze(1);
+    torch::Tensor clean = torch::where(torch::isfinite(raw), raw, torch::zeros_like(raw));
+    clean = clean * valid.unsqueeze(2).to(torch::kFloat32);
+    EXPECT_TRUE(torch::equal(sequence::lengths(s.train.features[m]), torch::tensor(lengths, torch::kInt64)));
+    EXPECT_TRUE(torch::equal(sequence::values(s.train.features[m], raw.size(2)), clean));
+    EXPECT_TRUE(torch::equal(s.train.nonfinite[m], counts.at(name)));
+    EXPECT_GT(counts.at(name).sum().item<int64_t>(), 0);
+  }
+  EXPECT_TRUE(torch::equal(s.test.target.squeeze(1),
+                           key_of(key_of(copied, "test"), "regression_labels")->array));
 }

@@ -217,7 +217,7 @@ void refuse_overwrite(const std::string& path, bool force, const std::string& op
                      ": the file exists (pass --force to overwrite it)");
 }
 
-MappedFile::MappedFile(const std::string& path) {
+MappedFile::MappedFile(const std::string& path, bool populate) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw Error(path + ": no such file");
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -230,7 +230,7 @@ MappedFile::MappedFile(const std::string& path) {
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0);
     const int e = errno;
     ::close(fd);
     if (p == MAP_FAILED) throw Error(path + ": cannot map: " + std::strerror(e));
@@ -242,6 +242,71 @@ MappedFile::MappedFile(const std::string& path) {
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<char*>(data_), size_);
+}
+
+void* populated_pages(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                   -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void free_populated(void* p, size_t bytes) {
+  if (p) ::munmap(p, bytes);
+}
+
+void* reserved_pages(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void populate_for_write(void* p, size_t n) {
+#ifdef MADV_POPULATE_WRITE
+  if (n == 0) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto a = reinterpret_cast<uintptr_t>(p) / page * page;
+  const auto b = (reinterpret_cast<uintptr_t>(p) + n + page - 1) / page * page;
+  ::madvise(reinterpret_cast<void*>(a), b - a, MADV_POPULATE_WRITE);  // else: faults as written
+#else
+  (void)p, (void)n;
+#endif
+}
+
+bool MappedFile::contains(const void* p, size_t n) const {
+  const auto* c = static_cast<const char*>(p);
+  return data_ && c >= data_ && n <= size_ && size_t(c - data_) <= size_ - n;
+}
+
+namespace {
+// The whole pages of [p, p + n), widened (`outward`) or narrowed to page boundaries.
+std::pair<char*, size_t> page_range(const void* p, size_t n, bool outward) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto a = reinterpret_cast<uintptr_t>(p), b = a + n;
+  const uintptr_t lo = outward ? a / page * page : (a + page - 1) / page * page;
+  const uintptr_t hi = outward ? (b + page - 1) / page * page : b / page * page;
+  return {reinterpret_cast<char*>(lo), hi > lo ? hi - lo : 0};
+}
+}  // namespace
+
+void MappedFile::prefetch(const void* p, size_t n) const {
+  if (!contains(p, n) || n == 0) return;
+  auto [lo, len] = page_range(p, n, /*outward=*/true);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(data_) + size_;  // the mapping's last page
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  len = std::min<size_t>(len, (end + page - 1) / page * page - reinterpret_cast<uintptr_t>(lo));
+#ifdef MADV_POPULATE_READ
+  if (::madvise(lo, len, MADV_POPULATE_READ) == 0) return;
+#endif
+  ::madvise(lo, len, MADV_WILLNEED);  // older kernels: read ahead, fault later
+}
+
+void MappedFile::release(const void* p, size_t n) const {
+  if (!contains(p, n)) return;
+  // Only pages wholly inside the range: a neighbour's bytes may still be wanted (they
+  // would be read again from the page cache, but need not be).
+  const auto [lo, len] = page_range(p, n, /*outward=*/false);
+  if (len > 0) ::madvise(lo, len, MADV_DONTNEED);
 }
 
 std::vector<char> read_bytes(const std::string& path) {

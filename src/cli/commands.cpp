@@ -10,6 +10,7 @@
 #include "mmfusion/config/config.hpp"
 #include "mmfusion/config/config_io.hpp"
 #include "mmfusion/data/data.hpp"
+#include "mmfusion/data/sequence.hpp"
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/models/models.hpp"
@@ -178,6 +179,62 @@ std::string run_inspect_data(const std::string& path) {
   std::snprintf(line, sizeof line, "read %.1f MB in %.2f s (%.0f MB/s)\n", double(file.size()) / 1e6,
                 seconds, seconds > 0 ? double(file.size()) / 1e6 / seconds : 0.0);
   return pickle::describe(root) + line;
+}
+
+std::string run_inspect_config_data(const std::string& config_path,
+                                    const std::vector<std::string>& overrides) {
+  const ExperimentConfig config = load_config(config_path, overrides);
+  apply_threads(config.threads);  // as train reads its data
+  const double before_mb = memory_usage().rss_mb;
+  const auto start = std::chrono::steady_clock::now();
+  const DataSplits data = load_splits(config);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double peak_mb = memory_usage().peak_rss_mb;
+  std::ostringstream out;
+  double kept = 0;
+  for (const auto& [name, split] :
+       {std::pair<const char*, const Dataset*>{"train", &data.train}, {"val", &data.val},
+        {"test", &data.test}}) {
+    out << name << ": " << split->size() << " rows (" << split->origin << ")\n";
+    for (size_t m = 0; m < split->names.size(); ++m) {
+      const ModalityConfig& mc = config.data.modalities[m];
+      const torch::Tensor& f = split->features[m];
+      kept += double(f.nbytes());
+      out << "  " << split->names[m] << ": ";
+      if (mc.sequence)
+        out << "sequence of " << sequence::steps(f, mc.dim) << " steps x " << mc.dim;
+      else
+        out << mc.dim << " features";
+      if (m < split->nonfinite.size() && split->nonfinite[m].defined())
+        out << ", " << split->nonfinite[m].sum().item<int64_t>() << " NaN/Inf values put to 0";
+      out << "\n";
+    }
+    if (split->target.defined()) {
+      kept += double(split->target.nbytes());
+      out << "  target: " << c10::str(split->target.sizes()) << " "
+          << c10::toString(split->target.scalar_type()) << "\n";
+    }
+  }
+  std::error_code ec;
+  const double file_mb = config.data.source == DataSource::File
+                             ? double(fs::file_size(config.data.path, ec)) / 1e6
+                             : 0.0;
+  char line[256];
+  std::snprintf(line, sizeof line, "kept %.1f MB of arrays; read in %.2f s", kept / 1e6, seconds);
+  out << line;
+  if (file_mb > 0 && !ec) {
+    std::snprintf(line, sizeof line, " from a %.1f MB file (%.0f MB/s)", file_mb,
+                  seconds > 0 ? file_mb / seconds : 0.0);
+    out << line;
+  }
+  std::snprintf(line, sizeof line,
+                "\npeak memory %.1f MB above the %.1f MB the process held before reading: %.2fx the "
+                "arrays kept\n",
+                (peak_mb - before_mb) * 1.048576, before_mb * 1.048576,
+                kept > 0 ? (peak_mb - before_mb) * 1048576.0 / kept : 0.0);
+  out << line;
+  return out.str();
 }
 
 json run_inspect(const std::string& path) {

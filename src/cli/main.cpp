@@ -150,12 +150,24 @@ Command add_inspect(CLI::App& app) {
 }
 
 Command add_inspect_data(CLI::App& app) {
-  auto path = std::make_shared<std::string>();
+  struct Args {
+    std::string file, config;
+    std::vector<std::string> overrides;
+  };
+  auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
-      "inspect-data", "Print a benchmark pickle's keys, shapes and dtypes (read safely; docs/benchmarks.md)");
-  cmd->add_option("--file", *path, "Pickle file")->required();
-  return {cmd, [path] {
-            std::cout << run_inspect_data(*path);
+      "inspect-data",
+      "Print a benchmark pickle's keys, shapes and dtypes (--file), or a config's data as train "
+      "reads them, with the speed and memory (--config; docs/benchmarks.md)");
+  auto* file = cmd->add_option("--file", args->file, "Pickle file");
+  auto* config = add_config(cmd, args->config, "Experiment config (JSON) whose data to read");
+  file->excludes(config);
+  add_overrides(cmd, args->overrides);
+  return {cmd, [args, file, config] {
+            if (file->count() == 0 && config->count() == 0)
+              throw ConfigError("inspect-data: give --file PICKLE or --config CONFIG");
+            std::cout << (args->config.empty() ? run_inspect_data(args->file)
+                                               : run_inspect_config_data(args->config, args->overrides));
             return 0;
           }};
 }

@@ -93,7 +93,8 @@ torch::Tensor list_tensor(const Value& list, const std::string& where) {
 // One split's entries as a data file's: the modalities, their lengths, and the target,
 // each an array of numbers; other entries are walked by the parser but not kept.
 Dataset split_dataset(const ValuePtr& split, const std::string& origin,
-                      const ExperimentConfig& config, const LayoutNames& names) {
+                      const ExperimentConfig& config, const LayoutNames& names,
+                      const EntryPages* pages) {
   if (split->kind != Value::Kind::Dict)
     throw Error(origin + ": a " + split->kind_name() + ", expected a dict of arrays");
   std::vector<std::string> present;  // every key, for messages
@@ -135,7 +136,14 @@ Dataset split_dataset(const ValuePtr& split, const std::string& origin,
       target->second.size(2) == 1)
     target->second = target->second.reshape({target->second.size(0), 1});  // MultiBench's [N, 1, 1]
   return dataset_from_entries(entries, present, origin, config.data.modalities,
-                              read_rule(config, /*required=*/true));
+                              read_rule(config, /*required=*/true), pages);
+}
+
+// What names the file's parts, for messages: the layout, or data.keys.
+std::string named_by(const ExperimentConfig& config) {
+  return config.data.layout != Layout::None
+             ? "data.layout \"" + std::string(to_string(config.data.layout)) + "\""
+             : std::string("data.keys");
 }
 
 }  // namespace
@@ -156,18 +164,27 @@ LayoutNames layout_names(const DataConfig& data) {
 
 DataSplits read_benchmark_file(const ExperimentConfig& config) {
   const std::string& path = config.data.path;
-  const std::string named_by = config.data.layout != Layout::None
-                                   ? "data.layout \"" + std::string(to_string(config.data.layout)) + "\""
-                                   : std::string("data.keys");
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
-    throw Error(path + ": no such data file (" + named_by +
+    throw Error(path + ": no such data file (" + named_by(config) +
                 " reads one pickle; docs/benchmarks.md says where to get the field's files)");
-  ValuePtr root;
-  {
-    const MappedFile file(path);  // unmapped once parsed: the arrays are copies
-    root = pickle::parse(file.data(), file.size(), path);
-  }
+  // Mapped with its pages at once (the fastest way in), each chunk of the arrays kept
+  // given back once it is copied (data_file.hpp's EntryPages), while the data kept grow
+  // a chunk at a time: the process holds about the file's size, not the file and the data.
+  const MappedFile file(path);
+  const EntryPages pages{
+      [&file](const torch::Tensor& t) { file.prefetch(t.data_ptr(), t.nbytes()); },
+      [&file](const torch::Tensor& t) { file.release(t.data_ptr(), t.nbytes()); }};
+  return parse_benchmark_file(file.data(), file.size(), config, &pages);
+}
+
+DataSplits parse_benchmark_file(const char* data, size_t size, const ExperimentConfig& config,
+                                const EntryPages* pages) {
+  const std::string& path = config.data.path;
+  // Large arrays are read where they lie: only what the modalities take is copied.
+  const ValuePtr root = pickle::parse_views(data, size, path);
+  EntryPages in_place;  // the arrays are the caller's bytes: copied, never kept
+  if (!pages) pages = &in_place;
   const LayoutNames names = layout_names(config.data);
   if (root->kind != Value::Kind::Dict)
     throw Error(path + ": the pickle holds a " + root->kind_name() +
@@ -175,8 +192,8 @@ DataSplits read_benchmark_file(const ExperimentConfig& config) {
                 path_text(names.splits[1]) + ", " + path_text(names.splits[2]) + ")");
   std::vector<Dataset> out;
   for (const auto& s : names.splits) {
-    const ValuePtr split = follow(root, s, path, "a split, by " + named_by, true);
-    out.push_back(split_dataset(split, path + path_text(s), config, names));
+    const ValuePtr split = follow(root, s, path, "a split, by " + named_by(config), true);
+    out.push_back(split_dataset(split, path + path_text(s), config, names, pages));
   }
   return {std::move(out[0]), std::move(out[1]), std::move(out[2])};
 }

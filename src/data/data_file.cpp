@@ -1,5 +1,8 @@
 #include "mmfusion/data/data_file.hpp"
 
+#include <atomic>
+#include <functional>
+
 #include <filesystem>
 
 #include <caffe2/serialize/inline_container.h>
@@ -13,6 +16,7 @@
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/data/sequence.hpp"
 #include "mmfusion/base/files.hpp"
+#include "mmfusion/base/parallel.hpp"
 #include "mmfusion/io/file_safety.hpp"
 #include "mmfusion/io/npz.hpp"
 
@@ -47,27 +51,101 @@ torch::Tensor require_finite(const std::string& path, const std::string& key, to
   return t;
 }
 
-// A modality's values, float32: a NaN or Inf is an error naming the first row, or, under
-// data.nonfinite "zero", replaced by 0 and counted per row in `replaced` ([N] int64).
-torch::Tensor finite_features(const std::string& path, const std::string& key, torch::Tensor t,
-                              const ReadRule& rule, torch::Tensor& replaced) {
-  t = t.to(torch::kFloat32).contiguous();
+// A modality's values (rows row0... of the entry), float32: a NaN or Inf is an error
+// naming the first row, or, under data.nonfinite "zero", replaced by 0 and counted per row
+// in `replaced` ([rows] int64, undefined when none). The input is never written to (it may
+// be a file's bytes read in place).
+// Whether every value of a contiguous float32 CPU tensor is finite: one pass over its bits
+// (exponent all ones: Inf or NaN), on the configured threads.
+bool all_finite(const torch::Tensor& t) {
+  const auto* bits = reinterpret_cast<const uint32_t*>(t.data_ptr<float>());
+  std::atomic<bool> finite{true};
+  parallel_chunks(t.numel(), int64_t(1) << 16, at::get_num_threads(), [&](int64_t b, int64_t e) {
+    uint32_t any = 0;
+    for (int64_t i = b; i < e; ++i) any |= uint32_t((bits[i] & 0x7f800000u) == 0x7f800000u);
+    if (any) finite = false;
+  });
+  return finite;
+}
+
+torch::Tensor finite_features(const std::string& path, const std::string& key,
+                              const torch::Tensor& in, const ReadRule& rule,
+                              torch::Tensor& replaced, int64_t row0 = 0) {
+  torch::Tensor t = in.to(torch::kFloat32).contiguous();
+  if (t.device().is_cpu() && all_finite(t)) return t;
   const auto bad = torch::logical_not(torch::isfinite(t));
   if (!bad.any().item<bool>()) return t;
   if (rule.nonfinite == NonFinite::Error) {
     const int64_t row = bad.reshape({t.size(0), -1}).any(1).nonzero()[0][0].item<int64_t>();
     throw Error(path + ": entry \"" + key + "\" has NaN or Inf values (first in row " +
-                std::to_string(row) + "; data.nonfinite \"zero\" puts 0 in their place)");
+                std::to_string(row0 + row) + "; data.nonfinite \"zero\" puts 0 in their place)");
   }
   replaced = bad.reshape({t.size(0), -1}).sum(1).to(torch::kInt64);
+  if (t.data_ptr() == in.data_ptr()) t = t.clone();
   return t.masked_fill_(bad, 0.0);
+}
+
+// The same check on rows this reader owns (float32, contiguous, written in place).
+void finite_in_place(const std::string& path, const std::string& key, torch::Tensor& rows,
+                     const ReadRule& rule, torch::Tensor& replaced, int64_t row0) {
+  if (!rows.device().is_cpu() || all_finite(rows)) return;
+  const auto bad = torch::logical_not(torch::isfinite(rows));
+  if (rule.nonfinite == NonFinite::Error) {
+    const int64_t row = bad.any(1).nonzero()[0][0].item<int64_t>();
+    throw Error(path + ": entry \"" + key + "\" has NaN or Inf values (first in row " +
+                std::to_string(row0 + row) + "; data.nonfinite \"zero\" puts 0 in their place)");
+  }
+  replaced = bad.sum(1).to(torch::kInt64);
+  rows.masked_fill_(bad, 0.0);
+}
+
+// Rows of a modality converted by `convert(rows, first row, counts, dest)`, which writes
+// them into `dest` when it is defined and sets it otherwise: all at once, or, for values
+// read in place (`pages`), a chunk of about kChunkBytes at a time into one tensor of
+// `columns`, each chunk's pages fetched before and given back after, so that memory
+// holds what is kept and one chunk. `replaced` gathers the chunks' counts.
+constexpr int64_t kChunkBytes = int64_t(8) << 20;
+using Convert = std::function<void(const torch::Tensor&, int64_t, torch::Tensor&, torch::Tensor&)>;
+torch::Tensor by_chunks(const torch::Tensor& t, int64_t columns, const EntryPages* pages,
+                        torch::Tensor& replaced, const Convert& convert) {
+  if (!pages) {
+    torch::Tensor all;
+    convert(t, 0, replaced, all);
+    return all;
+  }
+  const int64_t n = t.size(0);
+  const int64_t row_bytes = std::max<int64_t>(1, (n > 0 ? t.numel() / n : 0) * int64_t(t.element_size()));
+  const int64_t step = std::max<int64_t>(1, kChunkBytes / row_bytes);
+  // The data kept: its pages mapped a chunk at a time, each in one call just before it is
+  // written (base/files.hpp), as the copy would fault them in one by one.
+  const size_t bytes = size_t(n) * size_t(columns) * sizeof(float);
+  void* memory = bytes >= (size_t(1) << 20) ? reserved_pages(bytes) : nullptr;
+  torch::Tensor out =
+      memory ? torch::from_blob(memory, {n, columns},
+                                [bytes](void* p) { free_populated(p, bytes); }, torch::kFloat32)
+             : torch::empty({n, columns}, torch::kFloat32);
+  std::vector<torch::Tensor> counts;
+  bool any = false;
+  for (int64_t a = 0; a < n; a += step) {
+    const int64_t b = std::min(n, a + step);
+    const torch::Tensor chunk = t.slice(0, a, b);
+    if (pages->fetch) pages->fetch(chunk);
+    torch::Tensor part, dest = out.slice(0, a, b);
+    if (memory) populate_for_write(dest.data_ptr(), size_t(dest.nbytes()));
+    convert(chunk, a, part, dest);
+    if (pages->release) pages->release(chunk);
+    any = any || part.defined();
+    counts.push_back(part.defined() ? part : torch::zeros({b - a}, torch::kInt64));
+  }
+  if (any) replaced = torch::cat(counts);
+  return out;
 }
 
 // A sequence entry [N, T, D] and its optional lengths entry, checked and held as rows in
 // memory (sequence.hpp): back padding, max_len steps when the modality gives one.
 torch::Tensor sequence_rows(const std::string& path, const ModalityConfig& m, torch::Tensor t,
                             const torch::Tensor* stored_lengths, const ReadRule& rule,
-                            torch::Tensor& replaced) {
+                            torch::Tensor& replaced, const EntryPages* pages) {
   if (t.dim() != 3 || t.size(2) != m.dim)
     throw Error(path + ": entry \"" + m.name + "\" has shape " + c10::str(t.sizes()) +
                 ", expected [N, T, " + std::to_string(m.dim) + "] (a sequence)");
@@ -97,11 +175,30 @@ torch::Tensor sequence_rows(const std::string& path, const ModalityConfig& m, to
     }
     lengths = l;
   }
-  t = finite_features(path, m.name, t, rule, replaced);
-  if (m.padding == Padding::Front) t = sequence::front_to_back(t, lengths);
-  torch::Tensor rows = sequence::pack(t, lengths);
-  if (m.max_len > 0) rows = sequence::with_steps(rows, m.dim, m.max_len);
-  return rows;
+  const int64_t steps = m.max_len > 0 ? m.max_len : T;
+  // Packed first (padding zeroed), then checked: a row's NaN or Inf past its length is
+  // padding, dropped like any padding, and the check reads rows just written.
+  return by_chunks(t, 1 + steps * m.dim, pages, replaced,
+                   [&](const torch::Tensor& chunk, int64_t row0, torch::Tensor& part,
+                       torch::Tensor& dest) {
+                     const torch::Tensor l = lengths.slice(0, row0, row0 + chunk.size(0));
+                     torch::Tensor x = chunk;
+                     if (m.padding == Padding::Front)
+                       x = sequence::front_to_back(x.to(torch::kFloat32).contiguous(), l);
+                     torch::Tensor rows;
+                     if (dest.defined() && m.max_len == 0) {
+                       sequence::pack_into(dest, x, l);
+                       rows = dest;
+                     } else {
+                       rows = sequence::pack(x, l);
+                       if (m.max_len > 0) rows = sequence::with_steps(rows, m.dim, m.max_len);
+                     }
+                     finite_in_place(path, m.name, rows, rule, part, row0);
+                     if (!dest.defined())
+                       dest = rows;
+                     else if (!rows.is_same(dest))
+                       dest.copy_(rows);
+                   });
 }
 
 }  // namespace
@@ -194,8 +291,8 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
 
 Dataset dataset_from_entries(const std::map<std::string, torch::Tensor>& entries,
                              const std::vector<std::string>& names, const std::string& path,
-                             const std::vector<ModalityConfig>& modalities,
-                             const ReadRule& rule) {
+                             const std::vector<ModalityConfig>& modalities, const ReadRule& rule,
+                             const EntryPages* pages) {
   Dataset out;
   out.origin = path;
   int64_t rows = -1;
@@ -219,13 +316,21 @@ Dataset dataset_from_entries(const std::map<std::string, torch::Tensor>& entries
       const auto lengths = entries.find(m.name + kLengthsSuffix);
       check_rows(m.name, t.size(0));
       t = sequence_rows(path, m, t, lengths == entries.end() ? nullptr : &lengths->second, rule,
-                        replaced);
+                        replaced, pages);
     } else {
       if (t.dim() != 2 || t.size(1) != m.dim)
         throw Error(path + ": entry \"" + m.name + "\" has shape " + c10::str(t.sizes()) +
                     ", expected [N, " + std::to_string(m.dim) + "]");
       check_rows(m.name, t.size(0));
-      t = finite_features(path, m.name, t, rule, replaced);
+      t = by_chunks(t, m.dim, pages, replaced,
+                    [&](const torch::Tensor& chunk, int64_t row0, torch::Tensor& part,
+                        torch::Tensor& dest) {
+                      torch::Tensor x = finite_features(path, m.name, chunk, rule, part, row0);
+                      if (dest.defined())
+                        dest.copy_(x);
+                      else
+                        dest = x;
+                    });
     }
     out.names.push_back(m.name);
     out.features.push_back(t);
@@ -263,6 +368,7 @@ Dataset dataset_from_entries(const std::map<std::string, torch::Tensor>& entries
     throw Error(path + ": missing entry " + kTarget + " (needed for training and evaluation)");
   }
   if (rows == 0) throw Error(path + ": the file holds no rows");
+  if (pages && out.target.defined()) out.target = out.target.clone();  // not the file's bytes
   return out;
 }
 

@@ -1,5 +1,10 @@
 #include "mmfusion/data/sequence.hpp"
 
+#include <algorithm>
+#include <cstring>
+
+#include "mmfusion/base/parallel.hpp"
+
 namespace mmfusion::sequence {
 namespace {
 // Index [N, T] of the step that lands at each position when every row is rotated by its
@@ -14,17 +19,46 @@ torch::Tensor rotated(const torch::Tensor& steps, const torch::Tensor& shift) {
 }  // namespace
 
 torch::Tensor pack(const torch::Tensor& steps, const torch::Tensor& lengths) {
+  TORCH_CHECK(steps.dim() == 3, "sequence::pack: steps [N, T, D]");
+  auto out = torch::empty({steps.size(0), 1 + steps.size(1) * steps.size(2)},
+                          steps.options().dtype(torch::kFloat32));
+  pack_into(out, steps, lengths);
+  return out;
+}
+
+void pack_into(const torch::Tensor& out, const torch::Tensor& steps, const torch::Tensor& lengths) {
   TORCH_CHECK(steps.dim() == 3 && lengths.dim() == 1 && lengths.size(0) == steps.size(0),
               "sequence::pack: steps [N, T, D] and lengths [N]");
   const int64_t N = steps.size(0), T = steps.size(1), D = steps.size(2);
+  TORCH_CHECK(out.dim() == 2 && out.size(0) == N && out.size(1) == 1 + T * D &&
+                  out.scalar_type() == torch::kFloat32 && out.stride(1) == 1,
+              "sequence::pack: out [N, 1 + T * D], float32 rows");
   const auto len = lengths.to(torch::kInt64).to(steps.device());
-  const auto valid = (torch::arange(T, len.options()).unsqueeze(0) < len.unsqueeze(1))
-                         .to(torch::kFloat32)
-                         .unsqueeze(2);
-  auto out = torch::empty({N, 1 + T * D}, steps.options().dtype(torch::kFloat32));
-  out.select(1, 0).copy_(len);
-  out.slice(1, 1).view({N, T, D}).copy_(steps.to(torch::kFloat32) * valid);
-  return out;
+  if (!steps.device().is_cpu()) {
+    const auto valid = (torch::arange(T, len.options()).unsqueeze(0) < len.unsqueeze(1))
+                           .to(torch::kFloat32)
+                           .unsqueeze(2);
+    out.select(1, 0).copy_(len);
+    out.slice(1, 1).view({N, T, D}).copy_(steps.to(torch::kFloat32) * valid);
+    return;
+  }
+  // One pass: each row's length, its valid steps copied, its padding zeroed.
+  const torch::Tensor src = steps.to(torch::kFloat32).contiguous();
+  const torch::Tensor l = len.contiguous();
+  const float* in = src.data_ptr<float>();
+  const int64_t* n_valid = l.data_ptr<int64_t>();
+  float* dst = out.data_ptr<float>();
+  const int64_t stride = out.stride(0), row = T * D;
+  parallel_chunks(N, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, row)),
+                  at::get_num_threads(), [&](int64_t begin, int64_t end) {
+                    for (int64_t i = begin; i < end; ++i) {
+                      const int64_t valid = std::clamp<int64_t>(n_valid[i], 0, T) * D;
+                      float* o = dst + i * stride;
+                      o[0] = float(n_valid[i]);
+                      std::memcpy(o + 1, in + i * row, size_t(valid) * sizeof(float));
+                      std::memset(o + 1 + valid, 0, size_t(row - valid) * sizeof(float));
+                    }
+                  });
 }
 
 int64_t steps(const torch::Tensor& rows, int64_t dim) {

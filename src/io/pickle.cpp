@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/files.hpp"
 
 namespace mmfusion::pickle {
 namespace {
@@ -70,13 +71,10 @@ bool torch_type(const std::string& code, c10::ScalarType& type, int64_t& size) {
 // on this machine's VM is several times faster than taking a page fault per page as the
 // copy first touches them.
 torch::Tensor populated(const std::vector<int64_t>& shape, c10::ScalarType type, size_t bytes) {
-  if (bytes < (size_t(1) << 20))
-    return torch::empty(shape, torch::TensorOptions().dtype(type));
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-                   -1, 0);
-  if (p == MAP_FAILED) return torch::empty(shape, torch::TensorOptions().dtype(type));
+  void* p = bytes < (size_t(1) << 20) ? nullptr : populated_pages(bytes);
+  if (!p) return torch::empty(shape, torch::TensorOptions().dtype(type));
   return torch::from_blob(
-      p, shape, [bytes](void* q) { ::munmap(q, bytes); }, torch::TensorOptions().dtype(type));
+      p, shape, [bytes](void* q) { free_populated(q, bytes); }, torch::TensorOptions().dtype(type));
 }
 
 // UTF-8 to code points (for _codecs.encode(str, "latin1")); false on malformed input.
@@ -100,8 +98,8 @@ bool latin1_bytes(const std::string& utf8, std::string& out) {
 
 class Parser {
  public:
-  Parser(const char* data, size_t size, const std::string& origin)
-      : p_(reinterpret_cast<const unsigned char*>(data)), n_(size), origin_(origin) {}
+  Parser(const char* data, size_t size, const std::string& origin, bool views = false)
+      : p_(reinterpret_cast<const unsigned char*>(data)), n_(size), origin_(origin), views_in_file_(views) {}
 
   ValuePtr run() {
     while (true) {
@@ -479,6 +477,15 @@ class Parser {
                    std::to_string(data.second));
     std::vector<int64_t> stored = shape;
     if (fortran) std::reverse(stored.begin(), stored.end());
+    const auto* first = reinterpret_cast<const unsigned char*>(data.first);
+    if (views_in_file_ && !fortran && data.second >= kViewBytes && first >= p_ &&
+        data.second <= n_ - size_t(first - p_)) {
+      // Read where it lies: valid while the caller's bytes are (parse_views).
+      v.array = torch::from_blob(const_cast<char*>(data.first), stored,
+                                 torch::TensorOptions().dtype(type));
+      v.in_file = true;
+      return;
+    }
     torch::Tensor t = populated(stored, type, data.second);
     if (data.second > 0) std::memcpy(t.data_ptr(), data.first, data.second);
     if (fortran && shape.size() > 1) {
@@ -491,6 +498,7 @@ class Parser {
 
   const unsigned char* p_;
   size_t n_;
+  bool views_in_file_ = false;
   size_t pos_ = 0;
   std::string origin_;
   std::vector<ValuePtr> stack_;
@@ -563,6 +571,10 @@ ValuePtr parse(const std::vector<char>& bytes, const std::string& origin) {
 
 ValuePtr parse(const char* data, size_t size, const std::string& origin) {
   return Parser(data, size, origin).run();
+}
+
+ValuePtr parse_views(const char* data, size_t size, const std::string& origin) {
+  return Parser(data, size, origin, /*views=*/true).run();
 }
 
 std::string describe(const ValuePtr& root, size_t max_lines) {

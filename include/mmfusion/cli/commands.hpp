@@ -48,9 +48,14 @@ struct PredictArgs {
 int64_t run_predict(const PredictArgs& args);
 
 nlohmann::json run_inspect(const std::string& checkpoint);
-// inspect-data: a pickle's tree of keys, kinds, shapes and dtypes (io/pickle), and how
-// long reading it took.
+// inspect-data --file: a pickle's tree of keys, kinds, shapes and dtypes (io/pickle), and
+// how long reading it took.
 std::string run_inspect_data(const std::string& path);
+// inspect-data --config: the config's data read as train reads them (any source and
+// layout): each split's rows and modalities, the non-finite values put to 0, the bytes
+// kept, the reading speed and the peak memory it took.
+std::string run_inspect_config_data(const std::string& config,
+                                    const std::vector<std::string>& overrides);
 
 struct SynthArgs {
   std::string config;

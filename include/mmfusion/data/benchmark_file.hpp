@@ -23,6 +23,10 @@ namespace mmfusion {
 
 // The three splits of config.data.path, found by config.data.layout and config.data.keys.
 DataSplits read_benchmark_file(const ExperimentConfig& config);
+// The same from a pickle's bytes (config.data.path names them in errors); `pages` as
+// dataset_from_entries takes them (nothing returned refers to `data`).
+DataSplits parse_benchmark_file(const char* data, size_t size, const ExperimentConfig& config,
+                                const EntryPages* pages = nullptr);
 
 // The key paths of a file's splits (from its root) and of a split's target, by the layout,
 // with data.keys' own paths in their place.

@@ -2,6 +2,7 @@
 // Data files: what torch.save writes for a dict of tensors (.pt) and NumPy's .npz, read
 // as files from others (every length bounded, every view checked) and written atomically.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -40,12 +41,20 @@ Dataset parse_data_file(const std::vector<char>& bytes, const std::string& path,
 // Error naming `origin` and the first row whose label is outside [0, num_classes).
 void check_labels(const torch::Tensor& labels, int64_t num_classes, const std::string& origin);
 
+// Entries whose values are a file's bytes read in place (a mapped pickle,
+// benchmark_file.hpp): each modality is copied a chunk of rows at a time, the chunk's
+// pages fetched before it is read and given back after, so that memory holds the data
+// kept and one chunk. Nothing returned refers to the entries' memory.
+struct EntryPages {
+  std::function<void(const torch::Tensor&)> fetch, release;
+};
+
 // A data set from a file's entries, checked as read_data_file checks them (`names`: every
 // entry the file has, for messages; `path` names the file, or the file and its split).
 Dataset dataset_from_entries(const std::map<std::string, torch::Tensor>& entries,
                              const std::vector<std::string>& names, const std::string& path,
-                             const std::vector<ModalityConfig>& modalities,
-                             const ReadRule& rule);
+                             const std::vector<ModalityConfig>& modalities, const ReadRule& rule,
+                             const EntryPages* pages = nullptr);
 
 // Writes a data file, atomically: *.npz as np.savez does, anything else as torch.save
 // does (a [N] target when it has one column or holds labels). A modality that

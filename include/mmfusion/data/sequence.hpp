@@ -15,6 +15,9 @@ namespace mmfusion::sequence {
 // Rows from steps [N, T, D] whose valid steps come first (back padding) and int64
 // lengths [N] in [0, T]: the steps past a row's length are set to zero.
 torch::Tensor pack(const torch::Tensor& steps, const torch::Tensor& lengths);
+// The same into `out` [N, 1 + T * D] (float32, rows contiguous; a slice of a larger tensor
+// of such rows will do).
+void pack_into(const torch::Tensor& out, const torch::Tensor& steps, const torch::Tensor& lengths);
 // The number of steps T of rows of D features per step.
 int64_t steps(const torch::Tensor& rows, int64_t dim);
 // Each row's valid steps, int64 [N].

@@ -34,6 +34,7 @@ struct Value {
   std::string dtype;              // Array and Dtype: NumPy's code, e.g. "<f4", "|b1", "<U5", "|O"
   std::string unsupported;        // Array: why `array` is undefined
   bool dropped = false;           // Bytes over 64 KiB: read while parsing, not kept
+  bool in_file = false;           // Array: `array` reads the parsed bytes (parse_views)
 
   // A dict's value for a string key (Str, or Bytes as Python 2 and latin-1 write keys);
   // nullptr when absent or not a dict.
@@ -45,6 +46,10 @@ struct Value {
 // Parses a whole pickle. `origin` names the file in errors ("FILE: pickle: ...").
 ValuePtr parse(const std::vector<char>& bytes, const std::string& origin);
 ValuePtr parse(const char* data, size_t size, const std::string& origin);
+// The same, but a C-order array of 64 KiB or more is a tensor over the bytes themselves
+// (Value::in_file), not a copy: no memory is spent on arrays nobody takes, and a taker
+// copies what it keeps. Those tensors are read-only and valid only while `data` is.
+ValuePtr parse_views(const char* data, size_t size, const std::string& origin);
 
 // The file's tree of keys, kinds, shapes and dtypes, one line per node, for writing a
 // mapping by hand (at most `max_lines` lines; lists and tuples show their first items).
