@@ -194,6 +194,15 @@ TEST(Cli, BadInputGetsOneLineAndTheRightExitCode) {
   EXPECT_NE(r.err.find("junk.pt: not a readable checkpoint"), std::string::npos) << r.err;
   r = run("inspect --checkpoint " + dir.file("missing.pt"), dir);
   EXPECT_EQ(r.code, 1);
+
+  // inspect-data needs one of its two sources, not both.
+  r = run("inspect-data", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("inspect-data: give --file PICKLE or --config CONFIG"), std::string::npos)
+      << r.err;
+  r = run("inspect-data --file " + dir.file("junk.pt") + " --config " + tiny(), dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
 }
 
 TEST(Cli, InterruptSavesLastAndExits130) {

@@ -433,3 +433,26 @@ TEST(BenchmarkFile, LargeArraysAreReadInPlaceAndCopiedByChunks) {
   EXPECT_TRUE(torch::equal(s.test.target.squeeze(1),
                            key_of(key_of(copied, "test"), "regression_labels")->array));
 }
+
+// inspect-data --config: the config's data as train reads them, split by split.
+TEST(BenchmarkFile, InspectDataWithAConfigPrintsEachSplitAndWhatItCost) {
+  TempDir dir;
+  if (!write_fixtures(dir)) GTEST_SKIP() << "no Python with NumPy: " << read_text(dir.file("py.txt"));
+  write_text(dir.file("c.json"), read_text(source_path("configs/tiny.json")));
+  const std::string out = run_inspect_config_data(
+      dir.file("c.json"),
+      {"data.source=file", "data.layout=lmf", "data.path=" + dir.file("iemocap-p4.pkl"),
+       "task=classification", "num_classes=2", "data.nonfinite=zero",
+       "data.modalities=[{\"name\":\"audio\",\"dim\":4},{\"name\":\"text\",\"dim\":3,\"sequence\":true}]",
+       "data.keys={\"splits\":[[\"happy\",\"train\"],[\"happy\",\"valid\"],[\"happy\",\"test\"]],"
+       "\"modalities\":{\"audio\":\"covarep\",\"text\":\"glove\"}}"});
+  const auto want = expected(dir);
+  const int64_t zeroed = want.at("iemocap.happy.train.covarep_nonfinite").sum().item<int64_t>();
+  EXPECT_NE(out.find("train: 6 rows"), std::string::npos) << out;
+  EXPECT_NE(out.find("val: 4 rows"), std::string::npos) << out;
+  EXPECT_NE(out.find("  audio: 4 features, " + std::to_string(zeroed) + " NaN/Inf values put to 0"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("  text: sequence of 5 steps x 3"), std::string::npos) << out;
+  EXPECT_NE(out.find("peak memory"), std::string::npos) << out;
+}
