@@ -13,6 +13,7 @@
 #include "mmfusion/io/pickle.hpp"
 #include "mmfusion/cli/commands.hpp"
 #include "mmfusion/config/config_io.hpp"
+#include "mmfusion/data/benchmark_file.hpp"
 #include "mmfusion/data/data.hpp"
 #include "mmfusion/data/sequence.hpp"
 #include "mmfusion/training/run.hpp"
@@ -455,4 +456,51 @@ TEST(BenchmarkFile, InspectDataWithAConfigPrintsEachSplitAndWhatItCost) {
       << out;
   EXPECT_NE(out.find("  text: sequence of 5 steps x 3"), std::string::npos) << out;
   EXPECT_NE(out.find("peak memory"), std::string::npos) << out;
+}
+
+// The fuzzer's corpus (tests/fixtures/fuzz/pickle-corpus/, scripts/fuzz.sh): every input
+// reads to a tree or ends in mmfusion's one-line error, through the reader and each
+// layout (the fuzz target's configs), on every build.
+TEST(Pickle, EveryFuzzCorpusInputEndsInATreeOrAOneLineError) {
+  auto config = [](Layout layout) {
+    ExperimentConfig c;
+    c.data.source = DataSource::File;
+    c.data.layout = layout;
+    c.data.path = "fuzz.pkl";
+    c.data.nonfinite = NonFinite::Zero;
+    c.data.modalities = layout == Layout::LMF
+                            ? std::vector<ModalityConfig>{{"covarep", 4}, {"facet", 3}, {"glove", 3, true, 5}}
+                            : std::vector<ModalityConfig>{{"text", 3, true}, {"audio", 2, true, 7}};
+    return c;
+  };
+  const std::vector<ExperimentConfig> configs = {config(Layout::MMSA), config(Layout::MultiBench),
+                                                 config(Layout::LMF)};
+  int files = 0, trees = 0, splits = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(source_path("tests/fixtures/fuzz/pickle-corpus"))) {
+    const auto bytes = read_bytes(entry.path().string());
+    const std::string name = entry.path().filename().string();
+    ++files;
+    try {
+      (void)pickle::describe(pickle::parse(bytes, name), 50);
+      ++trees;
+    } catch (const Error&) {
+      continue;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << name << ": " << e.what();
+      continue;
+    }
+    for (const auto& c : configs) {
+      try {
+        (void)parse_benchmark_file(bytes.data(), bytes.size(), c);
+        ++splits;
+      } catch (const Error&) {
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << name << " (" << to_string(c.data.layout) << "): " << e.what();
+      }
+    }
+  }
+  EXPECT_GE(files, 500);
+  EXPECT_GT(trees, 100);  // the corpus is mostly well-formed pickles the fuzzer varied
+  RecordProperty("trees", trees), RecordProperty("splits", splits);
 }

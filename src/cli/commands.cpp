@@ -49,6 +49,42 @@ json run_eval(const EvalArgs& args) {
   return out;
 }
 
+json run_robustness(const RobustnessArgs& args) {
+  const torch::Device device = resolve_device(args.device);
+  Checkpoint checkpoint = open_checkpoint(args.checkpoint, device);
+  const auto& config = checkpoint.config;
+  fs::path out = args.out;
+  if (out.empty()) {
+    const fs::path dir = fs::path(args.checkpoint).parent_path();
+    out = (dir.filename() == RunPaths::kCheckpoints ? dir.parent_path() : dir) / "robustness";
+  }
+  refuse_overwrite((out / "robustness.json").string(), args.force, args.out.empty() ? "" : "--out");
+  json baseline;
+  if (!args.baseline.empty()) {  // read first: a bad one is refused before any work
+    const auto bytes = read_bytes(args.baseline);
+    baseline = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
+  }
+  apply_threads(config.threads);
+  StepRunner runner(checkpoint.build_model(device), config.train);
+  const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))
+                                         : read_data_file(args.data, config.data.modalities,
+                                                          read_rule(config, /*required=*/true));
+  RobustnessOptions options = args.options;
+  options.batch_size = config.train.eval_batch_size;
+  json result = robustness_curves(runner, config.task, checkpoint.scaling, data, options, device,
+                                  config.data.modalities, config.metrics.set);
+  if (!args.baseline.empty()) attach_baseline(result, baseline, args.baseline);
+  result["model"] = to_string(config.model.type);
+  result["checkpoint"] = args.checkpoint;
+  result["data"] = args.data.empty() ? json(args.split) : json(args.data);
+  fs::create_directories(out);
+  atomic_write_text((out / "robustness.json").string(), result.dump(2) + "\n");
+  atomic_write_text((out / "robustness.csv").string(), robustness_csv(result));
+  atomic_write_text((out / "robustness.svg").string(), robustness_svg(result));
+  result["out"] = out.string();
+  return result;
+}
+
 json run_explain(const ExplainArgs& args) {
   const torch::Device device = resolve_device(args.device);
   Checkpoint checkpoint = open_checkpoint(args.checkpoint, device);

@@ -128,6 +128,10 @@ Command add_explain(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--seed", args->options.seed, "Seed of the row pairs and resamples")
       ->capture_default_str();
+  cmd->add_option("--emap-background", args->options.emap_background,
+                  "EMAP's background rows per modality (0: no EMAP)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--out", args->out,
                   "Folder for explain.json, .csv and .svg (default: the run folder's explain/)");
   cmd->add_option("--device", args->device, "auto, cpu, cuda or cuda:N");
@@ -135,6 +139,39 @@ Command add_explain(CLI::App& app) {
   return {cmd, [args] {
             const auto result = run_explain(*args);
             std::cout << explain_table(result) << result["out"].get<std::string>() << "\n";
+            return 0;
+          }};
+}
+
+Command add_robustness(CLI::App& app) {
+  auto args = std::make_shared<RobustnessArgs>();
+  auto* cmd = app.add_subcommand(
+      "robustness", "A model's metric as each modality degrades: noise, missing rows, missing steps");
+  cmd->add_option("--checkpoint", args->checkpoint, "Checkpoint file")->required();
+  auto* split = cmd->add_option("--split", args->split,
+                                "train, val or test split of the checkpoint's data config")
+                    ->check(CLI::IsMember(kSplits))
+                    ->capture_default_str();
+  cmd->add_option("--data", args->data, "Data file (with targets) instead of a split")->excludes(split);
+  cmd->add_option("--levels", args->options.levels, "Levels 1/N, 2/N, ..., 1 beside 0")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--repeats", args->options.repeats, "Seeded draws per level (the 95% interval)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--seed", args->options.seed, "Seed of every draw")->capture_default_str();
+  cmd->add_option("--metric", args->options.metric,
+                  "Metric of the curves (default: the task's headline metric)");
+  cmd->add_option("--baseline", args->baseline,
+                  "Another model's robustness.json: effective robustness against its curves")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--out", args->out,
+                  "Folder for robustness.json, .csv and .svg (default: the run folder's robustness/)");
+  cmd->add_option("--device", args->device, "auto, cpu, cuda or cuda:N");
+  cmd->add_flag("--force", args->force, "Overwrite an earlier robustness.json in that folder");
+  return {cmd, [args] {
+            const auto result = run_robustness(*args);
+            std::cout << robustness_table(result) << result["out"].get<std::string>() << "\n";
             return 0;
           }};
 }
@@ -418,7 +455,7 @@ int main(int argc, char** argv) {
                                       add_explain(app),  add_inspect(app), add_synth(app),
                                       add_validate(app), add_schema(app),  add_bench(app),
                                       add_mkl(app),      add_sweep(app),   add_attribute(app),
-                                      add_inspect_data(app)};
+                                      add_inspect_data(app), add_robustness(app)};
   if (unknown_command(argc, argv, commands)) return 2;
   try {
     app.parse(argc, argv);

@@ -13,6 +13,7 @@
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/explain/sobol.hpp"
 #include "mmfusion/training/evaluation.hpp"
+#include "mmfusion/training/metrics.hpp"
 #include "mmfusion/training/step.hpp"
 #include "mmfusion/base/svg.hpp"
 
@@ -220,7 +221,12 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
       if (m.sequence && pooled.names[k] == m.name)
         pooled.features[k] = sequence::masked_mean(pooled.features[k], m.dim);
   const json dependence = dependence_json(pooled, options.seed);
+  const json emap = raw.target.defined() && options.emap_background > 0
+                        ? emap_json(runner, task, scaling, data, raw.target, options.emap_background,
+                                    options.seed, options.batch_size, device)
+                        : json();
   return {
+      {"emap", emap},
       {"output", task == Task::Classification ? "predicted class probabilities" : "prediction"},
       {"samples", options.samples},
       {"rows", n},
@@ -237,6 +243,44 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
       {"shapley", parts["shapley"]},
       {"shapley_ci", parts["shapley_ci"]},
       {"dependence", dependence}};
+}
+
+json emap_json(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& data,
+               const Tensor& target, int64_t background, uint64_t seed, int64_t batch_size,
+               const torch::Device& device) {
+  const int64_t n = data.size(), groups = int64_t(data.features.size());
+  const int64_t s_count = std::min(background, n);
+  at::Generator gen = at::detail::createCPUGenerator(seed + 2);
+  std::vector<Tensor> rows;  // the background rows, drawn per modality
+  for (int64_t k = 0; k < groups; ++k) rows.push_back(torch::randint(n, {s_count}, gen, torch::kInt64));
+  Dataset bg = data;
+  for (int64_t k = 0; k < groups; ++k)
+    bg.features[k] = data.features[k].index_select(0, rows[k].to(data.features[k].device()));
+  const Tensor mean_output = predict(runner, bg, batch_size, device).to(torch::kFloat64).mean(0);
+  const Tensor model = predict(runner, data, batch_size, device);
+  Tensor additive = torch::zeros(model.sizes(), torch::kFloat64);
+  for (int64_t m = 0; m < groups; ++m) {
+    Tensor sum = torch::zeros(model.sizes(), torch::kFloat64);
+    for (int64_t s = 0; s < s_count; ++s) {
+      Dataset d = data;  // modality m as it is, every other one background row s
+      for (int64_t k = 0; k < groups; ++k) {
+        if (k == m) continue;
+        const auto& f = data.features[k];
+        d.features[k] = f.index_select(0, rows[k].slice(0, s, s + 1).to(f.device())).expand({n, f.size(1)});
+      }
+      sum += predict(runner, d, batch_size, device).to(torch::kFloat64);
+    }
+    additive += sum / double(s_count);
+  }
+  additive -= double(groups - 1) * mean_output;
+  const std::string metric = headline_metrics(task).front();
+  const json model_metrics = score(runner.loss(), task, scaling, model, target);
+  const json additive_metrics =
+      score(runner.loss(), task, scaling, additive.to(torch::kFloat32), target);
+  return {{"metric", metric},
+          {"model", model_metrics[metric]},
+          {"additive", additive_metrics[metric]},
+          {"background", s_count}};
 }
 
 json dependence_json(const Dataset& data, uint64_t seed) {
@@ -340,6 +384,12 @@ std::string explain_table(const json& r) {
   if (r.contains("truth") && !r["truth"].value("exact", false) && r["truth"]["why_not"].is_string())
     out << "no truth: " << r["truth"]["why_not"].get<std::string>() << "\n";
   out << "assumption: " << r["assumption"].get<std::string>() << "\n";
+  const json emap = r.value("emap", json());
+  if (emap.is_object())
+    out << fmt::format("EMAP: {} {:.4f} of the model, {:.4f} of its additive projection ({} background "
+                       "rows; equal: the model uses no interaction)\n",
+                       emap["metric"].get<std::string>(), emap["model"].get<double>(),
+                       emap["additive"].get<double>(), emap["background"].get<int64_t>());
   const json dependence = r.value("dependence", json());
   if (dependence.is_object()) {
     std::string values;

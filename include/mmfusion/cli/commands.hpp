@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mmfusion/explain/explain.hpp"
+#include "mmfusion/explain/robustness.hpp"
 #include "mmfusion/training/run.hpp"
 
 namespace mmfusion {
@@ -46,6 +47,21 @@ struct PredictArgs {
 };
 // Returns the number of rows written.
 int64_t run_predict(const PredictArgs& args);
+
+struct RobustnessArgs {
+  std::string checkpoint;
+  std::string split = "test";  // when no data file is given
+  std::string data;            // a data file with targets
+  RobustnessOptions options;
+  std::string baseline;  // another model's robustness.json, for effective robustness
+  std::string out;       // default: the run folder's robustness/
+  std::string device = "auto";
+  bool force = false;
+};
+// robustness_curves (robustness.hpp) of a checkpoint on a split or a data file; writes
+// robustness.json, .csv and .svg into the out folder (refusing to replace an earlier
+// robustness.json without force) and returns the JSON, with "out".
+nlohmann::json run_robustness(const RobustnessArgs& args);
 
 nlohmann::json run_inspect(const std::string& checkpoint);
 // inspect-data --file: a pickle's tree of keys, kinds, shapes and dtypes (io/pickle), and

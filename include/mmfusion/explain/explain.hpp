@@ -27,6 +27,7 @@ struct ExplainOptions {
   int64_t bootstrap = 100;  // resamples of the pairs for the intervals; 0: none
   uint64_t seed = 0;        // the pairs and the resamples
   int64_t batch_size = 4096;
+  int64_t emap_background = 64;  // EMAP: background rows per modality (emap_json); 0: none
 };
 
 // The decomposition of the runner's model on `data` (features in their own units;
@@ -52,6 +53,19 @@ nlohmann::json explain_model(StepRunner& runner, Task task, const Scaling& scali
                              const Dataset& data, const ExplainOptions& options,
                              const torch::Device& device,
                              const std::vector<ModalityConfig>& modalities = {});
+
+// EMAP (Hessel and Lee, EMNLP 2020): the model's metric when its output is replaced by
+// its additive projection, the first-order functional-ANOVA part under the product of
+// the modalities' marginals: for row i, sum over modalities m of the mean output with m
+// at row i and every other modality from `background` random rows (drawn per modality),
+// minus (M - 1) times the mean output on the background rows. Computed in the model's
+// own output units (logits for classification), scored as evaluation scores: for a model
+// that is additive in its output (late fusion) it equals the model exactly. `data` has
+// the model's scaled features; `target` its own units. {"metric", "model", "additive",
+// "background"}.
+nlohmann::json emap_json(StepRunner& runner, Task task, const Scaling& scaling,
+                         const Dataset& data, const torch::Tensor& target, int64_t background,
+                         uint64_t seed, int64_t batch_size, const torch::Device& device);
 
 // How far each modality is predictable from the others, on (up to 2000 of) the rows: the
 // 5-fold cross-validated R² of a ridge regression from the other modalities' features to
