@@ -11,6 +11,7 @@
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/cli/commands.hpp"
 #include "mmfusion/data/data.hpp"
+#include "mmfusion/data/data_file.hpp"
 #include "mmfusion/data/sequence.hpp"
 #include "mmfusion/explain/robustness.hpp"
 #include "mmfusion/training/checkpoint.hpp"
@@ -199,4 +200,75 @@ TEST(Emap, AnXorModelIsAtChanceWithoutItsInteraction) {
   EXPECT_EQ(r["emap"]["metric"], "accuracy");
   EXPECT_GE(r["emap"]["model"].get<double>(), 0.95) << r["emap"].dump();
   EXPECT_LE(r["emap"]["additive"].get<double>(), 0.55) << r["emap"].dump();
+}
+
+// train.modality_dropout: with p = 0.3 the model with an informative modality gone (its
+// learned missing encoding) reaches what is left to reach: on these independent additive
+// terms, r² 0.5 is the most any model can have without visual ((0.8² + 0.6²) / (1 + 0.8² +
+// 0.6²)), and the model trained without dropout, the training mean in visual's place,
+// reaches it too (measured 0.506 and 0.500; the issue's +0.1 is not there to gain on
+// such data). The missing encoding is what eval uses on a file without the modality,
+// which the model without dropout refuses, naming the option.
+TEST(ModalityDropout, AMissingEncodingKeepsTheMetricWhenAModalityIsGone) {
+  TempDir dir;
+  auto train = [&](const std::string& name, double p) {
+    TrainArgs t;
+    t.config = source_path("configs/tiny.json");
+    t.overrides = {"threads=2", "data.train_size=4096", "data.test_size=1024",
+                   "data.synthetic.shared_latent_dim=0", "data.synthetic.target_noise=0.05",
+                   "data.synthetic.terms=[{\"modalities\":[\"visual\"],\"weight\":1},"
+                   "{\"modalities\":[\"audio\"],\"weight\":0.8},{\"modalities\":[\"text\"],\"weight\":0.6}]",
+                   "model.rank=4", "model.fused_dim=8", "model.encoder_hidden=[16]",
+                   "train.epochs=25", "train.lr=0.003",
+                   "train.modality_dropout=" + std::to_string(p)};
+    t.out = dir.file(name);
+    run_train(t);
+    return dir.file(name + "/checkpoints/best.pt");
+  };
+  const std::string plain = train("plain", 0.0), dropout = train("dropout", 0.3);
+  auto gone = [&](const std::string& checkpoint, const std::string& out) {
+    RobustnessArgs args;
+    args.checkpoint = checkpoint;
+    args.options.levels = 1;
+    args.options.repeats = 1;
+    args.options.metric = "r2";
+    args.out = dir.file(out);
+    return run_robustness(args);
+  };
+  const json a = gone(plain, "a"), b = gone(dropout, "b");
+  const double without = curve(a, "visual", "drop")["values"][1].get<double>();
+  const double with = curve(b, "visual", "drop")["values"][1].get<double>();
+  RecordProperty("r2_visual_gone_without_dropout", std::to_string(without));
+  RecordProperty("r2_visual_gone_with_dropout", std::to_string(with));
+  std::printf("visual gone: r2 %.4f without modality dropout, %.4f with p = 0.3 (clean %.4f, %.4f)\n",
+              without, with, a["clean"].get<double>(), b["clean"].get<double>());
+  EXPECT_GT(with, 0.45);  // the ceiling is 0.5
+  EXPECT_GT(without, 0.45);
+  EXPECT_LT(with, 0.52);
+  EXPECT_LT(without, 0.52);
+  EXPECT_EQ(b["replacement"], "the model's learned missing encoding (train.modality_dropout)");
+
+  // A test file without visual: the model with missing encodings reads it as missing, to
+  // the figure robustness gave with every row dropped.
+  Checkpoint c = open_checkpoint(dropout);
+  Dataset test = load_split(c.config, Split::Test);
+  test.names.erase(test.names.begin());
+  test.features.erase(test.features.begin());
+  std::vector<ModalityConfig> rest(c.config.data.modalities.begin() + 1, c.config.data.modalities.end());
+  write_data_file(test, dir.file("no-visual.pt"), rest);
+  EvalArgs eval;
+  eval.checkpoint = dropout;
+  eval.data = dir.file("no-visual.pt");
+  EXPECT_NEAR(run_eval(eval)["r2"].get<double>(), with, 1e-9);
+  eval.checkpoint = plain;
+  expect_error([&] { run_eval(eval); },
+               "missing entry \"visual\" (the file has: audio, text, target); a model trained with "
+               "train.modality_dropout > 0 reads a file without it");
+  // The checkpoint holds one missing encoding per modality; the other model none.
+  bool found = false;
+  for (const auto& p : c.build_model(torch::kCPU)->named_parameters())
+    found = found || p.key() == "encoders.missing_visual";
+  EXPECT_TRUE(found);
+  for (const auto& p : open_checkpoint(plain).build_model(torch::kCPU)->named_parameters())
+    EXPECT_EQ(p.key().find("missing_"), std::string::npos) << p.key();
 }

@@ -34,7 +34,7 @@ json run_eval(const EvalArgs& args) {
   const bool classification = config.task == Task::Classification;
   const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))
                                          : read_data_file(args.data, config.data.modalities,
-                                                          read_rule(config, /*required=*/true));
+                                                          read_rule(config, /*required=*/true, /*evaluating=*/true));
   if (!classification && data.target_dim() != config.model.output_dim)
     throw Error((args.data.empty() ? std::string("data") : args.data) + ": the target has " +
                 std::to_string(data.target_dim()) + " column(s), the model predicts " +
@@ -68,9 +68,10 @@ json run_robustness(const RobustnessArgs& args) {
   StepRunner runner(checkpoint.build_model(device), config.train);
   const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))
                                          : read_data_file(args.data, config.data.modalities,
-                                                          read_rule(config, /*required=*/true));
+                                                          read_rule(config, /*required=*/true, /*evaluating=*/true));
   RobustnessOptions options = args.options;
   options.batch_size = config.train.eval_batch_size;
+  options.missing_encodings = config.train.modality_dropout > 0;
   json result = robustness_curves(runner, config.task, checkpoint.scaling, data, options, device,
                                   config.data.modalities, config.metrics.set);
   if (!args.baseline.empty()) attach_baseline(result, baseline, args.baseline);
@@ -100,7 +101,7 @@ json run_explain(const ExplainArgs& args) {
   StepRunner runner(checkpoint.build_model(device), config.train);
   const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))
                                          : read_data_file(args.data, config.data.modalities,
-                                                          read_rule(config, /*required=*/false));
+                                                          read_rule(config, /*required=*/false, /*evaluating=*/true));
   ExplainOptions options = args.options;
   options.batch_size = config.train.eval_batch_size;
   json result = explain_model(runner, config.task, checkpoint.scaling, data, options, device,
@@ -153,7 +154,7 @@ int64_t run_predict(const PredictArgs& args) {
   apply_threads(config.threads);
   StepRunner runner(checkpoint.build_model(device), config.train);
   const Dataset data =
-      read_data_file(args.data, config.data.modalities, read_rule(config, /*required=*/false));
+      read_data_file(args.data, config.data.modalities, read_rule(config, /*required=*/false, /*evaluating=*/true));
   const Scaling& scaling = checkpoint.scaling;
   const auto prediction = scaling
                               .original_units(predict(runner, scaling.features(data),

@@ -1138,6 +1138,11 @@ std::vector<ConfigKey> make_table() {
   t.push_back(positive("train.huber_delta", MMF_FIELD(train.huber_delta), "huber only"));
   t.push_back(number("train.grad_clip", MMF_FIELD(train.grad_clip), 0, inf, false,
                      "clip the global gradient norm to this; 0 = off"));
+  t.push_back(number(
+      "train.modality_dropout", MMF_FIELD(train.modality_dropout), 0, 1, true,
+      "each modality of each training row dropped with this probability and replaced by a learned "
+      "missing encoding (one per modality); such a model reads files without a modality, and sequence "
+      "rows of length 0, as missing (robustness.md); 0 = off"));
   t.push_back(resumable(integer(
       "train.patience", MMF_FIELD(train.patience), 0, inf,
       "early stopping: stop when the validation loss has not improved for this many epochs; 0 = off")));

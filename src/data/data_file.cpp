@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <functional>
+#include <limits>
 
 #include <filesystem>
 
@@ -203,8 +204,11 @@ torch::Tensor sequence_rows(const std::string& path, const ModalityConfig& m, to
 
 }  // namespace
 
-ReadRule read_rule(const ExperimentConfig& config, bool required) {
+ReadRule read_rule(const ExperimentConfig& config, bool required, bool evaluating) {
   ReadRule rule;
+  if (evaluating)
+    rule.absent = config.train.modality_dropout > 0 ? ReadRule::Absent::Missing
+                                                    : ReadRule::Absent::RefuseNamingDropout;
   rule.required = required;
   rule.labels = config.task == Task::Classification;
   rule.num_classes = rule.labels ? config.num_classes : 0;
@@ -306,10 +310,21 @@ Dataset dataset_from_entries(const std::map<std::string, torch::Tensor>& entries
   };
   // Entries that are neither a configured modality nor the target are left alone: one file
   // can serve configs that use some of its modalities.
+  std::vector<size_t> absent;  // modalities the file lacks, read as missing
   for (const auto& m : modalities) {
     auto it = entries.find(m.name);
+    if (it == entries.end() && rule.absent == ReadRule::Absent::Missing) {
+      absent.push_back(out.features.size());
+      out.names.push_back(m.name);
+      out.features.emplace_back();
+      out.nonfinite.emplace_back();
+      continue;
+    }
     if (it == entries.end())
-      throw Error(path + ": missing entry \"" + m.name + "\" (the file has: " + join(names) + ")");
+      throw Error(path + ": missing entry \"" + m.name + "\" (the file has: " + join(names) + ")" +
+                  (rule.absent == ReadRule::Absent::RefuseNamingDropout
+                       ? "; a model trained with train.modality_dropout > 0 reads a file without it"
+                       : ""));
     torch::Tensor t = float_entry(path, m.name, it->second);
     torch::Tensor replaced;  // non-finite values put to 0, per row
     if (m.sequence) {
@@ -366,6 +381,14 @@ Dataset dataset_from_entries(const std::map<std::string, torch::Tensor>& entries
     out.target = t;
   } else if (rule.required) {
     throw Error(path + ": missing entry " + kTarget + " (needed for training and evaluation)");
+  }
+  if (!absent.empty() && rows < 0)
+    throw Error(path + ": none of the model's modalities is in the file (the file has: " +
+                join(names) + ")");
+  for (const size_t a : absent) {  // every row missing, as the model's encoders read it
+    const ModalityConfig& m = modalities[a];
+    out.features[a] = m.sequence ? torch::zeros({rows, 1 + std::max<int64_t>(1, m.max_len) * m.dim})
+                                 : torch::full({rows, m.dim}, std::numeric_limits<float>::quiet_NaN());
   }
   if (rows == 0) throw Error(path + ": the file holds no rows");
   if (pages && out.target.defined()) out.target = out.target.clone();  // not the file's bytes

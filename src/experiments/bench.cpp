@@ -125,7 +125,7 @@ json bench_batch(const ExperimentConfig& config, const BenchArgs& args, const to
   if (batch < 1)
     throw ConfigError("--batch-sizes: expected integers >= 1, got " + std::to_string(batch));
   torch::manual_seed(config.train.seed);
-  ModelPtr model = make_model(config.model, config.data.modalities, out);
+  ModelPtr model = make_model(model_config(config), config.data.modalities, out);
   model->to(device);
   auto optimizer = make_optimizer(config.train, *model);
   facts.forward_flops = model->forward_flops();

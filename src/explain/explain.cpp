@@ -286,6 +286,8 @@ json emap_json(StepRunner& runner, Task task, const Scaling& scaling, const Data
 json dependence_json(const Dataset& data, uint64_t seed) {
   const int64_t groups = static_cast<int64_t>(data.features.size());
   if (groups < 2 || data.size() < 10) return nullptr;
+  for (const auto& f : data.features)  // a modality missing (modality dropout): no regression
+    if (torch::isnan(f).any().item<bool>()) return nullptr;
   constexpr int64_t kRows = 2000, kFolds = 5, kComponents = 3;
   const int64_t n = std::min<int64_t>(data.size(), kRows);
   at::Generator gen = at::detail::createCPUGenerator(seed + 1);

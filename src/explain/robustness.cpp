@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -55,13 +56,20 @@ torch::Tensor with_noise(const torch::Tensor& x, const ModalityConfig& m, const 
 // The modality missing in round(level x N) rows, chosen at random: its values replaced by
 // the mean (a sequence keeps its length, every valid step the mean).
 torch::Tensor with_drop(const torch::Tensor& x, const ModalityConfig& m, const FeatureStats& s,
-                        double level, at::Generator& gen) {
+                        double level, at::Generator& gen, bool missing) {
   const int64_t n = x.size(0), k = std::llround(level * double(n));
   torch::Tensor out = x.clone();
   if (k == 0) return out;
   const auto rows = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64))
                         .slice(0, 0, k)
                         .to(x.device());
+  if (missing) {  // as the model was trained to read a missing modality
+    if (!m.sequence)
+      out.index_put_({rows}, torch::full({k, m.dim}, std::numeric_limits<float>::quiet_NaN(), out.options()));
+    else
+      out.index_put_({rows}, torch::zeros({k, out.size(1)}, out.options()));
+    return out;
+  }
   const auto mean = s.mean.to(x.device());
   if (!m.sequence) {
     out.index_put_({rows}, mean.unsqueeze(0).expand({k, m.dim}));
@@ -164,8 +172,9 @@ json robustness_curves(StepRunner& runner, Task task, const Scaling& scaling, co
               {"repeats", o.repeats},
               {"seed", o.seed},
               {"clean", clean},
-              {"replacement", scaling.scales_features() ? "the training mean (the model's scaling)"
-                                                        : "the evaluated data's mean"},
+              {"replacement", o.missing_encodings ? "the model's learned missing encoding (train.modality_dropout)"
+                              : scaling.scales_features() ? "the training mean (the model's scaling)"
+                                                          : "the evaluated data's mean"},
               {"curves", json::array()},
               {"relative_robustness", json::object()},
               {"effective_robustness", json::object()}};
@@ -186,7 +195,8 @@ json robustness_curves(StepRunner& runner, Task task, const Scaling& scaling, co
           for (const size_t m : curve.targets) {
             const torch::Tensor& x = scaled.features[m];
             d.features[m] = curve.kind == "noise"  ? with_noise(x, modalities[m], stats[m], level, gen)
-                            : curve.kind == "drop" ? with_drop(x, modalities[m], stats[m], level, gen)
+                            : curve.kind == "drop"
+                                ? with_drop(x, modalities[m], stats[m], level, gen, o.missing_encodings)
                                                    : with_step_drop(x, modalities[m], level, gen);
           }
           draws.push_back(metric_of(measure(d), metric));

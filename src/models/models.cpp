@@ -307,8 +307,16 @@ EncoderPtr make_encoder(const ModalityConfig& m, const ModelConfig& model) {
 }
 
 ModalityEncodersImpl::ModalityEncodersImpl(const std::vector<ModalityConfig>& modalities,
-                                           const ModelConfig& model) {
-  for (const auto& m : modalities) encoders_.push_back(register_module(m.name, make_encoder(m, model)));
+                                           const ModelConfig& model)
+    : modality_dropout_(model.modality_dropout) {
+  for (const auto& m : modalities) {
+    encoders_.push_back(register_module(m.name, make_encoder(m, model)));
+    sequence_.push_back(m.sequence);
+  }
+  if (model.modality_dropout > 0)
+    for (size_t m = 0; m < modalities.size(); ++m)
+      missing_.push_back(register_parameter("missing_" + modalities[m].name,
+                                            torch::zeros({encoders_[m]->output_dim()})));
 }
 
 std::vector<torch::Tensor> ModalityEncodersImpl::forward(const std::vector<torch::Tensor>& inputs) {
@@ -316,7 +324,20 @@ std::vector<torch::Tensor> ModalityEncodersImpl::forward(const std::vector<torch
               " modality inputs, got ", inputs.size());
   std::vector<torch::Tensor> h;
   h.reserve(inputs.size());
-  for (size_t m = 0; m < inputs.size(); ++m) h.push_back(encoders_[m]->forward(inputs[m]));
+  for (size_t m = 0; m < inputs.size(); ++m) {
+    if (missing_.empty()) {
+      h.push_back(encoders_[m]->forward(inputs[m]));
+      continue;
+    }
+    torch::Tensor x = inputs[m];
+    // Missing rows: NaN in a vector row, length 0 in a sequence row.
+    torch::Tensor absent = sequence_[m] ? x.select(1, 0) <= 0 : torch::isnan(x).any(1);
+    if (!sequence_[m]) x = torch::where(absent.unsqueeze(1), torch::zeros_like(x), x);
+    if (is_training() && modality_dropout_ > 0)
+      absent = absent | (torch::rand({x.size(0)}, x.options()) < modality_dropout_);
+    const torch::Tensor encoded = encoders_[m]->forward(x);
+    h.push_back(torch::where(absent.unsqueeze(1), missing_[m].unsqueeze(0).expand_as(encoded), encoded));
+  }
   return h;
 }
 
@@ -430,6 +451,7 @@ double LMFImpl::forward_flops() const {
 
 LMFDescription LMFImpl::describe() const {
   LMFDescription d;
+  d.missing_encodings = encoders->has_missing_encodings();
   for (const auto& e : encoders->encoders()) d.encoders.push_back(e->describe());
   d.rank = fusion->options.rank();
   d.fused_dim = fusion->options.fused_dim();

@@ -390,7 +390,7 @@ void Checkpoint::load_model(torch::nn::Module& model) {
 }
 
 ModelPtr Checkpoint::build_model(const torch::Device& device) {
-  ModelPtr model = make_model(config.model, config.data.modalities, config.model.output_dim);
+  ModelPtr model = make_model(model_config(config), config.data.modalities, config.model.output_dim);
   load_model(*model);
   model->to(device);
   model->eval();

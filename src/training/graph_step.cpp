@@ -39,9 +39,12 @@ std::unique_ptr<GraphedTrainStep> GraphedTrainStep::make(const TrainConfig& trai
   std::string why = unsupported(train, optimizer, device);
   // A recurrent encoder packs its rows by their lengths, which it reads on the host: a
   // step that synchronises cannot be captured.
-  for (const auto& module : runner.model().modules())
+  for (const auto& module : runner.model().modules()) {
     if (why.empty() && module->as<RecurrentEncoderImpl>())
       why = "a recurrent encoder packs its rows by lengths read on the host";
+    if (const auto* e = module->as<ModalityEncodersImpl>(); why.empty() && e && e->has_missing_encodings())
+      why = "train.modality_dropout draws its dropped rows in the step";
+  }
   if (why_not) *why_not = why;
   if (!why.empty()) return nullptr;
   return std::make_unique<GraphedTrainStep>(runner, dynamic_cast<FlatAdam&>(optimizer),

@@ -391,6 +391,9 @@ bool cpu_float(const torch::Tensor& t) {
 }  // namespace
 
 std::string LMFPass::unsupported(const LMFDescription& d) {
+  if (d.missing_encodings)
+    return "train.modality_dropout replaces encodings by learned missing ones, which the hand-written "
+           "pass does not compute";
   for (const auto& e : d.encoders) {
     if (e.type != EncoderType::MLP)
       return std::string("an encoder reads a sequence (type ") + to_string(e.type) +

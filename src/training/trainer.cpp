@@ -82,7 +82,7 @@ Trainer::Trainer(ExperimentConfig config, const DataSplits& data, torch::Device 
   target_shape[0] = buffer_rows;
   shuffled_target_ = torch::empty(target_shape, shapes.target.options().device(device_));
   if (!stream_) train_.target = scaling_.target(train_.target);
-  model_ = make_model(config_.model, config_.data.modalities, config_.model.output_dim);
+  model_ = make_model(model_config(config_), config_.data.modalities, config_.model.output_dim);
   model_->to(device_);
   build_steps();
 }

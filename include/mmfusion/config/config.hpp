@@ -283,6 +283,9 @@ struct ModelConfig {
   int64_t rank = 4;                                       // lmf
   RankWeighting rank_weighting = RankWeighting::Learned;  // lmf
   double dropout = 0.1;
+  // Not a key of its own: train.modality_dropout, which the model needs to hold its
+  // learned missing encodings (model_config gives the model its copy).
+  double modality_dropout = 0.0;
   Activation activation = Activation::ReLU;       // every encoder and post-fusion layer
   int64_t fused_dim = 32;                         // LMF's d_out: size of the fused vector
   int64_t output_dim = 0;                         // 0: the target's number of columns
@@ -315,6 +318,9 @@ struct TrainConfig {
   // LMF on the CPU: the hand-written forward/backward (lmf_pass.hpp) wherever it applies,
   // in training and evaluation. Was train.fused_step.
   bool handwritten_step = true;
+  // Each modality of each training row dropped with this probability and replaced by a
+  // learned "missing" encoding (docs/robustness.md); 0: off, and no missing encodings.
+  double modality_dropout = 0.0;
   // CUDA: the whole training step captured once as a CUDA graph and replayed
   // (graph_step.hpp), where the optimizer is the flat Adam and training is not distributed.
   bool cuda_graphs = true;
@@ -405,5 +411,13 @@ double tfn_fused_size(const std::vector<int64_t>& encoder_output_dims);
 // classification, else model.output_dim or (when 0) the target's columns. ConfigError
 // when model.output_dim disagrees with the target.
 int64_t resolve_output_dim(const ExperimentConfig& config, int64_t target_columns);
+
+// The model a config builds: its `model` keys, with train.modality_dropout, which decides
+// whether the model has missing encodings.
+inline ModelConfig model_config(const ExperimentConfig& config) {
+  ModelConfig m = config.model;
+  m.modality_dropout = config.train.modality_dropout;
+  return m;
+}
 
 }  // namespace mmfusion

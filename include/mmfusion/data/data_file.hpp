@@ -21,9 +21,15 @@ struct ReadRule {
   bool labels = false;      // integer class labels (classification), else float values
   int64_t num_classes = 0;  // labels lie in [0, num_classes); 0: not known yet, [0, kMaxClasses)
   NonFinite nonfinite = NonFinite::Error;  // Zero: put 0 in place, counted in Dataset::nonfinite
+  // A modality the file lacks: an error, the same naming train.modality_dropout, or every
+  // row missing (a vector's rows NaN, a sequence's of length 0), as a model with missing
+  // encodings reads them.
+  enum class Absent { Refuse, RefuseNamingDropout, Missing };
+  Absent absent = Absent::Refuse;
 };
-// The rule of a config's task.
-ReadRule read_rule(const ExperimentConfig& config, bool required);
+// The rule of a config's task. `evaluating` (eval, predict, explain, robustness): a file
+// may lack modalities when the model has missing encodings (train.modality_dropout).
+ReadRule read_rule(const ExperimentConfig& config, bool required, bool evaluating = false);
 
 // Reads a data file and checks it against the modalities: names, dims, row counts,
 // float dtype, finite values (or replaced, by the rule), and the target by the rule. A sequence modality's entry is

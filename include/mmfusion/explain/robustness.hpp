@@ -26,6 +26,9 @@ struct RobustnessOptions {
   uint64_t seed = 1;     // every draw: the same seed gives the same curves
   std::string metric;    // a name in the task's metrics; "" = its headline metric
   int64_t batch_size = 4096;
+  // The model has learned missing encodings (train.modality_dropout): a dropped row is
+  // marked missing (a vector row NaN, a sequence row of length 0) instead of the mean.
+  bool missing_encodings = false;
 };
 
 // The curves of the runner's model on `data` (features in their own units; `scaling` as

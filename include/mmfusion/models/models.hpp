@@ -168,15 +168,23 @@ class TransformerEncoderImpl : public EncoderImpl {
 // The encoder a config gives a modality (encoder_for), built.
 EncoderPtr make_encoder(const ModalityConfig& modality, const ModelConfig& model);
 
-// One encoder per modality, registered under the modality's name.
+// One encoder per modality, registered under the modality's name. With modality dropout
+// (model.modality_dropout > 0, from train.modality_dropout) each modality also has a
+// learned missing encoding, missing_<modality> [output_dim]: it takes the encoder's place
+// for rows that are missing (a vector row of NaN, a sequence row of length 0) and, while
+// training, for each row with probability modality_dropout.
 struct ModalityEncodersImpl : torch::nn::Module {
   ModalityEncodersImpl(const std::vector<ModalityConfig>& modalities, const ModelConfig& model);
   std::vector<torch::Tensor> forward(const std::vector<torch::Tensor>& inputs);
   std::vector<int64_t> output_dims() const;
   const std::vector<EncoderPtr>& encoders() const { return encoders_; }
+  bool has_missing_encodings() const { return !missing_.empty(); }
 
  private:
   std::vector<EncoderPtr> encoders_;
+  std::vector<bool> sequence_;
+  double modality_dropout_ = 0.0;
+  std::vector<torch::Tensor> missing_;
 };
 TORCH_MODULE(ModalityEncoders);
 
@@ -237,6 +245,7 @@ struct LMFDescription {
   // Parameter values this description accounts for, and the module's own count: a module
   // with anything the description does not name (a new layer) has more.
   int64_t described_parameters = 0, module_parameters = 0;
+  bool missing_encodings = false;  // modality dropout's (the pass does not compute them)
 
   bool has_head() const { return head_weight.defined(); }
   bool complete() const { return described_parameters == module_parameters; }
