@@ -567,3 +567,19 @@ TEST(Cli, TrainingOnARealFullTmpfsStopsCleanlyAndResumesOnceThereIsSpace) {
                        "Read-only file system\n");
   EXPECT_EQ(read_text(out + "/results.json"), results);
 }
+
+// An attribute shard that did its own runs exits 0 and says what other shards owe; the
+// shard that completes the set prints the report.
+TEST(Cli, AnAttributeShardThatDidItsPartExitsZero) {
+  TempDir dir;
+  const std::string common = "attribute --config " + tiny() + " --seeds 1 --set train.epochs=1 --out " +
+                             dir.file("attr");
+  Result r = run(common + " --shard 0/2", dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("shard 0/2: its 4 run(s) are done; 3 run(s) of other shards have no results yet"),
+            std::string::npos)
+      << r.out;
+  r = run(common + " --shard 1/2", dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("attribute: "), std::string::npos) << r.out;  // the table: every run is in
+}

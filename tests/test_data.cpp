@@ -311,7 +311,17 @@ TEST(SyntheticTerms, TheTruthIsEachTermsShareOfTheSignal) {
   const auto shared = tiny_config();  // shared_latent_dim 1
   const SyntheticTruth dependent = synthetic_truth(shared.data, shared.seed);
   EXPECT_FALSE(dependent.exact);
-  EXPECT_NE(dependent.why_not.find("shared_latent_dim is 1"), std::string::npos);
+  EXPECT_NE(dependent.why_not.find("shared_latent_dim is 1: latents shared by every modality make "
+                                   "the modalities dependent"),
+            std::string::npos)
+      << dependent.why_not;
+  // When only some modalities see them, the reason names those.
+  const auto some = tiny_config({"data.synthetic.shared_by=[\"visual\",\"audio\"]"});
+  const SyntheticTruth named = synthetic_truth(some.data, some.seed);
+  EXPECT_NE(named.why_not.find("latents shared by visual and audio (data.synthetic.shared_by) make "
+                               "them dependent"),
+            std::string::npos)
+      << named.why_not;
 }
 
 // With noisy features, a term's share is what the features recover of it: for a

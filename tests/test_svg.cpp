@@ -33,4 +33,11 @@ TEST(Svg, NiceTicksCoverTheRangeInRoundSteps) {
   EXPECT_NEAR(step, 0.2, 1e-12);
   for (size_t i = 1; i < t.size(); ++i) EXPECT_NEAR(t[i] - t[i - 1], step, 1e-12);
   EXPECT_GE(nice_ticks(3, 3).size(), 2u);  // a flat range still gets an axis
+  // Whole numbers (epochs): a 2-epoch run gets ticks 1 and 2, not 1.2, 1.4, ...
+  EXPECT_EQ(nice_ticks(1, 2, 5, 1.0), (std::vector<double>{1, 2}));
+  ChartOptions epochs;
+  epochs.whole_x = true;
+  const std::string svg = line_chart(epochs, {ChartSeries{"loss", {1, 2}, {0.5, 0.4}, {}, {}, {}}});
+  EXPECT_EQ(svg.find(">1.2<"), std::string::npos) << svg;
+  EXPECT_NE(svg.find(">2<"), std::string::npos) << svg;
 }

@@ -391,3 +391,61 @@ TEST(Sweep, AShardOfAnotherSweepIsRefused) {
   args.overrides.clear();
   EXPECT_EQ(run_sweep(args).completed, 1);
 }
+
+// The paired interval by hand: d = a - reference = {0.2, 0.2, 0.05, 0.2}, mean 0.1625,
+// sample sd 0.075, se 0.0375, t(0.975, 3) = 3.182: [0.043175, 0.281825].
+TEST(Sweep, PairedIntervalMatchesAHandComputation) {
+  const Paired p = paired_difference({1.0, 1.2, 0.9, 1.1}, {0.8, 1.0, 0.85, 0.9}, false);
+  EXPECT_EQ(p.n, 4);
+  EXPECT_EQ(p.wins, 4);
+  EXPECT_NEAR(p.mean, 0.1625, 1e-12);
+  EXPECT_NEAR(p.low, 0.1625 - 3.182 * 0.0375, 1e-9);
+  EXPECT_NEAR(p.high, 0.1625 + 3.182 * 0.0375, 1e-9);
+  EXPECT_TRUE(p.resolved);
+  // Lower is better: the same numbers win nothing.
+  EXPECT_EQ(paired_difference({1.0, 1.2, 0.9, 1.1}, {0.8, 1.0, 0.85, 0.9}, true).wins, 0);
+  // Two seeds: a mean, no interval.
+  const Paired two = paired_difference({1, 2}, {0, 0}, false);
+  EXPECT_EQ(two.n, 2);
+  EXPECT_FALSE(two.interval);
+  EXPECT_NEAR(two.mean, 1.5, 1e-12);
+  EXPECT_DOUBLE_EQ(student_t975(1), 12.706);
+  EXPECT_DOUBLE_EQ(student_t975(30), 2.042);
+  EXPECT_NEAR(student_t975(1000), 1.9623, 1e-3);
+}
+
+// A real difference is resolved (lmf against late fusion on a target that is one
+// interaction), a key that changes nothing in training is not.
+TEST(Sweep, PairedComparisonsResolveARealDifferenceAndNotANullOne) {
+  TempDir dir;
+  SweepArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.overrides = {"data.train_size=2048", "train.epochs=10", "train.lr=0.003",
+                    "data.synthetic.shared_latent_dim=0",
+                    "data.synthetic.terms=[{\"modalities\":[\"visual\",\"audio\"],\"weight\":1}]"};
+  args.grid = {"model.type=lmf,late", "seed=1,2,3"};
+  args.out = dir.file("methods");
+  run_sweep(args);
+  const json methods = json::parse(read_text(dir.file("methods/summary.json")));
+  EXPECT_EQ(methods["reference"], "type=lmf") << methods.dump(2);
+  bool seen = false;
+  for (const auto& c : methods["comparisons"])
+    if (c["metric"] == "mse") {
+      seen = true;
+      EXPECT_EQ(c["seeds"], 3);
+      EXPECT_TRUE(c["resolved"].get<bool>()) << c.dump();
+      EXPECT_GT(c["mean_difference"].get<double>(), 0);  // late's mse is higher
+    }
+  EXPECT_TRUE(seen);
+  EXPECT_NE(read_text(dir.file("methods/summary.md")).find("chosen on the validation split"), std::string::npos);
+
+  args.grid = {"train.cuda_graphs=true,false", "seed=1,2,3"};  // nothing on the CPU
+  args.out = dir.file("null");
+  run_sweep(args);
+  const json null = json::parse(read_text(dir.file("null/summary.json")));
+  for (const auto& c : null["comparisons"]) {
+    EXPECT_FALSE(c["resolved"].get<bool>()) << c.dump();
+    EXPECT_NEAR(c["mean_difference"].get<double>(), 0.0, 1e-12);
+  }
+  EXPECT_NE(read_text(dir.file("null/summary.md")).find("not resolved"), std::string::npos);
+}

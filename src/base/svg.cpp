@@ -23,7 +23,7 @@ std::string xml_escape(const std::string& text) {
   return out;
 }
 
-std::vector<double> nice_ticks(double lo, double hi, int target_count) {
+std::vector<double> nice_ticks(double lo, double hi, int target_count, double min_step) {
   if (!(hi > lo)) {
     const double pad = lo == 0 ? 1 : std::abs(lo) * 0.1;
     lo -= pad, hi += pad;
@@ -36,6 +36,7 @@ std::vector<double> nice_ticks(double lo, double hi, int target_count) {
       step = m * power;
       break;
     }
+  step = std::max(step, min_step);
   std::vector<double> ticks;
   for (double t = std::floor(lo / step) * step; t <= hi + step * 1e-9; t += step)
     ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
@@ -79,7 +80,7 @@ std::string line_chart(const ChartOptions& o, const std::vector<ChartSeries>& se
     for (size_t i = 0; i < o.x_categories.size(); ++i) xticks.push_back(double(i));
     xmin = -0.5, xmax = double(o.x_categories.size()) - 0.5;
   } else {
-    xticks = nice_ticks(xmin, xmax);
+    xticks = nice_ticks(xmin, xmax, 5, o.whole_x ? 1.0 : 0.0);
     xmin = xticks.front(), xmax = xticks.back();
   }
   const auto yticks = nice_ticks(ymin, ymax);

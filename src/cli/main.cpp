@@ -388,6 +388,21 @@ Command add_attribute(CLI::App& app) {
               std::cout << attribute_table(outcome.result) << outcome.runs.dir << "\n";
               return 0;
             }
+            // A shard that did its own part succeeded: the runs left are other shards'.
+            const auto& mine = outcome.runs.runs;
+            const bool others_only =
+                !args->shard.empty() && outcome.runs.failed == 0 &&
+                std::none_of(outcome.missing.begin(), outcome.missing.end(), [&](const std::string& m) {
+                  return std::find(mine.begin(), mine.end(), m) != mine.end();
+                });
+            if (others_only) {
+              std::cout << "shard " << args->shard << ": its " << mine.size() << " run(s) are done; "
+                        << outcome.missing.size()
+                        << " run(s) of other shards have no results yet; when every shard is done, "
+                           "rerun with --report "
+                        << outcome.runs.dir << "\n";
+              return 0;
+            }
             std::string first = outcome.missing.front();
             return fail(
                 "error: ",

@@ -515,11 +515,20 @@ SyntheticTruth synthetic_truth(const DataConfig& kept, uint64_t seed) {
   const double variance = truth.signal_variance + truth.noise_variance;
   truth.best_r2 = total / variance;
   truth.exact = s.shared_latent_dim == 0;
-  if (!truth.exact)
-    truth.why_not =
-        "data.synthetic.shared_latent_dim is " + std::to_string(s.shared_latent_dim) +
-        ": latents shared by every modality make the modalities dependent, and no split of "
-        "the target over modality subsets exists";
+  if (!truth.exact) {
+    // Who sees the shared latents: every modality, or the ones shared_by names.
+    std::string who = "every modality make the modalities";
+    if (!s.shared_by.empty() && s.shared_by.size() < G) {
+      who.clear();
+      for (size_t i = 0; i < s.shared_by.size(); ++i)
+        who += (i == 0 ? "" : i + 1 == s.shared_by.size() ? " and " : ", ") + s.shared_by[i];
+      who += " (data.synthetic.shared_by) make " +
+             std::string(s.shared_by.size() == 1 ? "it" : "them");
+    }
+    truth.why_not = "data.synthetic.shared_latent_dim is " + std::to_string(s.shared_latent_dim) +
+                    ": latents shared by " + who +
+                    " dependent, and no split of the target over modality subsets exists";
+  }
 
   // R^2 of E[target | X_S] for every subset S of the kept modalities.
   const size_t M = kept.modalities.size();

@@ -57,6 +57,39 @@ std::string format_stat(const Stats& s) {
 
 }  // namespace
 
+double student_t975(int64_t df) {
+  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
+                                 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+                                 2.110,  2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+                                 2.060,  2.056, 2.052, 2.048, 2.045, 2.042};
+  if (df < 1) return NAN;
+  if (df <= 30) return table[df - 1];
+  const double z = 1.959964, n = double(df);
+  return z + (z * z * z + z) / (4 * n) + (5 * std::pow(z, 5) + 16 * z * z * z + 3 * z) / (96 * n * n);
+}
+
+Paired paired_difference(const std::vector<double>& a, const std::vector<double>& reference,
+                         bool lower_is_better) {
+  Paired p;
+  std::vector<double> d;
+  for (size_t i = 0; i < a.size() && i < reference.size(); ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(reference[i])) continue;
+    d.push_back(a[i] - reference[i]);
+    p.wins += lower_is_better ? a[i] < reference[i] : a[i] > reference[i];
+  }
+  p.n = int64_t(d.size());
+  if (d.empty()) return p;
+  for (double x : d) p.mean += x;
+  p.mean /= double(d.size());
+  if (p.n < 3) return p;
+  double sq = 0;
+  for (double x : d) sq += (x - p.mean) * (x - p.mean);
+  const double half = student_t975(p.n - 1) * std::sqrt(sq / double(p.n - 1)) / std::sqrt(double(p.n));
+  p.interval = true, p.low = p.mean - half, p.high = p.mean + half;
+  p.resolved = p.low > 0 || p.high < 0;
+  return p;
+}
+
 const GridAxis* chart_x_axis(const std::vector<GridAxis>& axes, const std::string& x) {
   if (!x.empty()) {
     for (const auto& a : axes)
@@ -240,6 +273,91 @@ std::string summary_md(const SweepRuns& runs, const SeedGroups& groups,
   return md.str();
 }
 
+// Each group's paired comparison with the best group (by the headline metric's mean), by
+// seed, for every headline metric: summary.md's section and summary.json.
+struct Comparisons {
+  std::string markdown;
+  json doc;
+};
+Comparisons paired_comparisons(const SweepRuns& runs, const SeedGroups& groups, Task task) {
+  const std::vector<std::string>& metrics = headline_metrics(task);
+  auto label = [](const Combination& g) {
+    std::string s;
+    for (const auto& [k, v] : g) s += (s.empty() ? "" : ", ") + last_segment(k) + "=" + value_text(v);
+    return s.empty() ? std::string("(all runs)") : s;
+  };
+  // A run's seed: the grid's, else its config's.
+  auto seed_of = [](const RunRow& r) -> std::string {
+    for (const auto& [k, v] : r.combination)
+      if (k == "seed") return v.dump();
+    return r.config.is_object() ? r.config.value("seed", json()).dump() : "";
+  };
+  json doc = {{"selected_by", "validation loss (each run's best epoch)"},
+              {"reported", "test"},
+              {"interval", "95%, Student's t with n - 1 degrees of freedom over the seeds both have"},
+              {"reference", nullptr},
+              {"comparisons", json::array()}};
+  std::ostringstream md;
+  md << "\n## Paired comparisons\n\nEach run's epoch was chosen on the validation split; the "
+        "figures are the test split's. Runs of one seed share their data, so each combination "
+        "is compared with the best one (by mean test "
+     << metrics.front()
+     << ") seed by seed: the mean paired difference, its 95% interval (Student's t, n - 1 "
+        "degrees of freedom; none with fewer than 3 shared seeds), and the seeds it wins. An "
+        "interval that holds 0 is \"not resolved\".\n\n";
+  if (groups.list.size() < 2) {
+    md << "One combination: nothing to compare.\n";
+    return {md.str(), doc};
+  }
+  const std::string& main = metrics.front();
+  const bool lower = lower_is_better(main);
+  size_t best = 0;
+  double best_mean = NAN;
+  for (size_t g = 0; g < groups.list.size(); ++g) {
+    const Stats s = stats(groups.collect(groups.list[g], [&](const json& r) { return r["test"].value(main, NAN); }));
+    if (s.n > 0 && (std::isnan(best_mean) || (lower ? s.mean < best_mean : s.mean > best_mean)))
+      best = g, best_mean = s.mean;
+  }
+  doc["reference"] = label(groups.list[best]);
+  md << "Reference: **" << label(groups.list[best]) << "**.\n\n| combination | metric | mean difference | "
+        "95% interval | seeds won | |\n| --- | --- | --- | --- | --- | --- |\n";
+  // Per group: metric value by seed.
+  auto by_seed = [&](size_t g, const std::string& m) {
+    std::map<std::string, double> out;
+    for (const auto& r : runs.rows)
+      if (r.ok() && SeedGroups::of(r.combination) == groups.list[g])
+        out[seed_of(r)] = r.results["test"].value(m, NAN);
+    return out;
+  };
+  for (size_t g = 0; g < groups.list.size(); ++g) {
+    if (g == best) continue;
+    for (const auto& m : metrics) {
+      const auto mine = by_seed(g, m), ref = by_seed(best, m);
+      std::vector<double> a, b;
+      for (const auto& [seed, v] : mine)
+        if (ref.count(seed)) a.push_back(v), b.push_back(ref.at(seed));
+      const Paired p = paired_difference(a, b, lower_is_better(m));
+      char diff[64], ci[96];
+      std::snprintf(diff, sizeof diff, "%+.4g", p.mean);
+      if (p.interval)
+        std::snprintf(ci, sizeof ci, "[%+.4g, %+.4g]", p.low, p.high);
+      else
+        std::snprintf(ci, sizeof ci, "none (%lld shared seeds)", static_cast<long long>(p.n));
+      md << "| " << label(groups.list[g]) << " | " << m << " | " << (p.n ? diff : "-") << " | " << ci
+         << " | " << p.wins << " of " << p.n << " | "
+         << (!p.interval ? "" : p.resolved ? "resolved" : "not resolved") << " |\n";
+      doc["comparisons"].push_back({{"combination", label(groups.list[g])},
+                                    {"metric", m},
+                                    {"seeds", p.n},
+                                    {"mean_difference", p.n ? json(p.mean) : json()},
+                                    {"ci", p.interval ? json{p.low, p.high} : json()},
+                                    {"wins", p.wins},
+                                    {"resolved", p.interval ? json(p.resolved) : json()}});
+    }
+  }
+  return {md.str(), doc};
+}
+
 // chart.svg: the main metric against one axis, one line per other combination.
 std::string chart_svg(const SeedGroups& groups, const std::vector<GridAxis>& axes, Task task,
                       const std::string& x) {
@@ -285,8 +403,10 @@ void write_sweep_reports(const std::string& dir, const std::string& name,
   const SweepRuns runs = read_runs(dir, axes);
   const SeedGroups groups(runs);
   atomic_write_text((fs::path(dir) / "results.csv").string(), results_csv(runs, axes));
+  const Comparisons paired = paired_comparisons(runs, groups, task);
   atomic_write_text((fs::path(dir) / "summary.md").string(),
-                    summary_md(runs, groups, axes, name, task));
+                    summary_md(runs, groups, axes, name, task) + paired.markdown);
+  atomic_write_text((fs::path(dir) / "summary.json").string(), paired.doc.dump(2) + "\n");
   atomic_write_text((fs::path(dir) / "chart.svg").string(), chart_svg(groups, axes, task, x));
 }
 

@@ -40,6 +40,7 @@ void write_charts(const RunPaths& paths, const std::string& run_name) {
   ChartOptions options;
   options.title = "Loss per epoch: " + run_name;
   options.x_label = "epoch";
+  options.whole_x = true;
   options.y_label = "loss";
   atomic_write_text(paths.loss_svg, line_chart(options, {train, val}));
   if (relevance.empty()) return;

@@ -19,6 +19,7 @@ struct ChartOptions {
   std::vector<std::string> x_categories;
   int width = 640, height = 400;
   bool connect = true;  // false: points (with their bars) only, no line between them
+  bool whole_x = false;  // x values are whole numbers (epochs): ticks 1 apart or more
 };
 
 std::string line_chart(const ChartOptions& options, const std::vector<ChartSeries>& series);
@@ -33,7 +34,8 @@ std::string scatter_panels(const std::string& title, const std::vector<ScatterPa
                            bool categorical, const std::string& value_label);
 
 // "Nice" tick positions (steps of 1, 2 or 5 times a power of ten) covering [lo, hi].
-std::vector<double> nice_ticks(double lo, double hi, int target_count = 5);
+// `min_step`: no finer than this (1 for whole numbers such as epochs).
+std::vector<double> nice_ticks(double lo, double hi, int target_count = 5, double min_step = 0);
 
 std::string xml_escape(const std::string& text);
 

@@ -14,8 +14,26 @@ namespace mmfusion {
 // grid key with more than one value; nullptr when there is none.
 const GridAxis* chart_x_axis(const std::vector<GridAxis>& axes, const std::string& x);
 
-// Writes DIR/results.csv, DIR/summary.md (titled with the sweep's name) and DIR/chart.svg
-// (against chart_x_axis(axes, x)) from the runs' results.json.
+// The 97.5% quantile of Student's t with `df` degrees of freedom (df >= 1): a table to
+// 30, a Cornish-Fisher expansion beyond.
+double student_t975(int64_t df);
+
+// A paired comparison of `a` against `reference` over the seeds both have (same order):
+// the mean difference a - reference, its 95% interval by Student's t with n - 1 degrees
+// of freedom (only for n >= 3), the seeds on which a is better, and whether the interval
+// leaves out 0 ("resolved").
+struct Paired {
+  int64_t n = 0, wins = 0;
+  double mean = 0, low = 0, high = 0;
+  bool interval = false, resolved = false;
+};
+Paired paired_difference(const std::vector<double>& a, const std::vector<double>& reference,
+                         bool lower_is_better);
+
+// Writes DIR/results.csv, DIR/summary.md (titled with the sweep's name; with each
+// combination's paired comparison against the best one, by seed) and DIR/summary.json
+// (the comparisons, for scripts), and DIR/chart.svg (against chart_x_axis(axes, x)) from
+// the runs' results.json.
 void write_sweep_reports(const std::string& dir, const std::string& name,
                          const std::vector<GridAxis>& axes, Task task, const std::string& x = "");
 
