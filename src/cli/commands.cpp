@@ -49,15 +49,20 @@ json run_eval(const EvalArgs& args) {
   return out;
 }
 
+namespace {
+// --out, or the folder `name` in the checkpoint's run folder (explain/, robustness/).
+fs::path output_folder(const std::string& checkpoint, const std::string& out, const char* name) {
+  if (!out.empty()) return out;
+  const fs::path dir = fs::path(checkpoint).parent_path();
+  return (dir.filename() == RunPaths::kCheckpoints ? dir.parent_path() : dir) / name;
+}
+}  // namespace
+
 json run_robustness(const RobustnessArgs& args) {
   const torch::Device device = resolve_device(args.device);
   Checkpoint checkpoint = open_checkpoint(args.checkpoint, device);
   const auto& config = checkpoint.config;
-  fs::path out = args.out;
-  if (out.empty()) {
-    const fs::path dir = fs::path(args.checkpoint).parent_path();
-    out = (dir.filename() == RunPaths::kCheckpoints ? dir.parent_path() : dir) / "robustness";
-  }
+  const fs::path out = output_folder(args.checkpoint, args.out, "robustness");
   refuse_overwrite((out / "robustness.json").string(), args.force, args.out.empty() ? "" : "--out");
   json baseline;
   if (!args.baseline.empty()) {  // read first: a bad one is refused before any work
@@ -91,11 +96,7 @@ json run_explain(const ExplainArgs& args) {
   Checkpoint checkpoint = open_checkpoint(args.checkpoint, device);
   const auto& config = checkpoint.config;
   // The folder first: a run that would be refused is refused before any work.
-  fs::path out = args.out;
-  if (out.empty()) {
-    const fs::path dir = fs::path(args.checkpoint).parent_path();
-    out = (dir.filename() == RunPaths::kCheckpoints ? dir.parent_path() : dir) / "explain";
-  }
+  const fs::path out = output_folder(args.checkpoint, args.out, "explain");
   refuse_overwrite((out / "explain.json").string(), args.force, args.out.empty() ? "" : "--out");
   apply_threads(config.threads);
   StepRunner runner(checkpoint.build_model(device), config.train);

@@ -11,6 +11,7 @@
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/base/random.hpp"
+#include "mmfusion/experiments/sweep_report.hpp"
 #include "mmfusion/io/run_folder.hpp"
 #include "mmfusion/training/metrics.hpp"
 
@@ -134,22 +135,6 @@ double val_metric(const json& results, const std::string& metric) {
   return v.is_number() ? v.get<double>() : NAN;
 }
 
-struct Stats {
-  double mean = NAN, std = NAN;
-  size_t n = 0;
-};
-Stats stats(const std::vector<double>& v) {
-  Stats s;
-  s.n = v.size();
-  if (v.empty()) return s;
-  double sum = 0;
-  for (double x : v) sum += x;
-  s.mean = sum / double(v.size());
-  double sq = 0;
-  for (double x : v) sq += (x - s.mean) * (x - s.mean);
-  s.std = v.size() > 1 ? std::sqrt(sq / double(v.size() - 1)) : 0.0;
-  return s;
-}
 
 }  // namespace
 

@@ -20,24 +20,20 @@ namespace mmfusion {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace {
-
-struct Stats {
-  double mean = NAN, std = NAN;
-  size_t n = 0;
-};
 Stats stats(const std::vector<double>& v) {
   Stats s;
   s.n = v.size();
   if (v.empty()) return s;
   double sum = 0;
   for (double x : v) sum += x;
-  s.mean = sum / v.size();
+  s.mean = sum / double(v.size());
   double sq = 0;
   for (double x : v) sq += (x - s.mean) * (x - s.mean);
-  s.std = v.size() > 1 ? std::sqrt(sq / (v.size() - 1)) : 0.0;
+  s.std = v.size() > 1 ? std::sqrt(sq / double(v.size() - 1)) : 0.0;
   return s;
 }
+
+namespace {
 
 // A run's relevance score of one block (InTense), NaN when it has none.
 double relevance_score(const json& results, const std::string& block) {

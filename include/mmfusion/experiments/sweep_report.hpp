@@ -1,6 +1,7 @@
 #pragma once
 // A sweep's reports, rebuilt from its folder alone: results.csv (one row per
 // combination), summary.md (mean ± std over seeds per group) and chart.svg.
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,14 @@ namespace mmfusion {
 // else the numeric grid key with the most values (the first of equals), else the first
 // grid key with more than one value; nullptr when there is none.
 const GridAxis* chart_x_axis(const std::vector<GridAxis>& axes, const std::string& x);
+
+// The mean and sample standard deviation of runs' figures (0 for one, NaN for none): the
+// sweep's summary and the random search's.
+struct Stats {
+  double mean = NAN, std = NAN;
+  size_t n = 0;
+};
+Stats stats(const std::vector<double>& v);
 
 // The 97.5% quantile of Student's t with `df` degrees of freedom (df >= 1): a table to
 // 30, a Cornish-Fisher expansion beyond.
