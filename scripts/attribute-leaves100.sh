@@ -5,7 +5,7 @@
 # seeds, reg 0.001) and MKL's kernel weights, all on configs/leaves100.json as shipped;
 # then attribute and explain on the synthetic redundancy setting, against the truth.
 # A rerun skips what is complete. Writes OUT/tables.md.
-#   usage: scripts/attribute-leaves100.sh [OUT]      (default runs/attribute-leaves100; ~6 min on 2 cores)
+#   usage: scripts/attribute-leaves100.sh [OUT]      (default runs/attribute-leaves100; ~4 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/attribute-leaves100}

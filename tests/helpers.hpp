@@ -21,6 +21,7 @@
 #include "mmfusion/config/config.hpp"
 #include "mmfusion/config/config_io.hpp"
 #include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/svg.hpp"
 #include "mmfusion/io/run_folder.hpp"
 #include "schema_validator.hpp"
 
@@ -38,6 +39,7 @@ class TempDir {
   // Removed with nftw, not std::filesystem::remove_all: PyTorch 2.11's libtorch.so
   // exports a copy of remove_all that crashes when it wins symbol resolution.
   ~TempDir() {
+    audit_charts();
     ::nftw(
         path_.c_str(),
         [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
@@ -47,6 +49,21 @@ class TempDir {
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  // Every chart a test leaves here passes the layout check (no labels overlap, none leaves
+  // the canvas), so each SVG the suite writes is checked (issue 45).
+  void audit_charts() const {
+    std::error_code ec;
+    for (std::filesystem::recursive_directory_iterator it(path_, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      if (it->path().extension() != ".svg" || !it->is_regular_file(ec)) continue;
+      std::ifstream in(it->path());
+      const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      for (const auto& problem : svg_layout_problems(svg))
+        ADD_FAILURE() << "chart layout: " << it->path().lexically_relative(path_).string() << ": "
+                      << problem;
+    }
+  }
+
   std::filesystem::path path_;
 };
 

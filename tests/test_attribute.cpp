@@ -609,3 +609,47 @@ TEST(ExplainDependence, HighOnTheRedundantPairAndOnLeaves100WithTheWarning) {
   EXPECT_NE(table.find("warning:"), std::string::npos) << table;
   EXPECT_NE(table.find("mmfusion attribute"), std::string::npos) << table;
 }
+
+// Issue 45: on 6 modalities, explain's and attribute's figures are at most 1200 px wide and
+// pass the layout check (every subset stays in the CSV and the JSON, not in the figure).
+TEST(AttributeFigures, SixModalitiesFitIn1200PxAndPassTheLayoutCheck) {
+  TempDir dir;
+  std::string six = "data.modalities=[";
+  const char* names[] = {"facial", "fourier", "karhunen", "pixels", "zernike", "morphology"};
+  for (int i = 0; i < 6; ++i)
+    six += std::string(i ? "," : "") + "{\"name\":\"" + names[i] + "\",\"dim\":3}";
+  const std::vector<std::string> overrides = {six + "]", "data.synthetic.weights.trimodal=0",
+                                              "data.train_size=128", "train.epochs=1"};
+  auto check = [](const std::string& path) {
+    const std::string svg = read_text(path);
+    SCOPED_TRACE(path);
+    EXPECT_LE(std::stoi(svg.substr(svg.find("width=\"") + 7)), 1200);
+    EXPECT_EQ(svg_layout_problems(svg), std::vector<std::string>{});
+    EXPECT_NE(svg.find("Pair terms"), std::string::npos);
+    EXPECT_EQ(svg.find("Each subset"), std::string::npos);  // no strip above 4 modalities
+  };
+  TrainArgs train;
+  train.config = source_path("configs/tiny.json");
+  train.overrides = overrides;
+  train.out = dir.file("run");
+  run_train(train);
+  ExplainArgs explain;
+  explain.checkpoint = dir.file("run/checkpoints/best.pt");
+  explain.options.samples = 500;
+  explain.options.bootstrap = 5;
+  const json e = run_explain(explain);
+  EXPECT_EQ(e["subsets"].size(), 63u);
+  check(dir.file("run/explain/explain.svg"));
+
+  AttributeArgs args = tiny_attribution(dir, overrides);
+  args.seeds = 2;
+  args.bootstrap = 50;
+  const json a = run_attribute(args).result;
+  EXPECT_EQ(a["mobius"].size(), 63u);
+  // The sums by order are the pure terms' sums, order by order.
+  std::vector<double> sums(6, 0.0);
+  for (const auto& t : a["mobius"]) sums[t["modalities"].size() - 1] += t["value"].get<double>();
+  for (int k = 1; k <= 6; ++k)
+    EXPECT_NEAR(a["orders"][std::to_string(k)].get<double>(), sums[k - 1], 1e-9) << k;
+  check(dir.file("attribute/attribute.svg"));
+}

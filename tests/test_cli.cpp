@@ -1,6 +1,7 @@
 // End to end: the built binary, as a user runs it.
 #include <gtest/gtest.h>
 
+#include <pty.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -443,9 +444,32 @@ TEST(Cli, AFullDiskAtAnyWriteOfTrainingStopsCleanlyAndResumes) {
         for (std::string line; std::getline(lines, line);)
           EXPECT_NO_THROW((void)json::parse(line)) << line;
       }
+      // What to do next is in the message: resume from last.pt (an epoch is saved, or the
+      // training is complete and only results.json is missing), or, before the first
+      // checkpoint, remove the folder and run the same command again; each works.
       const auto held = r.err.find("checkpoints/last.pt holds epoch ");
-      if (held == std::string::npos) continue;  // before the first checkpoint
-      const int epoch = std::stoi(r.err.substr(held + 32));
+      const bool complete =
+          r.err.find("the training is complete in " + out + "/checkpoints/last.pt (write "
+                     "results.json with: mmfusion train --resume") != std::string::npos;
+      if (fs::exists(out + "/results.json")) {  // the log failed, the run finished
+        EXPECT_NE(r.err.find("the command finished and wrote its other files, but its log lacks"),
+                  std::string::npos)
+            << r.err;
+        continue;
+      }
+      if (held == std::string::npos && !complete) {
+        EXPECT_NE(r.err.find("remove " + out + " and run the same command again"),
+                  std::string::npos)
+            << r.err;
+        if (k % 4 == 1) {  // the advice, followed (for every fourth such fault: each trains)
+          ::nftw(out.c_str(),
+                 [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); },
+                 16, FTW_DEPTH | FTW_PHYS);
+          EXPECT_EQ(run("train --config " + tiny() + " --out " + out, dir).code, 0);
+        }
+        continue;
+      }
+      const int epoch = complete ? 2 : std::stoi(r.err.substr(held + 32));
       const Result resumed = run("train --resume " + out + "/checkpoints/last.pt", dir);
       ASSERT_EQ(resumed.code, 0) << resumed.err;
       EXPECT_NE(read_text(out + "/train.log").find("at epoch " + std::to_string(epoch)),
@@ -582,4 +606,70 @@ TEST(Cli, AnAttributeShardThatDidItsPartExitsZero) {
   r = run(common + " --shard 1/2", dir);
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("attribute: "), std::string::npos) << r.out;  // the table: every run is in
+}
+
+// Issue 45: on a terminal, explain draws its progress (the subsets, then the bootstrap)
+// before its table; where stderr is not a terminal, no progress line is drawn.
+TEST(Cli, ExplainDrawsProgressOnATerminalBeforeItsTable) {
+  TempDir dir;
+  ASSERT_EQ(run("train --config " + tiny() + " --out " + dir.file("run"), dir).code, 0);
+  const std::string checkpoint = dir.file("run/checkpoints/best.pt");
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0) << "forkpty failed";
+  if (pid == 0) {
+    ::execl(MMFUSION_BINARY, MMFUSION_BINARY, "explain", "--checkpoint", checkpoint.c_str(),
+            "--samples", "2000", "--bootstrap", "20", "--out", dir.file("on-terminal").c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::string seen;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(master, buffer, sizeof buffer)) > 0;) seen.append(buffer, size_t(n));
+  ::close(master);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << seen;
+  const size_t subsets = seen.find("explain: evaluating the model on subsets 0/8");
+  const size_t bootstrap = seen.find("explain: bootstrap resamples");
+  const size_t table = seen.find("prediction of lmf: 2000 row pairs");
+  ASSERT_NE(subsets, std::string::npos) << seen;
+  ASSERT_NE(bootstrap, std::string::npos) << seen;
+  ASSERT_NE(table, std::string::npos) << seen;
+  EXPECT_LT(subsets, bootstrap);
+  EXPECT_LT(bootstrap, table);
+  EXPECT_NE(seen.find("\r\033[K"), std::string::npos);  // drawn in place, then cleared
+  // Not a terminal: the same command draws nothing.
+  const Result piped = run("explain --checkpoint " + checkpoint +
+                               " --samples 2000 --bootstrap 20 --out " + dir.file("piped"),
+                           dir);
+  ASSERT_EQ(piped.code, 0) << piped.err;
+  EXPECT_EQ(piped.err.find("evaluating the model"), std::string::npos) << piped.err;
+  EXPECT_EQ(piped.err.find('\r'), std::string::npos) << piped.err;
+}
+
+// Issue 45: every error about an option is a usage error that names the option as typed.
+TEST(Cli, OptionErrorsAreUsageErrorsThatNameTheOptionAsTyped) {
+  TempDir dir;
+  ASSERT_EQ(run("train --config " + tiny() + " --out " + dir.file("run"), dir).code, 0);
+  const std::string checkpoint = dir.file("run/checkpoints/best.pt");
+  const std::pair<std::string, std::string> cases[] = {
+      {"sweep --config " + tiny() + " --grid model.rank=1,2 --shard 2/2 --out " + dir.file("s"),
+       "usage error: --shard 2/2: "},
+      {"sweep --config " + tiny() + " --grid model.rank=1,2 --jobs 0 --out " + dir.file("s"),
+       "usage error: --jobs 0: "},
+      {"sweep --config " + tiny() + " --grid model.rank --out " + dir.file("s"),
+       "usage error: --grid model.rank: "},
+      {"explain --checkpoint " + checkpoint + " --samples 1", "usage error: --samples: "},
+      {"robustness --checkpoint " + checkpoint + " --levels 0", "usage error: --levels: "},
+      {"train --config " + tiny() + " --set model.rank --out " + dir.file("t"),
+       "usage error: --set model.rank: "},
+      {"attribute --config " + tiny() + " --jobs 0 --out " + dir.file("a"), "usage error: --jobs 0: "},
+  };
+  for (const auto& [args, words] : cases) {
+    const Result r = run(args, dir);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+    EXPECT_NE(r.err.find("mmfusion: " + words), std::string::npos) << args << "\n" << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << args << "\n" << r.err;
+  }
 }

@@ -438,6 +438,36 @@ TEST(Sweep, PairedComparisonsResolveARealDifferenceAndNotANullOne) {
     }
   EXPECT_TRUE(seen);
   EXPECT_NE(read_text(dir.file("methods/summary.md")).find("chosen on the validation split"), std::string::npos);
+  // The runs name their machine, and the summary says it once (one machine here).
+  const json results = json::parse(read_text(dir.file("methods/" + std::string("type-lmf_seed-1") + "/results.json")));
+  EXPECT_EQ(methods["machines"].size(), 1u) << methods.dump(2);
+  EXPECT_EQ(methods["machines"][0], results["machine"]);
+  EXPECT_FALSE(results["machine"]["cpu"].get<std::string>().empty());
+  EXPECT_NE(results["machine"]["blas"].get<std::string>(), "");
+  EXPECT_NE(read_text(dir.file("methods/summary.md")).find("## Machine\n\n- CPU "), std::string::npos);
+
+  // --baseline: late is the reference, and the difference has the other sign (the same
+  // pairs, the other way round).
+  SweepArgs rebuild;
+  rebuild.report = dir.file("methods");
+  rebuild.baseline = {"model.type=late"};
+  run_sweep(rebuild);
+  const json against_late = json::parse(read_text(dir.file("methods/summary.json")));
+  EXPECT_EQ(against_late["reference"], "type=late");
+  EXPECT_EQ(against_late["reference_is"], "--baseline");
+  for (const auto& c : against_late["comparisons"])
+    for (const auto& d : methods["comparisons"])
+      if (c["metric"] == d["metric"]) {
+        EXPECT_NEAR(c["mean_difference"].get<double>(), -d["mean_difference"].get<double>(), 1e-12);
+        EXPECT_EQ(c["seeds"], d["seeds"]);
+      }
+  // A wrong --baseline is a usage error that names it, before anything is written.
+  rebuild.baseline = {"model.type=tfn"};
+  expect_error<UsageError>([&] { run_sweep(rebuild); }, "--baseline model.type=tfn: model.type takes lmf, late");
+  rebuild.baseline = {"model.rank=2"};
+  expect_error<UsageError>([&] { run_sweep(rebuild); }, "--baseline model.rank=2: model.rank is not a key");
+  rebuild.baseline = {"late"};
+  expect_error<UsageError>([&] { run_sweep(rebuild); }, "--baseline late: expected KEY=VALUE");
 
   args.grid = {"train.cuda_graphs=true,false", "seed=1,2,3"};  // nothing on the CPU
   args.out = dir.file("null");

@@ -202,7 +202,7 @@ Command add_inspect_data(CLI::App& app) {
   add_overrides(cmd, args->overrides);
   return {cmd, [args, file, config] {
             if (file->count() == 0 && config->count() == 0)
-              throw ConfigError("inspect-data: give --file PICKLE or --config CONFIG");
+              throw UsageError("inspect-data: give --file PICKLE or --config CONFIG");
             std::cout << (args->config.empty() ? run_inspect_data(args->file)
                                                : run_inspect_config_data(args->config, args->overrides));
             return 0;
@@ -313,6 +313,9 @@ Command add_sweep(CLI::App& app) {
   auto* report = cmd->add_option(
       "--report", args->report,
       "Rebuild results.csv, summary.md and chart.svg of sweep folder DIR; train nothing");
+  cmd->add_option("--baseline", args->baseline,
+                  "KEY=VALUE (one per grid key but seed): compare every combination with this "
+                  "one in summary.md, instead of with the best");
   auto* worker = cmd->add_option("--worker", args->worker, "")->group("");  // what --jobs starts
   cmd->add_option("--worker-threads", args->worker_threads, "")->group("");
   cmd->callback([=] {
@@ -443,7 +446,10 @@ int run_chosen(const std::vector<Command>& commands) {
       // A log file that could not be written fails the command too (the sink never throws).
       if (const std::string failed = log_write_failure(*spdlog::default_logger());
           !failed.empty() && code == 0)
-        return fail("error: ", failed, 1);
+        return fail("error: ",
+                    failed + "; the command finished and wrote its other files, but its log "
+                             "lacks the lines from then on",
+                    1);
       return code;
     }
   } catch (const UsageError& e) {

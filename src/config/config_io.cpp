@@ -108,7 +108,7 @@ json parse_value(const std::string& text) {
 void apply_override(json& doc, const std::string& assignment) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
-    throw ConfigError("--set " + assignment + ": expected KEY=VALUE (e.g. model.rank=8)");
+    throw UsageError("--set " + assignment + ": expected KEY=VALUE (e.g. model.rank=8)");
   const std::string key = assignment.substr(0, eq);
   const json value = parse_value(assignment.substr(eq + 1));
   json* node = &doc;
@@ -118,9 +118,9 @@ void apply_override(json& doc, const std::string& assignment) {
     const auto dot = key.find('.', start);
     const std::string part =
         key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (part.empty()) throw ConfigError("--set " + key + ": empty key segment");
+    if (part.empty()) throw UsageError("--set " + key + ": empty key segment");
     if (!node->is_object())
-      throw ConfigError("--set " + key + ": " + walked + " is not an object, cannot set " + part);
+      throw UsageError("--set " + key + ": " + walked + " is not an object, cannot set " + part);
     walked = config_detail::join_path(walked, part);
     if (dot == std::string::npos) {
       (*node)[part] = value;

@@ -438,6 +438,22 @@ json build_report(const AttributionPlan& plan, std::vector<std::string>& missing
       truth_loo.push_back(truth_r2.at(all) - (M == 1 ? 0.0 : truth_r2.at(all & ~(1u << i))));
   }
   per_modality(a.leave_one_out, "leave_one_out", have_truth ? &truth_loo : nullptr);
+  // The sums of the pure terms by order ("1" .. "M"), as explain gives them.
+  json orders = nullptr, orders_ci = nullptr, orders_truth = nullptr;
+  if (!a.orders.empty()) {
+    orders = json::object(), orders_ci = json::object();
+    if (have_truth) orders_truth = json::object();
+    for (int k = 0; k < M; ++k) {
+      const std::string key = std::to_string(k + 1);
+      orders[key] = a.orders[k].value, orders_ci[key] = interval(a.orders[k]);
+      if (!have_truth) continue;
+      double sum = 0;
+      for (uint32_t mask = 1; mask < (1u << M); ++mask)
+        if (subset_size(mask) == k + 1) sum += truth_pure[mask];
+      orders_truth[key] = sum;
+    }
+  }
+  result["orders"] = orders, result["orders_ci"] = orders_ci, result["orders_truth"] = orders_truth;
   result["truth"] = truth;
   result["truth_why_not"] = truth_why_not;
   result["budget"] = {{"subsets", plan.masks.size()},
@@ -479,35 +495,67 @@ std::string attribute_csv(const json& r) {
 }
 
 std::string attribute_svg(const json& r) {
-  ChartOptions o;
+  ContributionFigure f;
   const bool info = r["metric"] == "information";
-  o.title = std::string("What each modality subset adds to the test ") +
-            (info ? "information (bits)" : "R^2") + ", by retraining";
-  o.x_label = "pure term of the subset (Moebius), then each modality's Shapley value";
-  o.y_label = info ? "bits" : "R^2";
-  o.connect = false;
-  ChartSeries estimate{"attribute (95% interval over seeds)", {}, {}, {}, {}, {}},
-      truth{"truth", {}, {}, {}, {}, {}};
-  auto add = [&](const std::string& label, const json& value, const json& ci, const json& t) {
-    const double x = double(o.x_categories.size());
-    o.x_categories.push_back(label);
-    estimate.x.push_back(x);
-    estimate.y.push_back(value.get<double>());
-    estimate.low.push_back(ci[0].get<double>());
-    estimate.high.push_back(ci[1].get<double>());
-    if (t.is_number()) truth.x.push_back(x), truth.y.push_back(t.get<double>());
-  };
-  for (const auto& m : r["mobius"]) add(m["name"], m["value"], m["ci"], m["truth"]);
-  if (r["shapley"].is_object())
-    for (const auto& item : r["modalities"]) {
-      const std::string name = item.get<std::string>();
-      add("Shapley " + name, r["shapley"][name], r["shapley_ci"][name],
-          r["shapley_truth"].is_object() ? r["shapley_truth"][name] : json());
+  f.unit = info ? "information (bits)" : "R\u00b2";
+  const int seeds = r["seeds"].get<int>();
+  f.title = std::string("What each modality subset adds to the test ") +
+            (info ? "information (bits)" : "R\u00b2") + ", by retraining the " +
+            r["model"].get<std::string>() + " model on every subset";
+  f.subtitle = fmt::format("{} seed{} per subset; 95% intervals from {} bootstrap resamples of "
+                           "the seeds; pure terms by M\u00f6bius inversion",
+                           seeds, seeds == 1 ? "" : "s", r.value("bootstrap", 0));
+  for (const auto& name : r["modalities"]) f.modalities.push_back(name.get<std::string>());
+  const size_t m = f.modalities.size();
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < m; ++i) index[f.modalities[i]] = i;
+  auto number = [](const json& v) { return v.is_number() ? v.get<double>() : NAN; };
+  auto per = [&](const std::string& name, const char* key) {
+    FigureSeries s{name, {}, {}, {}, {}};
+    const json& values = r[key];
+    const json& ci = r[std::string(key) + "_ci"];
+    const json& truth = r[std::string(key) + "_truth"];
+    for (const auto& modality : f.modalities) {
+      s.value.push_back(values.is_object() ? number(values[modality]) : NAN);
+      s.low.push_back(ci.is_object() ? number(ci[modality][0]) : NAN);
+      s.high.push_back(ci.is_object() ? number(ci[modality][1]) : NAN);
+      s.truth.push_back(truth.is_object() ? number(truth[modality]) : NAN);
     }
-  o.width = std::max(640, 90 * static_cast<int>(o.x_categories.size()) + 240);
-  std::vector<ChartSeries> series{estimate};
-  if (!truth.x.empty()) series.push_back(truth);
-  return line_chart(o, series);
+    return s;
+  };
+  f.per_modality = {per("Shapley value", "shapley"),
+                    per("leave-one-out drop (total effect)", "leave_one_out")};
+  f.pairs.assign(m * m, NAN);
+  FigureSeries strip{"pure term (95% interval)", {}, {}, {}, {}};
+  for (const auto& t : r["mobius"]) {
+    f.subsets.push_back(t["name"].get<std::string>());
+    strip.value.push_back(number(t["value"]));
+    strip.low.push_back(number(t["ci"][0]));
+    strip.high.push_back(number(t["ci"][1]));
+    strip.truth.push_back(number(t["truth"]));
+    if (t["modalities"].size() == 2) {
+      const size_t a = index.at(t["modalities"][0]), b = index.at(t["modalities"][1]);
+      f.pairs[a * m + b] = f.pairs[b * m + a] = number(t["value"]);
+    }
+  }
+  f.strip = {strip};
+  FigureSeries orders{"sum of pure terms", {}, {}, {}, {}};
+  const json& by_order = r.value("orders", json());
+  for (size_t k = 1; k <= m && by_order.is_object(); ++k) {
+    const std::string key = std::to_string(k);
+    orders.value.push_back(number(by_order[key]));
+    orders.low.push_back(number(r["orders_ci"][key][0]));
+    orders.high.push_back(number(r["orders_ci"][key][1]));
+    orders.truth.push_back(r["orders_truth"].is_object() ? number(r["orders_truth"][key]) : NAN);
+  }
+  f.orders = {orders};
+  f.strip_note = fmt::format(
+      "{} modalities: every subset's value and pure term, each with its interval, are in "
+      "attribute.csv and attribute.json (the strip is drawn for up to {} modalities).",
+      m, f.strip_limit);
+  if (r["truth_why_not"].is_string())
+    f.strip_note += " No truth: " + r["truth_why_not"].get<std::string>() + ".";
+  return contribution_figure(f);
 }
 
 void write_report(const json& result, const std::string& dir) {
@@ -598,7 +646,7 @@ AttributeOutcome run_attribute(const AttributeArgs& args) {
   if (args.jobs > 1)
     train_in_workers(set, indices, args.jobs, *log, runs);
   else
-    for (const size_t i : indices) train_in_process(set, i, *log, runs);
+    train_all_in_process(set, indices, *log, runs);
   AttributeOutcome outcome = report(plan, runs);
   if (outcome.result.is_null())
     log->info("{} of {} runs have no results yet{}", outcome.missing.size(), plan.runs.size(),

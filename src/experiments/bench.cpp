@@ -123,7 +123,7 @@ torch::Tensor bench_input(const ModalityConfig& m, int64_t batch) {
 json bench_batch(const ExperimentConfig& config, const BenchArgs& args, const torch::Device& device,
                  int64_t out, int64_t batch, const TrainingStream* stream, BenchFacts& facts) {
   if (batch < 1)
-    throw ConfigError("--batch-sizes: expected integers >= 1, got " + std::to_string(batch));
+    throw UsageError("--batch-sizes: expected integers >= 1, got " + std::to_string(batch));
   torch::manual_seed(config.train.seed);
   ModelPtr model = make_model(model_config(config), config.data.modalities, out);
   model->to(device);

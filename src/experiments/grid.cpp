@@ -19,7 +19,7 @@ std::string last_segment(const std::string& key) {
 GridAxis parse_grid_axis(const std::string& text) {
   const auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
-    throw ConfigError("--grid " + text + ": expected KEY=V1,V2,... (e.g. model.rank=1,4,16)");
+    throw UsageError("--grid " + text + ": expected KEY=V1,V2,... (e.g. model.rank=1,4,16)");
   GridAxis axis{text.substr(0, eq), {}};
   const std::string values = text.substr(eq + 1);
   int depth = 0;
@@ -31,7 +31,7 @@ GridAxis parse_grid_axis(const std::string& text) {
     if (!quoted && (c == '[' || c == '{')) ++depth;
     if (!quoted && (c == ']' || c == '}')) --depth;
     if (c == ',' && depth == 0 && !quoted) {
-      if (current.empty()) throw ConfigError("--grid " + text + ": empty value");
+      if (current.empty()) throw UsageError("--grid " + text + ": empty value");
       axis.values.push_back(parse_value(current));
       current.clear();
     } else {
@@ -82,10 +82,10 @@ Shard parse_shard(const std::string& text) {
     if (used_k != slash || used_n != text.size() - slash - 1)
       throw std::invalid_argument("trailing");
   } catch (const std::exception&) {
-    throw ConfigError("--shard " + text + ": expected K/N, e.g. 0/4 (K from 0 to N-1)");
+    throw UsageError("--shard " + text + ": expected K/N, e.g. 0/4 (K from 0 to N-1)");
   }
   if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
-    throw ConfigError("--shard " + text + ": K must lie in 0.." + std::to_string(shard.count - 1) +
+    throw UsageError("--shard " + text + ": K must lie in 0.." + std::to_string(shard.count - 1) +
                       " for N = " + std::to_string(shard.count) + " (N >= 1)");
   return shard;
 }

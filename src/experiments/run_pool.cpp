@@ -7,12 +7,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
 
 #include "mmfusion/base/errors.hpp"
 #include "mmfusion/base/files.hpp"
+#include "mmfusion/base/progress.hpp"
 #include "mmfusion/io/run_folder.hpp"
 #include "mmfusion/runtime/runtime.hpp"
 #include "mmfusion/training/run.hpp"
@@ -42,6 +45,32 @@ std::string progress(const RunSet& set, size_t i) {
 
 fs::path run_dir_of(const RunSet& set, size_t i) { return fs::path(set.dir) / set.runs[i].first; }
 
+// How far this invocation's runs are: "; 4 of 21 done in 12 s, about 51 s left". The time
+// left is the wall time so far per run trained (skipped ones cost nothing), times the runs
+// to go; none before the first run has trained.
+class Eta {
+ public:
+  explicit Eta(size_t total) : total_(total) {}
+  std::string text(const RunsOutcome& o) const {
+    const size_t done = size_t(o.completed + o.skipped + o.failed + o.busy);
+    const size_t trained = size_t(o.completed + o.failed) - before_;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    if (trained == 0 || done - done_before_ >= total_) return "";
+    const size_t left = total_ - (done - done_before_);
+    return fmt::format("; {} of {} done in {}, about {} left", done - done_before_, total_,
+                       duration_text(elapsed), duration_text(elapsed / double(trained) * double(left)));
+  }
+  void begin(const RunsOutcome& o) {
+    before_ = size_t(o.completed + o.failed);
+    done_before_ = size_t(o.completed + o.skipped + o.failed + o.busy);
+  }
+
+ private:
+  size_t total_, before_ = 0, done_before_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
 void record_failure(const fs::path& run_dir, std::string message) {
   std::replace(message.begin(), message.end(), '\n', ' ');
   std::error_code ec;
@@ -51,7 +80,7 @@ void record_failure(const fs::path& run_dir, std::string message) {
 
 // Trains run i in this process, under its folder's lock: skipped when complete or held
 // by another process, resumed from its last checkpoint, else started afresh.
-RunStatus train_one(const RunSet& set, size_t i, spdlog::logger& log) {
+RunStatus train_one(const RunSet& set, size_t i, spdlog::logger& log, const std::string& eta = "") {
   const fs::path run_dir = run_dir_of(set, i);
   if (fs::exists(RunPaths(run_dir.string()).results)) {
     log.info("{}: complete, skipped", progress(set, i));
@@ -75,7 +104,7 @@ RunStatus train_one(const RunSet& set, size_t i, spdlog::logger& log) {
     fs::remove(RunPaths(run_dir.string()).error, ec);
     train.resume = RunPaths(run_dir.string()).last;
     if (set.threads > 0) train.overrides.push_back("threads=" + std::to_string(set.threads));
-    log.info("{}: resuming", progress(set, i));
+    log.info("{}: resuming{}", progress(set, i), eta);
   } else {
     if (!is_empty_run_dir(run_dir.string())) {
       // A run that failed before its first checkpoint: keep it, aside (all but the lock,
@@ -90,7 +119,7 @@ RunStatus train_one(const RunSet& set, size_t i, spdlog::logger& log) {
     train.config_doc = set.runs[i].second;
     if (set.threads > 0) train.config_doc["threads"] = set.threads;
     train.out = run_dir.string();
-    log.info("{}: training", progress(set, i));
+    log.info("{}: training{}", progress(set, i), eta);
   }
   try {
     run_train(train);
@@ -169,11 +198,14 @@ void train_in_workers(const RunSet& set, const std::vector<size_t>& indices, int
       for (const auto& [pid, i] : running) ::waitpid(pid, nullptr, 0);
     }
   } reaper{running};
+  Eta eta(indices.size());
+  eta.begin(outcome);
   auto start = [&](size_t i) {
     const std::string log_file = (logs / (set.runs[i].first + ".log")).string();
     const pid_t pid = spawn_worker(set, i, environment, log_file);
     running[pid] = i;
-    log.info("{}: training in process {} (log: {})", progress(set, i), pid, log_file);
+    log.info("{}: training in process {} (log: {}){}", progress(set, i), pid, log_file,
+             eta.text(outcome));
   };
   auto finish = [&](pid_t pid, int status) {
     const size_t i = running.at(pid);
@@ -239,6 +271,13 @@ int worker_exit_code(const RunsOutcome& outcome) {
 
 void train_in_process(const RunSet& set, size_t i, spdlog::logger& log, RunsOutcome& outcome) {
   count(outcome, train_one(set, i, log));
+}
+
+void train_all_in_process(const RunSet& set, const std::vector<size_t>& indices,
+                          spdlog::logger& log, RunsOutcome& outcome) {
+  Eta eta(indices.size());
+  eta.begin(outcome);
+  for (const size_t i : indices) count(outcome, train_one(set, i, log, eta.text(outcome)));
 }
 
 void write_run_record(const std::string& dir, const std::string& file, const std::string& text,

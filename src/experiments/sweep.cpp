@@ -28,6 +28,7 @@ namespace {
 // A sweep as DIR/sweep.json records it, with every combination's config.
 struct Plan {
   std::string name, dir, x;
+  std::vector<std::string> baseline;  // --baseline KEY=VALUE
   json base = json::object();
   std::vector<std::string> sets;
   std::vector<GridAxis> axes;
@@ -142,7 +143,7 @@ Plan plan_from_args(const SweepArgs& args) {
   for (const auto& g : args.grid) {
     GridAxis axis = parse_grid_axis(g);
     if (!command_line_keys.insert(axis.key).second)
-      throw ConfigError("--grid " + axis.key + ": the key is given twice on the command line");
+      throw UsageError("--grid " + axis.key + ": the key is given twice on the command line");
     auto same = std::find_if(plan.axes.begin(), plan.axes.end(),
                              [&](const GridAxis& a) { return a.key == axis.key; });
     if (same != plan.axes.end())
@@ -151,7 +152,7 @@ Plan plan_from_args(const SweepArgs& args) {
       plan.axes.push_back(std::move(axis));
   }
   if (plan.axes.empty() && !plan.search)
-    throw ConfigError("--grid: a sweep needs at least one grid axis (or a sweep file's search)");
+    throw UsageError("--grid: a sweep needs at least one grid axis (or a sweep file's search)");
   plan.x = args.x;
   // (A base that is no object, or whose name is no string, is the parser's to report.)
   if (plan.name.empty() && plan.base.is_object() && plan.base.contains("name") &&
@@ -220,7 +221,7 @@ void write_reports(const Plan& plan) {
   if (plan.search)
     write_search_reports(plan.dir, plan.name, *plan.search, plan.task);
   else
-    write_sweep_reports(plan.dir, plan.name, plan.axes, plan.task, plan.x);
+    write_sweep_reports(plan.dir, plan.name, plan.axes, plan.task, plan.x, plan.baseline);
 }
 
 // The plan's runs as the pool trains them.
@@ -233,20 +234,21 @@ RunSet run_set(const Plan& plan, const std::string& executable) {
 SweepOutcome run_sweep(const SweepArgs& args) {
   SweepOutcome outcome;
   if (!args.report.empty()) {  // the reports of a sweep folder, from the folder alone
-    const Plan plan = plan_from_folder(args.report);
+    Plan plan = plan_from_folder(args.report);
+    plan.baseline = args.baseline;
     outcome.dir = plan.dir;
     for (const auto& run : plan.runs) outcome.runs.push_back(run.first);
     write_reports(plan);
     return outcome;
   }
   if (!args.worker.empty()) {  // one combination, for a parent sweep with --jobs
-    if (args.out.empty()) throw ConfigError("--worker needs --out DIR (the sweep folder)");
+    if (args.out.empty()) throw UsageError("--worker needs --out DIR (the sweep folder)");
     Plan plan = plan_from_folder(args.out);
     plan.threads = args.worker_threads;
     const auto it = std::find_if(plan.runs.begin(), plan.runs.end(),
                                  [&](const auto& r) { return r.first == args.worker; });
     if (it == plan.runs.end())
-      throw ConfigError("--worker " + args.worker + ": not a combination of " + plan.dir);
+      throw UsageError("--worker " + args.worker + ": not a combination of " + plan.dir);
     outcome.dir = plan.dir;
     outcome.runs = {args.worker};
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // its sweep gone (even killed), it saves and stops
@@ -255,11 +257,16 @@ SweepOutcome run_sweep(const SweepArgs& args) {
     return outcome;
   }
   if (args.jobs < 1)
-    throw ConfigError("--jobs " + std::to_string(args.jobs) + ": expected 1 or more");
+    throw UsageError("--jobs " + std::to_string(args.jobs) + ": expected 1 or more");
   const Shard shard = parse_shard(args.shard);
   Plan plan = plan_from_args(args);
+  plan.baseline = args.baseline;
+  if (plan.search && !args.baseline.empty())
+    throw UsageError("--baseline: a search compares its chosen trial's reruns with nothing; "
+                     "use it with a grid");
+  baseline_combination(plan.axes, args.baseline);  // a wrong --baseline before any training
   if (plan.search && !args.shard.empty())
-    throw ConfigError("--shard: a search's reruns wait for all its trials and its choice; run it "
+    throw UsageError("--shard: a search's reruns wait for all its trials and its choice; run it "
                       "in one process (--jobs trains several trials at once)");
   resolve_runs(plan);
   if (args.jobs > 1 && parse_config(plan.runs.front().second).threads == 0) {
@@ -295,7 +302,7 @@ SweepOutcome run_sweep(const SweepArgs& args) {
     if (args.jobs > 1) {
       train_in_workers(set, which, args.jobs, *log, outcome);
     } else {
-      for (const size_t i : which) train_in_process(set, i, *log, outcome);
+      train_all_in_process(set, which, *log, outcome);
     }
   };
   try {

@@ -93,7 +93,7 @@ const GridAxis* chart_x_axis(const std::vector<GridAxis>& axes, const std::strin
     std::string keys;
     for (const auto& a : axes)
       if (a.key != "seed") keys += (keys.empty() ? "" : ", ") + a.key;
-    throw ConfigError("--x " + x + ": not a grid key of this sweep (grid keys: " + keys + ")");
+    throw UsageError("--x " + x + ": not a grid key of this sweep (grid keys: " + keys + ")");
   }
   const GridAxis* x_axis = nullptr;
   for (const auto& a : axes)  // the numeric axis with the most values
@@ -275,7 +275,8 @@ struct Comparisons {
   std::string markdown;
   json doc;
 };
-Comparisons paired_comparisons(const SweepRuns& runs, const SeedGroups& groups, Task task) {
+Comparisons paired_comparisons(const SweepRuns& runs, const SeedGroups& groups, Task task,
+                               const Combination& baseline) {
   const std::vector<std::string>& metrics = headline_metrics(task);
   auto label = [](const Combination& g) {
     std::string s;
@@ -296,9 +297,10 @@ Comparisons paired_comparisons(const SweepRuns& runs, const SeedGroups& groups, 
   std::ostringstream md;
   md << "\n## Paired comparisons\n\nEach run's epoch was chosen on the validation split; the "
         "figures are the test split's. Runs of one seed share their data, so each combination "
-        "is compared with the best one (by mean test "
-     << metrics.front()
-     << ") seed by seed: the mean paired difference, its 95% interval (Student's t, n - 1 "
+        "is compared with "
+     << (baseline.empty() ? "the best one (by mean test " + metrics.front() + ")"
+                          : std::string("the baseline named by --baseline"))
+     << " seed by seed: the mean paired difference, its 95% interval (Student's t, n - 1 "
         "degrees of freedom; none with fewer than 3 shared seeds), and the seeds it wins. An "
         "interval that holds 0 is \"not resolved\".\n\n";
   if (groups.list.size() < 2) {
@@ -314,7 +316,14 @@ Comparisons paired_comparisons(const SweepRuns& runs, const SeedGroups& groups, 
     if (s.n > 0 && (std::isnan(best_mean) || (lower ? s.mean < best_mean : s.mean > best_mean)))
       best = g, best_mean = s.mean;
   }
+  if (!baseline.empty()) {
+    const auto it = std::find(groups.list.begin(), groups.list.end(), baseline);
+    if (it == groups.list.end())
+      throw UsageError("--baseline " + label(baseline) + ": no completed run of that combination");
+    best = size_t(it - groups.list.begin());
+  }
   doc["reference"] = label(groups.list[best]);
+  doc["reference_is"] = baseline.empty() ? "the best by mean test " + main : "--baseline";
   md << "Reference: **" << label(groups.list[best]) << "**.\n\n| combination | metric | mean difference | "
         "95% interval | seeds won | |\n| --- | --- | --- | --- | --- | --- |\n";
   // Per group: metric value by seed.
@@ -363,6 +372,7 @@ std::string chart_svg(const SeedGroups& groups, const std::vector<GridAxis>& axe
   options.title = "test " + metric + " (mean ± std over seeds)";
   options.y_label = "test " + metric;
   options.x_label = x_axis ? x_axis->key : "run";
+  options.legend_title = "combination of the other keys";
   const bool numeric_x = x_axis && x_axis->values.front().is_number();
   if (x_axis && !numeric_x)
     for (const auto& v : x_axis->values) options.x_categories.push_back(value_text(v));
@@ -394,14 +404,76 @@ std::string chart_svg(const SeedGroups& groups, const std::vector<GridAxis>& axe
 
 }  // namespace
 
+Combination baseline_combination(const std::vector<GridAxis>& axes,
+                                 const std::vector<std::string>& baseline) {
+  if (baseline.empty()) return {};
+  std::map<std::string, json> named;
+  std::string keys;
+  for (const auto& a : axes)
+    if (a.key != "seed") keys += (keys.empty() ? "" : ", ") + a.key;
+  for (const auto& item : baseline) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw UsageError("--baseline " + item + ": expected KEY=VALUE, a grid key and one of its values");
+    const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    const auto axis = std::find_if(axes.begin(), axes.end(),
+                                   [&](const GridAxis& a) { return a.key == key && key != "seed"; });
+    if (axis == axes.end())
+      throw UsageError("--baseline " + item + ": " + key + " is not a key of this sweep's grid" +
+                       (keys.empty() ? "" : " (its keys: " + keys + ")"));
+    const auto v = std::find_if(axis->values.begin(), axis->values.end(), [&](const json& x) {
+      return value_text(x) == value || x.dump() == value;
+    });
+    if (v == axis->values.end()) {
+      std::string values;
+      for (const auto& x : axis->values) values += (values.empty() ? "" : ", ") + value_text(x);
+      throw UsageError("--baseline " + item + ": " + key + " takes " + values + " in this sweep");
+    }
+    named[key] = *v;
+  }
+  Combination out;
+  std::string missing;
+  for (const auto& a : axes) {
+    if (a.key == "seed") continue;
+    if (named.count(a.key))
+      out.emplace_back(a.key, named[a.key]);
+    else
+      missing += (missing.empty() ? "" : ", ") + a.key;
+  }
+  if (!missing.empty())
+    throw UsageError("--baseline names one combination: give a value for every grid key but "
+                     "seed (missing: " + missing + ")");
+  return out;
+}
+
 void write_sweep_reports(const std::string& dir, const std::string& name,
-                         const std::vector<GridAxis>& axes, Task task, const std::string& x) {
+                         const std::vector<GridAxis>& axes, Task task, const std::string& x,
+                         const std::vector<std::string>& baseline) {
   const SweepRuns runs = read_runs(dir, axes);
   const SeedGroups groups(runs);
   atomic_write_text((fs::path(dir) / "results.csv").string(), results_csv(runs, axes));
-  const Comparisons paired = paired_comparisons(runs, groups, task);
+  Comparisons paired =
+      paired_comparisons(runs, groups, task, baseline_combination(axes, baseline));
+  // The machines the runs were measured on, each once (results.json's "machine").
+  json machines = json::array();
+  for (const auto& r : runs.rows)
+    if (r.ok() && r.results.contains("machine") &&
+        std::find(machines.begin(), machines.end(), r.results["machine"]) == machines.end())
+      machines.push_back(r.results["machine"]);
+  std::string machine_md = "\n## Machine\n\n";
+  for (const auto& m : machines)
+    machine_md += "- CPU " + m.value("cpu", std::string("unknown")) + " (" +
+                  std::to_string(m.value("cores", int64_t(0))) + " cores), BLAS " +
+                  m.value("blas", std::string("unknown")) + ", LibTorch " +
+                  m.value("torch", std::string("unknown")) + "\n";
+  if (machines.empty()) machine_md += "Not recorded (runs written before results.json named their machine).\n";
+  if (machines.size() > 1)
+    machine_md += "\nThe runs come from " + std::to_string(machines.size()) +
+                  " machines: another CPU or BLAS gives other bits, so seeds of different machines "
+                  "are not exact repeats of each other.\n";
+  paired.doc["machines"] = machines;
   atomic_write_text((fs::path(dir) / "summary.md").string(),
-                    summary_md(runs, groups, axes, name, task) + paired.markdown);
+                    summary_md(runs, groups, axes, name, task) + paired.markdown + machine_md);
   atomic_write_text((fs::path(dir) / "summary.json").string(), paired.doc.dump(2) + "\n");
   atomic_write_text((fs::path(dir) / "chart.svg").string(), chart_svg(groups, axes, task, x));
 }

@@ -17,7 +17,7 @@ namespace {
 // terms, Shapley values, leave-one-out drops (each only where it is defined).
 struct Statistics {
   std::map<uint32_t, double> values, mobius;
-  std::vector<double> shapley, leave_one_out;
+  std::vector<double> shapley, leave_one_out, orders;
 };
 
 Statistics statistics(int players, double empty, const std::map<uint32_t, double>& v,
@@ -33,6 +33,8 @@ Statistics statistics(int players, double empty, const std::map<uint32_t, double
     for (uint32_t mask = 1; mask <= all; ++mask) shifted[mask] = value(mask) - empty;
     const std::vector<double> pure = mobius_inversion(shifted);
     for (uint32_t mask = 1; mask <= all; ++mask) s.mobius[mask] = pure[mask];
+    s.orders.assign(players, 0.0);
+    for (uint32_t mask = 1; mask <= all; ++mask) s.orders[subset_size(mask) - 1] += pure[mask];
     if (permutations.empty()) s.shapley = shapley_values(pure, players);
   } else {
     for (int i = 0; i < players; ++i)
@@ -160,6 +162,8 @@ Attribution attribute_values(int players, double empty,
   for (size_t i = 0; i < point.leave_one_out.size(); ++i)
     out.leave_one_out.push_back(
         estimate(point.leave_one_out[i], [i](const Statistics& r) { return r.leave_one_out[i]; }));
+  for (size_t k = 0; k < point.orders.size(); ++k)
+    out.orders.push_back(estimate(point.orders[k], [k](const Statistics& r) { return r.orders[k]; }));
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include "mmfusion/explain/explain.hpp"
 
 #include <algorithm>
+#include <map>
 #include <array>
 #include <cstdio>
 #include <sstream>
@@ -10,6 +11,7 @@
 
 #include "mmfusion/data/sequence.hpp"
 #include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/progress.hpp"
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/explain/sobol.hpp"
 #include "mmfusion/training/evaluation.hpp"
@@ -180,8 +182,8 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
     throw ConfigError("explain: " + std::to_string(groups) + " modalities; at most " +
                       std::to_string(kMaxSobolGroups) +
                       " are supported (the decomposition has 2^M subsets)");
-  if (options.samples < 2) throw ConfigError("--samples: expected at least 2 row pairs");
-  if (options.bootstrap < 0) throw ConfigError("--bootstrap: expected 0 or more resamples");
+  if (options.samples < 2) throw UsageError("--samples: expected at least 2 row pairs");
+  if (options.bootstrap < 0) throw UsageError("--bootstrap: expected 0 or more resamples");
   const int64_t n = raw.size();
   if (n < 2) throw Error(raw.origin + ": explain needs at least 2 rows, got " + std::to_string(n));
   const Dataset data = scaling.features(raw);
@@ -196,9 +198,14 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
       (a + 1 + torch::randint(n - 1, {groups, options.samples}, gen, torch::kInt64)) % n;
 
   std::vector<Tensor> outputs(1u << groups);
-  for (uint32_t mask = 0; mask < outputs.size(); ++mask)
-    outputs[mask] =
-        evaluate_mixed(runner, task, scaling, data, a, b, mask, options.batch_size, device);
+  {
+    TerminalProgress progress("explain: evaluating the model on subsets", int64_t(outputs.size()));
+    for (uint32_t mask = 0; mask < outputs.size(); ++mask) {
+      outputs[mask] =
+          evaluate_mixed(runner, task, scaling, data, a, b, mask, options.batch_size, device);
+      progress.update(int64_t(mask) + 1);
+    }
+  }
   std::vector<double> exact;
   auto& model = runner.model();
   if (auto* lmf = dynamic_cast<LMFImpl*>(&model)) {
@@ -210,9 +217,14 @@ json explain_model(StepRunner& runner, Task task, const Scaling& scaling, const 
 
   const SobolIndices point = sobol_indices(outputs, groups);
   std::vector<SobolIndices> draws;
-  for (int64_t r = 0; r < options.bootstrap; ++r)
-    draws.push_back(sobol_indices(
-        outputs, groups, torch::randint(options.samples, {options.samples}, gen, torch::kInt64)));
+  {
+    TerminalProgress progress("explain: bootstrap resamples", options.bootstrap);
+    for (int64_t r = 0; r < options.bootstrap; ++r) {
+      draws.push_back(sobol_indices(
+          outputs, groups, torch::randint(options.samples, {options.samples}, gen, torch::kInt64)));
+      progress.update(r + 1);
+    }
+  }
 
   const json parts = decomposition_json(point, draws, raw.names, exact, relevance_json(model));
   Dataset pooled = data;  // sequences by their means over the valid steps
@@ -445,31 +457,79 @@ std::string explain_csv(const json& r) {
 }
 
 std::string explain_svg(const json& r) {
-  ChartOptions o;
-  o.title = "Share of the " + r.value("output", std::string("prediction")) +
-            "'s variance, by modality subset";
-  o.x_label = "modality subset (pure interaction)";
-  o.y_label = "share of output variance";
-  o.connect = false;
-  o.width = std::max(640, 90 * static_cast<int>(r["subsets"].size()) + 240);
-  ChartSeries estimate{"explain (95% interval)", {}, {}, {}, {}, {}},
-      truth{"truth", {}, {}, {}, {}, {}},
-      relevance{"the model's relevance score", {}, {}, {}, {}, {}};
+  ContributionFigure f;
+  const std::string output = r.value("output", std::string("prediction"));
+  const json data = r.value("data", json("test"));
+  f.title = "Share of the " + output + "'s variance, by modality: explain of one trained " +
+            r.value("model", std::string("")) + " model on the " +
+            (data.is_string() ? data.get<std::string>() : std::string("test")) + " split";
+  f.subtitle = fmt::format(
+      "pick-freeze over {} rows, modalities as independent; 95% intervals from {} bootstrap "
+      "resamples of the rows; 1 seed (the checkpoint's)",
+      r.value("samples", int64_t(0)), r.value("bootstrap", int64_t(0)));
+  f.unit = "share of output variance";
+  std::map<std::string, size_t> index;
+  for (const auto& s : r["subsets"])
+    if (s["modalities"].size() == 1) {
+      index[s["name"].get<std::string>()] = f.modalities.size();
+      f.modalities.push_back(s["name"].get<std::string>());
+    }
+  const size_t m = f.modalities.size();
+  auto number = [](const json& v) { return v.is_number() ? v.get<double>() : NAN; };
+  // The truth's pure shares give the truth of every summary (Shapley: each term split
+  // evenly among its members; total effect: every term a modality is in; order sums).
+  bool exact = false;
+  for (const auto& s : r["subsets"]) exact = exact || s["truth"].is_number();
+  std::vector<double> truth_shapley(m, exact ? 0.0 : NAN), truth_total = truth_shapley;
+  std::vector<double> truth_order = truth_shapley;
+  FigureSeries strip{"explain's share (95% interval)", {}, {}, {}, {}};
+  FigureSeries relevance{"the model's relevance score", {}, {}, {}, {}};
+  f.pairs.assign(m * m, NAN);
   for (const auto& s : r["subsets"]) {
-    const double x = double(o.x_categories.size());
-    o.x_categories.push_back(s["name"].get<std::string>());
-    estimate.x.push_back(x);
-    estimate.y.push_back(s["share"].get<double>());
-    estimate.low.push_back(s["ci"].is_array() ? s["ci"][0].get<double>() : NAN);
-    estimate.high.push_back(s["ci"].is_array() ? s["ci"][1].get<double>() : NAN);
-    if (s["truth"].is_number()) truth.x.push_back(x), truth.y.push_back(s["truth"].get<double>());
-    if (s.value("relevance", json()).is_number())
-      relevance.x.push_back(x), relevance.y.push_back(s["relevance"].get<double>());
+    f.subsets.push_back(s["name"].get<std::string>());
+    strip.value.push_back(number(s["share"]));
+    strip.low.push_back(s["ci"].is_array() ? number(s["ci"][0]) : NAN);
+    strip.high.push_back(s["ci"].is_array() ? number(s["ci"][1]) : NAN);
+    strip.truth.push_back(number(s["truth"]));
+    relevance.value.push_back(number(s.value("relevance", json())));
+    const size_t size = s["modalities"].size();
+    if (size == 2) {
+      const size_t a = index.at(s["modalities"][0]), b = index.at(s["modalities"][1]);
+      f.pairs[a * m + b] = f.pairs[b * m + a] = number(s["share"]);
+    }
+    if (!exact) continue;
+    const double t = number(s["truth"]);
+    truth_order[size - 1] += t;
+    for (const auto& name : s["modalities"]) {
+      truth_total[index.at(name)] += t;
+      truth_shapley[index.at(name)] += t / double(size);
+    }
   }
-  std::vector<ChartSeries> series{estimate};
-  if (!truth.x.empty()) series.push_back(truth);
-  if (!relevance.x.empty()) series.push_back(relevance);
-  return line_chart(o, series);
+  auto per = [&](const std::string& name, const char* key, const std::vector<double>& truth,
+                 const std::vector<std::string>& keys) {
+    FigureSeries series{name, {}, {}, {}, truth};
+    for (const auto& k : keys) {
+      series.value.push_back(number(r[key].value(k, json())));
+      const json ci = r[std::string(key) + "_ci"].value(k, json());
+      series.low.push_back(ci.is_array() ? number(ci[0]) : NAN);
+      series.high.push_back(ci.is_array() ? number(ci[1]) : NAN);
+    }
+    return series;
+  };
+  f.per_modality = {per("Shapley value", "shapley", truth_shapley, f.modalities),
+                    per("total effect", "total_effect", truth_total, f.modalities)};
+  std::vector<std::string> orders;
+  for (size_t k = 1; k <= m; ++k) orders.push_back(std::to_string(k));
+  f.orders = {per("sum of pure shares", "orders", truth_order, orders)};
+  f.strip = {strip};
+  if (std::any_of(relevance.value.begin(), relevance.value.end(),
+                  [](double v) { return std::isfinite(v); }))
+    f.strip.push_back(relevance);
+  f.strip_note = fmt::format(
+      "{} modalities: the {} subsets' pure shares, each with its interval, are in explain.csv "
+      "and explain.json (drawn here for up to {} modalities).",
+      m, f.subsets.size(), f.strip_limit);
+  return contribution_figure(f);
 }
 
 }  // namespace mmfusion

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/progress.hpp"
 #include "mmfusion/base/files.hpp"
 #include "mmfusion/base/random.hpp"
 #include "mmfusion/base/svg.hpp"
@@ -121,8 +122,8 @@ std::string curve_key(const json& c) {
 json robustness_curves(StepRunner& runner, Task task, const Scaling& scaling, const Dataset& data,
                        const RobustnessOptions& o, const torch::Device& device,
                        const std::vector<ModalityConfig>& modalities, MetricSet set) {
-  if (o.levels < 1) throw ConfigError("--levels: expected 1 or more");
-  if (o.repeats < 1) throw ConfigError("--repeats: expected 1 or more");
+  if (o.levels < 1) throw UsageError("--levels: expected 1 or more");
+  if (o.repeats < 1) throw UsageError("--repeats: expected 1 or more");
   if (!data.target.defined())
     throw Error(data.origin + ": no target: robustness measures a metric against it");
   if (modalities.size() != data.features.size())
@@ -139,7 +140,7 @@ json robustness_curves(StepRunner& runner, Task task, const Scaling& scaling, co
     std::string names;
     for (const auto& item : clean_metrics.items())
       if (item.value().is_number_float()) names += (names.empty() ? "" : ", ") + item.key();
-    throw ConfigError("--metric " + metric + ": not one of this model's metrics (" + names + ")");
+    throw UsageError("--metric " + metric + ": not one of this model's metrics (" + names + ")");
   }
 
   std::vector<FeatureStats> stats;
@@ -178,6 +179,9 @@ json robustness_curves(StepRunner& runner, Task task, const Scaling& scaling, co
               {"curves", json::array()},
               {"relative_robustness", json::object()},
               {"effective_robustness", json::object()}};
+  TerminalProgress progress("robustness: perturbed evaluations",
+                            int64_t(curves.size()) * o.levels * o.repeats);
+  int64_t evaluated = 0;
   for (size_t c = 0; c < curves.size(); ++c) {
     const Curve& curve = curves[c];
     json levels = json::array(), values = json::array(), ci = json::array();
@@ -200,6 +204,7 @@ json robustness_curves(StepRunner& runner, Task task, const Scaling& scaling, co
                                                    : with_step_drop(x, modalities[m], level, gen);
           }
           draws.push_back(metric_of(measure(d), metric));
+          progress.update(++evaluated);
         }
         double sum = 0;
         for (double v : draws) sum += v;
@@ -295,6 +300,7 @@ std::string robustness_svg(const json& result) {
   o.x_label = "level (noise: x the feature's sd; drop: share of rows; step_drop: share of steps)";
   o.y_label = result["metric"].get<std::string>();
   o.width = 900;
+  o.legend_title = "modality and perturbation";
   std::vector<ChartSeries> series;
   for (const auto& c : result["curves"]) {
     ChartSeries s;

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "mmfusion/base/errors.hpp"
+#include "mmfusion/base/progress.hpp"
 
 namespace mmfusion {
 namespace {
@@ -159,8 +160,10 @@ MKLResult lp_mkl(const std::vector<torch::Tensor>& kernels, const torch::Tensor&
     r.stop_reason = "relative objective change below tol";
     return true;
   };
+  TerminalProgress progress("mkl (lp): kernel ridge solves, of at most", max_iter);
   auto solve = [&](const std::vector<double>& theta) {
     ++r.iterations;  // one kernel ridge solve each
+    progress.update(r.iterations);
     return krr_solve(combine(kernels, theta), Y, lambda);
   };
   // The closed-form step theta -> F(theta) converges linearly; each cycle takes one plain
@@ -377,7 +380,8 @@ MKLResult simple_mkl(const std::vector<torch::Tensor>& kernels, const torch::Ten
   std::vector<double> g = krr_gradient(kernels, s.alpha, lambda);
   r.objective.push_back(s.objective);
   r.stop_reason = "max_iter";
-  for (r.iterations = 0; r.iterations < max_iter;) {
+  TerminalProgress progress("mkl (simple): iterations, of at most", max_iter);
+  for (r.iterations = 0; r.iterations < max_iter; progress.update(r.iterations)) {
     // KKT on the simplex: equal gradients on the support, none smaller off it.
     if (simple_mkl_kkt_gap(r.theta, g) <= tol) {
       r.stop_reason = "KKT conditions hold";

@@ -4,6 +4,8 @@
 
 #include <sys/resource.h>
 #if defined(__GLIBC__)
+#include <dlfcn.h>
+#include <link.h>
 #include <malloc.h>
 #endif
 #include <unistd.h>
@@ -11,6 +13,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <thread>
 
 #include "mmfusion/base/errors.hpp"
 
@@ -65,6 +69,39 @@ MemoryUsage memory_usage() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   m.peak_rss_mb = usage.ru_maxrss / 1024.0;  // Linux reports KiB
+  return m;
+}
+
+MachineInfo machine_info() {
+  MachineInfo m;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; m.cpu.empty() && std::getline(cpuinfo, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      m.cpu = line.substr(line.find(':') + 1);
+      m.cpu.erase(0, m.cpu.find_first_not_of(" \t"));
+    }
+  if (m.cpu.empty()) m.cpu = "unknown";
+  m.cores = available_cores();
+  // The loaded libraries whose file name says BLAS, resolved through their links.
+  std::string blas;
+  dl_iterate_phdr(
+      [](struct dl_phdr_info* info, size_t, void* data) {
+        const std::string name = info->dlpi_name ? info->dlpi_name : "";
+        const std::string file = name.substr(name.rfind('/') + 1);
+        if (file.find("blas") == std::string::npos) return 0;
+        char resolved[4096];
+        std::string& out = *static_cast<std::string*>(data);
+        out += (out.empty() ? "" : ", ") +
+               std::string(::realpath(name.c_str(), resolved) ? resolved : name.c_str());
+        return 0;
+      },
+      &blas);
+  using Config = char* (*)();
+  if (auto* config = reinterpret_cast<Config>(::dlsym(RTLD_DEFAULT, "openblas_get_config")))
+    if (const char* text = config()) blas += std::string(blas.empty() ? "" : " (") + text + (blas.empty() ? "" : ")");
+  m.blas = blas.empty() ? "none loaded (LibTorch's own kernels)" : blas;
+  m.torch = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+            std::to_string(TORCH_VERSION_PATCH);
   return m;
 }
 

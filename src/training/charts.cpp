@@ -46,6 +46,7 @@ void write_charts(const RunPaths& paths, const std::string& run_name) {
   if (relevance.empty()) return;
   options.title = "Relevance score per block: " + run_name;
   options.y_label = "relevance score";
+  options.legend_title = "block (modality subset)";
   atomic_write_text(paths.relevance_svg, line_chart(options, relevance));
 }
 

@@ -36,7 +36,7 @@ void check_resume_overrides(const std::vector<std::string>& overrides) {
     std::string names;
     for (const auto& k : config_keys())
       if (k.resumable) names += (names.empty() ? "" : ", ") + k.path;
-    throw ConfigError("--set " + key +
+    throw UsageError("--set " + key +
                       ": cannot be changed when resuming (it would change the "
                       "model, data or optimizer); allowed: " +
                       names);
@@ -275,6 +275,30 @@ void log_results(spdlog::logger& log, const TrainOutcome& outcome, const RunPath
            paths.results);
 }
 
+// The run in its folder: the log, training, results.
+TrainOutcome train_in(const TrainArgs& args, ExperimentConfig& config, const Placement& where,
+                      std::optional<Checkpoint>& checkpoint, Scaling& scaling,
+                      const DataSplits& data, double data_seconds, const RunPaths& paths,
+                      const std::string& dir) {
+  const auto log = open_run(paths, config, where);
+  log_start(*log, args, config, checkpoint, dir, where);
+  if (checkpoint && where.leader && !args.out.empty()) seed_branch_best(*checkpoint, paths, *log);
+  if (checkpoint && where.leader && args.out.empty())
+    repair_after_failed_write(*checkpoint, paths, *log);
+  log_data(*log, config, data, data_seconds, scaling, checkpoint.has_value());
+  report_nonfinite(*log, config, data, paths, where.leader);
+
+  torch::manual_seed(config.train.seed);  // model initialisation and dropout
+  Trainer trainer(config, data, where.device, paths, log, scaling);
+  trainer.set_communicator(where.comm);
+  if (checkpoint) trainer.restore(*checkpoint);
+  trainer.fit(&stop_signal());
+  if (!where.leader) return {dir, json::object(), false};
+  TrainOutcome outcome{dir, trainer.write_results(), true};
+  log_results(*log, outcome, paths);
+  return outcome;
+}
+
 }  // namespace
 
 TrainOutcome run_train(const TrainArgs& args) {
@@ -304,23 +328,19 @@ TrainOutcome run_train(const TrainArgs& args) {
   Scaling scaling = fit_scaling(config, data, checkpoint, where);
 
   const RunPaths paths(dir);
-  const auto log = open_run(paths, config, where);
-  log_start(*log, args, config, checkpoint, dir, where);
-  if (checkpoint && where.leader && !args.out.empty()) seed_branch_best(*checkpoint, paths, *log);
-  if (checkpoint && where.leader && args.out.empty())
-    repair_after_failed_write(*checkpoint, paths, *log);
-  log_data(*log, config, data, data_seconds, scaling, checkpoint.has_value());
-  report_nonfinite(*log, config, data, paths, where.leader);
-
-  torch::manual_seed(config.train.seed);  // model initialisation and dropout
-  Trainer trainer(config, data, where.device, paths, log, scaling);
-  trainer.set_communicator(where.comm);
-  if (checkpoint) trainer.restore(*checkpoint);
-  trainer.fit(&stop_signal());
-  if (!where.leader) return {dir, json::object(), false};
-  TrainOutcome outcome{dir, trainer.write_results(), true};
-  log_results(*log, outcome, paths);
-  return outcome;
+  try {
+    return train_in(args, config, where, checkpoint, scaling, data, data_seconds, paths, dir);
+  } catch (const WriteError& e) {
+    // A fresh run that failed to write before its first checkpoint (its config.json, its
+    // first log lines) leaves a folder that --out refuses; say which to remove.
+    const std::string what = e.what();
+    std::error_code ec;
+    if (!where.leader || !args.resume.empty() || fs::exists(paths.last, ec) ||
+        what.find("run the same command again") != std::string::npos)
+      throw;
+    throw WriteError(what + "; no checkpoint of this run was saved (remove " + dir +
+                     " and run the same command again once there is space)");
+  }
 }
 
 }  // namespace mmfusion

@@ -129,7 +129,8 @@ void Trainer::stop_after_failed_write(const std::string& what) const {
                 "{} holds epoch {} (continue with: mmfusion train --resume {} once there "
                 "is space)",
                 paths_.last, saved_epoch_, paths_.last)
-          : "no checkpoint of this run was saved";
+          : "no checkpoint of this run was saved (remove " + paths_.dir +
+                " and run the same command again once there is space)";
   throw WriteError(what + "; the run stopped: " + kept);
 }
 
@@ -512,6 +513,9 @@ json Trainer::write_results() {
   };
   json params = json::object();
   for (const auto& [name, count] : parameter_counts(*model)) params[name] = count;
+  auto machine_json = [](const MachineInfo& m) {
+    return json{{"cpu", m.cpu}, {"cores", m.cores}, {"blas", m.blas}, {"torch", m.torch}};
+  };
   json results = {{"mmfusion_version", kVersion},
                   {"checkpoint", evaluated},
                   {"best_epoch", best.progress.best_epoch},
@@ -523,10 +527,18 @@ json Trainer::write_results() {
                        ? double(progress_.epoch) * double(train_rows()) / progress_.train_seconds
                        : 0.0},
                   {"parameters", params},
+                  {"machine", machine_json(machine_info())},
                   {"val", evaluate_on(val_)},
                   {"test", evaluate_on(test_)}};
   if (const json scores = relevance_json(*model); !scores.empty()) results["relevance"] = scores;
-  atomic_write_text(paths_.results, results.dump(2) + "\n");
+  try {
+    atomic_write_text(paths_.results, results.dump(2) + "\n");
+  } catch (const WriteError& e) {
+    // The training is done and saved: a resume of it only evaluates and writes this file.
+    throw WriteError(std::string(e.what()) + "; the training is complete in " + paths_.last +
+                     " (write results.json with: mmfusion train --resume " + paths_.last +
+                     " once there is space)");
+  }
   return results;
 }
 

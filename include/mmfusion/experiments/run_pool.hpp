@@ -44,6 +44,12 @@ int worker_exit_code(const RunsOutcome& outcome);
 // Trains run i of `set` in this process; counts it in `outcome`.
 void train_in_process(const RunSet& set, size_t i, spdlog::logger& log, RunsOutcome& outcome);
 
+// Trains the runs `indices` one after another in this process; each run's log line says
+// how many are done and, once one has trained, about how long the rest will take (as
+// train_in_workers' lines do).
+void train_all_in_process(const RunSet& set, const std::vector<size_t>& indices,
+                          spdlog::logger& log, RunsOutcome& outcome);
+
 // Trains the runs `indices` in up to `jobs` worker processes at once, each in its own
 // process group with OpenMP's passive wait policy (docs/performance.md); their output goes
 // to DIR/logs/<name>.log. A stop signal is passed on to the workers, which save and exit;

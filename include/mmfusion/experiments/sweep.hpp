@@ -30,6 +30,9 @@ struct SweepArgs {
   int jobs = 1;        // --jobs J: combinations at once, one process each
   std::string shard;   // --shard K/N: this process's share ("" = all)
   std::string report;  // --report DIR: rebuild DIR's reports, train nothing
+  // --baseline KEY=VALUE (one per grid key but seed): the combination summary.md's paired
+  // comparisons are against, instead of the best one
+  std::vector<std::string> baseline;
   // --worker NAME (what --jobs starts): train that combination of --out's sweep.json
   std::string worker;
   int64_t worker_threads = 0;  // --worker-threads T: its threads (0: as configured)

@@ -39,11 +39,19 @@ struct Paired {
 Paired paired_difference(const std::vector<double>& a, const std::vector<double>& reference,
                          bool lower_is_better);
 
+// The combination that `baseline` ("KEY=VALUE", one per grid key but seed) names: UsageError
+// naming --baseline where a key is not the grid's, a value not among its values, or a key
+// is left out. Empty baseline: none.
+Combination baseline_combination(const std::vector<GridAxis>& axes,
+                                 const std::vector<std::string>& baseline);
+
 // Writes DIR/results.csv, DIR/summary.md (titled with the sweep's name; with each
-// combination's paired comparison against the best one, by seed) and DIR/summary.json
-// (the comparisons, for scripts), and DIR/chart.svg (against chart_x_axis(axes, x)) from
-// the runs' results.json.
+// combination's paired comparison against the best one, or the baseline's, by seed; and
+// the machines the runs were measured on) and DIR/summary.json (the comparisons and the
+// machines, for scripts), and DIR/chart.svg (against chart_x_axis(axes, x)) from the runs'
+// results.json.
 void write_sweep_reports(const std::string& dir, const std::string& name,
-                         const std::vector<GridAxis>& axes, Task task, const std::string& x = "");
+                         const std::vector<GridAxis>& axes, Task task, const std::string& x = "",
+                         const std::vector<std::string>& baseline = {});
 
 }  // namespace mmfusion

@@ -43,6 +43,8 @@ struct Attribution {
   std::map<uint32_t, Estimate> mobius;
   std::vector<Estimate> shapley;        // [players]; empty without every subset or permutations
   std::vector<Estimate> leave_one_out;  // [players]; empty without the full set and each N\{i}
+  std::vector<Estimate> orders;  // [players]: the sum of the pure terms of each size; empty
+                                 // without every subset
 };
 
 // `runs[mask]`: v(mask) per seed, the same number of runs for every mask, run k of every

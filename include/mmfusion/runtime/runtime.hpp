@@ -36,6 +36,17 @@ struct MemoryUsage {
 };
 MemoryUsage memory_usage();
 
+// The machine a figure was measured on, as results name it: the CPU model
+// (/proc/cpuinfo), the cores this process may use, the BLAS library the dynamic loader
+// resolved (the file behind libblas.so.3, with OpenBLAS's own configuration line, which
+// names the kernel it chose for this CPU), and LibTorch's version. Another CPU or BLAS
+// gives other bits (docs/experiments.md).
+struct MachineInfo {
+  std::string cpu, blas, torch;
+  int64_t cores = 0;
+};
+MachineInfo machine_info();
+
 // An environment variable; `fallback` when it is unset or empty.
 std::string env_string(const char* name, const std::string& fallback = "");
 // A non-negative integer variable; `fallback` when unset or empty; ConfigError naming the
