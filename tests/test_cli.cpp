@@ -665,6 +665,10 @@ TEST(Cli, OptionErrorsAreUsageErrorsThatNameTheOptionAsTyped) {
       {"train --config " + tiny() + " --set model.rank --out " + dir.file("t"),
        "usage error: --set model.rank: "},
       {"attribute --config " + tiny() + " --jobs 0 --out " + dir.file("a"), "usage error: --jobs 0: "},
+      {"attribute --config " + tiny() + " --seeds 0 --dry-run --out " + dir.file("a"),
+       "usage error: --seeds 0: "},
+      {"attribute --config " + tiny() + " --bootstrap -1 --dry-run --out " + dir.file("a"),
+       "usage error: --bootstrap -1: "},
   };
   for (const auto& [args, words] : cases) {
     const Result r = run(args, dir);

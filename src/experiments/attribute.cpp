@@ -134,10 +134,10 @@ void resolve(AttributionPlan& plan) {
   for (const auto& m : plan.config.data.modalities) plan.names.push_back(m.name);
   const int M = static_cast<int>(plan.names.size());
   if (plan.seeds < 1 || plan.seeds > kMaxSeeds)
-    throw UsageError("seeds " + std::to_string(plan.seeds) + ": expected 1 to " +
+    throw UsageError("--seeds " + std::to_string(plan.seeds) + ": expected 1 to " +
                      std::to_string(kMaxSeeds));
   if (plan.bootstrap < 0 || plan.bootstrap > kMaxBootstrap)
-    throw UsageError("bootstrap " + std::to_string(plan.bootstrap) + ": expected 0 to " +
+    throw UsageError("--bootstrap " + std::to_string(plan.bootstrap) + ": expected 0 to " +
                      std::to_string(kMaxBootstrap));
   if (M > kMaxAttributionPlayers)
     throw ConfigError("attribute: " + std::to_string(M) + " modalities; at most " +
@@ -159,7 +159,7 @@ void resolve(AttributionPlan& plan) {
     plan.masks.assign(masks.begin(), masks.end());
   } else if (plan.mode == kModeSampled) {
     if (plan.permutations < 0 || plan.permutations > kMaxPermutations)
-      throw UsageError("permutations " + std::to_string(plan.permutations) + ": expected 1 to " +
+      throw UsageError("--permutations " + std::to_string(plan.permutations) + ": expected 1 to " +
                        std::to_string(kMaxPermutations) + " (0: 2M)");
     const int count = plan.permutations > 0 ? plan.permutations : 2 * M;
     plan.orders = sample_permutations(M, count, splitmix64(plan.config.seed, 0xA77));
