@@ -1,10 +1,12 @@
 """Python side of the interop test: reads an mmfusion checkpoint and a data file with
-plain PyTorch, recomputes the LMF forward pass from the state dict (an implementation
-independent of the C++ one; an LSTM encoder's recurrence written out by hand), prints the MSE it finds, and writes a data file of its own.
+plain PyTorch, recomputes the LMF or MulT forward pass from the state dict (an
+implementation independent of the C++ one; an LSTM encoder's recurrence and MulT's
+attention written out by hand), prints the MSE it finds, and writes a data file of its own.
 
 usage: python_interop.py CHECKPOINT DATA_FILE OUTPUT_DATA_FILE
 """
 import json
+import math
 import sys
 
 import torch
@@ -57,6 +59,103 @@ def lmf_forward(sd, config, inputs, lengths=None):
     return y
 
 
+def scaled(sd, name, x):
+    if f"scaling.mean_{name}" in sd:                                     # data.standardize
+        x = (x - sd[f"scaling.mean_{name}"]) / sd[f"scaling.scale_{name}"]
+    return x
+
+
+def sinusoid(steps, width):
+    t = torch.arange(steps, dtype=torch.float64).unsqueeze(1)
+    i = torch.arange(0, width, 2, dtype=torch.float64)
+    angle = t * torch.exp(i * (-math.log(10000.0) / width))
+    pe = torch.zeros(steps, width, dtype=torch.float64)
+    pe[:, 0::2] = torch.sin(angle)
+    pe[:, 1::2] = torch.cos(angle[:, : width // 2])
+    return pe
+
+
+def layer_norm(sd, p, x):
+    mean = x.mean(-1, keepdim=True)
+    var = x.var(-1, unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var + 1e-5) * sd[p + "weight"] + sd[p + "bias"]
+
+
+def linear(sd, p, x):
+    return x @ sd[p + "weight"].T + sd[p + "bias"]
+
+
+def attention(sd, p, q, k, keep, heads):
+    """Multi-head attention by hand: q [B, Tq, W], k [B, Tk, W] (keys and values), keep
+    [B, Tk] (False: a key no query may see)."""
+    W = q.shape[-1]
+    w, b = sd[p + "in_proj_weight"], sd[p + "in_proj_bias"]
+    Q, K, V = (x @ w[j * W:(j + 1) * W].T + b[j * W:(j + 1) * W] for j, x in enumerate((q, k, k)))
+    B, Tq, Tk, hd = Q.shape[0], Q.shape[1], K.shape[1], W // heads
+    Q = Q.view(B, Tq, heads, hd).transpose(1, 2) / math.sqrt(hd)
+    K = K.view(B, Tk, heads, hd).transpose(1, 2)
+    V = V.view(B, Tk, heads, hd).transpose(1, 2)
+    scores = (Q @ K.transpose(-1, -2)).masked_fill(~keep[:, None, None, :], float("-inf"))
+    a = (torch.softmax(scores, -1) @ V).transpose(1, 2).reshape(B, Tq, W)
+    return linear(sd, p + "out_proj.", a)
+
+
+def stack(sd, p, x, kv, keep, heads):
+    """A MulT transformer: inputs scaled by sqrt(W) plus positions; pre-norm layers with one
+    LayerNorm for queries, keys and values; a final LayerNorm."""
+    W = x.shape[-1]
+    def embed(t):
+        return t * math.sqrt(W) + sinusoid(t.shape[1], W)
+    h = embed(x)
+    src = embed(kv) if kv is not None else None
+    i = 0
+    while f"{p}layers.{i}.norm0.weight" in sd:
+        layer = f"{p}layers.{i}."
+        q = layer_norm(sd, layer + "norm0.", h)
+        k = layer_norm(sd, layer + "norm0.", src) if src is not None else q
+        h = h + attention(sd, layer + "attention.", q, k, keep, heads)
+        f = torch.relu(linear(sd, layer + "fc1.", layer_norm(sd, layer + "norm1.", h)))
+        h = h + linear(sd, layer + "fc2.", f)
+        i += 1
+    return layer_norm(sd, p + "norm.", h)
+
+
+def mult_forward(sd, config, inputs, lengths):
+    mods = config["data"]["modalities"]
+    heads = config["model"]["mult"]["heads"]
+    h, keep, last = [], [], []
+    for mod, x in zip(mods, inputs):
+        name = mod["name"]
+        x = scaled(sd, name, x)
+        if mod.get("sequence"):
+            n = lengths[name]
+            x = x * (torch.arange(x.shape[1])[None, :] < n[:, None]).unsqueeze(2)  # zero padding
+        else:
+            x, n = x.unsqueeze(1), torch.ones(x.shape[0], dtype=torch.int64)
+        w = sd[f"model.project.{name}.weight"]                             # (d, D, k)
+        k = w.shape[2]
+        y = torch.nn.functional.conv1d(
+            torch.nn.functional.pad(x.transpose(1, 2), ((k - 1) // 2, k - 1 - (k - 1) // 2)), w)
+        h.append(y.transpose(1, 2))                                        # [B, T, d]
+        T = y.shape[2]
+        n = n.clamp(max=T)
+        keep.append(torch.arange(T)[None, :] < n.clamp(min=1)[:, None])
+        last.append(n.clamp(min=1) - 1)
+    pooled = []
+    for t, target in enumerate(mods):
+        parts = [stack(sd, f"model.cross.{target['name']}_from_{source['name']}.", h[t], h[s], keep[s], heads)
+                 for s, source in enumerate(mods) if s != t]
+        c = torch.cat(parts, 2)
+        if f"model.memory.{target['name']}.norm.weight" in sd:
+            c = stack(sd, f"model.memory.{target['name']}.", c, None, keep[t], heads)
+        pooled.append(c[torch.arange(c.shape[0]), last[t]])
+    z = torch.cat(pooled, 1)
+    y = linear(sd, "model.out.", z + linear(sd, "model.proj2.", torch.relu(linear(sd, "model.proj1.", z))))
+    if "scaling.target_mean" in sd:                                      # data.standardize_target
+        y = y * sd["scaling.target_scale"] + sd["scaling.target_mean"]
+    return y
+
+
 def main():
     checkpoint, data_file, output = sys.argv[1:4]
     m = torch.jit.load(checkpoint)
@@ -64,9 +163,10 @@ def main():
     assert meta["format"] == "mmfusion-checkpoint", meta["format"]
     config = meta["config"]
     sd = {k: v.double() if v.is_floating_point() else v for k, v in m.state_dict().items()}
-    rank, fused = config["model"]["rank"], config["model"]["fused_dim"]
-    hidden = config["model"]["encoder_hidden"][-1]
-    assert tuple(sd["model.fusion.factor_visual"].shape) == (rank, hidden + 1, fused)
+    if config["model"]["type"] == "lmf":
+        rank, fused = config["model"]["rank"], config["model"]["fused_dim"]
+        hidden = config["model"]["encoder_hidden"][-1]
+        assert tuple(sd["model.fusion.factor_visual"].shape) == (rank, hidden + 1, fused)
 
     # weights_only=True is torch.load's default from PyTorch 2.6: the file must pass it.
     data = torch.load(data_file, weights_only=True)
@@ -76,7 +176,8 @@ def main():
     assert sorted(data) == sorted(names + [n + "_lengths" for n in sequences] + ["target"]), sorted(data)
     inputs = [data[n].double() for n in names]
     lengths = {n: data[n + "_lengths"] for n in sequences}
-    y = lmf_forward(sd, config, inputs, lengths)[:, 0]
+    forward = mult_forward if config["model"]["type"] == "mult" else lmf_forward
+    y = forward(sd, config, inputs, lengths)[:, 0]
     mse = torch.mean((y - data["target"].double()) ** 2).item()
     print(json.dumps({"mse": mse, "epoch": meta["progress"]["epoch"]}))
 

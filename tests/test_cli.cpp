@@ -275,6 +275,20 @@ TEST(PythonInterop, AnLstmEncodersForwardPassIsRecomputedInPython) {
       "--set data.standardize=zscore");
 }
 
+// MulT (issue 46): Python recomputes its forward pass from the state dict, attention by
+// hand, on a vector modality and two sequences (one with a Conv1d kernel of 3, whose
+// padding must be zeros), with key masks by length.
+TEST(PythonInterop, AMulTForwardPassIsRecomputedInPython) {
+  if (!python_has_torch()) GTEST_SKIP() << "no Python with torch at " << MMFUSION_PYTHON;
+  python_round_trip(
+      "--set 'data.modalities=[{\"name\":\"visual\",\"dim\":16},{\"name\":\"audio\",\"dim\":8,"
+      "\"sequence\":true,\"max_len\":5},{\"name\":\"text\",\"dim\":24,\"sequence\":true,\"max_len\":6}]' "
+      "--set model.type=mult --set model.mult.width=8 --set model.mult.heads=2 "
+      "--set model.mult.layers=2 --set model.mult.memory_layers=1 "
+      "--set 'model.mult.kernel={\"text\":3,\"audio\":2}' --set data.synthetic.min_len=2 "
+      "--set data.standardize=zscore --set data.standardize_target=true");
+}
+
 TEST(Cli, EveryRunWritesAWellFormedLossChart) {
   TempDir dir;
   const std::string cmd = std::string(MMFUSION_BINARY) + " train --config " +

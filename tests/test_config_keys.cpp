@@ -37,6 +37,8 @@ const std::vector<std::vector<std::string>>& variants() {
       {"data.synthetic.weights=null",
        "data.synthetic.terms=[{\"modalities\":[\"visual\",\"audio\"],\"weight\":2}]"},
       {"model.type=intense", "model.intense.interactions=[[\"visual\",\"text\"]]"},
+      {"model.type=mult", "model.mult.kernel={\"text\":3}", "model.mult.dropout.input=0.2",
+       "model.mult.pool=mean"},
       {"model.encoders={\"text\":[64,8]}", "model.type=tfn", "model.post_hidden=[]"},
       {"mkl.interactions=all", "mkl.kernels.text.type=linear",
        "mkl.kernels.default.gamma_scale=0.5"},

@@ -32,6 +32,7 @@ const char* to_string(ModelType v) {
     case ModelType::Concat: return "concat";
     case ModelType::Late: return "late";
     case ModelType::Intense: return "intense";
+    case ModelType::MulT: return "mult";
   }
   return "?";
 }
@@ -182,7 +183,7 @@ const std::vector<Loss>& all_values() {
 template <>
 const std::vector<ModelType>& all_values() {
   static const std::vector<ModelType> v{ModelType::LMF, ModelType::TFN, ModelType::Concat,
-                                        ModelType::Late, ModelType::Intense};
+                                        ModelType::Late, ModelType::Intense, ModelType::MulT};
   return v;
 }
 template <>

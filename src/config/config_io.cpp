@@ -66,6 +66,21 @@ ExperimentConfig parse_config(const json& doc, std::vector<std::string>* depreca
     }
   }
   if (c.model.type == ModelType::Intense) check_intense_blocks(c.model);
+  if (c.model.type == ModelType::MulT) {
+    const size_t M = c.data.modalities.size();
+    if (M < 2)
+      fail("model.type", "\"mult\" attends across modalities and needs at least 2; data.modalities has " +
+                             std::to_string(M));
+    if (c.model.mult.width % c.model.mult.heads != 0)
+      fail("model.mult.heads", std::to_string(c.model.mult.heads) + " heads do not divide width " +
+                                   std::to_string(c.model.mult.width));
+    if (c.train.modality_dropout > 0)
+      fail("train.modality_dropout", "not for \"mult\", which has no learned missing encodings "
+                                     "(use it with lmf, tfn, concat, late or intense)");
+    if (c.model.mult.mmsa_compat && M != 3)
+      fail("model.mult.mmsa_compat", "MMSA's MulT takes exactly 3 modalities (text, audio, vision); "
+                                     "data.modalities has " + std::to_string(M));
+  }
   if (c.train.factor_lr > 0 && c.model.type != ModelType::LMF)
     fail("train.factor_lr",
          "only LMF has factors; model.type is \"" + std::string(to_string(c.model.type)) + "\"");

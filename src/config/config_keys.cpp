@@ -3,10 +3,13 @@
 // them.
 #include "mmfusion/config/config_keys.hpp"
 
+#include <algorithm>
+#include <map>
 #include <regex>
 #include <type_traits>
 
 #include "config_reader.hpp"
+#include "mmfusion/base/files.hpp"
 
 namespace mmfusion {
 
@@ -593,6 +596,68 @@ ConfigKey used_by(ConfigKey k, std::string commands) {
   return k;
 }
 
+// A value per modality, given as one number for all or as {modality: value} (the others
+// keep `fallback`); stored resolved, {modality: value} for every modality.
+template <typename T, typename Field>
+ConfigKey per_modality_value(std::string path, Field field, double min, double max, T fallback,
+                             bool integral, std::string description) {
+  const std::string range = (integral ? "integer " : "number ") + format_number(min) + " to " +
+                            format_number(max);
+  json one = {{"type", integral ? "integer" : "number"}, {"minimum", min}, {"maximum", max}};
+  ConfigKey k = special(std::move(path), (integral ? "integer" : "number") + std::string(" or object"),
+                        range + ", or {modality: value}",
+                        {{"anyOf", json::array({one, {{"type", "object"},
+                                                       {"additionalProperties", one}}})}},
+                        std::move(description));
+  k.parse = [field, min, max, fallback, integral](ExperimentConfig& c, const json* v,
+                                                  const std::string& at, const json*) {
+    auto& out = field(c);
+    out.clear();
+    auto value = [&](const json& x, const std::string& where) -> T {
+      if (!x.is_number() || (integral && !x.is_number_integer()))
+        fail(where, std::string("expected ") + (integral ? "an integer" : "a number") + ", got " +
+                        describe(x));
+      const double d = x.get<double>();
+      if (!(d >= min && d <= max))
+        fail(where, "expected " + format_number(min) + " to " + format_number(max) + ", got " +
+                        format_number(d));
+      return static_cast<T>(d);
+    };
+    T all = fallback;
+    std::map<std::string, T> named;
+    if (v && v->is_object()) {
+      for (const auto& [name, x] : v->items()) {
+        const bool known = std::any_of(c.data.modalities.begin(), c.data.modalities.end(),
+                                       [&](const ModalityConfig& m) { return m.name == name; });
+        if (!known) fail(at + "." + name, "not a modality of data.modalities");
+        named[name] = value(x, at + "." + name);
+      }
+    } else if (v) {
+      all = value(*v, at);
+    }
+    for (const auto& m : c.data.modalities) out[m.name] = named.count(m.name) ? named[m.name] : all;
+  };
+  k.get = [field](const ExperimentConfig& c, const std::string&) {
+    return json(field(const_cast<ExperimentConfig&>(c)));
+  };
+  k.default_rule = format_number(double(fallback)) + " for every modality";
+  return k;
+}
+
+template <typename Field>
+ConfigKey per_modality_integer(std::string path, Field field, double min, double max,
+                               int64_t fallback, std::string description) {
+  return per_modality_value<int64_t>(std::move(path), field, min, max, fallback, true,
+                                     std::move(description));
+}
+
+template <typename Field>
+ConfigKey per_modality_number(std::string path, Field field, double fallback,
+                              std::string description) {
+  return per_modality_value<double>(std::move(path), field, 0, 1, fallback, false,
+                                    std::move(description));
+}
+
 bool synthetic(const ExperimentConfig& c) { return c.data.source == DataSource::Synthetic; }
 bool from_file(const ExperimentConfig& c) { return c.data.source == DataSource::File; }
 
@@ -1104,6 +1169,53 @@ std::vector<ConfigKey> make_table() {
     k.default_rule = "every pair of modalities, and the full set with exactly 3";
     t.push_back(k);
   }
+
+  t.push_back(group("model.mult", "MulT, the Multimodal Transformer (mult.md)"));
+  t.push_back(integer("model.mult.width", MMF_FIELD(model.mult.width), 1, 4096,
+                      "d: every modality's Conv1d projection and every cross-modal layer's width"));
+  t.push_back(integer("model.mult.heads", MMF_FIELD(model.mult.heads), 1, 256,
+                      "attention heads of every layer; must divide `width`"));
+  t.push_back(integer("model.mult.layers", MMF_FIELD(model.mult.layers), 1, 64,
+                      "layers of each cross-modal transformer (target × source)"));
+  t.push_back(integer("model.mult.memory_layers", MMF_FIELD(model.mult.memory_layers), 0, 64,
+                      "layers of each target's self-attention transformer over its concatenated "
+                      "cross-modal outputs; 0: none"));
+  t.push_back(per_modality_integer(
+      "model.mult.kernel", [](ExperimentConfig& c) -> auto& { return c.model.mult.kernel; }, 1, 64, 1,
+      "the Conv1d's kernel size, one number for every modality or `{modality: size}`"));
+  t.push_back(row("model.mult.causal", KeyKind::Boolean, MMF_FIELD(model.mult.causal),
+                  "a query step attends only to source steps at or before its own time (by "
+                  "position relative to the sequences' lengths)"));
+  {
+    ConfigKey k = row("model.mult.pool", KeyKind::String, MMF_FIELD(model.mult.pool),
+                      "`last`: each target's last valid step; `mean`: the mean of its valid steps");
+    k.pattern = "last|mean";
+    k.pattern_message = "expected \"last\" or \"mean\"";
+    k.range_text = "`last`, `mean`";
+    t.push_back(k);
+  }
+  t.push_back(group("model.mult.dropout", "MulT's dropouts"));
+  t.push_back(per_modality_number(
+      "model.mult.dropout.attention",
+      [](ExperimentConfig& c) -> auto& { return c.model.mult.attention_dropout; }, 0.1,
+      "attention dropout, one number or `{modality: p}`: a modality's value serves the "
+      "cross-modal transformers it is the source of and its own memory transformer"));
+  t.push_back(number("model.mult.dropout.relu", MMF_FIELD(model.mult.relu_dropout), 0, 1, true,
+                     "dropout after the feed-forward ReLU"));
+  t.push_back(number("model.mult.dropout.embedding", MMF_FIELD(model.mult.embedding_dropout), 0, 1,
+                     true, "dropout of the scaled, position-encoded inputs of every transformer"));
+  t.push_back(number("model.mult.dropout.residual", MMF_FIELD(model.mult.residual_dropout), 0, 1,
+                     true, "dropout of each sublayer's output before its residual sum"));
+  t.push_back(per_modality_number(
+      "model.mult.dropout.input",
+      [](ExperimentConfig& c) -> auto& { return c.model.mult.input_dropout; }, 0.0,
+      "dropout of a modality's input features, one number or `{modality: p}` (MMSA: text 0.5)"));
+  t.push_back(number("model.mult.dropout.output", MMF_FIELD(model.mult.output_dropout), 0, 1, true,
+                     "dropout inside the head's residual block"));
+  t.push_back(row("model.mult.mmsa_compat", KeyKind::Boolean, MMF_FIELD(model.mult.mmsa_compat),
+                  "MMSA's MulT: no key masks (padded steps are attended to), the padded last step, "
+                  "a Conv1d without padding, MMSA's causal mask; exactly 3 modalities, taken as text, "
+                  "audio, vision in the config's order (mult.md says why it is off)"));
 
   // ---- train
   t.push_back(group("train", "the optimisation", "train, bench"));

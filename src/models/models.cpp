@@ -208,6 +208,16 @@ double RecurrentEncoderImpl::extra_flops(int64_t steps) const {
   return flops;
 }
 
+torch::Tensor sinusoidal_positions(int64_t T, int64_t W, const torch::TensorOptions& options) {
+  const auto t = torch::arange(T, options).unsqueeze(1);
+  const auto i = torch::arange(0, W, 2, options);
+  const auto angle = t * torch::exp(i * (-std::log(10000.0) / double(W)));
+  auto pe = torch::zeros({T, W}, options);
+  pe.slice(1, 0, W, 2).copy_(torch::sin(angle));
+  pe.slice(1, 1, W, 2).copy_(torch::cos(angle.slice(1, 0, W / 2)));
+  return pe;
+}
+
 TransformerEncoderImpl::TransformerEncoderImpl(int64_t input_dim, int64_t max_len,
                                                const EncoderConfig& config, double model_dropout)
     : config_(config),
@@ -239,14 +249,7 @@ torch::Tensor TransformerEncoderImpl::forward(torch::Tensor x) {
   if (config_.positions == Positions::Learned) {
     h = h + positions_.slice(0, 0, T).unsqueeze(0);
   } else {
-    // sin(t / 10000^(2i/W)) in even columns, cos in odd ones (Vaswani et al., 2017).
-    const auto t = torch::arange(T, x.options()).unsqueeze(1);
-    const auto i = torch::arange(0, W, 2, x.options());
-    const auto angle = t * torch::exp(i * (-std::log(10000.0) / double(W)));
-    auto pe = torch::zeros({T, W}, x.options());
-    pe.slice(1, 0, W, 2).copy_(torch::sin(angle));
-    pe.slice(1, 1, W, 2).copy_(torch::cos(angle.slice(1, 0, W / 2)));
-    h = h + pe.unsqueeze(0);
+    h = h + sinusoidal_positions(T, W, x.options()).unsqueeze(0);
   }
   if (token_.defined()) {
     h = torch::cat({token_.expand({B, 1, W}), h}, 1);
@@ -711,6 +714,7 @@ ModelPtr make_model(const ModelConfig& model, const std::vector<ModalityConfig>&
     case ModelType::Concat: return ConcatFusion(modalities, model, output_dim).ptr();
     case ModelType::Late: return LateFusion(modalities, model, output_dim).ptr();
     case ModelType::Intense: return Intense(modalities, model, output_dim).ptr();
+    case ModelType::MulT: return make_mult(modalities, model, output_dim);
   }
   throw ConfigError("model.type: unknown model type");
 }

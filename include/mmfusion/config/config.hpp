@@ -16,7 +16,7 @@ namespace mmfusion {
 // new value must be handled in. to_string gives the config's spelling.
 enum class Task { Regression, Classification };
 enum class Loss { MSE, L1, Huber, CrossEntropy };
-enum class ModelType { LMF, TFN, Concat, Late, Intense };
+enum class ModelType { LMF, TFN, Concat, Late, Intense, MulT };
 enum class OptimizerType { Adam, AdamW, SGD };
 enum class Activation { ReLU, Tanh };       // after each encoder Linear layer
 enum class RankWeighting { Learned, Sum };  // LMF: learned (1, rank) weights or a plain sum
@@ -245,6 +245,29 @@ struct IntenseConfig {
   double reg = 0.05;       // weight of the l_{2,q} block regulariser in the loss
 };
 
+// The Multimodal Transformer (MulT; Tsai et al., 2019; docs/mult.md): a Conv1d per
+// modality to `width`, cross-modal transformers (each target modality's queries, each
+// other modality's keys and values; `layers` each), a self-attention transformer over
+// each target's concatenated outputs (`memory_layers`), the last valid step (or the
+// masked mean) of each, and a residual head. Per-modality values are stored resolved,
+// one per modality.
+struct MultConfig {
+  int64_t width = 32;          // d: every modality's projection
+  int64_t heads = 4;           // attention heads (divides width)
+  int64_t layers = 2;          // layers of each cross-modal transformer
+  int64_t memory_layers = 3;   // layers of each target's self-attention transformer
+  std::map<std::string, int64_t> kernel;  // the Conv1d's kernel per modality (default 1)
+  bool causal = false;         // a query step attends to source steps at or before its time
+  std::string pool = "last";   // last: the last valid step; mean: the masked mean
+  std::map<std::string, double> attention_dropout;  // per modality (default 0.1)
+  double relu_dropout = 0.1, embedding_dropout = 0.1, residual_dropout = 0.1,
+         output_dropout = 0.1;
+  std::map<std::string, double> input_dropout;  // per modality (default 0)
+  // MMSA's behaviour: no key masks, the padded last step, 3 modalities in MMSA's order
+  // (text, audio, vision), Conv1d without padding, MMSA's causal mask.
+  bool mmsa_compat = false;
+};
+
 // One modality's encoder (model.encoders.<name>; docs/sequences.md). mlp: an MLP of
 // `hidden` sizes, with an optional batch norm of its input (the LMF paper's audio and
 // visual subnets); a list of hidden sizes alone is shorthand for {"type": "mlp",
@@ -295,6 +318,7 @@ struct ModelConfig {
   LateCombine late_combine = LateCombine::Sum;    // late: sum or mean of per-modality heads
   int64_t max_fused_size = 1 << 22;               // tfn, intense: refuse larger outer products
   IntenseConfig intense;                          // intense
+  MultConfig mult;                                // mult
 };
 
 struct TrainConfig {

@@ -389,6 +389,15 @@ TORCH_MODULE(Intense);
 // The model's relevance scores as {block: score} ({} when it has none).
 nlohmann::json relevance_json(const MultimodalModelImpl& model);
 
+// MulT (mult.hpp), built; defined in mult.cpp, which includes this header (so that this
+// module needs not include that one).
+ModelPtr make_mult(const std::vector<ModalityConfig>& modalities, const ModelConfig& model,
+                   int64_t output_dim);
+
+// Sinusoidal positions [T, W]: sin(t / 10000^(2i/W)) in even columns, cos in odd ones
+// (Vaswani et al., 2017), as the transformer encoder and MulT add them.
+torch::Tensor sinusoidal_positions(int64_t steps, int64_t width, const torch::TensorOptions& options);
+
 // Builds the model named by model.type. output_dim: the target's columns.
 ModelPtr make_model(const ModelConfig& model, const std::vector<ModalityConfig>& modalities,
                     int64_t output_dim);
