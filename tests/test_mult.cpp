@@ -7,6 +7,7 @@
 #include "helpers.hpp"
 #include "mmfusion/data/sequence.hpp"
 #include "mmfusion/models/models.hpp"
+#include "mmfusion/models/mult.hpp"
 #include "mmfusion/training/run.hpp"
 
 using namespace mmfusion;
@@ -137,4 +138,34 @@ TEST(Mult, TwoToFourModalitiesTrainAndTheConfigIsChecked) {
   EXPECT_EQ(c.model.mult.attention_dropout,
             (std::map<std::string, double>{{"audio", 0.1}, {"text", 0.3}, {"visual", 0.1}}));
   EXPECT_EQ(c.model.mult.kernel, (std::map<std::string, int64_t>{{"audio", 1}, {"text", 1}, {"visual", 1}}));
+}
+
+// causal: the mask's closed form (j / Tk <= i / Tq), and a stack under it: a query step's
+// output does not move when later source steps change, and does when earlier ones do.
+TEST(Mult, TheCausalMaskHidesLaterSourceSteps) {
+  const auto mask = mult_causal_mask(3, 6, torch::TensorOptions().dtype(torch::kFloat32));
+  for (int64_t i = 0; i < 3; ++i)
+    for (int64_t j = 0; j < 6; ++j)
+      EXPECT_EQ(std::isinf(mask[i][j].item<float>()), j * 3 > i * 6) << i << "," << j;
+  torch::manual_seed(5);
+  MultConfig c;
+  c.embedding_dropout = c.relu_dropout = c.residual_dropout = 0;
+  MultStack stack(8, 2, 2, 0.0, c);
+  stack->eval();
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({4, 3, 8}), kv = torch::randn({4, 3, 8});
+  const auto causal = mult_causal_mask(4, 4, x.options());
+  const auto y = stack->forward(x, kv, {}, causal);
+  auto later = kv.clone();
+  later[3] += torch::randn({3, 8});  // source step 3: after query steps 0 to 2 (not a constant:
+                                     // LayerNorm removes a shift)
+  const auto y_later = stack->forward(x, later, {}, causal);
+  EXPECT_LT((y.slice(0, 0, 3) - y_later.slice(0, 0, 3)).abs().max().item<double>(), 1e-6);
+  EXPECT_GT((y[3] - y_later[3]).abs().max().item<double>(), 1e-4);
+  auto earlier = kv.clone();
+  earlier[0] += torch::randn({3, 8});
+  EXPECT_GT((y[0] - stack->forward(x, earlier, {}, causal)[0]).abs().max().item<double>(), 1e-4);
+  // Without the mask a later step reaches every query.
+  EXPECT_GT((stack->forward(x, kv, {}, {})[0] - stack->forward(x, later, {}, {})[0]).abs().max().item<double>(),
+            1e-4);
 }

@@ -1185,7 +1185,7 @@ std::vector<ConfigKey> make_table() {
       "the Conv1d's kernel size, one number for every modality or `{modality: size}`"));
   t.push_back(row("model.mult.causal", KeyKind::Boolean, MMF_FIELD(model.mult.causal),
                   "a query step attends only to source steps at or before its own time (by "
-                  "position relative to the sequences' lengths)"));
+                  "position over the padded lengths: j / T_source <= i / T_target)"));
   {
     ConfigKey k = row("model.mult.pool", KeyKind::String, MMF_FIELD(model.mult.pool),
                       "`last`: each target's last valid step; `mean`: the mean of its valid steps");

@@ -60,25 +60,21 @@ torch::Tensor MultStackImpl::forward(const torch::Tensor& x, const torch::Tensor
   return norm(h);
 }
 
+// -inf where query step i may not see key step j, [Tq, Tk]: a key is at or before the
+// query's time when j / Tk <= i / Tq, by position over the padded lengths (LibTorch 1.13's
+// MultiheadAttention takes one mask for every row); step 0 is always allowed, and with
+// sequences of one padded length it is j <= i.
+torch::Tensor mult_causal_mask(int64_t Tq, int64_t Tk, const torch::TensorOptions& options) {
+  const auto i = torch::arange(Tq, options.dtype(torch::kInt64)).view({Tq, 1});
+  const auto j = torch::arange(Tk, options.dtype(torch::kInt64)).view({1, Tk});
+  return torch::zeros({Tq, Tk}, options)
+      .masked_fill(j * Tq > i * Tk, -std::numeric_limits<float>::infinity());
+}
+
 namespace {
 
 std::string stack_name(const std::string& target, const std::string& source) {
   return target + "_from_" + source;
-}
-
-// -inf where query step i of a row may not see key step j, [B * heads, Tq, Tk]: a key
-// is at or before the query's time when j / len_k <= i / len_q (each row's own lengths,
-// at least 1), so that step 0 is always allowed.
-torch::Tensor causal_mask(const torch::Tensor& len_q, const torch::Tensor& len_k, int64_t Tq,
-                          int64_t Tk, int64_t heads, const torch::TensorOptions& options) {
-  const auto i = torch::arange(Tq, options).view({1, Tq, 1});
-  const auto j = torch::arange(Tk, options).view({1, 1, Tk});
-  const auto lq = len_q.to(options.dtype()).clamp_min(1).view({-1, 1, 1});
-  const auto lk = len_k.to(options.dtype()).clamp_min(1).view({-1, 1, 1});
-  const auto blocked = j * lq > i * lk;  // [B, Tq, Tk]
-  auto mask = torch::zeros(blocked.sizes(), options)
-                  .masked_fill(blocked, -std::numeric_limits<float>::infinity());
-  return mask.repeat_interleave(heads, 0);
 }
 
 // MMSA's causal mask (its buffered_future_mask): step i sees keys up to
@@ -179,7 +175,7 @@ torch::Tensor MultImpl::forward(const std::vector<torch::Tensor>& inputs) {
     if (!config_.causal) return {};
     const auto options = h[t].options();
     if (compat) return mmsa_causal_mask(h[t].size(0), h[s].size(0), options);
-    return causal_mask(len[t], len[s], h[t].size(0), h[s].size(0), config_.heads, options);
+    return mult_causal_mask(h[t].size(0), h[s].size(0), options);
   };
   std::vector<torch::Tensor> pooled;
   for (size_t t = 0; t < M; ++t) {

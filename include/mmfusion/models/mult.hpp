@@ -33,8 +33,7 @@ struct MultLayerImpl : torch::nn::Module {
   MultLayerImpl(int64_t width, int64_t heads, double attention_dropout, double relu_dropout,
                 double residual_dropout);
   // x [T, B, W]; kv [S, B, W] or undefined (self-attention); key_padding [B, S] bool (true:
-  // ignored) or undefined; attention_mask [B * heads, T, S] or [T, S] float (-inf: ignored)
-  // or undefined.
+  // ignored) or undefined; attention_mask [T, S] float (-inf: ignored) or undefined.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& kv,
                         const torch::Tensor& key_padding, const torch::Tensor& attention_mask);
   torch::nn::LayerNorm norm0{nullptr}, norm1{nullptr};
@@ -57,6 +56,10 @@ struct MultStackImpl : torch::nn::Module {
   double embedding_dropout;
 };
 TORCH_MODULE(MultStack);
+
+// model.mult.causal's mask [Tq, Tk]: 0 where query step i may see key step j (j / Tk <=
+// i / Tq, by position over the padded lengths), -inf elsewhere.
+torch::Tensor mult_causal_mask(int64_t Tq, int64_t Tk, const torch::TensorOptions& options);
 
 class MultImpl : public MultimodalModelImpl {
  public:
