@@ -157,6 +157,21 @@ TEST(Checkpoint, AnInTenseRunResumesExactly) {
   expect_exact_resume_mid_epoch(tiny_config(overrides));
 }
 
+// MulT (issue 46): its dropouts (attention, embedding, residual, ReLU, input, output) draw
+// from the generators the checkpoint keeps, on sequences with their lengths: a resume in
+// the middle of an epoch matches the uninterrupted run.
+TEST(Checkpoint, AMulTRunResumesExactly) {
+  std::vector<std::string> overrides = kResumable;
+  overrides.insert(
+      overrides.end(),
+      {"data.modalities=[{\"name\":\"visual\",\"dim\":6},{\"name\":\"audio\",\"dim\":4,"
+       "\"sequence\":true,\"max_len\":5},{\"name\":\"text\",\"dim\":5,\"sequence\":true,\"max_len\":4}]",
+       "model.type=mult", "model.mult.width=8", "model.mult.heads=2", "model.mult.layers=1",
+       "model.mult.memory_layers=1", "model.mult.kernel={\"text\":3}",
+       "model.mult.dropout.input=0.2", "model.mult.dropout.relu=0.2", "data.synthetic.min_len=2"});
+  expect_exact_resume_mid_epoch(tiny_config(overrides));
+}
+
 TEST(Checkpoint, DamagedOrForeignFilesAreRejectedCleanly) {
   TempDir dir;
   TestRun run = make_run(tiny_config(), dir.file("run"));
