@@ -25,6 +25,17 @@ namespace mmfusion {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+namespace {
+// The rows a command evaluates: the checkpoint config's split, or a data file read as that
+// config reads its files (`targets`: whether the file must hold the target).
+Dataset rows_to_evaluate(const ExperimentConfig& config, const std::string& data_file,
+                         const std::string& split, bool targets) {
+  if (data_file.empty()) return load_split(config, parse_split(split));
+  return read_data_file(data_file, config.data.modalities,
+                        read_rule(config, /*required=*/targets, /*evaluating=*/true));
+}
+}  // namespace
+
 json run_eval(const EvalArgs& args) {
   const torch::Device device = resolve_device(args.device);
   Checkpoint checkpoint = open_checkpoint(args.checkpoint, device);
@@ -32,9 +43,7 @@ json run_eval(const EvalArgs& args) {
   apply_threads(config.threads);
   StepRunner runner(checkpoint.build_model(device), config.train);
   const bool classification = config.task == Task::Classification;
-  const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))
-                                         : read_data_file(args.data, config.data.modalities,
-                                                          read_rule(config, /*required=*/true, /*evaluating=*/true));
+  const Dataset data = rows_to_evaluate(config, args.data, args.split, /*targets=*/true);
   if (!classification && data.target_dim() != config.model.output_dim)
     throw Error((args.data.empty() ? std::string("data") : args.data) + ": the target has " +
                 std::to_string(data.target_dim()) + " column(s), the model predicts " +
@@ -71,9 +80,7 @@ json run_robustness(const RobustnessArgs& args) {
   }
   apply_threads(config.threads);
   StepRunner runner(checkpoint.build_model(device), config.train);
-  const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))
-                                         : read_data_file(args.data, config.data.modalities,
-                                                          read_rule(config, /*required=*/true, /*evaluating=*/true));
+  const Dataset data = rows_to_evaluate(config, args.data, args.split, /*targets=*/true);
   RobustnessOptions options = args.options;
   options.batch_size = config.train.eval_batch_size;
   options.missing_encodings = config.train.modality_dropout > 0;
@@ -100,9 +107,7 @@ json run_explain(const ExplainArgs& args) {
   refuse_overwrite((out / "explain.json").string(), args.force, args.out.empty() ? "" : "--out");
   apply_threads(config.threads);
   StepRunner runner(checkpoint.build_model(device), config.train);
-  const Dataset data = args.data.empty() ? load_split(config, parse_split(args.split))
-                                         : read_data_file(args.data, config.data.modalities,
-                                                          read_rule(config, /*required=*/false, /*evaluating=*/true));
+  const Dataset data = rows_to_evaluate(config, args.data, args.split, /*targets=*/false);
   ExplainOptions options = args.options;
   options.batch_size = config.train.eval_batch_size;
   json result = explain_model(runner, config.task, checkpoint.scaling, data, options, device,

@@ -1181,7 +1181,7 @@ std::vector<ConfigKey> make_table() {
                       "layers of each target's self-attention transformer over its concatenated "
                       "cross-modal outputs; 0: none"));
   t.push_back(per_modality_integer(
-      "model.mult.kernel", [](ExperimentConfig& c) -> auto& { return c.model.mult.kernel; }, 1, 64, 1,
+      "model.mult.kernel", [](ExperimentConfig& c) -> auto& { return c.model.mult.kernel; }, 1, 64, MultConfig::kKernel,
       "the Conv1d's kernel size, one number for every modality or `{modality: size}`"));
   t.push_back(row("model.mult.causal", KeyKind::Boolean, MMF_FIELD(model.mult.causal),
                   "a query step attends only to source steps at or before its own time (by "
@@ -1197,7 +1197,8 @@ std::vector<ConfigKey> make_table() {
   t.push_back(group("model.mult.dropout", "MulT's dropouts"));
   t.push_back(per_modality_number(
       "model.mult.dropout.attention",
-      [](ExperimentConfig& c) -> auto& { return c.model.mult.attention_dropout; }, 0.1,
+      [](ExperimentConfig& c) -> auto& { return c.model.mult.attention_dropout; },
+      MultConfig::kAttentionDropout,
       "attention dropout, one number or `{modality: p}`: a modality's value serves the "
       "cross-modal transformers it is the source of and its own memory transformer"));
   t.push_back(number("model.mult.dropout.relu", MMF_FIELD(model.mult.relu_dropout), 0, 1, true,
@@ -1208,7 +1209,8 @@ std::vector<ConfigKey> make_table() {
                      true, "dropout of each sublayer's output before its residual sum"));
   t.push_back(per_modality_number(
       "model.mult.dropout.input",
-      [](ExperimentConfig& c) -> auto& { return c.model.mult.input_dropout; }, 0.0,
+      [](ExperimentConfig& c) -> auto& { return c.model.mult.input_dropout; },
+      MultConfig::kInputDropout,
       "dropout of a modality's input features, one number or `{modality: p}` (MMSA: text 0.5)"));
   t.push_back(number("model.mult.dropout.output", MMF_FIELD(model.mult.output_dropout), 0, 1, true,
                      "dropout inside the head's residual block"));

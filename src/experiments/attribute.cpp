@@ -443,14 +443,11 @@ json build_report(const AttributionPlan& plan, std::vector<std::string>& missing
   if (!a.orders.empty()) {
     orders = json::object(), orders_ci = json::object();
     if (have_truth) orders_truth = json::object();
+    const std::vector<double> truth_orders = have_truth ? order_sums(truth_pure, M) : std::vector<double>();
     for (int k = 0; k < M; ++k) {
       const std::string key = std::to_string(k + 1);
       orders[key] = a.orders[k].value, orders_ci[key] = interval(a.orders[k]);
-      if (!have_truth) continue;
-      double sum = 0;
-      for (uint32_t mask = 1; mask < (1u << M); ++mask)
-        if (subset_size(mask) == k + 1) sum += truth_pure[mask];
-      orders_truth[key] = sum;
+      if (have_truth) orders_truth[key] = truth_orders[k];
     }
   }
   result["orders"] = orders, result["orders_ci"] = orders_ci, result["orders_truth"] = orders_truth;

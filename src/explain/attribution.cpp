@@ -33,8 +33,7 @@ Statistics statistics(int players, double empty, const std::map<uint32_t, double
     for (uint32_t mask = 1; mask <= all; ++mask) shifted[mask] = value(mask) - empty;
     const std::vector<double> pure = mobius_inversion(shifted);
     for (uint32_t mask = 1; mask <= all; ++mask) s.mobius[mask] = pure[mask];
-    s.orders.assign(players, 0.0);
-    for (uint32_t mask = 1; mask <= all; ++mask) s.orders[subset_size(mask) - 1] += pure[mask];
+    s.orders = order_sums(pure, players);
     if (permutations.empty()) s.shapley = shapley_values(pure, players);
   } else {
     for (int i = 0; i < players; ++i)

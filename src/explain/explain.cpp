@@ -476,12 +476,11 @@ std::string explain_svg(const json& r) {
     }
   const size_t m = f.modalities.size();
   auto number = [](const json& v) { return v.is_number() ? v.get<double>() : NAN; };
-  // The truth's pure shares give the truth of every summary (Shapley: each term split
-  // evenly among its members; total effect: every term a modality is in; order sums).
+  // The truth's pure shares give the truth of every summary (Shapley values, total
+  // effects: the terms a modality is in, order sums).
   bool exact = false;
   for (const auto& s : r["subsets"]) exact = exact || s["truth"].is_number();
-  std::vector<double> truth_shapley(m, exact ? 0.0 : NAN), truth_total = truth_shapley;
-  std::vector<double> truth_order = truth_shapley;
+  std::vector<double> truth_pure(size_t(1) << m, 0.0), truth_total(m, exact ? 0.0 : NAN);
   FigureSeries strip{"explain's share (95% interval)", {}, {}, {}, {}};
   FigureSeries relevance{"the model's relevance score", {}, {}, {}, {}};
   f.pairs.assign(m * m, NAN);
@@ -498,13 +497,16 @@ std::string explain_svg(const json& r) {
       f.pairs[a * m + b] = f.pairs[b * m + a] = number(s["share"]);
     }
     if (!exact) continue;
-    const double t = number(s["truth"]);
-    truth_order[size - 1] += t;
-    for (const auto& name : s["modalities"]) {
-      truth_total[index.at(name)] += t;
-      truth_shapley[index.at(name)] += t / double(size);
-    }
+    uint32_t mask = 0;
+    for (const auto& name : s["modalities"]) mask |= 1u << index.at(name);
+    truth_pure[mask] = number(s["truth"]);
+    for (const auto& name : s["modalities"]) truth_total[index.at(name)] += truth_pure[mask];
   }
+  const int groups = static_cast<int>(m);
+  const std::vector<double> truth_shapley =
+      exact ? shapley_values(truth_pure, groups) : std::vector<double>(m, NAN);
+  const std::vector<double> truth_order =
+      exact ? order_sums(truth_pure, groups) : std::vector<double>(m, NAN);
   auto per = [&](const std::string& name, const char* key, const std::vector<double>& truth,
                  const std::vector<std::string>& keys) {
     FigureSeries series{name, {}, {}, {}, truth};

@@ -22,6 +22,12 @@ std::vector<double> shapley_values(const std::vector<double>& pure, int groups) 
   return phi;
 }
 
+std::vector<double> order_sums(const std::vector<double>& pure, int groups) {
+  std::vector<double> orders(groups, 0.0);
+  for (uint32_t s = 1; s < pure.size(); ++s) orders[subset_size(s) - 1] += pure[s];
+  return orders;
+}
+
 SobolIndices sobol_indices(const std::vector<torch::Tensor>& outputs, int groups,
                            const torch::Tensor& rows) {
   if (groups < 1 || groups > kMaxSobolGroups)
@@ -53,8 +59,7 @@ SobolIndices sobol_indices(const std::vector<torch::Tensor>& outputs, int groups
     }
   }
   r.pure = mobius_inversion(r.closed);
-  r.orders.assign(groups, 0.0);
-  for (uint32_t s = 1; s < subsets; ++s) r.orders[subset_size(s) - 1] += r.pure[s];
+  r.orders = order_sums(r.pure, groups);
   r.total.assign(groups, 0.0);
   for (int m = 0; m < groups && r.variance > 0; ++m) {
     const auto d = ya - column(all ^ (1u << m));

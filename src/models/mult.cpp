@@ -98,12 +98,13 @@ MultImpl::MultImpl(const std::vector<ModalityConfig>& modalities, const ModelCon
   };
   const auto project_holder = holder("project"), cross_holder = holder("cross");
   for (const auto& m : modalities) {
-    const int64_t k = config_.kernel.count(m.name) ? config_.kernel.at(m.name) : 1;
+    const int64_t k = config_.kernel.count(m.name) ? config_.kernel.at(m.name) : MultConfig::kKernel;
     project.push_back(project_holder->register_module(
         m.name, torch::nn::Conv1d(torch::nn::Conv1dOptions(m.dim, d, k).bias(false))));
   }
   auto attention_dropout = [&](const std::string& name) {
-    return config_.attention_dropout.count(name) ? config_.attention_dropout.at(name) : 0.1;
+    return config_.attention_dropout.count(name) ? config_.attention_dropout.at(name)
+                                                 : MultConfig::kAttentionDropout;
   };
   cross.resize(M);
   for (size_t t = 0; t < M; ++t) {
@@ -148,7 +149,8 @@ torch::Tensor MultImpl::forward(const std::vector<torch::Tensor>& inputs) {
       steps = inputs[m].unsqueeze(1);
       lengths = torch::ones({inputs[m].size(0)}, inputs[m].options().dtype(torch::kInt64));
     }
-    const double p = config_.input_dropout.count(mod.name) ? config_.input_dropout.at(mod.name) : 0;
+    const double p = config_.input_dropout.count(mod.name) ? config_.input_dropout.at(mod.name)
+                                                           : MultConfig::kInputDropout;
     steps = F::dropout(steps, F::DropoutFuncOptions().p(p).training(train));
     auto x = steps.transpose(1, 2);  // [B, D, T]
     const int64_t k = project[m]->options.kernel_size()->at(0), T = x.size(2);

@@ -252,17 +252,20 @@ struct IntenseConfig {
 // masked mean) of each, and a residual head. Per-modality values are stored resolved,
 // one per modality.
 struct MultConfig {
+  // The per-modality values' defaults, for a modality the config leaves out.
+  static constexpr int64_t kKernel = 1;
+  static constexpr double kAttentionDropout = 0.1, kInputDropout = 0.0;
   int64_t width = 32;          // d: every modality's projection
   int64_t heads = 4;           // attention heads (divides width)
   int64_t layers = 2;          // layers of each cross-modal transformer
   int64_t memory_layers = 3;   // layers of each target's self-attention transformer
-  std::map<std::string, int64_t> kernel;  // the Conv1d's kernel per modality (default 1)
+  std::map<std::string, int64_t> kernel;  // the Conv1d's kernel per modality
   bool causal = false;         // a query step attends to source steps at or before its time
   std::string pool = "last";   // last: the last valid step; mean: the masked mean
-  std::map<std::string, double> attention_dropout;  // per modality (default 0.1)
+  std::map<std::string, double> attention_dropout;  // per modality
   double relu_dropout = 0.1, embedding_dropout = 0.1, residual_dropout = 0.1,
          output_dropout = 0.1;
-  std::map<std::string, double> input_dropout;  // per modality (default 0)
+  std::map<std::string, double> input_dropout;  // per modality
   // MMSA's behaviour: no key masks, the padded last step, 3 modalities in MMSA's order
   // (text, audio, vision), Conv1d without padding, MMSA's causal mask.
   bool mmsa_compat = false;

@@ -27,6 +27,8 @@ inline int subset_size(uint32_t mask) { return __builtin_popcount(mask); }
 std::vector<double> mobius_inversion(const std::vector<double>& closed);
 // phi_m = sum over S containing m of pure[S] / |S|.
 std::vector<double> shapley_values(const std::vector<double>& pure, int groups);
+// orders[k - 1] = sum over S of size k of pure[S], k = 1..groups.
+std::vector<double> order_sums(const std::vector<double>& pure, int groups);
 
 struct SobolIndices {
   int groups = 0;
