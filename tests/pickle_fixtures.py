@@ -114,6 +114,9 @@ iemocap = {emotion: {split: lmf_split(n, split.decode(), "iemocap." + emotion.de
 for protocol in (2, 4, 5):
     with open(os.path.join(out, "iemocap-p%d.pkl" % protocol), "wb") as f:
         pickle.dump(iemocap, f, protocol=protocol)
+# One emotion alone: the LMF reference's layout at the root (b'train', b'valid', b'test').
+with open(os.path.join(out, "lmf-happy-p2.pkl"), "wb") as f:
+    pickle.dump(iemocap[b"happy"], f, protocol=2)
 
 
 def multibench_split(n):

@@ -316,6 +316,63 @@ TEST(BenchmarkFile, AMultiBenchPickleReadsAsPythonReadsIt) {
                "multibench-p5.pkl[train]: entry \"audio\" has NaN or Inf values (first in row 0");
 }
 
+// A .pkl data.path that names no layout is read as the layout its keys show (the training
+// split's target key), to the same arrays as with the layout named; data.source follows
+// data.path when the config does not say. A pickle of no known layout is a one-line error
+// naming what it has.
+TEST(BenchmarkFile, APickleThatNamesNoLayoutIsReadAsItsKeysShow) {
+  TempDir dir;
+  if (!write_fixtures(dir)) GTEST_SKIP() << "no Python with NumPy: " << read_text(dir.file("py.txt"));
+  const auto want = expected(dir);
+  struct Case {
+    std::string file, layout, modalities;
+  };
+  const std::vector<Case> cases = {
+      {"mmsa-p4.pkl", "mmsa",
+       "[{\"name\":\"text\",\"dim\":3,\"sequence\":true},{\"name\":\"audio\",\"dim\":2,"
+       "\"sequence\":true}]"},
+      {"multibench-p2.pkl", "multibench",
+       "[{\"name\":\"text\",\"dim\":3,\"sequence\":true,\"padding\":\"front\"},"
+       "{\"name\":\"vision\",\"dim\":2,\"sequence\":true}]"},
+      {"lmf-happy-p2.pkl", "lmf",
+       "[{\"name\":\"facet\",\"dim\":3},{\"name\":\"glove\",\"dim\":3,\"sequence\":true}]"}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.file);
+    std::vector<std::string> sets = {"data.path=" + dir.file(c.file),
+                                     "data.modalities=" + c.modalities};
+    if (c.layout == "lmf")  // IEMOCAP's labels are classes
+      for (const char* set : {"task=classification", "num_classes=2", "train.loss=cross_entropy"})
+        sets.push_back(set);
+    const ExperimentConfig found = tiny_config(sets);
+    EXPECT_EQ(found.data.source, DataSource::File);
+    EXPECT_EQ(found.data.layout, Layout::None);
+    EXPECT_TRUE(reads_pickle(found.data));
+    auto named = sets;
+    named.push_back("data.layout=" + c.layout);
+    const DataSplits a = load_splits(found), b = load_splits(tiny_config(named));
+    for (const auto& [x, y] : {std::pair(&a.train, &b.train), {&a.val, &b.val}, {&a.test, &b.test}}) {
+      ASSERT_EQ(x->features.size(), y->features.size());
+      for (size_t m = 0; m < x->features.size(); ++m)
+        EXPECT_TRUE(torch::equal(x->features[m], y->features[m]));
+      EXPECT_TRUE(torch::equal(x->target, y->target));
+    }
+    if (c.layout == "mmsa")
+      EXPECT_TRUE(torch::equal(a.test.target.squeeze(1), want.at("test.regression_labels")));
+    if (c.layout == "multibench")
+      EXPECT_TRUE(torch::equal(a.test.target, want.at("multibench.test.labels")));
+    if (c.layout == "lmf") EXPECT_TRUE(torch::equal(a.val.target, want.at("iemocap.happy.valid.label")));
+  }
+  // Said in the config, synthetic stays synthetic whatever data.path holds.
+  EXPECT_EQ(tiny_config({"data.source=synthetic", "data.path=x.pkl"}).data.source,
+            DataSource::Synthetic);
+  const std::string mods = "data.modalities=[{\"name\":\"audio\",\"dim\":4}]";
+  expect_error([&] { load_splits(tiny_config({"data.path=" + dir.file("iemocap-p2.pkl"), mods})); },
+               "iemocap-p2.pkl: no split \"train\", so no layout is known for it (it has: b'happy', "
+               "b'sad') (set data.layout to mmsa, multibench or lmf, or name its parts in data.keys");
+  expect_error([&] { load_splits(tiny_config({"data.path=" + dir.file("others-p4.pkl"), mods})); },
+               "others-p4.pkl: no split \"train\"");
+}
+
 // data.keys is checked when the config is read, and round-trips through config.json.
 TEST(BenchmarkFile, DataKeysAreCheckedAndRoundTrip) {
   const std::vector<std::string> base = {
@@ -380,6 +437,41 @@ TEST(BenchmarkPreset, AMosiShapedFileTrainsThroughTheMmsaPreset) {
   for (const char* m : {"acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7", "mae", "corr"})
     EXPECT_TRUE(results["test"][m].is_number()) << m;
   EXPECT_GT(results["test"]["corr"].get<double>(), 0.3) << results.dump();
+}
+
+// configs/mult-mosi.json and its unaligned variant run on synthetic data as shipped and
+// take an MMSA pickle (here CMU-MOSI-shaped, a tenth of its rows) by changing data.path
+// alone: the source follows the path and the layout the file's keys (issue 46, item 5).
+// The aligned preset trains (the unaligned one's 500 audio steps take minutes an epoch).
+TEST(BenchmarkPreset, TheMultPresetsTakeAnMmsaPickleByItsPathAlone) {
+  TempDir dir;
+  const std::string file = dir.file("unaligned_50.pkl");
+  const std::string cmd = std::string(MMFUSION_PYTHON) + " " +
+                          source_path("scripts/mosi-shaped.py") + " " + file + " 0.1 > " +
+                          dir.file("py.txt") + " 2>&1";
+  if (std::system(cmd.c_str()) != 0)
+    GTEST_SKIP() << "no Python with NumPy: " << read_text(dir.file("py.txt"));
+  for (const char* preset : {"configs/mult-mosi.json", "configs/mult-mosi-unaligned.json"}) {
+    SCOPED_TRACE(preset);
+    EXPECT_EQ(load_config(source_path(preset), {}).data.source, DataSource::Synthetic);
+    const ExperimentConfig c = load_config(source_path(preset), {"data.path=" + file});
+    EXPECT_EQ(c.data.source, DataSource::File);
+    EXPECT_TRUE(reads_pickle(c.data));
+    const DataSplits s = load_splits(c);
+    EXPECT_EQ(s.test.size(), 69);  // round(686 * 0.1)
+    EXPECT_EQ(s.train.names, (std::vector<std::string>{"text", "audio", "vision"}));
+  }
+  TrainArgs args;
+  args.config = source_path("configs/mult-mosi.json");
+  args.overrides = {"data.path=" + file, "train.epochs=1", "threads=2"};
+  args.out = dir.file("run");
+  const auto results = run_train(args).results;
+  EXPECT_EQ(results["test"]["count"].get<int64_t>(), 69);
+  const auto written = read_json_file(dir.file("run/config.json"));
+  EXPECT_EQ(written["data"]["source"], "file");
+  EXPECT_EQ(written["model"]["type"], "mult");
+  for (const char* m : {"acc2_has0", "acc7", "mae", "corr"})
+    EXPECT_TRUE(results["test"][m].is_number()) << m;
 }
 
 // Large arrays are read where they lie in the mapped file (parse_views) and copied a

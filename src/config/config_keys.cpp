@@ -775,8 +775,23 @@ std::vector<ConfigKey> make_table() {
     k.check = check_data;
     t.push_back(k);
   }
-  t.push_back(
-      row("data.source", KeyKind::Choice, MMF_FIELD(data.source), "where the data comes from"));
+  // data.path before data.source, whose default it decides: a config that names a file
+  // reads it (a preset of synthetic data takes the field's file by its path alone).
+  {
+    ConfigKey k = written_when(
+        row("data.path", KeyKind::String, MMF_FIELD(data.path),
+            "file: the training data (or all data, split by the fractions), or one pickle of the "
+            "field's holding all three splits (benchmarks.md)"),
+        from_file);
+    k.range_text = "required for file data";
+    t.push_back(k);
+  }
+  t.push_back(with_default(
+      row("data.source", KeyKind::Choice, MMF_FIELD(data.source), "where the data comes from"),
+      "`\"file\"` when `data.path` is given, else `\"synthetic\"`",
+      [](const ExperimentConfig& c, const std::string&) {
+        return json(to_string(c.data.path.empty() ? DataSource::Synthetic : DataSource::File));
+      }));
   t.push_back(with_default(
       row("data.standardize", KeyKind::Choice, MMF_FIELD(data.standardize),
           "per-feature scaling x' = (x - mean) / std fitted on the training split only, kept in every checkpoint and "
@@ -831,17 +846,11 @@ std::vector<ConfigKey> make_table() {
   t.push_back(written_when(
       integer("data.test_size", MMF_FIELD(data.test_size), 1, inf, "synthetic: test samples"),
       synthetic));
-  {
-    ConfigKey k = written_when(row("data.path", KeyKind::String, MMF_FIELD(data.path),
-                                   "file: the training data (or all data, split by the fractions)"),
-                               from_file);
-    k.range_text = "required for file data";
-    t.push_back(k);
-  }
   t.push_back(written_when(
       row("data.layout", KeyKind::Choice, MMF_FIELD(data.layout),
-          "file: `none` reads mmfusion's .pt/.npz files; `mmsa`, `multibench` or `lmf` read one pickle of that "
-          "framework holding all three splits, modalities named as it names them (benchmarks.md)"),
+          "file: `mmsa`, `multibench` or `lmf` read one pickle of that framework holding all three splits, "
+          "modalities named as it names them (benchmarks.md); `none` reads mmfusion's .pt/.npz files, and a "
+          ".pkl file as the layout its keys show"),
       from_file));
   {
     ConfigKey k = special(

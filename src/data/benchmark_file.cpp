@@ -141,9 +141,37 @@ Dataset split_dataset(const ValuePtr& split, const std::string& origin,
 
 // What names the file's parts, for messages: the layout, or data.keys.
 std::string named_by(const ExperimentConfig& config) {
-  return config.data.layout != Layout::None
-             ? "data.layout \"" + std::string(to_string(config.data.layout)) + "\""
-             : std::string("data.keys");
+  if (config.data.layout != Layout::None)
+    return "data.layout \"" + std::string(to_string(config.data.layout)) + "\"";
+  return config.data.keys.splits.empty() ? "a .pkl data.path" : "data.keys";
+}
+
+DataSplits parse_splits(const ValuePtr& root, const ExperimentConfig& config,
+                        const EntryPages* pages);
+
+// The layout of a pickle that names none (data.layout "none", no data.keys splits): its
+// splits train, valid and test, and the target key in its training split tells which
+// framework wrote it (benchmark_file.hpp's table). Else an error naming what it has.
+Layout detect_layout(const Value& root, const std::string& path) {
+  const std::string how =
+      " (set data.layout to mmsa, multibench or lmf, or name its parts in data.keys; "
+      "docs/benchmarks.md)";
+  if (root.kind != Value::Kind::Dict)
+    throw Error(path + ": the pickle holds a " + root.kind_name() +
+                ", expected a dict of splits [train], [valid], [test]" + how);
+  for (const char* s : {"train", "valid", "test"})
+    if (!lookup(root, s))
+      throw Error(path + ": no split \"" + s + "\", so no layout is known for it (it has: " +
+                  keys_of(root) + ")" + how);
+  const ValuePtr train = lookup(root, "train");
+  const std::pair<const char*, Layout> targets[] = {
+      {"regression_labels", Layout::MMSA}, {"labels", Layout::MultiBench}, {"label", Layout::LMF}};
+  for (const auto& [key, layout] : targets)
+    if (lookup(*train, key)) return layout;
+  throw Error(path + "[train]: no target (\"regression_labels\" of MMSA, \"labels\" of "
+              "MultiBench or \"label\" of LMF's files), so no layout is known for it (it has: " +
+              (train->kind == Value::Kind::Dict ? keys_of(*train) : "a " + train->kind_name()) +
+              ")" + how);
 }
 
 }  // namespace
@@ -185,6 +213,18 @@ DataSplits parse_benchmark_file(const char* data, size_t size, const ExperimentC
   const ValuePtr root = pickle::parse_views(data, size, path);
   EntryPages in_place;  // the arrays are the caller's bytes: copied, never kept
   if (!pages) pages = &in_place;
+  if (config.data.layout == Layout::None && config.data.keys.splits.empty()) {
+    ExperimentConfig found = config;
+    found.data.layout = detect_layout(*root, path);
+    return parse_splits(root, found, pages);
+  }
+  return parse_splits(root, config, pages);
+}
+
+namespace {
+DataSplits parse_splits(const ValuePtr& root, const ExperimentConfig& config,
+                        const EntryPages* pages) {
+  const std::string& path = config.data.path;
   const LayoutNames names = layout_names(config.data);
   if (root->kind != Value::Kind::Dict)
     throw Error(path + ": the pickle holds a " + root->kind_name() +
@@ -197,5 +237,6 @@ DataSplits parse_benchmark_file(const char* data, size_t size, const ExperimentC
   }
   return {std::move(out[0]), std::move(out[1]), std::move(out[2])};
 }
+}  // namespace
 
 }  // namespace mmfusion

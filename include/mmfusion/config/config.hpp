@@ -222,9 +222,20 @@ struct DataConfig {
   bool standardize_target = false;
 };
 
-// Whether data.path is one pickle holding all three splits: a layout's, or named by keys.
+// Whether data.path names a pickle by its name (.pkl, .pickle).
+inline bool pickle_name(const std::string& path) {
+  auto ends = [&](const std::string& suffix) {
+    return path.size() >= suffix.size() &&
+           path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return ends(".pkl") || ends(".pickle");
+}
+
+// Whether data.path is one pickle holding all three splits: a layout's, named by keys, or
+// a .pkl file whose layout its keys tell (benchmark_file.hpp).
 inline bool reads_pickle(const DataConfig& d) {
-  return d.source == DataSource::File && (d.layout != Layout::None || !d.keys.splits.empty());
+  return d.source == DataSource::File &&
+         (d.layout != Layout::None || !d.keys.splits.empty() || pickle_name(d.path));
 }
 
 // The modalities the synthetic generator draws: data.synthetic.modalities, or

@@ -8,6 +8,8 @@
 //   multibench  train, valid, test              labels ([N, 1, 1])   (none: every step)
 //   lmf         b'train', b'valid', b'test'     b'label'             (none)
 //
+// A .pkl file with data.layout "none" and no data.keys splits is read as the layout its
+// keys show: splits train, valid and test, and the training split's target key above.
 // data.keys names them where a file keeps them elsewhere (IEMOCAP's [happy][train], a
 // modality under another name). Each split's modalities, lengths and target are then
 // checked as a data file's entries are (data_file.hpp), with the split's path named in
