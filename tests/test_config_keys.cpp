@@ -53,6 +53,10 @@ const std::vector<std::vector<std::string>>& variants() {
        "model.encoders={\"audio\":{\"type\":\"gru\",\"bidirectional\":true},\"text\":{"
        "\"type\":\"transformer\",\"positions\":\"learned\",\"pooling\":\"token\"}}",
        "data.synthetic.temporal=0.25", "data.synthetic.min_len=3"},
+      {"data.modalities=[{\"name\":\"visual\",\"dim\":8},{\"name\":\"audio\",\"dim\":4,"
+       "\"sequence\":true,\"max_len\":6},{\"name\":\"text\",\"dim\":6,\"sequence\":true,"
+       "\"max_len\":6}]",
+       "data.synthetic.weights=null", "data.synthetic.moment={\"marker\":\"audio\",\"content\":\"text\"}"},
       {"data.source=file", "data.path=x.pkl", "data.layout=lmf", "data.nonfinite=zero",
        "data.keys={\"splits\":[[\"happy\",\"train\"],\"valid\",\"test\"],\"target\":\"label\","
        "\"modalities\":{\"audio\":\"covarep\"}}"},

@@ -535,6 +535,162 @@ TEST(SyntheticSequences, StaticFeaturesRepeatAndTemporalOnesCancelInTheMean) {
   }
 }
 
+namespace {
+// data.synthetic.moment: marker a (4 features), content b (6), up to 12 steps each, and a
+// vector modality c the target ignores.
+std::vector<std::string> moment_sets(int64_t rows) {
+  return {"data.modalities=[{\"name\":\"a\",\"dim\":4,\"sequence\":true,\"max_len\":12},"
+          "{\"name\":\"b\",\"dim\":6,\"sequence\":true,\"max_len\":12},{\"name\":\"c\",\"dim\":3}]",
+          "data.synthetic.weights=null", "data.synthetic.moment={\"marker\":\"a\",\"content\":\"b\"}",
+          "data.synthetic.min_len=3", "data.train_size=" + std::to_string(rows),
+          "data.test_size=" + std::to_string(rows)};
+}
+
+// Test R^2 of least squares fitted on the training rows: y ~ x (x [N, k], with an intercept).
+double least_squares_r2(const torch::Tensor& x_train, const torch::Tensor& y_train,
+                        const torch::Tensor& x_test, const torch::Tensor& y_test) {
+  auto with_one = [](const torch::Tensor& x) {
+    return torch::cat({x.to(torch::kFloat64), torch::ones({x.size(0), 1}, torch::kFloat64)}, 1);
+  };
+  const auto a = with_one(x_train), b = y_train.to(torch::kFloat64);
+  const auto w = torch::linalg_solve(a.t().matmul(a) + 1e-9 * torch::eye(a.size(1), torch::kFloat64),
+                                     a.t().matmul(b));
+  const auto y = y_test.to(torch::kFloat64);
+  const auto residual = (y - with_one(x_test).matmul(w)).pow(2).sum();
+  return 1 - (residual / (y - y.mean()).pow(2).sum()).item<double>();
+}
+
+// What the marker tells: its marked step (the one step far above the noise) and the
+// row's length, as one-hot columns [N, 2 T]; and the oracle's feature: the content at that
+// step less its mean, times sqrt(L / (L - 1)) [N, D].
+struct MomentView {
+  torch::Tensor marker_onehot, oracle, moments;
+};
+MomentView moment_view(const Dataset& d) {
+  const auto lengths = sequence::lengths(d.features[0]);
+  const auto a = sequence::values(d.features[0], 4), b = sequence::values(d.features[1], 6);
+  const int64_t N = d.size(), T = a.size(1);
+  const auto moments = a.norm(2, 2).argmax(1);
+  MomentView v;
+  v.moments = moments;
+  v.marker_onehot = torch::cat({torch::one_hot(moments, T), torch::one_hot(lengths - 1, T)}, 1)
+                        .to(torch::kFloat64);
+  const auto at = b.index({torch::arange(N), moments});
+  const auto L = lengths.to(torch::kFloat32).unsqueeze(1);
+  v.oracle = (at - sequence::masked_mean(d.features[1], 6)) * (L / (L - 1)).sqrt();
+  return v;
+}
+}  // namespace
+
+// data.synthetic.moment: the marker and the content share each row's length; the marker
+// has one step far above its noise; least squares on the content at that step (less its
+// mean) reaches the truth's best R^2, while the marker alone (its moment and length) and the
+// content alone (its mean, first and last steps) reach nothing, as the truth says.
+TEST(SyntheticMoment, OnlyTheContentAtTheMarkedStepTellsTheTargetAsTheTruthSays) {
+  const auto c = tiny_config(moment_sets(20000));
+  const Dataset train = generate_synthetic(c.data, c.seed, Split::Train);
+  const Dataset test = generate_synthetic(c.data, c.seed, Split::Test);
+  ASSERT_EQ(train.features.size(), 3u);
+  for (const Dataset* d : {&train, &test}) {
+    const auto la = sequence::lengths(d->features[0]);
+    EXPECT_TRUE(torch::equal(la, sequence::lengths(d->features[1])));
+    EXPECT_EQ(la.min().item<int64_t>(), 3);
+    EXPECT_EQ(la.max().item<int64_t>(), 12);
+    // One step stands out (norm 2 against noise of about 0.2), and it is a valid one.
+    const auto norms = sequence::values(d->features[0], 4).norm(2, 2);
+    EXPECT_EQ((norms > 1).sum(1).eq(1).all().item<bool>(), true);
+    EXPECT_TRUE(moment_view(*d).moments.lt(la).all().item<bool>());
+  }
+  const auto truth = synthetic_truth(c.data, c.seed);
+  ASSERT_TRUE(truth.r2_exact);
+  ASSERT_EQ(truth.subsets.size(), 1u);
+  EXPECT_EQ(truth.subsets[0].modalities, (std::vector<std::string>{"a", "b"}));
+  const double best = 1 / ((1 + 0.01) * (1 + 0.01));  // feature and target noise 0.1
+  EXPECT_NEAR(truth.best_r2, best, 1e-12);
+  for (const auto& r : truth.r2) {
+    const bool both = r.modalities.size() >= 2 && r.modalities[0] == "a" && r.modalities[1] == "b";
+    EXPECT_DOUBLE_EQ(r.r2, both ? best : 0.0) << subset_name(r.modalities);
+  }
+  const MomentView tr = moment_view(train), te = moment_view(test);
+  EXPECT_NEAR(least_squares_r2(tr.oracle, train.target, te.oracle, test.target), best, 0.01);
+  EXPECT_LT(least_squares_r2(tr.marker_onehot, train.target, te.marker_onehot, test.target), 0.01);
+  auto content_alone = [](const Dataset& d) {
+    const auto b = sequence::values(d.features[1], 6);
+    const auto last = b.index({torch::arange(d.size()), sequence::lengths(d.features[1]) - 1});
+    return torch::cat({sequence::masked_mean(d.features[1], 6), b.select(1, 0), last}, 1);
+  };
+  EXPECT_LT(least_squares_r2(content_alone(train), train.target, content_alone(test), test.target),
+            0.01);
+  EXPECT_LT(least_squares_r2(train.features[2], train.target, test.features[2], test.target), 0.01);
+  // Without the target noise and the feature noise, the oracle is exact.
+  auto clean_sets = moment_sets(64);
+  clean_sets.push_back("data.synthetic.target_noise=0");
+  clean_sets.push_back("data.synthetic.feature_noise=0");
+  const auto clean = tiny_config(clean_sets);
+  const Dataset d = generate_synthetic(clean.data, clean.seed, Split::Train);
+  const auto projection = least_squares_r2(moment_view(d).oracle, d.target, moment_view(d).oracle,
+                                           d.target);
+  EXPECT_NEAR(projection, 1.0, 1e-9);
+}
+
+// A training stream's moment rows are keyed by their index, like every synthetic row, and
+// the class thresholds come from the same target.
+TEST(SyntheticMoment, StreamRowsAreKeyedByIndexAndClassesCutTheTarget) {
+  auto sets = moment_sets(256);
+  sets.push_back("data.synthetic.stream=true");
+  const auto c = tiny_config(sets);
+  const TrainingStream stream(c);
+  const Dataset whole = stream.rows(2, 0, 100), part = stream.rows(2, 30, 70);
+  for (size_t m = 0; m < 3; ++m)
+    EXPECT_TRUE(torch::equal(part.features[m], whole.features[m].slice(0, 30, 70)));
+  EXPECT_TRUE(torch::equal(part.target, whole.target.slice(0, 30, 70)));
+  auto classes = moment_sets(4000);
+  for (const char* set : {"task=classification", "num_classes=3"}) classes.push_back(set);
+  const auto cc = tiny_config(classes);
+  const auto counts = torch::bincount(load_split(cc, Split::Train).target.view(-1));
+  EXPECT_EQ(counts.size(0), 3);
+  EXPECT_GT(counts.min().item<int64_t>(), 1200);  // equally likely: 1333 each
+}
+
+// Its rules: two distinct sequence modalities of the generator with the same max_len, not
+// together with terms or weights; the resolved config keeps it.
+TEST(SyntheticMoment, ConfigRulesNameTheKeyAndTheResolvedConfigKeepsIt) {
+  const auto c = tiny_config(moment_sets(64));
+  EXPECT_EQ(c.data.synthetic.moment.marker, "a");
+  const auto again = parse_config(to_json(c));
+  EXPECT_EQ(again.data.synthetic.moment.content, "b");
+  EXPECT_FALSE(to_json(c)["data"]["synthetic"].contains("weights"));
+  auto with = [](const std::string& moment, const std::string& extra = "") {
+    auto s = moment_sets(64);
+    s[2] = "data.synthetic.moment=" + moment;
+    if (!extra.empty()) s.push_back(extra);
+    return s;
+  };
+  expect_error<ConfigError>([&] { tiny_config(with("{\"marker\":\"c\",\"content\":\"b\"}")); },
+                            "data.synthetic.moment.marker: \"c\" is not a sequence");
+  expect_error<ConfigError>([&] { tiny_config(with("{\"marker\":\"a\",\"content\":\"a\"}")); },
+                            "data.synthetic.moment.content: the same modality as the marker");
+  expect_error<ConfigError>([&] { tiny_config(with("{\"marker\":\"a\",\"content\":\"z\"}")); },
+                            "data.synthetic.moment.content: no modality named \"z\"");
+  expect_error<ConfigError>([&] { tiny_config(with("{\"marker\":\"a\"}")); },
+                            "data.synthetic.moment.content: required");
+  expect_error<ConfigError>([&] { tiny_config(with("{\"marker\":\"a\",\"content\":\"b\",\"at\":1}")); },
+                            "data.synthetic.moment.at: unknown key");
+  auto longer = moment_sets(64);
+  longer[0] = "data.modalities=[{\"name\":\"a\",\"dim\":4,\"sequence\":true,\"max_len\":12},"
+              "{\"name\":\"b\",\"dim\":6,\"sequence\":true,\"max_len\":10}]";
+  expect_error<ConfigError>([&] { tiny_config(longer); },
+                            "data.synthetic.moment: \"a\" has max_len 12 and \"b\" 10");
+  auto terms = moment_sets(64);
+  terms[1] = "data.synthetic.terms=[{\"modalities\":[\"c\"]}]";
+  expect_error<ConfigError>([&] { tiny_config(terms); },
+                            "data.synthetic.moment: give either moment or terms, not both");
+  auto weights = moment_sets(64);
+  weights[1] = "data.synthetic.weights.bimodal=1";
+  expect_error<ConfigError>([&] { tiny_config(weights); },
+                            "data.synthetic.moment: give either moment or weights, not both");
+}
+
 TEST(SyntheticSequences, StreamsKeyEachRowsLengthByItsIndex) {
   auto sets = synthetic_sequences("1");
   sets.push_back("data.synthetic.stream=true");

@@ -433,7 +433,7 @@ void check_data(const ExperimentConfig& c, const json& doc) {
          "needs data.synthetic.generator 2 (generator 1 draws a split in one sequence)");
   if (sy.stream && d.source != DataSource::Synthetic)
     fail("data.synthetic.stream", "only for synthetic data (data.source is \"file\")");
-  if (d.source == DataSource::Synthetic && sy.terms.empty() &&
+  if (d.source == DataSource::Synthetic && sy.terms.empty() && !sy.moment.enabled() &&
       sy.weight_unimodal + sy.weight_bimodal + sy.weight_trimodal == 0)
     fail("data.synthetic.weights", "at least one weight must be > 0 (the target would be noise)");
   if (d.source == DataSource::Synthetic)
@@ -1035,6 +1035,58 @@ std::vector<ConfigKey> make_table() {
     t.push_back(k);
   }
   {
+    ConfigKey k = special(
+        "data.synthetic.moment", "object", "two sequence modalities of the same `max_len`",
+        {{"type", "object"},
+         {"properties", {{"marker", {{"type", "string"}}}, {"content", {{"type", "string"}}}}},
+         {"required", {"marker", "content"}},
+         {"additionalProperties", false}},
+        "the target as `{\"marker\": name, \"content\": name}`: the marker's steps are noise but one, "
+        "which marks a moment; the target is a fixed projection of the content's step at that "
+        "moment, less its mean over the steps, so neither modality alone tells anything about it "
+        "(data.md). Not together with `terms` or `weights`");
+    k.parse = [](ExperimentConfig& c, const json* v, const std::string& at, const json* siblings) {
+      if (!v) return;
+      for (const char* other : {"terms", "weights"})
+        if (siblings && siblings->contains(other) && !(*siblings)[other].is_null())
+          fail(at, std::string("give either moment or ") + other +
+                       ", not both (the moment is the whole target)");
+      ObjectReader r(v, at);
+      MomentConfig moment;
+      const auto& all = generator_modalities(c.data);
+      const ModalityConfig* found[2] = {nullptr, nullptr};
+      const char* roles[2] = {"marker", "content"};
+      for (int i = 0; i < 2; ++i) {
+        const json* name = r.find(roles[i]);
+        const std::string where = r.path(roles[i]);
+        if (!name) fail(where, "required (a sequence modality's name)");
+        if (!name->is_string()) fail(where, "expected a modality name, got " + describe(*name));
+        const std::string text = name->get<std::string>();
+        for (const auto& m : all)
+          if (m.name == text) found[i] = &m;
+        if (!found[i]) fail(where, "no modality named \"" + text + "\" in the generator's modalities");
+        if (!found[i]->sequence)
+          fail(where, "\"" + text + "\" is not a sequence (the moment is one of its steps)");
+        (i == 0 ? moment.marker : moment.content) = text;
+      }
+      r.finish();
+      if (moment.marker == moment.content)
+        fail(r.path("content"), "the same modality as the marker (the moment needs two)");
+      if (found[0]->max_len != found[1]->max_len)
+        fail(at, "\"" + moment.marker + "\" has max_len " + std::to_string(found[0]->max_len) +
+                     " and \"" + moment.content + "\" " + std::to_string(found[1]->max_len) +
+                     " (the moment is a step of both: give them the same max_len)");
+      c.data.synthetic.moment = moment;
+    };
+    k.get = [](const ExperimentConfig& c, const std::string&) {
+      const auto& m = c.data.synthetic.moment;
+      return json{{"marker", m.marker}, {"content", m.content}};
+    };
+    k.written = [](const ExperimentConfig& c) { return c.data.synthetic.moment.enabled(); };
+    k.default_rule = "none";
+    t.push_back(k);
+  }
+  {
     ConfigKey k = written_when(
         number(
             "data.synthetic.shared_weight", MMF_FIELD(data.synthetic.shared_weight), 0, inf, false,
@@ -1057,7 +1109,9 @@ std::vector<ConfigKey> make_table() {
         written_when(group("data.synthetic.weights",
                            "the target's unimodal, bimodal and trimodal parts "
                            "(shorthand for a fixed set of terms); null: none"),
-                     [](const ExperimentConfig& c) { return c.data.synthetic.terms.empty(); });
+                     [](const ExperimentConfig& c) {
+                       return c.data.synthetic.terms.empty() && !c.data.synthetic.moment.enabled();
+                     });
     k.nullable = true;
     t.push_back(k);
   }

@@ -313,10 +313,18 @@ constexpr uint64_t kLengthsStreams = uint64_t(1) << 32;
 // as drawn and the others times sqrt(2) cos(2 pi t / L_i). The pattern sums to zero over
 // the L_i >= 2 valid steps, so a mean over them cancels the temporal features; step 0 holds
 // them times sqrt(2), so the sequence keeps everything x holds (the truth stays x's).
+// The fewest steps of a synthetic sequence row, and a row's length from its generator.
+int64_t min_steps(const ModalityConfig& m, const SyntheticConfig& s) {
+  return s.min_len > 0 ? s.min_len : std::max<int64_t>(2, m.max_len / 2);
+}
+int64_t draw_length(RowRandom& g, int64_t lo, int64_t T) {
+  return std::min(T, lo + static_cast<int64_t>(g.uniform() * double(T - lo + 1)));
+}
+
 torch::Tensor sequence_rows(const ModalityConfig& m, const SyntheticConfig& s,
                             const torch::Tensor& x, uint64_t seed, uint64_t stream, int64_t r0) {
   const int64_t n = x.size(0), D = m.dim, T = m.max_len;
-  const int64_t lo = s.min_len > 0 ? s.min_len : std::max<int64_t>(2, T / 2);
+  const int64_t lo = min_steps(m, s);
   const int64_t temporal = std::llround(s.temporal * double(D));
   const uint64_t key = stream_key(seed, stream + kLengthsStreams);
   auto lengths = torch::empty({n}, torch::kInt64);
@@ -325,7 +333,7 @@ torch::Tensor sequence_rows(const ModalityConfig& m, const SyntheticConfig& s,
   auto* p = pattern.data_ptr<float>();
   for (int64_t i = 0; i < n; ++i) {
     RowRandom g(key, static_cast<uint64_t>(r0 + i));
-    len[i] = std::min(T, lo + static_cast<int64_t>(g.uniform() * double(T - lo + 1)));
+    len[i] = draw_length(g, lo, T);
     for (int64_t t = 0; t < len[i]; ++t)
       p[i * T + t] = static_cast<float>(std::sqrt(2.0) * std::cos(2 * M_PI * double(t) / double(len[i])));
   }
@@ -333,6 +341,95 @@ torch::Tensor sequence_rows(const ModalityConfig& m, const SyntheticConfig& s,
   if (temporal > 0)
     steps.slice(2, D - temporal).mul_(pattern.unsqueeze(2));
   return sequence::pack(steps, lengths);
+}
+
+// data.synthetic.moment's rows (docs/data.md): apart from every other stream.
+constexpr uint64_t kMomentStreams = uint64_t(2) << 32;
+
+// Moment rows [r0, r0 + n) of stream `stream`: the marker's and the content's rows
+// (sequence.hpp; undefined without features) and the target [n, 1]. Row i's length L is
+// the one sequence_rows draws for both (they have the same max_len); its moment t* is
+// uniform over the L steps. The marker's steps are feature noise, and step t* adds
+// sqrt(D_marker) u; the content's steps are b_t ~ N(0, I) plus feature noise; the target
+// is sqrt(L / (L - 1)) (c . b_t* - mean_t c . b_t) plus the target's noise (u, c fixed
+// unit vectors). Given L, c . b_t* - the mean has variance (L - 1) / L, so the first part
+// has unit variance; it has mean 0 given the marker (the content is independent of it)
+// and given the content (t* is uniform over its steps): neither alone tells anything.
+struct MomentRows {
+  torch::Tensor marker, content, target;
+};
+MomentRows moment_rows(const DataConfig& d, uint64_t seed, uint64_t stream, int64_t r0, int64_t n,
+                       bool with_features) {
+  const auto& s = d.synthetic;
+  const ModalityConfig& a = d.modalities[modality_index(d, s.moment.marker)];
+  const ModalityConfig& b = d.modalities[modality_index(d, s.moment.content)];
+  at::Generator structure = at::detail::createCPUGenerator(stream_seed(seed, kMomentStreams));
+  const auto u_t = (unit_vector(a.dim, structure) * std::sqrt(double(a.dim))).to(torch::kFloat32);
+  const auto c_t = unit_vector(b.dim, structure);
+  const float* u = u_t.data_ptr<float>();
+  const double* c = c_t.data_ptr<double>();
+  const int64_t T = a.max_len, lo = min_steps(a, s), Da = a.dim, Db = b.dim;
+  const uint64_t length_key = stream_key(seed, stream + kLengthsStreams);
+  const uint64_t key = stream_key(seed, stream + kMomentStreams);
+  MomentRows out;
+  out.target = torch::empty({n, 1}, torch::kFloat32);
+  auto lengths = torch::empty({n}, torch::kInt64);
+  torch::Tensor marker, content;
+  if (with_features) {
+    marker = torch::zeros({n, T, Da}, torch::kFloat32);
+    content = torch::zeros({n, T, Db}, torch::kFloat32);
+  }
+  float* y = out.target.data_ptr<float>();
+  int64_t* len = lengths.data_ptr<int64_t>();
+  const float noise = static_cast<float>(s.feature_noise);
+  parallel_chunks(n, 64, at::get_num_threads(), [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(with_features ? 0 : T * Db), step_noise(Db);
+    std::vector<double> projection(T);
+    for (int64_t i = begin; i < end; ++i) {
+      RowRandom lg(length_key, static_cast<uint64_t>(r0 + i));
+      const int64_t L = draw_length(lg, lo, T);
+      len[i] = L;
+      RowRandom g(key, static_cast<uint64_t>(r0 + i));
+      const int64_t moment = std::min(L - 1, static_cast<int64_t>(g.uniform() * double(L)));
+      const double target_noise = s.target_noise * g.normal();
+      float* steps = with_features ? content.data_ptr<float>() + i * T * Db : scratch.data();
+      double mean = 0;
+      for (int64_t t = 0; t < L; ++t) {
+        g.normals(steps + t * Db, Db, 1.0f);
+        double p = 0;
+        for (int64_t k = 0; k < Db; ++k) p += c[k] * double(steps[t * Db + k]);
+        projection[t] = p;
+        mean += p / double(L);
+      }
+      y[i] = static_cast<float>(std::sqrt(double(L) / double(L - 1)) * (projection[moment] - mean) +
+                                target_noise);
+      if (!with_features) continue;
+      for (int64_t t = 0; t < L; ++t) {
+        g.normals(step_noise.data(), Db, noise);
+        for (int64_t k = 0; k < Db; ++k) steps[t * Db + k] += step_noise[k];
+      }
+      float* m = marker.data_ptr<float>() + i * T * Da;
+      g.normals(m, L * Da, noise);
+      for (int64_t k = 0; k < Da; ++k) m[moment * Da + k] += u[k];
+    }
+  });
+  if (with_features) {
+    out.marker = sequence::pack(marker, lengths);
+    out.content = sequence::pack(content, lengths);
+  }
+  return out;
+}
+
+// The moment's rows in place of the marker's, the content's and the target (the weights'
+// parts have no meaning then).
+void put_moment(const DataConfig& d, Dataset& all, uint64_t seed, uint64_t stream, int64_t r0,
+                int64_t n, bool with_features) {
+  MomentRows rows = moment_rows(d, seed, stream, r0, n, with_features);
+  all.target = rows.target;
+  all.unimodal = all.bimodal = all.trimodal = torch::Tensor();
+  if (!with_features) return;
+  all.features[modality_index(d, d.synthetic.moment.marker)] = rows.marker;
+  all.features[modality_index(d, d.synthetic.moment.content)] = rows.content;
 }
 
 // n samples of stream `stream` by the config's generator, with data.modalities' features.
@@ -345,6 +442,7 @@ Dataset generate_stream(const DataConfig& d, uint64_t seed, uint64_t stream, int
   for (size_t m = 0; m < all.features.size() && with_features; ++m)
     if (g.modalities[m].sequence)
       all.features[m] = sequence_rows(g.modalities[m], g.synthetic, all.features[m], seed, stream, 0);
+  if (g.synthetic.moment.enabled()) put_moment(g, all, seed, stream, 0, n, with_features);
   return with_features ? keep_modalities(d, std::move(all)) : all;
 }
 
@@ -428,6 +526,9 @@ Dataset TrainingStream::rows(int64_t epoch, int64_t r0, int64_t r1) const {
     if (g[m].sequence)
       all.features[m] = sequence_rows(g[m], impl_->config.data.synthetic, all.features[m],
                                       impl_->config.seed, stream, r0);
+  if (impl_->config.data.synthetic.moment.enabled())
+    put_moment(generator_view(impl_->config.data), all, impl_->config.seed, stream, r0, r1 - r0,
+               true);
   Dataset out = keep_modalities(impl_->config.data, std::move(all));
   if (impl_->thresholds.defined())
     out.target = torch::bucketize(out.target.squeeze(1), impl_->thresholds).to(torch::kInt64);
@@ -467,7 +568,50 @@ double linear_explained(const std::vector<torch::Tensor>& blocks,
 }
 }  // namespace
 
+namespace {
+// data.synthetic.moment's truth. With the marked step found (its sqrt(D) against feature
+// noise s per feature), E[target | marker, content] is sqrt(L / (L - 1)) times c . x_t* /
+// (1 + s^2) less its mean over the steps, of variance 1 / (1 + s^2) against the target's
+// 1 + target_noise^2; given either alone it is 0 (moment_rows), so the pair holds all of
+// it and a subset reaches the best R^2 exactly when it holds both. The two share the
+// row's length, which tells nothing about the target.
+SyntheticTruth moment_truth(const DataConfig& kept) {
+  const auto& s = kept.synthetic;
+  SyntheticTruth truth;
+  truth.signal_variance = 1;
+  truth.noise_variance = s.target_noise * s.target_noise;
+  truth.exact = true;
+  const double explained = 1 / (1 + s.feature_noise * s.feature_noise);
+  const double variance = truth.signal_variance + truth.noise_variance;
+  const size_t M = kept.modalities.size();
+  uint32_t pair = 0;
+  std::vector<std::string> members;
+  for (size_t m = 0; m < M; ++m)
+    if (kept.modalities[m].name == s.moment.marker || kept.modalities[m].name == s.moment.content) {
+      if (m < kMaxTruthModalities) pair |= 1u << m;
+      members.push_back(kept.modalities[m].name);
+    }
+  const bool both = members.size() == 2;
+  if (both) truth.subsets.push_back({members, 1.0});
+  truth.best_r2 = both ? explained / variance : 0.0;
+  if (M > kMaxTruthModalities) {
+    truth.r2_why_not = "more than " + std::to_string(kMaxTruthModalities) + " modalities";
+    return truth;
+  }
+  truth.r2_exact = true;
+  for (uint32_t mask = 1; mask < (1u << M); ++mask) {
+    SyntheticTruth::SubsetR2 entry;
+    for (size_t m = 0; m < M; ++m)
+      if (mask & (1u << m)) entry.modalities.push_back(kept.modalities[m].name);
+    entry.r2 = both && (mask & pair) == pair ? truth.best_r2 : 0.0;
+    truth.r2.push_back(entry);
+  }
+  return truth;
+}
+}  // namespace
+
 SyntheticTruth synthetic_truth(const DataConfig& kept, uint64_t seed) {
+  if (kept.synthetic.moment.enabled()) return moment_truth(kept);
   const DataConfig d = generator_view(kept);
   const auto& s = d.synthetic;
   const SyntheticStructure st = make_structure(d, seed);

@@ -139,6 +139,14 @@ struct TargetTerm {
   double weight = 1.0;
 };
 
+// data.synthetic.moment: the target is the content modality's value at the one step the
+// marker modality marks (synthetic.hpp), so that neither modality alone tells anything
+// about it; both sequences of the same max_len. Empty names: none.
+struct MomentConfig {
+  std::string marker, content;
+  bool enabled() const { return !marker.empty(); }
+};
+
 struct SyntheticConfig {
   // The modalities the generator draws, of which the data keeps data.modalities (a
   // subset, e.g. one of `attribute`'s): the kept ones' rows are the same whatever the
@@ -171,6 +179,8 @@ struct SyntheticConfig {
   // lengths are uniform from there to max_len).
   double temporal = 0.5;
   int64_t min_len = 0;
+  // The target as the content at the marked moment instead of `terms` or the weights.
+  MomentConfig moment;
 };
 
 // The generator a config that names none was written for (data.synthetic.generator).
