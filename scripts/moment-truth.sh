@@ -5,8 +5,9 @@
 # "b" (8 features) of MAX_LEN steps (default 20; rows of half to all of them), fresh
 # training rows every epoch (8192 of them, streamed), 30 epochs, seeds 1 to 3. One line per
 # run: model, seed, test R^2, training seconds, and the truth's best R^2 (each modality
-# alone: 0).
-#   usage: [MAX_LEN=20] scripts/moment-truth.sh [--set KEY=VALUE ...]   (~15 min on 2 cores)
+# alone: 0). MulT runs without and with its causal mask (mult_causal); MODELS picks a few.
+#   usage: [MAX_LEN=20] [MODELS="mult mult_causal lmf_lstm lmf_mean"] scripts/moment-truth.sh
+#          [--set KEY=VALUE ...]   (~30 min on 2 cores at 20 steps, ~15 at 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./build/mmfusion
@@ -16,11 +17,12 @@ T=${MAX_LEN:-20}
 mods="[{\"name\":\"a\",\"dim\":4,\"sequence\":true,\"max_len\":$T},{\"name\":\"b\",\"dim\":8,\"sequence\":true,\"max_len\":$T}]"
 declare -A models=(
   [mult]='--set model.type=mult --set model.mult.width=32 --set model.mult.heads=4 --set model.mult.layers=2 --set model.mult.memory_layers=2 --set train.lr=0.001'
+  [mult_causal]='--set model.type=mult --set model.mult.width=32 --set model.mult.heads=4 --set model.mult.layers=2 --set model.mult.memory_layers=2 --set model.mult.causal=true --set train.lr=0.001'
   [lmf_lstm]='--set model.type=lmf --set model.encoders={"a":{"type":"lstm","hidden":32},"b":{"type":"lstm","hidden":32}} --set model.rank=8 --set model.fused_dim=32 --set train.lr=0.002'
   [lmf_mean]='--set model.type=lmf --set model.encoders={"a":{"type":"mean","hidden":[32]},"b":{"type":"mean","hidden":[32]}} --set model.rank=8 --set model.fused_dim=32 --set train.lr=0.002'
 )
 echo "model seed test_r2 train_seconds best_r2"
-for name in mult lmf_lstm lmf_mean; do
+for name in ${MODELS:-mult mult_causal lmf_lstm lmf_mean}; do
   for seed in 1 2 3; do
     dir="$work/$name-$seed"
     # shellcheck disable=SC2206
