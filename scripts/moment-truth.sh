@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 bin=./build/mmfusion
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+. scripts/truth-run.sh
 T=${MAX_LEN:-20}
 mods="[{\"name\":\"a\",\"dim\":4,\"sequence\":true,\"max_len\":$T},{\"name\":\"b\",\"dim\":8,\"sequence\":true,\"max_len\":$T}]"
 declare -A models=(
@@ -31,14 +32,6 @@ for name in ${MODELS:-mult mult_causal lmf_lstm lmf_mean}; do
           --set data.synthetic.stream=true --set data.val_size=1024 --set data.test_size=2048
           --set data.synthetic.weights=null --set 'data.synthetic.moment={"marker":"a","content":"b"}'
           --set train.epochs=30 --set train.batch_size=64 "${model[@]}" "$@")
-    "$bin" train --config configs/tiny.json --out "$dir" "${sets[@]}" > /dev/null 2> "$work/log" \
-      || { cat "$work/log" >&2; exit 1; }
-    "$bin" synth --config configs/tiny.json "${sets[@]}" --split test --output "$work/t.pt" \
-      > /dev/null 2>&1
-    /usr/bin/python3 -c 'import json, sys
-r, t = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-print(sys.argv[3], sys.argv[4], "%.3f" % r["test"]["r2"], "%.1f" % r["train_seconds"], "%.3f" % t["best_r2"])' \
-      "$dir/results.json" "$work/t.truth.json" "$name" "$seed"
-    rm -f "$work/t.pt" "$work/t.truth.json"
+    truth_run "$dir" "$name" "$seed" "${sets[@]}"
   done
 done

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 bin=./build/mmfusion
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+. scripts/truth-run.sh
 mods='[{"name":"a","dim":6,"sequence":true,"max_len":10},{"name":"b","dim":6,"sequence":true,"max_len":10}]'
 declare -A encoders=(
   [mean]='{"type":"mean","hidden":[16]}'
@@ -28,14 +29,6 @@ for temporal in 1 0; do
           --set data.synthetic.temporal=$temporal --set "model.encoders={\"a\":$e,\"b\":$e}"
           --set model.rank=4 --set model.fused_dim=8 --set train.epochs=25 --set train.lr=0.003
           --set train.batch_size=64 "$@")
-    "$bin" train --config configs/tiny.json --out "$dir" "${sets[@]}" > /dev/null 2> "$work/log" \
-      || { cat "$work/log" >&2; exit 1; }
-    "$bin" synth --config configs/tiny.json "${sets[@]}" --split test --output "$work/t.pt" \
-      > /dev/null 2>&1
-    /usr/bin/python3 -c 'import json, sys
-r, t = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-print(sys.argv[3], sys.argv[4], "%.3f" % r["test"]["r2"], "%.1f" % r["train_seconds"], "%.3f" % t["best_r2"])' \
-      "$dir/results.json" "$work/t.truth.json" "$structure" "$name"
-    rm -f "$work/t.pt" "$work/t.truth.json"
+    truth_run "$dir" "$structure" "$name" "${sets[@]}"
   done
 done
