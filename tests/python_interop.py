@@ -143,8 +143,10 @@ def mult_forward(sd, config, inputs, lengths):
         last.append(n.clamp(min=1) - 1)
     pooled = []
     for t, target in enumerate(mods):
-        parts = [stack(sd, f"model.cross.{target['name']}_from_{source['name']}.", h[t], h[s], keep[s], heads)
-                 for s, source in enumerate(mods) if s != t]
+        # one modality (model.mult.unimodal): its stack is self-attention
+        parts = [stack(sd, f"model.cross.{target['name']}_from_{source['name']}.", h[t],
+                       h[s] if s != t else None, keep[s], heads)
+                 for s, source in enumerate(mods) if s != t or len(mods) == 1]
         c = torch.cat(parts, 2)
         if f"model.memory.{target['name']}.norm.weight" in sd:
             c = stack(sd, f"model.memory.{target['name']}.", c, None, keep[t], heads)

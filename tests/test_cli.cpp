@@ -289,6 +289,19 @@ TEST(PythonInterop, AMulTForwardPassIsRecomputedInPython) {
       "--set data.standardize=zscore --set data.standardize_target=true");
 }
 
+// MulT's unimodal ablation (one modality, model.mult.unimodal): its one stack is
+// self-attention, recomputed in Python as the cross-modal ones are.
+TEST(PythonInterop, AUnimodalMulTForwardPassIsRecomputedInPython) {
+  if (!python_has_torch()) GTEST_SKIP() << "no Python with torch at " << MMFUSION_PYTHON;
+  python_round_trip(
+      "--set 'data.modalities=[{\"name\":\"text\",\"dim\":24,\"sequence\":true,\"max_len\":6}]' "
+      "--set 'data.synthetic.modalities=[{\"name\":\"visual\",\"dim\":16},"
+      "{\"name\":\"text\",\"dim\":24,\"sequence\":true,\"max_len\":6}]' "
+      "--set model.type=mult --set model.mult.unimodal=true --set model.mult.width=8 "
+      "--set model.mult.heads=2 --set model.mult.layers=2 --set model.mult.memory_layers=1 "
+      "--set model.mult.kernel=3 --set data.synthetic.min_len=2 --set data.standardize=zscore");
+}
+
 TEST(Cli, EveryRunWritesAWellFormedLossChart) {
   TempDir dir;
   const std::string cmd = std::string(MMFUSION_BINARY) + " train --config " +

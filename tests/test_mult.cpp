@@ -119,7 +119,8 @@ TEST(Mult, TwoToFourModalitiesTrainAndTheConfigIsChecked) {
         tiny_config({"model.type=mult", "data.source=file", "data.path=x.pt",
                      "data.modalities=[{\"name\":\"visual\",\"dim\":6}]"});
       },
-      "model.type: \"mult\" attends across modalities and needs at least 2");
+      "model.type: \"mult\" attends across modalities and needs at least 2; data.modalities has 1 "
+      "(model.mult.unimodal: true trains its unimodal ablation");
   expect_error<ConfigError>([] { tiny_config({"model.type=mult", "model.mult.width=10",
                                               "model.mult.heads=4"}); },
                             "model.mult.heads: 4 heads do not divide width 10");
@@ -168,4 +169,63 @@ TEST(Mult, TheCausalMaskHidesLaterSourceSteps) {
   // Without the mask a later step reaches every query.
   EXPECT_GT((stack->forward(x, kv, {}, {})[0] - stack->forward(x, later, {}, {})[0]).abs().max().item<double>(),
             1e-4);
+}
+
+// One modality with model.mult.unimodal (the paper's unimodal ablation; what attribute
+// trains for its single-modality subsets): one self-attention stack of `layers` in place
+// of the cross-modal ones, a memory transformer d wide, and the head; correct under
+// padding, as the cross-modal form is; without the switch, a config error.
+TEST(Mult, OneModalityIsTheUnimodalAblationWhenAsked) {
+  const std::vector<ModalityConfig> one = {kModalities[0]};
+  ModelConfig model = mult_config(false);
+  EXPECT_THROW(make_model(model, one, 1), ConfigError);
+  model.mult.unimodal = true;
+  torch::manual_seed(4);
+  auto m = make_model(model, one, 1);
+  const auto params = m->named_parameters();
+  ASSERT_TRUE(params.contains("cross.text_from_text.layers.1.attention.in_proj_weight"));
+  EXPECT_EQ(params["cross.text_from_text.layers.1.attention.in_proj_weight"].sizes(),
+            (std::vector<int64_t>{24, 8}));
+  EXPECT_FALSE(params.contains("cross.text_from_text.layers.2.fc1.weight"));
+  EXPECT_EQ(params["memory.text.norm.weight"].sizes(), (std::vector<int64_t>{8}));
+  EXPECT_EQ(params["proj1.weight"].sizes(), (std::vector<int64_t>{8, 8}));
+  m->eval();
+  {
+    torch::NoGradGuard no_grad;
+    const auto x = rows_for(one, 16);
+    const auto padded = sequence::with_steps(x[0], one[0].dim, one[0].max_len + 5);
+    const auto y = m->forward(x);
+    EXPECT_LT((y - m->forward({padded})).abs().max().item<double>(), 1e-5);
+    // The self-attention sees the whole row: a change at its first step moves the
+    // prediction of a row whose last step is pooled.
+    auto v = sequence::values(x[0], one[0].dim).clone();
+    v.select(1, 0) += torch::randn({16, one[0].dim});
+    const auto changed = sequence::pack(v, sequence::lengths(x[0]));
+    const auto moved = (y - m->forward({changed})).abs().squeeze(1);
+    const auto longer = sequence::lengths(x[0]) > 2;  // the Conv1d (kernel 3) alone reaches step 1
+    ASSERT_GT(longer.sum().item<int64_t>(), 0);
+    EXPECT_GT(moved.masked_select(longer).min().item<double>(), 1e-6);
+  }
+
+  // Configs: one modality trains with the switch, and it is a one-line error without.
+  TempDir dir;
+  TrainArgs args;
+  args.config = source_path("configs/tiny.json");
+  args.overrides = {
+      "data.modalities=[{\"name\":\"audio\",\"dim\":4,\"sequence\":true,\"max_len\":5}]",
+      "data.synthetic.modalities=[{\"name\":\"visual\",\"dim\":6},{\"name\":\"audio\","
+      "\"dim\":4,\"sequence\":true,\"max_len\":5}]",
+      "model.type=mult",
+      "model.mult.unimodal=true",
+      "model.mult.width=8",
+      "model.mult.heads=2",
+      "model.mult.layers=1",
+      "model.mult.memory_layers=1",
+      "train.epochs=4",
+      "train.lr=0.003",
+      "data.synthetic.min_len=2"};
+  args.out = dir.file("run");
+  const TrainOutcome r = run_train(args);
+  EXPECT_TRUE(std::isfinite(r.results["test"]["mse"].get<double>()));
+  EXPECT_EQ(json::parse(read_text(dir.file("run/config.json")))["model"]["mult"]["unimodal"], true);
 }

@@ -68,9 +68,12 @@ ExperimentConfig parse_config(const json& doc, std::vector<std::string>* depreca
   if (c.model.type == ModelType::Intense) check_intense_blocks(c.model);
   if (c.model.type == ModelType::MulT) {
     const size_t M = c.data.modalities.size();
-    if (M < 2)
-      fail("model.type", "\"mult\" attends across modalities and needs at least 2; data.modalities has " +
-                             std::to_string(M));
+    if (M < 2 && !c.model.mult.unimodal)
+      fail("model.type",
+           "\"mult\" attends across modalities and needs at least 2; data.modalities has " +
+               std::to_string(M) +
+               " (model.mult.unimodal: true trains its unimodal ablation, "
+               "self-attention on the one modality)");
     if (c.model.mult.width % c.model.mult.heads != 0)
       fail("model.mult.heads", std::to_string(c.model.mult.heads) + " heads do not divide width " +
                                    std::to_string(c.model.mult.width));

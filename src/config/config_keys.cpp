@@ -641,6 +641,7 @@ ConfigKey per_modality_value(std::string path, Field field, double min, double m
     return json(field(const_cast<ExperimentConfig&>(c)));
   };
   k.default_rule = format_number(double(fallback)) + " for every modality";
+  k.per_modality = true;
   return k;
 }
 
@@ -1281,6 +1282,10 @@ std::vector<ConfigKey> make_table() {
                   "MMSA's MulT: no key masks (padded steps are attended to), the padded last step, "
                   "a Conv1d without padding, MMSA's causal mask; exactly 3 modalities, taken as text, "
                   "audio, vision in the config's order (mult.md says why it is off)"));
+  t.push_back(row("model.mult.unimodal", KeyKind::Boolean, MMF_FIELD(model.mult.unimodal),
+                  "with one modality, the paper's unimodal ablation: self-attention in place of "
+                  "the cross-modal stack (attribute sets it for its single-modality runs); "
+                  "false: one modality is an error. No effect with 2 or more"));
 
   // ---- train
   t.push_back(group("train", "the optimisation", "train, bench"));

@@ -113,6 +113,21 @@ json subset_doc(const AttributionPlan& plan, uint32_t mask, int k) {
     if (model.contains("intense") && model["intense"].is_object() &&
         model["intense"].contains("interactions"))
       model["intense"]["interactions"] = sets_within(model["intense"]["interactions"], is_kept);
+    // MulT on one modality: its unimodal ablation (self-attention; mult.md).
+    if (plan.config.model.type == ModelType::MulT && kept.size() == 1 &&
+        (!model.contains("mult") || model["mult"].is_object()))
+      model["mult"]["unimodal"] = true;
+  }
+  // A per-modality value given as {modality: value} keeps the kept modalities' entries.
+  for (const ConfigKey& key : config_keys()) {
+    if (!key.per_modality) continue;
+    json* at = &doc;
+    std::istringstream path(key.path);
+    for (std::string part; at && std::getline(path, part, '.');)
+      at = at->is_object() && at->contains(part) ? &(*at)[part] : nullptr;
+    if (at && at->is_object())
+      for (const auto& m : plan.names)
+        if (!is_kept(m)) at->erase(m);
   }
   if (doc.contains("mkl") && doc["mkl"].is_object()) {
     json& mkl = doc["mkl"];

@@ -1,5 +1,6 @@
 #include "mmfusion/models/mult.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -14,8 +15,9 @@ MultLayerImpl::MultLayerImpl(int64_t width, int64_t heads, double attention_drop
     : relu_dropout(relu_dropout), residual_dropout(residual_dropout) {
   norm0 = register_module("norm0", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width})));
   attention = register_module(
-      "attention", torch::nn::MultiheadAttention(
-                       torch::nn::MultiheadAttentionOptions(width, heads).dropout(attention_dropout)));
+      "attention",
+      torch::nn::MultiheadAttention(
+          torch::nn::MultiheadAttentionOptions(width, heads).dropout(attention_dropout)));
   norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width})));
   fc1 = register_module("fc1", torch::nn::Linear(width, 4 * width));
   fc2 = register_module("fc2", torch::nn::Linear(4 * width, width));
@@ -40,8 +42,8 @@ MultStackImpl::MultStackImpl(int64_t width, int64_t heads, int64_t count, double
     : width(width), embedding_dropout(config.embedding_dropout) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t l = 0; l < count; ++l)
-    layers->push_back(MultLayer(width, heads, attention_dropout, config.relu_dropout,
-                                config.residual_dropout));
+    layers->push_back(
+        MultLayer(width, heads, attention_dropout, config.relu_dropout, config.residual_dropout));
   norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width})));
 }
 
@@ -90,7 +92,8 @@ MultImpl::MultImpl(const std::vector<ModalityConfig>& modalities, const ModelCon
                    int64_t output_dim)
     : modalities_(modalities), config_(model.mult) {
   const size_t M = modalities.size();
-  if (M < 2) throw ConfigError("model.type: \"mult\" needs at least 2 modalities");
+  if (M < 2 && !(M == 1 && config_.unimodal))
+    throw ConfigError("model.type: \"mult\" needs at least 2 modalities (or model.mult.unimodal)");
   const int64_t d = config_.width;
   // Holders, so that the parameters read project.<m>.*, cross.<t>_from_<s>.*, memory.<t>.*.
   auto holder = [&](const std::string& name) {
@@ -98,7 +101,8 @@ MultImpl::MultImpl(const std::vector<ModalityConfig>& modalities, const ModelCon
   };
   const auto project_holder = holder("project"), cross_holder = holder("cross");
   for (const auto& m : modalities) {
-    const int64_t k = config_.kernel.count(m.name) ? config_.kernel.at(m.name) : MultConfig::kKernel;
+    const int64_t k =
+        config_.kernel.count(m.name) ? config_.kernel.at(m.name) : MultConfig::kKernel;
     project.push_back(project_holder->register_module(
         m.name, torch::nn::Conv1d(torch::nn::Conv1dOptions(m.dim, d, k).bias(false))));
   }
@@ -110,21 +114,21 @@ MultImpl::MultImpl(const std::vector<ModalityConfig>& modalities, const ModelCon
   for (size_t t = 0; t < M; ++t) {
     cross[t].resize(M, nullptr);
     for (size_t s = 0; s < M; ++s) {
-      if (s == t) continue;
-      cross[t][s] = cross_holder->register_module(
-          stack_name(modalities[t].name, modalities[s].name),
-          MultStack(d, config_.heads, config_.layers, attention_dropout(modalities[s].name), config_));
+      if (s == t && M > 1) continue;  // one modality: its self-attention stack
+      cross[t][s] =
+          cross_holder->register_module(stack_name(modalities[t].name, modalities[s].name),
+                                        MultStack(d, config_.heads, config_.layers,
+                                                  attention_dropout(modalities[s].name), config_));
     }
   }
-  const int64_t wide = int64_t(M - 1) * d;
+  const int64_t wide = int64_t(std::max<size_t>(M - 1, 1)) * d;
   memory.resize(M, nullptr);
   if (config_.memory_layers > 0) {
     const auto memory_holder = holder("memory");
     for (size_t t = 0; t < M; ++t)
       memory[t] = memory_holder->register_module(
-          modalities[t].name,
-          MultStack(wide, config_.heads, config_.memory_layers,
-                    attention_dropout(modalities[t].name), config_));
+          modalities[t].name, MultStack(wide, config_.heads, config_.memory_layers,
+                                        attention_dropout(modalities[t].name), config_));
   }
   const int64_t D = int64_t(M) * wide;
   proj1 = register_module("proj1", torch::nn::Linear(D, D));
@@ -143,7 +147,8 @@ torch::Tensor MultImpl::forward(const std::vector<torch::Tensor>& inputs) {
     if (mod.sequence) {
       // [B, T, D]; the steps past each length zeroed here, whatever the rows hold there
       // (the Conv1d reads across a row's end)
-      steps = sequence::values(inputs[m], mod.dim) * sequence::mask(inputs[m], mod.dim).unsqueeze(2);
+      steps =
+          sequence::values(inputs[m], mod.dim) * sequence::mask(inputs[m], mod.dim).unsqueeze(2);
       lengths = sequence::lengths(inputs[m]);
     } else {
       steps = inputs[m].unsqueeze(1);
@@ -183,7 +188,9 @@ torch::Tensor MultImpl::forward(const std::vector<torch::Tensor>& inputs) {
   for (size_t t = 0; t < M; ++t) {
     std::vector<torch::Tensor> parts;
     for (size_t s = 0; s < M; ++s)
-      if (s != t) parts.push_back(cross[t][s]->forward(h[t], h[s], padding[s], mask_for(t, s)));
+      if (s != t || M == 1)  // one modality attends to itself
+        parts.push_back(cross[t][s]->forward(h[t], s != t ? h[s] : torch::Tensor(), padding[s],
+                                             mask_for(t, s)));
     auto c = torch::cat(parts, 2);  // [T_t, B, (M - 1) d]
     if (memory[t]) c = memory[t]->forward(c, {}, padding[t], mask_for(t, t));
     const auto rows = c.transpose(0, 1);  // [B, T_t, W]
@@ -192,7 +199,8 @@ torch::Tensor MultImpl::forward(const std::vector<torch::Tensor>& inputs) {
       pooled.push_back((rows * valid).sum(1) / valid.sum(1));
     } else {
       const auto last = compat ? len[t] - 1 : len[t].clamp_min(1) - 1;  // [B]
-      pooled.push_back(rows.gather(1, last.view({-1, 1, 1}).expand({-1, 1, rows.size(2)})).squeeze(1));
+      pooled.push_back(
+          rows.gather(1, last.view({-1, 1, 1}).expand({-1, 1, rows.size(2)})).squeeze(1));
     }
   }
   const auto z = torch::cat(pooled, 1);
@@ -217,10 +225,10 @@ double MultImpl::forward_flops() const {
     const double k = double(project[m]->options.kernel_size()->at(0));
     flops += 2 * double(modalities_[m].dim) * d * k * T[m];
   }
-  const double wide = double(M - 1) * d;
+  const double wide = double(std::max<size_t>(M - 1, 1)) * d;
   for (size_t t = 0; t < M; ++t) {
     for (size_t s = 0; s < M; ++s)
-      if (s != t) flops += double(config_.layers) * layer(d, T[t], T[s]);
+      if (s != t || M == 1) flops += double(config_.layers) * layer(d, T[t], T[s]);
     flops += double(config_.memory_layers) * layer(wide, T[t], T[t]);
   }
   const double D = double(M) * wide;

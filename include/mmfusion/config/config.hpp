@@ -290,6 +290,10 @@ struct MultConfig {
   // MMSA's behaviour: no key masks, the padded last step, 3 modalities in MMSA's order
   // (text, audio, vision), Conv1d without padding, MMSA's causal mask.
   bool mmsa_compat = false;
+  // With one modality: the paper's unimodal ablation (self-attention in place of the
+  // cross-modal stack); false makes one modality a config error. attribute sets it for
+  // its single-modality runs.
+  bool unimodal = false;
 };
 
 // One modality's encoder (model.encoders.<name>; docs/sequences.md). mlp: an MLP of

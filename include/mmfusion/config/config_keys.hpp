@@ -51,6 +51,7 @@ struct ConfigKey {
   std::string range_text;         // String, Special: the allowed values in words (docs)
   nlohmann::json special_schema;  // Special: the value's JSON Schema (without description/default)
   bool nullable = false;          // Object: null reads as absent
+  bool per_modality = false;      // Special: one value for all, or {modality: value}
   // May change on `train --resume`: it alters neither the model, the data nor the
   // optimizer (the only keys a resume accepts in --set; docs/config.md lists them).
   bool resumable = false;

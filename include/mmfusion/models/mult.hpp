@@ -10,6 +10,8 @@
 //     transformer of `memory_layers` layers
 //   per target: the last valid step (or the masked mean); all targets concatenated (D)
 //   head: z + proj2(dropout(relu(proj1(z)))) -> out
+// With one modality and model.mult.unimodal (the paper's unimodal ablation), its one stack
+// is self-attention, cross.<m>_from_<m>, and the memory transformer is d wide.
 // Keys are masked by each row's length (a row without valid steps attends to its first
 // step), so padding changes nothing; mmsa_compat drops the masks and takes the padded last
 // step, as MMSA does. Parameter names (the checkpoint schema):
@@ -68,9 +70,9 @@ class MultImpl : public MultimodalModelImpl {
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
   double forward_flops() const override;
 
-  std::vector<torch::nn::Conv1d> project;       // per modality
-  std::vector<std::vector<MultStack>> cross;    // [target][source] (null where equal)
-  std::vector<MultStack> memory;                // per target (null with memory_layers 0)
+  std::vector<torch::nn::Conv1d> project;     // per modality
+  std::vector<std::vector<MultStack>> cross;  // [target][source] (null where equal, M > 1)
+  std::vector<MultStack> memory;              // per target (null with memory_layers 0)
   torch::nn::Linear proj1{nullptr}, proj2{nullptr}, out{nullptr};
 
  private:
