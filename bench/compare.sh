@@ -6,6 +6,8 @@
 # and torch.compile(mode="reduce-overhead"), and the table has a ratio to each.
 #   usage: bench/compare.sh [CONFIG] [--set KEY=VALUE]...
 #   env:   BATCH_SIZES (default 32,256,2048), ROUNDS (default 2), STEPS (default 50),
+#          WARMUP (untimed steps first, default 10), REPEATS (timed repeats, default 5;
+#          each side reports its median),
 #          MMFUSION (the binary; default ./build/mmfusion),
 #          PYTHON (default /usr/bin/python3: Debian's, which has torch)
 set -euo pipefail
@@ -17,6 +19,8 @@ shift || true
 batches=${BATCH_SIZES:-32,256,2048}
 rounds=${ROUNDS:-2}
 steps=${STEPS:-50}
+warmup=${WARMUP:-10}
+repeats=${REPEATS:-5}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$bin" validate --config "$config" "$@" > "$tmp/resolved.json"
@@ -28,11 +32,13 @@ sys.exit(0 if d.startswith("cuda") or (d == "auto" and torch.cuda.is_available()
 PY
 then modes="eager compile"; fi
 for r in $(seq "$rounds"); do
-  "$bin" bench --config "$config" "$@" --batch-sizes "$batches" --steps "$steps" --json \
+  "$bin" bench --config "$config" "$@" --batch-sizes "$batches" --steps "$steps" \
+    --warmup "$warmup" --repeats "$repeats" --json \
     > "$tmp/cpp-$r.json" 2>/dev/null
   for mode in $modes; do
     "$python" bench/reference.py --config "$tmp/resolved.json" --batch-sizes "$batches" \
-      --steps "$steps" --mode "$mode" > "$tmp/py-$mode-$r.json"
+      --steps "$steps" --warmup "$warmup" --repeats "$repeats" --mode "$mode" \
+      > "$tmp/py-$mode-$r.json"
   done
 done
 "$python" - "$tmp" "$rounds" "$modes" <<'PY'
