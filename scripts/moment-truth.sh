@@ -13,10 +13,7 @@
 #          ~15 at 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=./build/mmfusion
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-. scripts/truth-run.sh
+. scripts/truth-run.sh  # sets $bin and $work
 T=${MAX_LEN:-20}
 mods="[{\"name\":\"a\",\"dim\":4,\"sequence\":true,\"max_len\":$T},{\"name\":\"b\",\"dim\":8,\"sequence\":true,\"max_len\":$T}]"
 declare -A models=(

@@ -7,10 +7,7 @@
 #   usage: scripts/sequence-truth.sh [--set KEY=VALUE ...]     (~1 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=./build/mmfusion
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-. scripts/truth-run.sh
+. scripts/truth-run.sh  # sets $bin and $work
 mods='[{"name":"a","dim":6,"sequence":true,"max_len":10},{"name":"b","dim":6,"sequence":true,"max_len":10}]'
 declare -A encoders=(
   [mean]='{"type":"mean","hidden":[16]}'

@@ -1,8 +1,11 @@
 # Sourced by the scripts that set a model's test R^2 beside the truth's best R^2
 # (sequence-truth.sh, moment-truth.sh): truth_run DIR LABEL1 LABEL2 --set ... trains
 # configs/tiny.json with those settings into DIR, draws the same test split with `synth`
-# for its truth, and prints "LABEL1 LABEL2 test_r2 train_seconds best_r2". Needs $bin and
-# $work (a scratch folder).
+# for its truth, and prints "LABEL1 LABEL2 test_r2 train_seconds best_r2". Sourcing it
+# sets $bin (./build/mmfusion) and $work (a scratch folder removed on exit) for the script.
+bin=./build/mmfusion
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 truth_run() {
   local dir=$1 first=$2 second=$3
   shift 3

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -121,13 +122,12 @@ json subset_doc(const AttributionPlan& plan, uint32_t mask, int k) {
   // A per-modality value given as {modality: value} keeps the kept modalities' entries.
   for (const ConfigKey& key : config_keys()) {
     if (!key.per_modality) continue;
-    json* at = &doc;
-    std::istringstream path(key.path);
-    for (std::string part; at && std::getline(path, part, '.');)
-      at = at->is_object() && at->contains(part) ? &(*at)[part] : nullptr;
-    if (at && at->is_object())
+    std::string pointer = "/" + key.path;
+    std::replace(pointer.begin(), pointer.end(), '.', '/');
+    const json::json_pointer at(pointer);
+    if (doc.contains(at) && doc[at].is_object())
       for (const auto& m : plan.names)
-        if (!is_kept(m)) at->erase(m);
+        if (!is_kept(m)) doc[at].erase(m);
   }
   if (doc.contains("mkl") && doc["mkl"].is_object()) {
     json& mkl = doc["mkl"];

@@ -188,7 +188,7 @@ torch::Tensor MultImpl::forward(const std::vector<torch::Tensor>& inputs) {
   for (size_t t = 0; t < M; ++t) {
     std::vector<torch::Tensor> parts;
     for (size_t s = 0; s < M; ++s)
-      if (s != t || M == 1)  // one modality attends to itself
+      if (cross[t][s])  // s == t only for one modality, which attends to itself
         parts.push_back(cross[t][s]->forward(h[t], s != t ? h[s] : torch::Tensor(), padding[s],
                                              mask_for(t, s)));
     auto c = torch::cat(parts, 2);  // [T_t, B, (M - 1) d]
@@ -228,7 +228,7 @@ double MultImpl::forward_flops() const {
   const double wide = double(std::max<size_t>(M - 1, 1)) * d;
   for (size_t t = 0; t < M; ++t) {
     for (size_t s = 0; s < M; ++s)
-      if (s != t || M == 1) flops += double(config_.layers) * layer(d, T[t], T[s]);
+      if (cross[t][s]) flops += double(config_.layers) * layer(d, T[t], T[s]);
     flops += double(config_.memory_layers) * layer(wide, T[t], T[t]);
   }
   const double D = double(M) * wide;
